@@ -1,0 +1,11 @@
+//! mailwire: real POP3 and SMTP servers, a real client, and the packets between them.
+//!
+//! The crate is a library with one binary (`src/main.rs`). See ARCHITECTURE.md for the
+//! code map; in short:
+//! - [`proto`]: sans-IO protocol machines (bytes in, bytes and requests out);
+//! - [`store`]: users and Maildir mailboxes on disk;
+//! - [`servers`]: the tokio drivers that own the sockets and answer the machines' requests.
+
+pub mod proto;
+pub mod servers;
+pub mod store;

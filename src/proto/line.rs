@@ -1,0 +1,250 @@
+//! Incremental line splitting for line-based protocols.
+//!
+//! [`LineBuffer`] takes bytes as they arrive and hands out complete lines. "Not enough bytes
+//! yet" is not an error: [`LineBuffer::next_line`] returns `None` until a terminator arrives.
+//! A line longer than the limit is never buffered whole: its bytes are dropped as they come
+//! and a single [`Line::TooLong`] is reported once its terminator is seen, so a hostile
+//! 1 MB line costs at most `max_len` bytes of memory.
+
+/// Which byte sequences end a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Terminator {
+    /// Only CR LF ends a line; a bare LF or CR is part of the line (SMTP DATA).
+    CrLf,
+    /// CR LF or a bare LF ends a line (command lines typed by people and lenient clients).
+    CrLfOrLf,
+}
+
+/// One unit taken out of a [`LineBuffer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// A complete line, without its terminator.
+    Complete {
+        /// The line's bytes, terminator removed.
+        text: Vec<u8>,
+        /// Whether it ended with CR LF (`false`: a bare LF).
+        crlf: bool,
+    },
+    /// A line longer than the limit; `len` is its full length without the terminator.
+    TooLong { len: usize },
+}
+
+/// Bytes received so far, cut into lines on demand.
+#[derive(Debug, Clone)]
+pub struct LineBuffer {
+    buf: Vec<u8>,
+    /// Bytes before `start` are consumed.
+    start: usize,
+    /// Bytes in `buf[start..scanned]` are known to hold no terminator.
+    scanned: usize,
+    max_len: usize,
+    terminator: Terminator,
+    /// Length of an over-long line whose bytes are being discarded, if any.
+    discarding: Option<usize>,
+}
+
+impl LineBuffer {
+    /// A buffer that accepts lines of at most `max_len` bytes (terminator not counted).
+    pub fn new(max_len: usize, terminator: Terminator) -> Self {
+        Self {
+            buf: Vec::new(),
+            start: 0,
+            scanned: 0,
+            max_len,
+            terminator,
+            discarding: None,
+        }
+    }
+
+    /// Changes the line limit and terminator for the lines still to come (for example when
+    /// SMTP switches from commands to message content).
+    pub fn set_mode(&mut self, max_len: usize, terminator: Terminator) {
+        self.max_len = max_len;
+        if self.terminator != terminator {
+            self.terminator = terminator;
+            self.scanned = self.start;
+        }
+    }
+
+    /// Appends received bytes.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start >= self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            self.scanned -= self.start;
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes received but not yet handed out as lines.
+    pub fn pending(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or_default()
+    }
+
+    /// Whether no unconsumed bytes are buffered.
+    pub fn is_empty(&self) -> bool {
+        self.pending().is_empty() && self.discarding.is_none()
+    }
+
+    /// The next complete line, or `None` if more bytes are needed.
+    pub fn next_line(&mut self) -> Option<Line> {
+        loop {
+            let unscanned = self.buf.get(self.scanned..).unwrap_or_default();
+            let Some(lf_at) = unscanned.iter().position(|&b| b == b'\n') else {
+                self.scanned = self.buf.len();
+                self.drop_overflow();
+                return None;
+            };
+            let lf = self.scanned + lf_at;
+            let cr_before = lf > self.start && self.buf.get(lf - 1) == Some(&b'\r');
+            if !cr_before && self.terminator == Terminator::CrLf {
+                // A bare LF inside a CRLF-only line: keep looking.
+                self.scanned = lf + 1;
+                self.drop_overflow();
+                continue;
+            }
+            let text_end = if cr_before { lf - 1 } else { lf };
+            let text = self.buf.get(self.start..text_end).unwrap_or_default();
+            let line = match self.discarding.take() {
+                Some(dropped) => Line::TooLong {
+                    len: dropped + text.len(),
+                },
+                None if text.len() > self.max_len => Line::TooLong { len: text.len() },
+                None => Line::Complete {
+                    text: text.to_vec(),
+                    crlf: cr_before,
+                },
+            };
+            self.start = lf + 1;
+            self.scanned = self.start;
+            return Some(line);
+        }
+    }
+
+    /// If the unterminated line already exceeds the limit, drops its bytes (all but a trailing
+    /// CR, which may begin the terminator) and remembers how many were dropped.
+    fn drop_overflow(&mut self) {
+        let held = self.scanned - self.start;
+        let ends_in_cr = held > 0 && self.buf.get(self.scanned - 1) == Some(&b'\r');
+        let drop = held - usize::from(ends_in_cr);
+        if drop == 0 || (drop <= self.max_len && self.discarding.is_none()) {
+            return;
+        }
+        *self.discarding.get_or_insert(0) += drop;
+        self.buf.drain(self.start..self.start + drop);
+        self.scanned -= drop;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8], chunk: usize, max: usize, t: Terminator) -> Vec<Line> {
+        let mut b = LineBuffer::new(max, t);
+        let mut out = Vec::new();
+        for piece in input.chunks(chunk) {
+            b.push(piece);
+            while let Some(l) = b.next_line() {
+                out.push(l);
+            }
+        }
+        out
+    }
+
+    fn complete(s: &str, crlf: bool) -> Line {
+        Line::Complete {
+            text: s.as_bytes().to_vec(),
+            crlf,
+        }
+    }
+
+    #[test]
+    fn splits_crlf_and_lf_lines_at_every_chunk_size() {
+        let input = b"USER mrose\r\nPASS x\nSTAT\r\npartial";
+        for chunk in [1, 2, 3, 4, 8, 16, 512] {
+            assert_eq!(
+                lines(input, chunk, 100, Terminator::CrLfOrLf),
+                vec![
+                    complete("USER mrose", true),
+                    complete("PASS x", false),
+                    complete("STAT", true)
+                ],
+                "chunk size {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn crlf_only_keeps_bare_lf_inside_the_line() {
+        let input = b"a\nb\r\n.\n.\r\n";
+        for chunk in [1, 2, 5, 512] {
+            assert_eq!(
+                lines(input, chunk, 100, Terminator::CrLf),
+                vec![complete("a\nb", true), complete(".\n.", true)],
+                "chunk size {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn over_long_line_is_reported_once_and_not_buffered() {
+        let mut input = vec![b'x'; 1_000_000];
+        input.extend_from_slice(b"\r\nNOOP\r\n");
+        for chunk in [1, 7, 4096, 2_000_000] {
+            let mut b = LineBuffer::new(512, Terminator::CrLfOrLf);
+            let mut out = Vec::new();
+            for piece in input.chunks(chunk) {
+                b.push(piece);
+                while let Some(l) = b.next_line() {
+                    out.push(l);
+                }
+                assert!(b.pending().len() <= 512 + 1, "buffer grew");
+            }
+            assert_eq!(
+                out,
+                vec![Line::TooLong { len: 1_000_000 }, complete("NOOP", true)],
+                "chunk size {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn line_of_exactly_the_limit_is_accepted() {
+        let mut input = vec![b'a'; 10];
+        input.extend_from_slice(b"\r\n");
+        input.extend(vec![b'b'; 11]);
+        input.extend_from_slice(b"\r\n");
+        for chunk in [1, 3, 512] {
+            assert_eq!(
+                lines(&input, chunk, 10, Terminator::CrLf),
+                vec![
+                    complete("aaaaaaaaaa", true),
+                    Line::TooLong { len: 11 }
+                ],
+                "chunk size {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn nul_and_non_utf8_bytes_pass_through() {
+        let input = b"\x00\xff\xfe\r\n";
+        assert_eq!(
+            lines(input, 1, 100, Terminator::CrLf),
+            vec![Line::Complete {
+                text: vec![0, 0xff, 0xfe],
+                crlf: true
+            }]
+        );
+    }
+
+    #[test]
+    fn pending_returns_unconsumed_bytes() {
+        let mut b = LineBuffer::new(100, Terminator::CrLf);
+        b.push(b"one\r\ntwo");
+        assert_eq!(b.next_line(), Some(complete("one", true)));
+        assert_eq!(b.next_line(), None);
+        assert_eq!(b.pending(), b"two");
+    }
+}

@@ -1,0 +1,1 @@
+//! SMTP (RFC 5321): commands, replies and the server machine.

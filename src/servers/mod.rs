@@ -1,0 +1,1 @@
+//! The tokio drivers: accept loops and one connection driver per protocol session.

@@ -1,0 +1,1 @@
+//! Users and Maildir mailboxes on disk.
