@@ -1,0 +1,662 @@
+//! The POP3 server machine: bytes in, replies and requests out.
+//!
+//! [`Pop3Server`] keeps the session state of RFC 1939 (AUTHORIZATION, TRANSACTION, UPDATE)
+//! and the per-session view of the maildrop (message numbers stay stable; deletions are only
+//! marks until QUIT). It never touches the store itself: it asks the driver through a
+//! [`Pop3Request`] and waits for the answer before reading the next command, so pipelined
+//! commands are answered strictly in order and a scenario can let one output through at a time.
+
+use std::collections::VecDeque;
+
+use super::command::Command;
+use crate::proto::line::{Line, LineBuffer, Terminator};
+
+/// The longest command line accepted, terminator excluded (RFC 2449 allows 255 octets).
+pub const MAX_COMMAND_LINE: usize = 255;
+
+/// Settings of one POP3 session.
+#[derive(Debug, Clone)]
+pub struct Pop3Config {
+    /// Host name shown in the greeting and the sign-off.
+    pub hostname: String,
+    /// The APOP timestamp of this session's greeting, with its angle brackets, e.g.
+    /// `<1896.697170952@dbc.mtview.ca.us>`. It must be unique per connection; the driver makes it.
+    pub timestamp: String,
+}
+
+/// The session states of RFC 1939 section 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pop3State {
+    Authorization,
+    Transaction,
+    Update,
+    Closed,
+}
+
+impl Pop3State {
+    /// The RFC's name of the state.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pop3State::Authorization => "AUTHORIZATION",
+            Pop3State::Transaction => "TRANSACTION",
+            Pop3State::Update => "UPDATE",
+            Pop3State::Closed => "CLOSED",
+        }
+    }
+}
+
+/// How the client proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// USER then PASS.
+    Password(String),
+    /// APOP: the digest the client sent and the timestamp of this session's greeting.
+    Apop { digest: String, timestamp: String },
+}
+
+impl Credential {
+    /// Whether this credential proves knowledge of `secret`.
+    pub fn matches(&self, secret: &str) -> bool {
+        match self {
+            Credential::Password(given) => given == secret,
+            Credential::Apop { digest, timestamp } => {
+                apop_digest(timestamp, secret).eq_ignore_ascii_case(digest)
+            }
+        }
+    }
+}
+
+/// The APOP digest of RFC 1939 section 7: MD5 of the timestamp followed by the secret, in
+/// lower-case hex.
+pub fn apop_digest(timestamp: &str, secret: &str) -> String {
+    use md5::{Digest, Md5};
+    let mut hasher = Md5::new();
+    hasher.update(timestamp.as_bytes());
+    hasher.update(secret.as_bytes());
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What the machine needs from the outside world.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pop3Request {
+    /// Check the credential and lock the maildrop; answer with [`Pop3Server::answer_login`].
+    Login { user: String, credential: Credential },
+    /// Read message `index` (0-based, in the order of the listing given at login); answer
+    /// with [`Pop3Server::answer_fetch`].
+    Fetch { index: usize },
+    /// QUIT from TRANSACTION: remove these messages (0-based indexes) and release the
+    /// maildrop; answer with [`Pop3Server::answer_update`].
+    Update { delete: Vec<usize> },
+}
+
+/// One message of the maildrop as the session sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageInfo {
+    /// Size in octets with CRLF line ends, before byte-stuffing.
+    pub size: u64,
+    /// The unique-id listing (UIDL) of the message.
+    pub uid: String,
+}
+
+/// The answer to [`Pop3Request::Login`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginOutcome {
+    /// Credential correct and maildrop locked: its messages, oldest first.
+    Accepted(Vec<MessageInfo>),
+    /// Unknown user or wrong secret (not told apart, so user names cannot be probed).
+    Rejected,
+    /// Another session holds the maildrop.
+    InUse,
+    /// The store failed; the text says why.
+    Failed(String),
+}
+
+/// Things the machine reports as they happen, for the window and the scenario runner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pop3Event {
+    CommandReceived { line: String },
+    ReplySent { positive: bool, first_line: String, multiline: bool, octets: usize },
+    StateChanged { from: Pop3State, to: Pop3State },
+    LoggedIn { user: String, messages: usize, octets: u64 },
+    LoginFailed { user: String, in_use: bool },
+    MessageMarkedDeleted { msg: u32 },
+    DeletionsUndone { msgs: Vec<u32> },
+    Expunged { msgs: Vec<u32> },
+}
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pop3Output {
+    /// Write these bytes to the client.
+    Write(Vec<u8>),
+    /// Report this event.
+    Event(Pop3Event),
+    /// Do this and answer before polling again.
+    Request(Pop3Request),
+    /// Close the connection (after writing everything before it).
+    Close,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    info: MessageInfo,
+    deleted: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    Login,
+    Fetch { msg: u32, top_lines: Option<u32> },
+    Update,
+}
+
+/// One POP3 server session.
+#[derive(Debug, Clone)]
+pub struct Pop3Server {
+    config: Pop3Config,
+    state: Pop3State,
+    input: LineBuffer,
+    outputs: VecDeque<Pop3Output>,
+    pending: Option<Pending>,
+    /// The name given by USER, waiting for PASS.
+    user_given: Option<String>,
+    /// The user whose maildrop is locked.
+    user: Option<String>,
+    maildrop: Vec<Entry>,
+}
+
+impl Pop3Server {
+    /// A new session; its greeting is the first output.
+    pub fn new(config: Pop3Config) -> Self {
+        let greeting = format!("POP3 server ready {}", config.timestamp);
+        let mut server = Self {
+            config,
+            state: Pop3State::Authorization,
+            input: LineBuffer::new(MAX_COMMAND_LINE, Terminator::CrLfOrLf),
+            outputs: VecDeque::new(),
+            pending: None,
+            user_given: None,
+            user: None,
+            maildrop: Vec::new(),
+        };
+        server.ok(&greeting);
+        server
+    }
+
+    /// Buffers bytes from the client. Nothing is processed until [`Self::poll_output`].
+    pub fn receive(&mut self, bytes: &[u8]) {
+        if self.state != Pop3State::Closed {
+            self.input.push(bytes);
+        }
+    }
+
+    /// The client closed the connection. Nothing is deleted: RFC 1939 enters UPDATE only on
+    /// QUIT.
+    pub fn receive_eof(&mut self) {
+        if self.state != Pop3State::Closed {
+            let from = self.state;
+            self.state = Pop3State::Closed;
+            self.event(Pop3Event::StateChanged { from, to: Pop3State::Closed });
+        }
+    }
+
+    /// The next thing to do, or `None` when the machine needs more input, waits for the
+    /// answer to a request, or is closed.
+    pub fn poll_output(&mut self) -> Option<Pop3Output> {
+        loop {
+            if let Some(out) = self.outputs.pop_front() {
+                return Some(out);
+            }
+            if self.pending.is_some() || self.state == Pop3State::Closed {
+                return None;
+            }
+            let line = self.input.next_line()?;
+            self.handle_line(line);
+        }
+    }
+
+    /// The session state.
+    pub fn state(&self) -> Pop3State {
+        self.state
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.state == Pop3State::Closed
+    }
+
+    /// The logged-in user, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// The maildrop as the session sees it: (message number, info, marked deleted).
+    pub fn maildrop(&self) -> impl Iterator<Item = (u32, &MessageInfo, bool)> {
+        self.maildrop
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (msg_number(i), &e.info, e.deleted))
+    }
+
+    /// Answers [`Pop3Request::Login`]. A rejected login should be answered only after the
+    /// configured delay; the machine itself has no clock.
+    pub fn answer_login(&mut self, outcome: LoginOutcome) {
+        if self.pending != Some(Pending::Login) {
+            return;
+        }
+        self.pending = None;
+        let user = self.user_given.take().unwrap_or_default();
+        match outcome {
+            LoginOutcome::Accepted(messages) => {
+                let octets: u64 = messages.iter().map(|m| m.size).sum();
+                let count = messages.len();
+                self.maildrop = messages
+                    .into_iter()
+                    .map(|info| Entry { info, deleted: false })
+                    .collect();
+                self.event(Pop3Event::LoggedIn {
+                    user: user.clone(),
+                    messages: count,
+                    octets,
+                });
+                self.ok(&format!(
+                    "{user}'s maildrop has {count} message{} ({octets} octets)",
+                    plural(count)
+                ));
+                self.user = Some(user);
+                self.set_state(Pop3State::Transaction);
+            }
+            LoginOutcome::Rejected => {
+                self.event(Pop3Event::LoginFailed { user, in_use: false });
+                self.err("[AUTH] invalid user name or password");
+            }
+            LoginOutcome::InUse => {
+                self.event(Pop3Event::LoginFailed { user, in_use: true });
+                self.err("[IN-USE] maildrop already locked by another session");
+            }
+            LoginOutcome::Failed(why) => {
+                self.event(Pop3Event::LoginFailed { user, in_use: false });
+                self.err(&format!("[SYS/TEMP] cannot open maildrop: {}", one_line(&why)));
+            }
+        }
+    }
+
+    /// Answers [`Pop3Request::Fetch`] with the message's bytes (CRLF line ends expected;
+    /// bare LFs are sent as CRLF) or why it could not be read.
+    pub fn answer_fetch(&mut self, content: Result<Vec<u8>, String>) {
+        let Some(Pending::Fetch { msg, top_lines }) = self.pending else {
+            return;
+        };
+        self.pending = None;
+        let content = match content {
+            Ok(c) => c,
+            Err(why) => {
+                self.err(&format!("[SYS/TEMP] cannot read message {msg}: {}", one_line(&why)));
+                return;
+            }
+        };
+        let size = self
+            .entry(msg)
+            .map(|e| e.info.size)
+            .unwrap_or(content.len() as u64);
+        let (first_line, body) = match top_lines {
+            None => (format!("+OK {size} octets"), content.as_slice()),
+            Some(n) => ("+OK top of message follows".to_string(), top_of(&content, n)),
+        };
+        let mut reply = Vec::with_capacity(body.len() + body.len() / 32 + first_line.len() + 8);
+        reply.extend_from_slice(first_line.as_bytes());
+        reply.extend_from_slice(b"\r\n");
+        stuff_into(body, &mut reply);
+        reply.extend_from_slice(b".\r\n");
+        self.write_reply(true, first_line, true, reply);
+    }
+
+    /// Answers [`Pop3Request::Update`]: `Ok(())` once the marked messages are removed.
+    pub fn answer_update(&mut self, result: Result<(), String>) {
+        if self.pending != Some(Pending::Update) {
+            return;
+        }
+        self.pending = None;
+        let deleted: Vec<u32> = self
+            .maildrop
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.deleted)
+            .map(|(i, _)| msg_number(i))
+            .collect();
+        let host = self.config.hostname.clone();
+        match result {
+            Ok(()) => {
+                let left = self.maildrop.len() - deleted.len();
+                if !deleted.is_empty() {
+                    self.event(Pop3Event::Expunged { msgs: deleted });
+                }
+                let status = if left == 0 {
+                    "maildrop empty".to_string()
+                } else {
+                    format!("{left} message{} left", plural(left))
+                };
+                self.ok(&format!("{host} POP3 server signing off ({status})"));
+            }
+            Err(why) => self.err(&format!(
+                "[SYS/PERM] some deleted messages not removed: {}",
+                one_line(&why)
+            )),
+        }
+        self.close();
+    }
+
+    fn handle_line(&mut self, line: Line) {
+        let text = match line {
+            Line::TooLong { len } => {
+                self.event(Pop3Event::CommandReceived {
+                    line: format!("<{len} octets>"),
+                });
+                self.err(&format!(
+                    "command line too long ({len} octets, at most {MAX_COMMAND_LINE})"
+                ));
+                return;
+            }
+            Line::Complete { text, .. } => text,
+        };
+        self.event(Pop3Event::CommandReceived {
+            line: String::from_utf8_lossy(&text).into_owned(),
+        });
+        match Command::parse(&text) {
+            Ok(cmd) => self.handle_command(cmd),
+            Err(e) => self.err(&e.to_string()),
+        }
+    }
+
+    fn handle_command(&mut self, cmd: Command) {
+        match (self.state, cmd) {
+            (_, Command::Capa) => self.capa(),
+            (Pop3State::Authorization, Command::Quit) => {
+                let host = self.config.hostname.clone();
+                self.ok(&format!("{host} POP3 server signing off"));
+                self.close();
+            }
+            (Pop3State::Authorization, Command::User(name)) => {
+                self.ok(&format!("send PASS for {name}"));
+                self.user_given = Some(name);
+            }
+            (Pop3State::Authorization, Command::Pass(pass)) => match self.user_given.clone() {
+                None => self.err("give USER first"),
+                Some(user) => self.request_login(user, Credential::Password(pass)),
+            },
+            (Pop3State::Authorization, Command::Apop { name, digest }) => {
+                let timestamp = self.config.timestamp.clone();
+                self.user_given = Some(name.clone());
+                self.request_login(name, Credential::Apop { digest, timestamp });
+            }
+            (Pop3State::Transaction, cmd) => self.transaction(cmd),
+            (_, cmd) => self.err(&format!(
+                "{} is not allowed in the {} state",
+                cmd.keyword(),
+                self.state.name()
+            )),
+        }
+    }
+
+    fn transaction(&mut self, cmd: Command) {
+        match cmd {
+            Command::Stat => {
+                let (count, octets) = self.totals();
+                self.ok(&format!("{count} {octets}"));
+            }
+            Command::List(None) => {
+                let (count, octets) = self.totals();
+                let lines = self.listing(|i, e| format!("{} {}", i, e.info.size));
+                self.multiline(&format!("{count} message{} ({octets} octets)", plural(count)), &lines);
+            }
+            Command::List(Some(n)) => {
+                if let Some(size) = self.live(n).map(|e| e.info.size) {
+                    self.ok(&format!("{n} {size}"));
+                }
+            }
+            Command::Uidl(None) => {
+                let lines = self.listing(|i, e| format!("{} {}", i, e.info.uid));
+                self.multiline("unique-id listing follows", &lines);
+            }
+            Command::Uidl(Some(n)) => {
+                if let Some(uid) = self.live(n).map(|e| e.info.uid.clone()) {
+                    self.ok(&format!("{n} {uid}"));
+                }
+            }
+            Command::Retr(n) => self.fetch(n, None),
+            Command::Top { msg, lines } => self.fetch(msg, Some(lines)),
+            Command::Dele(n) => {
+                if self.live(n).is_some() {
+                    if let Some(e) = msg_index(n).and_then(|i| self.maildrop.get_mut(i)) {
+                        e.deleted = true;
+                    }
+                    self.event(Pop3Event::MessageMarkedDeleted { msg: n });
+                    self.ok(&format!("message {n} deleted"));
+                }
+            }
+            Command::Rset => {
+                let undone: Vec<u32> = self
+                    .maildrop
+                    .iter_mut()
+                    .enumerate()
+                    .filter(|(_, e)| e.deleted)
+                    .map(|(i, e)| {
+                        e.deleted = false;
+                        msg_number(i)
+                    })
+                    .collect();
+                if !undone.is_empty() {
+                    self.event(Pop3Event::DeletionsUndone { msgs: undone });
+                }
+                let (count, octets) = self.totals();
+                self.ok(&format!("maildrop has {count} message{} ({octets} octets)", plural(count)));
+            }
+            Command::Quit => {
+                self.set_state(Pop3State::Update);
+                let delete = self
+                    .maildrop
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| e.deleted)
+                    .map(|(i, _)| i)
+                    .collect();
+                self.pending = Some(Pending::Update);
+                self.outputs
+                    .push_back(Pop3Output::Request(Pop3Request::Update { delete }));
+            }
+            Command::Noop => self.ok(""),
+            Command::User(_) | Command::Pass(_) | Command::Apop { .. } => {
+                self.err("already logged in");
+            }
+            Command::Capa => self.capa(),
+        }
+    }
+
+    fn request_login(&mut self, user: String, credential: Credential) {
+        self.pending = Some(Pending::Login);
+        self.outputs
+            .push_back(Pop3Output::Request(Pop3Request::Login { user, credential }));
+    }
+
+    fn fetch(&mut self, msg: u32, top_lines: Option<u32>) {
+        if self.live(msg).is_none() {
+            return;
+        }
+        let Some(index) = msg_index(msg) else { return };
+        self.pending = Some(Pending::Fetch { msg, top_lines });
+        self.outputs
+            .push_back(Pop3Output::Request(Pop3Request::Fetch { index }));
+    }
+
+    fn capa(&mut self) {
+        let lines: Vec<String> = [
+            "TOP",
+            "UIDL",
+            "USER",
+            "RESP-CODES",
+            "AUTH-RESP-CODE",
+            "PIPELINING",
+            "IMPLEMENTATION mailwire",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        self.multiline("capability list follows", &lines);
+    }
+
+    /// The entry for message `n` if it exists and is not deleted; otherwise sends the -ERR.
+    fn live(&mut self, n: u32) -> Option<&Entry> {
+        match self.entry(n).map(|e| e.deleted) {
+            None => {
+                let count = self.maildrop.len();
+                self.err(&format!("no such message, only {count} in maildrop"));
+                None
+            }
+            Some(true) => {
+                self.err(&format!("message {n} already deleted"));
+                None
+            }
+            Some(false) => self.entry(n),
+        }
+    }
+
+    fn entry(&self, n: u32) -> Option<&Entry> {
+        msg_index(n).and_then(|i| self.maildrop.get(i))
+    }
+
+    fn totals(&self) -> (usize, u64) {
+        self.maildrop
+            .iter()
+            .filter(|e| !e.deleted)
+            .fold((0, 0), |(c, o), e| (c + 1, o + e.info.size))
+    }
+
+    fn listing(&self, line: impl Fn(u32, &Entry) -> String) -> Vec<String> {
+        self.maildrop
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !e.deleted)
+            .map(|(i, e)| line(msg_number(i), e))
+            .collect()
+    }
+
+    fn set_state(&mut self, to: Pop3State) {
+        let from = self.state;
+        if from != to {
+            self.state = to;
+            self.event(Pop3Event::StateChanged { from, to });
+        }
+    }
+
+    fn close(&mut self) {
+        self.outputs.push_back(Pop3Output::Close);
+        self.set_state(Pop3State::Closed);
+    }
+
+    fn event(&mut self, event: Pop3Event) {
+        self.outputs.push_back(Pop3Output::Event(event));
+    }
+
+    fn ok(&mut self, text: &str) {
+        let line = if text.is_empty() {
+            "+OK".to_string()
+        } else {
+            format!("+OK {text}")
+        };
+        let bytes = format!("{line}\r\n").into_bytes();
+        self.write_reply(true, line, false, bytes);
+    }
+
+    fn err(&mut self, text: &str) {
+        let line = format!("-ERR {text}");
+        let bytes = format!("{line}\r\n").into_bytes();
+        self.write_reply(false, line, false, bytes);
+    }
+
+    fn multiline(&mut self, first: &str, lines: &[String]) {
+        let first_line = format!("+OK {first}");
+        let mut body = Vec::new();
+        for l in lines {
+            body.extend_from_slice(l.as_bytes());
+            body.extend_from_slice(b"\r\n");
+        }
+        let mut reply = format!("{first_line}\r\n").into_bytes();
+        stuff_into(&body, &mut reply);
+        reply.extend_from_slice(b".\r\n");
+        self.write_reply(true, first_line, true, reply);
+    }
+
+    fn write_reply(&mut self, positive: bool, first_line: String, multiline: bool, bytes: Vec<u8>) {
+        self.event(Pop3Event::ReplySent {
+            positive,
+            first_line,
+            multiline,
+            octets: bytes.len(),
+        });
+        self.outputs.push_back(Pop3Output::Write(bytes));
+    }
+}
+
+/// Appends `content` to `out` as the body of a multi-line reply: every line end becomes CRLF,
+/// lines that begin with "." get one more, and a last line without a line end gets one.
+pub fn stuff_into(content: &[u8], out: &mut Vec<u8>) {
+    let mut at_line_start = true;
+    let mut prev = 0u8;
+    for &b in content {
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        at_line_start = b == b'\n';
+        prev = b;
+    }
+    if !content.is_empty() && !at_line_start {
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// The headers, the empty line after them, and the first `n` lines of the body (TOP).
+fn top_of(content: &[u8], n: u32) -> &[u8] {
+    let mut lines_after_blank: Option<u32> = None;
+    let mut line_start = 0;
+    for (i, &b) in content.iter().enumerate() {
+        if b != b'\n' {
+            continue;
+        }
+        let line = content.get(line_start..i).unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match lines_after_blank {
+            None if line.is_empty() => lines_after_blank = Some(0),
+            None => {}
+            Some(k) => lines_after_blank = Some(k + 1),
+        }
+        line_start = i + 1;
+        if lines_after_blank == Some(n) {
+            return content.get(..line_start).unwrap_or(content);
+        }
+    }
+    content
+}
+
+fn msg_number(index: usize) -> u32 {
+    u32::try_from(index + 1).unwrap_or(u32::MAX)
+}
+
+fn msg_index(n: u32) -> Option<usize> {
+    usize::try_from(n).ok()?.checked_sub(1)
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn one_line(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
+}

@@ -1,0 +1,392 @@
+//! Byte-for-byte tests of the POP3 server machine: the seed sessions, every chunk size,
+//! hostile input.
+
+use super::*;
+
+/// An in-memory maildrop answering the machine's requests.
+#[derive(Clone)]
+struct Fake {
+    users: Vec<(&'static str, &'static str)>,
+    messages: Vec<Vec<u8>>,
+    locked_by_other: bool,
+    expunged: Option<Vec<usize>>,
+}
+
+impl Fake {
+    fn new(messages: Vec<Vec<u8>>) -> Self {
+        Self {
+            users: vec![("mrose", "tanstaaf"), ("user", "secret")],
+            messages,
+            locked_by_other: false,
+            expunged: None,
+        }
+    }
+
+    fn answer(&mut self, server: &mut Pop3Server, request: Pop3Request) {
+        match request {
+            Pop3Request::Login { user, credential } => {
+                let known = self
+                    .users
+                    .iter()
+                    .find(|(u, _)| *u == user)
+                    .is_some_and(|(_, p)| credential.matches(p));
+                let outcome = if !known {
+                    LoginOutcome::Rejected
+                } else if self.locked_by_other {
+                    LoginOutcome::InUse
+                } else {
+                    LoginOutcome::Accepted(
+                        self.messages
+                            .iter()
+                            .enumerate()
+                            .map(|(i, m)| MessageInfo {
+                                size: m.len() as u64,
+                                uid: format!("uid-{}", i + 1),
+                            })
+                            .collect(),
+                    )
+                };
+                server.answer_login(outcome);
+            }
+            Pop3Request::Fetch { index } => {
+                let msg = self.messages.get(index).cloned().ok_or("gone".to_string());
+                server.answer_fetch(msg);
+            }
+            Pop3Request::Update { delete } => {
+                self.expunged = Some(delete);
+                server.answer_update(Ok(()));
+            }
+        }
+    }
+}
+
+struct Run {
+    written: Vec<u8>,
+    events: Vec<Pop3Event>,
+    closed: bool,
+    fake: Fake,
+}
+
+const TIMESTAMP: &str = "<1896.697170952@dbc.mtview.ca.us>";
+
+fn config() -> Pop3Config {
+    Pop3Config {
+        hostname: "dewey".into(),
+        timestamp: TIMESTAMP.into(),
+    }
+}
+
+fn run(input: &[u8], chunk: usize, fake: &Fake) -> Run {
+    let mut fake = fake.clone();
+    let mut server = Pop3Server::new(config());
+    let mut written = Vec::new();
+    let mut events = Vec::new();
+    let mut closed = false;
+    let mut drain = |server: &mut Pop3Server, fake: &mut Fake, closed: &mut bool| {
+        while let Some(out) = server.poll_output() {
+            match out {
+                Pop3Output::Write(b) => written.extend_from_slice(&b),
+                Pop3Output::Event(e) => events.push(e),
+                Pop3Output::Request(r) => fake.answer(server, r),
+                Pop3Output::Close => *closed = true,
+            }
+        }
+    };
+    drain(&mut server, &mut fake, &mut closed);
+    for piece in input.chunks(chunk.max(1)) {
+        if closed {
+            break;
+        }
+        server.receive(piece);
+        drain(&mut server, &mut fake, &mut closed);
+    }
+    if !closed {
+        server.receive_eof();
+        drain(&mut server, &mut fake, &mut closed);
+    }
+    Run {
+        written,
+        events,
+        closed,
+        fake,
+    }
+}
+
+/// Runs at chunk sizes 1, 2, 4 ... 512, asserts every run wrote the same bytes, returns one.
+fn run_all_chunks(input: &[u8], fake: &Fake) -> Run {
+    let reference = run(input, input.len().max(1), fake);
+    let mut chunk = 1;
+    while chunk <= 512 {
+        let r = run(input, chunk, fake);
+        assert_eq!(
+            String::from_utf8_lossy(&r.written),
+            String::from_utf8_lossy(&reference.written),
+            "chunk size {chunk} differs"
+        );
+        assert_eq!(r.events, reference.events, "events differ at chunk size {chunk}");
+        chunk *= 2;
+    }
+    reference
+}
+
+/// A message of exactly `size` octets with CRLF line ends.
+fn message(subject: &str, size: usize) -> Vec<u8> {
+    let mut m = format!("From: a@b\r\nSubject: {subject}\r\n\r\n").into_bytes();
+    while m.len() + 2 < size {
+        m.push(if m.len() % 60 == 59 { b' ' } else { b'x' });
+    }
+    m.extend_from_slice(b"\r\n");
+    assert_eq!(m.len(), size);
+    m
+}
+
+fn text(r: &Run) -> String {
+    String::from_utf8_lossy(&r.written).into_owned()
+}
+
+#[test]
+fn apop_known_answer_from_rfc_1939() {
+    assert_eq!(
+        apop_digest(TIMESTAMP, "tanstaaf"),
+        "c4c9334bac560ecc979e58001b3e22fb"
+    );
+}
+
+#[test]
+fn rfc_1939_example_session() {
+    let m1 = message("one", 120);
+    let m2 = message("two", 200);
+    let fake = Fake::new(vec![m1.clone(), m2.clone()]);
+    let input = b"APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\nSTAT\r\nLIST\r\nRETR 1\r\nDELE 1\r\nRETR 2\r\nDELE 2\r\nQUIT\r\n";
+    let r = run_all_chunks(input, &fake);
+    let mut expected = format!(
+        "+OK POP3 server ready {TIMESTAMP}\r\n\
+         +OK mrose's maildrop has 2 messages (320 octets)\r\n\
+         +OK 2 320\r\n\
+         +OK 2 messages (320 octets)\r\n1 120\r\n2 200\r\n.\r\n\
+         +OK 120 octets\r\n"
+    )
+    .into_bytes();
+    expected.extend_from_slice(&m1);
+    expected.extend_from_slice(b".\r\n+OK message 1 deleted\r\n+OK 200 octets\r\n");
+    expected.extend_from_slice(&m2);
+    expected.extend_from_slice(
+        b".\r\n+OK message 2 deleted\r\n+OK dewey POP3 server signing off (maildrop empty)\r\n",
+    );
+    assert_eq!(text(&r), String::from_utf8_lossy(&expected));
+    assert!(r.closed);
+    assert_eq!(r.fake.expunged, Some(vec![0, 1]));
+    assert!(r.events.contains(&Pop3Event::Expunged { msgs: vec![1, 2] }));
+}
+
+#[test]
+fn seed_002_wrong_password_then_right_then_delete_two_oldest() {
+    let msgs: Vec<Vec<u8>> = (1..=6).map(|i| message(&format!("m{i}"), 100)).collect();
+    let fake = Fake::new(msgs);
+    let input = b"USER user\r\nPASS wrong\r\nUSER user\r\nPASS secret\r\nSTAT\r\nLIST\r\nRETR 1\r\nDELE 1\r\nRETR 2\r\nDELE 2\r\nQUIT\r\n";
+    let r = run_all_chunks(input, &fake);
+    let t = text(&r);
+    let lines: Vec<&str> = t.split("\r\n").collect();
+    assert_eq!(lines.get(1), Some(&"+OK send PASS for user"));
+    assert_eq!(lines.get(2), Some(&"-ERR [AUTH] invalid user name or password"));
+    assert_eq!(lines.get(3), Some(&"+OK send PASS for user"));
+    assert_eq!(lines.get(4), Some(&"+OK user's maildrop has 6 messages (600 octets)"));
+    assert_eq!(lines.get(5), Some(&"+OK 6 600"));
+    assert!(t.contains("+OK 6 messages (600 octets)\r\n1 100\r\n2 100\r\n3 100\r\n4 100\r\n5 100\r\n6 100\r\n.\r\n"));
+    assert!(t.ends_with("+OK dewey POP3 server signing off (4 messages left)\r\n"));
+    assert_eq!(r.fake.expunged, Some(vec![0, 1]));
+}
+
+#[test]
+fn seed_004_lower_case_commands() {
+    let fake = Fake::new(vec![message("Test 1", 2859), message("Test 2", 2859)]);
+    let input = b"user user\r\npass secret\r\nstat\r\nlist\r\nretr 1\r\nretr 2\r\ndele 1\r\ndele 2\r\nquit\r\n";
+    let r = run_all_chunks(input, &fake);
+    let t = text(&r);
+    assert!(t.contains("+OK 2 5718\r\n"));
+    assert!(t.contains("+OK 2 messages (5718 octets)\r\n1 2859\r\n2 2859\r\n.\r\n"));
+    assert_eq!(t.matches("+OK 2859 octets\r\n").count(), 2);
+    assert!(t.ends_with("(maildrop empty)\r\n"));
+}
+
+#[test]
+fn deleted_messages_vanish_and_rset_restores_them() {
+    let fake = Fake::new(vec![message("a", 50), message("b", 60), message("c", 70)]);
+    let input = b"USER user\r\nPASS secret\r\nDELE 2\r\nSTAT\r\nLIST\r\nLIST 2\r\nRETR 2\r\nTOP 2 0\r\nUIDL\r\nUIDL 2\r\nDELE 2\r\nRSET\r\nSTAT\r\nUIDL 2\r\nQUIT\r\n";
+    let r = run_all_chunks(input, &fake);
+    let t = text(&r);
+    let expected_tail = "+OK message 2 deleted\r\n\
+        +OK 2 120\r\n\
+        +OK 2 messages (120 octets)\r\n1 50\r\n3 70\r\n.\r\n\
+        -ERR message 2 already deleted\r\n\
+        -ERR message 2 already deleted\r\n\
+        -ERR message 2 already deleted\r\n\
+        +OK unique-id listing follows\r\n1 uid-1\r\n3 uid-3\r\n.\r\n\
+        -ERR message 2 already deleted\r\n\
+        -ERR message 2 already deleted\r\n\
+        +OK maildrop has 3 messages (180 octets)\r\n\
+        +OK 3 180\r\n\
+        +OK 2 uid-2\r\n\
+        +OK dewey POP3 server signing off (3 messages left)\r\n";
+    assert!(t.ends_with(expected_tail), "got:\n{t}");
+    assert_eq!(r.fake.expunged, Some(vec![]));
+    assert!(r.events.contains(&Pop3Event::DeletionsUndone { msgs: vec![2] }));
+}
+
+#[test]
+fn dropped_connection_deletes_nothing() {
+    let fake = Fake::new(vec![message("a", 50)]);
+    let r = run_all_chunks(b"USER user\r\nPASS secret\r\nDELE 1\r\n", &fake);
+    assert!(text(&r).ends_with("+OK message 1 deleted\r\n"));
+    assert_eq!(r.fake.expunged, None, "no UPDATE without QUIT");
+    assert!(!r.closed);
+}
+
+#[test]
+fn maildrop_in_use() {
+    let mut fake = Fake::new(vec![]);
+    fake.locked_by_other = true;
+    let r = run_all_chunks(b"USER user\r\nPASS secret\r\nQUIT\r\n", &fake);
+    assert!(text(&r).ends_with(
+        "-ERR [IN-USE] maildrop already locked by another session\r\n+OK dewey POP3 server signing off\r\n"
+    ));
+}
+
+#[test]
+fn byte_stuffing_and_sizes_before_stuffing() {
+    let body = b"Subject: dots\r\n\r\n.leading dot\r\n..two\r\n.\r\nend\r\n".to_vec();
+    let size = body.len();
+    let fake = Fake::new(vec![body]);
+    let r = run_all_chunks(b"USER user\r\nPASS secret\r\nLIST 1\r\nRETR 1\r\nQUIT\r\n", &fake);
+    let t = text(&r);
+    assert!(t.contains(&format!("+OK 1 {size}\r\n")));
+    assert!(t.contains(&format!(
+        "+OK {size} octets\r\nSubject: dots\r\n\r\n..leading dot\r\n...two\r\n..\r\nend\r\n.\r\n"
+    )));
+}
+
+#[test]
+fn bare_lf_and_missing_final_line_end_are_sent_as_crlf() {
+    let fake = Fake::new(vec![b"Subject: x\n\nbody".to_vec()]);
+    let r = run_all_chunks(b"USER user\r\nPASS secret\r\nRETR 1\r\n", &fake);
+    assert!(text(&r).ends_with("Subject: x\r\n\r\nbody\r\n.\r\n"));
+}
+
+#[test]
+fn top_sends_headers_blank_line_and_n_body_lines() {
+    let m = b"A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\nl3\r\n".to_vec();
+    let fake = Fake::new(vec![m]);
+    let r = run_all_chunks(
+        b"USER user\r\nPASS secret\r\nTOP 1 0\r\nTOP 1 2\r\nTOP 1 99\r\n",
+        &fake,
+    );
+    let t = text(&r);
+    assert!(t.contains("+OK top of message follows\r\nA: 1\r\nB: 2\r\n\r\n.\r\n"));
+    assert!(t.contains("+OK top of message follows\r\nA: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\n.\r\n"));
+    assert!(t.ends_with("+OK top of message follows\r\nA: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\nl3\r\n.\r\n"));
+}
+
+#[test]
+fn capa_lists_exactly_what_is_implemented() {
+    let r = run_all_chunks(b"CAPA\r\n", &Fake::new(vec![]));
+    assert!(text(&r).ends_with(
+        "+OK capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION mailwire\r\n.\r\n"
+    ));
+}
+
+#[test]
+fn commands_in_the_wrong_state_and_unknown_ones() {
+    let r = run_all_chunks(
+        b"STAT\r\nPASS x\r\nFOO\r\nNOOP\r\nUSER user\r\nPASS secret\r\nUSER x\r\nRETR 9\r\nRETR 0\r\nNOOP\r\n",
+        &Fake::new(vec![message("a", 40)]),
+    );
+    let t = text(&r);
+    let replies: Vec<&str> = t.split("\r\n").skip(1).collect();
+    assert_eq!(
+        replies,
+        vec![
+            "-ERR STAT is not allowed in the AUTHORIZATION state",
+            "-ERR give USER first",
+            "-ERR unknown command \"FOO\"",
+            "-ERR NOOP is not allowed in the AUTHORIZATION state",
+            "+OK send PASS for user",
+            "+OK user's maildrop has 1 message (40 octets)",
+            "-ERR already logged in",
+            "-ERR no such message, only 1 in maildrop",
+            "-ERR no such message, only 1 in maildrop",
+            "+OK",
+            "",
+        ]
+    );
+}
+
+#[test]
+fn hostile_input_gets_errors_and_the_session_goes_on() {
+    let mut input = vec![b'A'; 1_000_000];
+    input.extend_from_slice(b"\r\n\x00\x00\xff\r\nUSER \xff\xfe\r\n\r\nQUIT\r\n");
+    let r = run_all_chunks(&input, &Fake::new(vec![]));
+    let t = text(&r);
+    let replies: Vec<&str> = t.split("\r\n").skip(1).collect();
+    assert_eq!(replies.first(), Some(&"-ERR command line too long (1000000 octets, at most 255)"));
+    assert!(replies.get(1).is_some_and(|l| l.starts_with("-ERR unknown command")));
+    assert!(replies.get(2).is_some_and(|l| l.starts_with("+OK send PASS for")));
+    assert_eq!(replies.get(3), Some(&"-ERR empty command line"));
+    assert_eq!(replies.get(4), Some(&"+OK dewey POP3 server signing off"));
+    assert!(r.closed);
+}
+
+#[test]
+fn pipelined_commands_in_one_write_are_answered_in_order() {
+    let fake = Fake::new(vec![message("a", 40), message("b", 41)]);
+    let input = b"USER user\r\nPASS secret\r\nSTAT\r\nRETR 2\r\nDELE 1\r\nLIST\r\nQUIT\r\n";
+    let r = run(input, input.len(), &fake);
+    let one_at_a_time = run(input, 1, &fake);
+    assert_eq!(r.written, one_at_a_time.written);
+    let t = text(&r);
+    let stat = t.find("+OK 2 81").unwrap_or(usize::MAX);
+    let retr = t.find("+OK 41 octets").unwrap_or(0);
+    assert!(stat < retr, "STAT answered before RETR");
+}
+
+#[test]
+fn nothing_is_read_after_quit() {
+    let fake = Fake::new(vec![]);
+    let r = run_all_chunks(b"QUIT\r\nUSER user\r\n", &fake);
+    assert_eq!(text(&r), format!("+OK POP3 server ready {TIMESTAMP}\r\n+OK dewey POP3 server signing off\r\n"));
+}
+
+#[test]
+fn events_tell_the_story_in_order() {
+    let fake = Fake::new(vec![message("a", 40)]);
+    let r = run(b"USER user\r\nPASS secret\r\nDELE 1\r\nQUIT\r\n", 512, &fake);
+    let kinds: Vec<String> = r
+        .events
+        .iter()
+        .map(|e| match e {
+            Pop3Event::CommandReceived { line } => format!("C {line}"),
+            Pop3Event::ReplySent { first_line, .. } => format!("S {first_line}"),
+            Pop3Event::StateChanged { to, .. } => format!("state {}", to.name()),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "S +OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>",
+            "C USER user",
+            "S +OK send PASS for user",
+            "C PASS secret",
+            "LoggedIn { user: \"user\", messages: 1, octets: 40 }",
+            "S +OK user's maildrop has 1 message (40 octets)",
+            "state TRANSACTION",
+            "C DELE 1",
+            "MessageMarkedDeleted { msg: 1 }",
+            "S +OK message 1 deleted",
+            "C QUIT",
+            "state UPDATE",
+            "Expunged { msgs: [1] }",
+            "S +OK dewey POP3 server signing off (maildrop empty)",
+            "state CLOSED",
+        ]
+    );
+}
