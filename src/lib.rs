@@ -6,6 +6,7 @@
 //! - [`store`]: users and Maildir mailboxes on disk;
 //! - [`servers`]: the tokio drivers that own the sockets and answer the machines' requests.
 
+pub mod client;
 pub mod proto;
 pub mod servers;
 pub mod store;

@@ -1,1 +1,255 @@
-//! The tokio drivers: accept loops and one connection driver per protocol session.
+//! The tokio side of the servers: accept loops, and one connection driver per session.
+//!
+//! [`start`] takes already-bound listeners (tests bind `127.0.0.1:0`), a [`Store`] and a
+//! [`ServerConfig`], and returns a [`Servers`] handle whose [`Servers::shutdown`] stops them.
+//! Protocol logic lives in [`crate::proto`]; this module only moves bytes, answers the
+//! machines' requests with the store, and publishes [`ServerEvent`]s.
+
+mod driver;
+mod pop3;
+mod smtp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::proto::pop3::Pop3Event;
+use crate::proto::smtp::SmtpEvent;
+use crate::store::Store;
+
+/// Settings shared by every session.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Name in greetings, sign-offs and Received headers.
+    pub hostname: String,
+    /// Wait before answering a failed POP3 login (slows down password guessing).
+    pub failed_login_delay: Duration,
+    /// Close a session after this long without a command (RFC 1939's autologout timer).
+    pub idle_limit: Duration,
+    /// A fixed APOP timestamp for reproducible demos; `None` makes a unique one per session.
+    pub fixed_timestamp: Option<String>,
+    /// Largest message the SMTP server accepts, in octets.
+    pub max_message_size: usize,
+    /// Mail domains delivered locally besides `localhost`.
+    pub local_domains: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            hostname: "localhost".to_string(),
+            failed_login_delay: Duration::from_secs(1),
+            idle_limit: Duration::from_secs(600),
+            fixed_timestamp: None,
+            max_message_size: 10 * 1024 * 1024,
+            local_domains: Vec::new(),
+        }
+    }
+}
+
+/// Which protocol a session speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Pop3,
+    Smtp,
+}
+
+impl Protocol {
+    /// "POP3" or "SMTP".
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Pop3 => "POP3",
+            Protocol::Smtp => "SMTP",
+        }
+    }
+}
+
+/// Something that happened in a server session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerEvent {
+    /// Unique per process, shared by both protocols.
+    pub session: u64,
+    pub protocol: Protocol,
+    pub at: SystemTime,
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    SessionOpened { peer: SocketAddr, local: SocketAddr },
+    SessionClosed { reason: String },
+    Pop3(Pop3Event),
+    Smtp(SmtpEvent),
+}
+
+/// Where events go: a crossbeam channel read by the window, the scenario runner or the
+/// terminal log. Sending never blocks; with no receiver the events are dropped.
+#[derive(Debug, Clone, Default)]
+pub struct EventSink(Option<crossbeam_channel::Sender<ServerEvent>>);
+
+impl EventSink {
+    /// Events are sent on `tx`.
+    pub fn new(tx: crossbeam_channel::Sender<ServerEvent>) -> Self {
+        Self(Some(tx))
+    }
+
+    /// Events are dropped.
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    fn send(&self, event: ServerEvent) {
+        if let Some(tx) = &self.0 {
+            let _ = tx.send(event);
+        }
+    }
+}
+
+/// One line of the terminal transcript for an event (`C:`/`S:` lines and session
+/// boundaries), or `None` for events the transcript leaves out.
+pub fn transcript_line(event: &ServerEvent) -> Option<String> {
+    let tag = format!("[{} #{}]", event.protocol.name(), event.session);
+    let body = match &event.kind {
+        EventKind::SessionOpened { peer, local } => format!("connected from {peer} to {local}"),
+        EventKind::SessionClosed { reason } => format!("closed: {reason}"),
+        EventKind::Pop3(Pop3Event::CommandReceived { line }) => format!("C: {line}"),
+        EventKind::Pop3(Pop3Event::ReplySent {
+            first_line,
+            multiline,
+            octets,
+            ..
+        }) => {
+            if *multiline {
+                format!("S: {first_line}  [multi-line, {octets} octets]")
+            } else {
+                format!("S: {first_line}")
+            }
+        }
+        EventKind::Pop3(Pop3Event::StateChanged { to, .. }) => format!("   state {}", to.name()),
+        EventKind::Smtp(SmtpEvent::CommandReceived { line }) => format!("C: {line}"),
+        EventKind::Smtp(SmtpEvent::ReplySent { code, text }) => {
+            let mut lines = text.lines();
+            let first = lines.next().unwrap_or_default();
+            let more = lines.count();
+            if more > 0 {
+                format!("S: {code} {first}  [+{more} lines]")
+            } else {
+                format!("S: {code} {first}")
+            }
+        }
+        EventKind::Smtp(SmtpEvent::ContentReceived { bytes, lines }) => {
+            format!("C: <message content: {lines} lines, {bytes} octets>")
+        }
+        EventKind::Smtp(SmtpEvent::MessageDelivered { recipients, bytes }) => {
+            format!("   delivered {bytes} octets to {}", recipients.join(", "))
+        }
+        _ => return None,
+    };
+    Some(format!("{tag} {body}"))
+}
+
+/// Returns once shutdown was requested (or the handle is gone).
+pub(crate) async fn wait_for_stop(stopped: &mut watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+fn next_session() -> u64 {
+    NEXT_SESSION.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Running POP3 and SMTP servers.
+pub struct Servers {
+    pop3_addr: SocketAddr,
+    smtp_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Servers {
+    /// Where the POP3 server listens.
+    pub fn pop3_addr(&self) -> SocketAddr {
+        self.pop3_addr
+    }
+
+    /// Where the SMTP server listens.
+    pub fn smtp_addr(&self) -> SocketAddr {
+        self.smtp_addr
+    }
+
+    /// Stops accepting, tells open sessions the server is going away, and waits (at most
+    /// a few seconds) for them to end. Nothing is deleted: a POP3 session cut short never
+    /// reaches UPDATE.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        let wait_all = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(5), wait_all)
+            .await
+            .is_err()
+        {
+            self.tasks.abort_all();
+        }
+    }
+}
+
+/// Starts both servers on the given listeners.
+pub fn start(
+    store: Arc<Store>,
+    config: ServerConfig,
+    pop3: TcpListener,
+    smtp: TcpListener,
+    events: EventSink,
+) -> std::io::Result<Servers> {
+    let pop3_addr = pop3.local_addr()?;
+    let smtp_addr = smtp.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    let config = Arc::new(config);
+    let mut tasks = JoinSet::new();
+    tasks.spawn(pop3::accept_loop(
+        pop3,
+        store.clone(),
+        config.clone(),
+        events.clone(),
+        stopped.clone(),
+    ));
+    tasks.spawn(smtp::accept_loop(smtp, store, config, events, stopped));
+    Ok(Servers {
+        pop3_addr,
+        smtp_addr,
+        stop,
+        tasks,
+    })
+}
+
+/// Accepts connections until shutdown and runs `session` for each; waits for the sessions
+/// to end before returning.
+async fn accept_loop<F, Fut>(listener: TcpListener, stopped: watch::Receiver<bool>, session: F)
+where
+    F: Fn(tokio::net::TcpStream, u64, watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut sessions = JoinSet::new();
+    let mut stop = stopped.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    sessions.spawn(session(stream, next_session(), stopped.clone()));
+                }
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            },
+            () = wait_for_stop(&mut stop) => break,
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+        }
+    }
+    while sessions.join_next().await.is_some() {}
+}

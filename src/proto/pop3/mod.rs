@@ -1,5 +1,6 @@
 //! POP3 (RFC 1939, RFC 2449): commands, replies and the server machine.
 
+pub mod client;
 pub mod command;
 pub mod server;
 

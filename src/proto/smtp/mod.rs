@@ -1,1 +1,22 @@
 //! SMTP (RFC 5321): commands, replies and the server machine.
+//!
+//! - [`command`]: parsing of command lines, mail paths and ESMTP parameters;
+//! - [`reply`]: reply codes and text, and their wire form;
+//! - [`server`]: [`SmtpServer`], the sans-IO session (bytes in; replies, events and
+//!   requests out);
+//! - [`received_header`]: the trace header the driver adds to delivered mail.
+
+pub mod command;
+mod header;
+pub mod reply;
+pub mod server;
+
+pub use command::{Command, Path, Verb};
+pub use header::received_header;
+pub use reply::Reply;
+pub use server::{
+    Envelope, Recipient, SmtpConfig, SmtpEvent, SmtpOutput, SmtpRequest, SmtpServer, SmtpState,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,593 @@
+//! The SMTP server machine (RFC 5321): bytes in, replies and requests out.
+//!
+//! [`SmtpServer`] keeps the session state (greeting, HELO/EHLO, the MAIL/RCPT/DATA
+//! transaction) and reads the message content. It never touches the store: whether a
+//! recipient exists and the delivery of a message are [`SmtpRequest`]s, and the machine reads
+//! no further input until the driver answers, so pipelined commands (RFC 2920) are answered
+//! strictly in order.
+//!
+//! Outputs of one command come in this order: `Event(CommandReceived)`, then any `Request`,
+//! then `Write(reply)`, `Event(ReplySent)`, any `Event(MessageDelivered)`, any
+//! `Event(StateChanged)`, and `Close` after QUIT. At the end of DATA:
+//! `Event(ContentReceived)` (always, also when the message is refused), then
+//! `Request(Deliver)` or the refusal.
+//!
+//! Only `CRLF . CRLF` ends the content: the content is split with
+//! [`Terminator::CrLf`], so `LF . LF`, `CR . LF` and `LF . CRLF` stay inside the message
+//! (SMTP smuggling). Bare LFs inside content lines are kept as they are.
+
+use std::collections::VecDeque;
+
+use super::command::{Command, Verb, split_command};
+use super::reply::Reply;
+use crate::proto::line::{Line, LineBuffer, Terminator};
+
+/// The longest command line, CRLF excluded (RFC 5321 section 4.5.3.1.4: 512 with CRLF).
+pub const MAX_COMMAND_LINE: usize = 510;
+/// The longest content line, CRLF excluded (RFC 5321 section 4.5.3.1.6: 1000 with CRLF).
+pub const MAX_TEXT_LINE: usize = 998;
+/// The most recipients of one transaction (RFC 5321 section 4.5.3.1.8).
+pub const MAX_RECIPIENTS: usize = 100;
+
+/// Settings of one SMTP session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpConfig {
+    /// Host name shown in the greeting, the HELO reply and the sign-off.
+    pub hostname: String,
+    /// Domains besides `localhost` and `[127.0.0.1]` whose mail is delivered here (compared
+    /// without regard to case). Mail for any other domain is refused (no relaying).
+    pub local_domains: Vec<String>,
+    /// The largest message accepted, in octets with CRLF line ends after dot-unstuffing;
+    /// announced as the EHLO SIZE keyword.
+    pub max_message_size: usize,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            hostname: "localhost".to_string(),
+            local_domains: Vec::new(),
+            max_message_size: 10 * 1024 * 1024,
+        }
+    }
+}
+
+/// The session states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpState {
+    /// Greeted, no HELO/EHLO yet.
+    Connected,
+    /// After HELO/EHLO, no transaction.
+    Ready,
+    /// After MAIL: a reverse path, no recipient yet.
+    Mail,
+    /// At least one recipient accepted.
+    Rcpt,
+    /// Reading the message content (from the 354 reply until the answer to its delivery).
+    Data,
+    /// QUIT done or the client went away.
+    Closed,
+}
+
+impl SmtpState {
+    /// A short upper-case name for display.
+    pub fn name(self) -> &'static str {
+        match self {
+            SmtpState::Connected => "CONNECTED",
+            SmtpState::Ready => "READY",
+            SmtpState::Mail => "MAIL",
+            SmtpState::Rcpt => "RCPT",
+            SmtpState::Data => "DATA",
+            SmtpState::Closed => "CLOSED",
+        }
+    }
+}
+
+/// One accepted recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// The address as the client wrote it, without angle brackets.
+    pub address: String,
+    /// Its local part, unquoted (the mailbox name to deliver to).
+    pub user: String,
+}
+
+/// The transaction under way: who greeted, who sends, who receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The domain given with HELO/EHLO.
+    pub helo: Option<String>,
+    /// The sender from MAIL FROM, without angle brackets; `""` for the null path `<>`.
+    pub reverse_path: String,
+    /// Recipients accepted so far, in order, without duplicates.
+    pub recipients: Vec<Recipient>,
+}
+
+/// What the machine needs from the outside world.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmtpRequest {
+    /// Does this local user exist? The domain is already known to be local. Answer with
+    /// [`SmtpServer::answer_recipient`].
+    CheckRecipient { user: String, address: String },
+    /// Store the message for every recipient of the envelope. `content` is dot-unstuffed, has
+    /// CRLF line ends and no final `.` line, and has no Received header yet (the driver adds
+    /// it, see [`super::received_header`]). Answer with [`SmtpServer::answer_delivery`].
+    Deliver {
+        envelope: Envelope,
+        content: Vec<u8>,
+    },
+}
+
+/// Things the machine reports as they happen, for the window and the scenario runner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmtpEvent {
+    /// A command line arrived (lossy UTF-8; `<N octets>` for a line over the limit).
+    CommandReceived { line: String },
+    /// A reply was written: its code and its text lines joined with `"\n"`, codes removed.
+    ReplySent { code: u16, text: String },
+    /// The session state changed.
+    StateChanged { from: SmtpState, to: SmtpState },
+    /// The content of DATA ended: its size (octets after unstuffing, CRLF line ends) and line
+    /// count, whether or not it is then accepted.
+    ContentReceived { bytes: usize, lines: usize },
+    /// A message was delivered to these recipient addresses.
+    MessageDelivered {
+        recipients: Vec<String>,
+        bytes: usize,
+    },
+}
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmtpOutput {
+    /// Write these bytes to the client.
+    Write(Vec<u8>),
+    /// Report this event.
+    Event(SmtpEvent),
+    /// Do this and answer before polling again.
+    Request(SmtpRequest),
+    /// Close the connection (after writing everything before it).
+    Close,
+}
+
+/// The request waiting for an answer.
+#[derive(Debug, Clone)]
+enum Pending {
+    Recipient(Recipient),
+    Delivery { bytes: usize },
+}
+
+/// The message content being read.
+#[derive(Debug, Clone, Default)]
+struct Content {
+    /// The bytes kept (empty once the message is known to be refused).
+    kept: Vec<u8>,
+    /// Octets received, after unstuffing, with CRLF line ends.
+    bytes: usize,
+    lines: usize,
+    line_too_long: bool,
+    too_big: bool,
+}
+
+/// One SMTP server session.
+#[derive(Debug, Clone)]
+pub struct SmtpServer {
+    config: SmtpConfig,
+    state: SmtpState,
+    input: LineBuffer,
+    outputs: VecDeque<SmtpOutput>,
+    pending: Option<Pending>,
+    helo: Option<String>,
+    envelope: Option<Envelope>,
+    content: Content,
+}
+
+impl SmtpServer {
+    /// A new session; its greeting `220 {hostname} ESMTP mailwire ready` is the first output.
+    pub fn new(config: SmtpConfig) -> Self {
+        let greeting = format!("{} ESMTP mailwire ready", config.hostname);
+        let mut server = Self {
+            config,
+            state: SmtpState::Connected,
+            input: LineBuffer::new(MAX_COMMAND_LINE, Terminator::CrLfOrLf),
+            outputs: VecDeque::new(),
+            pending: None,
+            helo: None,
+            envelope: None,
+            content: Content::default(),
+        };
+        server.reply(Reply::new(220, greeting));
+        server
+    }
+
+    /// Buffers bytes from the client. Nothing is processed until [`Self::poll_output`].
+    pub fn receive(&mut self, bytes: &[u8]) {
+        if self.state != SmtpState::Closed {
+            self.input.push(bytes);
+        }
+    }
+
+    /// The client closed the connection. A transaction under way is abandoned (an unanswered
+    /// request is dropped with it); the only output still to come is the change to `Closed`
+    /// (events already queued stay, queued writes and requests are dropped).
+    pub fn receive_eof(&mut self) {
+        if self.state == SmtpState::Closed {
+            return;
+        }
+        self.outputs.retain(|o| matches!(o, SmtpOutput::Event(_)));
+        self.pending = None;
+        self.envelope = None;
+        self.content = Content::default();
+        self.input = LineBuffer::new(MAX_COMMAND_LINE, Terminator::CrLfOrLf);
+        self.set_state(SmtpState::Closed);
+    }
+
+    /// The next thing to do, or `None` when the machine needs more input, waits for the
+    /// answer to a request, or is closed. Input is processed here, one line at a time, only
+    /// once every output of the previous line has been taken.
+    pub fn poll_output(&mut self) -> Option<SmtpOutput> {
+        loop {
+            if let Some(out) = self.outputs.pop_front() {
+                return Some(out);
+            }
+            if self.pending.is_some() || self.state == SmtpState::Closed {
+                return None;
+            }
+            let line = self.input.next_line()?;
+            if self.state == SmtpState::Data {
+                self.content_line(line);
+            } else {
+                self.command_line(line);
+            }
+        }
+    }
+
+    /// Answers [`SmtpRequest::CheckRecipient`]: whether the user exists.
+    pub fn answer_recipient(&mut self, known: bool) {
+        if !matches!(self.pending, Some(Pending::Recipient(_))) {
+            return;
+        }
+        let Some(Pending::Recipient(recipient)) = self.pending.take() else {
+            return;
+        };
+        if !known {
+            self.reply(Reply::new(
+                550,
+                format!("5.1.1 <{}>: no such user here", recipient.address),
+            ));
+            return;
+        }
+        let address = recipient.address.clone();
+        if let Some(envelope) = self.envelope.as_mut() {
+            let duplicate = envelope
+                .recipients
+                .iter()
+                .any(|r| r.address.eq_ignore_ascii_case(&recipient.address));
+            if !duplicate {
+                envelope.recipients.push(recipient);
+            }
+        }
+        self.reply(Reply::new(250, format!("2.1.5 Recipient <{address}> OK")));
+        self.set_state(SmtpState::Rcpt);
+    }
+
+    /// Answers [`SmtpRequest::Deliver`]: `Ok(())` once stored for every recipient, or why it
+    /// failed (then "451 4.3.0" and the message is not accepted). Either way the transaction
+    /// ends.
+    pub fn answer_delivery(&mut self, result: Result<(), String>) {
+        let Some(Pending::Delivery { bytes }) = self.pending else {
+            return;
+        };
+        self.pending = None;
+        match result {
+            Ok(()) => {
+                let recipients = self
+                    .envelope
+                    .as_ref()
+                    .map(|e| e.recipients.iter().map(|r| r.address.clone()).collect())
+                    .unwrap_or_default();
+                self.reply(Reply::new(250, "2.0.0 Message accepted for delivery"));
+                self.event(SmtpEvent::MessageDelivered { recipients, bytes });
+            }
+            Err(why) => {
+                let why = why.trim();
+                let text = if why.is_empty() {
+                    "4.3.0 Local error in processing, message not accepted".to_string()
+                } else {
+                    format!("4.3.0 Message not accepted: {why}")
+                };
+                self.reply(Reply::new(451, text));
+            }
+        }
+        self.end_transaction();
+    }
+
+    /// The session state.
+    pub fn state(&self) -> SmtpState {
+        self.state
+    }
+
+    /// The transaction under way (from MAIL until the end of DATA or RSET), if any.
+    pub fn envelope(&self) -> Option<&Envelope> {
+        self.envelope.as_ref()
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.state == SmtpState::Closed
+    }
+
+    /// The session's settings.
+    pub fn config(&self) -> &SmtpConfig {
+        &self.config
+    }
+
+    /// Bytes received but not yet processed. A driver may stop reading from the socket while
+    /// a request is pending and this grows (nothing is processed until the answer).
+    pub fn buffered_input(&self) -> usize {
+        self.input.pending().len()
+    }
+
+    /// Bytes held for the input and the message content (for memory-bound tests).
+    #[cfg(test)]
+    pub(super) fn held_bytes(&self) -> usize {
+        self.input.pending().len() + self.content.kept.len()
+    }
+
+    fn command_line(&mut self, line: Line) {
+        let text = match line {
+            Line::TooLong { len } => {
+                self.event(SmtpEvent::CommandReceived {
+                    line: format!("<{len} octets>"),
+                });
+                self.reply(Reply::new(500, "5.5.2 Line too long"));
+                return;
+            }
+            Line::Complete { text, .. } => text,
+        };
+        self.event(SmtpEvent::CommandReceived {
+            line: String::from_utf8_lossy(&text).into_owned(),
+        });
+        match split_command(&text) {
+            Ok((verb, args)) => self.command(verb, args),
+            Err(reply) => self.reply(reply),
+        }
+    }
+
+    fn command(&mut self, verb: Verb, args: &str) {
+        // The sequence is checked before the arguments (RFC 5321 section 4.3.2 lists 503
+        // before 501 for each command).
+        let sequence_error = match (verb, self.state) {
+            (Verb::Mail, SmtpState::Connected) => Some("5.5.1 Send HELO/EHLO first"),
+            (Verb::Mail, SmtpState::Mail | SmtpState::Rcpt) => {
+                Some("5.5.1 Sender already specified")
+            }
+            (Verb::Rcpt, SmtpState::Connected | SmtpState::Ready) => {
+                Some("5.5.1 Need MAIL before RCPT")
+            }
+            (Verb::Data, SmtpState::Connected | SmtpState::Ready) => {
+                Some("5.5.1 Need MAIL before DATA")
+            }
+            (Verb::Data, SmtpState::Mail) => Some("5.5.1 No valid recipients"),
+            _ => None,
+        };
+        if let Some(text) = sequence_error {
+            self.reply(Reply::new(503, text));
+            return;
+        }
+        match Command::from_parts(verb, args) {
+            Ok(command) => self.execute(command),
+            Err(reply) => self.reply(reply),
+        }
+    }
+
+    fn execute(&mut self, command: Command) {
+        match command {
+            Command::Helo(domain) => {
+                let host = &self.config.hostname;
+                let reply = Reply::new(250, format!("{host} Hello {domain}"));
+                self.greeted(domain, reply);
+            }
+            Command::Ehlo(domain) => {
+                let host = &self.config.hostname;
+                let reply = Reply::multiline(
+                    250,
+                    vec![
+                        format!("{host} Hello {domain}"),
+                        "PIPELINING".to_string(),
+                        format!("SIZE {}", self.config.max_message_size),
+                        "8BITMIME".to_string(),
+                        "ENHANCEDSTATUSCODES".to_string(),
+                    ],
+                );
+                self.greeted(domain, reply);
+            }
+            Command::Mail(mail) => {
+                let too_big = mail
+                    .size
+                    .is_some_and(|n| n > self.config.max_message_size as u64);
+                if too_big {
+                    self.reply(Reply::new(
+                        552,
+                        format!(
+                            "5.3.4 Message size exceeds fixed maximum message size ({} octets)",
+                            self.config.max_message_size
+                        ),
+                    ));
+                    return;
+                }
+                let sender = mail.path.address;
+                self.reply(Reply::new(250, format!("2.1.0 Sender <{sender}> OK")));
+                self.envelope = Some(Envelope {
+                    helo: self.helo.clone(),
+                    reverse_path: sender,
+                    recipients: Vec::new(),
+                });
+                self.set_state(SmtpState::Mail);
+            }
+            Command::Rcpt(path) => {
+                let count = self.envelope.as_ref().map_or(0, |e| e.recipients.len());
+                if count >= MAX_RECIPIENTS {
+                    self.reply(Reply::new(452, "4.5.3 Too many recipients"));
+                } else if !self.is_local(&path.domain) {
+                    self.reply(Reply::new(
+                        550,
+                        format!(
+                            "5.7.1 Relaying denied: <{}> is not a local address",
+                            path.address
+                        ),
+                    ));
+                } else {
+                    self.outputs
+                        .push_back(SmtpOutput::Request(SmtpRequest::CheckRecipient {
+                            user: path.user.clone(),
+                            address: path.address.clone(),
+                        }));
+                    self.pending = Some(Pending::Recipient(Recipient {
+                        address: path.address,
+                        user: path.user,
+                    }));
+                }
+            }
+            Command::Data => {
+                self.reply(Reply::new(354, "End data with <CR><LF>.<CR><LF>"));
+                self.content = Content::default();
+                self.input.set_mode(MAX_TEXT_LINE, Terminator::CrLf);
+                self.set_state(SmtpState::Data);
+            }
+            Command::Rset => {
+                self.reply(Reply::new(250, "2.0.0 OK"));
+                self.envelope = None;
+                if matches!(self.state, SmtpState::Mail | SmtpState::Rcpt) {
+                    self.set_state(SmtpState::Ready);
+                }
+            }
+            Command::Noop => self.reply(Reply::new(250, "2.0.0 OK")),
+            Command::Vrfy(_) => self.reply(Reply::new(
+                252,
+                "2.5.2 Cannot VRFY user, but will accept message and attempt delivery",
+            )),
+            Command::Quit => {
+                let host = &self.config.hostname;
+                self.reply(Reply::new(221, format!("2.0.0 {host} closing connection")));
+                self.envelope = None;
+                self.input = LineBuffer::new(MAX_COMMAND_LINE, Terminator::CrLfOrLf);
+                self.set_state(SmtpState::Closed);
+                self.outputs.push_back(SmtpOutput::Close);
+            }
+            Command::NotImplemented(_) => {
+                self.reply(Reply::new(502, "5.5.1 Command not implemented"));
+            }
+        }
+    }
+
+    /// HELO/EHLO accepted: a new session start, any transaction is dropped.
+    fn greeted(&mut self, domain: String, reply: Reply) {
+        self.reply(reply);
+        self.helo = Some(domain);
+        self.envelope = None;
+        self.set_state(SmtpState::Ready);
+    }
+
+    fn is_local(&self, domain: &str) -> bool {
+        domain.is_empty()
+            || domain.eq_ignore_ascii_case("localhost")
+            || domain == "[127.0.0.1]"
+            || self
+                .config
+                .local_domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(domain))
+    }
+
+    fn content_line(&mut self, line: Line) {
+        let max = self.config.max_message_size;
+        let c = &mut self.content;
+        match line {
+            Line::Complete { text, .. } => {
+                if text.as_slice() == b"." {
+                    self.end_of_content();
+                    return;
+                }
+                let unstuffed = match text.strip_prefix(b".") {
+                    Some(rest) => rest,
+                    None => text.as_slice(),
+                };
+                c.lines += 1;
+                c.bytes = c.bytes.saturating_add(unstuffed.len()).saturating_add(2);
+                if c.bytes > max {
+                    c.too_big = true;
+                }
+                if c.too_big || c.line_too_long {
+                    c.kept = Vec::new();
+                } else {
+                    c.kept.extend_from_slice(unstuffed);
+                    c.kept.extend_from_slice(b"\r\n");
+                }
+            }
+            Line::TooLong { len } => {
+                c.lines += 1;
+                c.bytes = c.bytes.saturating_add(len).saturating_add(2);
+                c.too_big |= c.bytes > max;
+                c.line_too_long = true;
+                c.kept = Vec::new();
+            }
+        }
+    }
+
+    fn end_of_content(&mut self) {
+        let content = std::mem::take(&mut self.content);
+        self.input.set_mode(MAX_COMMAND_LINE, Terminator::CrLfOrLf);
+        self.event(SmtpEvent::ContentReceived {
+            bytes: content.bytes,
+            lines: content.lines,
+        });
+        if content.line_too_long {
+            self.reply(Reply::new(500, "5.5.6 Message line too long"));
+            self.end_transaction();
+        } else if content.too_big {
+            self.reply(Reply::new(552, "5.3.4 Message too big"));
+            self.end_transaction();
+        } else {
+            let envelope = self.envelope.clone().unwrap_or(Envelope {
+                helo: self.helo.clone(),
+                reverse_path: String::new(),
+                recipients: Vec::new(),
+            });
+            self.pending = Some(Pending::Delivery {
+                bytes: content.kept.len(),
+            });
+            self.outputs
+                .push_back(SmtpOutput::Request(SmtpRequest::Deliver {
+                    envelope,
+                    content: content.kept,
+                }));
+        }
+    }
+
+    /// The transaction is over (delivered or not): back to Ready.
+    fn end_transaction(&mut self) {
+        self.envelope = None;
+        self.set_state(SmtpState::Ready);
+    }
+
+    fn reply(&mut self, reply: Reply) {
+        self.outputs.push_back(SmtpOutput::Write(reply.to_bytes()));
+        self.event(SmtpEvent::ReplySent {
+            code: reply.code,
+            text: reply.text(),
+        });
+    }
+
+    fn event(&mut self, event: SmtpEvent) {
+        self.outputs.push_back(SmtpOutput::Event(event));
+    }
+
+    fn set_state(&mut self, to: SmtpState) {
+        let from = self.state;
+        if from != to {
+            self.state = to;
+            self.event(SmtpEvent::StateChanged { from, to });
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The one connection driver: owns a TCP stream and runs a protocol machine over it.
+//!
+//! The loop is the whole of the I/O: read bytes, hand them to the machine, then take its
+//! outputs in order — write replies, publish events, answer requests through the protocol's
+//! [`Responder`] — until it needs more input. Replies produced together (pipelined commands)
+//! go out in one write.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::{EventKind, EventSink, Protocol, ServerEvent};
+
+/// One output of a machine, independent of the protocol.
+pub(crate) enum Step<R, E> {
+    Write(Vec<u8>),
+    Event(E),
+    Request(R),
+    Close,
+}
+
+/// A sans-IO protocol machine as the driver sees it.
+pub(crate) trait Machine: Send {
+    type Request: Send;
+    type Event;
+    const PROTOCOL: Protocol;
+    fn receive(&mut self, bytes: &[u8]);
+    fn receive_eof(&mut self);
+    fn poll(&mut self) -> Option<Step<Self::Request, Self::Event>>;
+    fn wrap(event: Self::Event) -> EventKind;
+    /// What to tell the client before closing because it was idle too long or the server is
+    /// shutting down, if the protocol has words for it.
+    fn goodbye(&self, why: Goodbye) -> Option<Vec<u8>>;
+}
+
+/// Why the server ends a session on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Goodbye {
+    Idle,
+    ShuttingDown,
+}
+
+/// Answers a machine's requests with the outside world (the store, the clock).
+pub(crate) trait Responder<M: Machine>: Send {
+    fn answer(
+        &mut self,
+        machine: &mut M,
+        request: M::Request,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// Runs one session to its end and publishes why it ended.
+pub(crate) async fn drive<M: Machine, R: Responder<M>>(
+    mut stream: TcpStream,
+    mut machine: M,
+    mut responder: R,
+    session: u64,
+    idle_limit: Duration,
+    events: EventSink,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let peer = stream.peer_addr().ok();
+    let local = stream.local_addr().ok();
+    let publish = |kind: EventKind| {
+        events.send(ServerEvent {
+            session,
+            protocol: M::PROTOCOL,
+            at: SystemTime::now(),
+            kind,
+        })
+    };
+    if let (Some(peer), Some(local)) = (peer, local) {
+        publish(EventKind::SessionOpened { peer, local });
+    }
+    let reason = run(
+        &mut stream,
+        &mut machine,
+        &mut responder,
+        idle_limit,
+        &publish,
+        &mut shutdown,
+    )
+    .await;
+    let _ = stream.shutdown().await;
+    publish(EventKind::SessionClosed { reason });
+}
+
+async fn run<M: Machine, R: Responder<M>>(
+    stream: &mut TcpStream,
+    machine: &mut M,
+    responder: &mut R,
+    idle_limit: Duration,
+    publish: &impl Fn(EventKind),
+    shutdown: &mut watch::Receiver<bool>,
+) -> String {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut out = Vec::new();
+    loop {
+        // Everything the machine can do with what it has.
+        let mut close = false;
+        while let Some(step) = machine.poll() {
+            match step {
+                Step::Write(bytes) => out.extend_from_slice(&bytes),
+                Step::Event(e) => publish(M::wrap(e)),
+                Step::Request(r) => {
+                    // Replies before a slow request (a delivery, a login delay) go out first.
+                    if let Err(e) = write_out(stream, &mut out).await {
+                        return format!("write failed: {e}");
+                    }
+                    responder.answer(machine, r).await;
+                }
+                Step::Close => {
+                    close = true;
+                    break;
+                }
+            }
+        }
+        if let Err(e) = write_out(stream, &mut out).await {
+            return format!("write failed: {e}");
+        }
+        if close {
+            return "closed by the server after QUIT".to_string();
+        }
+        let read = tokio::select! {
+            r = tokio::time::timeout(idle_limit, stream.read(&mut buf)) => r,
+            () = super::wait_for_stop(shutdown) => {
+                if let Some(bye) = machine.goodbye(Goodbye::ShuttingDown) {
+                    let _ = stream.write_all(&bye).await;
+                }
+                return "server shutting down".to_string();
+            }
+        };
+        match read {
+            Err(_) => {
+                if let Some(bye) = machine.goodbye(Goodbye::Idle) {
+                    let _ = stream.write_all(&bye).await;
+                }
+                return format!("idle for {} s (autologout)", idle_limit.as_secs());
+            }
+            Ok(Err(e)) => {
+                machine.receive_eof();
+                drain_events(machine, publish);
+                return format!("read failed: {e}");
+            }
+            Ok(Ok(0)) => {
+                machine.receive_eof();
+                drain_events(machine, publish);
+                return "connection closed by the client".to_string();
+            }
+            Ok(Ok(n)) => machine.receive(buf.get(..n).unwrap_or_default()),
+        }
+    }
+}
+
+async fn write_out(stream: &mut TcpStream, out: &mut Vec<u8>) -> std::io::Result<()> {
+    if !out.is_empty() {
+        stream.write_all(out).await?;
+        out.clear();
+    }
+    Ok(())
+}
+
+fn drain_events<M: Machine>(machine: &mut M, publish: &impl Fn(EventKind)) {
+    while let Some(step) = machine.poll() {
+        if let Step::Event(e) = step {
+            publish(M::wrap(e));
+        }
+    }
+}
+
+/// The peer address as text for logs and Received headers.
+pub(crate) fn peer_text(addr: Option<SocketAddr>) -> String {
+    addr.map_or_else(|| "unknown".to_string(), |a| a.to_string())
+}

@@ -1,0 +1,210 @@
+//! Shared test support: a demo data directory in a temp folder and both servers running on
+//! 127.0.0.1:0 in a background runtime.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use mailwire::servers::{self, EventSink, ServerConfig, ServerEvent};
+use mailwire::store::{self, Store};
+
+/// A temporary folder removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "mailwire-test-{tag}-{}-{}-{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Both servers on a fresh demo data directory.
+pub struct Running {
+    pub pop3: SocketAddr,
+    pub smtp: SocketAddr,
+    pub dir: TempDir,
+    pub events: crossbeam_channel::Receiver<ServerEvent>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn data(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Files in a user's Maildir new/ and cur/.
+    pub fn maildir_files(&self, user: &str) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for sub in ["new", "cur"] {
+            let dir = self.data().join(user).join("Maildir").join(sub);
+            for entry in std::fs::read_dir(dir).unwrap() {
+                files.push(entry.unwrap().path());
+            }
+        }
+        files.sort();
+        files
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub fn test_config() -> ServerConfig {
+    ServerConfig {
+        failed_login_delay: Duration::from_millis(20),
+        idle_limit: Duration::from_secs(30),
+        ..ServerConfig::default()
+    }
+}
+
+/// Starts the servers on a new demo data directory.
+pub fn start_demo() -> Running {
+    start_with(test_config(), |dir| store::create_demo(dir).unwrap())
+}
+
+/// Starts the servers with `config` on the store made by `make_store` in a temp folder.
+pub fn start_with(config: ServerConfig, make_store: impl FnOnce(&Path) -> Store) -> Running {
+    let dir = TempDir::new("srv");
+    let store = Arc::new(make_store(dir.path()));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("test-servers".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let pop3 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let smtp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let running =
+                    servers::start(store, config, pop3, smtp, EventSink::new(tx)).unwrap();
+                addr_tx
+                    .send((running.pop3_addr(), running.smtp_addr()))
+                    .unwrap();
+                let _ = stopped.await;
+                running.shutdown().await;
+            });
+        })
+        .unwrap();
+    let (pop3, smtp) = addr_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    Running {
+        pop3,
+        smtp,
+        dir,
+        events: rx,
+        stop: Some(stop),
+        thread: Some(thread),
+    }
+}
+
+/// Runs a program to completion (bounded by `timeout`) and returns its stdout; panics with
+/// its stderr if it fails.
+pub fn run_program(program: &str, args: &[&str], timeout: Duration) -> String {
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}. Is it installed? (.ci/run installs it)"));
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(
+                status.success(),
+                "{program} {args:?} failed ({status}):\nstdout:\n{stdout}\nstderr:\n{stderr}"
+            );
+            return stdout;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            panic!("{program} {args:?} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A raw line-oriented TCP conversation, for exact protocol checks.
+pub struct Raw {
+    reader: std::io::BufReader<std::net::TcpStream>,
+    writer: std::net::TcpStream,
+}
+
+impl Raw {
+    pub fn connect(addr: SocketAddr) -> Self {
+        let s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Self {
+            reader: std::io::BufReader::new(s.try_clone().unwrap()),
+            writer: s,
+        }
+    }
+
+    pub fn line(&mut self) -> String {
+        use std::io::BufRead;
+        let mut l = String::new();
+        self.reader.read_line(&mut l).unwrap();
+        l
+    }
+
+    pub fn send(&mut self, text: &str) {
+        use std::io::Write;
+        self.writer.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// Sends one command line and returns the first reply line.
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(&format!("{line}\r\n"));
+        self.line()
+    }
+
+    /// Reads the lines of a multi-line reply up to and excluding ".".
+    pub fn body(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let l = self.line();
+            if l == ".\r\n" || l.is_empty() {
+                return lines;
+            }
+            lines.push(l);
+        }
+    }
+}
