@@ -157,9 +157,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         if args.allow_remote {
             println!("warning: other computers may connect; passwords travel in clear text.");
         }
-        tokio::signal::ctrl_c()
-            .await
-            .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
+        wait_for_stop_signal().await?;
         println!("shutting down...");
         running.shutdown().await;
         Ok(())
@@ -205,4 +203,24 @@ async fn bind(addr: SocketAddr, name: &str) -> Result<tokio::net::TcpListener, S
         };
         format!("cannot listen for {name} on {addr}: {e}.{hint}")
     })
+}
+
+/// Ctrl-C, or SIGTERM on Unix (what `kill` and service managers send).
+async fn wait_for_stop_signal() -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())
+            .map_err(|e| format!("cannot wait for SIGTERM: {e}"))?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map_err(|e| format!("cannot wait for Ctrl-C: {e}")),
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))
+    }
 }

@@ -1,1 +1,827 @@
-//! The POP3 client machine.
+//! The POP3 client machine: commands in, bytes to write out; bytes in, parsed replies out.
+//!
+//! [`Pop3Client`] knows the shape of every reply: the greeting first, then one reply per
+//! command sent, in order (pipelining is allowed). A reply is one status line, `+OK` or
+//! `-ERR`, followed for some commands (LIST, UIDL, RETR, TOP, CAPA, see
+//! [`Command::has_multiline_reply`]) by dot-stuffed lines up to a line holding only ".".
+//!
+//! A broken server never makes the machine hang or panic: an over-long line, a reply that
+//! grows past the limit, a line that is not a status line, a line nobody asked for, or the
+//! connection closing before a reply is complete each produce one
+//! [`Pop3ClientOutput::Error`], after which the machine stops reading.
+//! The machine has no clock: timeouts belong to the driver ([`crate::client`]).
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use super::command::Command;
+use super::server::apop_digest;
+use crate::proto::line::{Line, LineBuffer, Terminator};
+
+/// The longest reply line accepted, line end excluded (RFC 1939 allows 512 octets; real
+/// servers and students' servers send longer message lines).
+pub const MAX_REPLY_LINE: usize = 64 * 1024;
+/// The largest multi-line reply body accepted, in octets after dot-unstuffing.
+pub const MAX_REPLY_OCTETS: usize = 64 * 1024 * 1024;
+
+/// One reply of the server, or its greeting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pop3Reply {
+    /// `+OK` (true) or `-ERR` (false).
+    pub positive: bool,
+    /// The text after the status indicator and its space, as sent (response code included).
+    pub text: String,
+    /// The RFC 2449 response code without brackets (`IN-USE`, `AUTH`, `SYS/TEMP`), if the
+    /// text begins with one.
+    pub resp_code: Option<String>,
+    /// The lines of a multi-line reply, dot-unstuffed, each ending in CRLF; `None` for a
+    /// single-line reply.
+    pub body: Option<Vec<u8>>,
+    /// The command this reply answers; `None` for the greeting.
+    pub command: Option<Command>,
+}
+
+impl Pop3Reply {
+    /// The status line as sent, without its line end: `+OK 2 320`.
+    pub fn status_line(&self) -> String {
+        let status = if self.positive { "+OK" } else { "-ERR" };
+        if self.text.is_empty() {
+            status.to_string()
+        } else {
+            format!("{status} {}", self.text)
+        }
+    }
+
+    /// Whether this is the server's greeting.
+    pub fn is_greeting(&self) -> bool {
+        self.command.is_none()
+    }
+
+    /// The lines of the body, without their CRLF (none for a single-line reply).
+    pub fn body_lines(&self) -> impl Iterator<Item = &[u8]> {
+        let body = self.body.as_deref().unwrap_or_default();
+        body.split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .take(body.iter().filter(|&&b| b == b'\n').count())
+    }
+
+    /// The body as text (invalid UTF-8 replaced), or `""` for a single-line reply.
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(self.body.as_deref().unwrap_or_default()).into_owned()
+    }
+}
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pop3ClientOutput {
+    /// Write these bytes to the server.
+    Write(Vec<u8>),
+    /// A complete reply (or the greeting) arrived.
+    Reply(Pop3Reply),
+    /// The server broke the protocol or the connection; the machine reads no more.
+    Error(Pop3ClientError),
+}
+
+/// Why a session failed or a command could not be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pop3ClientError {
+    /// A line longer than the limit arrived.
+    LineTooLong { awaiting: String, len: usize, max: usize },
+    /// A multi-line reply grew past the limit.
+    ReplyTooLong { awaiting: String, max: usize },
+    /// A line that does not begin with `+OK` or `-ERR` arrived where a status line belongs.
+    NotAStatusLine { awaiting: String, line: String },
+    /// The server sent a line while no reply was expected.
+    UnsolicitedLine { line: String },
+    /// The connection closed before the status line of a reply.
+    ClosedBeforeReply { awaiting: String, partial: Option<String> },
+    /// The connection closed inside a multi-line reply, before its "." line.
+    ClosedMidReply { awaiting: String, lines: usize },
+    /// A command was sent after QUIT, after the connection closed or after an error.
+    SessionEnded { command: String },
+    /// A command argument holds CR or LF, which would split it into several commands.
+    InvalidCommand { command: String },
+    /// APOP was asked for but the greeting carries no `<timestamp>`.
+    NoApopTimestamp,
+}
+
+impl fmt::Display for Pop3ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::LineTooLong { awaiting, len, max } => write!(
+                f,
+                "The server sent a line of {len} octets while we waited for {awaiting}; \
+                 lines longer than {max} octets are refused."
+            ),
+            Self::ReplyTooLong { awaiting, max } => write!(
+                f,
+                "The server's reply grew past {max} octets while we waited for {awaiting}; \
+                 the rest was refused."
+            ),
+            Self::NotAStatusLine { awaiting, line } => {
+                write!(f, "The server sent \"{line}\" while we waited for {awaiting}; ")?;
+                if is_lower_case_status(line) {
+                    write!(f, "RFC 1939 requires \"+OK\" and \"-ERR\" in upper case.")
+                } else {
+                    write!(f, "a POP3 reply must begin with \"+OK\" or \"-ERR\" (RFC 1939).")
+                }
+            }
+            Self::UnsolicitedLine { line } => write!(
+                f,
+                "The server sent \"{line}\" although no reply was expected."
+            ),
+            Self::ClosedBeforeReply { awaiting, partial: None } => write!(
+                f,
+                "The server closed the connection while we waited for {awaiting}."
+            ),
+            Self::ClosedBeforeReply { awaiting, partial: Some(p) } => write!(
+                f,
+                "The server closed the connection while we waited for {awaiting}; it had \
+                 sent \"{p}\" without a line end."
+            ),
+            Self::ClosedMidReply { awaiting, lines } => write!(
+                f,
+                "The server closed the connection in the middle of {awaiting}, after {lines} \
+                 line{} of the multi-line reply and before its final \".\" line.",
+                if *lines == 1 { "" } else { "s" }
+            ),
+            Self::SessionEnded { command } => write!(
+                f,
+                "Cannot send {command}: the session has already ended."
+            ),
+            Self::InvalidCommand { command } => write!(
+                f,
+                "Cannot send {command}: an argument holds a CR or LF, which would split the \
+                 command line."
+            ),
+            Self::NoApopTimestamp => write!(
+                f,
+                "The server's greeting has no <timestamp>, so it does not offer APOP."
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Pop3ClientError {}
+
+/// A multi-line reply being read.
+#[derive(Debug, Clone)]
+struct Partial {
+    reply: Pop3Reply,
+    body: Vec<u8>,
+    lines: usize,
+}
+
+/// One POP3 client session.
+#[derive(Debug, Clone)]
+pub struct Pop3Client {
+    input: LineBuffer,
+    outputs: VecDeque<Pop3ClientOutput>,
+    /// Replies still to come, oldest first; `None` stands for the greeting.
+    awaiting: VecDeque<Option<Command>>,
+    partial: Option<Partial>,
+    greeting: Option<Pop3Reply>,
+    max_line: usize,
+    max_reply_octets: usize,
+    quit_sent: bool,
+    eof: bool,
+    /// No more input is processed: the connection closed or the server broke the protocol.
+    ended: bool,
+}
+
+impl Default for Pop3Client {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Pop3Client {
+    /// A session that waits for the greeting, with the default limits.
+    pub fn new() -> Self {
+        Self::with_limits(MAX_REPLY_LINE, MAX_REPLY_OCTETS)
+    }
+
+    /// A session with other limits (line length, multi-line reply size, in octets).
+    pub fn with_limits(max_line: usize, max_reply_octets: usize) -> Self {
+        Self {
+            input: LineBuffer::new(max_line, Terminator::CrLfOrLf),
+            outputs: VecDeque::new(),
+            awaiting: VecDeque::from([None]),
+            partial: None,
+            greeting: None,
+            max_line,
+            max_reply_octets,
+            quit_sent: false,
+            eof: false,
+            ended: false,
+        }
+    }
+
+    /// Queues `command` to be written and expects its reply. Fails after QUIT, after the
+    /// connection ended, and for arguments holding CR or LF.
+    pub fn send(&mut self, command: Command) -> Result<(), Pop3ClientError> {
+        if self.quit_sent || self.eof || self.ended {
+            return Err(Pop3ClientError::SessionEnded {
+                command: describe_command(&command),
+            });
+        }
+        let line = command.to_string();
+        if line.contains(['\r', '\n']) {
+            return Err(Pop3ClientError::InvalidCommand {
+                command: command.keyword().to_string(),
+            });
+        }
+        self.outputs
+            .push_back(Pop3ClientOutput::Write(format!("{line}\r\n").into_bytes()));
+        self.quit_sent = command == Command::Quit;
+        self.awaiting.push_back(Some(command));
+        Ok(())
+    }
+
+    /// The APOP command for `name` and `secret` with this session's greeting timestamp.
+    pub fn apop_command(&self, name: &str, secret: &str) -> Result<Command, Pop3ClientError> {
+        let timestamp = self.apop_timestamp().ok_or(Pop3ClientError::NoApopTimestamp)?;
+        Ok(Command::Apop {
+            name: name.to_string(),
+            digest: apop_digest(timestamp, secret),
+        })
+    }
+
+    /// Buffers bytes from the server. Nothing is processed until [`Self::poll_output`].
+    pub fn receive(&mut self, bytes: &[u8]) {
+        if !self.ended && !self.eof {
+            self.input.push(bytes);
+        }
+    }
+
+    /// The server closed the connection. Lines already received are still processed first.
+    pub fn receive_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// The next thing to do, or `None` when the machine needs more input or has ended.
+    pub fn poll_output(&mut self) -> Option<Pop3ClientOutput> {
+        loop {
+            if let Some(out) = self.outputs.pop_front() {
+                return Some(out);
+            }
+            if self.ended {
+                return None;
+            }
+            match self.input.next_line() {
+                Some(line) => self.handle_line(line),
+                None if self.eof => self.handle_eof(),
+                None => return None,
+            }
+        }
+    }
+
+    /// The greeting, once it has arrived.
+    pub fn greeting(&self) -> Option<&Pop3Reply> {
+        self.greeting.as_ref()
+    }
+
+    /// The APOP timestamp of the greeting (`<1896.697170952@dbc.mtview.ca.us>`), if any.
+    pub fn apop_timestamp(&self) -> Option<&str> {
+        self.greeting
+            .as_ref()
+            .filter(|g| g.positive)
+            .and_then(|g| find_apop_timestamp(&g.text))
+    }
+
+    /// Whether replies are still expected.
+    pub fn is_waiting(&self) -> bool {
+        !self.awaiting.is_empty() || self.partial.is_some()
+    }
+
+    /// What the machine waits for, in words ("the greeting", "the reply to RETR 1").
+    pub fn waiting_for(&self) -> Option<String> {
+        if let Some(p) = &self.partial {
+            return Some(describe_awaited(p.reply.command.as_ref()));
+        }
+        self.awaiting.front().map(|c| describe_awaited(c.as_ref()))
+    }
+
+    /// Whether the session is over: the connection closed or the server broke the protocol.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    fn handle_line(&mut self, line: Line) {
+        let text = match line {
+            Line::TooLong { len } => {
+                let awaiting = self.waiting_for().unwrap_or_else(|| "nothing".into());
+                let max = self.max_line;
+                return self.fail(Pop3ClientError::LineTooLong { awaiting, len, max });
+            }
+            Line::Complete { text, .. } => text,
+        };
+        if self.partial.is_some() {
+            self.body_line(&text);
+            return;
+        }
+        match self.awaiting.pop_front() {
+            None => self.fail(Pop3ClientError::UnsolicitedLine {
+                line: excerpt(&text),
+            }),
+            Some(command) => self.status_line(&text, command),
+        }
+    }
+
+    fn status_line(&mut self, line: &[u8], command: Option<Command>) {
+        let Some((positive, text)) = parse_status(line) else {
+            let awaiting = describe_awaited(command.as_ref());
+            let line = excerpt(line);
+            return self.fail(Pop3ClientError::NotAStatusLine { awaiting, line });
+        };
+        let text = String::from_utf8_lossy(text).into_owned();
+        let multiline = positive && command.as_ref().is_some_and(Command::has_multiline_reply);
+        let reply = Pop3Reply {
+            positive,
+            resp_code: response_code(&text).map(str::to_string),
+            text,
+            body: None,
+            command,
+        };
+        if multiline {
+            self.partial = Some(Partial {
+                reply,
+                body: Vec::new(),
+                lines: 0,
+            });
+        } else {
+            self.emit(reply);
+        }
+    }
+
+    fn body_line(&mut self, line: &[u8]) {
+        let Some(mut partial) = self.partial.take() else {
+            return;
+        };
+        if line == b"." {
+            partial.reply.body = Some(partial.body);
+            return self.emit(partial.reply);
+        }
+        let unstuffed = line.strip_prefix(b".").unwrap_or(line);
+        if partial.body.len() + unstuffed.len() + 2 > self.max_reply_octets {
+            let awaiting = describe_awaited(partial.reply.command.as_ref());
+            let max = self.max_reply_octets;
+            return self.fail(Pop3ClientError::ReplyTooLong { awaiting, max });
+        }
+        partial.body.extend_from_slice(unstuffed);
+        partial.body.extend_from_slice(b"\r\n");
+        partial.lines += 1;
+        self.partial = Some(partial);
+    }
+
+    fn handle_eof(&mut self) {
+        if let Some(p) = self.partial.take() {
+            let awaiting = describe_awaited(p.reply.command.as_ref());
+            let lines = p.lines;
+            return self.fail(Pop3ClientError::ClosedMidReply { awaiting, lines });
+        }
+        match self.awaiting.front() {
+            None => self.ended = true,
+            Some(command) => {
+                let awaiting = describe_awaited(command.as_ref());
+                let pending = self.input.pending();
+                let partial = (!pending.is_empty()).then(|| excerpt(pending));
+                self.fail(Pop3ClientError::ClosedBeforeReply { awaiting, partial });
+            }
+        }
+    }
+
+    fn emit(&mut self, reply: Pop3Reply) {
+        if reply.is_greeting() {
+            self.greeting = Some(reply.clone());
+        }
+        self.outputs.push_back(Pop3ClientOutput::Reply(reply));
+    }
+
+    fn fail(&mut self, error: Pop3ClientError) {
+        self.ended = true;
+        self.awaiting.clear();
+        self.partial = None;
+        self.outputs.push_back(Pop3ClientOutput::Error(error));
+    }
+}
+
+/// Splits a status line into its indicator (`true` for `+OK`) and its text. The indicator
+/// must be upper case and followed by a space or the end of the line.
+fn parse_status(line: &[u8]) -> Option<(bool, &[u8])> {
+    let (positive, rest) = if let Some(rest) = line.strip_prefix(b"+OK") {
+        (true, rest)
+    } else {
+        (false, line.strip_prefix(b"-ERR")?)
+    };
+    if rest.is_empty() {
+        return Some((positive, rest));
+    }
+    rest.strip_prefix(b" ").map(|text| (positive, text))
+}
+
+fn is_lower_case_status(line: &str) -> bool {
+    let upper = line.to_ascii_uppercase();
+    parse_status(upper.as_bytes()).is_some()
+}
+
+/// The RFC 2449 response code at the start of `text` (`[IN-USE] ...` gives `IN-USE`).
+pub fn response_code(text: &str) -> Option<&str> {
+    let inner = text.strip_prefix('[')?;
+    let code = inner.get(..inner.find(']')?)?;
+    let valid = !code.is_empty()
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'[' && b != b']');
+    valid.then_some(code)
+}
+
+/// The first `<...>` in a greeting text that can be an APOP timestamp (no spaces inside).
+pub fn find_apop_timestamp(text: &str) -> Option<&str> {
+    let mut rest = text;
+    while let Some(open) = rest.find('<') {
+        let candidate = rest.get(open..)?;
+        let close = candidate.find('>')?;
+        let stamp = candidate.get(..=close)?;
+        let inner = stamp.get(1..stamp.len() - 1).unwrap_or_default();
+        if !inner.is_empty() && !inner.contains(char::is_whitespace) && !inner.contains('<') {
+            return Some(stamp);
+        }
+        rest = candidate.get(1..)?;
+    }
+    None
+}
+
+/// A command as it may appear in messages: the password of PASS is not repeated.
+fn describe_command(command: &Command) -> String {
+    match command {
+        Command::Pass(_) => "PASS".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn describe_awaited(command: Option<&Command>) -> String {
+    match command {
+        None => "the greeting".to_string(),
+        Some(c) => format!("the reply to {}", describe_command(c)),
+    }
+}
+
+/// Received bytes as they may appear in a message: invalid UTF-8 and control characters
+/// escaped, at most 80 characters.
+pub fn excerpt(bytes: &[u8]) -> String {
+    const MAX_CHARS: usize = 80;
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::new();
+    for c in text.chars().take(MAX_CHARS) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if text.chars().count() > MAX_CHARS {
+        out.push_str("...");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Everything one run produced, replies and errors in order.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct Run {
+        written: Vec<u8>,
+        replies: Vec<Pop3Reply>,
+        errors: Vec<Pop3ClientError>,
+    }
+
+    /// Feeds `input` in chunks of `chunk` bytes after sending `commands`, then EOF.
+    fn run(commands: &[Command], input: &[u8], chunk: usize) -> Run {
+        let mut client = Pop3Client::new();
+        for c in commands {
+            client.send(c.clone()).unwrap();
+        }
+        let mut run = Run {
+            written: Vec::new(),
+            replies: Vec::new(),
+            errors: Vec::new(),
+        };
+        let mut drain = |client: &mut Pop3Client| {
+            while let Some(out) = client.poll_output() {
+                match out {
+                    Pop3ClientOutput::Write(b) => run.written.extend_from_slice(&b),
+                    Pop3ClientOutput::Reply(r) => run.replies.push(r),
+                    Pop3ClientOutput::Error(e) => run.errors.push(e),
+                }
+            }
+        };
+        drain(&mut client);
+        for piece in input.chunks(chunk) {
+            client.receive(piece);
+            drain(&mut client);
+        }
+        client.receive_eof();
+        drain(&mut client);
+        run
+    }
+
+    /// Runs at chunk sizes 1, 2, 4 ... 512, asserts all runs agree, returns one.
+    fn run_all_chunks(commands: &[Command], input: &[u8]) -> Run {
+        let reference = run(commands, input, input.len().max(1));
+        let mut chunk = 1;
+        while chunk <= 512 {
+            assert_eq!(run(commands, input, chunk), reference, "chunk size {chunk}");
+            chunk *= 2;
+        }
+        reference
+    }
+
+    fn ok(text: &str, command: Option<Command>) -> Pop3Reply {
+        Pop3Reply {
+            positive: true,
+            text: text.into(),
+            resp_code: None,
+            body: None,
+            command,
+        }
+    }
+
+    #[test]
+    fn rfc_1939_session_with_apop() {
+        let input = b"+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>\r\n\
+            +OK mrose's maildrop has 2 messages (320 octets)\r\n\
+            +OK 2 320\r\n\
+            +OK 2 messages (320 octets)\r\n1 120\r\n2 200\r\n.\r\n\
+            +OK 120 octets\r\nSubject: x\r\n\r\n..dot\r\n.\r\n\
+            +OK dewey POP3 server signing off (maildrop empty)\r\n";
+        let commands = [
+            Command::Apop {
+                name: "mrose".into(),
+                digest: "c4c9334bac560ecc979e58001b3e22fb".into(),
+            },
+            Command::Stat,
+            Command::List(None),
+            Command::Retr(1),
+            Command::Quit,
+        ];
+        let r = run_all_chunks(&commands, input);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(
+            String::from_utf8_lossy(&r.written),
+            "APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\nSTAT\r\nLIST\r\nRETR 1\r\nQUIT\r\n"
+        );
+        assert_eq!(r.replies.len(), 6);
+        assert!(r.replies[0].is_greeting());
+        assert_eq!(r.replies[2], ok("2 320", Some(Command::Stat)));
+        assert_eq!(r.replies[3].body.as_deref(), Some(&b"1 120\r\n2 200\r\n"[..]));
+        assert_eq!(
+            r.replies[3].body_lines().collect::<Vec<_>>(),
+            vec![&b"1 120"[..], b"2 200"]
+        );
+        assert_eq!(
+            r.replies[4].body.as_deref(),
+            Some(&b"Subject: x\r\n\r\n.dot\r\n"[..])
+        );
+        assert_eq!(r.replies[5].command, Some(Command::Quit));
+    }
+
+    #[test]
+    fn apop_command_uses_the_greeting_timestamp() {
+        let mut c = Pop3Client::new();
+        c.receive(b"+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>\r\n");
+        while c.poll_output().is_some() {}
+        assert_eq!(
+            c.apop_timestamp(),
+            Some("<1896.697170952@dbc.mtview.ca.us>")
+        );
+        assert_eq!(
+            c.apop_command("mrose", "tanstaaf"),
+            Ok(Command::Apop {
+                name: "mrose".into(),
+                digest: "c4c9334bac560ecc979e58001b3e22fb".into()
+            })
+        );
+    }
+
+    #[test]
+    fn greeting_without_timestamp_has_no_apop() {
+        let r = run_all_chunks(&[], b"+OK POP3 Server Ready\r\n");
+        assert_eq!(r.replies, vec![ok("POP3 Server Ready", None)]);
+        let mut c = Pop3Client::new();
+        c.receive(b"+OK POP3 Server Ready\r\n");
+        while c.poll_output().is_some() {}
+        assert_eq!(c.apop_timestamp(), None);
+        assert_eq!(c.apop_command("a", "b"), Err(Pop3ClientError::NoApopTimestamp));
+    }
+
+    #[test]
+    fn finds_timestamps_only_where_they_can_be() {
+        assert_eq!(find_apop_timestamp("Dovecot ready. <1.2.3@h>"), Some("<1.2.3@h>"));
+        assert_eq!(find_apop_timestamp("a <b c> <d@e>"), Some("<d@e>"));
+        assert_eq!(find_apop_timestamp("<> <x"), None);
+        assert_eq!(find_apop_timestamp("<<a@b>"), Some("<a@b>"));
+        assert_eq!(find_apop_timestamp("no stamp"), None);
+    }
+
+    #[test]
+    fn negative_replies_and_response_codes() {
+        let input = b"+OK hi\r\n-ERR [IN-USE] maildrop locked\r\n-ERR\r\n-ERR no such message\r\n";
+        let commands = [
+            Command::User("a".into()),
+            Command::Pass("b".into()),
+            Command::Retr(9),
+        ];
+        let r = run_all_chunks(&commands, input);
+        assert!(r.errors.is_empty());
+        assert_eq!(r.replies[1].resp_code.as_deref(), Some("IN-USE"));
+        assert_eq!(r.replies[1].text, "[IN-USE] maildrop locked");
+        assert_eq!(r.replies[1].status_line(), "-ERR [IN-USE] maildrop locked");
+        assert_eq!(r.replies[2].status_line(), "-ERR");
+        // A negative reply to RETR is single-line: no body is read.
+        assert_eq!(r.replies[3].body, None);
+        assert!(!r.replies[3].positive);
+    }
+
+    #[test]
+    fn response_code_syntax() {
+        assert_eq!(response_code("[SYS/TEMP] x"), Some("SYS/TEMP"));
+        assert_eq!(response_code("[] x"), None);
+        assert_eq!(response_code("[A B] x"), None);
+        assert_eq!(response_code("no [AUTH]"), None);
+        assert_eq!(response_code("[AUTH"), None);
+    }
+
+    #[test]
+    fn bare_lf_line_ends_are_accepted() {
+        let r = run_all_chunks(
+            &[Command::Capa],
+            b"+OK ready\n+OK capa\nTOP\nUSER\n.\n",
+        );
+        assert!(r.errors.is_empty());
+        assert_eq!(r.replies[1].body.as_deref(), Some(&b"TOP\r\nUSER\r\n"[..]));
+    }
+
+    #[test]
+    fn zeek_crafted_list_without_dot_then_eof() {
+        // The server side of zeek's bad-list-retr-crafted.pcap: garbage instead of a status
+        // line. The client stops there with a clear error.
+        let input = b"+OK example.com POP3-Server\r\n\
+            GARBAGE (and LIST response missing .)\r\n\
+            +OK 2 messages (320 octets)\r\n1 120\r\n2 200\r\n";
+        let r = run_all_chunks(&[Command::List(None)], input);
+        assert_eq!(r.replies.len(), 1);
+        assert_eq!(
+            r.errors,
+            vec![Pop3ClientError::NotAStatusLine {
+                awaiting: "the reply to LIST".into(),
+                line: "GARBAGE (and LIST response missing .)".into()
+            }]
+        );
+        assert_eq!(
+            r.errors[0].to_string(),
+            "The server sent \"GARBAGE (and LIST response missing .)\" while we waited for \
+             the reply to LIST; a POP3 reply must begin with \"+OK\" or \"-ERR\" (RFC 1939)."
+        );
+    }
+
+    #[test]
+    fn multi_line_reply_without_dot_then_eof() {
+        let input = b"+OK hi\r\n+OK 2 messages\r\n1 120\r\n2 200\r\n";
+        let r = run_all_chunks(&[Command::List(None)], input);
+        assert_eq!(
+            r.errors,
+            vec![Pop3ClientError::ClosedMidReply {
+                awaiting: "the reply to LIST".into(),
+                lines: 2
+            }]
+        );
+        assert_eq!(
+            r.errors[0].to_string(),
+            "The server closed the connection in the middle of the reply to LIST, after 2 \
+             lines of the multi-line reply and before its final \".\" line."
+        );
+    }
+
+    #[test]
+    fn eof_before_the_reply_or_mid_line() {
+        let r = run_all_chunks(&[Command::Stat], b"+OK hi\r\n+OK 2 3");
+        assert_eq!(
+            r.errors,
+            vec![Pop3ClientError::ClosedBeforeReply {
+                awaiting: "the reply to STAT".into(),
+                partial: Some("+OK 2 3".into())
+            }]
+        );
+        let r = run_all_chunks(&[], b"");
+        assert_eq!(
+            r.errors[0].to_string(),
+            "The server closed the connection while we waited for the greeting."
+        );
+    }
+
+    #[test]
+    fn eof_after_quit_is_normal() {
+        let r = run_all_chunks(&[Command::Quit], b"+OK hi\r\n+OK bye\r\n");
+        assert!(r.errors.is_empty());
+        assert_eq!(r.replies.len(), 2);
+    }
+
+    #[test]
+    fn garbage_lower_case_and_unsolicited_lines() {
+        let r = run_all_chunks(&[Command::Stat], b"+ok hi\r\n");
+        assert!(r.errors[0].to_string().contains("upper case"), "{}", r.errors[0]);
+        let r = run_all_chunks(&[Command::Stat], b"+OKAY\r\n");
+        assert!(matches!(r.errors[0], Pop3ClientError::NotAStatusLine { .. }));
+        let r = run_all_chunks(&[], b"+OK hi\r\n+OK extra\r\n");
+        assert_eq!(
+            r.errors[0].to_string(),
+            "The server sent \"+OK extra\" although no reply was expected."
+        );
+        let r = run_all_chunks(&[], b"\x00\xff\x1b[2J\r\n");
+        assert_eq!(
+            r.errors[0],
+            Pop3ClientError::NotAStatusLine {
+                awaiting: "the greeting".into(),
+                line: "\\u{0}\u{fffd}\\u{1b}[2J".into()
+            }
+        );
+    }
+
+    #[test]
+    fn over_long_line_is_an_error_not_a_hang() {
+        let mut input = b"+OK hi\r\n+OK follows\r\n".to_vec();
+        input.extend(vec![b'x'; MAX_REPLY_LINE + 10]);
+        input.extend_from_slice(b"\r\n.\r\n");
+        let r = run(&[Command::Retr(1)], &input, 4096);
+        assert_eq!(
+            r.errors,
+            vec![Pop3ClientError::LineTooLong {
+                awaiting: "the reply to RETR 1".into(),
+                len: MAX_REPLY_LINE + 10,
+                max: MAX_REPLY_LINE
+            }]
+        );
+    }
+
+    #[test]
+    fn reply_size_is_limited() {
+        let mut client = Pop3Client::with_limits(100, 1000);
+        client.send(Command::Retr(1)).unwrap();
+        client.receive(b"+OK hi\r\n+OK follows\r\n");
+        for _ in 0..100 {
+            client.receive(b"0123456789012345678\r\n");
+        }
+        let outputs: Vec<_> = std::iter::from_fn(|| client.poll_output()).collect();
+        assert_eq!(
+            outputs.last(),
+            Some(&Pop3ClientOutput::Error(Pop3ClientError::ReplyTooLong {
+                awaiting: "the reply to RETR 1".into(),
+                max: 1000
+            }))
+        );
+        assert!(client.is_ended());
+    }
+
+    #[test]
+    fn refuses_commands_that_would_inject_lines_or_follow_quit() {
+        let mut c = Pop3Client::new();
+        assert_eq!(
+            c.send(Command::User("a\r\nDELE 1".into())),
+            Err(Pop3ClientError::InvalidCommand {
+                command: "USER".into()
+            })
+        );
+        c.send(Command::Quit).unwrap();
+        let err = c.send(Command::Pass("secret".into())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Cannot send PASS: the session has already ended."
+        );
+    }
+
+    #[test]
+    fn single_line_list_and_uidl_with_argument() {
+        let r = run_all_chunks(
+            &[Command::List(Some(1)), Command::Uidl(Some(1)), Command::Top { msg: 1, lines: 0 }],
+            b"+OK hi\r\n+OK 1 120\r\n+OK 1 abc\r\n+OK\r\nFrom: a@b\r\n\r\n.\r\n",
+        );
+        assert!(r.errors.is_empty());
+        assert_eq!(r.replies[1].body, None);
+        assert_eq!(r.replies[2].text, "1 abc");
+        assert_eq!(r.replies[3].body.as_deref(), Some(&b"From: a@b\r\n\r\n"[..]));
+    }
+
+    #[test]
+    fn waiting_for_describes_the_next_reply() {
+        let mut c = Pop3Client::new();
+        assert_eq!(c.waiting_for().as_deref(), Some("the greeting"));
+        c.send(Command::Pass("s3cret".into())).unwrap();
+        c.receive(b"+OK hi\r\n");
+        while c.poll_output().is_some() {}
+        assert_eq!(c.waiting_for().as_deref(), Some("the reply to PASS"));
+        assert!(c.is_waiting());
+    }
+}

@@ -97,9 +97,9 @@ mod tests {
         let lines: Vec<&str> = h.trim_end().split("\r\n").collect();
         assert_eq!(lines.len(), 3, "{h}");
         assert!(lines.iter().skip(1).all(|l| l.starts_with('\t')));
-        assert!(
-            h.ends_with("; Tue, 1 Jul 2025 10:00:00 +0000\r\n")
-                || h.ends_with(";\r\n\tTue, 1 Jul 2025 10:00:00 +0000\r\n")
+        assert_eq!(
+            lines[2],
+            "\twith ESMTP id ID; Tue, 1 Jul 2025 10:00:00 +0000"
         );
     }
 
