@@ -1,0 +1,229 @@
+//! The `mailwire` binary as a user runs it: first run creates the demo data, SIGTERM stops
+//! it cleanly, bad addresses are refused with a reason, import-assignment imports.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Raw, TempDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mailwire");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+#[test]
+fn first_run_creates_demo_data_serves_it_and_stops_on_sigterm() {
+    let home = TempDir::new("home");
+    let (pop3, smtp) = (free_port(), free_port());
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--pop3",
+            &format!("127.0.0.1:{pop3}"),
+            "--smtp",
+            &format!("127.0.0.1:{smtp}"),
+        ])
+        .env("HOME", home.path())
+        .env_remove("XDG_DATA_HOME")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = Vec::new();
+    for _ in 0..3 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        banner.push(line);
+    }
+    let data = home.path().join(".local/share/mailwire/data");
+    assert_eq!(
+        banner.first().map(String::as_str),
+        Some(format!("created a demo data directory in {}\n", data.display()).as_str())
+    );
+    assert!(banner.iter().any(|l| l.contains(&format!("POP3 on 127.0.0.1:{pop3}"))));
+    assert!(data.join("users.txt").is_file());
+
+    let mut c = Raw::connect(format!("127.0.0.1:{pop3}").parse().unwrap());
+    assert!(c.line().starts_with("+OK POP3 server ready <"));
+    c.cmd("USER mrose");
+    assert_eq!(c.cmd("PASS tanstaaf"), "+OK mrose's maildrop has 2 messages (320 octets)\r\n");
+    assert_eq!(c.cmd("QUIT"), "+OK localhost POP3 server signing off (2 messages left)\r\n");
+
+    // The transcript shows the session.
+    let mut transcript = String::new();
+    while !transcript.contains("closed: closed by the server after QUIT") {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        transcript.push_str(&line);
+    }
+    assert!(transcript.contains("C: USER mrose"), "{transcript}");
+    assert!(transcript.contains("S: +OK mrose's maildrop has 2 messages (320 octets)"));
+
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = wait(&mut child, Duration::from_secs(10));
+    assert!(status.success(), "exit status {status}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(rest.contains("shutting down"), "{rest}");
+
+    // Second run: the same data is used, not recreated. (A taken port makes it stop at once.)
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let second = Command::new(BIN)
+        .args(["serve", "--pop3", &taken, "--smtp", &taken])
+        .env("HOME", home.path())
+        .env_remove("XDG_DATA_HOME")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(stdout.contains("using the data directory"), "{stdout}");
+}
+
+fn wait(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("mailwire did not stop within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn non_loopback_address_needs_allow_remote() {
+    let data = TempDir::new("remote");
+    mailwire::store::create_demo(data.path()).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--data"])
+        .arg(data.path())
+        .args(["--pop3", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to listen for POP3 on 0.0.0.0:0: it is not a loopback address"),
+        "{err}"
+    );
+    assert!(err.contains("--allow-remote"), "{err}");
+}
+
+#[test]
+fn port_in_use_is_explained() {
+    let data = TempDir::new("inuse");
+    mailwire::store::create_demo(data.path()).unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(BIN)
+        .args(["serve", "--data"])
+        .arg(data.path())
+        .args(["--pop3", &addr, "--smtp", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("cannot listen for POP3 on {addr}")), "{err}");
+    assert!(err.contains("Another program"), "{err}");
+}
+
+#[test]
+fn bad_users_file_is_reported_with_file_and_line() {
+    let data = TempDir::new("badusers");
+    std::fs::write(data.path().join("users.txt"), "mrose tanstaaf\n../evil pw\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--data"])
+        .arg(data.path())
+        .args(["--pop3", "127.0.0.1:0", "--smtp", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("users.txt"), "{err}");
+    assert!(err.contains("Line 2 of"), "{err}");
+    assert!(!data.path().join("../evil").exists());
+}
+
+#[test]
+fn import_assignment_then_serve_the_mail() {
+    let src = TempDir::new("assign");
+    std::fs::write(src.path().join("User.txt"), "ag agpass\ngb gbpass\n").unwrap();
+    std::fs::create_dir_all(src.path().join("gb")).unwrap();
+    std::fs::write(
+        src.path().join("gb/MyMailBox.txt"),
+        "From: ag@iit.edu\nTo: gb@iit.edu\nSubject: Test\nReceived: 12/10/2020 : 13 : 33\nHello gb\n.\n",
+    )
+    .unwrap();
+    let data = TempDir::new("assign-data");
+    let out = Command::new(BIN)
+        .arg("import-assignment")
+        .arg(src.path())
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("imported 2 user(s) and 1 message(s)"), "{stdout}");
+
+    let s = common::start_with(common::test_config(), |dir| {
+        // Serve a copy of the imported data.
+        copy_dir(data.path(), dir);
+        mailwire::store::Store::open(dir).unwrap()
+    });
+    let mut c = Raw::connect(s.pop3);
+    c.line();
+    c.cmd("USER gb");
+    assert!(c.cmd("PASS gbpass").starts_with("+OK gb's maildrop has 1 message"));
+    assert!(c.cmd("RETR 1").starts_with("+OK"));
+    let body = c.body().concat();
+    assert_eq!(
+        body,
+        "From: ag@iit.edu\r\nTo: gb@iit.edu\r\nSubject: Test\r\nReceived: 12/10/2020 : 13 : 33\r\n\r\nHello gb\r\n"
+    );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn idle_session_is_logged_out_without_deleting() {
+    let config = mailwire::servers::ServerConfig {
+        idle_limit: Duration::from_millis(300),
+        ..common::test_config()
+    };
+    let s = common::start_with(config, |dir| mailwire::store::create_demo(dir).unwrap());
+    let before = s.maildir_files("mrose");
+    let mut c = Raw::connect(s.pop3);
+    c.line();
+    c.cmd("USER mrose");
+    c.cmd("PASS tanstaaf");
+    assert_eq!(c.cmd("DELE 1"), "+OK message 1 deleted\r\n");
+    // Say nothing more: the autologout timer fires.
+    assert_eq!(c.line(), "-ERR autologout timer expired, nothing deleted\r\n");
+    assert_eq!(c.line(), "", "connection closed");
+    assert_eq!(s.maildir_files("mrose"), before);
+}
