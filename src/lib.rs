@@ -6,7 +6,9 @@
 //! - [`store`]: users and Maildir mailboxes on disk;
 //! - [`servers`]: the tokio drivers that own the sockets and answer the machines' requests.
 
+pub mod capture;
 pub mod client;
+pub mod decode;
 pub mod proto;
 pub mod servers;
 pub mod store;

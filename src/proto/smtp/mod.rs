@@ -6,6 +6,7 @@
 //!   requests out);
 //! - [`received_header`]: the trace header the driver adds to delivered mail.
 
+pub mod client;
 pub mod command;
 mod header;
 pub mod reply;

@@ -1,0 +1,1 @@
+//! The no-root sandbox (in progress).

@@ -1,0 +1,1 @@
+//! Decoding captured frames into headers with byte ranges, TCP reassembly, protocol units (in progress).

@@ -1,0 +1,857 @@
+//! The SMTP client machine: commands and message content in, bytes to write out; bytes in,
+//! parsed replies out.
+//!
+//! [`SmtpClient`] expects the 220 greeting first, then one reply per command sent, in order.
+//! A reply is one or more lines `250-text` ... `250 text` with the same three-digit code
+//! (RFC 5321 section 4.2). Two conveniences of a real client are built in:
+//! - an EHLO answered with 5xx is retried as HELO with the same domain (RFC 5321 section
+//!   3.2), and both replies are reported;
+//! - [`SmtpClient::send_content`] (allowed once DATA got its 354) writes the message with
+//!   every line end made CRLF, lines starting with "." doubled, and the final CRLF.CRLF.
+//!
+//! A broken server never makes the machine hang or panic: an over-long line, an over-long
+//! reply, a line without a valid code, a code that changes inside a multi-line reply, a line
+//! nobody asked for, or the connection closing before a reply is complete each produce one
+//! [`SmtpClientOutput::Error`], after which the machine stops reading.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use super::reply::Reply;
+use crate::proto::line::{Line, LineBuffer, Terminator};
+use crate::proto::pop3::client::excerpt;
+
+/// The longest reply line accepted, line end excluded (RFC 5321 allows 512 octets).
+pub const MAX_REPLY_LINE: usize = 64 * 1024;
+/// The largest reply accepted, all lines together, in octets.
+pub const MAX_REPLY_OCTETS: usize = 64 * 1024 * 1024;
+
+/// A command the client sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCommand {
+    /// `EHLO domain`
+    Ehlo(String),
+    /// `HELO domain`
+    Helo(String),
+    /// `MAIL FROM:<address>` (`""` gives the null path `<>`)
+    MailFrom(String),
+    /// `RCPT TO:<address>`
+    RcptTo(String),
+    /// `DATA`
+    Data,
+    /// `RSET`
+    Rset,
+    /// `NOOP`
+    Noop,
+    /// `QUIT`
+    Quit,
+}
+
+impl fmt::Display for ClientCommand {
+    /// The command line as sent, without CRLF.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ehlo(domain) => write!(f, "EHLO {domain}"),
+            Self::Helo(domain) => write!(f, "HELO {domain}"),
+            Self::MailFrom(address) => write!(f, "MAIL FROM:<{address}>"),
+            Self::RcptTo(address) => write!(f, "RCPT TO:<{address}>"),
+            Self::Data => f.write_str("DATA"),
+            Self::Rset => f.write_str("RSET"),
+            Self::Noop => f.write_str("NOOP"),
+            Self::Quit => f.write_str("QUIT"),
+        }
+    }
+}
+
+/// What a reply answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyTo {
+    /// The greeting sent when the connection opens.
+    Greeting,
+    /// A command.
+    Command(ClientCommand),
+    /// The message content and its final "." line, sent after DATA's 354.
+    MessageContent,
+}
+
+impl fmt::Display for ReplyTo {
+    /// What the client waits for, in words: "the greeting", "the reply to RCPT TO:<a@b>".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Greeting => f.write_str("the greeting"),
+            Self::Command(c) => write!(f, "the reply to {c}"),
+            Self::MessageContent => f.write_str("the reply to the message content"),
+        }
+    }
+}
+
+/// One complete reply and what it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpReply {
+    /// The code and text lines.
+    pub reply: Reply,
+    /// What it answers.
+    pub reply_to: ReplyTo,
+}
+
+impl SmtpReply {
+    /// The three-digit code.
+    pub fn code(&self) -> u16 {
+        self.reply.code
+    }
+
+    /// Whether the code is 2xx or 3xx.
+    pub fn is_positive(&self) -> bool {
+        self.reply.is_positive()
+    }
+
+    /// The reply as sent, lines joined with `"\n"`: `"250-a Hello\n250 SIZE 5"`.
+    pub fn wire_text(&self) -> String {
+        let bytes = self.reply.to_bytes();
+        String::from_utf8_lossy(&bytes).trim_end().replace("\r\n", "\n")
+    }
+}
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmtpClientOutput {
+    /// Write these bytes to the server.
+    Write(Vec<u8>),
+    /// A complete reply arrived.
+    Reply(SmtpReply),
+    /// The server broke the protocol or the connection; the machine reads no more.
+    Error(SmtpClientError),
+}
+
+/// Why a session failed or something could not be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmtpClientError {
+    /// A line longer than the limit arrived.
+    LineTooLong { awaiting: String, len: usize, max: usize },
+    /// A multi-line reply grew past the limit.
+    ReplyTooLong { awaiting: String, max: usize },
+    /// A line that does not begin with a reply code and a separator.
+    NotAReplyLine { awaiting: String, line: String },
+    /// A line of a multi-line reply carries another code than the first line.
+    CodeChanged { awaiting: String, first: u16, line: String },
+    /// The server sent a line while no reply was expected.
+    UnsolicitedLine { line: String },
+    /// The connection closed before a reply began.
+    ClosedBeforeReply { awaiting: String, partial: Option<String> },
+    /// The connection closed inside a multi-line reply.
+    ClosedMidReply { awaiting: String, lines: usize },
+    /// Something was sent after QUIT, after the connection closed or after an error.
+    SessionEnded { what: String },
+    /// A command argument holds CR or LF, which would split it into several commands.
+    InvalidArgument { command: String },
+    /// Message content was given although the server has not answered DATA with 354.
+    NotReadyForContent,
+    /// A command was given while the server waits for the message content after 354.
+    ContentExpected { command: String },
+}
+
+impl fmt::Display for SmtpClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::LineTooLong { awaiting, len, max } => write!(
+                f,
+                "The server sent a line of {len} octets while we waited for {awaiting}; \
+                 lines longer than {max} octets are refused."
+            ),
+            Self::ReplyTooLong { awaiting, max } => write!(
+                f,
+                "The server's reply grew past {max} octets while we waited for {awaiting}; \
+                 the rest was refused."
+            ),
+            Self::NotAReplyLine { awaiting, line } => write!(
+                f,
+                "The server sent \"{line}\" while we waited for {awaiting}; an SMTP reply \
+                 line must begin with a three-digit code (2xx to 5xx) followed by a space, a \
+                 hyphen or the line end (RFC 5321 section 4.2)."
+            ),
+            Self::CodeChanged { awaiting, first, line } => write!(
+                f,
+                "The server sent \"{line}\" inside a multi-line reply that began with code \
+                 {first} while we waited for {awaiting}; every line of a reply must carry the \
+                 same code (RFC 5321 section 4.2.1)."
+            ),
+            Self::UnsolicitedLine { line } => write!(
+                f,
+                "The server sent \"{line}\" although no reply was expected."
+            ),
+            Self::ClosedBeforeReply { awaiting, partial: None } => write!(
+                f,
+                "The server closed the connection while we waited for {awaiting}."
+            ),
+            Self::ClosedBeforeReply { awaiting, partial: Some(p) } => write!(
+                f,
+                "The server closed the connection while we waited for {awaiting}; it had \
+                 sent \"{p}\" without a line end."
+            ),
+            Self::ClosedMidReply { awaiting, lines } => write!(
+                f,
+                "The server closed the connection in the middle of {awaiting}, after {lines} \
+                 line{} of a multi-line reply and before its last line.",
+                if *lines == 1 { "" } else { "s" }
+            ),
+            Self::SessionEnded { what } => {
+                write!(f, "Cannot send {what}: the session has already ended.")
+            }
+            Self::InvalidArgument { command } => write!(
+                f,
+                "Cannot send {command}: an argument holds a CR or LF, which would split the \
+                 command line."
+            ),
+            Self::NotReadyForContent => write!(
+                f,
+                "Cannot send the message content: the server has not answered DATA with 354."
+            ),
+            Self::ContentExpected { command } => write!(
+                f,
+                "Cannot send {command}: the server waits for the message content after its \
+                 354 reply to DATA."
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SmtpClientError {}
+
+/// A multi-line reply being read.
+#[derive(Debug, Clone)]
+struct Partial {
+    code: u16,
+    lines: Vec<String>,
+    octets: usize,
+}
+
+/// One SMTP client session.
+#[derive(Debug, Clone)]
+pub struct SmtpClient {
+    input: LineBuffer,
+    outputs: VecDeque<SmtpClientOutput>,
+    /// Replies still to come, oldest first.
+    awaiting: VecDeque<ReplyTo>,
+    partial: Option<Partial>,
+    greeting: Option<Reply>,
+    extensions: Vec<String>,
+    helo_fallback: bool,
+    /// DATA got 354 and the content has not been sent yet.
+    content_expected: bool,
+    max_line: usize,
+    max_reply_octets: usize,
+    quit_sent: bool,
+    eof: bool,
+    /// No more input is processed: the connection closed or the server broke the protocol.
+    ended: bool,
+}
+
+impl Default for SmtpClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SmtpClient {
+    /// A session that waits for the greeting, with the default limits and HELO fallback.
+    pub fn new() -> Self {
+        Self::with_limits(MAX_REPLY_LINE, MAX_REPLY_OCTETS)
+    }
+
+    /// A session with other limits (line length, reply size, in octets).
+    pub fn with_limits(max_line: usize, max_reply_octets: usize) -> Self {
+        Self {
+            input: LineBuffer::new(max_line, Terminator::CrLfOrLf),
+            outputs: VecDeque::new(),
+            awaiting: VecDeque::from([ReplyTo::Greeting]),
+            partial: None,
+            greeting: None,
+            extensions: Vec::new(),
+            helo_fallback: true,
+            content_expected: false,
+            max_line,
+            max_reply_octets,
+            quit_sent: false,
+            eof: false,
+            ended: false,
+        }
+    }
+
+    /// Whether an EHLO answered with 5xx is retried as HELO (default: yes).
+    pub fn set_helo_fallback(&mut self, on: bool) {
+        self.helo_fallback = on;
+    }
+
+    /// Queues `command` to be written and expects its reply.
+    pub fn send(&mut self, command: ClientCommand) -> Result<(), SmtpClientError> {
+        let line = command.to_string();
+        if self.quit_sent || self.eof || self.ended {
+            return Err(SmtpClientError::SessionEnded { what: line });
+        }
+        if self.content_expected {
+            return Err(SmtpClientError::ContentExpected { command: line });
+        }
+        if line.contains(['\r', '\n']) {
+            return Err(SmtpClientError::InvalidArgument {
+                command: excerpt(line.as_bytes()),
+            });
+        }
+        self.quit_sent = command == ClientCommand::Quit;
+        self.write_command(command);
+        Ok(())
+    }
+
+    /// Queues the message content after DATA got its 354: line ends made CRLF, lines that
+    /// begin with "." doubled, a last line end added if missing, then ".\r\n".
+    pub fn send_content(&mut self, content: &[u8]) -> Result<(), SmtpClientError> {
+        if self.quit_sent || self.eof || self.ended {
+            return Err(SmtpClientError::SessionEnded {
+                what: "the message content".into(),
+            });
+        }
+        if !self.content_expected {
+            return Err(SmtpClientError::NotReadyForContent);
+        }
+        self.content_expected = false;
+        self.outputs
+            .push_back(SmtpClientOutput::Write(stuff_message(content)));
+        self.awaiting.push_back(ReplyTo::MessageContent);
+        Ok(())
+    }
+
+    /// Buffers bytes from the server. Nothing is processed until [`Self::poll_output`].
+    pub fn receive(&mut self, bytes: &[u8]) {
+        if !self.ended && !self.eof {
+            self.input.push(bytes);
+        }
+    }
+
+    /// The server closed the connection. Lines already received are still processed first.
+    pub fn receive_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// The next thing to do, or `None` when the machine needs more input or has ended.
+    pub fn poll_output(&mut self) -> Option<SmtpClientOutput> {
+        loop {
+            if let Some(out) = self.outputs.pop_front() {
+                return Some(out);
+            }
+            if self.ended {
+                return None;
+            }
+            match self.input.next_line() {
+                Some(line) => self.handle_line(line),
+                None if self.eof => self.handle_eof(),
+                None => return None,
+            }
+        }
+    }
+
+    /// The greeting, once it has arrived.
+    pub fn greeting(&self) -> Option<&Reply> {
+        self.greeting.as_ref()
+    }
+
+    /// The extension lines of the last positive EHLO reply (`PIPELINING`, `SIZE 10240000`).
+    pub fn extensions(&self) -> &[String] {
+        &self.extensions
+    }
+
+    /// Whether the server announced the extension `keyword` (any case) in its EHLO reply.
+    pub fn supports(&self, keyword: &str) -> bool {
+        self.extensions.iter().any(|line| {
+            line.split_whitespace()
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case(keyword))
+        })
+    }
+
+    /// Whether the server waits for the message content (DATA was answered with 354).
+    pub fn content_expected(&self) -> bool {
+        self.content_expected
+    }
+
+    /// Whether replies are still expected.
+    pub fn is_waiting(&self) -> bool {
+        !self.awaiting.is_empty()
+    }
+
+    /// What the machine waits for, in words ("the greeting", "the reply to DATA").
+    pub fn waiting_for(&self) -> Option<String> {
+        self.awaiting.front().map(ToString::to_string)
+    }
+
+    /// Whether the session is over: the connection closed or the server broke the protocol.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    fn write_command(&mut self, command: ClientCommand) {
+        let bytes = format!("{command}\r\n").into_bytes();
+        self.outputs.push_back(SmtpClientOutput::Write(bytes));
+        self.awaiting.push_back(ReplyTo::Command(command));
+    }
+
+    fn awaiting_text(&self) -> String {
+        self.waiting_for().unwrap_or_else(|| "nothing".into())
+    }
+
+    fn handle_line(&mut self, line: Line) {
+        let text = match line {
+            Line::TooLong { len } => {
+                let (awaiting, max) = (self.awaiting_text(), self.max_line);
+                return self.fail(SmtpClientError::LineTooLong { awaiting, len, max });
+            }
+            Line::Complete { text, .. } => text,
+        };
+        if self.awaiting.is_empty() {
+            let line = excerpt(&text);
+            return self.fail(SmtpClientError::UnsolicitedLine { line });
+        }
+        let Some((code, last, rest)) = parse_reply_line(&text) else {
+            let (awaiting, line) = (self.awaiting_text(), excerpt(&text));
+            return self.fail(SmtpClientError::NotAReplyLine { awaiting, line });
+        };
+        let mut partial = self.partial.take().unwrap_or(Partial {
+            code,
+            lines: Vec::new(),
+            octets: 0,
+        });
+        if partial.code != code {
+            let (awaiting, line) = (self.awaiting_text(), excerpt(&text));
+            let first = partial.code;
+            return self.fail(SmtpClientError::CodeChanged { awaiting, first, line });
+        }
+        partial.octets += text.len() + 2;
+        if partial.octets > self.max_reply_octets {
+            let (awaiting, max) = (self.awaiting_text(), self.max_reply_octets);
+            return self.fail(SmtpClientError::ReplyTooLong { awaiting, max });
+        }
+        partial.lines.push(String::from_utf8_lossy(rest).into_owned());
+        if last {
+            self.finish(Reply::multiline(partial.code, partial.lines));
+        } else {
+            self.partial = Some(partial);
+        }
+    }
+
+    fn finish(&mut self, reply: Reply) {
+        let Some(reply_to) = self.awaiting.pop_front() else {
+            return;
+        };
+        let code = reply.code;
+        let fallback = match &reply_to {
+            ReplyTo::Greeting => {
+                self.greeting = Some(reply.clone());
+                None
+            }
+            ReplyTo::Command(ClientCommand::Ehlo(domain)) => {
+                if (200..300).contains(&code) {
+                    self.extensions = reply.lines.iter().skip(1).cloned().collect();
+                }
+                let retry = self.helo_fallback && (500..600).contains(&code) && !self.quit_sent;
+                retry.then(|| ClientCommand::Helo(domain.clone()))
+            }
+            ReplyTo::Command(ClientCommand::Data) => {
+                self.content_expected = code == 354;
+                None
+            }
+            _ => None,
+        };
+        self.outputs
+            .push_back(SmtpClientOutput::Reply(SmtpReply { reply, reply_to }));
+        if let Some(helo) = fallback {
+            self.write_command(helo);
+        }
+    }
+
+    fn handle_eof(&mut self) {
+        let Some(awaiting) = self.waiting_for() else {
+            self.ended = true;
+            return;
+        };
+        if let Some(p) = self.partial.take() {
+            let lines = p.lines.len();
+            return self.fail(SmtpClientError::ClosedMidReply { awaiting, lines });
+        }
+        let pending = self.input.pending();
+        let partial = (!pending.is_empty()).then(|| excerpt(pending));
+        self.fail(SmtpClientError::ClosedBeforeReply { awaiting, partial });
+    }
+
+    fn fail(&mut self, error: SmtpClientError) {
+        self.ended = true;
+        self.awaiting.clear();
+        self.partial = None;
+        self.content_expected = false;
+        self.outputs.push_back(SmtpClientOutput::Error(error));
+    }
+}
+
+/// Splits a reply line into its code, whether it is the last line of the reply, and its
+/// text. The code is three digits, the first 2 to 5; then a space (last line), a hyphen
+/// (more lines follow) or the end of the line (last line, no text).
+fn parse_reply_line(line: &[u8]) -> Option<(u16, bool, &[u8])> {
+    let ([a, b, c], rest) = line.split_first_chunk::<3>()?;
+    let digits = [*a, *b, *c];
+    if !digits.iter().all(u8::is_ascii_digit) || !(b'2'..=b'5').contains(a) {
+        return None;
+    }
+    let code = digits
+        .iter()
+        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    match rest.split_first() {
+        None => Some((code, true, rest)),
+        Some((b' ', text)) => Some((code, true, text)),
+        Some((b'-', text)) => Some((code, false, text)),
+        Some(_) => None,
+    }
+}
+
+/// The message content as sent after DATA's 354: CRLF line ends (a bare LF or CR becomes
+/// CRLF), a "." doubled at the start of a line, a last line end if missing, then ".\r\n".
+/// Only the CRLF "." CRLF this adds can end the message (no SMTP smuggling).
+pub fn stuff_message(content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + content.len() / 32 + 5);
+    let mut at_line_start = true;
+    let mut bytes = content.iter().copied().peekable();
+    while let Some(b) = bytes.next() {
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        match b {
+            b'\r' | b'\n' => {
+                if b == b'\r' && bytes.peek() == Some(&b'\n') {
+                    bytes.next();
+                }
+                out.extend_from_slice(b"\r\n");
+                at_line_start = true;
+            }
+            _ => {
+                out.push(b);
+                at_line_start = false;
+            }
+        }
+    }
+    if !at_line_start {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What one run produced.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct Run {
+        written: String,
+        replies: Vec<SmtpReply>,
+        errors: Vec<SmtpClientError>,
+    }
+
+    /// One step of a scripted session: send a command, or send the content once possible.
+    #[derive(Clone)]
+    enum Step {
+        Send(ClientCommand),
+        Content(&'static [u8]),
+    }
+
+    /// Sends each step when the machine is no longer waiting (content once 354 arrived),
+    /// feeding `input` in chunks of `chunk` bytes, then EOF.
+    fn run(steps: &[Step], input: &[u8], chunk: usize) -> Run {
+        let mut client = SmtpClient::new();
+        let mut run = Run {
+            written: String::new(),
+            replies: Vec::new(),
+            errors: Vec::new(),
+        };
+        let mut steps = steps.iter().cloned().peekable();
+        let mut pieces = input.chunks(chunk);
+        loop {
+            while let Some(out) = client.poll_output() {
+                match out {
+                    SmtpClientOutput::Write(b) => run.written += &String::from_utf8_lossy(&b),
+                    SmtpClientOutput::Reply(r) => run.replies.push(r),
+                    SmtpClientOutput::Error(e) => run.errors.push(e),
+                }
+            }
+            if !client.is_waiting() && !client.is_ended() {
+                match steps.next() {
+                    Some(Step::Send(c)) => client.send(c).unwrap(),
+                    Some(Step::Content(c)) => client.send_content(c).unwrap(),
+                    None => {}
+                }
+                continue;
+            }
+            match pieces.next() {
+                Some(piece) => client.receive(piece),
+                None if client.is_ended() => return run,
+                None => client.receive_eof(),
+            }
+        }
+    }
+
+    fn run_all_chunks(steps: &[Step], input: &[u8]) -> Run {
+        let reference = run(steps, input, input.len().max(1));
+        let mut chunk = 1;
+        while chunk <= 512 {
+            assert_eq!(run(steps, input, chunk), reference, "chunk size {chunk}");
+            chunk *= 2;
+        }
+        reference
+    }
+
+    fn send(c: ClientCommand) -> Step {
+        Step::Send(c)
+    }
+
+    #[test]
+    fn seed_session_with_ehlo_and_dot_stuffing() {
+        let input = b"220 iitkgp.edu Service ready\r\n\
+            250-iitkgp.edu Hello iit.edu\r\n250-PIPELINING\r\n250 SIZE 10240000\r\n\
+            250 <ag@iit.edu>... Sender ok\r\n\
+            250 root... Recipient ok\r\n250 second ok\r\n\
+            354 End data with <CR><LF>.<CR><LF>\r\n\
+            250 OK Message accepted for delivery\r\n\
+            221 iitkgp.edu closing connection\r\n";
+        let steps = [
+            send(ClientCommand::Ehlo("iit.edu".into())),
+            send(ClientCommand::MailFrom("ag@iit.edu".into())),
+            send(ClientCommand::RcptTo("gb@iit.edu".into())),
+            send(ClientCommand::RcptTo("c@iit.edu".into())),
+            send(ClientCommand::Data),
+            Step::Content(b"Subject: hi\n\n.hidden line\n.\nlast"),
+            send(ClientCommand::Quit),
+        ];
+        let r = run_all_chunks(&steps, input);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(
+            r.written,
+            "EHLO iit.edu\r\nMAIL FROM:<ag@iit.edu>\r\nRCPT TO:<gb@iit.edu>\r\n\
+             RCPT TO:<c@iit.edu>\r\nDATA\r\n\
+             Subject: hi\r\n\r\n..hidden line\r\n..\r\nlast\r\n.\r\nQUIT\r\n"
+        );
+        assert_eq!(r.replies.len(), 8);
+        assert_eq!(r.replies[0].reply_to, ReplyTo::Greeting);
+        assert_eq!(
+            r.replies[1].reply.lines,
+            vec!["iitkgp.edu Hello iit.edu", "PIPELINING", "SIZE 10240000"]
+        );
+        assert_eq!(
+            r.replies[1].wire_text(),
+            "250-iitkgp.edu Hello iit.edu\n250-PIPELINING\n250 SIZE 10240000"
+        );
+        assert_eq!(r.replies[5].code(), 354);
+        assert_eq!(r.replies[6].reply_to, ReplyTo::MessageContent);
+        assert_eq!(r.replies[7].code(), 221);
+    }
+
+    #[test]
+    fn extensions_are_remembered() {
+        let mut c = SmtpClient::new();
+        c.send(ClientCommand::Ehlo("me".into())).unwrap();
+        c.receive(b"220 hi\r\n250-x Hello\r\n250-PIPELINING\r\n250 SIZE 100\r\n");
+        while c.poll_output().is_some() {}
+        assert!(c.supports("pipelining"));
+        assert!(c.supports("SIZE"));
+        assert!(!c.supports("STARTTLS"));
+        assert_eq!(c.extensions(), ["PIPELINING", "SIZE 100"]);
+    }
+
+    #[test]
+    fn ehlo_refused_falls_back_to_helo() {
+        let input = b"220 old server\r\n500 Command unrecognized\r\n250 old Hello\r\n";
+        let r = run_all_chunks(&[send(ClientCommand::Ehlo("me.example".into()))], input);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(r.written, "EHLO me.example\r\nHELO me.example\r\n");
+        assert_eq!(r.replies[1].code(), 500);
+        assert_eq!(
+            r.replies[2].reply_to,
+            ReplyTo::Command(ClientCommand::Helo("me.example".into()))
+        );
+    }
+
+    #[test]
+    fn no_fallback_when_disabled_or_on_4xx() {
+        let mut c = SmtpClient::new();
+        c.set_helo_fallback(false);
+        c.send(ClientCommand::Ehlo("me".into())).unwrap();
+        c.receive(b"220 hi\r\n502 no\r\n");
+        let writes = std::iter::from_fn(|| c.poll_output())
+            .filter(|o| matches!(o, SmtpClientOutput::Write(_)))
+            .count();
+        assert_eq!(writes, 1);
+        let r = run_all_chunks(
+            &[send(ClientCommand::Ehlo("me".into()))],
+            b"220 hi\r\n421 busy\r\n",
+        );
+        assert_eq!(r.written, "EHLO me\r\n");
+    }
+
+    #[test]
+    fn stuffing_and_line_ends() {
+        assert_eq!(stuff_message(b""), b".\r\n");
+        assert_eq!(stuff_message(b"a"), b"a\r\n.\r\n");
+        assert_eq!(stuff_message(b"a\r\n"), b"a\r\n.\r\n");
+        assert_eq!(stuff_message(b".\r\n"), b"..\r\n.\r\n");
+        // LF . LF and CR . CR must not end the message early (SMTP smuggling).
+        assert_eq!(stuff_message(b"a\n.\nb"), b"a\r\n..\r\nb\r\n.\r\n");
+        assert_eq!(stuff_message(b"a\r.\rb"), b"a\r\n..\r\nb\r\n.\r\n");
+        assert_eq!(stuff_message(b"x.y\r\n..z"), b"x.y\r\n...z\r\n.\r\n");
+    }
+
+    #[test]
+    fn reply_codes_are_parsed_strictly() {
+        assert_eq!(parse_reply_line(b"250 ok"), Some((250, true, &b"ok"[..])));
+        assert_eq!(parse_reply_line(b"250-ok"), Some((250, false, &b"ok"[..])));
+        assert_eq!(parse_reply_line(b"250"), Some((250, true, &b""[..])));
+        for bad in [&b"25 ok"[..], b"2500 ok", b"250ok", b"abc ok", b"150 ok", b"650 ok", b""] {
+            assert_eq!(parse_reply_line(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn garbage_instead_of_a_reply() {
+        let r = run_all_chunks(&[], b"+OK POP3 server ready\r\n");
+        assert_eq!(
+            r.errors,
+            vec![SmtpClientError::NotAReplyLine {
+                awaiting: "the greeting".into(),
+                line: "+OK POP3 server ready".into()
+            }]
+        );
+        assert!(r.errors[0].to_string().starts_with(
+            "The server sent \"+OK POP3 server ready\" while we waited for the greeting; an \
+             SMTP reply line must begin with a three-digit code"
+        ));
+    }
+
+    #[test]
+    fn code_change_inside_a_multi_line_reply() {
+        let r = run_all_chunks(
+            &[send(ClientCommand::Ehlo("me".into()))],
+            b"220 hi\r\n250-a\r\n251 b\r\n",
+        );
+        assert_eq!(
+            r.errors,
+            vec![SmtpClientError::CodeChanged {
+                awaiting: "the reply to EHLO me".into(),
+                first: 250,
+                line: "251 b".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn eof_mid_reply_and_before_reply() {
+        let r = run_all_chunks(
+            &[send(ClientCommand::Ehlo("me".into()))],
+            b"220 hi\r\n250-a\r\n250-b\r\n",
+        );
+        assert_eq!(
+            r.errors[0].to_string(),
+            "The server closed the connection in the middle of the reply to EHLO me, after 2 \
+             lines of a multi-line reply and before its last line."
+        );
+        let r = run_all_chunks(&[send(ClientCommand::Data)], b"220 hi\r\n35");
+        assert_eq!(
+            r.errors,
+            vec![SmtpClientError::ClosedBeforeReply {
+                awaiting: "the reply to DATA".into(),
+                partial: Some("35".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn unsolicited_and_over_long_lines() {
+        let r = run_all_chunks(&[], b"220 hi\r\n250 surprise\r\n");
+        assert_eq!(
+            r.errors,
+            vec![SmtpClientError::UnsolicitedLine {
+                line: "250 surprise".into()
+            }]
+        );
+        let mut input = b"220-".to_vec();
+        input.extend(vec![b'x'; MAX_REPLY_LINE]);
+        input.extend_from_slice(b"\r\n220 hi\r\n");
+        let r = run(&[], &input, 1000);
+        assert_eq!(
+            r.errors,
+            vec![SmtpClientError::LineTooLong {
+                awaiting: "the greeting".into(),
+                len: MAX_REPLY_LINE + 4,
+                max: MAX_REPLY_LINE
+            }]
+        );
+    }
+
+    #[test]
+    fn reply_size_is_limited() {
+        let mut c = SmtpClient::with_limits(100, 50);
+        for _ in 0..10 {
+            c.receive(b"220-0123456789\r\n");
+        }
+        let last = std::iter::from_fn(|| c.poll_output()).last();
+        assert_eq!(
+            last,
+            Some(SmtpClientOutput::Error(SmtpClientError::ReplyTooLong {
+                awaiting: "the greeting".into(),
+                max: 50
+            }))
+        );
+    }
+
+    #[test]
+    fn content_only_after_354_and_commands_not_during_it() {
+        let mut c = SmtpClient::new();
+        assert_eq!(c.send_content(b"x"), Err(SmtpClientError::NotReadyForContent));
+        c.send(ClientCommand::Data).unwrap();
+        c.receive(b"220 hi\r\n354 go ahead\r\n");
+        while c.poll_output().is_some() {}
+        assert!(c.content_expected());
+        assert_eq!(
+            c.send(ClientCommand::Quit).map_err(|e| e.to_string()),
+            Err("Cannot send QUIT: the server waits for the message content after its 354 \
+                 reply to DATA."
+                .to_string())
+        );
+        c.send_content(b"hello").unwrap();
+        assert!(!c.content_expected());
+    }
+
+    #[test]
+    fn data_refused_expects_no_content() {
+        let mut c = SmtpClient::new();
+        c.send(ClientCommand::Data).unwrap();
+        c.receive(b"220 hi\r\n503 need RCPT first\r\n");
+        while c.poll_output().is_some() {}
+        assert!(!c.content_expected());
+        assert!(!c.is_waiting());
+    }
+
+    #[test]
+    fn refuses_injection_and_commands_after_quit() {
+        let mut c = SmtpClient::new();
+        assert!(matches!(
+            c.send(ClientCommand::RcptTo("a@b>\r\nRCPT TO:<c@d".into())),
+            Err(SmtpClientError::InvalidArgument { .. })
+        ));
+        c.send(ClientCommand::Quit).unwrap();
+        assert_eq!(
+            c.send(ClientCommand::Noop).map_err(|e| e.to_string()),
+            Err("Cannot send NOOP: the session has already ended.".to_string())
+        );
+    }
+
+    #[test]
+    fn eof_after_quit_is_normal() {
+        let r = run_all_chunks(&[send(ClientCommand::Quit)], b"220 hi\r\n221 bye\r\n");
+        assert!(r.errors.is_empty());
+        assert_eq!(r.replies.len(), 2);
+    }
+}
