@@ -15,6 +15,9 @@ use tokio::sync::watch;
 
 use super::{EventKind, EventSink, Protocol, ServerEvent};
 
+/// Replies are gathered and written together, up to this many bytes.
+const FLUSH_AT: usize = 64 * 1024;
+
 /// One output of a machine, independent of the protocol.
 pub(crate) enum Step<R, E> {
     Write(Vec<u8>),
@@ -104,7 +107,15 @@ async fn run<M: Machine, R: Responder<M>>(
         let mut close = false;
         while let Some(step) = machine.poll() {
             match step {
-                Step::Write(bytes) => out.extend_from_slice(&bytes),
+                Step::Write(bytes) => {
+                    out.extend_from_slice(&bytes);
+                    // Many pipelined RETRs: do not hold all their replies in memory.
+                    if out.len() >= FLUSH_AT {
+                        if let Err(e) = write_out(stream, &mut out).await {
+                            return format!("write failed: {e}");
+                        }
+                    }
+                }
                 Step::Event(e) => publish(M::wrap(e)),
                 Step::Request(r) => {
                     // Replies before a slow request (a delivery, a login delay) go out first.
