@@ -31,6 +31,9 @@ enum Cmd {
         /// Data directory to create or add to.
         data: PathBuf,
     },
+    /// Read a pcap/pcapng capture and print each TCP connection's POP3/SMTP transcript with
+    /// the frames that carried every command and reply.
+    Open(mailwire::decode::open::OpenArgs),
 }
 
 #[derive(clap::Args)]
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         None => Err("no command given; see mailwire --help".to_string()),
         Some(Cmd::Serve(args)) => serve(args),
         Some(Cmd::ImportAssignment { src, data }) => import(&src, &data),
+        Some(Cmd::Open(args)) => mailwire::decode::open::run_open(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -123,6 +127,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         failed_login_delay: Duration::from_millis(args.login_delay_ms),
         idle_limit: Duration::from_secs(args.idle_secs),
         fixed_timestamp: args.apop_timestamp,
+        fixed_date: None,
         max_message_size: args.max_message_size,
         local_domains: args.domains,
     };

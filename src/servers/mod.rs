@@ -9,6 +9,9 @@ mod driver;
 mod pop3;
 mod smtp;
 
+pub use pop3::Pop3Backend;
+pub use smtp::SmtpBackend;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +36,8 @@ pub struct ServerConfig {
     pub idle_limit: Duration,
     /// A fixed APOP timestamp for reproducible demos; `None` makes a unique one per session.
     pub fixed_timestamp: Option<String>,
+    /// A fixed date for Received headers, for reproducible demos; `None` uses the clock.
+    pub fixed_date: Option<String>,
     /// Largest message the SMTP server accepts, in octets.
     pub max_message_size: usize,
     /// Mail domains delivered locally besides `localhost`.
@@ -46,6 +51,7 @@ impl Default for ServerConfig {
             failed_login_delay: Duration::from_secs(1),
             idle_limit: Duration::from_secs(600),
             fixed_timestamp: None,
+            fixed_date: None,
             max_message_size: 10 * 1024 * 1024,
             local_domains: Vec::new(),
         }

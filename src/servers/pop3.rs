@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::driver::{Goodbye, Machine, Responder, Step, drive};
 use super::{EventKind, EventSink, Protocol, ServerConfig};
 use crate::proto::pop3::{
-    LoginOutcome, MessageInfo, Pop3Config, Pop3Event, Pop3Output, Pop3Request, Pop3Server,
+    Credential, LoginOutcome, MessageInfo, Pop3Config, Pop3Event, Pop3Output, Pop3Request, Pop3Server,
 };
 use crate::store::{Maildrop, Store, StoreError};
 
@@ -83,9 +83,8 @@ async fn session_task(
         timestamp,
     });
     let responder = Pop3Responder {
-        store,
+        backend: Some(Pop3Backend::new(store)),
         config: config.clone(),
-        maildrop: None,
     };
     drive(stream, machine, responder, session, config.idle_limit, events, stopped).await;
 }
@@ -101,91 +100,122 @@ fn unique_timestamp(host: &str) -> String {
     format!("<{}.{n}.{nanos}@{host}>", std::process::id())
 }
 
-/// Holds the session's locked maildrop; dropping it (session end, however it ends) releases
-/// the lock and deletes nothing.
-struct Pop3Responder {
+/// Answers a POP3 machine's requests with the store, synchronously. Holds the session's
+/// locked maildrop; dropping it (session end, however it ends) releases the lock and deletes
+/// nothing. The tokio responder runs it on blocking threads; the scenario runner calls it
+/// directly.
+pub struct Pop3Backend {
     store: Arc<Store>,
-    config: Arc<ServerConfig>,
     maildrop: Option<Maildrop>,
+}
+
+impl Pop3Backend {
+    /// A backend for one session on `store`.
+    pub fn new(store: Arc<Store>) -> Self {
+        Self {
+            store,
+            maildrop: None,
+        }
+    }
+
+    /// Answers the request (all but the failed-login delay, which is the caller's).
+    pub fn answer(&mut self, machine: &mut Pop3Server, request: Pop3Request) {
+        match request {
+            Pop3Request::Login { user, credential } => {
+                let outcome = self.login(&user, &credential);
+                machine.answer_login(outcome);
+            }
+            Pop3Request::Fetch { index } => machine.answer_fetch(self.fetch(index)),
+            Pop3Request::Update { delete } => machine.answer_update(self.update(&delete)),
+        }
+    }
+
+    /// Checks the credential and locks the maildrop.
+    pub fn login(&mut self, user: &str, credential: &Credential) -> LoginOutcome {
+        let known = self
+            .store
+            .password(user)
+            .is_some_and(|secret| credential.matches(secret));
+        if !known {
+            return LoginOutcome::Rejected;
+        }
+        match self.store.lock_maildrop(user) {
+            Ok(maildrop) => {
+                let listing = maildrop
+                    .messages()
+                    .iter()
+                    .map(|m| MessageInfo {
+                        size: m.size,
+                        uid: m.uid.clone(),
+                    })
+                    .collect();
+                self.maildrop = Some(maildrop);
+                LoginOutcome::Accepted(listing)
+            }
+            Err(StoreError::InUse { .. }) => LoginOutcome::InUse,
+            Err(e) => LoginOutcome::Failed(e.to_string()),
+        }
+    }
+
+    /// Reads message `index` of the locked maildrop.
+    pub fn fetch(&mut self, index: usize) -> Result<Vec<u8>, String> {
+        let maildrop = self.maildrop.as_ref().ok_or("no maildrop is open")?;
+        maildrop.read(index).map_err(|e| e.to_string())
+    }
+
+    /// Removes the marked messages and releases the maildrop.
+    pub fn update(&mut self, delete: &[usize]) -> Result<(), String> {
+        let mut maildrop = self.maildrop.take().ok_or("no maildrop is open")?;
+        maildrop.expunge(delete).map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+/// Runs the backend on blocking threads, and waits before answering a failed login.
+struct Pop3Responder {
+    backend: Option<Pop3Backend>,
+    config: Arc<ServerConfig>,
 }
 
 impl Responder<Pop3Server> for Pop3Responder {
     async fn answer(&mut self, machine: &mut Pop3Server, request: Pop3Request) {
-        match request {
-            Pop3Request::Login { user, credential } => {
-                let store = self.store.clone();
-                let result = tokio::task::spawn_blocking(move || {
-                    match store.password(&user) {
-                        Some(secret) if credential.matches(secret) => {
-                            store.lock_maildrop(&user).map(Some)
-                        }
-                        _ => Ok(None),
-                    }
-                })
-                .await;
-                let outcome = match result {
-                    Ok(Ok(Some(maildrop))) => {
-                        let listing = maildrop
-                            .messages()
-                            .iter()
-                            .map(|m| MessageInfo {
-                                size: m.size,
-                                uid: m.uid.clone(),
-                            })
-                            .collect();
-                        self.maildrop = Some(maildrop);
-                        LoginOutcome::Accepted(listing)
-                    }
-                    Ok(Ok(None)) => LoginOutcome::Rejected,
-                    Ok(Err(StoreError::InUse { .. })) => LoginOutcome::InUse,
-                    Ok(Err(e)) => LoginOutcome::Failed(e.to_string()),
-                    Err(e) => LoginOutcome::Failed(format!("internal error: {e}")),
-                };
-                if !matches!(outcome, LoginOutcome::Accepted(_)) {
+        let is_login = matches!(request, Pop3Request::Login { .. });
+        let Some(mut backend) = self.backend.take() else {
+            return;
+        };
+        // The machine is answered here, after the blocking work, so that the delay of a
+        // failed login comes before the reply.
+        let joined = tokio::task::spawn_blocking(move || {
+                        let outcome = match request {
+                Pop3Request::Login { user, credential } => {
+                    Answer::Login(backend.login(&user, &credential))
+                }
+                Pop3Request::Fetch { index } => Answer::Fetch(backend.fetch(index)),
+                Pop3Request::Update { delete } => Answer::Update(backend.update(&delete)),
+            };
+            (backend, outcome)
+        })
+        .await;
+        let Ok((backend, answer)) = joined else {
+            // The blocking task panicked: end the session; the maildrop lock is gone with it.
+            machine.receive_eof();
+            return;
+        };
+        self.backend = Some(backend);
+        match answer {
+            Answer::Login(outcome) => {
+                if is_login && !matches!(outcome, LoginOutcome::Accepted(_)) {
                     tokio::time::sleep(self.config.failed_login_delay).await;
                 }
                 machine.answer_login(outcome);
             }
-            Pop3Request::Fetch { index } => {
-                let result = self
-                    .with_maildrop(move |m| m.read(index).map_err(|e| e.to_string()))
-                    .await;
-                machine.answer_fetch(result);
-            }
-            Pop3Request::Update { delete } => {
-                let result = self
-                    .with_maildrop(move |m| {
-                        m.expunge(&delete).map(|_| ()).map_err(|e| e.to_string())
-                    })
-                    .await;
-                // Release the lock now: the session is over.
-                self.maildrop = None;
-                machine.answer_update(result);
-            }
+            Answer::Fetch(result) => machine.answer_fetch(result),
+            Answer::Update(result) => machine.answer_update(result),
         }
     }
 }
 
-impl Pop3Responder {
-    /// Runs blocking store work on the locked maildrop off the async threads.
-    async fn with_maildrop<T: Send + 'static>(
-        &mut self,
-        work: impl FnOnce(&mut Maildrop) -> Result<T, String> + Send + 'static,
-    ) -> Result<T, String> {
-        let Some(mut maildrop) = self.maildrop.take() else {
-            return Err("no maildrop is open".to_string());
-        };
-        let joined = tokio::task::spawn_blocking(move || {
-            let result = work(&mut maildrop);
-            (maildrop, result)
-        })
-        .await;
-        match joined {
-            Ok((maildrop, result)) => {
-                self.maildrop = Some(maildrop);
-                result
-            }
-            Err(e) => Err(format!("internal error: {e}")),
-        }
-    }
+enum Answer {
+    Login(LoginOutcome),
+    Fetch(Result<Vec<u8>, String>),
+    Update(Result<(), String>),
 }

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::driver::{Goodbye, Machine, Responder, Step, drive, peer_text};
 use super::{EventKind, EventSink, Protocol, ServerConfig};
 use crate::proto::smtp::{
-    SmtpConfig, SmtpEvent, SmtpOutput, SmtpRequest, SmtpServer, received_header,
+    Envelope, SmtpConfig, SmtpEvent, SmtpOutput, SmtpRequest, SmtpServer, received_header,
 };
 use crate::store::Store;
 
@@ -79,55 +79,92 @@ async fn session_task(
         local_domains: config.local_domains.clone(),
         max_message_size: config.max_message_size,
     });
+    let peer = peer_text(stream.peer_addr().ok());
     let responder = SmtpResponder {
-        store,
-        config: config.clone(),
-        peer: peer_text(stream.peer_addr().ok()),
-        session,
+        backend: SmtpBackend::new(store, &config, peer, session),
     };
     drive(stream, machine, responder, session, config.idle_limit, events, stopped).await;
 }
 
-struct SmtpResponder {
+/// Answers an SMTP machine's requests with the store, synchronously: recipient checks, and
+/// delivery with a Received header. The tokio responder runs deliveries on blocking threads;
+/// the scenario runner calls it directly.
+#[derive(Clone)]
+pub struct SmtpBackend {
     store: Arc<Store>,
-    config: Arc<ServerConfig>,
+    hostname: String,
     peer: String,
     session: u64,
+    fixed_date: Option<String>,
 }
 
-impl Responder<SmtpServer> for SmtpResponder {
-    async fn answer(&mut self, machine: &mut SmtpServer, request: SmtpRequest) {
+impl SmtpBackend {
+    /// A backend for one session with the client at `peer`.
+    pub fn new(store: Arc<Store>, config: &ServerConfig, peer: String, session: u64) -> Self {
+        Self {
+            store,
+            hostname: config.hostname.clone(),
+            peer,
+            session,
+            fixed_date: config.fixed_date.clone(),
+        }
+    }
+
+    /// Answers the request.
+    pub fn answer(&mut self, machine: &mut SmtpServer, request: SmtpRequest) {
         match request {
             SmtpRequest::CheckRecipient { user, .. } => {
                 machine.answer_recipient(self.store.user_exists(&user));
             }
             SmtpRequest::Deliver { envelope, content } => {
-                static COUNTER: AtomicU64 = AtomicU64::new(0);
-                let id = format!(
-                    "{:x}.{:x}",
-                    self.session,
-                    COUNTER.fetch_add(1, Ordering::Relaxed)
-                );
-                let helo = envelope.helo.clone().unwrap_or_default();
-                let date = chrono::Utc::now().to_rfc2822();
-                let header =
-                    received_header(&helo, &self.peer, &self.config.hostname, &id, &date);
-                let users: Vec<String> =
-                    envelope.recipients.iter().map(|r| r.user.clone()).collect();
-                let store = self.store.clone();
-                let result = tokio::task::spawn_blocking(move || {
-                    let mut message = Vec::with_capacity(header.len() + content.len());
-                    message.extend_from_slice(header.as_bytes());
-                    message.extend_from_slice(&content);
-                    store.deliver(&users, &message)
-                })
-                .await;
-                machine.answer_delivery(match result {
-                    Ok(Ok(_paths)) => Ok(()),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(e) => Err(format!("internal error: {e}")),
-                });
+                machine.answer_delivery(self.deliver(&envelope, &content));
             }
+        }
+    }
+
+    /// Stores the message in every recipient's Maildir, with a Received header on top;
+    /// returns only once it is on disk.
+    pub fn deliver(&self, envelope: &Envelope, content: &[u8]) -> Result<(), String> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let id = format!(
+            "{:x}.{:x}",
+            self.session,
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let helo = envelope.helo.clone().unwrap_or_default();
+        let date = self
+            .fixed_date
+            .clone()
+            .unwrap_or_else(|| chrono::Utc::now().to_rfc2822());
+        let header = received_header(&helo, &self.peer, &self.hostname, &id, &date);
+        let users: Vec<String> = envelope.recipients.iter().map(|r| r.user.clone()).collect();
+        let mut message = Vec::with_capacity(header.len() + content.len());
+        message.extend_from_slice(header.as_bytes());
+        message.extend_from_slice(content);
+        self.store
+            .deliver(&users, &message)
+            .map(|_paths| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Runs deliveries on blocking threads (they sync to disk).
+struct SmtpResponder {
+    backend: SmtpBackend,
+}
+
+impl Responder<SmtpServer> for SmtpResponder {
+    async fn answer(&mut self, machine: &mut SmtpServer, request: SmtpRequest) {
+        match request {
+            SmtpRequest::Deliver { envelope, content } => {
+                let backend = self.backend.clone();
+                let result =
+                    tokio::task::spawn_blocking(move || backend.deliver(&envelope, &content))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("internal error: {e}")));
+                machine.answer_delivery(result);
+            }
+            other => self.backend.answer(machine, other),
         }
     }
 }

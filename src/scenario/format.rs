@@ -1,0 +1,512 @@
+//! The scenario file format (`scenarios/*.toml`): metadata, a fixture, and steps.
+//!
+//! ```toml
+//! title = "RFC 1939: the example session"
+//! description = "One paragraph for the class."
+//! protocols = ["pop3"]
+//!
+//! [fixture]
+//! hostname = "dewey"
+//! apop_timestamp = "<1896.697170952@dbc.mtview.ca.us>"
+//! [[fixture.user]]
+//! name = "mrose"
+//! password = "tanstaaf"
+//! [[fixture.user.mail]]
+//! from = "bob@example.com"
+//! subject = "Lunch"
+//! size = 120            # or body = "..."
+//!
+//! [[step]]
+//! caption = "The client connects; the server greets it."
+//! rfc = "RFC 1939 section 4"
+//! connect = "pop3"
+//! expect = "+OK"
+//!
+//! [[step]]
+//! caption = "APOP proves the password without sending it."
+//! send = "APOP mrose c4c9334bac560ecc979e58001b3e22fb"
+//! expect = "+OK"
+//! expect_text = "2 messages (320 octets)"
+//! ```
+//!
+//! Each step has exactly one action: `connect`, `send`, `pipeline`, `split`, `login`, `list`,
+//! `read`, `delete`, `send_mail`, `quit` or `drop`. A broken file gets a [`ScenarioError`]
+//! naming the file, the line and what was expected.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A parsed, validated scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub title: String,
+    pub description: String,
+    pub protocols: Vec<Protocol>,
+    pub fixture: Fixture,
+    pub steps: Vec<Step>,
+    /// Where it came from (a file path, or `builtin:NAME`).
+    pub source: String,
+}
+
+/// Which protocol a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Pop3,
+    Smtp,
+}
+
+/// Users and mail present before the first step. Every run starts from a fresh copy.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fixture {
+    /// The server's host name (greetings, sign-offs, Received headers).
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    /// The APOP timestamp of every POP3 greeting, for a reproducible run.
+    #[serde(default = "default_timestamp")]
+    pub apop_timestamp: String,
+    /// The date written into Received headers, for a reproducible run.
+    #[serde(default = "default_date")]
+    pub date: String,
+    /// Delay before a failed login is answered, in milliseconds.
+    #[serde(default)]
+    pub login_delay_ms: u64,
+    /// Mail domains delivered locally besides `localhost`.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default, rename = "user")]
+    pub users: Vec<FixtureUser>,
+}
+
+/// One user of the fixture.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureUser {
+    pub name: String,
+    pub password: String,
+    #[serde(default)]
+    pub mail: Vec<FixtureMail>,
+}
+
+/// One message in a user's mailbox, oldest first.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureMail {
+    pub from: String,
+    /// Defaults to `<user>@<hostname>`.
+    pub to: Option<String>,
+    pub subject: String,
+    #[serde(default = "default_mail_date")]
+    pub date: String,
+    /// The body (line ends become CRLF).
+    pub body: Option<String>,
+    /// Total size in octets with CRLF line ends, as STAT and LIST count it: the body is
+    /// filled up to it.
+    pub size: Option<u64>,
+    /// Arrived since the last check (kept in Maildir `new/` rather than `cur/`).
+    #[serde(default)]
+    pub new: bool,
+}
+
+/// One step of a scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub caption: String,
+    pub rfc: Option<String>,
+    /// Which client connection this step uses ("main" unless named).
+    pub session: String,
+    pub action: Action,
+    pub expect: Option<Expect>,
+    /// Line of the step in its file (1-based), for error messages.
+    pub line: usize,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Open a TCP connection; `mss` asks for a small maximum segment size so long replies
+    /// visibly span many segments.
+    Connect { protocol: Protocol, mss: Option<u16> },
+    /// One raw command line.
+    Send(String),
+    /// Several command lines in one write.
+    Pipeline(Vec<String>),
+    /// One command line written in several pieces (the pieces joined, plus CRLF).
+    Split(Vec<String>),
+    /// USER and PASS (or APOP) as a client does it.
+    Login { user: String, password: String, apop: bool },
+    /// LIST.
+    List,
+    /// RETR n.
+    Read(u32),
+    /// DELE n.
+    Delete(u32),
+    /// MAIL, RCPT for each recipient, DATA and the message.
+    SendMail(MailSpec),
+    /// QUIT.
+    Quit,
+    /// Close the connection without QUIT.
+    Drop,
+}
+
+/// A mail sent by a `send_mail` step.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSpec {
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    #[serde(default)]
+    pub body: String,
+}
+
+/// What the last reply of a step must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expect {
+    /// `+OK`, `-ERR`, or a three-digit SMTP code.
+    pub status: String,
+    /// Text the reply's first line must contain.
+    pub text: Option<String>,
+}
+
+/// Why a scenario could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioError {
+    pub source: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    pub problem: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}, line {line}: {}", self.source, self.problem),
+            None => write!(f, "{}: {}", self.source, self.problem),
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    title: String,
+    description: String,
+    protocols: Vec<Protocol>,
+    fixture: Fixture,
+    #[serde(rename = "step")]
+    steps: Vec<Spanned<RawStep>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    caption: String,
+    rfc: Option<String>,
+    session: Option<String>,
+    connect: Option<Protocol>,
+    mss: Option<u16>,
+    send: Option<String>,
+    pipeline: Option<Vec<String>>,
+    split: Option<Vec<String>>,
+    login: Option<RawLogin>,
+    list: Option<bool>,
+    read: Option<u32>,
+    delete: Option<u32>,
+    send_mail: Option<MailSpec>,
+    quit: Option<bool>,
+    drop: Option<bool>,
+    expect: Option<String>,
+    expect_text: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogin {
+    user: String,
+    password: String,
+    #[serde(default)]
+    apop: bool,
+}
+
+fn default_hostname() -> String {
+    "localhost".to_string()
+}
+
+fn default_timestamp() -> String {
+    "<1896.697170952@dbc.mtview.ca.us>".to_string()
+}
+
+fn default_date() -> String {
+    "Thu, 1 Jan 2026 09:00:00 +0000".to_string()
+}
+
+fn default_mail_date() -> String {
+    default_date()
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            source: source.clone(),
+            line: None,
+            problem: format!("cannot read the file: {e}"),
+        })?;
+        Self::parse(&text, &source)
+    }
+
+    /// Parses and validates scenario text; `source` names it in errors.
+    pub fn parse(text: &str, source: &str) -> Result<Scenario, ScenarioError> {
+        let error = |span: Option<Range<usize>>, problem: String| ScenarioError {
+            source: source.to_string(),
+            line: span.map(|s| line_of(text, s.start)),
+            problem,
+        };
+        let raw: RawScenario = toml::from_str(text)
+            .map_err(|e| error(e.span(), e.message().trim().to_string()))?;
+        if raw.steps.is_empty() {
+            return Err(error(None, "a scenario needs at least one [[step]]".into()));
+        }
+        let mut steps = Vec::with_capacity(raw.steps.len());
+        for spanned in raw.steps {
+            let span = spanned.span();
+            let line = line_of(text, span.start);
+            let step = validate_step(spanned.into_inner(), line)
+                .map_err(|problem| error(Some(span), problem))?;
+            steps.push(step);
+        }
+        let scenario = Scenario {
+            title: raw.title,
+            description: raw.description,
+            protocols: raw.protocols,
+            fixture: raw.fixture,
+            steps,
+            source: source.to_string(),
+        };
+        scenario.check_fixture().map_err(|p| error(None, p))?;
+        Ok(scenario)
+    }
+
+    fn check_fixture(&self) -> Result<(), String> {
+        for user in &self.fixture.users {
+            if !crate::store::is_plain_username(&user.name) {
+                return Err(format!("fixture user \"{}\" is not a plain user name", user.name));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_step(raw: RawStep, line: usize) -> Result<Step, String> {
+    let mut actions = Vec::new();
+    if let Some(protocol) = raw.connect {
+        actions.push(Action::Connect { protocol, mss: raw.mss });
+    } else if raw.mss.is_some() {
+        return Err("mss is only meaningful with connect".into());
+    }
+    if let Some(line) = raw.send {
+        actions.push(Action::Send(line));
+    }
+    if let Some(lines) = raw.pipeline {
+        if lines.len() < 2 {
+            return Err("pipeline needs at least two command lines".into());
+        }
+        actions.push(Action::Pipeline(lines));
+    }
+    if let Some(pieces) = raw.split {
+        if pieces.len() < 2 {
+            return Err("split needs at least two pieces".into());
+        }
+        actions.push(Action::Split(pieces));
+    }
+    if let Some(l) = raw.login {
+        actions.push(Action::Login {
+            user: l.user,
+            password: l.password,
+            apop: l.apop,
+        });
+    }
+    if raw.list == Some(true) {
+        actions.push(Action::List);
+    }
+    if let Some(n) = raw.read {
+        actions.push(Action::Read(n));
+    }
+    if let Some(n) = raw.delete {
+        actions.push(Action::Delete(n));
+    }
+    if let Some(mail) = raw.send_mail {
+        actions.push(Action::SendMail(mail));
+    }
+    if raw.quit == Some(true) {
+        actions.push(Action::Quit);
+    }
+    if raw.drop == Some(true) {
+        actions.push(Action::Drop);
+    }
+    let action = match actions.len() {
+        1 => actions.pop().ok_or("no action")?,
+        0 => {
+            return Err("the step has no action; expected one of connect, send, pipeline, \
+                        split, login, list, read, delete, send_mail, quit, drop"
+                .into());
+        }
+        n => return Err(format!("the step has {n} actions; give exactly one per step")),
+    };
+    let expect = match (raw.expect, raw.expect_text) {
+        (Some(status), text) => Some(parse_expect(status, text)?),
+        (None, Some(_)) => return Err("expect_text needs expect (\"+OK\", \"-ERR\" or a code)".into()),
+        (None, None) => None,
+    };
+    if matches!(action, Action::Drop) && expect.is_some() {
+        return Err("drop gets no reply, so it cannot expect one".into());
+    }
+    Ok(Step {
+        caption: raw.caption,
+        rfc: raw.rfc,
+        session: raw.session.unwrap_or_else(|| "main".to_string()),
+        action,
+        expect,
+        line,
+    })
+}
+
+fn parse_expect(status: String, text: Option<String>) -> Result<Expect, String> {
+    let ok = status == "+OK"
+        || status == "-ERR"
+        || (status.len() == 3 && status.bytes().all(|b| b.is_ascii_digit()));
+    if !ok {
+        return Err(format!(
+            "expect = \"{status}\": expected \"+OK\", \"-ERR\" or a three-digit SMTP code"
+        ));
+    }
+    Ok(Expect { status, text })
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()
+        .iter()
+        .take(offset)
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The built-in scenarios, compiled into the binary: (name, TOML text).
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("rfc1939", include_str!("../../scenarios/rfc1939.toml")),
+    ("class-project", include_str!("../../scenarios/class-project.toml")),
+    ("kilroy-pluto", include_str!("../../scenarios/kilroy-pluto.toml")),
+    ("assignment", include_str!("../../scenarios/assignment.toml")),
+    ("putty", include_str!("../../scenarios/putty.toml")),
+    ("rset-undoes-dele", include_str!("../../scenarios/rset-undoes-dele.toml")),
+    ("dropped-connection", include_str!("../../scenarios/dropped-connection.toml")),
+    ("in-use", include_str!("../../scenarios/in-use.toml")),
+    ("dot-stuffing", include_str!("../../scenarios/dot-stuffing.toml")),
+    ("top-and-uidl", include_str!("../../scenarios/top-and-uidl.toml")),
+    ("smtp-errors", include_str!("../../scenarios/smtp-errors.toml")),
+    ("pipelining", include_str!("../../scenarios/pipelining.toml")),
+];
+
+/// Loads a built-in scenario by name, or a scenario file by path.
+pub fn find(name_or_path: &str) -> Result<Scenario, ScenarioError> {
+    if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+        return Scenario::parse(text, &format!("builtin:{name}"));
+    }
+    let path = PathBuf::from(name_or_path);
+    if path.exists() {
+        return Scenario::load(&path);
+    }
+    let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+    Err(ScenarioError {
+        source: name_or_path.to_string(),
+        line: None,
+        problem: format!(
+            "no such file and no built-in scenario of that name; built-in: {}",
+            names.join(", ")
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+title = "t"
+description = "d"
+protocols = ["pop3"]
+[fixture]
+[[fixture.user]]
+name = "mrose"
+password = "tanstaaf"
+
+[[step]]
+caption = "connect"
+connect = "pop3"
+expect = "+OK"
+"#;
+
+    #[test]
+    fn every_builtin_scenario_parses() {
+        for (name, text) in BUILTIN {
+            let s = Scenario::parse(text, name);
+            assert!(s.is_ok(), "{name}: {}", s.err().map(|e| e.to_string()).unwrap_or_default());
+        }
+    }
+
+    #[test]
+    fn minimal_scenario() {
+        let s = Scenario::parse(MINIMAL, "t.toml").unwrap();
+        assert_eq!(s.steps.len(), 1);
+        assert_eq!(s.steps[0].line, 11);
+        assert_eq!(
+            s.steps[0].action,
+            Action::Connect { protocol: Protocol::Pop3, mss: None }
+        );
+        assert_eq!(s.fixture.hostname, "localhost");
+    }
+
+    #[test]
+    fn errors_name_file_line_and_what_was_expected() {
+        let two_actions = MINIMAL.replace("connect = \"pop3\"", "connect = \"pop3\"\nsend = \"STAT\"");
+        let e = Scenario::parse(&two_actions, "x.toml").unwrap_err();
+        assert_eq!(e.to_string(), "x.toml, line 11: the step has 2 actions; give exactly one per step");
+
+        let typo = MINIMAL.replace("expect = \"+OK\"", "expekt = \"+OK\"");
+        let e = Scenario::parse(&typo, "x.toml").unwrap_err();
+        assert_eq!(e.line, Some(14));
+        assert!(e.problem.contains("unknown field `expekt`"), "{e}");
+
+        let bad_expect = MINIMAL.replace("expect = \"+OK\"", "expect = \"OK\"");
+        let e = Scenario::parse(&bad_expect, "x.toml").unwrap_err();
+        assert!(e.to_string().starts_with("x.toml, line 11: expect = \"OK\": expected"), "{e}");
+
+        let bad_proto = MINIMAL.replace("connect = \"pop3\"", "connect = \"imap\"");
+        let e = Scenario::parse(&bad_proto, "x.toml").unwrap_err();
+        assert_eq!(e.line, Some(13));
+
+        let e = Scenario::parse("title = ", "x.toml").unwrap_err();
+        assert_eq!(e.line, Some(1));
+
+        let bad_user = MINIMAL.replace("name = \"mrose\"", "name = \"../x\"");
+        let e = Scenario::parse(&bad_user, "x.toml").unwrap_err();
+        assert!(e.problem.contains("not a plain user name"), "{e}");
+    }
+
+    #[test]
+    fn unknown_builtin_lists_the_known_ones() {
+        let e = find("no-such-scenario").unwrap_err();
+        assert!(e.problem.contains("rfc1939"), "{e}");
+    }
+}
