@@ -10,5 +10,6 @@ pub mod capture;
 pub mod client;
 pub mod decode;
 pub mod proto;
+pub mod scenario;
 pub mod servers;
 pub mod store;

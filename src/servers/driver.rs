@@ -183,7 +183,7 @@ fn drain_events<M: Machine>(machine: &mut M, publish: &impl Fn(EventKind)) {
     }
 }
 
-/// The peer address as text for logs and Received headers.
+/// The peer's IP address as a Received header shows it: `[127.0.0.1]`.
 pub(crate) fn peer_text(addr: Option<SocketAddr>) -> String {
-    addr.map_or_else(|| "unknown".to_string(), |a| a.to_string())
+    addr.map_or_else(|| "unknown".to_string(), |a| format!("[{}]", a.ip()))
 }

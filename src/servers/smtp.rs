@@ -3,7 +3,6 @@
 //! recipient's Maildir.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -96,6 +95,7 @@ pub struct SmtpBackend {
     peer: String,
     session: u64,
     fixed_date: Option<String>,
+    deliveries: u64,
 }
 
 impl SmtpBackend {
@@ -107,6 +107,7 @@ impl SmtpBackend {
             peer,
             session,
             fixed_date: config.fixed_date.clone(),
+            deliveries: 0,
         }
     }
 
@@ -117,26 +118,27 @@ impl SmtpBackend {
                 machine.answer_recipient(self.store.user_exists(&user));
             }
             SmtpRequest::Deliver { envelope, content } => {
-                machine.answer_delivery(self.deliver(&envelope, &content));
+                let id = self.next_id();
+                machine.answer_delivery(self.deliver(&id, &envelope, &content));
             }
         }
     }
 
+    /// The id of the next delivery for the Received header: session and count, in hex.
+    pub fn next_id(&mut self) -> String {
+        self.deliveries += 1;
+        format!("{:x}.{:x}", self.session, self.deliveries)
+    }
+
     /// Stores the message in every recipient's Maildir, with a Received header on top;
     /// returns only once it is on disk.
-    pub fn deliver(&self, envelope: &Envelope, content: &[u8]) -> Result<(), String> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let id = format!(
-            "{:x}.{:x}",
-            self.session,
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+    pub fn deliver(&self, id: &str, envelope: &Envelope, content: &[u8]) -> Result<(), String> {
         let helo = envelope.helo.clone().unwrap_or_default();
         let date = self
             .fixed_date
             .clone()
             .unwrap_or_else(|| chrono::Utc::now().to_rfc2822());
-        let header = received_header(&helo, &self.peer, &self.hostname, &id, &date);
+        let header = received_header(&helo, &self.peer, &self.hostname, id, &date);
         let users: Vec<String> = envelope.recipients.iter().map(|r| r.user.clone()).collect();
         let mut message = Vec::with_capacity(header.len() + content.len());
         message.extend_from_slice(header.as_bytes());
@@ -157,9 +159,10 @@ impl Responder<SmtpServer> for SmtpResponder {
     async fn answer(&mut self, machine: &mut SmtpServer, request: SmtpRequest) {
         match request {
             SmtpRequest::Deliver { envelope, content } => {
+                let id = self.backend.next_id();
                 let backend = self.backend.clone();
                 let result =
-                    tokio::task::spawn_blocking(move || backend.deliver(&envelope, &content))
+                    tokio::task::spawn_blocking(move || backend.deliver(&id, &envelope, &content))
                         .await
                         .unwrap_or_else(|e| Err(format!("internal error: {e}")));
                 machine.answer_delivery(result);

@@ -1,0 +1,77 @@
+//! Scripted, step-through sessions: the file format, fixtures, and the step engine that
+//! runs them in memory (the sans-IO machines wired together) or over real sockets.
+
+pub mod engine;
+pub mod fixture;
+pub mod format;
+pub mod transport;
+
+pub use engine::{Direction, Engine, Exchange, StepOutcome, transcript};
+pub use format::{Action, Protocol, Scenario, ScenarioError, Step};
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::servers::ServerConfig;
+
+/// A scenario's private working folder (its fresh fixture), removed when dropped.
+#[derive(Debug)]
+pub struct WorkDir(PathBuf);
+
+impl WorkDir {
+    /// A new empty folder under the system's temp folder.
+    pub fn new() -> std::io::Result<Self> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!(
+            "mailwire-scenario-{}-{}-{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self(dir))
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The server settings a scenario's fixture asks for: fixed timestamp and date, so every run
+/// is the same.
+pub fn server_config(scenario: &Scenario) -> ServerConfig {
+    let f = &scenario.fixture;
+    ServerConfig {
+        hostname: f.hostname.clone(),
+        failed_login_delay: std::time::Duration::from_millis(f.login_delay_ms),
+        fixed_timestamp: Some(f.apop_timestamp.clone()),
+        fixed_date: Some(f.date.clone()),
+        local_domains: f.domains.clone(),
+        ..ServerConfig::default()
+    }
+}
+
+/// A fresh copy of the scenario's fixture in a new work folder.
+pub fn fresh_fixture(scenario: &Scenario) -> Result<(WorkDir, Arc<crate::store::Store>), String> {
+    let dir = WorkDir::new().map_err(|e| format!("cannot make a work folder: {e}"))?;
+    let store = fixture::build(&scenario.fixture, dir.path())?;
+    Ok((dir, Arc::new(store)))
+}
+
+/// Runs the whole scenario through the sans-IO machines in memory: no sockets, no threads.
+pub fn run_in_memory(scenario: &Scenario) -> Result<Vec<StepOutcome>, String> {
+    let (_dir, store) = fresh_fixture(scenario)?;
+    let transport = transport::MemoryTransport::new(store, server_config(scenario));
+    let mut engine = Engine::new(scenario.clone(), transport);
+    Ok(engine.run_all())
+}
