@@ -4,6 +4,7 @@
 pub mod engine;
 pub mod fixture;
 pub mod format;
+pub mod live;
 pub mod transport;
 
 pub use engine::{Direction, Engine, Exchange, StepOutcome, transcript};
@@ -72,6 +73,19 @@ pub fn fresh_fixture(scenario: &Scenario) -> Result<(WorkDir, Arc<crate::store::
 pub fn run_in_memory(scenario: &Scenario) -> Result<Vec<StepOutcome>, String> {
     let (_dir, store) = fresh_fixture(scenario)?;
     let transport = transport::MemoryTransport::new(store, server_config(scenario));
+    let mut engine = Engine::new(scenario.clone(), transport);
+    Ok(engine.run_all())
+}
+
+/// Runs the whole scenario on real sockets: its own servers on 127.0.0.1 (free ports), the
+/// client over TCP. Returns the outcomes.
+pub fn run_on_sockets(scenario: &Scenario) -> Result<Vec<StepOutcome>, String> {
+    let (_dir, store) = fresh_fixture(scenario)?;
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut servers = live::LiveServers::start(store, server_config(scenario), any, any)?;
+    let events = servers.take_events().ok_or("the server events were already taken")?;
+    let transport =
+        transport::SocketTransport::new(servers.pop3_addr(), servers.smtp_addr(), events);
     let mut engine = Engine::new(scenario.clone(), transport);
     Ok(engine.run_all())
 }
