@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential pkg-config libpcap-dev   # build: the pcap crate links libpcap
+  libwayland-dev libxkbcommon-dev          # build: the window (winit links them)
   python3 curl swaks                       # independent clients used by the tests
   dovecot-pop3d                            # an independent POP3 server for the client tests
   tshark                                   # reads our exported captures in the tests
