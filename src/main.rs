@@ -34,6 +34,10 @@ enum Cmd {
     /// Read a pcap/pcapng capture and print each TCP connection's POP3/SMTP transcript with
     /// the frames that carried every command and reply.
     Open(mailwire::decode::open::OpenArgs),
+    /// The assignment's console mail client: Manage Mail (POP3) and Send Mail (SMTP).
+    Client(mailwire::client::cli::ClientArgs),
+    /// Type POP3 or SMTP commands by hand and see every byte the server sends (like PuTTY).
+    Telnet(mailwire::client::cli::TelnetArgs),
 }
 
 #[derive(clap::Args)]
@@ -86,6 +90,8 @@ fn main() -> ExitCode {
         Some(Cmd::Serve(args)) => serve(args),
         Some(Cmd::ImportAssignment { src, data }) => import(&src, &data),
         Some(Cmd::Open(args)) => mailwire::decode::open::run_open(args),
+        Some(Cmd::Client(args)) => mailwire::client::cli::run_client(args),
+        Some(Cmd::Telnet(args)) => mailwire::client::cli::run_telnet(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

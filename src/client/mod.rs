@@ -1,1 +1,52 @@
-//! The mail client: drives the client machines over TCP; the console client; the raw console.
+//! The mail client: drives the sans-IO client machines of [`crate::proto`] over TCP; the
+//! assignment's console client; the raw command console.
+//!
+//! - [`Pop3Connection`] and [`SmtpConnection`]: one socket owner each; connect with a
+//!   timeout, then `command(...)` returns the reply (or a [`ClientError`] that says what
+//!   went wrong, a read timeout included). Every line sent and received is published to a
+//!   [`Transcript`] (crossbeam channel or callback) for the window.
+//! - [`console`]: `mailwire client`, the menu client of seed 001, on any reader and writer.
+//! - [`telnet`]: `mailwire telnet`, the PuTTY-like raw console of seed 004.
+//! - [`cli`]: their command-line arguments.
+//!
+//! Invariant: protocol rules (reply framing, dot-stuffing, reply codes) live in the sans-IO
+//! machines; this module only moves bytes, keeps time and talks to the user.
+
+pub mod cli;
+pub mod console;
+mod error;
+mod pop3;
+mod smtp;
+pub mod summary;
+pub mod telnet;
+mod transcript;
+mod wire;
+
+use std::time::Duration;
+
+pub use error::ClientError;
+pub use pop3::Pop3Connection;
+pub use smtp::SmtpConnection;
+pub use transcript::{Direction, Transcript, TranscriptEntry};
+
+/// How a connection behaves.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// The longest wait for the TCP connection (name lookup included).
+    pub connect_timeout: Duration,
+    /// The longest wait for the next bytes while a reply is expected.
+    pub read_timeout: Duration,
+    /// Where the `C:`/`S:` lines go.
+    pub transcript: Transcript,
+}
+
+impl Default for ClientOptions {
+    /// 10 s to connect, 30 s per read, no transcript.
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            transcript: Transcript::none(),
+        }
+    }
+}

@@ -86,7 +86,11 @@ pub enum Pop3ClientOutput {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pop3ClientError {
     /// A line longer than the limit arrived.
-    LineTooLong { awaiting: String, len: usize, max: usize },
+    LineTooLong {
+        awaiting: String,
+        len: usize,
+        max: usize,
+    },
     /// A multi-line reply grew past the limit.
     ReplyTooLong { awaiting: String, max: usize },
     /// A line that does not begin with `+OK` or `-ERR` arrived where a status line belongs.
@@ -94,7 +98,10 @@ pub enum Pop3ClientError {
     /// The server sent a line while no reply was expected.
     UnsolicitedLine { line: String },
     /// The connection closed before the status line of a reply.
-    ClosedBeforeReply { awaiting: String, partial: Option<String> },
+    ClosedBeforeReply {
+        awaiting: String,
+        partial: Option<String>,
+    },
     /// The connection closed inside a multi-line reply, before its "." line.
     ClosedMidReply { awaiting: String, lines: usize },
     /// A command was sent after QUIT, after the connection closed or after an error.
@@ -119,22 +126,34 @@ impl fmt::Display for Pop3ClientError {
                  the rest was refused."
             ),
             Self::NotAStatusLine { awaiting, line } => {
-                write!(f, "The server sent \"{line}\" while we waited for {awaiting}; ")?;
+                write!(
+                    f,
+                    "The server sent \"{line}\" while we waited for {awaiting}; "
+                )?;
                 if is_lower_case_status(line) {
                     write!(f, "RFC 1939 requires \"+OK\" and \"-ERR\" in upper case.")
                 } else {
-                    write!(f, "a POP3 reply must begin with \"+OK\" or \"-ERR\" (RFC 1939).")
+                    write!(
+                        f,
+                        "a POP3 reply must begin with \"+OK\" or \"-ERR\" (RFC 1939)."
+                    )
                 }
             }
             Self::UnsolicitedLine { line } => write!(
                 f,
                 "The server sent \"{line}\" although no reply was expected."
             ),
-            Self::ClosedBeforeReply { awaiting, partial: None } => write!(
+            Self::ClosedBeforeReply {
+                awaiting,
+                partial: None,
+            } => write!(
                 f,
                 "The server closed the connection while we waited for {awaiting}."
             ),
-            Self::ClosedBeforeReply { awaiting, partial: Some(p) } => write!(
+            Self::ClosedBeforeReply {
+                awaiting,
+                partial: Some(p),
+            } => write!(
                 f,
                 "The server closed the connection while we waited for {awaiting}; it had \
                  sent \"{p}\" without a line end."
@@ -145,10 +164,9 @@ impl fmt::Display for Pop3ClientError {
                  line{} of the multi-line reply and before its final \".\" line.",
                 if *lines == 1 { "" } else { "s" }
             ),
-            Self::SessionEnded { command } => write!(
-                f,
-                "Cannot send {command}: the session has already ended."
-            ),
+            Self::SessionEnded { command } => {
+                write!(f, "Cannot send {command}: the session has already ended.")
+            }
             Self::InvalidCommand { command } => write!(
                 f,
                 "Cannot send {command}: an argument holds a CR or LF, which would split the \
@@ -240,7 +258,9 @@ impl Pop3Client {
 
     /// The APOP command for `name` and `secret` with this session's greeting timestamp.
     pub fn apop_command(&self, name: &str, secret: &str) -> Result<Command, Pop3ClientError> {
-        let timestamp = self.apop_timestamp().ok_or(Pop3ClientError::NoApopTimestamp)?;
+        let timestamp = self
+            .apop_timestamp()
+            .ok_or(Pop3ClientError::NoApopTimestamp)?;
         Ok(Command::Apop {
             name: name.to_string(),
             digest: apop_digest(timestamp, secret),
@@ -576,7 +596,10 @@ mod tests {
         assert_eq!(r.replies.len(), 6);
         assert!(r.replies[0].is_greeting());
         assert_eq!(r.replies[2], ok("2 320", Some(Command::Stat)));
-        assert_eq!(r.replies[3].body.as_deref(), Some(&b"1 120\r\n2 200\r\n"[..]));
+        assert_eq!(
+            r.replies[3].body.as_deref(),
+            Some(&b"1 120\r\n2 200\r\n"[..])
+        );
         assert_eq!(
             r.replies[3].body_lines().collect::<Vec<_>>(),
             vec![&b"1 120"[..], b"2 200"]
@@ -614,12 +637,18 @@ mod tests {
         c.receive(b"+OK POP3 Server Ready\r\n");
         while c.poll_output().is_some() {}
         assert_eq!(c.apop_timestamp(), None);
-        assert_eq!(c.apop_command("a", "b"), Err(Pop3ClientError::NoApopTimestamp));
+        assert_eq!(
+            c.apop_command("a", "b"),
+            Err(Pop3ClientError::NoApopTimestamp)
+        );
     }
 
     #[test]
     fn finds_timestamps_only_where_they_can_be() {
-        assert_eq!(find_apop_timestamp("Dovecot ready. <1.2.3@h>"), Some("<1.2.3@h>"));
+        assert_eq!(
+            find_apop_timestamp("Dovecot ready. <1.2.3@h>"),
+            Some("<1.2.3@h>")
+        );
         assert_eq!(find_apop_timestamp("a <b c> <d@e>"), Some("<d@e>"));
         assert_eq!(find_apop_timestamp("<> <x"), None);
         assert_eq!(find_apop_timestamp("<<a@b>"), Some("<a@b>"));
@@ -656,10 +685,7 @@ mod tests {
 
     #[test]
     fn bare_lf_line_ends_are_accepted() {
-        let r = run_all_chunks(
-            &[Command::Capa],
-            b"+OK ready\n+OK capa\nTOP\nUSER\n.\n",
-        );
+        let r = run_all_chunks(&[Command::Capa], b"+OK ready\n+OK capa\nTOP\nUSER\n.\n");
         assert!(r.errors.is_empty());
         assert_eq!(r.replies[1].body.as_deref(), Some(&b"TOP\r\nUSER\r\n"[..]));
     }
@@ -732,9 +758,16 @@ mod tests {
     #[test]
     fn garbage_lower_case_and_unsolicited_lines() {
         let r = run_all_chunks(&[Command::Stat], b"+ok hi\r\n");
-        assert!(r.errors[0].to_string().contains("upper case"), "{}", r.errors[0]);
+        assert!(
+            r.errors[0].to_string().contains("upper case"),
+            "{}",
+            r.errors[0]
+        );
         let r = run_all_chunks(&[Command::Stat], b"+OKAY\r\n");
-        assert!(matches!(r.errors[0], Pop3ClientError::NotAStatusLine { .. }));
+        assert!(matches!(
+            r.errors[0],
+            Pop3ClientError::NotAStatusLine { .. }
+        ));
         let r = run_all_chunks(&[], b"+OK hi\r\n+OK extra\r\n");
         assert_eq!(
             r.errors[0].to_string(),
@@ -805,13 +838,20 @@ mod tests {
     #[test]
     fn single_line_list_and_uidl_with_argument() {
         let r = run_all_chunks(
-            &[Command::List(Some(1)), Command::Uidl(Some(1)), Command::Top { msg: 1, lines: 0 }],
+            &[
+                Command::List(Some(1)),
+                Command::Uidl(Some(1)),
+                Command::Top { msg: 1, lines: 0 },
+            ],
             b"+OK hi\r\n+OK 1 120\r\n+OK 1 abc\r\n+OK\r\nFrom: a@b\r\n\r\n.\r\n",
         );
         assert!(r.errors.is_empty());
         assert_eq!(r.replies[1].body, None);
         assert_eq!(r.replies[2].text, "1 abc");
-        assert_eq!(r.replies[3].body.as_deref(), Some(&b"From: a@b\r\n\r\n"[..]));
+        assert_eq!(
+            r.replies[3].body.as_deref(),
+            Some(&b"From: a@b\r\n\r\n"[..])
+        );
     }
 
     #[test]

@@ -108,7 +108,9 @@ impl SmtpReply {
     /// The reply as sent, lines joined with `"\n"`: `"250-a Hello\n250 SIZE 5"`.
     pub fn wire_text(&self) -> String {
         let bytes = self.reply.to_bytes();
-        String::from_utf8_lossy(&bytes).trim_end().replace("\r\n", "\n")
+        String::from_utf8_lossy(&bytes)
+            .trim_end()
+            .replace("\r\n", "\n")
     }
 }
 
@@ -127,17 +129,28 @@ pub enum SmtpClientOutput {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SmtpClientError {
     /// A line longer than the limit arrived.
-    LineTooLong { awaiting: String, len: usize, max: usize },
+    LineTooLong {
+        awaiting: String,
+        len: usize,
+        max: usize,
+    },
     /// A multi-line reply grew past the limit.
     ReplyTooLong { awaiting: String, max: usize },
     /// A line that does not begin with a reply code and a separator.
     NotAReplyLine { awaiting: String, line: String },
     /// A line of a multi-line reply carries another code than the first line.
-    CodeChanged { awaiting: String, first: u16, line: String },
+    CodeChanged {
+        awaiting: String,
+        first: u16,
+        line: String,
+    },
     /// The server sent a line while no reply was expected.
     UnsolicitedLine { line: String },
     /// The connection closed before a reply began.
-    ClosedBeforeReply { awaiting: String, partial: Option<String> },
+    ClosedBeforeReply {
+        awaiting: String,
+        partial: Option<String>,
+    },
     /// The connection closed inside a multi-line reply.
     ClosedMidReply { awaiting: String, lines: usize },
     /// Something was sent after QUIT, after the connection closed or after an error.
@@ -169,7 +182,11 @@ impl fmt::Display for SmtpClientError {
                  line must begin with a three-digit code (2xx to 5xx) followed by a space, a \
                  hyphen or the line end (RFC 5321 section 4.2)."
             ),
-            Self::CodeChanged { awaiting, first, line } => write!(
+            Self::CodeChanged {
+                awaiting,
+                first,
+                line,
+            } => write!(
                 f,
                 "The server sent \"{line}\" inside a multi-line reply that began with code \
                  {first} while we waited for {awaiting}; every line of a reply must carry the \
@@ -179,11 +196,17 @@ impl fmt::Display for SmtpClientError {
                 f,
                 "The server sent \"{line}\" although no reply was expected."
             ),
-            Self::ClosedBeforeReply { awaiting, partial: None } => write!(
+            Self::ClosedBeforeReply {
+                awaiting,
+                partial: None,
+            } => write!(
                 f,
                 "The server closed the connection while we waited for {awaiting}."
             ),
-            Self::ClosedBeforeReply { awaiting, partial: Some(p) } => write!(
+            Self::ClosedBeforeReply {
+                awaiting,
+                partial: Some(p),
+            } => write!(
                 f,
                 "The server closed the connection while we waited for {awaiting}; it had \
                  sent \"{p}\" without a line end."
@@ -421,14 +444,20 @@ impl SmtpClient {
         if partial.code != code {
             let (awaiting, line) = (self.awaiting_text(), excerpt(&text));
             let first = partial.code;
-            return self.fail(SmtpClientError::CodeChanged { awaiting, first, line });
+            return self.fail(SmtpClientError::CodeChanged {
+                awaiting,
+                first,
+                line,
+            });
         }
         partial.octets += text.len() + 2;
         if partial.octets > self.max_reply_octets {
             let (awaiting, max) = (self.awaiting_text(), self.max_reply_octets);
             return self.fail(SmtpClientError::ReplyTooLong { awaiting, max });
         }
-        partial.lines.push(String::from_utf8_lossy(rest).into_owned());
+        partial
+            .lines
+            .push(String::from_utf8_lossy(rest).into_owned());
         if last {
             self.finish(Reply::multiline(partial.code, partial.lines));
         } else {
@@ -553,25 +582,24 @@ mod tests {
         errors: Vec<SmtpClientError>,
     }
 
-    /// One step of a scripted session: send a command, or send the content once possible.
+    /// What the client does before the server's next bytes.
     #[derive(Clone)]
     enum Step {
+        Nothing,
         Send(ClientCommand),
         Content(&'static [u8]),
     }
 
-    /// Sends each step when the machine is no longer waiting (content once 354 arrived),
-    /// feeding `input` in chunks of `chunk` bytes, then EOF.
-    fn run(steps: &[Step], input: &[u8], chunk: usize) -> Run {
+    /// Plays `turns`: each step's action, then the server's bytes that answer it, fed in
+    /// chunks of `chunk` bytes; then EOF.
+    fn run(turns: &[(Step, &[u8])], chunk: usize) -> Run {
         let mut client = SmtpClient::new();
         let mut run = Run {
             written: String::new(),
             replies: Vec::new(),
             errors: Vec::new(),
         };
-        let mut steps = steps.iter().cloned().peekable();
-        let mut pieces = input.chunks(chunk);
-        loop {
+        let mut drain = |client: &mut SmtpClient| {
             while let Some(out) = client.poll_output() {
                 match out {
                     SmtpClientOutput::Write(b) => run.written += &String::from_utf8_lossy(&b),
@@ -579,27 +607,29 @@ mod tests {
                     SmtpClientOutput::Error(e) => run.errors.push(e),
                 }
             }
-            if !client.is_waiting() && !client.is_ended() {
-                match steps.next() {
-                    Some(Step::Send(c)) => client.send(c).unwrap(),
-                    Some(Step::Content(c)) => client.send_content(c).unwrap(),
-                    None => {}
-                }
-                continue;
+        };
+        for (step, input) in turns {
+            match step {
+                Step::Nothing => {}
+                Step::Send(c) => client.send(c.clone()).unwrap(),
+                Step::Content(c) => client.send_content(c).unwrap(),
             }
-            match pieces.next() {
-                Some(piece) => client.receive(piece),
-                None if client.is_ended() => return run,
-                None => client.receive_eof(),
+            drain(&mut client);
+            for piece in input.chunks(chunk) {
+                client.receive(piece);
+                drain(&mut client);
             }
         }
+        client.receive_eof();
+        drain(&mut client);
+        run
     }
 
-    fn run_all_chunks(steps: &[Step], input: &[u8]) -> Run {
-        let reference = run(steps, input, input.len().max(1));
+    fn run_all_chunks(turns: &[(Step, &[u8])]) -> Run {
+        let reference = run(turns, usize::MAX);
         let mut chunk = 1;
         while chunk <= 512 {
-            assert_eq!(run(steps, input, chunk), reference, "chunk size {chunk}");
+            assert_eq!(run(turns, chunk), reference, "chunk size {chunk}");
             chunk *= 2;
         }
         reference
@@ -611,23 +641,38 @@ mod tests {
 
     #[test]
     fn seed_session_with_ehlo_and_dot_stuffing() {
-        let input = b"220 iitkgp.edu Service ready\r\n\
-            250-iitkgp.edu Hello iit.edu\r\n250-PIPELINING\r\n250 SIZE 10240000\r\n\
-            250 <ag@iit.edu>... Sender ok\r\n\
-            250 root... Recipient ok\r\n250 second ok\r\n\
-            354 End data with <CR><LF>.<CR><LF>\r\n\
-            250 OK Message accepted for delivery\r\n\
-            221 iitkgp.edu closing connection\r\n";
-        let steps = [
-            send(ClientCommand::Ehlo("iit.edu".into())),
-            send(ClientCommand::MailFrom("ag@iit.edu".into())),
-            send(ClientCommand::RcptTo("gb@iit.edu".into())),
-            send(ClientCommand::RcptTo("c@iit.edu".into())),
-            send(ClientCommand::Data),
-            Step::Content(b"Subject: hi\n\n.hidden line\n.\nlast"),
-            send(ClientCommand::Quit),
+        let turns: [(Step, &[u8]); 8] = [
+            (Step::Nothing, b"220 iitkgp.edu Service ready\r\n"),
+            (
+                send(ClientCommand::Ehlo("iit.edu".into())),
+                b"250-iitkgp.edu Hello iit.edu\r\n250-PIPELINING\r\n250 SIZE 10240000\r\n",
+            ),
+            (
+                send(ClientCommand::MailFrom("ag@iit.edu".into())),
+                b"250 <ag@iit.edu>... Sender ok\r\n",
+            ),
+            (
+                send(ClientCommand::RcptTo("gb@iit.edu".into())),
+                b"250 root... Recipient ok\r\n",
+            ),
+            (
+                send(ClientCommand::RcptTo("c@iit.edu".into())),
+                b"250 second ok\r\n",
+            ),
+            (
+                send(ClientCommand::Data),
+                b"354 End data with <CR><LF>.<CR><LF>\r\n",
+            ),
+            (
+                Step::Content(b"Subject: hi\n\n.hidden line\n.\nlast"),
+                b"250 OK Message accepted for delivery\r\n",
+            ),
+            (
+                send(ClientCommand::Quit),
+                b"221 iitkgp.edu closing connection\r\n",
+            ),
         ];
-        let r = run_all_chunks(&steps, input);
+        let r = run_all_chunks(&turns);
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         assert_eq!(
             r.written,
@@ -664,8 +709,13 @@ mod tests {
 
     #[test]
     fn ehlo_refused_falls_back_to_helo() {
-        let input = b"220 old server\r\n500 Command unrecognized\r\n250 old Hello\r\n";
-        let r = run_all_chunks(&[send(ClientCommand::Ehlo("me.example".into()))], input);
+        let r = run_all_chunks(&[
+            (Step::Nothing, b"220 old server\r\n"),
+            (
+                send(ClientCommand::Ehlo("me.example".into())),
+                b"500 Command unrecognized\r\n250 old Hello\r\n",
+            ),
+        ]);
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         assert_eq!(r.written, "EHLO me.example\r\nHELO me.example\r\n");
         assert_eq!(r.replies[1].code(), 500);
@@ -685,10 +735,10 @@ mod tests {
             .filter(|o| matches!(o, SmtpClientOutput::Write(_)))
             .count();
         assert_eq!(writes, 1);
-        let r = run_all_chunks(
-            &[send(ClientCommand::Ehlo("me".into()))],
-            b"220 hi\r\n421 busy\r\n",
-        );
+        let r = run_all_chunks(&[
+            (Step::Nothing, b"220 hi\r\n"),
+            (send(ClientCommand::Ehlo("me".into())), b"421 busy\r\n"),
+        ]);
         assert_eq!(r.written, "EHLO me\r\n");
     }
 
@@ -709,14 +759,27 @@ mod tests {
         assert_eq!(parse_reply_line(b"250 ok"), Some((250, true, &b"ok"[..])));
         assert_eq!(parse_reply_line(b"250-ok"), Some((250, false, &b"ok"[..])));
         assert_eq!(parse_reply_line(b"250"), Some((250, true, &b""[..])));
-        for bad in [&b"25 ok"[..], b"2500 ok", b"250ok", b"abc ok", b"150 ok", b"650 ok", b""] {
-            assert_eq!(parse_reply_line(bad), None, "{}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"25 ok"[..],
+            b"2500 ok",
+            b"250ok",
+            b"abc ok",
+            b"150 ok",
+            b"650 ok",
+            b"",
+        ] {
+            assert_eq!(
+                parse_reply_line(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
     #[test]
     fn garbage_instead_of_a_reply() {
-        let r = run_all_chunks(&[], b"+OK POP3 server ready\r\n");
+        let r = run_all_chunks(&[(Step::Nothing, b"+OK POP3 server ready\r\n")]);
         assert_eq!(
             r.errors,
             vec![SmtpClientError::NotAReplyLine {
@@ -732,10 +795,13 @@ mod tests {
 
     #[test]
     fn code_change_inside_a_multi_line_reply() {
-        let r = run_all_chunks(
-            &[send(ClientCommand::Ehlo("me".into()))],
-            b"220 hi\r\n250-a\r\n251 b\r\n",
-        );
+        let r = run_all_chunks(&[
+            (Step::Nothing, b"220 hi\r\n"),
+            (
+                send(ClientCommand::Ehlo("me".into())),
+                b"250-a\r\n251 b\r\n",
+            ),
+        ]);
         assert_eq!(
             r.errors,
             vec![SmtpClientError::CodeChanged {
@@ -748,16 +814,22 @@ mod tests {
 
     #[test]
     fn eof_mid_reply_and_before_reply() {
-        let r = run_all_chunks(
-            &[send(ClientCommand::Ehlo("me".into()))],
-            b"220 hi\r\n250-a\r\n250-b\r\n",
-        );
+        let r = run_all_chunks(&[
+            (Step::Nothing, b"220 hi\r\n"),
+            (
+                send(ClientCommand::Ehlo("me".into())),
+                b"250-a\r\n250-b\r\n",
+            ),
+        ]);
         assert_eq!(
             r.errors[0].to_string(),
             "The server closed the connection in the middle of the reply to EHLO me, after 2 \
              lines of a multi-line reply and before its last line."
         );
-        let r = run_all_chunks(&[send(ClientCommand::Data)], b"220 hi\r\n35");
+        let r = run_all_chunks(&[
+            (Step::Nothing, b"220 hi\r\n"),
+            (send(ClientCommand::Data), b"35"),
+        ]);
         assert_eq!(
             r.errors,
             vec![SmtpClientError::ClosedBeforeReply {
@@ -769,7 +841,7 @@ mod tests {
 
     #[test]
     fn unsolicited_and_over_long_lines() {
-        let r = run_all_chunks(&[], b"220 hi\r\n250 surprise\r\n");
+        let r = run_all_chunks(&[(Step::Nothing, b"220 hi\r\n250 surprise\r\n")]);
         assert_eq!(
             r.errors,
             vec![SmtpClientError::UnsolicitedLine {
@@ -779,7 +851,7 @@ mod tests {
         let mut input = b"220-".to_vec();
         input.extend(vec![b'x'; MAX_REPLY_LINE]);
         input.extend_from_slice(b"\r\n220 hi\r\n");
-        let r = run(&[], &input, 1000);
+        let r = run(&[(Step::Nothing, &input)], 1000);
         assert_eq!(
             r.errors,
             vec![SmtpClientError::LineTooLong {
@@ -809,16 +881,21 @@ mod tests {
     #[test]
     fn content_only_after_354_and_commands_not_during_it() {
         let mut c = SmtpClient::new();
-        assert_eq!(c.send_content(b"x"), Err(SmtpClientError::NotReadyForContent));
+        assert_eq!(
+            c.send_content(b"x"),
+            Err(SmtpClientError::NotReadyForContent)
+        );
         c.send(ClientCommand::Data).unwrap();
         c.receive(b"220 hi\r\n354 go ahead\r\n");
         while c.poll_output().is_some() {}
         assert!(c.content_expected());
         assert_eq!(
             c.send(ClientCommand::Quit).map_err(|e| e.to_string()),
-            Err("Cannot send QUIT: the server waits for the message content after its 354 \
+            Err(
+                "Cannot send QUIT: the server waits for the message content after its 354 \
                  reply to DATA."
-                .to_string())
+                    .to_string()
+            )
         );
         c.send_content(b"hello").unwrap();
         assert!(!c.content_expected());
@@ -850,7 +927,10 @@ mod tests {
 
     #[test]
     fn eof_after_quit_is_normal() {
-        let r = run_all_chunks(&[send(ClientCommand::Quit)], b"220 hi\r\n221 bye\r\n");
+        let r = run_all_chunks(&[
+            (Step::Nothing, b"220 hi\r\n"),
+            (send(ClientCommand::Quit), b"221 bye\r\n"),
+        ]);
         assert!(r.errors.is_empty());
         assert_eq!(r.replies.len(), 2);
     }

@@ -1,0 +1,82 @@
+//! The command-line arguments of `mailwire client` and `mailwire telnet`, and their entry
+//! points.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::ClientOptions;
+use super::console::{ConsoleConfig, run_console};
+use super::telnet::{TelnetConfig, run_telnet_session};
+
+/// `mailwire client`: the assignment's console mail client.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// The POP3 server, HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:1110")]
+    pub pop3: String,
+    /// The SMTP server, HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:2525")]
+    pub smtp: String,
+    /// Seconds to wait for a connection, and for the next bytes of a reply.
+    #[arg(long, default_value_t = 30)]
+    pub timeout_secs: u64,
+    /// Also print every line that crosses the wire.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+/// `mailwire telnet`: type protocol commands by hand, as in a PuTTY or telnet session.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TelnetArgs {
+    /// The server, HOST:PORT (e.g. 127.0.0.1:1110 for mailwire's POP3 server).
+    pub address: String,
+    /// Save the session transcript to this file.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Seconds to wait for the connection.
+    #[arg(long, default_value_t = 10)]
+    pub timeout_secs: u64,
+    /// After the input ends, seconds to wait for the server to close the connection.
+    #[arg(long, default_value_t = 5)]
+    pub linger_secs: u64,
+    /// Milliseconds to wait before sending each line (useful when input comes from a file).
+    #[arg(long, default_value_t = 0)]
+    pub line_delay_ms: u64,
+}
+
+/// Runs the console client on stdin and stdout.
+pub fn run_client(args: ClientArgs) -> Result<(), String> {
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let stdin = std::io::stdin();
+    let config = ConsoleConfig {
+        pop3: args.pop3,
+        smtp: args.smtp,
+        options: ClientOptions {
+            connect_timeout: timeout,
+            read_timeout: timeout,
+            ..ClientOptions::default()
+        },
+        echo_input: !stdin.is_terminal(),
+        show_wire: args.verbose,
+    };
+    run_console(config, stdin.lock(), std::io::stdout().lock())
+}
+
+/// Runs a raw session on stdin and stdout.
+pub fn run_telnet(args: TelnetArgs) -> Result<(), String> {
+    let stdin = std::io::stdin();
+    let config = TelnetConfig {
+        addr: args.address,
+        save: args.save,
+        connect_timeout: Duration::from_secs(args.timeout_secs),
+        linger: Duration::from_secs(args.linger_secs),
+        line_delay: Duration::from_millis(args.line_delay_ms),
+        echo_input: !stdin.is_terminal(),
+    };
+    run_telnet_session(
+        config,
+        std::io::BufReader::new(stdin),
+        std::io::stdout().lock(),
+    )
+}

@@ -1,0 +1,562 @@
+//! `mailwire client`: the console mail client of the assignment (seed 001).
+//!
+//! It asks for a username and a password, then offers 1. Manage Mail (POP3: USER/PASS,
+//! the list of mails, then STAT, LIST, RETR n, DELE n, QUIT by option number), 2. Send
+//! Mail (From, To, Subject, a body ended by a "." line; then HELO, MAIL, RCPT, DATA, QUIT)
+//! and 3. Quit. Every command sent and every reply is shown as `C:` and `S:` lines.
+//!
+//! The console reads any [`BufRead`] and writes any [`Write`], so a script (or a test) can
+//! drive it through stdin; the end of the input ends the program cleanly. Network calls run
+//! on a current-thread tokio runtime, one at a time, between reads of the keyboard.
+
+use std::future::Future;
+use std::io::{self, BufRead, Write};
+
+use super::summary::summarize;
+use super::transcript::{Transcript, TranscriptEntry};
+use super::{ClientError, ClientOptions, Pop3Connection, SmtpConnection};
+use crate::proto::pop3::Command;
+use crate::proto::pop3::client::Pop3Reply;
+use crate::proto::smtp::client::{ClientCommand, SmtpReply};
+
+/// Settings of the console client.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// The POP3 server, HOST:PORT.
+    pub pop3: String,
+    /// The SMTP server, HOST:PORT.
+    pub smtp: String,
+    /// Timeouts (the transcript is replaced: see `show_wire`).
+    pub options: ClientOptions,
+    /// Repeat each answer after its prompt (for input that is not a terminal, so the
+    /// output reads like a session).
+    pub echo_input: bool,
+    /// Also print every line that crosses the wire, the mail list's TOP commands included.
+    pub show_wire: bool,
+}
+
+/// Why the console stops.
+#[derive(Debug)]
+enum Stop {
+    /// The input ended: a clean exit.
+    InputEnded,
+    Input(io::Error),
+    Output(io::Error),
+}
+
+impl From<io::Error> for Stop {
+    fn from(e: io::Error) -> Self {
+        Stop::Output(e)
+    }
+}
+
+/// Runs the console client until the user chooses Quit or the input ends.
+pub fn run_console(
+    config: ConsoleConfig,
+    input: impl BufRead,
+    output: impl Write,
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let (wire_tx, wire_rx) = crossbeam_channel::unbounded();
+    let mut config = config;
+    config.options.transcript = if config.show_wire {
+        Transcript::channel(wire_tx)
+    } else {
+        Transcript::none()
+    };
+    let mut console = Console {
+        config,
+        input,
+        out: output,
+        runtime,
+        wire: wire_rx,
+        user: String::new(),
+        password: String::new(),
+    };
+    match console.run() {
+        Ok(()) | Err(Stop::InputEnded) => Ok(()),
+        Err(Stop::Input(e)) => Err(format!("cannot read the keyboard input: {e}")),
+        Err(Stop::Output(e)) => Err(format!("cannot write to the terminal: {e}")),
+    }
+}
+
+struct Console<R, W> {
+    config: ConsoleConfig,
+    input: R,
+    out: W,
+    runtime: tokio::runtime::Runtime,
+    wire: crossbeam_channel::Receiver<TranscriptEntry>,
+    user: String,
+    password: String,
+}
+
+impl<R: BufRead, W: Write> Console<R, W> {
+    fn run(&mut self) -> Result<(), Stop> {
+        let banner = format!(
+            "mailwire mail client (POP3 server {}, SMTP server {})",
+            self.config.pop3, self.config.smtp
+        );
+        self.say(banner)?;
+        let result = self.ask_credentials().and_then(|()| self.main_menu());
+        if matches!(result, Err(Stop::InputEnded)) {
+            self.say("\nEnd of input. Goodbye.")?;
+        }
+        result
+    }
+
+    fn main_menu(&mut self) -> Result<(), Stop> {
+        loop {
+            self.say("\n1. Manage Mail\n2. Send Mail\n3. Quit")?;
+            match self.ask("Enter your choice: ")?.trim() {
+                "1" => self.manage_mail()?,
+                "2" => self.send_mail()?,
+                "3" => return self.say("Goodbye."),
+                other => self.say(format!("\"{other}\" is not an option: enter 1, 2 or 3."))?,
+            }
+        }
+    }
+
+    fn ask_credentials(&mut self) -> Result<(), Stop> {
+        self.user = self.ask("Username: ")?.trim().to_string();
+        self.password = self.ask_secret("Password: ")?;
+        Ok(())
+    }
+
+    // ---- Manage Mail (POP3) ----
+
+    fn manage_mail(&mut self) -> Result<(), Stop> {
+        let Some(mut conn) = self.log_in()? else {
+            return Ok(());
+        };
+        if self.show_mail_list(&mut conn)? {
+            self.pop3_menu(conn)?;
+        }
+        Ok(())
+    }
+
+    /// Connects and authenticates with USER/PASS, asking for the credentials again after
+    /// each rejection. `None` when the server cannot be used (the reason is shown).
+    fn log_in(&mut self) -> Result<Option<Pop3Connection>, Stop> {
+        loop {
+            let (addr, options) = (self.config.pop3.clone(), self.config.options.clone());
+            let connect = async move { Pop3Connection::connect(&addr, &options).await };
+            let Some(mut conn) = self.net(connect)? else {
+                return Ok(None);
+            };
+            if !conn.greeting().positive {
+                let status = conn.greeting().status_line();
+                self.say(format!("The POP3 server refused the session: {status}"))?;
+                return Ok(None);
+            }
+            let (user, password) = (self.user.clone(), self.password.clone());
+            let Some(reply) = self.net(conn.login(&user, &password))? else {
+                return Ok(None);
+            };
+            if reply.positive {
+                let greeting = conn.greeting().status_line();
+                self.say(format!(
+                    "Logged in as {user}. The server's greeting was:\n{greeting}"
+                ))?;
+                return Ok(Some(conn));
+            }
+            self.say(format!("Authentication failed: {}", reply.status_line()))?;
+            let _ = self.net_quiet(conn.quit());
+            if matches!(
+                reply.resp_code.as_deref(),
+                Some("IN-USE" | "SYS/TEMP" | "SYS/PERM")
+            ) {
+                self.say("The mailbox cannot be opened now; back to the main menu.")?;
+                return Ok(None);
+            }
+            self.say("Please enter your username and password again.")?;
+            self.ask_credentials()?;
+        }
+    }
+
+    /// Shows `Sl. No. <sender> <received> <subject>` for every mail. `false` if the
+    /// connection failed (the reason is shown).
+    fn show_mail_list(&mut self, conn: &mut Pop3Connection) -> Result<bool, Stop> {
+        let Some(list) = self.net(conn.command(Command::List(None)))? else {
+            return Ok(false);
+        };
+        if !list.positive {
+            self.say(format!("LIST failed: {}", list.status_line()))?;
+            return Ok(true);
+        }
+        let numbers: Vec<u32> = list
+            .body_lines()
+            .filter_map(|l| {
+                String::from_utf8_lossy(l)
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        if numbers.is_empty() {
+            self.say("Your mailbox is empty.")?;
+            return Ok(true);
+        }
+        self.say(format!(
+            "\n{:<8} {:<30} {:<22} Subject",
+            "Sl. No.", "Sender", "Received"
+        ))?;
+        for n in numbers {
+            let Some(header) = self.header_of(conn, n)? else {
+                return Ok(false);
+            };
+            let s = summarize(&header);
+            self.say(format!(
+                "{n:<8} {:<30} {:<22} {}",
+                s.from, s.received, s.subject
+            ))?;
+        }
+        Ok(true)
+    }
+
+    /// The header of mail `n` (TOP n 0, or RETR n if the server has no TOP).
+    fn header_of(&mut self, conn: &mut Pop3Connection, n: u32) -> Result<Option<Vec<u8>>, Stop> {
+        let top = Command::Top { msg: n, lines: 0 };
+        let Some(reply) = self.net(conn.command(top))? else {
+            return Ok(None);
+        };
+        if reply.positive {
+            return Ok(Some(reply.body.unwrap_or_default()));
+        }
+        let Some(reply) = self.net(conn.command(Command::Retr(n)))? else {
+            return Ok(None);
+        };
+        Ok(Some(reply.body.unwrap_or_default()))
+    }
+
+    fn pop3_menu(&mut self, mut conn: Pop3Connection) -> Result<(), Stop> {
+        loop {
+            self.say(
+                "\nPOP3 commands:\n1. STAT - count the mails\n2. LIST - list the mails\n\
+                 3. RETR - read a mail\n4. DELE - delete a mail\n5. QUIT - close the connection",
+            )?;
+            let choice = self.ask("Enter your choice: ")?;
+            let Some(command) = self.pop3_command(&choice)? else {
+                continue;
+            };
+            let quit = command == Command::Quit;
+            self.say(format!("C: {command}"))?;
+            let Some(reply) = self.net(conn.command(command))? else {
+                return Ok(());
+            };
+            self.show_pop3_reply(&reply)?;
+            if quit {
+                return self.say("Connection closed.");
+            }
+        }
+    }
+
+    /// The command for a menu choice (`3`, `3 2`, `retr 2`), asking for the mail number
+    /// when needed. `None` (after saying why) for an invalid choice.
+    fn pop3_command(&mut self, choice: &str) -> Result<Option<Command>, Stop> {
+        let mut words = choice.split_whitespace();
+        let option = words.next().unwrap_or_default().to_ascii_uppercase();
+        let argument = words.next().map(str::to_string);
+        let needs_number = |me: &mut Self| -> Result<Option<u32>, Stop> {
+            let text = match &argument {
+                Some(a) => a.clone(),
+                None => me.ask("Mail number (Sl. No.): ")?,
+            };
+            match text.trim().parse::<u32>() {
+                Ok(n) => Ok(Some(n)),
+                Err(_) => {
+                    me.say(format!("\"{}\" is not a mail number.", text.trim()))?;
+                    Ok(None)
+                }
+            }
+        };
+        Ok(match option.as_str() {
+            "1" | "STAT" => Some(Command::Stat),
+            "2" | "LIST" => Some(Command::List(None)),
+            "3" | "RETR" => needs_number(self)?.map(Command::Retr),
+            "4" | "DELE" => needs_number(self)?.map(Command::Dele),
+            "5" | "QUIT" => Some(Command::Quit),
+            _ => {
+                self.say(format!(
+                    "\"{}\" is not an option: enter 1 to 5.",
+                    choice.trim()
+                ))?;
+                None
+            }
+        })
+    }
+
+    fn show_pop3_reply(&mut self, reply: &Pop3Reply) -> Result<(), Stop> {
+        self.say(format!("S: {}", reply.status_line()))?;
+        if reply.body.is_some() {
+            for line in reply.body_lines() {
+                self.say(String::from_utf8_lossy(line))?;
+            }
+            self.say(".")?;
+        }
+        Ok(())
+    }
+
+    // ---- Send Mail (SMTP) ----
+
+    fn send_mail(&mut self) -> Result<(), Stop> {
+        let from = self.ask("From: ")?.trim().to_string();
+        let to = self.ask("To: ")?.trim().to_string();
+        let subject = self.ask("Subject: ")?;
+        self.say("Message body (end with a line holding only \".\"):")?;
+        let mut body = Vec::new();
+        loop {
+            let line = self.ask("")?;
+            if line == "." {
+                break;
+            }
+            body.push(line);
+        }
+        let recipients: Vec<String> = to.split(',').map(|a| a.trim().to_string()).collect();
+        if !is_address(&from) || !recipients.iter().all(|a| is_address(a)) {
+            return self.say("Incorrect format");
+        }
+        let content = compose(&from, &to, &subject, &body);
+        self.deliver(&from, &recipients, &content)
+    }
+
+    /// HELO, MAIL, RCPT (each recipient), DATA, the content, QUIT; each reply shown. Stops
+    /// at the first refusal (then QUIT).
+    fn deliver(&mut self, from: &str, recipients: &[String], content: &[u8]) -> Result<(), Stop> {
+        let (addr, options) = (self.config.smtp.clone(), self.config.options.clone());
+        let connect = async move { SmtpConnection::connect(&addr, &options).await };
+        let Some(mut conn) = self.net(connect)? else {
+            return Ok(());
+        };
+        self.show_smtp_reply(conn.greeting())?;
+        if !conn.greeting().is_positive() {
+            return Ok(());
+        }
+        let domain = from
+            .rsplit_once('@')
+            .map_or("localhost", |(_, d)| d)
+            .to_string();
+        let mut commands = vec![
+            ClientCommand::Helo(domain),
+            ClientCommand::MailFrom(from.to_string()),
+        ];
+        commands.extend(recipients.iter().cloned().map(ClientCommand::RcptTo));
+        commands.push(ClientCommand::Data);
+        for command in commands {
+            if !self.smtp_step(&mut conn, command)? {
+                return self.smtp_quit(conn);
+            }
+        }
+        let lines = content.iter().filter(|&&b| b == b'\n').count();
+        self.say(format!(
+            "C: <the message: {lines} lines, {} octets>\nC: .",
+            content.len()
+        ))?;
+        let Some(reply) = self.net(conn.send_content(content))? else {
+            return Ok(());
+        };
+        self.show_smtp_reply(&reply)?;
+        self.smtp_quit(conn)
+    }
+
+    /// Sends one command and shows its reply; `false` if it was refused or failed.
+    fn smtp_step(
+        &mut self,
+        conn: &mut SmtpConnection,
+        command: ClientCommand,
+    ) -> Result<bool, Stop> {
+        self.say(format!("C: {command}"))?;
+        let Some(reply) = self.net(conn.command(command))? else {
+            return Ok(false);
+        };
+        self.show_smtp_reply(&reply)?;
+        Ok(reply.is_positive())
+    }
+
+    fn smtp_quit(&mut self, conn: SmtpConnection) -> Result<(), Stop> {
+        self.say("C: QUIT")?;
+        if let Some(reply) = self.net(conn.quit())? {
+            self.show_smtp_reply(&reply)?;
+        }
+        Ok(())
+    }
+
+    fn show_smtp_reply(&mut self, reply: &SmtpReply) -> Result<(), Stop> {
+        let text = reply.wire_text().replace('\n', "\nS: ");
+        self.say(format!("S: {text}"))
+    }
+
+    // ---- Keyboard, screen and network ----
+
+    /// Runs a network call, shows the wire lines it produced (with `show_wire`), and shows
+    /// its error if it failed (then `None`).
+    fn net<T>(
+        &mut self,
+        call: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<Option<T>, Stop> {
+        match self.net_quiet(call)? {
+            Ok(value) => Ok(Some(value)),
+            Err(e) => {
+                self.say(format!("Error: {e}"))?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Runs a network call and shows the wire lines it produced; the error is returned.
+    fn net_quiet<T>(
+        &mut self,
+        call: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<Result<T, ClientError>, Stop> {
+        let result = self.runtime.block_on(call);
+        let lines: Vec<TranscriptEntry> = self.wire.try_iter().collect();
+        for line in lines {
+            self.say(format!("    [wire] {line}"))?;
+        }
+        Ok(result)
+    }
+
+    /// Prints a line. Control characters other than line feeds and tabs (a server's escape
+    /// sequences, stray CRs) are shown as `?` so server text cannot take over the terminal.
+    fn say(&mut self, text: impl AsRef<str>) -> Result<(), Stop> {
+        let shown: String = text
+            .as_ref()
+            .chars()
+            .map(|c| {
+                if c.is_control() && c != '\n' && c != '\t' {
+                    '?'
+                } else {
+                    c
+                }
+            })
+            .collect();
+        writeln!(self.out, "{shown}")?;
+        self.out.flush()?;
+        Ok(())
+    }
+
+    /// Prints `prompt`, reads one line (without its line end). The end of the input stops
+    /// the console.
+    fn ask(&mut self, prompt: &str) -> Result<String, Stop> {
+        let line = self.read_line(prompt)?;
+        if self.config.echo_input {
+            self.say(&line)?;
+        }
+        Ok(line)
+    }
+
+    /// Like [`Self::ask`], but an echoed answer is shown as stars.
+    fn ask_secret(&mut self, prompt: &str) -> Result<String, Stop> {
+        let line = self.read_line(prompt)?;
+        if self.config.echo_input {
+            self.say("*".repeat(line.chars().count()))?;
+        }
+        Ok(line)
+    }
+
+    fn read_line(&mut self, prompt: &str) -> Result<String, Stop> {
+        write!(self.out, "{prompt}")?;
+        self.out.flush()?;
+        let mut bytes = Vec::new();
+        let n = self
+            .input
+            .read_until(b'\n', &mut bytes)
+            .map_err(Stop::Input)?;
+        if n == 0 {
+            return Err(Stop::InputEnded);
+        }
+        while matches!(bytes.last(), Some(b'\n' | b'\r')) {
+            bytes.pop();
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+/// Whether `text` has the form X@Y: one '@' with something on both sides, and no spaces,
+/// angle brackets or commas.
+pub fn is_address(text: &str) -> bool {
+    let Some((local, domain)) = text.split_once('@') else {
+        return false;
+    };
+    let bad =
+        |s: &str| s.is_empty() || s.contains(|c: char| c.is_whitespace() || "<>,@".contains(c));
+    !bad(local) && !bad(domain)
+}
+
+/// The message as sent after DATA: From, To, Subject and Date fields, an empty line, the
+/// body lines, all with CRLF.
+pub fn compose(from: &str, to: &str, subject: &str, body: &[String]) -> Vec<u8> {
+    let date = chrono::Local::now().to_rfc2822();
+    let mut text =
+        format!("From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {date}\r\n\r\n");
+    for line in body {
+        text.push_str(line);
+        text.push_str("\r\n");
+    }
+    text.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_must_be_x_at_y() {
+        for good in ["ag@iit.edu", "a@b", "first.last@localhost"] {
+            assert!(is_address(good), "{good}");
+        }
+        for bad in [
+            "", "ag", "@iit.edu", "ag@", "a@b@c", "a b@c", "<a@b>", "a@b,c@d",
+        ] {
+            assert!(!is_address(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn composed_message_has_the_fields_then_the_body() {
+        let m = compose("a@b", "c@d", "Hi", &[".hidden".into(), "x".into()]);
+        let text = String::from_utf8(m).unwrap();
+        assert!(text.starts_with("From: a@b\r\nTo: c@d\r\nSubject: Hi\r\nDate: "));
+        assert!(text.ends_with("\r\n\r\n.hidden\r\nx\r\n"));
+    }
+
+    fn console_output(input: &str) -> String {
+        let config = ConsoleConfig {
+            pop3: "127.0.0.1:9".into(),
+            smtp: "127.0.0.1:9".into(),
+            options: ClientOptions::default(),
+            echo_input: true,
+            show_wire: false,
+        };
+        let mut out = Vec::new();
+        run_console(config, input.as_bytes(), &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn invalid_addresses_say_incorrect_format_and_return_to_the_menu() {
+        let out = console_output("bob\nbuilder\n2\nbob\nalice@localhost\nHi\nbody\n.\n3\n");
+        assert!(out.contains("Incorrect format\n\n1. Manage Mail"), "{out}");
+        assert!(out.ends_with("Goodbye.\n"), "{out}");
+    }
+
+    #[test]
+    fn end_of_input_ends_cleanly_anywhere() {
+        for input in [
+            "",
+            "bob\n",
+            "bob\npw\n",
+            "bob\npw\n2\na@b\n",
+            "bob\npw\n9\n",
+        ] {
+            let out = console_output(input);
+            assert!(
+                out.ends_with("End of input. Goodbye.\n"),
+                "{input:?}: {out}"
+            );
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Why a client connection failed: the network, the clock, or the server's protocol.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::proto::pop3::client::Pop3ClientError;
+use crate::proto::smtp::client::SmtpClientError;
+
+/// Everything that can go wrong on a client connection. Each Display text is a sentence
+/// that says what happened and, where it helps, what to do.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The HOST:PORT text could not be resolved.
+    Resolve { addr: String, source: io::Error },
+    /// The name resolved to no address.
+    NoAddress { addr: String },
+    /// The TCP connection was refused or failed.
+    Connect { addr: String, source: io::Error },
+    /// The TCP connection did not complete in time.
+    ConnectTimeout { addr: String, after: Duration },
+    /// The server sent nothing for too long.
+    ReadTimeout {
+        peer: SocketAddr,
+        waiting_for: String,
+        after: Duration,
+    },
+    /// Reading or writing the socket failed.
+    Io {
+        peer: SocketAddr,
+        action: &'static str,
+        source: io::Error,
+    },
+    /// The connection was already closed or broken by an earlier error.
+    Closed { peer: SocketAddr },
+    /// The POP3 server broke the protocol, or a command could not be sent.
+    Pop3(Pop3ClientError),
+    /// The SMTP server broke the protocol, or a command could not be sent.
+    Smtp(SmtpClientError),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Resolve { addr, source } => write!(
+                f,
+                "Cannot find the server \"{addr}\": {source}. Give it as HOST:PORT, for \
+                 example 127.0.0.1:1110."
+            ),
+            Self::NoAddress { addr } => {
+                write!(f, "The server name \"{addr}\" resolves to no address.")
+            }
+            Self::Connect { addr, source } => {
+                write!(f, "Cannot connect to {addr}: {source}.")?;
+                if source.kind() == io::ErrorKind::ConnectionRefused {
+                    write!(
+                        f,
+                        " Is a server listening there? `mailwire serve` starts mailwire's own."
+                    )?;
+                }
+                Ok(())
+            }
+            Self::ConnectTimeout { addr, after } => write!(
+                f,
+                "No answer from {addr} within {} while connecting.",
+                seconds(*after)
+            ),
+            Self::ReadTimeout {
+                peer,
+                waiting_for,
+                after,
+            } => write!(
+                f,
+                "The server at {peer} sent nothing for {} while we waited for {waiting_for}.",
+                seconds(*after)
+            ),
+            Self::Io {
+                peer,
+                action,
+                source,
+            } => write!(
+                f,
+                "The connection to {peer} failed while {action}: {source}."
+            ),
+            Self::Closed { peer } => write!(f, "The connection to {peer} is already closed."),
+            Self::Pop3(e) => e.fmt(f),
+            Self::Smtp(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Resolve { source, .. }
+            | Self::Connect { source, .. }
+            | Self::Io { source, .. } => Some(source),
+            Self::Pop3(e) => Some(e),
+            Self::Smtp(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<Pop3ClientError> for ClientError {
+    fn from(e: Pop3ClientError) -> Self {
+        Self::Pop3(e)
+    }
+}
+
+impl From<SmtpClientError> for ClientError {
+    fn from(e: SmtpClientError) -> Self {
+        Self::Smtp(e)
+    }
+}
+
+/// A duration in words: "30 s", "0.25 s".
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_sentences() {
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1110));
+        let e = ClientError::ReadTimeout {
+            peer,
+            waiting_for: "the reply to STAT".into(),
+            after: Duration::from_millis(250),
+        };
+        assert_eq!(
+            e.to_string(),
+            "The server at 127.0.0.1:1110 sent nothing for 0.25 s while we waited for the \
+             reply to STAT."
+        );
+        let e = ClientError::Connect {
+            addr: "127.0.0.1:9".into(),
+            source: io::Error::from(io::ErrorKind::ConnectionRefused),
+        };
+        assert!(e.to_string().starts_with("Cannot connect to 127.0.0.1:9: "));
+        assert!(
+            e.to_string()
+                .ends_with("`mailwire serve` starts mailwire's own.")
+        );
+    }
+}

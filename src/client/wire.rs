@@ -1,0 +1,193 @@
+//! The one owner of a client socket: connects with a timeout, writes what a machine asks,
+//! reads with a timeout, and publishes both directions to the transcript.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::ClientOptions;
+use super::error::ClientError;
+use super::transcript::{Direction, LineSplitter, Transcript};
+
+/// What a client machine asks of its driver, whatever the protocol.
+pub(crate) enum Polled<R> {
+    Write(Vec<u8>),
+    Reply(R),
+    Error(ClientError),
+}
+
+/// The part of a sans-IO client machine the driver needs.
+pub(crate) trait ClientMachine {
+    type Reply;
+    fn poll(&mut self) -> Option<Polled<Self::Reply>>;
+    fn receive(&mut self, bytes: &[u8]);
+    fn receive_eof(&mut self);
+    fn waiting_for(&self) -> Option<String>;
+    fn is_ended(&self) -> bool;
+}
+
+/// Resolves `addr` (HOST:PORT) and connects to the first address that answers, all within
+/// `timeout`.
+pub(crate) async fn connect_tcp(addr: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
+    let attempt = async {
+        let addrs = tokio::net::lookup_host(addr)
+            .await
+            .map_err(|source| ClientError::Resolve {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let mut last = ClientError::NoAddress {
+            addr: addr.to_string(),
+        };
+        for a in addrs {
+            match TcpStream::connect(a).await {
+                Ok(stream) => return Ok(stream),
+                Err(source) => {
+                    last = ClientError::Connect {
+                        addr: a.to_string(),
+                        source,
+                    };
+                }
+            }
+        }
+        Err(last)
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ClientError::ConnectTimeout {
+                addr: addr.to_string(),
+                after: timeout,
+            })
+        })
+}
+
+/// A connected socket with its transcript.
+#[derive(Debug)]
+pub(crate) struct Wire {
+    stream: TcpStream,
+    peer: SocketAddr,
+    read_timeout: Duration,
+    transcript: Transcript,
+    sent: LineSplitter,
+    received: LineSplitter,
+    /// An earlier timeout or I/O error left the byte stream in an unknown place.
+    broken: bool,
+}
+
+impl Wire {
+    /// Connects to `addr` and notes it in the transcript.
+    pub(crate) async fn connect(addr: &str, options: &ClientOptions) -> Result<Self, ClientError> {
+        let stream = connect_tcp(addr, options.connect_timeout).await?;
+        let peer = stream.peer_addr().map_err(|source| ClientError::Connect {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let _ = stream.set_nodelay(true);
+        options
+            .transcript
+            .publish(Direction::Note, format!("connected to {peer}"));
+        Ok(Self {
+            stream,
+            peer,
+            read_timeout: options.read_timeout,
+            transcript: options.transcript.clone(),
+            sent: LineSplitter::new(Direction::Client),
+            received: LineSplitter::new(Direction::Server),
+            broken: false,
+        })
+    }
+
+    /// The server's address.
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Drives `machine` until it hands out a reply: writes what it asks, reads what the
+    /// server sends, and turns its protocol errors into [`ClientError`]s.
+    pub(crate) async fn next_reply<M: ClientMachine>(
+        &mut self,
+        machine: &mut M,
+    ) -> Result<M::Reply, ClientError> {
+        loop {
+            while let Some(polled) = machine.poll() {
+                match polled {
+                    Polled::Write(bytes) => self.write(&bytes).await?,
+                    Polled::Reply(reply) => return Ok(reply),
+                    Polled::Error(e) => {
+                        self.note(format!("error: {e}"));
+                        return Err(e);
+                    }
+                }
+            }
+            if machine.is_ended() {
+                return Err(ClientError::Closed { peer: self.peer });
+            }
+            let waiting_for = machine.waiting_for().unwrap_or_else(|| "nothing".into());
+            match self.read(waiting_for).await? {
+                Some(bytes) => machine.receive(&bytes),
+                None => machine.receive_eof(),
+            }
+        }
+    }
+
+    /// Notes something about the connection in the transcript.
+    pub(crate) fn note(&self, text: String) {
+        self.transcript.publish(Direction::Note, text);
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        if self.broken {
+            return Err(ClientError::Closed { peer: self.peer });
+        }
+        self.sent.push(bytes, &self.transcript);
+        let result = self.stream.write_all(bytes).await;
+        result.map_err(|source| self.fail("writing", source))
+    }
+
+    /// The next bytes from the server, or `None` once it closed the connection.
+    async fn read(&mut self, waiting_for: String) -> Result<Option<Vec<u8>>, ClientError> {
+        if self.broken {
+            return Err(ClientError::Closed { peer: self.peer });
+        }
+        let mut buf = vec![0u8; 16 * 1024];
+        let read = tokio::time::timeout(self.read_timeout, self.stream.read(&mut buf)).await;
+        match read {
+            Err(_elapsed) => {
+                self.broken = true;
+                self.received.flush(&self.transcript);
+                let after = self.read_timeout;
+                self.note(format!("nothing received for {after:?}; giving up"));
+                let peer = self.peer;
+                Err(ClientError::ReadTimeout {
+                    peer,
+                    waiting_for,
+                    after,
+                })
+            }
+            Ok(Err(source)) => Err(self.fail("reading", source)),
+            Ok(Ok(0)) => {
+                self.received.flush(&self.transcript);
+                self.note("connection closed by the server".into());
+                Ok(None)
+            }
+            Ok(Ok(n)) => {
+                buf.truncate(n);
+                self.received.push(&buf, &self.transcript);
+                Ok(Some(buf))
+            }
+        }
+    }
+
+    fn fail(&mut self, action: &'static str, source: std::io::Error) -> ClientError {
+        self.broken = true;
+        self.note(format!("{action} failed: {source}"));
+        ClientError::Io {
+            peer: self.peer,
+            action,
+            source,
+        }
+    }
+}

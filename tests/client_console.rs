@@ -1,0 +1,238 @@
+//! `mailwire client` and `mailwire telnet` as a user runs them: the built binary, driven
+//! through its stdin, against mailwire's own servers (demo data in a temp folder).
+
+// Test helpers: a panic is how a test reports a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::start_demo;
+use mailwire::client::{ClientOptions, Pop3Connection};
+use mailwire::proto::pop3;
+
+/// Every run of the binary ends within this time or the test fails.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `mailwire ARGS` with `stdin` as its input; returns (success, stdout, stderr).
+fn mailwire(args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailwire"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > LIMIT {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "mailwire {args:?} did not finish within {LIMIT:?}; its output:\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_in_order(out: &str, parts: &[&str]) {
+    let mut from = 0;
+    for part in parts {
+        match out.get(from..).and_then(|rest| rest.find(part)) {
+            Some(at) => from += at + part.len(),
+            None => panic!("{part:?} not found (in this order) in the output:\n{out}"),
+        }
+    }
+}
+
+#[test]
+fn manage_mail_then_send_mail_through_stdin() {
+    let s = start_demo();
+    let (pop3, smtp) = (s.pop3.to_string(), s.smtp.to_string());
+    let script = "alice\nnot-her-password\n\
+        1\nalice\nwonderland\n\
+        1\n2\n3\n2\n4\n1\n5\n\
+        2\nalice@localhost\nbob@localhost\nDots\n.leading dot\nsecond line\n.\n\
+        2\nnot-an-address\nbob@localhost\nNope\nbody\n.\n\
+        2\nalice@localhost\nbob@\nNope\n.\n\
+        3\n";
+    let args = [
+        "client",
+        "--pop3",
+        &pop3,
+        "--smtp",
+        &smtp,
+        "--timeout-secs",
+        "10",
+    ];
+    let (ok, out, err) = mailwire(&args, script);
+    assert!(ok, "exit failed; stderr: {err}\nstdout: {out}");
+    assert_in_order(
+        &out,
+        &[
+            "Username: alice",
+            "Password: ****************",
+            "1. Manage Mail\n2. Send Mail\n3. Quit",
+            "Authentication failed: -ERR [AUTH]",
+            "Please enter your username and password again.",
+            "Logged in as alice. The server's greeting was:\n+OK POP3 server ready <",
+            "Sl. No.",
+            "1        bob@mw.test",
+            "Tea party",
+            "2        mrose@mw.test",
+            "Lines that start with a dot",
+            "3        student@mw.test",
+            "Re: Tea party",
+            "C: STAT\nS: +OK 3 ",
+            "C: LIST\nS: +OK 3 messages",
+            "C: RETR 2\nS: +OK ",
+            "\n.profile and .bashrc are hidden files.\n",
+            "C: DELE 1\nS: +OK message 1 deleted",
+            "C: QUIT\nS: +OK",
+            "Connection closed.",
+            "From: alice@localhost",
+            "S: 220 ",
+            "C: HELO localhost\nS: 250",
+            "C: MAIL FROM:<alice@localhost>\nS: 250",
+            "C: RCPT TO:<bob@localhost>\nS: 250",
+            "C: DATA\nS: 354",
+            "C: .\nS: 250",
+            "C: QUIT\nS: 221",
+            "Incorrect format\n",
+            "Incorrect format\n",
+            "Goodbye.",
+        ],
+    );
+    assert_eq!(out.matches("Incorrect format").count(), 2, "{out}");
+
+    // Alice's first mail is gone; Bob got the mail with its dot line intact.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let opts = ClientOptions::default();
+        let mut alice = Pop3Connection::connect(&pop3, &opts).await.unwrap();
+        assert!(alice.login("alice", "wonderland").await.unwrap().positive);
+        let stat = alice.command(pop3::Command::Stat).await.unwrap();
+        assert!(stat.text.starts_with("2 "), "{}", stat.text);
+        alice.quit().await.unwrap();
+        let mut bob = Pop3Connection::connect(&pop3, &opts).await.unwrap();
+        assert!(bob.login("bob", "builder").await.unwrap().positive);
+        let mail = bob.command(pop3::Command::Retr(1)).await.unwrap();
+        let body = mail.body_text();
+        assert!(body.contains("\r\nSubject: Dots\r\n"), "{body}");
+        assert!(
+            body.ends_with("\r\n\r\n.leading dot\r\nsecond line\r\n"),
+            "{body}"
+        );
+        bob.quit().await.unwrap();
+    });
+}
+
+#[test]
+fn end_of_input_anywhere_ends_cleanly() {
+    let s = start_demo();
+    let pop3 = s.pop3.to_string();
+    for script in [
+        "",
+        "alice\n",
+        "alice\nwonderland\n1\n",
+        "alice\nwonderland\n1\n3\n",
+    ] {
+        let args = ["client", "--pop3", &pop3, "--timeout-secs", "10"];
+        let (ok, out, err) = mailwire(&args, script);
+        assert!(ok, "{script:?}: {err}");
+        assert!(
+            out.ends_with("End of input. Goodbye.\n"),
+            "{script:?}: {out}"
+        );
+    }
+}
+
+#[test]
+fn unreachable_server_is_reported_and_the_menu_returns() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let args = [
+        "client",
+        "--pop3",
+        &addr,
+        "--smtp",
+        &addr,
+        "--timeout-secs",
+        "5",
+    ];
+    let (ok, out, _) = mailwire(&args, "a\nb\n1\n2\na@b\nc@d\ns\n.\n3\n");
+    assert!(ok);
+    assert_in_order(
+        &out,
+        &[
+            &format!("Error: Cannot connect to {addr}: "),
+            "1. Manage Mail",
+            &format!("Error: Cannot connect to {addr}: "),
+            "Goodbye.",
+        ],
+    );
+}
+
+#[test]
+fn telnet_shows_multi_line_replies_and_saves_the_transcript() {
+    let s = start_demo();
+    let dir = common::TempDir::new("telnet");
+    let log = dir.path().join("session.log");
+    let log_arg = log.to_string_lossy().into_owned();
+    let addr = s.pop3.to_string();
+    let args = ["telnet", &addr, "--save", &log_arg, "--linger-secs", "5"];
+    let (ok, out, err) = mailwire(&args, "user mrose\npass tanstaaf\nstat\nlist\nquit\n");
+    assert!(ok, "{err}\n{out}");
+    let expected = [
+        "+OK POP3 server ready <",
+        "user mrose\r\n",
+        "pass tanstaaf\r\n",
+        "stat\r\n",
+        "+OK mrose's maildrop has 2 messages (320 octets)\r\n",
+        "+OK 2 320\r\n",
+        "+OK 2 messages (320 octets)\r\n1 120\r\n2 200\r\n.\r\n",
+        "+OK localhost POP3 server signing off",
+    ];
+    assert_in_order(&out, &expected);
+    assert_in_order(
+        &out,
+        &["Connection closed by the server.\n", "Transcript saved to "],
+    );
+    let saved = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        saved.starts_with("=~=~=~=~=~=~=~=~=~=~=~= mailwire telnet log "),
+        "{saved}"
+    );
+    assert_in_order(&saved, &expected);
+}
+
+#[test]
+fn telnet_to_a_closed_port_fails_with_a_reason() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let (ok, _, err) = mailwire(&["telnet", &addr], "");
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("Cannot connect to {addr}: ")),
+        "{err}"
+    );
+}
