@@ -50,9 +50,7 @@ fn parse_args(raw: Vec<String>) -> Result<Args, String> {
     let mut threads = 1usize;
     let mut timeout = 10.0f64;
     while let Some(flag) = it.next() {
-        let value = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value"))?;
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let bad = |e: &dyn std::fmt::Display| format!("bad value for {flag}: {value:?} ({e})");
         match flag.as_str() {
             "--addr" => addr = Some(value.parse::<SocketAddr>().map_err(|e| bad(&e))?),
@@ -81,7 +79,7 @@ fn parse_args(raw: Vec<String>) -> Result<Args, String> {
             users.len()
         ));
     }
-    if !(seconds > 0.0 && seconds <= 3600.0) || !(timeout > 0.0 && timeout <= 600.0) {
+    if !(seconds > 0.0 && seconds <= 3600.0 && timeout > 0.0 && timeout <= 600.0) {
         return Err("--seconds must be in (0, 3600] and --timeout-secs in (0, 600]".into());
     }
     Ok(Args {
@@ -227,12 +225,26 @@ async fn session(addr: SocketAddr, user: &str, pass: &str) -> Result<u64, String
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| format!("nodelay: {e}"))?;
     let mut conn = BufReader::with_capacity(16 * 1024, stream);
     let mut line = Vec::with_capacity(512);
     expect_ok(&mut conn, &mut line, "greeting").await?;
-    command(&mut conn, &mut line, format!("USER {user}\r\n").as_bytes(), "USER").await?;
-    command(&mut conn, &mut line, format!("PASS {pass}\r\n").as_bytes(), "PASS").await?;
+    command(
+        &mut conn,
+        &mut line,
+        format!("USER {user}\r\n").as_bytes(),
+        "USER",
+    )
+    .await?;
+    command(
+        &mut conn,
+        &mut line,
+        format!("PASS {pass}\r\n").as_bytes(),
+        "PASS",
+    )
+    .await?;
     command(&mut conn, &mut line, b"STAT\r\n", "STAT").await?;
     // "+OK <count> <size>"
     let stat = String::from_utf8_lossy(&line).into_owned();
@@ -240,7 +252,10 @@ async fn session(addr: SocketAddr, user: &str, pass: &str) -> Result<u64, String
     let count: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
     let size: Option<u64> = words.next().and_then(|w| w.parse().ok());
     if count < 1 {
-        return Err(format!("STAT: no message in the maildrop: {}", stat.trim_end()));
+        return Err(format!(
+            "STAT: no message in the maildrop: {}",
+            stat.trim_end()
+        ));
     }
     command(&mut conn, &mut line, b"RETR 1\r\n", "RETR").await?;
     let mut body = 0u64;

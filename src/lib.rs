@@ -13,3 +13,4 @@ pub mod proto;
 pub mod scenario;
 pub mod servers;
 pub mod store;
+pub mod timeline;

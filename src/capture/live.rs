@@ -1,1 +1,497 @@
-//! Live capture (in progress).
+//! Live capture: libpcap (through the `pcap` crate) on one interface, in a thread that only
+//! reads packets.
+//!
+//! [`start`] opens the interface and sets the BPF filter *before* it returns, so every packet
+//! sent after that is captured; then a thread named `capture-<interface>` reads packets and
+//! forwards each one, undecoded, as [`CaptureMessage::Packet`] on a crossbeam channel. It
+//! stops when [`LiveCapture::stop`] is called or the handle is dropped (it checks a flag
+//! between reads; the short read timeout bounds how long that takes), or when a read fails
+//! ([`CaptureMessage::Failed`]). Its last message is [`CaptureMessage::Stats`], libpcap's
+//! count of packets received and dropped, so a viewer can say whether anything is missing.
+//!
+//! Nothing here decodes, aggregates or stores packets, and nothing ever invents one: when
+//! capture is impossible, [`CaptureError`] says why, in a sentence that includes the fix.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+
+use super::{CapturedPacket, LinkType};
+
+/// How to open a live capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveConfig {
+    /// Interface name as libpcap knows it (`lo` on Linux, `lo0` on macOS/BSD).
+    pub interface: String,
+    /// A BPF filter expression (see [`port_filter`]); empty captures everything.
+    pub filter: String,
+    /// Bytes kept per packet. Loopback frames can be far larger than 1514 bytes, so the
+    /// default (262144, libpcap's own maximum) keeps them whole.
+    pub snaplen: u32,
+    /// Size of libpcap's kernel buffer, in bytes.
+    pub buffer_size_bytes: u32,
+    /// How long one read waits for a packet before the thread checks whether it should stop.
+    /// This bounds how long [`LiveCapture::stop`] takes.
+    pub read_timeout: Duration,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            interface: "lo".to_string(),
+            filter: String::new(),
+            snaplen: 262_144,
+            buffer_size_bytes: 4 * 1024 * 1024,
+            read_timeout: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A BPF filter for TCP on any of `ports`: `[110, 25]` gives `"tcp port 110 or tcp port 25"`.
+///
+/// Repeated ports are listed once. An empty slice gives `"tcp"` (all TCP traffic).
+pub fn port_filter(ports: &[u16]) -> String {
+    let mut seen: Vec<u16> = Vec::with_capacity(ports.len());
+    for &port in ports {
+        if !seen.contains(&port) {
+            seen.push(port);
+        }
+    }
+    if seen.is_empty() {
+        return "tcp".to_string();
+    }
+    seen.iter()
+        .map(|port| format!("tcp port {port}"))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+/// What the capture thread sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureMessage {
+    /// One packet, exactly as captured.
+    Packet(CapturedPacket),
+    /// Reading failed; the capture has ended (a [`CaptureMessage::Stats`] may follow).
+    Failed(CaptureError),
+    /// The last message of a capture: libpcap's counts since the capture started.
+    Stats {
+        /// Packets that passed the filter and reached libpcap's buffer.
+        received: u32,
+        /// Packets that passed the filter but were dropped because the buffer was full
+        /// (libpcap's `ps_drop`). Non-zero means the capture is missing packets.
+        dropped: u32,
+    },
+}
+
+/// Why a live capture could not start or could not go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureError {
+    /// The operating system refused to open a packet socket: the process lacks CAP_NET_RAW.
+    PermissionDenied {
+        interface: String,
+        /// libpcap's message, e.g. `socket: Operation not permitted`.
+        message: String,
+        /// This program's path, for the `setcap` command (when the OS could tell us).
+        exe: Option<PathBuf>,
+        /// Whether the process already runs with user id 0 (then `setcap` is not the fix).
+        running_as_root: bool,
+    },
+    /// There is no interface of that name.
+    NoSuchDevice {
+        interface: String,
+        /// libpcap's message.
+        message: String,
+        /// Interfaces libpcap can capture on (may be empty if listing them failed too).
+        available: Vec<String>,
+    },
+    /// libpcap rejected the BPF filter expression.
+    BadFilter {
+        filter: String,
+        /// libpcap's message, e.g. `syntax error in filter expression: syntax error`.
+        message: String,
+    },
+    /// Opening the interface failed for another reason.
+    OpenFailed { interface: String, message: String },
+    /// A read failed after the capture had started; the capture has ended.
+    ReadFailed { interface: String, message: String },
+    /// The operating system would not start the capture thread.
+    ThreadFailed { interface: String, message: String },
+}
+
+impl fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CaptureError::PermissionDenied {
+                interface,
+                message,
+                exe,
+                running_as_root,
+            } => {
+                let exe = exe
+                    .as_ref()
+                    .map_or_else(|| "/path/to/mailwire".to_string(), |p| p.display().to_string());
+                write!(
+                    f,
+                    "Cannot capture packets on interface \"{interface}\": the operating system \
+                     refused to open a packet socket (libpcap said \"{message}\"). Capturing \
+                     needs the CAP_NET_RAW capability"
+                )?;
+                if *running_as_root {
+                    write!(
+                        f,
+                        ", which this process lacks even though it runs as root (a container \
+                         started without CAP_NET_RAW?); start it with that capability, e.g. \
+                         `docker run --cap-add NET_RAW ...`."
+                    )?;
+                } else {
+                    write!(
+                        f,
+                        ", which normal users do not have. To watch programs outside mailwire, \
+                         grant it once with `sudo setcap cap_net_raw,cap_net_admin+eip {exe}` \
+                         (again after each rebuild), or run mailwire as root."
+                    )?;
+                }
+                write!(
+                    f,
+                    " The built-in demos need none of this: they run servers, client and \
+                     capture in their own sandbox (a private user and network namespace)."
+                )
+            }
+            CaptureError::NoSuchDevice {
+                interface,
+                message,
+                available,
+            } => {
+                write!(
+                    f,
+                    "Cannot capture on interface \"{interface}\": there is no interface of that \
+                     name (libpcap said \"{message}\"). "
+                )?;
+                if available.is_empty() {
+                    write!(f, "Check the name with `ip link` (Linux) or `ifconfig`.")
+                } else {
+                    write!(
+                        f,
+                        "Choose one of the interfaces that exist: {}.",
+                        available.join(", ")
+                    )
+                }
+            }
+            CaptureError::BadFilter { filter, message } => write!(
+                f,
+                "The capture filter \"{filter}\" is not a valid BPF expression (libpcap said \
+                 \"{message}\"). Correct it, e.g. \"tcp port 110 or tcp port 25\"; the syntax \
+                 is described in `man pcap-filter`."
+            ),
+            CaptureError::OpenFailed { interface, message } => write!(
+                f,
+                "Cannot open interface \"{interface}\" for capture: libpcap said \"{message}\". \
+                 Check that the interface exists and is up (`ip link`), then start the capture \
+                 again."
+            ),
+            CaptureError::ReadFailed { interface, message } => write!(
+                f,
+                "The capture on interface \"{interface}\" stopped: reading a packet failed \
+                 (libpcap said \"{message}\"), usually because the interface went down or \
+                 away. Packets after this point are not captured; start the capture again \
+                 once the interface is back."
+            ),
+            CaptureError::ThreadFailed { interface, message } => write!(
+                f,
+                "Cannot capture on interface \"{interface}\": the operating system would not \
+                 start the capture thread ({message}). Close other programs or raise the \
+                 process limit (`ulimit -u`), then try again."
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CaptureError {}
+
+/// A running capture. Stop it with [`LiveCapture::stop`]; dropping it stops it too.
+#[derive(Debug)]
+pub struct LiveCapture {
+    interface: String,
+    link_type: LinkType,
+    stop_requested: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LiveCapture {
+    /// The interface being captured.
+    pub fn interface(&self) -> &str {
+        &self.interface
+    }
+
+    /// The link type of every packet this capture sends.
+    pub fn link_type(&self) -> LinkType {
+        self.link_type
+    }
+
+    /// Whether the capture thread is still running (false after a read failure).
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Stops the capture and waits for the thread to end. Returns within about one read
+    /// timeout; by then the thread has sent its last message ([`CaptureMessage::Stats`]).
+    pub fn stop(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stop_requested.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            // The thread does not panic; if it did, there is nothing left to clean up.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for LiveCapture {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// Opens `config.interface`, sets `config.filter`, and starts the capture thread, which sends
+/// on `tx` until stopped.
+///
+/// Returns only once the capture is ready: a packet sent on the interface after `start`
+/// returns (and matching the filter) is captured.
+pub fn start(
+    config: LiveConfig,
+    tx: Sender<CaptureMessage>,
+) -> Result<LiveCapture, CaptureError> {
+    let mut capture = open(&config)?;
+    let link_type = link_type_from_dlt(capture.get_datalink().0);
+
+    let stop_requested = Arc::new(AtomicBool::new(false));
+    let reader = Reader {
+        interface: config.interface.clone(),
+        link_type,
+        stop_requested: Arc::clone(&stop_requested),
+        tx,
+    };
+    let thread = std::thread::Builder::new()
+        .name(format!("capture-{}", config.interface))
+        .spawn(move || reader.run(&mut capture))
+        .map_err(|e| CaptureError::ThreadFailed {
+            interface: config.interface.clone(),
+            message: e.to_string(),
+        })?;
+
+    Ok(LiveCapture {
+        interface: config.interface,
+        link_type,
+        stop_requested,
+        thread: Some(thread),
+    })
+}
+
+/// Opens the device and sets the filter; classifies libpcap's failures.
+fn open(config: &LiveConfig) -> Result<pcap::Capture<pcap::Active>, CaptureError> {
+    let open_failed = |e: pcap::Error| classify_open_error(&config.interface, e);
+    let timeout_ms = i32::try_from(config.read_timeout.as_millis())
+        .unwrap_or(i32::MAX)
+        .max(1);
+    let mut capture = pcap::Capture::from_device(config.interface.as_str())
+        .map_err(open_failed)?
+        .immediate_mode(true)
+        .timeout(timeout_ms)
+        .snaplen(i32::try_from(config.snaplen).unwrap_or(i32::MAX))
+        .buffer_size(i32::try_from(config.buffer_size_bytes).unwrap_or(i32::MAX))
+        .open()
+        .map_err(open_failed)?;
+    if !config.filter.is_empty() {
+        capture
+            .filter(&config.filter, true)
+            .map_err(|e| CaptureError::BadFilter {
+                filter: config.filter.clone(),
+                message: pcap_message(&e),
+            })?;
+    }
+    Ok(capture)
+}
+
+/// The `pcap` crate keeps libpcap's message but not its error code, so the kind of failure
+/// is recovered from the device list and the message.
+fn classify_open_error(interface: &str, error: pcap::Error) -> CaptureError {
+    let message = pcap_message(&error);
+    let available: Vec<String> = pcap::Device::list()
+        .map(|devices| devices.into_iter().map(|d| d.name).collect())
+        .unwrap_or_default();
+    let listed = available.iter().any(|name| name == interface);
+    let lower = message.to_ascii_lowercase();
+    // A wrong name is reported first (even when permission is missing too): it is the
+    // user's typo and the first thing to fix. If listing failed, the message decides.
+    if (!listed && !available.is_empty()) || lower.contains("no such device") {
+        CaptureError::NoSuchDevice {
+            interface: interface.to_string(),
+            message,
+            available,
+        }
+    } else if lower.contains("operation not permitted")
+        || lower.contains("permission")
+        || lower.contains("access denied")
+    {
+        CaptureError::PermissionDenied {
+            interface: interface.to_string(),
+            message,
+            exe: std::env::current_exe().ok(),
+            running_as_root: running_as_root(),
+        }
+    } else {
+        CaptureError::OpenFailed {
+            interface: interface.to_string(),
+            message,
+        }
+    }
+}
+
+fn pcap_message(error: &pcap::Error) -> String {
+    match error {
+        pcap::Error::PcapError(message) => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(unix)]
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[cfg(not(unix))]
+fn running_as_root() -> bool {
+    false
+}
+
+/// libpcap reports `DLT_` values; [`LinkType`] holds `LINKTYPE_` values. They differ only
+/// for raw IP (and OpenBSD's loopback), whose `DLT_` numbers vary between systems.
+fn link_type_from_dlt(dlt: i32) -> LinkType {
+    if cfg!(target_os = "openbsd") {
+        match dlt {
+            12 => LinkType::LOOP,
+            14 => LinkType::RAW,
+            other => LinkType(other),
+        }
+    } else {
+        match dlt {
+            12 => LinkType::RAW,
+            other => LinkType(other),
+        }
+    }
+}
+
+#[allow(
+    clippy::useless_conversion,
+    reason = "time_t and suseconds_t are i64 here but i32 on some targets"
+)]
+fn micros_since_epoch(ts: &libc::timeval) -> i64 {
+    i64::from(ts.tv_sec)
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(ts.tv_usec))
+}
+
+/// The capture thread's state: it reads and forwards, nothing else.
+struct Reader {
+    interface: String,
+    link_type: LinkType,
+    stop_requested: Arc<AtomicBool>,
+    tx: Sender<CaptureMessage>,
+}
+
+impl Reader {
+    fn run(self, capture: &mut pcap::Capture<pcap::Active>) {
+        while !self.stop_requested.load(Ordering::Relaxed) {
+            match capture.next_packet() {
+                Ok(packet) => {
+                    let header = packet.header;
+                    let message = CaptureMessage::Packet(CapturedPacket {
+                        ts_micros: micros_since_epoch(&header.ts),
+                        link_type: self.link_type,
+                        data: packet.data.to_vec(),
+                        orig_len: header.len,
+                    });
+                    if self.tx.send(message).is_err() {
+                        // Nobody is listening any more.
+                        return;
+                    }
+                }
+                Err(pcap::Error::TimeoutExpired) => {}
+                Err(error) => {
+                    let failed = CaptureError::ReadFailed {
+                        interface: self.interface.clone(),
+                        message: pcap_message(&error),
+                    };
+                    // If the receiver is gone there is no one to tell.
+                    let _ = self.tx.send(CaptureMessage::Failed(failed));
+                    break;
+                }
+            }
+        }
+        if let Ok(stats) = capture.stats() {
+            let _ = self.tx.send(CaptureMessage::Stats {
+                received: stats.received,
+                dropped: stats.dropped,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_filter_lists_each_port_once() {
+        assert_eq!(port_filter(&[110, 25]), "tcp port 110 or tcp port 25");
+        assert_eq!(port_filter(&[110, 110]), "tcp port 110");
+        assert_eq!(port_filter(&[]), "tcp");
+    }
+
+    #[test]
+    fn raw_ip_dlt_becomes_linktype_raw() {
+        if !cfg!(target_os = "openbsd") {
+            assert_eq!(link_type_from_dlt(12), LinkType::RAW);
+        }
+        assert_eq!(link_type_from_dlt(1), LinkType::ETHERNET);
+        assert_eq!(link_type_from_dlt(0), LinkType::NULL);
+        assert_eq!(link_type_from_dlt(276), LinkType::LINUX_SLL2);
+    }
+
+    #[test]
+    fn permission_text_names_the_capability_and_the_command() {
+        let error = CaptureError::PermissionDenied {
+            interface: "lo".to_string(),
+            message: "socket: Operation not permitted".to_string(),
+            exe: Some(PathBuf::from("/usr/local/bin/mailwire")),
+            running_as_root: false,
+        };
+        let text = error.to_string();
+        assert!(text.contains("CAP_NET_RAW"), "{text}");
+        assert!(
+            text.contains("sudo setcap cap_net_raw,cap_net_admin+eip /usr/local/bin/mailwire"),
+            "{text}"
+        );
+        assert!(text.contains("socket: Operation not permitted"), "{text}");
+        assert!(text.contains("sandbox"), "{text}");
+    }
+
+    #[test]
+    fn bad_filter_text_quotes_filter_and_message() {
+        let error = CaptureError::BadFilter {
+            filter: "tcp port".to_string(),
+            message: "syntax error".to_string(),
+        };
+        let text = error.to_string();
+        assert!(text.contains("\"tcp port\""), "{text}");
+        assert!(text.contains("\"syntax error\""), "{text}");
+    }
+}

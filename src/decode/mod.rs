@@ -1,1 +1,29 @@
-//! Decoding captured frames into headers with byte ranges, TCP reassembly, protocol units (in progress).
+//! Decoding captured frames: per-frame summaries and on-demand field trees with byte ranges
+//! (for the hex view), TCP connections with relative sequence numbers, reassembly of each
+//! direction's byte stream, and the cutting of those streams into POP3 and SMTP commands
+//! and replies, each knowing the segments that carried it.
+//!
+//! Two levels (as etherparse's slices and headers): [`summarize`] keeps a few dozen bytes
+//! for every frame; [`decode_frame`] builds the full [`FrameTree`] for the one frame a user
+//! selects. [`Analyzer`] takes frames one at a time (from a file or live) and keeps the
+//! summaries, the [`Connection`]s and the [`Unit`]s.
+//!
+//! Invariants: nothing here panics on any input (no unwrap, expect or indexing on frame
+//! bytes); nothing does I/O except [`analyze`] (which reads a capture file through
+//! [`crate::capture::file`]) and [`open`] (the `mailwire open` command).
+
+pub mod analyzer;
+pub mod error;
+pub mod frame;
+mod layers;
+pub mod open;
+pub mod stream;
+pub mod tree;
+pub mod units;
+
+pub use analyzer::{Analyzer, Carrier, Connection, Frame, Pushed, Segment, Unit, analyze};
+pub use error::{DecodeError, Problem};
+pub use frame::{FrameSummary, IpSummary, TcpFlags, TcpSummary, summarize};
+pub use stream::{Direction, SegmentNotes, Stream, StreamEvent, StreamPiece};
+pub use tree::{Field, FrameTree, decode_frame, decode_frame_partial};
+pub use units::{Protocol, ProtocolSource, UnitKind};

@@ -35,6 +35,8 @@ pub struct StepOutcome {
     /// 0-based index of the step.
     pub index: usize,
     pub session: String,
+    /// The transport connection the step used, if it reached one.
+    pub conn: Option<ConnId>,
     pub exchanges: Vec<Exchange>,
     /// `Err` says which expectation failed or what went wrong.
     pub check: Result<(), String>,
@@ -63,6 +65,8 @@ pub struct Engine<T: Transport> {
     scenario: Scenario,
     transport: T,
     sessions: HashMap<String, Session>,
+    /// The last connection each session name used (kept after it closed).
+    last_conn: HashMap<String, ConnId>,
     next: usize,
 }
 
@@ -73,6 +77,7 @@ impl<T: Transport> Engine<T> {
             scenario,
             transport,
             sessions: HashMap::new(),
+            last_conn: HashMap::new(),
             next: 0,
         }
     }
@@ -102,16 +107,28 @@ impl<T: Transport> Engine<T> {
         let step = self.scenario.steps.get(self.next)?.clone();
         let index = self.next;
         self.next += 1;
+        Some(self.run_step(&step, index))
+    }
+
+    /// Runs a step that is not in the scenario (a command typed in the window's console, a
+    /// menu action); `index` is what the outcome reports.
+    pub fn run_step(&mut self, step: &Step, index: usize) -> StepOutcome {
         let mut exchanges = Vec::new();
-        let result = self.perform(&step, &mut exchanges);
+        let result = self.perform(step, &mut exchanges);
         let check = result.and_then(|got| check_expectation(step.expect.as_ref(), got.as_ref()));
-        Some(StepOutcome {
+        StepOutcome {
             index,
             session: step.session.clone(),
+            conn: self.last_conn.get(&step.session).copied(),
             exchanges,
             check,
             events: self.transport.take_events(),
-        })
+        }
+    }
+
+    /// Whether a session of that name is connected.
+    pub fn is_connected(&self, session: &str) -> bool {
+        self.sessions.contains_key(session)
     }
 
     /// Runs every remaining step.
@@ -134,6 +151,7 @@ impl<T: Transport> Engine<T> {
                 }
             };
             self.sessions.insert(step.session.clone(), Session { conn, client });
+            self.last_conn.insert(step.session.clone(), conn);
             let replies = self.collect(&step.session, 1, log)?;
             return Ok(replies.into_iter().last());
         }

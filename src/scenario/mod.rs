@@ -5,6 +5,7 @@ pub mod engine;
 pub mod fixture;
 pub mod format;
 pub mod live;
+pub mod recorder;
 pub mod transport;
 
 pub use engine::{Direction, Engine, Exchange, StepOutcome, transcript};

@@ -31,6 +31,10 @@ pub trait Transport {
     fn pause(&mut self) {}
     /// Server events seen so far (session opened, command received, state changed...).
     fn take_events(&mut self) -> Vec<ServerEvent>;
+    /// The client's address of a connection (also after it closed), if it had one.
+    fn client_addr(&self, _conn: ConnId) -> Option<SocketAddr> {
+        None
+    }
 }
 
 enum Machine {
@@ -220,6 +224,7 @@ pub struct SocketTransport {
     events: crossbeam_channel::Receiver<ServerEvent>,
     seen: Vec<ServerEvent>,
     session_of: HashMap<SocketAddr, u64>,
+    client_addrs: HashMap<ConnId, SocketAddr>,
     timeout: Duration,
 }
 
@@ -238,6 +243,7 @@ impl SocketTransport {
             events,
             seen: Vec::new(),
             session_of: HashMap::new(),
+            client_addrs: HashMap::new(),
             timeout: Duration::from_secs(10),
         }
     }
@@ -288,6 +294,9 @@ impl Transport for SocketTransport {
         let stream = self.connect_socket(addr, mss)?;
         let id = self.next;
         self.next += 1;
+        if let Ok(local) = stream.local_addr() {
+            self.client_addrs.insert(id, local);
+        }
         self.conns.insert(id, stream);
         Ok(id)
     }
@@ -338,6 +347,10 @@ impl Transport for SocketTransport {
 
     fn pause(&mut self) {
         std::thread::sleep(Duration::from_millis(30));
+    }
+
+    fn client_addr(&self, conn: ConnId) -> Option<SocketAddr> {
+        self.client_addrs.get(&conn).copied()
     }
 
     fn take_events(&mut self) -> Vec<ServerEvent> {

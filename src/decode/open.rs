@@ -1,0 +1,328 @@
+//! `mailwire open FILE`: reads a capture file and prints, per TCP connection, the C:/S:
+//! transcript of commands and replies with the frames that carried each (frame numbers
+//! 1-based, as Wireshark numbers them); `--packets` adds one line per segment.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::analyzer::{Analyzer, Connection, Unit};
+use super::stream::Direction;
+use super::units::{ProtocolSource, UnitKind};
+use crate::capture::LinkType;
+use crate::capture::file::CaptureFile;
+
+/// Arguments of `mailwire open`.
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+pub struct OpenArgs {
+    /// A pcap or pcapng capture file.
+    pub file: PathBuf,
+    /// Also list every TCP segment: frame, direction, flags, relative seq/ack, length.
+    #[arg(long)]
+    pub packets: bool,
+    /// Decode and reassemble everything but print only the totals and the time taken
+    /// (for benchmarks).
+    #[arg(long)]
+    pub summary_only: bool,
+}
+
+/// Runs `mailwire open`. A file that cannot be read at all is an error; a file cut short
+/// prints what was read, then the error.
+pub fn run_open(args: OpenArgs) -> Result<(), String> {
+    let started = Instant::now();
+    let mut file = CaptureFile::open(&args.file).map_err(|e| e.to_string())?;
+    let link = file.link_type();
+    let mut analyzer = Analyzer::new();
+    let mut read_error = None;
+    loop {
+        match file.next_frame() {
+            Ok(Some(f)) => {
+                analyzer.push_frame(f.ts_micros, link, f.data, f.orig_len);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                read_error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    analyzer.finish();
+    let elapsed = started.elapsed();
+    let name = args.file.display().to_string();
+    if args.summary_only {
+        let frames = analyzer.frames().len();
+        let secs = elapsed.as_secs_f64();
+        let rate = if secs > 0.0 { frames as f64 / secs } else { 0.0 };
+        println!(
+            "{name}: {frames} frames, {} TCP connections, {} units; read, decoded and \
+             reassembled in {:.3} s ({rate:.0} frames/s)",
+            analyzer.connections().len(),
+            analyzer.units().len(),
+            secs
+        );
+    } else {
+        print!("{}", render(&name, link, &analyzer, args.packets));
+    }
+    match read_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The whole report for one analyzed capture, as `mailwire open` prints it.
+pub fn render(name: &str, link: LinkType, analyzer: &Analyzer, packets: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{name}: {} frames, {} TCP connections, link type {}",
+        analyzer.frames().len(),
+        analyzer.connections().len(),
+        link_name(link)
+    );
+    for conn in analyzer.connections() {
+        out.push('\n');
+        render_connection(&mut out, analyzer, conn, packets);
+    }
+    render_other_frames(&mut out, analyzer);
+    out
+}
+
+fn link_name(link: LinkType) -> String {
+    let name = match link {
+        LinkType::NULL => "NULL/loopback",
+        LinkType::ETHERNET => "Ethernet",
+        LinkType::RAW => "raw IP",
+        LinkType::LOOP => "OpenBSD loopback",
+        LinkType::LINUX_SLL => "Linux cooked (SLL)",
+        LinkType::IPV4 => "raw IPv4",
+        LinkType::IPV6 => "raw IPv6",
+        LinkType::LINUX_SLL2 => "Linux cooked (SLL2)",
+        _ => "not decoded",
+    };
+    format!("{name} ({})", link.0)
+}
+
+/// 1-based frame numbers, with runs shortened: `4`, `8-9`, `4, 6-9`.
+pub fn frame_list(frames: &[usize]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while let Some(&first) = frames.get(i) {
+        let mut last = first;
+        while frames.get(i + 1) == Some(&(last + 1)) {
+            last += 1;
+            i += 1;
+        }
+        parts.push(if last == first {
+            format!("{}", first + 1)
+        } else {
+            format!("{}-{}", first + 1, last + 1)
+        });
+        i += 1;
+    }
+    parts.join(", ")
+}
+
+fn render_connection(out: &mut String, analyzer: &Analyzer, conn: &Connection, packets: bool) {
+    let protocol = match conn.protocol_source() {
+        ProtocolSource::Port => format!("{} (port {})", conn.protocol().name(), conn.server.port()),
+        ProtocolSource::Greeting => format!("{} (from the greeting)", conn.protocol().name()),
+        ProtocolSource::None => conn.protocol().name().to_string(),
+    };
+    let frames: Vec<usize> = conn.frames.iter().map(|&f| f as usize).collect();
+    let first = frames.first().map_or(0, |f| f + 1);
+    let last = frames.last().map_or(0, |f| f + 1);
+    let mut state = Vec::new();
+    if conn.reset {
+        state.push("reset");
+    } else if conn.is_closed() {
+        state.push("closed");
+    }
+    let state = if state.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", state.join(", "))
+    };
+    let _ = writeln!(
+        out,
+        "Connection {} (tcp.stream eq {}): {} -> {}, {protocol}, frames {first}-{last} ({} segments){state}",
+        conn.index,
+        conn.index,
+        conn.client,
+        conn.server,
+        frames.len(),
+    );
+    for dir in [Direction::ClientToServer, Direction::ServerToClient] {
+        let s = conn.stream(dir);
+        for g in &s.gaps {
+            let _ = writeln!(
+                out,
+                "  note: {} bytes of the {} stream at offset {} were not captured",
+                g.end - g.start,
+                if dir == Direction::ClientToServer { "client's" } else { "server's" },
+                g.start
+            );
+        }
+    }
+    let units: Vec<&Unit> = conn.units.iter().filter_map(|&u| analyzer.units().get(u)).collect();
+    if units.is_empty() && !packets {
+        let _ = writeln!(out, "  (no protocol units)");
+        return;
+    }
+    // Each unit is printed after the frame that completed it.
+    let mut after_frame: BTreeMap<usize, Vec<&Unit>> = BTreeMap::new();
+    for u in &units {
+        let key = u.carriers.iter().map(|c| c.frame).max().unwrap_or(0);
+        after_frame.entry(key).or_default().push(u);
+    }
+    let mut previous: Option<&Unit> = None;
+    if packets {
+        for &f in &frames {
+            packet_line(out, analyzer, f);
+            for u in after_frame.remove(&f).unwrap_or_default() {
+                unit_line(out, analyzer, u, previous);
+                previous = Some(u);
+            }
+        }
+    }
+    for u in after_frame.into_values().flatten() {
+        unit_line(out, analyzer, u, previous);
+        previous = Some(u);
+    }
+}
+
+fn packet_line(out: &mut String, analyzer: &Analyzer, f: usize) {
+    let Some(frame) = analyzer.frames().get(f) else {
+        return;
+    };
+    let (Some(tcp), Some(seg)) = (frame.summary.tcp, frame.segment) else {
+        return;
+    };
+    let arrow = match seg.direction {
+        Direction::ClientToServer => "C->S",
+        Direction::ServerToClient => "S->C",
+    };
+    let ack = if tcp.flags.has(super::frame::TcpFlags::ACK) {
+        format!(" ack={}", seg.rel_ack)
+    } else {
+        String::new()
+    };
+    let notes = seg.notes.describe();
+    let notes = if notes.is_empty() {
+        String::new()
+    } else {
+        format!("  ({})", notes.join("; "))
+    };
+    let _ = writeln!(
+        out,
+        "    #{:<5} {arrow} [{}] seq={}{ack} win={} len={}{notes}",
+        f + 1,
+        tcp.flags,
+        seg.rel_seq,
+        tcp.window,
+        tcp.payload_len
+    );
+}
+
+fn unit_line(out: &mut String, analyzer: &Analyzer, u: &Unit, previous: Option<&Unit>) {
+    let mut attrs: Vec<String> = Vec::new();
+    match u.kind {
+        UnitKind::Command | UnitKind::Reply => {}
+        UnitKind::MailContent => attrs.push(format!(
+            "message content, {}, {} bytes",
+            plural(u64::from(u.lines), "line"),
+            u.len()
+        )),
+        other => attrs.push(other.name().to_string()),
+    }
+    if u.multi_line {
+        attrs.push(format!("multi-line, {}", plural(u64::from(u.lines), "line")));
+    }
+    if let Some(cmd) = u.reply_to.and_then(|i| analyzer.units().get(i))
+        && previous.is_none_or(|p| !std::ptr::eq(p, cmd))
+    {
+        let word: String = cmd.text.split_whitespace().next().unwrap_or("").chars().take(16).collect();
+        let what = if cmd.kind == UnitKind::MailContent {
+            "message content".to_string()
+        } else {
+            word
+        };
+        attrs.push(format!("reply to {what}"));
+    }
+    let frames = u.frames();
+    attrs.push(if frames.is_empty() {
+        "no frames".to_string()
+    } else {
+        format!("frames {}", frame_list(&frames))
+    });
+    let text = &u.text;
+    let _ = writeln!(
+        out,
+        "  {}: {text:<32} [{}]",
+        u.direction.speaker(),
+        attrs.join(", ")
+    );
+    for n in &u.notes {
+        let _ = writeln!(out, "       note: {n}");
+    }
+}
+
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn render_other_frames(out: &mut String, analyzer: &Analyzer) {
+    let mut by_protocol: BTreeMap<String, usize> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (i, f) in analyzer.frames().iter().enumerate() {
+        if let Some(e) = &f.summary.error {
+            errors.push(format!("  frame {}: {e}", i + 1));
+        }
+        if f.segment.is_some() {
+            continue;
+        }
+        let what = match (&f.summary.ip, &f.summary.tcp) {
+            (Some(ip), _) if ip.fragment => "IP fragments (not reassembled)".to_string(),
+            (Some(ip), _) => match ip.protocol {
+                6 => "TCP with an undecodable header".to_string(),
+                17 => "UDP".to_string(),
+                1 => "ICMP".to_string(),
+                58 => "ICMPv6".to_string(),
+                p => format!("IP protocol {p}"),
+            },
+            (None, _) => "not IP".to_string(),
+        };
+        *by_protocol.entry(what).or_default() += 1;
+    }
+    if !by_protocol.is_empty() {
+        let list: Vec<String> = by_protocol.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        let _ = writeln!(out, "\nOther frames (no TCP connection): {}", list.join(", "));
+    }
+    if !errors.is_empty() {
+        let _ = writeln!(out, "\nFrames with decode problems:");
+        let shown = errors.len().min(20);
+        for e in errors.iter().take(shown) {
+            let _ = writeln!(out, "{e}");
+        }
+        if errors.len() > shown {
+            let _ = writeln!(out, "  ... and {} more", errors.len() - shown);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_lists_are_one_based_with_runs() {
+        assert_eq!(frame_list(&[3]), "4");
+        assert_eq!(frame_list(&[7, 8]), "8-9");
+        assert_eq!(frame_list(&[3, 5, 6, 7, 8]), "4, 6-9");
+        assert_eq!(frame_list(&[]), "");
+    }
+}

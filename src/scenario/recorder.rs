@@ -1,0 +1,218 @@
+//! A scenario run on real sockets with live capture, recorded into a [`Timeline`].
+//!
+//! The recorder owns the servers, the client engine and the capture; after each step it
+//! waits (a bounded time) until the capture has seen the step's bytes, so every command and
+//! reply can be linked to the segments that carried it.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::engine::{Direction, Engine};
+use super::format::{Action, Scenario, Step};
+use super::live::LiveServers;
+use super::transport::{SocketTransport, Transport};
+use super::{WorkDir, fresh_fixture, server_config};
+use crate::capture::live::{self, CaptureMessage, LiveCapture, LiveConfig};
+use crate::decode::stream::Direction as WireDirection;
+use crate::timeline::{CaptureStatus, Timeline};
+
+/// Where the servers listen and whether to capture.
+#[derive(Debug, Clone)]
+pub struct RecorderOptions {
+    pub pop3: SocketAddr,
+    pub smtp: SocketAddr,
+    /// Capture packets (if the system allows).
+    pub capture: bool,
+    /// The loopback interface's name.
+    pub interface: String,
+    /// Whether this process runs in mailwire's private network namespace.
+    pub sandboxed: bool,
+}
+
+impl Default for RecorderOptions {
+    fn default() -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            pop3: any,
+            smtp: any,
+            capture: true,
+            interface: if cfg!(target_os = "linux") { "lo" } else { "lo0" }.to_string(),
+            sandboxed: false,
+        }
+    }
+}
+
+/// A scenario being run and recorded.
+pub struct Recorder {
+    engine: Engine<SocketTransport>,
+    capture: Option<LiveCapture>,
+    packets: Option<crossbeam_channel::Receiver<CaptureMessage>>,
+    timeline: Timeline,
+    // Dropped last: the servers stop before their data folder goes.
+    _servers: LiveServers,
+    _dir: WorkDir,
+}
+
+/// How long to wait for the capture to catch up with a step.
+const CATCH_UP: Duration = Duration::from_secs(2);
+
+impl Recorder {
+    /// Builds a fresh fixture, starts the servers and the capture.
+    pub fn start(scenario: &Scenario, options: &RecorderOptions) -> Result<Self, String> {
+        let (dir, store) = fresh_fixture(scenario)?;
+        let mut servers =
+            LiveServers::start(store, server_config(scenario), options.pop3, options.smtp)?;
+        let events = servers.take_events().ok_or("server events already taken")?;
+        let mut timeline = Timeline::new(scenario.title.clone());
+        let ports = vec![servers.pop3_addr().port(), servers.smtp_addr().port()];
+        let (capture, packets) = if options.capture {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let config = LiveConfig {
+                interface: options.interface.clone(),
+                filter: live::port_filter(&ports),
+                ..LiveConfig::default()
+            };
+            match live::start(config, tx) {
+                Ok(capture) => {
+                    timeline.capture = Some(CaptureStatus::Live {
+                        interface: options.interface.clone(),
+                        ports,
+                        sandboxed: options.sandboxed,
+                    });
+                    (Some(capture), Some(rx))
+                }
+                Err(e) => {
+                    timeline.capture = Some(CaptureStatus::Unavailable { why: e.to_string() });
+                    (None, None)
+                }
+            }
+        } else {
+            timeline.capture = Some(CaptureStatus::Unavailable {
+                why: "capture was switched off (--no-capture)".to_string(),
+            });
+            (None, None)
+        };
+        let transport =
+            SocketTransport::new(servers.pop3_addr(), servers.smtp_addr(), events);
+        Ok(Self {
+            engine: Engine::new(scenario.clone(), transport),
+            capture,
+            packets,
+            timeline,
+            _servers: servers,
+            _dir: dir,
+        })
+    }
+
+    /// The timeline so far.
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
+    /// The scenario.
+    pub fn scenario(&self) -> &Scenario {
+        self.engine.scenario()
+    }
+
+    /// Whether every step of the scenario has run.
+    pub fn is_done(&self) -> bool {
+        self.engine.is_done()
+    }
+
+    /// Runs the next scenario step; returns its index in the timeline.
+    pub fn step(&mut self) -> Option<usize> {
+        let index = self.engine.position();
+        let step = self.engine.scenario().steps.get(index)?.clone();
+        let first_frame = self.timeline.packets.len();
+        let outcome = self.engine.step()?;
+        self.record(outcome, &step, first_frame);
+        Some(self.timeline.steps.len() - 1)
+    }
+
+    /// Runs a step that is not in the scenario (typed in a console, a menu action).
+    pub fn run_extra(&mut self, step: &Step) -> usize {
+        let first_frame = self.timeline.packets.len();
+        let index = self.timeline.steps.len();
+        let outcome = self.engine.run_step(step, index);
+        self.record(outcome, step, first_frame);
+        self.timeline.steps.len() - 1
+    }
+
+    fn record(&mut self, outcome: super::StepOutcome, step: &Step, first_frame: usize) {
+        let client = outcome
+            .conn
+            .and_then(|c| self.engine.transport_mut().client_addr(c));
+        if let Some(client) = client {
+            let closing = matches!(step.action, Action::Quit | Action::Drop);
+            self.catch_up(client, &outcome, closing);
+        } else {
+            self.drain_packets(Duration::ZERO);
+        }
+        let frames = first_frame..self.timeline.packets.len();
+        self.timeline
+            .push_step(outcome, step.caption.clone(), step.rfc.clone(), client, frames);
+    }
+
+    /// Waits until the capture holds units for every exchange of the step (and, after QUIT
+    /// or a drop, the connection's FINs), or until [`CATCH_UP`] has passed.
+    fn catch_up(&mut self, client: SocketAddr, outcome: &super::StepOutcome, closing: bool) {
+        if self.packets.is_none() {
+            return;
+        }
+        let wanted = |d: Direction| outcome.exchanges.iter().filter(|e| e.direction == d).count();
+        let (c2s, s2c) = (wanted(Direction::ClientToServer), wanted(Direction::ServerToClient));
+        let deadline = Instant::now() + CATCH_UP;
+        loop {
+            self.drain_packets(Duration::ZERO);
+            let t = &self.timeline;
+            let done = t.connection_of(client).is_some_and(|conn| {
+                let enough = |d: WireDirection, n: usize| {
+                    t.unit_count(conn, d) >= t.linked_count(conn, d) + n
+                };
+                let closed = !closing
+                    || t.analyzer
+                        .connections()
+                        .get(conn)
+                        .is_some_and(|c| c.is_closed());
+                enough(WireDirection::ClientToServer, c2s)
+                    && enough(WireDirection::ServerToClient, s2c)
+                    && closed
+            });
+            if done || Instant::now() >= deadline {
+                return;
+            }
+            self.drain_packets(Duration::from_millis(10));
+        }
+    }
+
+    /// Moves captured packets into the timeline, waiting up to `wait` for the first.
+    fn drain_packets(&mut self, wait: Duration) {
+        let Some(rx) = &self.packets else { return };
+        let mut messages = Vec::new();
+        if let Ok(m) = rx.recv_timeout(wait) {
+            messages.push(m);
+        }
+        messages.extend(rx.try_iter());
+        for message in messages {
+            match message {
+                CaptureMessage::Packet(p) => self.timeline.push_packet(p),
+                CaptureMessage::Failed(e) => {
+                    self.timeline.capture = Some(CaptureStatus::Failed { why: e.to_string() });
+                }
+                CaptureMessage::Stats { received, dropped } => {
+                    self.timeline.capture = Some(CaptureStatus::Stopped { received, dropped });
+                }
+            }
+        }
+    }
+
+    /// Stops the capture (after a moment for the last packets) and returns the timeline.
+    pub fn finish(mut self) -> Timeline {
+        self.drain_packets(Duration::from_millis(100));
+        if let Some(capture) = self.capture.take() {
+            capture.stop();
+        }
+        self.drain_packets(Duration::from_millis(100));
+        std::mem::take(&mut self.timeline)
+    }
+}

@@ -1,0 +1,201 @@
+//! The reassembled streams of every reference capture agree byte for byte with Wireshark's
+//! "Follow TCP stream" (`tshark -q -z follow,tcp,raw,N`), and our connection numbers are
+//! tshark's `tcp.stream` numbers, frame by frame. Streams are compared as bytes, not as
+//! tshark's per-packet command dissection (which mis-splits pipelined and split commands).
+//!
+//! Reads the captures from ../shared/reference-captures (never copied into the project);
+//! says plainly that it skipped if that folder or tshark is missing.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use mailwire::capture::CapturedPacket;
+use mailwire::capture::file::read_all;
+use mailwire::decode::{Analyzer, Direction};
+
+fn reference_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference-captures");
+    dir.is_dir().then_some(dir)
+}
+
+fn tshark_works() -> bool {
+    Command::new("tshark")
+        .arg("-v")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn captures(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            name.ends_with(".pcap") || name.ends_with(".pcapng")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn tshark(args: &[&str]) -> String {
+    let out = Command::new("tshark").args(args).output().unwrap();
+    assert!(out.status.success(), "tshark {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn hex(text: &str) -> Vec<u8> {
+    let bytes = text.trim().as_bytes();
+    bytes
+        .chunks(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+        .collect()
+}
+
+/// tshark's streams: stream index -> (node address -> bytes that node sent).
+fn tshark_streams(file: &Path, count: usize) -> HashMap<usize, HashMap<String, Vec<u8>>> {
+    let path = file.to_str().unwrap();
+    let mut args = vec!["-r", path, "-q"];
+    let specs: Vec<String> = (0..count).map(|n| format!("follow,tcp,raw,{n}")).collect();
+    for s in &specs {
+        args.push("-z");
+        args.push(s);
+    }
+    let out = tshark(&args);
+    let mut result = HashMap::new();
+    let mut stream = None;
+    let mut nodes: [String; 2] = Default::default();
+    for line in out.lines() {
+        if let Some(n) = line.strip_prefix("Filter: tcp.stream eq ") {
+            stream = Some(n.trim().parse::<usize>().unwrap());
+            result.insert(stream.unwrap(), HashMap::new());
+        } else if let Some(a) = line.strip_prefix("Node 0: ") {
+            nodes[0] = a.trim().to_string();
+        } else if let Some(a) = line.strip_prefix("Node 1: ") {
+            nodes[1] = a.trim().to_string();
+        } else if line.starts_with("====") || line.starts_with("Follow:") || line.trim().is_empty() {
+            continue;
+        } else if let Some(n) = stream {
+            let (node, data) = match line.strip_prefix('\t') {
+                Some(rest) => (&nodes[1], rest),
+                None => (&nodes[0], line),
+            };
+            let entry: &mut HashMap<String, Vec<u8>> = result.get_mut(&n).unwrap();
+            entry.entry(node.clone()).or_default().extend(hex(data));
+        }
+    }
+    result
+}
+
+fn analyze(packets: &[CapturedPacket]) -> Analyzer {
+    let mut a = Analyzer::new();
+    for p in packets {
+        a.push(p);
+    }
+    a.finish();
+    a
+}
+
+#[test]
+fn streams_agree_with_tshark_follow_tcp() {
+    let Some(dir) = reference_dir() else {
+        println!("SKIPPED: ../shared/reference-captures is not here");
+        return;
+    };
+    if !tshark_works() {
+        println!("SKIPPED: tshark is not installed");
+        return;
+    }
+    let mut compared = 0;
+    for file in captures(&dir) {
+        let packets = read_all(&file).unwrap();
+        let analyzer = analyze(&packets);
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+
+        // Connection numbers = tshark's tcp.stream, frame by frame.
+        let fields = tshark(&["-r", file.to_str().unwrap(), "-T", "fields", "-e", "tcp.stream"]);
+        for (i, line) in fields.lines().enumerate() {
+            let frame = &analyzer.frames()[i];
+            if frame.summary.ip.is_none_or(|ip| ip.protocol != 6) {
+                // tshark also numbers the TCP header quoted inside an ICMP error; that is not
+                // a segment of the connection.
+                assert!(frame.segment.is_none());
+                continue;
+            }
+            let ours = frame.segment.map(|s| s.conn as usize);
+            let theirs = line.trim().parse::<usize>().ok();
+            assert_eq!(ours, theirs, "{name}: frame {} is in stream {theirs:?} for tshark", i + 1);
+        }
+
+        let conns = analyzer.connections();
+        let theirs = tshark_streams(&file, conns.len());
+        for conn in conns {
+            let data = |i: usize| packets.get(i).map(|p| p.data.as_slice());
+            for (dir, addr) in [
+                (Direction::ClientToServer, conn.client),
+                (Direction::ServerToClient, conn.server),
+            ] {
+                let ours = analyzer.stream_bytes(conn.index, dir, data);
+                let expected = theirs
+                    .get(&conn.index)
+                    .and_then(|nodes| nodes.get(&addr.to_string()))
+                    .cloned()
+                    .unwrap_or_default();
+                assert!(
+                    ours == expected,
+                    "{name}: stream {} from {addr}: we have {} bytes, tshark {} (first difference at {:?})",
+                    conn.index,
+                    ours.len(),
+                    expected.len(),
+                    ours.iter().zip(&expected).position(|(a, b)| a != b)
+                );
+                assert!(
+                    conn.stream(dir).gaps.is_empty(),
+                    "{name}: stream {} has gaps",
+                    conn.index
+                );
+                compared += 1;
+            }
+        }
+        println!("{name}: {} connections agree with tshark", conns.len());
+    }
+    assert!(compared > 0);
+}
+
+#[test]
+fn unit_bytes_tile_each_stream() {
+    // Every byte of every POP3/SMTP stream belongs to exactly one unit, in order.
+    let Some(dir) = reference_dir() else {
+        println!("SKIPPED: ../shared/reference-captures is not here");
+        return;
+    };
+    for file in captures(&dir) {
+        let packets = read_all(&file).unwrap();
+        let analyzer = analyze(&packets);
+        for conn in analyzer.connections() {
+            if !matches!(
+                conn.protocol(),
+                mailwire::decode::Protocol::Pop3 | mailwire::decode::Protocol::Smtp
+            ) {
+                continue;
+            }
+            for dir in [Direction::ClientToServer, Direction::ServerToClient] {
+                let mut ranges: Vec<_> = conn
+                    .units
+                    .iter()
+                    .map(|&u| &analyzer.units()[u])
+                    .filter(|u| u.direction == dir)
+                    .map(|u| u.stream.clone())
+                    .collect();
+                ranges.sort_by_key(|r| r.start);
+                let mut at = 0;
+                for r in &ranges {
+                    assert_eq!(r.start, at, "{}: conn {} {dir:?}: units leave a hole or overlap", file.display(), conn.index);
+                    at = r.end;
+                }
+                assert_eq!(at, conn.stream(dir).delivered(), "{}: conn {} {dir:?}: units do not reach the end", file.display(), conn.index);
+            }
+        }
+    }
+}
