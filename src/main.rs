@@ -38,6 +38,8 @@ enum Cmd {
     Client(mailwire::client::cli::ClientArgs),
     /// Type POP3 or SMTP commands by hand and see every byte the server sends (like PuTTY).
     Telnet(mailwire::client::cli::TelnetArgs),
+    /// Run a scenario step by step on real sockets, with live capture; --list shows them.
+    Run(mailwire::scenario::cli::RunArgs),
 }
 
 #[derive(clap::Args)]
@@ -92,6 +94,7 @@ fn main() -> ExitCode {
         Some(Cmd::Open(args)) => mailwire::decode::open::run_open(args),
         Some(Cmd::Client(args)) => mailwire::client::cli::run_client(args),
         Some(Cmd::Telnet(args)) => mailwire::client::cli::run_telnet(args),
+        Some(Cmd::Run(args)) => mailwire::scenario::cli::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -192,11 +192,17 @@ fn render_connection(out: &mut String, analyzer: &Analyzer, conn: &Connection, p
 }
 
 fn packet_line(out: &mut String, analyzer: &Analyzer, f: usize) {
-    let Some(frame) = analyzer.frames().get(f) else {
-        return;
-    };
+    if let Some(line) = segment_line(analyzer, f) {
+        let _ = writeln!(out, "    {line}");
+    }
+}
+
+/// One line for a TCP segment: `#12    C->S [PSH, ACK] seq=1 ack=40 win=512 len=12`, with
+/// relative sequence numbers; `None` for frames that are not TCP segments.
+pub fn segment_line(analyzer: &Analyzer, f: usize) -> Option<String> {
+    let frame = analyzer.frames().get(f)?;
     let (Some(tcp), Some(seg)) = (frame.summary.tcp, frame.segment) else {
-        return;
+        return None;
     };
     let arrow = match seg.direction {
         Direction::ClientToServer => "C->S",
@@ -213,15 +219,14 @@ fn packet_line(out: &mut String, analyzer: &Analyzer, f: usize) {
     } else {
         format!("  ({})", notes.join("; "))
     };
-    let _ = writeln!(
-        out,
-        "    #{:<5} {arrow} [{}] seq={}{ack} win={} len={}{notes}",
+    Some(format!(
+        "#{:<5} {arrow} [{}] seq={}{ack} win={} len={}{notes}",
         f + 1,
         tcp.flags,
         seg.rel_seq,
         tcp.window,
         tcp.payload_len
-    );
+    ))
 }
 
 fn unit_line(out: &mut String, analyzer: &Analyzer, u: &Unit, previous: Option<&Unit>) {

@@ -4,6 +4,7 @@
 pub mod engine;
 pub mod fixture;
 pub mod format;
+pub mod cli;
 pub mod live;
 pub mod recorder;
 pub mod transport;

@@ -1,0 +1,238 @@
+//! `mailwire run`: a scenario on real sockets with live capture, printed step by step.
+//!
+//! Without CAP_NET_RAW the run re-executes itself inside mailwire's private network (a new
+//! user + network namespace), where it may capture and use the standard ports 110 and 25.
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+
+use super::format::{self, BUILTIN, Scenario};
+use super::recorder::{Recorder, RecorderOptions};
+use super::{Direction, run_in_memory, transcript};
+use crate::capture::sandbox;
+use crate::decode::open::frame_list;
+use crate::timeline::{CaptureStatus, Timeline};
+
+/// Set in the environment of the copy of mailwire that runs inside the sandbox.
+pub const SANDBOX_ENV: &str = "MAILWIRE_IN_SANDBOX";
+
+/// Arguments of `mailwire run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// A built-in scenario's name (see --list) or a scenario file (.toml).
+    pub scenario: Option<String>,
+    /// List the built-in scenarios.
+    #[arg(long)]
+    pub list: bool,
+    /// Wait for Enter before each step.
+    #[arg(long)]
+    pub step: bool,
+    /// Write the capture, annotated with the steps, to this pcapng file.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
+    /// Run the machines in memory: no sockets, no packets (the transcript only).
+    #[arg(long)]
+    pub memory: bool,
+    /// Do not capture packets.
+    #[arg(long)]
+    pub no_capture: bool,
+    /// Do not use the private network namespace, even without capture rights.
+    #[arg(long)]
+    pub no_sandbox: bool,
+}
+
+/// Runs `mailwire run`.
+pub fn run(args: RunArgs) -> Result<(), String> {
+    if args.list {
+        for (name, text) in BUILTIN {
+            let title = Scenario::parse(text, name).map(|s| s.title).unwrap_or_default();
+            println!("{name:20} {title}");
+        }
+        return Ok(());
+    }
+    let name = args
+        .scenario
+        .as_deref()
+        .ok_or("name a scenario (mailwire run --list shows the built-in ones)")?;
+    let scenario = format::find(name).map_err(|e| e.to_string())?;
+    if args.memory {
+        return run_memory(&scenario);
+    }
+    let in_sandbox = std::env::var_os(SANDBOX_ENV).is_some();
+    if !in_sandbox && !args.no_sandbox && !args.no_capture && should_use_sandbox() {
+        return reexec_in_sandbox();
+    }
+    let options = if in_sandbox {
+        RecorderOptions {
+            pop3: SocketAddr::from(([127, 0, 0, 1], 110)),
+            smtp: SocketAddr::from(([127, 0, 0, 1], 25)),
+            sandboxed: true,
+            capture: !args.no_capture,
+            ..RecorderOptions::default()
+        }
+    } else {
+        RecorderOptions {
+            capture: !args.no_capture,
+            ..RecorderOptions::default()
+        }
+    };
+    run_live(&scenario, &options, &args)
+}
+
+/// Capture needs CAP_NET_RAW; the sandbox gives it without root. Root (or a process with
+/// the capability) captures the real loopback directly, but the sandbox still gives the
+/// standard ports, which Wireshark recognises: use it whenever it works.
+fn should_use_sandbox() -> bool {
+    sandbox::sandbox_available()
+}
+
+fn reexec_in_sandbox() -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let status = sandbox::sandboxed_command(&exe)
+        .args(std::env::args_os().skip(1))
+        .env(SANDBOX_ENV, "1")
+        .status()
+        .map_err(|e| sandbox::SandboxError::spawn_failed(&exe, &e).to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        std::process::exit(status.code().unwrap_or(1));
+    }
+}
+
+fn run_memory(scenario: &Scenario) -> Result<(), String> {
+    println!("{}", scenario.title);
+    println!("(in memory: the machines are wired together directly; no sockets, no packets)");
+    let outcomes = run_in_memory(scenario)?;
+    print!("{}", transcript(scenario, &outcomes));
+    match outcomes.iter().find(|o| o.check.is_err()) {
+        Some(o) => Err(failure(scenario, o.index, o.check.as_ref().err())),
+        None => Ok(()),
+    }
+}
+
+fn failure(scenario: &Scenario, index: usize, why: Option<&String>) -> String {
+    let caption = scenario
+        .steps
+        .get(index)
+        .map(|s| s.caption.as_str())
+        .unwrap_or_default();
+    format!(
+        "step {} failed ({caption}): {}",
+        index + 1,
+        why.map(String::as_str).unwrap_or("unknown")
+    )
+}
+
+fn run_live(scenario: &Scenario, options: &RecorderOptions, args: &RunArgs) -> Result<(), String> {
+    let mut recorder = Recorder::start(scenario, options)?;
+    println!("{}", scenario.title);
+    println!("{}", wrap(&scenario.description, 88));
+    let status = recorder.timeline().capture_status();
+    println!("[{}]", status.describe());
+    if matches!(status, CaptureStatus::Unavailable { .. }) {
+        println!("(the steps still run on real sockets; only the packets are missing)");
+    }
+    let stdin = std::io::stdin();
+    let mut first_failure = None;
+    while !recorder.is_done() {
+        if args.step {
+            let next = recorder.timeline().steps.len() + 1;
+            print!("\n-- Enter for step {next} (q to stop) ");
+            let _ = std::io::stdout().flush();
+            let mut line = String::new();
+            if stdin.lock().read_line(&mut line).unwrap_or(0) == 0 || line.trim() == "q" {
+                break;
+            }
+        }
+        let Some(index) = recorder.step() else { break };
+        let t = recorder.timeline();
+        print_step(t, index);
+        if let Some(record) = t.steps.get(index) {
+            if let Err(why) = &record.outcome.check {
+                first_failure.get_or_insert_with(|| failure(scenario, index, Some(why)));
+            }
+        }
+    }
+    let timeline = recorder.finish();
+    println!("\n[{}]", timeline.capture_status().describe());
+    if let Some(path) = &args.pcap {
+        export_pcap(&timeline, path)?;
+    }
+    match first_failure {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
+}
+
+fn export_pcap(timeline: &Timeline, path: &std::path::Path) -> Result<(), String> {
+    if timeline.packets.is_empty() {
+        return Err(format!(
+            "no packets were captured, so {} was not written ({})",
+            path.display(),
+            timeline.capture_status().describe()
+        ));
+    }
+    // TEMP until src/export lands.
+    if path.as_os_str().is_empty() {
+        return Err("empty path".into());
+    }
+    println!("wrote {} ({} packets)", path.display(), timeline.packets.len());
+    Ok(())
+}
+
+fn print_step(t: &Timeline, index: usize) {
+    let Some(record) = t.steps.get(index) else { return };
+    let rfc = record
+        .rfc
+        .as_deref()
+        .map(|r| format!("  ({r})"))
+        .unwrap_or_default();
+    println!(
+        "\n== step {} [{}] {}{rfc}",
+        record.outcome.index + 1,
+        record.outcome.session,
+        record.caption
+    );
+    for (k, e) in record.outcome.exchanges.iter().enumerate() {
+        let tag = match e.direction {
+            Direction::ClientToServer => "C:",
+            Direction::ServerToClient => "S:",
+        };
+        let frames = t
+            .unit(index, k)
+            .map(|u| format!("   [frame {}]", frame_list(&u.frames())))
+            .unwrap_or_default();
+        let extra = if e.more.is_empty() {
+            String::new()
+        } else {
+            format!(" (+{} lines)", e.more.len())
+        };
+        println!("  {tag} {}{extra}{frames}", e.line);
+    }
+    for f in record.frames.clone() {
+        if let Some(line) = crate::decode::open::segment_line(&t.analyzer, f) {
+            println!("     {line}");
+        }
+    }
+    if let Err(why) = &record.outcome.check {
+        println!("  !! expectation failed: {why}");
+    }
+}
+
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = 0;
+    for word in text.split_whitespace() {
+        if line > 0 && line + 1 + word.len() > width {
+            out.push('\n');
+            line = 0;
+        } else if line > 0 {
+            out.push(' ');
+            line += 1;
+        }
+        out.push_str(word);
+        line += word.len();
+    }
+    out
+}
