@@ -73,6 +73,23 @@ impl CaptureStatus {
     }
 }
 
+/// One change to a timeline. A recorder sends these to mirrors (the window's own copy of the
+/// timeline); applying the same updates in the same order gives the same timeline.
+#[derive(Debug, Clone)]
+pub enum TimelineUpdate {
+    /// A new run begins: forget everything.
+    Reset { title: String },
+    Capture(CaptureStatus),
+    Packet(CapturedPacket),
+    Step {
+        outcome: StepOutcome,
+        caption: String,
+        rfc: Option<String>,
+        client: Option<SocketAddr>,
+        frames: Range<usize>,
+    },
+}
+
 /// One step as the timeline keeps it.
 #[derive(Debug, Clone)]
 pub struct StepRecord {
@@ -108,6 +125,22 @@ impl Timeline {
         Self {
             title: title.into(),
             ..Self::default()
+        }
+    }
+
+    /// Applies one update.
+    pub fn apply(&mut self, update: TimelineUpdate) {
+        match update {
+            TimelineUpdate::Reset { title } => *self = Timeline::new(title),
+            TimelineUpdate::Capture(status) => self.capture = Some(status),
+            TimelineUpdate::Packet(p) => self.push_packet(p),
+            TimelineUpdate::Step {
+                outcome,
+                caption,
+                rfc,
+                client,
+                frames,
+            } => self.push_step(outcome, caption, rfc, client, frames),
         }
     }
 

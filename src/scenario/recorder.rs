@@ -14,7 +14,7 @@ use super::transport::{SocketTransport, Transport};
 use super::{WorkDir, fresh_fixture, server_config};
 use crate::capture::live::{self, CaptureMessage, LiveCapture, LiveConfig};
 use crate::decode::stream::Direction as WireDirection;
-use crate::timeline::{CaptureStatus, Timeline};
+use crate::timeline::{CaptureStatus, Timeline, TimelineUpdate};
 
 /// Where the servers listen and whether to capture.
 #[derive(Debug, Clone)]
@@ -48,6 +48,7 @@ pub struct Recorder {
     capture: Option<LiveCapture>,
     packets: Option<crossbeam_channel::Receiver<CaptureMessage>>,
     timeline: Timeline,
+    mirror: Option<crossbeam_channel::Sender<TimelineUpdate>>,
     // Dropped last: the servers stop before their data folder goes.
     _servers: LiveServers,
     _dir: WorkDir,
@@ -99,9 +100,31 @@ impl Recorder {
             capture,
             packets,
             timeline,
+            mirror: None,
             _servers: servers,
             _dir: dir,
         })
+    }
+
+    /// Sends every change of the timeline, from the start, to `tx` as well (the window
+    /// keeps its own copy this way, never waiting on the recorder).
+    pub fn mirror_to(&mut self, tx: crossbeam_channel::Sender<TimelineUpdate>) {
+        let _ = tx.send(TimelineUpdate::Reset {
+            title: self.timeline.title.clone(),
+        });
+        let _ = tx.send(TimelineUpdate::Capture(self.timeline.capture_status()));
+        for p in &self.timeline.packets {
+            let _ = tx.send(TimelineUpdate::Packet(p.clone()));
+        }
+        self.mirror = Some(tx);
+    }
+
+    /// Applies an update to the timeline and its mirror.
+    fn update(&mut self, update: TimelineUpdate) {
+        if let Some(tx) = &self.mirror {
+            let _ = tx.send(update.clone());
+        }
+        self.timeline.apply(update);
     }
 
     /// The timeline so far.
@@ -149,8 +172,13 @@ impl Recorder {
             self.drain_packets(Duration::ZERO);
         }
         let frames = first_frame..self.timeline.packets.len();
-        self.timeline
-            .push_step(outcome, step.caption.clone(), step.rfc.clone(), client, frames);
+        self.update(TimelineUpdate::Step {
+            outcome,
+            caption: step.caption.clone(),
+            rfc: step.rfc.clone(),
+            client,
+            frames,
+        });
     }
 
     /// Waits until the capture holds units for every exchange of the step (and, after QUIT
@@ -194,16 +222,23 @@ impl Recorder {
         }
         messages.extend(rx.try_iter());
         for message in messages {
-            match message {
-                CaptureMessage::Packet(p) => self.timeline.push_packet(p),
+            let update = match message {
+                CaptureMessage::Packet(p) => TimelineUpdate::Packet(p),
                 CaptureMessage::Failed(e) => {
-                    self.timeline.capture = Some(CaptureStatus::Failed { why: e.to_string() });
+                    TimelineUpdate::Capture(CaptureStatus::Failed { why: e.to_string() })
                 }
                 CaptureMessage::Stats { received, dropped } => {
-                    self.timeline.capture = Some(CaptureStatus::Stopped { received, dropped });
+                    TimelineUpdate::Capture(CaptureStatus::Stopped { received, dropped })
                 }
-            }
+            };
+            self.update(update);
         }
+    }
+
+    /// Takes the packets that arrived since the last step (the FINs after a QUIT, for
+    /// instance) into the timeline.
+    pub fn poll(&mut self) {
+        self.drain_packets(Duration::ZERO);
     }
 
     /// Stops the capture (after a moment for the last packets) and returns the timeline.
