@@ -98,7 +98,9 @@ fn capture_in_sandbox(parent_netns: &str) -> Result<String, String> {
     let capture = live::start(config, tx).map_err(|e| e.to_string())?;
 
     let mut client = TcpStream::connect("127.0.0.1:110").map_err(|e| e.to_string())?;
-    client.write_all(b"USER mrose\r\n").map_err(|e| e.to_string())?;
+    client
+        .write_all(b"USER mrose\r\n")
+        .map_err(|e| e.to_string())?;
     let (mut server, _) = pop3.accept().map_err(|e| e.to_string())?;
     let mut command = [0u8; 12];
     server.read_exact(&mut command).map_err(|e| e.to_string())?;
@@ -125,9 +127,11 @@ fn capture_in_sandbox(parent_netns: &str) -> Result<String, String> {
             "{packets} packets captured, SYN seen: {saw_syn}, USER command seen: {saw_command}"
         ));
     }
+    let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let uid_map = uid_map.split_whitespace().collect::<Vec<_>>().join(" ");
     Ok(format!(
         "bound 127.0.0.1:110 and :25, captured {packets} packets on lo incl. the SYN and \
-         \"USER mrose\" (netns {here}, parent {parent_netns})"
+         \"USER mrose\" (uid_map \"{uid_map}\", netns {here}, parent {parent_netns})"
     ))
 }
 
@@ -204,7 +208,12 @@ fn nobody_child() {
 fn run_sandbox_child() -> Result<Output, SandboxError> {
     let exe = std::env::current_exe().unwrap();
     sandbox::sandboxed_command(&exe)
-        .args(["--exact", "sandbox_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "sandbox_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, netns_inode().to_string())
         .env_remove(NOBODY_ENV)
         .env_remove(ENTER_ENV)
@@ -303,6 +312,9 @@ fn skipped_for_policy(test: &str, output: &Output) -> bool {
     println!("SKIPPED {test}: unprivileged user namespaces are not available here ({reason}):");
     for line in stdout.lines().filter(|l| l.contains(FAILED_MARKER)) {
         println!("  {line}");
+    }
+    for line in String::from_utf8_lossy(&output.stderr).lines().take(3) {
+        println!("  stderr: {line}");
     }
     true
 }

@@ -4,9 +4,14 @@
 //! [`start`] opens the interface and sets the BPF filter *before* it returns, so every packet
 //! sent after that is captured; then a thread named `capture-<interface>` reads packets and
 //! forwards each one, undecoded, as [`CaptureMessage::Packet`] on a crossbeam channel. It
-//! stops when [`LiveCapture::stop`] is called or the handle is dropped (it checks a flag
-//! between reads; the short read timeout bounds how long that takes), or when a read fails
-//! ([`CaptureMessage::Failed`]). Its last message is [`CaptureMessage::Stats`], libpcap's
+//! stops when [`LiveCapture::stop`] is called or the handle is dropped, or when a read fails
+//! ([`CaptureMessage::Failed`]).
+//!
+//! Stopping: the thread checks a flag between reads, and `stop` also calls
+//! `pcap_breakloop`. Both are needed. On Linux, libpcap's blocking read never returns on its
+//! read timeout (it polls again until a packet comes), so without traffic only
+//! `pcap_breakloop` (which wakes that poll) ends the read; on systems where the read timeout
+//! does return (BPF: macOS, BSD), the flag check after it ends the loop. Its last message is [`CaptureMessage::Stats`], libpcap's
 //! count of packets received and dropped, so a viewer can say whether anything is missing.
 //!
 //! Nothing here decodes, aggregates or stores packets, and nothing ever invents one: when
@@ -35,8 +40,8 @@ pub struct LiveConfig {
     pub snaplen: u32,
     /// Size of libpcap's kernel buffer, in bytes.
     pub buffer_size_bytes: u32,
-    /// How long one read waits for a packet before the thread checks whether it should stop.
-    /// This bounds how long [`LiveCapture::stop`] takes.
+    /// libpcap's read timeout. On BPF systems (macOS, BSD) it also bounds how long
+    /// [`LiveCapture::stop`] takes; on Linux the stop wakes the read directly.
     pub read_timeout: Duration,
 }
 
@@ -132,9 +137,10 @@ impl fmt::Display for CaptureError {
                 exe,
                 running_as_root,
             } => {
-                let exe = exe
-                    .as_ref()
-                    .map_or_else(|| "/path/to/mailwire".to_string(), |p| p.display().to_string());
+                let exe = exe.as_ref().map_or_else(
+                    || "/path/to/mailwire".to_string(),
+                    |p| p.display().to_string(),
+                );
                 write!(
                     f,
                     "Cannot capture packets on interface \"{interface}\": the operating system \
@@ -214,12 +220,22 @@ impl fmt::Display for CaptureError {
 impl std::error::Error for CaptureError {}
 
 /// A running capture. Stop it with [`LiveCapture::stop`]; dropping it stops it too.
-#[derive(Debug)]
 pub struct LiveCapture {
     interface: String,
     link_type: LinkType,
     stop_requested: Arc<AtomicBool>,
+    wake: pcap::BreakLoop,
     thread: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for LiveCapture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveCapture")
+            .field("interface", &self.interface)
+            .field("link_type", &self.link_type)
+            .field("running", &self.is_running())
+            .finish_non_exhaustive()
+    }
 }
 
 impl LiveCapture {
@@ -238,14 +254,17 @@ impl LiveCapture {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
-    /// Stops the capture and waits for the thread to end. Returns within about one read
-    /// timeout; by then the thread has sent its last message ([`CaptureMessage::Stats`]).
+    /// Stops the capture and waits for the thread to end (promptly: a read in progress is
+    /// interrupted). By then the thread has sent its last message ([`CaptureMessage::Stats`]).
     pub fn stop(mut self) {
         self.stop_and_join();
     }
 
     fn stop_and_join(&mut self) {
-        self.stop_requested.store(true, Ordering::Relaxed);
+        self.stop_requested.store(true, Ordering::SeqCst);
+        // Wakes a read blocked in libpcap; if none is in progress, the next read returns at
+        // once (libpcap remembers the request), and the flag ends the loop.
+        self.wake.breakloop();
         if let Some(thread) = self.thread.take() {
             // The thread does not panic; if it did, there is nothing left to clean up.
             let _ = thread.join();
@@ -264,12 +283,10 @@ impl Drop for LiveCapture {
 ///
 /// Returns only once the capture is ready: a packet sent on the interface after `start`
 /// returns (and matching the filter) is captured.
-pub fn start(
-    config: LiveConfig,
-    tx: Sender<CaptureMessage>,
-) -> Result<LiveCapture, CaptureError> {
+pub fn start(config: LiveConfig, tx: Sender<CaptureMessage>) -> Result<LiveCapture, CaptureError> {
     let mut capture = open(&config)?;
     let link_type = link_type_from_dlt(capture.get_datalink().0);
+    let wake = capture.breakloop_handle();
 
     let stop_requested = Arc::new(AtomicBool::new(false));
     let reader = Reader {
@@ -290,6 +307,7 @@ pub fn start(
         interface: config.interface,
         link_type,
         stop_requested,
+        wake,
         thread: Some(thread),
     })
 }
@@ -409,7 +427,7 @@ struct Reader {
 
 impl Reader {
     fn run(self, capture: &mut pcap::Capture<pcap::Active>) {
-        while !self.stop_requested.load(Ordering::Relaxed) {
+        while !self.stop_requested.load(Ordering::SeqCst) {
             match capture.next_packet() {
                 Ok(packet) => {
                     let header = packet.header;
@@ -424,7 +442,10 @@ impl Reader {
                         return;
                     }
                 }
-                Err(pcap::Error::TimeoutExpired) => {}
+                // The read timeout passed (BPF systems), or `pcap_breakloop` interrupted the
+                // read (libpcap's PCAP_ERROR_BREAK, which the `pcap` crate reports as
+                // NoMorePackets): check the flag.
+                Err(pcap::Error::TimeoutExpired | pcap::Error::NoMorePackets) => {}
                 Err(error) => {
                     let failed = CaptureError::ReadFailed {
                         interface: self.interface.clone(),

@@ -496,7 +496,31 @@ mod sys {
         if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS as _, &request) } < 0 {
             return Err(errno());
         }
+        disable_segmentation_offload(&socket, &mut request);
         Ok(())
+    }
+
+    /// Switches generic segmentation offload and TCP segmentation offload off on the
+    /// sandbox's own `lo`, so segments are cut at the MSS before libpcap sees them (with
+    /// offload on, loopback hands over "super segments" far larger than the MSS, and a
+    /// small-MSS scenario would not show its many segments). Best effort: a failure only
+    /// means larger segments.
+    fn disable_segmentation_offload(socket: &OwnedFd, request: &mut libc::ifreq) {
+        const SIOCETHTOOL: libc::c_ulong = 0x8946;
+        const ETHTOOL_STSO: u32 = 0x1f;
+        const ETHTOOL_SGSO: u32 = 0x24;
+        #[repr(C)]
+        struct EthtoolValue {
+            cmd: u32,
+            data: u32,
+        }
+        for cmd in [ETHTOOL_STSO, ETHTOOL_SGSO] {
+            let mut value = EthtoolValue { cmd, data: 0 };
+            request.ifr_ifru.ifru_data = (&raw mut value).cast();
+            // SAFETY: SIOCETHTOOL reads ifr_name and the ethtool_value that ifr_data points
+            // to; `value` lives across the call. The result is deliberately ignored.
+            let _ = unsafe { libc::ioctl(socket.as_raw_fd(), SIOCETHTOOL as _, &*request) };
+        }
     }
 
     #[cfg(test)]
@@ -546,8 +570,14 @@ mod tests {
             },
         };
         let text = error.to_string();
-        assert!(text.contains("kernel.unprivileged_userns_clone = 0"), "{text}");
-        assert!(text.contains("sudo sysctl -w kernel.unprivileged_userns_clone=1"), "{text}");
+        assert!(
+            text.contains("kernel.unprivileged_userns_clone = 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sudo sysctl -w kernel.unprivileged_userns_clone=1"),
+            "{text}"
+        );
         assert!(text.contains("Operation not permitted"), "{text}");
     }
 
@@ -582,7 +612,10 @@ mod tests {
             max_user_namespaces: Some(0),
             ..root
         };
-        assert_eq!(off.blocking_setting(), Some(("user.max_user_namespaces", 0)));
+        assert_eq!(
+            off.blocking_setting(),
+            Some(("user.max_user_namespaces", 0))
+        );
     }
 
     #[test]
