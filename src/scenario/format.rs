@@ -469,7 +469,7 @@ expect = "+OK"
     fn minimal_scenario() {
         let s = Scenario::parse(MINIMAL, "t.toml").unwrap();
         assert_eq!(s.steps.len(), 1);
-        assert_eq!(s.steps[0].line, 11);
+        assert_eq!(s.steps[0].line, 10, "the line of its [[step]] header");
         assert_eq!(
             s.steps[0].action,
             Action::Connect { protocol: Protocol::Pop3, mss: None }
@@ -481,20 +481,20 @@ expect = "+OK"
     fn errors_name_file_line_and_what_was_expected() {
         let two_actions = MINIMAL.replace("connect = \"pop3\"", "connect = \"pop3\"\nsend = \"STAT\"");
         let e = Scenario::parse(&two_actions, "x.toml").unwrap_err();
-        assert_eq!(e.to_string(), "x.toml, line 11: the step has 2 actions; give exactly one per step");
+        assert_eq!(e.to_string(), "x.toml, line 10: the step has 2 actions; give exactly one per step");
 
         let typo = MINIMAL.replace("expect = \"+OK\"", "expekt = \"+OK\"");
         let e = Scenario::parse(&typo, "x.toml").unwrap_err();
-        assert_eq!(e.line, Some(14));
+        assert_eq!(e.line, Some(13));
         assert!(e.problem.contains("unknown field `expekt`"), "{e}");
 
         let bad_expect = MINIMAL.replace("expect = \"+OK\"", "expect = \"OK\"");
         let e = Scenario::parse(&bad_expect, "x.toml").unwrap_err();
-        assert!(e.to_string().starts_with("x.toml, line 11: expect = \"OK\": expected"), "{e}");
+        assert!(e.to_string().starts_with("x.toml, line 10: expect = \"OK\": expected"), "{e}");
 
         let bad_proto = MINIMAL.replace("connect = \"pop3\"", "connect = \"imap\"");
         let e = Scenario::parse(&bad_proto, "x.toml").unwrap_err();
-        assert_eq!(e.line, Some(13));
+        assert_eq!(e.line, Some(12));
 
         let e = Scenario::parse("title = ", "x.toml").unwrap_err();
         assert_eq!(e.line, Some(1));
