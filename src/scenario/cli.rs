@@ -27,9 +27,15 @@ pub struct RunArgs {
     /// Wait for Enter before each step.
     #[arg(long)]
     pub step: bool,
-    /// Write the capture, annotated with the steps, to this pcapng file.
+    /// Write the capture, annotated with the steps, to this pcapng file (Wireshark opens it).
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<std::path::PathBuf>,
+    /// Write the transcript (steps, commands, replies, frame numbers) to this text file.
+    #[arg(long, value_name = "FILE")]
+    pub transcript: Option<std::path::PathBuf>,
+    /// Write the sequence diagram to this SVG file.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<std::path::PathBuf>,
     /// Run the machines in memory: no sockets, no packets (the transcript only).
     #[arg(long)]
     pub memory: bool,
@@ -159,6 +165,14 @@ fn run_live(scenario: &Scenario, options: &RecorderOptions, args: &RunArgs) -> R
     if let Some(path) = &args.pcap {
         export_pcap(&timeline, path)?;
     }
+    if let Some(path) = &args.transcript {
+        crate::export::transcript::write_transcript(&timeline, path).map_err(|e| e.to_string())?;
+        println!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.svg {
+        crate::export::svg::write_svg(&timeline, path).map_err(|e| e.to_string())?;
+        println!("wrote {}", path.display());
+    }
     match first_failure {
         Some(f) => Err(f),
         None => Ok(()),
@@ -173,10 +187,11 @@ fn export_pcap(timeline: &Timeline, path: &std::path::Path) -> Result<(), String
             timeline.capture_status().describe()
         ));
     }
-    // TEMP until src/export lands.
-    if path.as_os_str().is_empty() {
-        return Err("empty path".into());
+    let mut hints = crate::export::pcapng::ExportHints::from_timeline(timeline);
+    if hints.interface.is_none() {
+        hints.interface = Some(if cfg!(target_os = "linux") { "lo" } else { "lo0" }.to_string());
     }
+    crate::export::pcapng::write_pcapng(timeline, path, &hints).map_err(|e| e.to_string())?;
     println!("wrote {} ({} packets)", path.display(), timeline.packets.len());
     Ok(())
 }

@@ -1,0 +1,491 @@
+//! The sequence diagram as standalone SVG: for each client session a pair of lifelines
+//! (the client and the server it talks to), one labelled arrow per command (client to
+//! server) and per reply (server to client), TCP set-up and tear-down as grey arrows, and
+//! each step as a band with its caption. Under each arrow: the frames that carried it, its
+//! size and its time from the first frame.
+//!
+//! Every piece of text (captions, commands, replies: much of it from the network) is
+//! XML-escaped, and control characters are shown as their Unicode pictures. The file uses a
+//! monospace font at print-friendly sizes and needs nothing else to render.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::{
+    ExportError, connection_notes, exchange_frames, frame_list, frames_by_step, shorten, visible,
+};
+use crate::decode::units::Protocol;
+use crate::scenario::Direction;
+use crate::timeline::Timeline;
+
+const MARGIN: f64 = 24.0;
+/// Width of one client/server pair of lifelines.
+const PAIR_WIDTH: f64 = 560.0;
+const PAIR_GAP: f64 = 40.0;
+/// Lifeline distance from its pair's edge.
+const LIFELINE_INSET: f64 = 70.0;
+/// Approximate advance of one monospace character, per pixel of font size.
+const CHAR_ADVANCE: f64 = 0.6;
+const LABEL_SIZE: f64 = 13.0;
+const CAPTION_SIZE: f64 = 14.0;
+const TITLE_SIZE: f64 = 20.0;
+/// Height of a participant box (two lines).
+const ACTOR_HEIGHT: f64 = 50.0;
+
+const CLIENT_COLOR: &str = "#1d4ed8";
+const SERVER_COLOR: &str = "#15803d";
+const ERROR_COLOR: &str = "#b91c1c";
+const TCP_COLOR: &str = "#6b7280";
+
+/// XML-escapes text (after making control characters visible), for element content and
+/// attribute values alike.
+pub fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in visible(text).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Splits text into lines of at most `width` characters, at spaces where possible.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(8);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word = word.to_string();
+        loop {
+            let used = line.chars().count();
+            let need = word.chars().count() + usize::from(used > 0);
+            if used + need <= width {
+                if used > 0 {
+                    line.push(' ');
+                }
+                line.push_str(&word);
+                break;
+            }
+            if used > 0 {
+                lines.push(std::mem::take(&mut line));
+                continue;
+            }
+            // A word longer than a line: cut it.
+            let head: String = word.chars().take(width).collect();
+            word = word.chars().skip(width).collect();
+            lines.push(head);
+            if word.is_empty() {
+                break;
+            }
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// One client session: its column and what its lifelines are called.
+struct Pair {
+    session: String,
+    client_label: String,
+    server_label: String,
+}
+
+impl Pair {
+    fn left(index: usize) -> f64 {
+        MARGIN + index as f64 * (PAIR_WIDTH + PAIR_GAP)
+    }
+    fn client_x(index: usize) -> f64 {
+        Self::left(index) + LIFELINE_INSET
+    }
+    fn server_x(index: usize) -> f64 {
+        Self::left(index) + PAIR_WIDTH - LIFELINE_INSET
+    }
+}
+
+/// The sessions of the timeline, in order of first appearance.
+fn pairs(timeline: &Timeline) -> Vec<Pair> {
+    let mut pairs: Vec<Pair> = Vec::new();
+    for step in &timeline.steps {
+        let session = &step.outcome.session;
+        if pairs.iter().any(|p| &p.session == session) {
+            continue;
+        }
+        let steps = timeline
+            .steps
+            .iter()
+            .filter(|s| &s.outcome.session == session);
+        let mut client_addr = None;
+        let mut server = None;
+        for s in steps.clone() {
+            if let Some(client) = s.client {
+                client_addr.get_or_insert(client);
+                if let Some(conn) = timeline
+                    .connection_of(client)
+                    .and_then(|c| timeline.analyzer.connections().get(c))
+                {
+                    server = Some((conn.protocol(), conn.server));
+                    break;
+                }
+            }
+        }
+        let protocol = match server.map(|(p, _)| p) {
+            Some(Protocol::Pop3) => "POP3",
+            Some(Protocol::Smtp) => "SMTP",
+            _ => {
+                // Not captured: the replies tell.
+                let first_reply = steps
+                    .flat_map(|s| s.outcome.exchanges.iter())
+                    .find(|e| e.direction == Direction::ServerToClient);
+                match first_reply.map(|e| e.line.as_str()) {
+                    Some(l) if l.starts_with("+OK") || l.starts_with("-ERR") => "POP3",
+                    Some(l) if l.chars().next().is_some_and(|c| c.is_ascii_digit()) => "SMTP",
+                    _ => "mail",
+                }
+            }
+        };
+        let client_label = match client_addr {
+            Some(a) => format!("client \"{session}\"\n{a}"),
+            None => format!("client \"{session}\""),
+        };
+        let server_label = match server {
+            Some((_, a)) => format!("{protocol} server\n{a}"),
+            None => format!("{protocol} server"),
+        };
+        pairs.push(Pair {
+            session: session.clone(),
+            client_label,
+            server_label,
+        });
+    }
+    pairs
+}
+
+/// Whether a reply reports an error (`-ERR`, SMTP 4xx/5xx).
+fn is_error_reply(line: &str) -> bool {
+    line.starts_with("-ERR") || line.starts_with('4') || line.starts_with('5')
+}
+
+/// Writes an arrow from `x1` to `x2` at height `y` with its label above and a note below.
+#[allow(clippy::too_many_arguments)]
+fn arrow(
+    out: &mut String,
+    x1: f64,
+    x2: f64,
+    y: f64,
+    color: &str,
+    label: &str,
+    full: &str,
+    note: &str,
+    dashed: bool,
+) {
+    let marker = marker_id(color);
+    let dash = if dashed {
+        " stroke-dasharray=\"6 4\""
+    } else {
+        ""
+    };
+    let mid = (x1 + x2) / 2.0;
+    let _ = writeln!(out, "<g>");
+    let _ = writeln!(out, "  <title>{}</title>", xml_escape(full));
+    let _ = writeln!(
+        out,
+        "  <text class=\"label\" x=\"{mid:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"{color}\">{}</text>",
+        y - 6.0,
+        xml_escape(label)
+    );
+    let _ = writeln!(
+        out,
+        "  <line x1=\"{x1:.1}\" y1=\"{y:.1}\" x2=\"{x2:.1}\" y2=\"{y:.1}\" stroke=\"{color}\" stroke-width=\"1.6\"{dash} marker-end=\"url(#{marker})\"/>"
+    );
+    if !note.is_empty() {
+        let _ = writeln!(
+            out,
+            "  <text class=\"note\" x=\"{mid:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            y + 14.0,
+            xml_escape(note)
+        );
+    }
+    let _ = writeln!(out, "</g>");
+}
+
+fn marker_id(color: &str) -> &'static str {
+    match color {
+        CLIENT_COLOR => "head-client",
+        SERVER_COLOR => "head-server",
+        ERROR_COLOR => "head-error",
+        _ => "head-tcp",
+    }
+}
+
+/// A box with one or two lines of text, centred on `x`.
+fn participant(out: &mut String, x: f64, y: f64, label: &str, color: &str) {
+    let lines: Vec<&str> = label.lines().collect();
+    let width = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0) as f64
+        * CHAR_ADVANCE
+        * LABEL_SIZE
+        + 20.0;
+    let width = width.clamp(120.0, PAIR_WIDTH / 2.0 + 20.0);
+    let height = 16.0 + 17.0 * lines.len() as f64;
+    let _ = writeln!(
+        out,
+        "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{width:.1}\" height=\"{height:.1}\" rx=\"6\" fill=\"#ffffff\" stroke=\"{color}\" stroke-width=\"1.6\"/>",
+        x - width / 2.0
+    );
+    for (i, line) in lines.iter().enumerate() {
+        let class = if i == 0 { "actor" } else { "note" };
+        let _ = writeln!(
+            out,
+            "<text class=\"{class}\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"{color}\">{}</text>",
+            y + 22.0 + 17.0 * i as f64,
+            xml_escape(line)
+        );
+    }
+}
+
+/// The sequence diagram of the whole timeline as a standalone SVG document.
+pub fn sequence_svg(timeline: &Timeline) -> String {
+    let pairs = pairs(timeline);
+    let columns = pairs.len().max(1);
+    let width =
+        (2.0 * MARGIN + columns as f64 * PAIR_WIDTH + (columns - 1) as f64 * PAIR_GAP).max(640.0);
+    let text_width = width - 2.0 * MARGIN - 16.0;
+    let caption_chars = (text_width / (CHAR_ADVANCE * CAPTION_SIZE)) as usize;
+    let label_chars = ((PAIR_WIDTH - 16.0) / (CHAR_ADVANCE * LABEL_SIZE)) as usize;
+    let t0 = timeline.packets.first().map(|p| p.ts_micros);
+
+    // Header: the title (at most two lines), the capture status, the participants.
+    let title_lines: Vec<String> = wrap(
+        &timeline.title,
+        (text_width / (CHAR_ADVANCE * TITLE_SIZE)) as usize,
+    )
+    .into_iter()
+    .take(2)
+    .collect();
+    let status_y = 10.0 + 24.0 * title_lines.len() as f64 + 18.0;
+    let actors_y = status_y + 16.0;
+    let lifelines_top = actors_y + ACTOR_HEIGHT;
+    let top = lifelines_top + 20.0;
+
+    let mut bands = String::new();
+    let mut body = String::new();
+    // Where lifelines are drawn: from the participants to the first band, then in each
+    // band below its caption.
+    let mut segments: Vec<(f64, f64)> = vec![(lifelines_top, top)];
+    let mut y = top;
+    let by_step = frames_by_step(timeline);
+    for (s, step) in timeline.steps.iter().enumerate() {
+        let pair = pairs
+            .iter()
+            .position(|p| p.session == step.outcome.session)
+            .unwrap_or(0);
+        let (cx, sx) = (Pair::client_x(pair), Pair::server_x(pair));
+        let band_top = y;
+        y += 8.0;
+        let caption = format!("Step {}: {}", s + 1, step.caption);
+        for line in wrap(&caption, caption_chars) {
+            y += 18.0;
+            let _ = writeln!(
+                body,
+                "<text class=\"caption\" x=\"{:.1}\" y=\"{y:.1}\">{}</text>",
+                MARGIN + 8.0,
+                xml_escape(&line)
+            );
+        }
+        if let Some(rfc) = &step.rfc {
+            y += 16.0;
+            let _ = writeln!(
+                body,
+                "<text class=\"rfc\" x=\"{:.1}\" y=\"{y:.1}\">{}</text>",
+                MARGIN + 8.0,
+                xml_escape(rfc)
+            );
+        }
+        y += 8.0;
+        // Lifelines are drawn between the caption and the band's end.
+        let arrows_top = y;
+        let (opening, closing): (Vec<_>, Vec<_>) =
+            connection_notes(timeline, by_step.get(s).map_or(&[][..], Vec::as_slice))
+                .into_iter()
+                .partition(|(note, _)| note.contains("handshake"));
+        let tcp_note = |body: &mut String, y: &mut f64, note: &str, frames: &[usize]| {
+            *y += 30.0;
+            let (x1, x2) = if note.contains("from the server") {
+                (sx, cx)
+            } else {
+                (cx, sx)
+            };
+            arrow(
+                body,
+                x1,
+                x2,
+                *y,
+                TCP_COLOR,
+                note,
+                note,
+                &frame_list(frames),
+                true,
+            );
+            *y += 8.0;
+        };
+        for (note, frames) in &opening {
+            tcp_note(&mut body, &mut y, note, frames);
+        }
+        for (e, exchange) in step.outcome.exchanges.iter().enumerate() {
+            y += 30.0;
+            let (x1, x2, color) = match exchange.direction {
+                Direction::ClientToServer => (cx, sx, CLIENT_COLOR),
+                Direction::ServerToClient if is_error_reply(&exchange.line) => {
+                    (sx, cx, ERROR_COLOR)
+                }
+                Direction::ServerToClient => (sx, cx, SERVER_COLOR),
+            };
+            let frames = exchange_frames(timeline, s, e);
+            let mut note = Vec::new();
+            if !frames.is_empty() {
+                note.push(frame_list(&frames));
+            }
+            note.push(format!("{} octets", exchange.octets));
+            if !exchange.more.is_empty() && !exchange.line.starts_with("<message") {
+                note.push(format!("+{} lines", exchange.more.len()));
+            }
+            let when = frames
+                .first()
+                .and_then(|&f| timeline.packets.get(f))
+                .zip(t0)
+                .map(|(p, t0)| p.ts_micros.saturating_sub(t0) as f64 / 1e6);
+            if let Some(t) = when {
+                note.push(format!("t+{t:.4} s"));
+            }
+            let label = shorten(&exchange.line, label_chars);
+            arrow(
+                &mut body,
+                x1,
+                x2,
+                y,
+                color,
+                &label,
+                &exchange.line,
+                &note.join(" · "),
+                false,
+            );
+            y += 8.0;
+        }
+        for (note, frames) in &closing {
+            tcp_note(&mut body, &mut y, note, frames);
+        }
+        if let Err(why) = &step.outcome.check {
+            for line in wrap(&format!("✗ {why}"), caption_chars) {
+                y += 18.0;
+                let _ = writeln!(
+                    body,
+                    "<text class=\"failed\" x=\"{:.1}\" y=\"{y:.1}\">{}</text>",
+                    MARGIN + 8.0,
+                    xml_escape(&line)
+                );
+            }
+        }
+        y += 16.0;
+        segments.push((arrows_top, y));
+        let fill = if s % 2 == 0 { "#f3f5f9" } else { "#ffffff" };
+        let _ = writeln!(
+            bands,
+            "<rect x=\"{:.1}\" y=\"{band_top:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{fill}\" stroke=\"#d5dbe5\"/>",
+            MARGIN,
+            width - 2.0 * MARGIN,
+            y - band_top
+        );
+    }
+    let height = y + MARGIN;
+
+    let mut out = String::new();
+    let _ = writeln!(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+    let _ = writeln!(
+        out,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" font-family=\"DejaVu Sans Mono, Menlo, Consolas, monospace\">"
+    );
+    let _ = writeln!(out, "<title>{}</title>", xml_escape(&timeline.title));
+    let _ = writeln!(
+        out,
+        "<style>\n  text {{ font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; fill: #111827; }}\n  .title {{ font-size: 20px; font-weight: bold; }}\n  .status {{ font-size: 12px; fill: #4b5563; }}\n  .caption {{ font-size: {CAPTION_SIZE}px; font-weight: bold; }}\n  .rfc {{ font-size: 12px; font-style: italic; fill: #4b5563; }}\n  .label {{ font-size: {LABEL_SIZE}px; }}\n  .actor {{ font-size: {LABEL_SIZE}px; font-weight: bold; }}\n  .note {{ font-size: 11px; fill: #4b5563; }}\n  .failed {{ font-size: 13px; font-weight: bold; fill: {ERROR_COLOR}; }}\n</style>"
+    );
+    let _ = writeln!(out, "<defs>");
+    for color in [CLIENT_COLOR, SERVER_COLOR, ERROR_COLOR, TCP_COLOR] {
+        let _ = writeln!(
+            out,
+            "  <marker id=\"{}\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"8\" markerHeight=\"8\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"{color}\"/></marker>",
+            marker_id(color)
+        );
+    }
+    let _ = writeln!(out, "</defs>");
+    let _ = writeln!(
+        out,
+        "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>"
+    );
+    let mut title_y = 10.0;
+    for line in &title_lines {
+        title_y += 24.0;
+        let _ = writeln!(
+            out,
+            "<text class=\"title\" x=\"{MARGIN:.1}\" y=\"{title_y:.1}\">{}</text>",
+            xml_escape(line)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "<text class=\"status\" x=\"{MARGIN:.1}\" y=\"{status_y:.1}\">{}</text>",
+        xml_escape(&shorten(
+            &timeline.capture_status().describe(),
+            caption_chars + 20
+        ))
+    );
+    out.push_str(&bands);
+    for (i, pair) in pairs.iter().enumerate() {
+        for (x, label, color) in [
+            (Pair::client_x(i), &pair.client_label, CLIENT_COLOR),
+            (Pair::server_x(i), &pair.server_label, SERVER_COLOR),
+        ] {
+            for (y1, y2) in &segments {
+                let _ = writeln!(
+                    out,
+                    "<line x1=\"{x:.1}\" y1=\"{y1:.1}\" x2=\"{x:.1}\" y2=\"{y2:.1}\" stroke=\"#9ca3af\" stroke-width=\"1.2\" stroke-dasharray=\"4 4\"/>"
+                );
+            }
+            participant(&mut out, x, actors_y, label, color);
+        }
+    }
+    out.push_str(&body);
+    let _ = writeln!(out, "</svg>");
+    out
+}
+
+/// Writes [`sequence_svg`] to `path`.
+pub fn write_svg(timeline: &Timeline, path: &Path) -> Result<(), ExportError> {
+    super::write_file(path, sequence_svg(timeline).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_control_characters() {
+        assert_eq!(
+            xml_escape("MAIL FROM:<a&b@c> \"x\" 'y'\r"),
+            "MAIL FROM:&lt;a&amp;b@c&gt; &quot;x&quot; &apos;y&apos;\u{240d}"
+        );
+    }
+
+    #[test]
+    fn wrapping_keeps_words_and_cuts_long_ones() {
+        assert_eq!(wrap("aaa bbb ccc", 8), vec!["aaa bbb", "ccc"]);
+        assert_eq!(wrap("abcdefghijkl", 8), vec!["abcdefgh", "ijkl"]);
+        assert_eq!(wrap("", 8), vec![""]);
+    }
+}
