@@ -76,9 +76,14 @@ fn ack(c: &mut Conversation, from_client: bool) {
 }
 
 fn pop3_session(c: &mut Conversation, rng: &mut Rng, n: u64) {
-    let msg = message(rng, 1024 + rng.below(11 * 1024) as usize, n);
+    let size = 1024 + rng.below(11 * 1024) as usize;
+    let msg = message(rng, size, n);
     let octets = msg.len();
-    send(c, false, format!("+OK POP3 server ready <{n}.1@localhost>\r\n").as_bytes());
+    send(
+        c,
+        false,
+        format!("+OK POP3 server ready <{n}.1@localhost>\r\n").as_bytes(),
+    );
     // Some clients split a command over two segments.
     if rng.below(4) == 0 {
         send(c, true, b"US");
@@ -92,7 +97,11 @@ fn pop3_session(c: &mut Conversation, rng: &mut Rng, n: u64) {
     send(c, true, b"STAT\r\n");
     send(c, false, format!("+OK 1 {octets}\r\n").as_bytes());
     send(c, true, b"LIST\r\n");
-    send(c, false, format!("+OK 1 messages\r\n1 {octets}\r\n.\r\n").as_bytes());
+    send(
+        c,
+        false,
+        format!("+OK 1 messages\r\n1 {octets}\r\n.\r\n").as_bytes(),
+    );
     send(c, true, b"UIDL\r\n");
     send(c, false, format!("+OK\r\n1 uid{n}\r\n.\r\n").as_bytes());
     send(c, true, b"RETR 1\r\n");
@@ -106,28 +115,51 @@ fn pop3_session(c: &mut Conversation, rng: &mut Rng, n: u64) {
 }
 
 fn smtp_session(c: &mut Conversation, rng: &mut Rng, n: u64) {
-    let msg = message(rng, 1024 + rng.below(11 * 1024) as usize, n);
+    let size = 1024 + rng.below(11 * 1024) as usize;
+    let msg = message(rng, size, n);
     send(c, false, b"220 localhost ESMTP mailwire\r\n");
     send(c, true, b"EHLO client.localhost\r\n");
-    send(c, false, b"250-localhost\r\n250-PIPELINING\r\n250-SIZE 10485760\r\n250 8BITMIME\r\n");
-    send(c, true, b"MAIL FROM:<alice@localhost>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n");
-    send(c, false, b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n");
+    send(
+        c,
+        false,
+        b"250-localhost\r\n250-PIPELINING\r\n250-SIZE 10485760\r\n250 8BITMIME\r\n",
+    );
+    send(
+        c,
+        true,
+        b"MAIL FROM:<alice@localhost>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n",
+    );
+    send(
+        c,
+        false,
+        b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n",
+    );
     let mut content = msg;
     content.extend_from_slice(b".\r\n");
     send(c, true, &content);
     ack(c, false);
-    send(c, false, format!("250 2.0.0 Ok: queued as {n:08X}\r\n").as_bytes());
+    send(
+        c,
+        false,
+        format!("250 2.0.0 Ok: queued as {n:08X}\r\n").as_bytes(),
+    );
     send(c, true, b"QUIT\r\n");
     send(c, false, b"221 2.0.0 Bye\r\n");
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let Some(out) = args.first() else {
         eprintln!("usage: cargo bench --bench decode_gen -- OUT.pcap [PACKETS]");
         std::process::exit(2);
     };
-    let want: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let want: u64 = args
+        .get(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let file = std::fs::File::create(out).expect("cannot create the output file");
     let mut w = BufWriter::with_capacity(1 << 20, file);
     write_pcap_header(&mut w, LinkType::ETHERNET).unwrap();
@@ -135,11 +167,20 @@ fn main() {
     let (mut packets, mut sessions, mut ts) = (0u64, 0u64, 1_700_000_000_000_000i64);
     while packets < want {
         // A new client address every 60,000 sessions, so 4-tuples never repeat.
-        let host = Ipv4Addr::new(127, 0, (sessions / 60_000 / 250) as u8, 1 + (sessions / 60_000 % 250) as u8);
+        let host = Ipv4Addr::new(
+            127,
+            0,
+            (sessions / 60_000 / 250) as u8,
+            1 + (sessions / 60_000 % 250) as u8,
+        );
         let client_port = 1024 + (sessions % 60_000) as u16;
         let pop3 = sessions % 2 == 0;
-        let server = (IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), if pop3 { 110 } else { 25 });
-        let mut c = Conversation::between(LinkType::ETHERNET, (IpAddr::V4(host), client_port), server);
+        let server = (
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
+            if pop3 { 110 } else { 25 },
+        );
+        let mut c =
+            Conversation::between(LinkType::ETHERNET, (IpAddr::V4(host), client_port), server);
         c.ts = ts;
         c.client_seq = rng.below(u64::from(u32::MAX)) as u32;
         c.server_seq = rng.below(u64::from(u32::MAX)) as u32;
@@ -158,5 +199,7 @@ fn main() {
         sessions += 1;
     }
     w.flush().unwrap();
-    eprintln!("wrote {packets} packets in {sessions} sessions (POP3 on port 110, SMTP on 25) to {out}");
+    eprintln!(
+        "wrote {packets} packets in {sessions} sessions (POP3 on port 110, SMTP on 25) to {out}"
+    );
 }

@@ -1,6 +1,8 @@
 //! Field trees of hand-built frames: every link type mailwire reads, every IPv4 and TCP
 //! field with its byte range, verified checksums (and the loopback offload note), options,
 //! fragments, non-TCP traffic, and the error sentences for frames that lie or are cut.
+// Test code: a failed lookup or index is a test failure, which is what a panic reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod decode_support;
 
@@ -15,7 +17,8 @@ const B: IpAddr = IpAddr::V4(Ipv4Addr::new(212, 227, 15, 166));
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 fn field<'a>(tree: &'a FrameTree, name: &str) -> &'a Field {
-    tree.find(name).unwrap_or_else(|| panic!("no field {name:?} in {tree:#?}"))
+    tree.find(name)
+        .unwrap_or_else(|| panic!("no field {name:?} in {tree:#?}"))
 }
 
 fn all_fields(f: &Field, out: &mut Vec<Field>) {
@@ -28,7 +31,10 @@ fn all_fields(f: &Field, out: &mut Vec<Field>) {
 /// Every field lies inside the frame, and children inside their parent.
 fn assert_ranges_sane(tree: &FrameTree, len: usize) {
     fn check(f: &Field, len: usize) {
-        assert!(f.range.start <= f.range.end && f.range.end <= len, "{f:?} outside {len}");
+        assert!(
+            f.range.start <= f.range.end && f.range.end <= len,
+            "{f:?} outside {len}"
+        );
         for c in &f.children {
             assert!(
                 c.range.start >= f.range.start && c.range.end <= f.range.end,
@@ -52,7 +58,14 @@ fn ethernet_ipv4_tcp_syn_every_field_with_its_bytes() {
     let tree = decode_frame(LinkType::ETHERNET, &frame).unwrap();
     assert_ranges_sane(&tree, frame.len());
     let names: Vec<&str> = tree.layers.iter().map(|l| l.name.as_str()).collect();
-    assert_eq!(names, ["Ethernet II", "Internet Protocol version 4", "Transmission Control Protocol"]);
+    assert_eq!(
+        names,
+        [
+            "Ethernet II",
+            "Internet Protocol version 4",
+            "Transmission Control Protocol"
+        ]
+    );
 
     let eth = tree.layer("Ethernet II").unwrap();
     assert_eq!(eth.child("Type").unwrap().value, "IPv4 (0x0800)");
@@ -72,9 +85,18 @@ fn ethernet_ipv4_tcp_syn_every_field_with_its_bytes() {
         ("Fragment offset", "0 (byte 0)", 20..22),
     ] {
         let f = ip.child(name).unwrap();
-        assert_eq!((f.value.as_str(), f.range.clone()), (value, range), "{name}");
+        assert_eq!(
+            (f.value.as_str(), f.range.clone()),
+            (value, range),
+            "{name}"
+        );
     }
-    assert!(ip.child("Header checksum").unwrap().value.ends_with("(correct)"));
+    assert!(
+        ip.child("Header checksum")
+            .unwrap()
+            .value
+            .ends_with("(correct)")
+    );
     let flags = ip.child("Flags").unwrap();
     assert_eq!(flags.child("Don't fragment").unwrap().value, "set");
     assert_eq!(flags.child("More fragments").unwrap().value, "not set");
@@ -92,13 +114,23 @@ fn ethernet_ipv4_tcp_syn_every_field_with_its_bytes() {
         ("Options", "20 bytes", 54..74),
     ] {
         let f = tcp.child(name).unwrap();
-        assert_eq!((f.value.as_str(), f.range.clone()), (value, range), "{name}");
+        assert_eq!(
+            (f.value.as_str(), f.range.clone()),
+            (value, range),
+            "{name}"
+        );
     }
     let flag_bits = tcp.child("Flags").unwrap();
     assert_eq!(flag_bits.children.len(), 10);
     assert_eq!(flag_bits.child("Syn (SYN)").unwrap().value, "set");
-    assert_eq!(flag_bits.child("Acknowledgment (ACK)").unwrap().value, "not set");
-    assert_eq!(tcp.child("Checksum").unwrap().value.split(' ').nth(1), Some("(correct)"));
+    assert_eq!(
+        flag_bits.child("Acknowledgment (ACK)").unwrap().value,
+        "not set"
+    );
+    assert_eq!(
+        tcp.child("Checksum").unwrap().value.split(' ').nth(1),
+        Some("(correct)")
+    );
 
     let options = tcp.child("Options").unwrap();
     let opts: Vec<(&str, &str, std::ops::Range<usize>)> = options
@@ -136,10 +168,18 @@ fn tcp_checksum_wrong_on_loopback_is_not_flagged() {
     let tree = decode_frame(LinkType::ETHERNET, &frame).unwrap();
     let c = field(&tree, "Checksum");
     assert_eq!(c.value, "0xfe30");
-    assert!(c.note.as_deref().unwrap().starts_with("not verified: loopback checksum offload"));
+    assert!(
+        c.note
+            .as_deref()
+            .unwrap()
+            .starts_with("not verified: loopback checksum offload")
+    );
 
     // Not loopback: flagged, with the right value.
-    let mut frame = wrap(LinkType::ETHERNET, &ip_tcp(A, B, tcp_header(40000, 110, 1, 1, PSH_ACK), b"STAT\r\n"));
+    let mut frame = wrap(
+        LinkType::ETHERNET,
+        &ip_tcp(A, B, tcp_header(40000, 110, 1, 1, PSH_ACK), b"STAT\r\n"),
+    );
     frame[6] = 1; // a real MAC
     let good = decode_frame(LinkType::ETHERNET, &frame).unwrap();
     let good_value = field(&good, "Checksum").value.clone();
@@ -147,12 +187,20 @@ fn tcp_checksum_wrong_on_loopback_is_not_flagged() {
     let tree = decode_frame(LinkType::ETHERNET, &frame).unwrap();
     let c = field(&tree, "Checksum");
     assert!(c.value.contains("incorrect, should be"), "{}", c.value);
-    assert!(c.value.ends_with(&format!("{})", good_value.split(' ').next().unwrap())));
+    assert!(
+        c.value
+            .ends_with(&format!("{})", good_value.split(' ').next().unwrap()))
+    );
 }
 
 #[test]
 fn every_link_type_decodes_to_the_same_tcp() {
-    let ip = ip_tcp(A, B, tcp_header(40000, 110, 7, 9, PSH_ACK), b"USER mrose\r\n");
+    let ip = ip_tcp(
+        A,
+        B,
+        tcp_header(40000, 110, 7, 9, PSH_ACK),
+        b"USER mrose\r\n",
+    );
     for (link, first_layer, header_len) in [
         (LinkType::ETHERNET, "Ethernet II", 14),
         (LinkType::NULL, "Null/Loopback", 4),
@@ -199,7 +247,12 @@ fn null_header_in_either_byte_order() {
 fn ipv6_on_raw_and_null_links() {
     let a = IpAddr::V6(Ipv6Addr::LOCALHOST);
     let ip = ip_tcp(a, a, tcp_header(50000, 25, 1, 1, PSH_ACK), b"EHLO x\r\n");
-    for link in [LinkType::IPV6, LinkType::RAW, LinkType::NULL, LinkType::ETHERNET] {
+    for link in [
+        LinkType::IPV6,
+        LinkType::RAW,
+        LinkType::NULL,
+        LinkType::ETHERNET,
+    ] {
         let frame = wrap(link, &ip);
         let tree = decode_frame(link, &frame).unwrap_or_else(|e| panic!("{link:?}: {e}"));
         assert_ranges_sane(&tree, frame.len());
@@ -223,7 +276,13 @@ fn vlan_tag_and_big_loopback_frames() {
     let vlan = field(&tree, "802.1Q VLAN tag");
     assert_eq!(vlan.value, "VLAN 5");
     assert_eq!(vlan.range, 14..18);
-    assert_eq!(tree.layer("Internet Protocol version 4").unwrap().range.start, 18);
+    assert_eq!(
+        tree.layer("Internet Protocol version 4")
+            .unwrap()
+            .range
+            .start,
+        18
+    );
     assert_eq!(tree.layer("Payload").unwrap().range.len(), 3000);
 }
 
@@ -236,7 +295,12 @@ fn ip_fragments_are_said_and_not_reassembled() {
     let frame = wrap(LinkType::ETHERNET, &ip);
     let tree = decode_frame(LinkType::ETHERNET, &frame).unwrap();
     let v4 = tree.layer("Internet Protocol version 4").unwrap();
-    assert!(v4.note.as_deref().unwrap().contains("does not reassemble IP fragments"));
+    assert!(
+        v4.note
+            .as_deref()
+            .unwrap()
+            .contains("does not reassemble IP fragments")
+    );
     assert!(tree.layer("Transmission Control Protocol").is_none());
     assert!(tree.layer("Payload").unwrap().value.contains("IP fragment"));
     let s = summarize(0, LinkType::ETHERNET, &frame, frame.len() as u32);
@@ -256,7 +320,12 @@ fn non_tcp_is_summarized_without_tcp() {
     assert_eq!(s.ip.unwrap().protocol, 17);
     assert!(s.tcp.is_none() && s.error.is_none());
     let tree = decode_frame(LinkType::ETHERNET, &udp).unwrap();
-    assert!(tree.layer("Payload").unwrap().value.contains("UDP, not decoded"));
+    assert!(
+        tree.layer("Payload")
+            .unwrap()
+            .value
+            .contains("UDP, not decoded")
+    );
 
     let mut arp = vec![0u8; 12];
     arp.extend_from_slice(&[0x08, 0x06]);
@@ -271,7 +340,10 @@ fn sack_blocks_and_unknown_options_have_ranges() {
     h.set_options(&[
         etherparse::TcpOptionElement::Noop,
         etherparse::TcpOptionElement::Noop,
-        etherparse::TcpOptionElement::SelectiveAcknowledgement((100, 200), [Some((300, 400)), None, None]),
+        etherparse::TcpOptionElement::SelectiveAcknowledgement(
+            (100, 200),
+            [Some((300, 400)), None, None],
+        ),
     ])
     .unwrap();
     let frame = wrap(LinkType::ETHERNET, &ip_tcp(A, B, h, b""));
@@ -308,18 +380,33 @@ fn ipv4_options_have_ranges() {
     assert_eq!(opts.children[0].name, "No-Operation");
     assert_eq!(opts.children[1].name, "End of options list");
     assert!(field(&tree, "Header checksum").value.contains("incorrect"));
-    assert_eq!(tree.layer("Transmission Control Protocol").unwrap().range.start, 38);
+    assert_eq!(
+        tree.layer("Transmission Control Protocol")
+            .unwrap()
+            .range
+            .start,
+        38
+    );
 }
 
 #[test]
 fn errors_name_layer_offset_and_lengths() {
-    let good = wrap(LinkType::ETHERNET, &ip_tcp(A, B, tcp_header(1, 110, 1, 1, ACK), b""));
+    let good = wrap(
+        LinkType::ETHERNET,
+        &ip_tcp(A, B, tcp_header(1, 110, 1, 1, ACK), b""),
+    );
 
     let e = decode_frame(LinkType::ETHERNET, &good[..10]).unwrap_err();
-    assert_eq!(e.to_string(), "Ethernet header at byte 0 needs 14 bytes but only 10 bytes remain");
+    assert_eq!(
+        e.to_string(),
+        "Ethernet header at byte 0 needs 14 bytes but only 10 bytes remain"
+    );
 
     let e = decode_frame(LinkType::ETHERNET, &good[..30]).unwrap_err();
-    assert_eq!(e.to_string(), "IPv4 header at byte 14 needs 20 bytes but only 16 bytes remain");
+    assert_eq!(
+        e.to_string(),
+        "IPv4 header at byte 14 needs 20 bytes but only 16 bytes remain"
+    );
 
     let mut lying = good.clone();
     lying[14] = 0x4f; // IHL 15: 60 bytes
@@ -328,19 +415,33 @@ fn errors_name_layer_offset_and_lengths() {
         e.to_string(),
         "IPv4 header at byte 14 says (in its header length field) it is 60 bytes long but only 40 bytes remain"
     );
-    assert_eq!((e.layer, e.offset, e.needed, e.available), ("IPv4 header", 14, 60, 40));
+    assert_eq!(
+        (e.layer, e.offset, e.needed, e.available),
+        ("IPv4 header", 14, 60, 40)
+    );
 
     let mut lying = good.clone();
     lying[14] = 0x43; // IHL 3
     let e = decode_frame(LinkType::ETHERNET, &lying).unwrap_err();
-    assert!(e.to_string().contains("less than the 20-byte minimum"), "{e}");
+    assert!(
+        e.to_string().contains("less than the 20-byte minimum"),
+        "{e}"
+    );
 
     let mut lying = good.clone();
     lying[16] = 0x05; // total length 1280+
     let partial = decode_frame_partial(LinkType::ETHERNET, &lying);
     let e = partial.error.clone().unwrap();
-    assert!(e.to_string().starts_with("IPv4 packet at byte 14 says (in its total length field) it is 1320 bytes long"), "{e}");
-    assert!(partial.layer("Transmission Control Protocol").is_some(), "decoded as far as the bytes go");
+    assert!(
+        e.to_string().starts_with(
+            "IPv4 packet at byte 14 says (in its total length field) it is 1320 bytes long"
+        ),
+        "{e}"
+    );
+    assert!(
+        partial.layer("Transmission Control Protocol").is_some(),
+        "decoded as far as the bytes go"
+    );
 
     let mut lying = good.clone();
     lying[46] = 0xf0; // TCP data offset 15: 60 bytes
@@ -361,16 +462,28 @@ fn errors_name_layer_offset_and_lengths() {
     let mut v6 = good.clone();
     v6[14] = 0x65;
     let e = decode_frame(LinkType::ETHERNET, &v6).unwrap_err();
-    assert_eq!(e.to_string(), "IPv4 header at byte 14 has version 6 where 4 was expected");
+    assert_eq!(
+        e.to_string(),
+        "IPv4 header at byte 14 has version 6 where 4 was expected"
+    );
 
     let e = decode_frame(LinkType(147), &good).unwrap_err();
-    assert!(e.to_string().starts_with("link type 147 is not one mailwire decodes"));
+    assert!(
+        e.to_string()
+            .starts_with("link type 147 is not one mailwire decodes")
+    );
 
     let e = decode_frame(LinkType::NULL, &[2, 0]).unwrap_err();
-    assert_eq!(e.to_string(), "NULL/loopback header at byte 0 needs 4 bytes but only 2 bytes remain");
+    assert_eq!(
+        e.to_string(),
+        "NULL/loopback header at byte 0 needs 4 bytes but only 2 bytes remain"
+    );
 
     let e = decode_frame(LinkType::RAW, &[]).unwrap_err();
-    assert_eq!(e.to_string(), "raw IP packet at byte 0 needs 1 byte but only 0 bytes remain");
+    assert_eq!(
+        e.to_string(),
+        "raw IP packet at byte 0 needs 1 byte but only 0 bytes remain"
+    );
 
     // The summary keeps the error too.
     let s = summarize(0, LinkType::ETHERNET, &good[..30], 30);
@@ -379,7 +492,10 @@ fn errors_name_layer_offset_and_lengths() {
 
 #[test]
 fn ethernet_padding_is_a_trailer() {
-    let mut frame = wrap(LinkType::ETHERNET, &ip_tcp(A, B, tcp_header(1, 110, 1, 1, ACK), b""));
+    let mut frame = wrap(
+        LinkType::ETHERNET,
+        &ip_tcp(A, B, tcp_header(1, 110, 1, 1, ACK), b""),
+    );
     frame.extend_from_slice(&[0; 6]);
     let tree = decode_frame(LinkType::ETHERNET, &frame).unwrap();
     assert_eq!(tree.layer("Trailer").unwrap().range, 54..60);

@@ -4,6 +4,8 @@
 //! every link type: well over 100,000 cases, each summarized, decoded to a field tree and
 //! pushed through an analyzer. Hostile streams (over-long lines, NUL bytes, `\n.\r\n`,
 //! random bytes) go through the POP3 and SMTP cutters.
+// Test code: a failed lookup or index is a test failure, which is what a panic reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod decode_support;
 
@@ -34,7 +36,12 @@ impl Rng {
 }
 
 fn check_tree_ranges(f: &Field, len: usize) {
-    assert!(f.range.start <= f.range.end && f.range.end <= len, "{} {:?} outside {len}", f.name, f.range);
+    assert!(
+        f.range.start <= f.range.end && f.range.end <= len,
+        "{} {:?} outside {len}",
+        f.name,
+        f.range
+    );
     for c in &f.children {
         check_tree_ranges(c, len);
     }
@@ -52,7 +59,10 @@ fn exercise(analyzer: &mut Analyzer, link: LinkType, data: &[u8]) {
     }
     if let Some(e) = &tree.error {
         let text = e.to_string();
-        assert!(text.contains(e.layer) || text.starts_with("link type"), "{text}");
+        assert!(
+            text.contains(e.layer) || text.starts_with("link type"),
+            "{text}"
+        );
     }
     analyzer.push_frame(0, link, data, data.len() as u32);
 }
@@ -110,10 +120,22 @@ fn hand_built_frames() -> Vec<(LinkType, Vec<u8>)> {
         LinkType::IPV4,
     ] {
         out.push((link, syn_with_options(link, v4, v4b)));
-        out.push((link, wrap(link, &ip_tcp(v4, v4b, tcp_header(1, 110, 5, 6, PSH_ACK), b"RETR 1\r\n"))));
+        out.push((
+            link,
+            wrap(
+                link,
+                &ip_tcp(v4, v4b, tcp_header(1, 110, 5, 6, PSH_ACK), b"RETR 1\r\n"),
+            ),
+        ));
     }
     for link in [LinkType::IPV6, LinkType::ETHERNET, LinkType::NULL] {
-        out.push((link, wrap(link, &ip_tcp(v6, v6, tcp_header(2, 25, 5, 6, PSH_ACK), b"EHLO x\r\n"))));
+        out.push((
+            link,
+            wrap(
+                link,
+                &ip_tcp(v6, v6, tcp_header(2, 25, 5, 6, PSH_ACK), b"EHLO x\r\n"),
+            ),
+        ));
     }
     out
 }
@@ -121,7 +143,10 @@ fn hand_built_frames() -> Vec<(LinkType, Vec<u8>)> {
 fn reference_frames() -> Vec<(LinkType, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference-captures");
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        println!("SKIPPED the reference captures: {} is not here", dir.display());
+        println!(
+            "SKIPPED the reference captures: {} is not here",
+            dir.display()
+        );
         return Vec::new();
     };
     let mut files: Vec<_> = entries.map(|e| e.unwrap().path()).collect();
@@ -197,7 +222,11 @@ fn run_streams(port: u16, turns: &[(bool, Vec<u8>)], chunk: usize) -> Analyzer {
     }
     a.finish();
     for u in a.units() {
-        assert!(u.text.chars().count() <= 241, "unit text is bounded: {}", u.text.len());
+        assert!(
+            u.text.chars().count() <= 241,
+            "unit text is bounded: {}",
+            u.text.len()
+        );
         assert!(u.stream.start <= u.stream.end);
     }
     for conn in a.connections() {
@@ -226,15 +255,55 @@ fn hostile_streams_never_panic() {
     let r1 = random(5000);
     let r2 = random(5000);
     let cases: Vec<Vec<(bool, Vec<u8>)>> = vec![
-        vec![(false, b"+OK hi\r\n".to_vec()), (true, long_line.clone()), (false, b"-ERR too long\r\n".to_vec())],
-        vec![(false, b"+OK hi\r\n".to_vec()), (true, b"RETR 1\r\n".to_vec()), (false, long_line.clone())],
-        vec![(false, b"220 hi\r\n".to_vec()), (true, b"DATA\r\n".to_vec()), (false, b"354 go\r\n".to_vec()), (true, long_line.clone())],
-        vec![(false, b"220 hi\r\n".to_vec()), (true, b"DATA\r\n".to_vec()), (false, b"354 go\r\n".to_vec()),
-             (true, b"a\n.\r\nb\r\n.\nc\r\n\x00.\r\n\r\n.\r\n".to_vec()), (false, b"250 ok\r\n".to_vec())],
-        vec![(false, b"+OK\x00\xff\r\n".to_vec()), (true, b"\x00\x00\r\n\r\n\n\n".to_vec()), (false, b"\r\r\r\n.\r\n+\r\n-\r\n".to_vec())],
-        vec![(false, r1.clone()), (true, r2.clone()), (false, r2.clone()), (true, r1.clone())],
-        vec![(false, b"220 x\r\n".to_vec()), (true, b"BDAT 99999999999999999999\r\nBDAT 5\r\nab".to_vec()), (true, b"STARTTLS\r\n".to_vec()), (false, b"220 go\r\n".to_vec()), (true, r1.clone()), (false, r2.clone())],
-        vec![(false, b"+OK x\r\n".to_vec()), (true, b"STLS\r\n".to_vec()), (false, b"+OK go\r\n".to_vec()), (true, vec![0x16, 3, 1, 0xff, 0xff]), (false, vec![0x16, 3, 3, 0, 0, 0x99, 0x99])],
+        vec![
+            (false, b"+OK hi\r\n".to_vec()),
+            (true, long_line.clone()),
+            (false, b"-ERR too long\r\n".to_vec()),
+        ],
+        vec![
+            (false, b"+OK hi\r\n".to_vec()),
+            (true, b"RETR 1\r\n".to_vec()),
+            (false, long_line.clone()),
+        ],
+        vec![
+            (false, b"220 hi\r\n".to_vec()),
+            (true, b"DATA\r\n".to_vec()),
+            (false, b"354 go\r\n".to_vec()),
+            (true, long_line.clone()),
+        ],
+        vec![
+            (false, b"220 hi\r\n".to_vec()),
+            (true, b"DATA\r\n".to_vec()),
+            (false, b"354 go\r\n".to_vec()),
+            (true, b"a\n.\r\nb\r\n.\nc\r\n\x00.\r\n\r\n.\r\n".to_vec()),
+            (false, b"250 ok\r\n".to_vec()),
+        ],
+        vec![
+            (false, b"+OK\x00\xff\r\n".to_vec()),
+            (true, b"\x00\x00\r\n\r\n\n\n".to_vec()),
+            (false, b"\r\r\r\n.\r\n+\r\n-\r\n".to_vec()),
+        ],
+        vec![
+            (false, r1.clone()),
+            (true, r2.clone()),
+            (false, r2.clone()),
+            (true, r1.clone()),
+        ],
+        vec![
+            (false, b"220 x\r\n".to_vec()),
+            (true, b"BDAT 99999999999999999999\r\nBDAT 5\r\nab".to_vec()),
+            (true, b"STARTTLS\r\n".to_vec()),
+            (false, b"220 go\r\n".to_vec()),
+            (true, r1.clone()),
+            (false, r2.clone()),
+        ],
+        vec![
+            (false, b"+OK x\r\n".to_vec()),
+            (true, b"STLS\r\n".to_vec()),
+            (false, b"+OK go\r\n".to_vec()),
+            (true, vec![0x16, 3, 1, 0xff, 0xff]),
+            (false, vec![0x16, 3, 3, 0, 0, 0x99, 0x99]),
+        ],
         vec![(true, b"DATA\r\n".to_vec()), (true, r1.clone())],
     ];
     for port in [110, 25, 9999] {
@@ -250,7 +319,11 @@ fn hostile_streams_never_panic() {
     }
     // The 3 MB line is one unit with a bounded text.
     let a = run_streams(110, &cases[0], 65000);
-    let u = a.units().iter().find(|u| u.direction == Direction::ClientToServer).unwrap();
+    let u = a
+        .units()
+        .iter()
+        .find(|u| u.direction == Direction::ClientToServer)
+        .unwrap();
     assert_eq!(u.len(), 3 << 20);
     assert!(u.text.ends_with('…'));
 }

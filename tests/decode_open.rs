@@ -1,6 +1,8 @@
 //! `mailwire open`: reads every reference capture without error, prints transcripts with
 //! frame numbers (checked against a committed golden file for a generated capture), lists
 //! segments with `--packets`, and names the file and libpcap's words when a file is bad.
+// Test code: a failed lookup or index is a test failure, which is what a panic reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod decode_support;
 
@@ -11,7 +13,10 @@ use decode_support::*;
 use mailwire::capture::LinkType;
 
 fn mailwire(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mailwire")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_mailwire"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -23,7 +28,9 @@ fn stderr(o: &Output) -> String {
 }
 
 fn reference(name: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference-captures").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/reference-captures")
+        .join(name);
     if p.exists() {
         Some(p)
     } else {
@@ -79,7 +86,10 @@ fn transcript_matches_the_golden_file() {
     let path = file.0.to_str().unwrap();
     for (args, golden) in [
         (vec!["open", path], "tests/decode_golden/demo.txt"),
-        (vec!["open", path, "--packets"], "tests/decode_golden/demo-packets.txt"),
+        (
+            vec!["open", path, "--packets"],
+            "tests/decode_golden/demo-packets.txt",
+        ),
     ] {
         let o = mailwire(&args);
         assert!(o.status.success(), "{}", stderr(&o));
@@ -89,7 +99,10 @@ fn transcript_matches_the_golden_file() {
             std::fs::write(&golden_path, &text).unwrap();
         }
         let expected = std::fs::read_to_string(&golden_path).unwrap_or_default();
-        assert_eq!(text, expected, "differs from {golden} (UPDATE_GOLDEN=1 rewrites it)");
+        assert_eq!(
+            text, expected,
+            "differs from {golden} (UPDATE_GOLDEN=1 rewrites it)"
+        );
     }
 }
 
@@ -100,7 +113,10 @@ fn summary_only_prints_totals() {
     let o = mailwire(&["open", file.0.to_str().unwrap(), "--summary-only"]);
     assert!(o.status.success());
     let out = stdout(&o);
-    assert!(out.contains(": 32 frames, 2 TCP connections, 22 units;"), "{out}");
+    assert!(
+        out.contains(": 32 frames, 2 TCP connections, 22 units;"),
+        "{out}"
+    );
     assert_eq!(out.lines().count(), 1);
 }
 
@@ -119,7 +135,10 @@ fn every_reference_capture_opens() {
             args.extend(extra);
             let o = mailwire(&args);
             assert!(o.status.success(), "{name}: {}", stderr(&o));
-            assert!(stdout(&o).contains("Connection 0 (tcp.stream eq 0)"), "{name}");
+            assert!(
+                stdout(&o).contains("Connection 0 (tcp.stream eq 0)"),
+                "{name}"
+            );
         }
         n += 1;
     }
@@ -137,10 +156,16 @@ fn reference_transcripts_say_what_happened() {
     if let Some(p) = reference("sv_smtp-pipelining.pcap") {
         let out = stdout(&mailwire(&["open", p.to_str().unwrap(), "--packets"]));
         assert!(out.contains("link type NULL/loopback (0)"));
-        assert!(out.contains("  C: RCPT TO:<john.doe@example.com>   [frames 11]"), "{out}");
+        assert!(
+            out.contains("  C: RCPT TO:<john.doe@example.com>   [frames 11]"),
+            "{out}"
+        );
         assert!(out.contains("  C: This is a test                   [message content, 1 line, 19 bytes, frames 11]"), "{out}");
         assert!(out.contains("  S: 250 2.1.0 Ok                     [reply to MAIL, frames 13]"));
-        assert!(out.contains("    #1     C->S [SYN] seq=0 win=65535 len=0"), "{out}");
+        assert!(
+            out.contains("    #1     C->S [SYN] seq=0 win=65535 len=0"),
+            "{out}"
+        );
         assert!(out.contains("    #2     S->C [SYN, ACK] seq=0 ack=1 win=65535 len=0"));
     }
     if let Some(p) = reference("zeek_smtp_smtp-bdat-cmd-invalid.pcapng") {
@@ -150,7 +175,12 @@ fn reference_transcripts_say_what_happened() {
     }
     if let Some(p) = reference("zeek_tls_pop3-starttls.pcap") {
         let out = stdout(&mailwire(&["open", p.to_str().unwrap()]));
-        assert!(out.contains("  C: TLS handshake record, 517 bytes (version 3.1) [TLS record, frames 11]"), "{out}");
+        assert!(
+            out.contains(
+                "  C: TLS handshake record, 517 bytes (version 3.1) [TLS record, frames 11]"
+            ),
+            "{out}"
+        );
     }
 }
 
@@ -164,22 +194,45 @@ fn a_truncated_file_prints_what_was_read_then_the_error() {
     let o = mailwire(&["open", file.0.to_str().unwrap()]);
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains(&format!("cannot read packet 32 of the capture file {}", file.0.display())), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot read packet 32 of the capture file {}",
+            file.0.display()
+        )),
+        "{err}"
+    );
     assert!(err.contains("libpcap says \"truncated dump file"), "{err}");
-    assert!(stdout(&o).contains("C: QUIT"), "what was read is still shown");
+    assert!(
+        stdout(&o).contains("C: QUIT"),
+        "what was read is still shown"
+    );
 }
 
 #[test]
 fn a_file_that_is_not_a_capture_is_refused_with_libpcaps_words() {
     let file = TempFile::new("notes.txt");
-    std::fs::write(&file.0, b"these are not packets, just some notes for the lab report").unwrap();
+    std::fs::write(
+        &file.0,
+        b"these are not packets, just some notes for the lab report",
+    )
+    .unwrap();
     let o = mailwire(&["open", file.0.to_str().unwrap()]);
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains(&format!("cannot read the capture file {}: libpcap says \"", file.0.display())), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot read the capture file {}: libpcap says \"",
+            file.0.display()
+        )),
+        "{err}"
+    );
     assert!(err.contains("unknown file format"), "{err}");
 
     let o = mailwire(&["open", "/nonexistent/capture.pcap"]);
-    assert!(stderr(&o).contains("cannot read the capture file /nonexistent/capture.pcap: libpcap says"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot read the capture file /nonexistent/capture.pcap: libpcap says"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stderr(&o).contains("No such file or directory"));
 }

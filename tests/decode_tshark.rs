@@ -5,6 +5,8 @@
 //!
 //! Reads the captures from ../shared/reference-captures (never copied into the project);
 //! says plainly that it skipped if that folder or tshark is missing.
+// Test code: a failed lookup or index is a test failure, which is what a panic reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -41,7 +43,11 @@ fn captures(dir: &Path) -> Vec<PathBuf> {
 
 fn tshark(args: &[&str]) -> String {
     let out = Command::new("tshark").args(args).output().unwrap();
-    assert!(out.status.success(), "tshark {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tshark {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -74,7 +80,8 @@ fn tshark_streams(file: &Path, count: usize) -> HashMap<usize, HashMap<String, V
             nodes[0] = a.trim().to_string();
         } else if let Some(a) = line.strip_prefix("Node 1: ") {
             nodes[1] = a.trim().to_string();
-        } else if line.starts_with("====") || line.starts_with("Follow:") || line.trim().is_empty() {
+        } else if line.starts_with("====") || line.starts_with("Follow:") || line.trim().is_empty()
+        {
             continue;
         } else if let Some(n) = stream {
             let (node, data) = match line.strip_prefix('\t') {
@@ -114,7 +121,14 @@ fn streams_agree_with_tshark_follow_tcp() {
         let name = file.file_name().unwrap().to_string_lossy().to_string();
 
         // Connection numbers = tshark's tcp.stream, frame by frame.
-        let fields = tshark(&["-r", file.to_str().unwrap(), "-T", "fields", "-e", "tcp.stream"]);
+        let fields = tshark(&[
+            "-r",
+            file.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-e",
+            "tcp.stream",
+        ]);
         for (i, line) in fields.lines().enumerate() {
             let frame = &analyzer.frames()[i];
             if frame.summary.ip.is_none_or(|ip| ip.protocol != 6) {
@@ -125,7 +139,12 @@ fn streams_agree_with_tshark_follow_tcp() {
             }
             let ours = frame.segment.map(|s| s.conn as usize);
             let theirs = line.trim().parse::<usize>().ok();
-            assert_eq!(ours, theirs, "{name}: frame {} is in stream {theirs:?} for tshark", i + 1);
+            assert_eq!(
+                ours,
+                theirs,
+                "{name}: frame {} is in stream {theirs:?} for tshark",
+                i + 1
+            );
         }
 
         let conns = analyzer.connections();
@@ -191,10 +210,22 @@ fn unit_bytes_tile_each_stream() {
                 ranges.sort_by_key(|r| r.start);
                 let mut at = 0;
                 for r in &ranges {
-                    assert_eq!(r.start, at, "{}: conn {} {dir:?}: units leave a hole or overlap", file.display(), conn.index);
+                    assert_eq!(
+                        r.start,
+                        at,
+                        "{}: conn {} {dir:?}: units leave a hole or overlap",
+                        file.display(),
+                        conn.index
+                    );
                     at = r.end;
                 }
-                assert_eq!(at, conn.stream(dir).delivered(), "{}: conn {} {dir:?}: units do not reach the end", file.display(), conn.index);
+                assert_eq!(
+                    at,
+                    conn.stream(dir).delivered(),
+                    "{}: conn {} {dir:?}: units do not reach the end",
+                    file.display(),
+                    conn.index
+                );
             }
         }
     }

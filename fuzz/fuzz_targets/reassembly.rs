@@ -14,7 +14,11 @@ use mailwire::decode::{Analyzer, Direction};
 const PORTS: [u16; 4] = [110, 25, 2525, 9999];
 
 fn frame(from_client: bool, port: u16, seq: u32, ack: u32, control: u8, payload: &[u8]) -> Vec<u8> {
-    let (sport, dport) = if from_client { (40000, port) } else { (port, 40000) };
+    let (sport, dport) = if from_client {
+        (40000, port)
+    } else {
+        (port, 40000)
+    };
     let mut h = TcpHeader::new(sport, dport, seq, 65535);
     h.syn = control & 0x02 != 0;
     h.fin = control & 0x04 != 0;
@@ -44,8 +48,19 @@ fuzz_target!(|data: &[u8]| {
         rest = next;
         let from_client = control & 0x01 == 0;
         let offset = u32::from(u16::from_be_bytes([*hi, *lo]));
-        let (isn, peer) = if from_client { (client_isn, server_isn) } else { (server_isn, client_isn) };
-        let f = frame(from_client, port, isn.wrapping_add(offset), peer.wrapping_add(1), *control, payload);
+        let (isn, peer) = if from_client {
+            (client_isn, server_isn)
+        } else {
+            (server_isn, client_isn)
+        };
+        let f = frame(
+            from_client,
+            port,
+            isn.wrapping_add(offset),
+            peer.wrapping_add(1),
+            *control,
+            payload,
+        );
         analyzer.push_frame(frames, LinkType::ETHERNET, &f, f.len() as u32);
         frames += 1;
     }

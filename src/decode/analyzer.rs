@@ -198,11 +198,22 @@ impl Analyzer {
 
     /// Takes one captured packet.
     pub fn push(&mut self, packet: &CapturedPacket) -> Pushed {
-        self.push_frame(packet.ts_micros, packet.link_type, &packet.data, packet.orig_len)
+        self.push_frame(
+            packet.ts_micros,
+            packet.link_type,
+            &packet.data,
+            packet.orig_len,
+        )
     }
 
     /// Takes one frame given by parts (no copy of the bytes is kept).
-    pub fn push_frame(&mut self, ts_micros: i64, link: LinkType, data: &[u8], orig_len: u32) -> Pushed {
+    pub fn push_frame(
+        &mut self,
+        ts_micros: i64,
+        link: LinkType,
+        data: &[u8],
+        orig_len: u32,
+    ) -> Pushed {
         let index = self.frames.len();
         let first_unit = self.units.len();
         let summary = summarize(ts_micros, link, data, orig_len);
@@ -223,7 +234,9 @@ impl Analyzer {
         let first = self.units.len();
         for ci in 0..self.conns.len() {
             if let Some(conn) = self.conns.get_mut(ci) {
-                let Connection { streams, dialog, .. } = conn;
+                let Connection {
+                    streams, dialog, ..
+                } = conn;
                 let [c, s] = streams;
                 c.close(&mut |ev| dialog.on_event(Direction::ClientToServer, ev));
                 s.close(&mut |ev| dialog.on_event(Direction::ServerToClient, ev));
@@ -310,7 +323,12 @@ impl Analyzer {
                 Direction::ServerToClient
             };
             conn.frames.push(frame);
-            let Connection { streams, dialog, reset, .. } = conn;
+            let Connection {
+                streams,
+                dialog,
+                reset,
+                ..
+            } = conn;
             let [c, s] = streams;
             let (this, other) = match dir {
                 Direction::ClientToServer => (c, s),
@@ -323,9 +341,14 @@ impl Analyzer {
                 segment.rel_ack = other.relative(tcp.ack);
                 other.peer_acked(tcp.ack, &mut |ev| dialog.on_event(dir.reverse(), ev));
             }
-            segment.notes = this.accept(frame, tcp.seq, tcp.flags, payload, tcp.payload_offset, &mut |ev| {
-                dialog.on_event(dir, ev)
-            });
+            segment.notes = this.accept(
+                frame,
+                tcp.seq,
+                tcp.flags,
+                payload,
+                tcp.payload_offset,
+                &mut |ev| dialog.on_event(dir, ev),
+            );
             segment.direction = dir;
             segment.rel_seq = this.relative(tcp.seq);
             if tcp.flags.has(TcpFlags::RST) {
@@ -379,7 +402,10 @@ impl Analyzer {
                 f.note = Some(format!("relative sequence number {}", seg.rel_seq));
             }
             if let Some(f) = tree.find_mut("Acknowledgment number")
-                && frame.summary.tcp.is_some_and(|t| t.flags.has(TcpFlags::ACK))
+                && frame
+                    .summary
+                    .tcp
+                    .is_some_and(|t| t.flags.has(TcpFlags::ACK))
             {
                 f.note = Some(format!("relative acknowledgment number {}", seg.rel_ack));
             }
@@ -426,4 +452,17 @@ pub fn analyze(path: impl AsRef<Path>) -> Result<Analyzer, FileError> {
     }
     analyzer.finish();
     Ok(analyzer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_frame_records_stay_small() {
+        // A million frames must fit in well under the size of their capture file.
+        let frame = std::mem::size_of::<Frame>();
+        assert!(frame <= 128, "Frame is {frame} bytes");
+        println!("FrameSummary {} bytes, Frame {frame} bytes", std::mem::size_of::<FrameSummary>());
+    }
 }

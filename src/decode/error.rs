@@ -205,6 +205,10 @@ mod tests {
             DecodeError::bad_value("IPv4 header", "version", 14, 6, 4).to_string(),
             "IPv4 header at byte 14 has version 6 where 4 was expected"
         );
-        assert!(DecodeError::unsupported_link(147).to_string().starts_with("link type 147 "));
+        assert!(
+            DecodeError::unsupported_link(147)
+                .to_string()
+                .starts_with("link type 147 ")
+        );
     }
 }

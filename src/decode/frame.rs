@@ -176,7 +176,10 @@ mod tests {
     fn flags_print_like_wireshark() {
         let f = TcpFlags(TcpFlags::SYN | TcpFlags::ACK);
         assert_eq!(f.to_string(), "SYN, ACK");
-        assert_eq!(TcpFlags(TcpFlags::FIN | TcpFlags::PSH | TcpFlags::ACK).to_string(), "FIN, PSH, ACK");
+        assert_eq!(
+            TcpFlags(TcpFlags::FIN | TcpFlags::PSH | TcpFlags::ACK).to_string(),
+            "FIN, PSH, ACK"
+        );
         assert_eq!(TcpFlags(0).to_string(), "none");
         assert_eq!(TcpFlags::from_header_bytes(0x81, 0x12), TcpFlags(0x112));
     }

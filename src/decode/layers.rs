@@ -40,7 +40,9 @@ pub(crate) fn four(data: &[u8], at: usize) -> Option<[u8; 4]> {
 pub(crate) enum LinkKind {
     Ethernet,
     /// BSD loopback, 4-byte address family; `big_endian` says which byte order it was in.
-    Null { big_endian: bool },
+    Null {
+        big_endian: bool,
+    },
     /// OpenBSD loopback: address family in network order.
     Loop,
     LinuxSll,
@@ -164,9 +166,8 @@ fn parse_loopback(link: LinkType, data: &[u8]) -> Result<Link, DecodeError> {
 }
 
 fn parse_sll(data: &[u8]) -> Result<Link, DecodeError> {
-    let protocol = be16(data, 14).ok_or_else(|| {
-        DecodeError::truncated("Linux cooked (SLL) header", 0, 16, data.len())
-    })?;
+    let protocol = be16(data, 14)
+        .ok_or_else(|| DecodeError::truncated("Linux cooked (SLL) header", 0, 16, data.len()))?;
     Ok(Link {
         kind: LinkKind::LinuxSll,
         header: 0..16,
@@ -202,9 +203,23 @@ fn parse_raw(link: LinkType, data: &[u8]) -> Result<Link, DecodeError> {
         (LinkType::IPV4, 4) | (LinkType::RAW, 4) => Next::Ipv4,
         (LinkType::IPV6, 6) | (LinkType::RAW, 6) => Next::Ipv6,
         (LinkType::IPV6, v) => {
-            return Err(DecodeError::bad_value("IPv6 header", "version", 0, v.into(), 6));
+            return Err(DecodeError::bad_value(
+                "IPv6 header",
+                "version",
+                0,
+                v.into(),
+                6,
+            ));
         }
-        (_, v) => return Err(DecodeError::bad_value("IPv4 header", "version", 0, v.into(), 4)),
+        (_, v) => {
+            return Err(DecodeError::bad_value(
+                "IPv4 header",
+                "version",
+                0,
+                v.into(),
+                4,
+            ));
+        }
     };
     Ok(Link {
         kind: LinkKind::Raw,
@@ -286,7 +301,11 @@ pub(crate) fn parse_ipv4(
     ))
 }
 
-fn ipv4_error(e: etherparse::err::ipv4::HeaderSliceError, start: usize, rest: &[u8]) -> DecodeError {
+fn ipv4_error(
+    e: etherparse::err::ipv4::HeaderSliceError,
+    start: usize,
+    rest: &[u8],
+) -> DecodeError {
     use etherparse::err::ipv4::{HeaderError, HeaderSliceError};
     const LAYER: &str = "IPv4 header";
     match e {
@@ -437,9 +456,13 @@ pub(crate) fn parse_tcp(data: &[u8], segment: Range<usize>) -> Result<Tcp<'_>, D
             HeaderSliceError::Len(len) if len.required_len <= 20 => {
                 DecodeError::truncated(LAYER, start, 20, bytes.len())
             }
-            HeaderSliceError::Len(len) => {
-                DecodeError::length_exceeds(LAYER, "data offset", start, len.required_len, bytes.len())
-            }
+            HeaderSliceError::Len(len) => DecodeError::length_exceeds(
+                LAYER,
+                "data offset",
+                start,
+                len.required_len,
+                bytes.len(),
+            ),
             HeaderSliceError::Content(HeaderError::DataOffsetTooSmall { data_offset }) => {
                 DecodeError::length_too_small(
                     LAYER,

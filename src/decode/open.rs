@@ -53,7 +53,11 @@ pub fn run_open(args: OpenArgs) -> Result<(), String> {
     if args.summary_only {
         let frames = analyzer.frames().len();
         let secs = elapsed.as_secs_f64();
-        let rate = if secs > 0.0 { frames as f64 / secs } else { 0.0 };
+        let rate = if secs > 0.0 {
+            frames as f64 / secs
+        } else {
+            0.0
+        };
         println!(
             "{name}: {frames} frames, {} TCP connections, {} units; read, decoded and \
              reassembled in {:.3} s ({rate:.0} frames/s)",
@@ -159,12 +163,20 @@ fn render_connection(out: &mut String, analyzer: &Analyzer, conn: &Connection, p
                 out,
                 "  note: {} bytes of the {} stream at offset {} were not captured",
                 g.end - g.start,
-                if dir == Direction::ClientToServer { "client's" } else { "server's" },
+                if dir == Direction::ClientToServer {
+                    "client's"
+                } else {
+                    "server's"
+                },
                 g.start
             );
         }
     }
-    let units: Vec<&Unit> = conn.units.iter().filter_map(|&u| analyzer.units().get(u)).collect();
+    let units: Vec<&Unit> = conn
+        .units
+        .iter()
+        .filter_map(|&u| analyzer.units().get(u))
+        .collect();
     if units.is_empty() && !packets {
         let _ = writeln!(out, "  (no protocol units)");
         return;
@@ -241,12 +253,22 @@ fn unit_line(out: &mut String, analyzer: &Analyzer, u: &Unit, previous: Option<&
         other => attrs.push(other.name().to_string()),
     }
     if u.multi_line {
-        attrs.push(format!("multi-line, {}", plural(u64::from(u.lines), "line")));
+        attrs.push(format!(
+            "multi-line, {}",
+            plural(u64::from(u.lines), "line")
+        ));
     }
     if let Some(cmd) = u.reply_to.and_then(|i| analyzer.units().get(i))
         && previous.is_none_or(|p| !std::ptr::eq(p, cmd))
     {
-        let word: String = cmd.text.split_whitespace().next().unwrap_or("").chars().take(16).collect();
+        let word: String = cmd
+            .text
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(16)
+            .collect();
         let what = if cmd.kind == UnitKind::MailContent {
             "message content".to_string()
         } else {
@@ -304,8 +326,15 @@ fn render_other_frames(out: &mut String, analyzer: &Analyzer) {
         *by_protocol.entry(what).or_default() += 1;
     }
     if !by_protocol.is_empty() {
-        let list: Vec<String> = by_protocol.iter().map(|(k, v)| format!("{v} {k}")).collect();
-        let _ = writeln!(out, "\nOther frames (no TCP connection): {}", list.join(", "));
+        let list: Vec<String> = by_protocol
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nOther frames (no TCP connection): {}",
+            list.join(", ")
+        );
     }
     if !errors.is_empty() {
         let _ = writeln!(out, "\nFrames with decode problems:");

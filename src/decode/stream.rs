@@ -92,9 +92,18 @@ impl SegmentNotes {
     pub fn describe(self) -> Vec<&'static str> {
         [
             (Self::RETRANSMISSION, "retransmission"),
-            (Self::PARTIAL_RETRANSMISSION, "partly retransmitted (bytes already seen are ignored)"),
-            (Self::OUT_OF_ORDER, "out of order (held until the gap before it fills)"),
-            (Self::OVERLAP, "overlaps bytes already held (the first copy wins)"),
+            (
+                Self::PARTIAL_RETRANSMISSION,
+                "partly retransmitted (bytes already seen are ignored)",
+            ),
+            (
+                Self::OUT_OF_ORDER,
+                "out of order (held until the gap before it fills)",
+            ),
+            (
+                Self::OVERLAP,
+                "overlaps bytes already held (the first copy wins)",
+            ),
             (Self::BEFORE_START, "bytes before the stream start"),
             (Self::SYN_RETRANSMISSION, "SYN retransmission"),
         ]
@@ -173,7 +182,9 @@ impl Stream {
 
     /// The frames that carried stream bytes `range`, with the bytes' range in each frame.
     pub fn carriers(&self, range: Range<u64>) -> Vec<(usize, Range<usize>)> {
-        let first = self.pieces.partition_point(|p| p.stream_range().end <= range.start);
+        let first = self
+            .pieces
+            .partition_point(|p| p.stream_range().end <= range.start);
         let mut out = Vec::new();
         for p in self.pieces.iter().skip(first) {
             let pr = p.stream_range();
@@ -230,7 +241,8 @@ impl Stream {
             let skip = usize::try_from(start.unsigned_abs()).unwrap_or(usize::MAX);
             notes.0 |= SegmentNotes::BEFORE_START;
             bytes = bytes.get(skip..).unwrap_or_default();
-            offset_in_frame = offset_in_frame.saturating_add(u32::try_from(skip).unwrap_or(u32::MAX));
+            offset_in_frame =
+                offset_in_frame.saturating_add(u32::try_from(skip).unwrap_or(u32::MAX));
             start = 0;
         }
         let start = start as u64;
@@ -284,7 +296,13 @@ impl Stream {
     }
 
     /// Hands on bytes at `self.next`.
-    fn deliver(&mut self, frame: u32, frame_offset: u32, bytes: &[u8], sink: &mut dyn FnMut(StreamEvent<'_>)) {
+    fn deliver(
+        &mut self,
+        frame: u32,
+        frame_offset: u32,
+        bytes: &[u8],
+        sink: &mut dyn FnMut(StreamEvent<'_>),
+    ) {
         if bytes.is_empty() {
             return;
         }

@@ -139,15 +139,21 @@ pub fn decode_frame_partial(link: LinkType, data: &[u8]) -> FrameTree {
         }
     }
     if let Some(net) = &walk.net {
-        out.extend(transport_layers(data, net, walk.tcp.as_ref(), loopback_link));
+        out.extend(transport_layers(
+            data,
+            net,
+            walk.tcp.as_ref(),
+            loopback_link,
+        ));
         let trailer = match net {
             Net::V4(v4) => v4.trailer.clone(),
             Net::V6(v6) => v6.trailer.clone(),
         };
         if !trailer.is_empty() {
             out.push(
-                Field::new("Trailer", format!("{} bytes", trailer.len()), trailer)
-                    .with_note("bytes after the IP packet: Ethernet padding to the minimum frame size"),
+                Field::new("Trailer", format!("{} bytes", trailer.len()), trailer).with_note(
+                    "bytes after the IP packet: Ethernet padding to the minimum frame size",
+                ),
             );
         }
     }
@@ -161,10 +167,19 @@ fn raw_payload(range: Range<usize>, what: &str) -> Vec<Field> {
     if range.is_empty() {
         return Vec::new();
     }
-    vec![Field::new(LAYER_PAYLOAD, format!("{} bytes, {what}", range.len()), range)]
+    vec![Field::new(
+        LAYER_PAYLOAD,
+        format!("{} bytes, {what}", range.len()),
+        range,
+    )]
 }
 
-fn transport_layers(data: &[u8], net: &Net<'_>, tcp: Option<&Tcp<'_>>, loopback_link: bool) -> Vec<Field> {
+fn transport_layers(
+    data: &[u8],
+    net: &Net<'_>,
+    tcp: Option<&Tcp<'_>>,
+    loopback_link: bool,
+) -> Vec<Field> {
     let payload = net.payload();
     if net.is_fragment() {
         return vec![
@@ -283,7 +298,12 @@ fn ethernet_layer(data: &[u8], l: &Link) -> Field {
         let tci = be16(data, at).unwrap_or(0);
         let inner = be16(data, at + 2).unwrap_or(0);
         children.push(
-            Field::new("802.1Q VLAN tag", format!("VLAN {}", tci & 0x0fff), at..at + 4).with_children(vec![
+            Field::new(
+                "802.1Q VLAN tag",
+                format!("VLAN {}", tci & 0x0fff),
+                at..at + 4,
+            )
+            .with_children(vec![
                 Field::new("Priority", (tci >> 13).to_string(), at..at + 1),
                 Field::new("Drop eligible", ((tci >> 12) & 1).to_string(), at..at + 1),
                 Field::new("VLAN ID", (tci & 0x0fff).to_string(), at..at + 2),
@@ -291,8 +311,12 @@ fn ethernet_layer(data: &[u8], l: &Link) -> Field {
             ]),
         );
     }
-    let mut f = Field::new("Ethernet II", format!("{} → {}", mac(src), mac(dst)), l.header.clone())
-        .with_children(children);
+    let mut f = Field::new(
+        "Ethernet II",
+        format!("{} → {}", mac(src), mac(dst)),
+        l.header.clone(),
+    )
+    .with_children(children);
     if src.iter().chain(dst).all(|b| *b == 0) {
         f.note = Some("all-zero addresses: captured on Linux loopback (lo)".into());
     } else if data.len() > 1514 {
@@ -325,7 +349,11 @@ fn sll_layer(data: &[u8]) -> Field {
         Field::new("Packet type", sll_packet_type(ptype), 0..2),
         Field::new("Link-layer address type", hw.to_string(), 2..4),
         Field::new("Link-layer address length", alen.to_string(), 4..6),
-        Field::new("Source", mac(data.get(6..6 + alen).unwrap_or_default()), 6..14),
+        Field::new(
+            "Source",
+            mac(data.get(6..6 + alen).unwrap_or_default()),
+            6..14,
+        ),
         Field::new("Protocol", ethertype_name(proto), 14..16),
     ])
 }
@@ -338,12 +366,20 @@ fn sll2_layer(data: &[u8]) -> Field {
     let alen = usize::from(data.get(11).copied().unwrap_or(0)).min(8);
     Field::new("Linux cooked capture v2", ethertype_name(proto), 0..20).with_children(vec![
         Field::new("Protocol", ethertype_name(proto), 0..2),
-        Field::new("Reserved", format!("0x{:04x}", be16(data, 2).unwrap_or(0)), 2..4),
+        Field::new(
+            "Reserved",
+            format!("0x{:04x}", be16(data, 2).unwrap_or(0)),
+            2..4,
+        ),
         Field::new("Interface index", ifindex.to_string(), 4..8),
         Field::new("Link-layer address type", hw.to_string(), 8..10),
         Field::new("Packet type", sll_packet_type(ptype.into()), 10..11),
         Field::new("Link-layer address length", alen.to_string(), 11..12),
-        Field::new("Source", mac(data.get(12..12 + alen).unwrap_or_default()), 12..20),
+        Field::new(
+            "Source",
+            mac(data.get(12..12 + alen).unwrap_or_default()),
+            12..20,
+        ),
     ])
 }
 
@@ -375,7 +411,11 @@ fn ipv4_layer(data: &[u8], v4: &Ipv4<'_>) -> Field {
     let frag = h.fragments_offset().value();
     let mut children = vec![
         Field::new("Version", h.version().to_string(), s..s + 1),
-        Field::new("Header length", format!("{hl} bytes ({})", h.ihl()), s..s + 1),
+        Field::new(
+            "Header length",
+            format!("{hl} bytes ({})", h.ihl()),
+            s..s + 1,
+        ),
         Field::new(
             "Differentiated services",
             format!("DSCP {}, ECN {}", h.dcp().value(), h.ecn().value()),
@@ -400,7 +440,11 @@ fn ipv4_layer(data: &[u8], v4: &Ipv4<'_>) -> Field {
         Field::new("Time to live", h.ttl().to_string(), s + 8..s + 9),
         Field::new("Protocol", protocol_name(h.protocol().0), s + 9..s + 10),
         ipv4_checksum_field(v4),
-        Field::new("Source address", Ipv4Addr::from(h.source()).to_string(), s + 12..s + 16),
+        Field::new(
+            "Source address",
+            Ipv4Addr::from(h.source()).to_string(),
+            s + 12..s + 16,
+        ),
         Field::new(
             "Destination address",
             Ipv4Addr::from(h.destination()).to_string(),
@@ -495,8 +539,12 @@ fn ipv4_options(data: &[u8], range: Range<usize>) -> Field {
         let len = usize::from(data.get(at + 1).copied().unwrap_or(0));
         if len < 2 || at + len > range.end {
             children.push(
-                Field::new(ipv4_option_name(kind), format!("kind {kind}"), at..range.end)
-                    .with_note(format!("its length {len} does not fit the options area")),
+                Field::new(
+                    ipv4_option_name(kind),
+                    format!("kind {kind}"),
+                    at..range.end,
+                )
+                .with_note(format!("its length {len} does not fit the options area")),
             );
             break;
         }
@@ -515,12 +563,32 @@ fn ipv6_layer(data: &[u8], v6: &Ipv6<'_>) -> Field {
     let s = v6.start;
     let mut children = vec![
         Field::new("Version", h.version().to_string(), s..s + 1),
-        Field::new("Traffic class", format!("0x{:02x}", h.traffic_class()), s..s + 2),
-        Field::new("Flow label", format!("0x{:05x}", h.flow_label().value()), s + 1..s + 4),
-        Field::new("Payload length", format!("{} bytes", h.payload_length()), s + 4..s + 6),
-        Field::new("Next header", protocol_name(h.next_header().0), s + 6..s + 7),
+        Field::new(
+            "Traffic class",
+            format!("0x{:02x}", h.traffic_class()),
+            s..s + 2,
+        ),
+        Field::new(
+            "Flow label",
+            format!("0x{:05x}", h.flow_label().value()),
+            s + 1..s + 4,
+        ),
+        Field::new(
+            "Payload length",
+            format!("{} bytes", h.payload_length()),
+            s + 4..s + 6,
+        ),
+        Field::new(
+            "Next header",
+            protocol_name(h.next_header().0),
+            s + 6..s + 7,
+        ),
         Field::new("Hop limit", h.hop_limit().to_string(), s + 7..s + 8),
-        Field::new("Source address", Ipv6Addr::from(h.source()).to_string(), s + 8..s + 24),
+        Field::new(
+            "Source address",
+            Ipv6Addr::from(h.source()).to_string(),
+            s + 8..s + 24,
+        ),
         Field::new(
             "Destination address",
             Ipv6Addr::from(h.destination()).to_string(),
@@ -595,15 +663,39 @@ fn tcp_layer(data: &[u8], net: &Net<'_>, t: &Tcp<'_>, loopback_link: bool) -> Fi
     );
     let mut children = vec![
         Field::new("Source port", h.source_port().to_string(), s..s + 2),
-        Field::new("Destination port", h.destination_port().to_string(), s + 2..s + 4),
-        Field::new("Sequence number", h.sequence_number().to_string(), s + 4..s + 8),
-        Field::new("Acknowledgment number", h.acknowledgment_number().to_string(), s + 8..s + 12),
-        Field::new("Data offset", format!("{hl} bytes ({})", h.data_offset()), s + 12..s + 13),
-        Field::new("Flags", format!("0x{:03x} ({flags})", flags.0), s + 12..s + 14)
-            .with_children(flag_bits(s, flags)),
+        Field::new(
+            "Destination port",
+            h.destination_port().to_string(),
+            s + 2..s + 4,
+        ),
+        Field::new(
+            "Sequence number",
+            h.sequence_number().to_string(),
+            s + 4..s + 8,
+        ),
+        Field::new(
+            "Acknowledgment number",
+            h.acknowledgment_number().to_string(),
+            s + 8..s + 12,
+        ),
+        Field::new(
+            "Data offset",
+            format!("{hl} bytes ({})", h.data_offset()),
+            s + 12..s + 13,
+        ),
+        Field::new(
+            "Flags",
+            format!("0x{:03x} ({flags})", flags.0),
+            s + 12..s + 14,
+        )
+        .with_children(flag_bits(s, flags)),
         Field::new("Window", h.window_size().to_string(), s + 14..s + 16),
         tcp_checksum_field(data, net, t, loopback_link),
-        Field::new("Urgent pointer", h.urgent_pointer().to_string(), s + 18..s + 20),
+        Field::new(
+            "Urgent pointer",
+            h.urgent_pointer().to_string(),
+            s + 18..s + 20,
+        ),
     ];
     if hl > 20 {
         children.push(tcp_options(h.options(), s + 20));
@@ -640,7 +732,9 @@ fn tcp_checksum_field(data: &[u8], net: &Net<'_>, t: &Tcp<'_>, loopback_link: bo
     let range = s + 16..s + 18;
     let payload = data.get(t.payload.clone()).unwrap_or_default();
     let complete = match net {
-        Net::V4(v4) => !v4.total_len_zero && usize::from(v4.header.total_len()) == v4.payload.end - v4.start,
+        Net::V4(v4) => {
+            !v4.total_len_zero && usize::from(v4.header.total_len()) == v4.payload.end - v4.start
+        }
         Net::V6(v6) => {
             v6.header.payload_length() != 0
                 && usize::from(v6.header.payload_length()) + 40 == v6.payload.end - v6.start
@@ -751,14 +845,13 @@ fn tcp_option_field(element: &TcpOptionElement, range: Range<usize>) -> Field {
                 .collect();
             Field::new("SACK", format!("{} block(s)", blocks.len()), range).with_children(children)
         }
-        TcpOptionElement::Timestamp(val, ecr) => Field::new(
-            "Timestamps",
-            format!("TSval {val}, TSecr {ecr}"),
-            range,
-        )
-        .with_children(vec![
-            Field::new("Timestamp value", val.to_string(), s + 2..s + 6),
-            Field::new("Timestamp echo reply", ecr.to_string(), s + 6..s + 10),
-        ]),
+        TcpOptionElement::Timestamp(val, ecr) => {
+            Field::new("Timestamps", format!("TSval {val}, TSecr {ecr}"), range).with_children(
+                vec![
+                    Field::new("Timestamp value", val.to_string(), s + 2..s + 6),
+                    Field::new("Timestamp echo reply", ecr.to_string(), s + 6..s + 10),
+                ],
+            )
+        }
     }
 }

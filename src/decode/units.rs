@@ -23,6 +23,9 @@ pub const MAX_TEXT: usize = 240;
 /// Bytes a client may send before the server's first words, on a port that does not say
 /// the protocol, before mailwire gives up guessing.
 const MAX_UNDECIDED: usize = 64 << 10;
+/// Bytes a client may send after DATA or STARTTLS, before the server's answer is seen,
+/// before mailwire stops waiting for it.
+const MAX_BLOCKED: usize = 1 << 20;
 
 /// The application protocol of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -146,7 +149,9 @@ enum Mode {
     /// Waiting for the server's answer to DATA or STARTTLS before reading on.
     Blocked,
     /// A BDAT chunk: this many bytes of content still to come.
-    Chunk { remaining: u64 },
+    Chunk {
+        remaining: u64,
+    },
     /// TLS records: `have` header bytes read, then `remaining` body bytes.
     Tls {
         header: [u8; 5],
@@ -385,7 +390,11 @@ impl Dialog {
     }
 
     fn side_ref(&self, d: usize) -> &Side {
-        if d == CLIENT { &self.client } else { &self.server }
+        if d == CLIENT {
+            &self.client
+        } else {
+            &self.server
+        }
     }
 
     /// Takes one event of direction `dir`'s stream.
@@ -433,7 +442,9 @@ impl Dialog {
         let mut out = Vec::new();
         for item in &self.side_ref(d).held {
             match item {
-                HeldItem::Data(_, b) => out.extend_from_slice(b.get(..n.min(b.len())).unwrap_or_default()),
+                HeldItem::Data(_, b) => {
+                    out.extend_from_slice(b.get(..n.min(b.len())).unwrap_or_default())
+                }
                 HeldItem::Gap(..) | HeldItem::End => break,
             }
             if out.len() >= n {
@@ -494,6 +505,10 @@ impl Dialog {
                     let side = self.side(d);
                     side.held_bytes += rest.len();
                     side.held.push(HeldItem::Data(at, rest.to_vec()));
+                    if side.held_bytes > MAX_BLOCKED {
+                        // The server's verdict is not coming: read on as the client meant.
+                        self.force_unblock();
+                    }
                     rest.len()
                 }
                 Mode::Lines => self.feed_lines(d, at, rest),
@@ -553,7 +568,12 @@ impl Dialog {
                 .next()
                 .unwrap_or_default();
             let first_line = first_line.strip_suffix(b"\r").unwrap_or(first_line);
-            u.text = unit_text(first_line.get(..MAX_HEAD.min(first_line.len())).unwrap_or_default(), false);
+            u.text = unit_text(
+                first_line
+                    .get(..MAX_HEAD.min(first_line.len()))
+                    .unwrap_or_default(),
+                false,
+            );
         }
         let left = remaining - take;
         side.mode = Mode::Chunk { remaining: left };
@@ -763,9 +783,17 @@ impl Dialog {
         let mode = match expect {
             Some(Expect::Data) => {
                 let at = self.client.consumed;
-                self.open_unit(CLIENT, at, UnitKind::MailContent, Building::Content, String::new(), 0);
+                self.open_unit(
+                    CLIENT,
+                    at,
+                    UnitKind::MailContent,
+                    Building::Content,
+                    String::new(),
+                    0,
+                );
                 if let Some(u) = self.client.unit.as_mut() {
-                    u.notes.push("no reply to DATA was captured; read as message content".into());
+                    u.notes
+                        .push("read as message content without the server's reply to DATA (none captured yet)".into());
                 }
                 Mode::Lines
             }
@@ -804,7 +832,14 @@ impl Dialog {
     }
 
     /// Emits a one-line unit.
-    fn emit(&mut self, d: usize, kind: UnitKind, line: &Line, reply_to: Option<u32>, notes: Vec<String>) -> u32 {
+    fn emit(
+        &mut self,
+        d: usize,
+        kind: UnitKind,
+        line: &Line,
+        reply_to: Option<u32>,
+        notes: Vec<String>,
+    ) -> u32 {
         self.push_draft(Draft {
             local: 0,
             direction: dir_of(d),
@@ -818,7 +853,15 @@ impl Dialog {
         })
     }
 
-    fn open_unit(&mut self, d: usize, start: u64, kind: UnitKind, building: Building, text: String, lines: u32) {
+    fn open_unit(
+        &mut self,
+        d: usize,
+        start: u64,
+        kind: UnitKind,
+        building: Building,
+        text: String,
+        lines: u32,
+    ) {
         self.side(d).unit = Some(OpenUnit {
             kind,
             building,
@@ -941,7 +984,14 @@ impl Dialog {
         let continuation = !positive && line.head.first() == Some(&b'+');
         let front = self.waiting.front().copied();
         if positive && front.is_some_and(|w| w.expect == Expect::MultiIfPositive) {
-            self.open_unit(SERVER, line.start, UnitKind::Reply, Building::Pop3Multi, line.text(), 1);
+            self.open_unit(
+                SERVER,
+                line.start,
+                UnitKind::Reply,
+                Building::Pop3Multi,
+                line.text(),
+                1,
+            );
             if let Some(u) = self.server.unit.as_mut() {
                 u.notes = notes;
                 u.reply_to = front.map(|w| w.local);
@@ -953,7 +1003,13 @@ impl Dialog {
         if reply_to.is_none() {
             notes.push("no command was waiting for this reply".into());
         }
-        self.emit(SERVER, UnitKind::Reply, &line, reply_to.map(|w| w.local), notes);
+        self.emit(
+            SERVER,
+            UnitKind::Reply,
+            &line,
+            reply_to.map(|w| w.local),
+            notes,
+        );
         if let Some(w) = reply_to {
             self.after_reply(w.expect, positive, continuation);
         }
@@ -987,9 +1043,17 @@ impl Dialog {
             }
             Expect::StartTls => self.unblock(Mode::Lines),
             Expect::Auth => self.auth = continuation,
-            Expect::Data if positive => {
+            // Only if the client still waits (it may have been read on without the answer).
+            Expect::Data if positive && self.client.mode == Mode::Blocked => {
                 let at = self.client.consumed;
-                self.open_unit(CLIENT, at, UnitKind::MailContent, Building::Content, String::new(), 0);
+                self.open_unit(
+                    CLIENT,
+                    at,
+                    UnitKind::MailContent,
+                    Building::Content,
+                    String::new(),
+                    0,
+                );
                 self.unblock(Mode::Lines);
             }
             Expect::Data => self.unblock(Mode::Lines),
@@ -1000,7 +1064,8 @@ impl Dialog {
     // ----- SMTP -----
 
     fn smtp_client_line(&mut self, line: Line) -> Option<Vec<u8>> {
-        let building_content = self.client
+        let building_content = self
+            .client
             .unit
             .as_ref()
             .is_some_and(|u| u.building == Building::Content);
@@ -1038,7 +1103,14 @@ impl Dialog {
             && let Some(size) = bdat_size(&args)
             && size > 0
         {
-            self.open_unit(CLIENT, line.end, UnitKind::MailContent, Building::Chunk, String::new(), 0);
+            self.open_unit(
+                CLIENT,
+                line.end,
+                UnitKind::MailContent,
+                Building::Chunk,
+                String::new(),
+                0,
+            );
             self.client.mode = Mode::Chunk { remaining: size };
         }
         Some(line.head)
@@ -1105,7 +1177,14 @@ impl Dialog {
             self.emit(SERVER, UnitKind::Reply, &line, None, notes);
             return Some(line.head);
         };
-        self.open_unit(SERVER, line.start, UnitKind::Reply, Building::SmtpReply, line.text(), 1);
+        self.open_unit(
+            SERVER,
+            line.start,
+            UnitKind::Reply,
+            Building::SmtpReply,
+            line.text(),
+            1,
+        );
         if let Some(u) = self.server.unit.as_mut() {
             u.notes = notes;
         }

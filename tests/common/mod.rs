@@ -141,7 +141,9 @@ pub fn run_program(program: &str, args: &[&str], timeout: Duration) -> String {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}. Is it installed? (.ci/run installs it)"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program}: {e}. Is it installed? (.ci/run installs it)")
+        });
     let start = std::time::Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {

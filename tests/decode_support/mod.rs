@@ -1,7 +1,12 @@
 //! Hand-built frames and captures for the decode tests (and the decode benchmark's
 //! generator): TCP segments with real checksums (etherparse's PacketBuilder), wrapped in any
 //! link type; a scripted TCP conversation that tracks sequence numbers; a tiny pcap writer.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
@@ -19,12 +24,48 @@ pub struct Flags {
     pub psh: bool,
 }
 
-pub const SYN: Flags = Flags { syn: true, ack: false, fin: false, rst: false, psh: false };
-pub const SYN_ACK: Flags = Flags { syn: true, ack: true, fin: false, rst: false, psh: false };
-pub const ACK: Flags = Flags { syn: false, ack: true, fin: false, rst: false, psh: false };
-pub const PSH_ACK: Flags = Flags { syn: false, ack: true, fin: false, rst: false, psh: true };
-pub const FIN_ACK: Flags = Flags { syn: false, ack: true, fin: true, rst: false, psh: false };
-pub const RST: Flags = Flags { syn: false, ack: false, fin: false, rst: true, psh: false };
+pub const SYN: Flags = Flags {
+    syn: true,
+    ack: false,
+    fin: false,
+    rst: false,
+    psh: false,
+};
+pub const SYN_ACK: Flags = Flags {
+    syn: true,
+    ack: true,
+    fin: false,
+    rst: false,
+    psh: false,
+};
+pub const ACK: Flags = Flags {
+    syn: false,
+    ack: true,
+    fin: false,
+    rst: false,
+    psh: false,
+};
+pub const PSH_ACK: Flags = Flags {
+    syn: false,
+    ack: true,
+    fin: false,
+    rst: false,
+    psh: true,
+};
+pub const FIN_ACK: Flags = Flags {
+    syn: false,
+    ack: true,
+    fin: true,
+    rst: false,
+    psh: false,
+};
+pub const RST: Flags = Flags {
+    syn: false,
+    ack: false,
+    fin: false,
+    rst: true,
+    psh: false,
+};
 
 pub fn tcp_header(sport: u16, dport: u16, seq: u32, ack: u32, flags: Flags) -> TcpHeader {
     let mut h = TcpHeader::new(sport, dport, seq, 65535);
@@ -88,7 +129,12 @@ pub fn wrap(link: LinkType, ip: &[u8]) -> Vec<u8> {
 
 pub fn packet(link: LinkType, data: Vec<u8>, ts_micros: i64) -> CapturedPacket {
     let orig_len = data.len() as u32;
-    CapturedPacket { ts_micros, link_type: link, data, orig_len }
+    CapturedPacket {
+        ts_micros,
+        link_type: link,
+        data,
+        orig_len,
+    }
 }
 
 /// A scripted TCP connection between a client and a server: tracks both sides' sequence
@@ -123,12 +169,24 @@ impl Conversation {
 
     /// A frame from the client (`from_client`) or the server with explicit numbers; does
     /// not move the tracked sequence numbers. Returns the frame index.
-    pub fn raw(&mut self, from_client: bool, seq: u32, ack: u32, flags: Flags, payload: &[u8]) -> usize {
-        let (src, dst) = if from_client { (self.client, self.server) } else { (self.server, self.client) };
+    pub fn raw(
+        &mut self,
+        from_client: bool,
+        seq: u32,
+        ack: u32,
+        flags: Flags,
+        payload: &[u8],
+    ) -> usize {
+        let (src, dst) = if from_client {
+            (self.client, self.server)
+        } else {
+            (self.server, self.client)
+        };
         let h = tcp_header(src.1, dst.1, seq, ack, flags);
         let ip = ip_tcp(src.0, dst.0, h, payload);
         self.ts += 1000;
-        self.frames.push(packet(self.link, wrap(self.link, &ip), self.ts));
+        self.frames
+            .push(packet(self.link, wrap(self.link, &ip), self.ts));
         self.frames.len() - 1
     }
 
@@ -190,7 +248,11 @@ pub fn syn_with_options(link: LinkType, src: IpAddr, dst: IpAddr) -> Vec<u8> {
 }
 
 /// Writes a classic pcap file (microsecond timestamps).
-pub fn write_pcap(out: &mut impl Write, link: LinkType, packets: &[CapturedPacket]) -> std::io::Result<()> {
+pub fn write_pcap(
+    out: &mut impl Write,
+    link: LinkType,
+    packets: &[CapturedPacket],
+) -> std::io::Result<()> {
     write_pcap_header(out, link)?;
     for p in packets {
         write_pcap_record(out, p.ts_micros, &p.data, p.orig_len)?;
@@ -208,7 +270,12 @@ pub fn write_pcap_header(out: &mut impl Write, link: LinkType) -> std::io::Resul
     out.write_all(&(link.0 as u32).to_le_bytes())
 }
 
-pub fn write_pcap_record(out: &mut impl Write, ts_micros: i64, data: &[u8], orig_len: u32) -> std::io::Result<()> {
+pub fn write_pcap_record(
+    out: &mut impl Write,
+    ts_micros: i64,
+    data: &[u8],
+    orig_len: u32,
+) -> std::io::Result<()> {
     out.write_all(&((ts_micros / 1_000_000) as u32).to_le_bytes())?;
     out.write_all(&((ts_micros % 1_000_000) as u32).to_le_bytes())?;
     out.write_all(&(data.len() as u32).to_le_bytes())?;
@@ -223,7 +290,9 @@ impl TempFile {
     pub fn new(name: &str) -> Self {
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        TempFile(std::env::temp_dir().join(format!("mailwire-decode-{}-{n}-{name}", std::process::id())))
+        TempFile(
+            std::env::temp_dir().join(format!("mailwire-decode-{}-{n}-{name}", std::process::id())),
+        )
     }
 }
 
