@@ -54,7 +54,10 @@ impl CaptureStatus {
                 } else {
                     ""
                 };
-                format!("capturing on {interface}, TCP ports {}{place}", ports.join(", "))
+                format!(
+                    "capturing on {interface}, TCP ports {}{place}",
+                    ports.join(", ")
+                )
             }
             CaptureStatus::InMemory => {
                 "not captured: this run has no network (the machines talk in memory)".to_string()
@@ -69,7 +72,10 @@ impl CaptureStatus {
 
     /// Whether packets are (or were) really captured.
     pub fn is_capturing(&self) -> bool {
-        matches!(self, CaptureStatus::Live { .. } | CaptureStatus::Stopped { .. })
+        matches!(
+            self,
+            CaptureStatus::Live { .. } | CaptureStatus::Stopped { .. }
+        )
     }
 }
 
@@ -78,7 +84,9 @@ impl CaptureStatus {
 #[derive(Debug, Clone)]
 pub enum TimelineUpdate {
     /// A new run begins: forget everything.
-    Reset { title: String },
+    Reset {
+        title: String,
+    },
     Capture(CaptureStatus),
     Packet(CapturedPacket),
     Step {

@@ -1,6 +1,11 @@
 //! The `mailwire` binary as a user runs it: first run creates the demo data, SIGTERM stops
 //! it cleanly, bad addresses are refused with a reason, import-assignment imports.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure should stop the test"
+)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};
@@ -48,14 +53,24 @@ fn first_run_creates_demo_data_serves_it_and_stops_on_sigterm() {
         banner.first().map(String::as_str),
         Some(format!("created a demo data directory in {}\n", data.display()).as_str())
     );
-    assert!(banner.iter().any(|l| l.contains(&format!("POP3 on 127.0.0.1:{pop3}"))));
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.contains(&format!("POP3 on 127.0.0.1:{pop3}")))
+    );
     assert!(data.join("users.txt").is_file());
 
     let mut c = Raw::connect(format!("127.0.0.1:{pop3}").parse().unwrap());
     assert!(c.line().starts_with("+OK POP3 server ready <"));
     c.cmd("USER mrose");
-    assert_eq!(c.cmd("PASS tanstaaf"), "+OK mrose's maildrop has 2 messages (320 octets)\r\n");
-    assert_eq!(c.cmd("QUIT"), "+OK localhost POP3 server signing off (2 messages left)\r\n");
+    assert_eq!(
+        c.cmd("PASS tanstaaf"),
+        "+OK mrose's maildrop has 2 messages (320 octets)\r\n"
+    );
+    assert_eq!(
+        c.cmd("QUIT"),
+        "+OK localhost POP3 server signing off (2 messages left)\r\n"
+    );
 
     // The transcript shows the session.
     let mut transcript = String::new();
@@ -137,14 +152,21 @@ fn port_in_use_is_explained() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("cannot listen for POP3 on {addr}")), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen for POP3 on {addr}")),
+        "{err}"
+    );
     assert!(err.contains("Another program"), "{err}");
 }
 
 #[test]
 fn bad_users_file_is_reported_with_file_and_line() {
     let data = TempDir::new("badusers");
-    std::fs::write(data.path().join("users.txt"), "mrose tanstaaf\n../evil pw\n").unwrap();
+    std::fs::write(
+        data.path().join("users.txt"),
+        "mrose tanstaaf\n../evil pw\n",
+    )
+    .unwrap();
     let out = Command::new(BIN)
         .args(["serve", "--data"])
         .arg(data.path())
@@ -176,8 +198,15 @@ fn import_assignment_then_serve_the_mail() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("imported 2 user(s) and 1 message(s)"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("imported 2 user(s) and 1 message(s)"),
+        "{stdout}"
+    );
 
     let s = common::start_with(common::test_config(), |dir| {
         // Serve a copy of the imported data.
@@ -187,7 +216,10 @@ fn import_assignment_then_serve_the_mail() {
     let mut c = Raw::connect(s.pop3);
     c.line();
     c.cmd("USER gb");
-    assert!(c.cmd("PASS gbpass").starts_with("+OK gb's maildrop has 1 message"));
+    assert!(
+        c.cmd("PASS gbpass")
+            .starts_with("+OK gb's maildrop has 1 message")
+    );
     assert!(c.cmd("RETR 1").starts_with("+OK"));
     let body = c.body().concat();
     assert_eq!(
@@ -223,7 +255,10 @@ fn idle_session_is_logged_out_without_deleting() {
     c.cmd("PASS tanstaaf");
     assert_eq!(c.cmd("DELE 1"), "+OK message 1 deleted\r\n");
     // Say nothing more: the autologout timer fires.
-    assert_eq!(c.line(), "-ERR autologout timer expired, nothing deleted\r\n");
+    assert_eq!(
+        c.line(),
+        "-ERR autologout timer expired, nothing deleted\r\n"
+    );
     assert_eq!(c.line(), "", "connection closed");
     assert_eq!(s.maildir_files("mrose"), before);
 }

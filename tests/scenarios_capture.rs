@@ -20,10 +20,19 @@ fn every_exchange_is_linked_to_its_captured_unit() {
         let t = r.finish();
         assert!(!t.packets.is_empty(), "{name}: packets captured");
         for (i, step) in t.steps.iter().enumerate() {
-            assert!(step.outcome.check.is_ok(), "{name} step {}: {:?}", i + 1, step.outcome.check);
+            assert!(
+                step.outcome.check.is_ok(),
+                "{name} step {}: {:?}",
+                i + 1,
+                step.outcome.check
+            );
             for (k, exchange) in step.outcome.exchanges.iter().enumerate() {
                 let unit = t.unit(i, k).unwrap_or_else(|| {
-                    panic!("{name} step {} exchange {k} ({}) has no captured unit", i + 1, exchange.line)
+                    panic!(
+                        "{name} step {} exchange {k} ({}) has no captured unit",
+                        i + 1,
+                        exchange.line
+                    )
                 });
                 if !exchange.line.starts_with("<message") {
                     assert_eq!(unit.text, exchange.line, "{name} step {}", i + 1);
@@ -51,10 +60,18 @@ fn small_mss_makes_a_long_reply_span_many_segments() {
     assert_eq!(frames[1], frames[2], "PASS and STAT in one segment");
     assert_eq!(step2.outcome.exchanges[0].line, "USER alice");
     // Step 3: one command in two segments.
-    assert_eq!(t.unit(2, 0).unwrap().frames().len(), 2, "STAT split over two segments");
+    assert_eq!(
+        t.unit(2, 0).unwrap().frames().len(),
+        2,
+        "STAT split over two segments"
+    );
     // Step 4: RETR of 1500 octets with a small MSS spans several segments. (On the host's
     // `lo`, generic segmentation offload hands libpcap segments larger than the MSS, so only
     // "more than one" is certain here.)
     let retr_reply = t.unit(3, 1).unwrap();
-    assert!(retr_reply.frames().len() >= 2, "{} segments", retr_reply.frames().len());
+    assert!(
+        retr_reply.frames().len() >= 2,
+        "{} segments",
+        retr_reply.frames().len()
+    );
 }

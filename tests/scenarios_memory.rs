@@ -24,12 +24,22 @@ fn every_builtin_scenario_passes_in_memory_and_matches_its_snapshot() {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(&path, &text).unwrap();
         } else {
-            let expected = std::fs::read_to_string(&path)
-                .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_SNAPSHOTS=1)", path.display()));
-            assert_eq!(text, expected, "{name}: transcript differs from {}", path.display());
+            let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+                panic!("{}: {e} (run with UPDATE_SNAPSHOTS=1)", path.display())
+            });
+            assert_eq!(
+                text,
+                expected,
+                "{name}: transcript differs from {}",
+                path.display()
+            );
         }
     }
-    assert!(failures.is_empty(), "expectations failed:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "expectations failed:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]

@@ -32,5 +32,9 @@ fn every_builtin_scenario_passes_on_sockets_like_in_memory() {
             "{name}: sockets and memory differ"
         );
     }
-    assert!(failures.is_empty(), "expectations failed:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "expectations failed:\n{}",
+        failures.join("\n")
+    );
 }

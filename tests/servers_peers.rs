@@ -40,7 +40,10 @@ print("quit", p.quit().decode())
         &[s.pop3.port().to_string()],
     );
     assert!(out.contains("welcome +OK POP3 server ready <"), "{out}");
-    assert!(out.contains("apop +OK mrose's maildrop has 2 messages (320 octets)"), "{out}");
+    assert!(
+        out.contains("apop +OK mrose's maildrop has 2 messages (320 octets)"),
+        "{out}"
+    );
     assert!(
         out.contains(
             "capa ['AUTH-RESP-CODE', 'IMPLEMENTATION', 'PIPELINING', 'RESP-CODES', 'TOP', 'UIDL', 'USER']"
@@ -53,7 +56,10 @@ print("quit", p.quit().decode())
     assert!(out.contains("retr1 120 120"), "{out}");
     assert!(out.contains("top-has-blank True"), "{out}");
     assert!(out.contains("uidl 2"), "{out}");
-    assert!(out.contains("quit +OK localhost POP3 server signing off (2 messages left)"), "{out}");
+    assert!(
+        out.contains("quit +OK localhost POP3 server signing off (2 messages left)"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -89,7 +95,11 @@ print("quit", p.quit().decode())
     assert!(out.contains("has-received True"), "{out}");
     assert!(out.contains("body-ok True"), "{out}");
     assert!(out.contains("dele +OK message"), "{out}");
-    assert_eq!(s.maildir_files("bob").len(), before, "delivered then deleted");
+    assert_eq!(
+        s.maildir_files("bob").len(),
+        before,
+        "delivered then deleted"
+    );
 }
 
 #[test]
@@ -127,15 +137,30 @@ fn curl_pop3_and_smtp() {
     run_program(
         "curl",
         &[
-            "-sS", "--max-time", "20", &smtp_url, "--mail-from", "alice@localhost",
-            "--mail-rcpt", "student@localhost", "-T", &mail_path,
+            "-sS",
+            "--max-time",
+            "20",
+            &smtp_url,
+            "--mail-from",
+            "alice@localhost",
+            "--mail-rcpt",
+            "student@localhost",
+            "-T",
+            &mail_path,
         ],
         T,
     );
     let list_url = format!("pop3://127.0.0.1:{}/", s.pop3.port());
     let listing = run_program(
         "curl",
-        &["-sS", "--max-time", "20", "-u", "student:student", &list_url],
+        &[
+            "-sS",
+            "--max-time",
+            "20",
+            "-u",
+            "student:student",
+            &list_url,
+        ],
         T,
     );
     let last = listing.lines().last().unwrap_or_default().to_string();
@@ -144,7 +169,14 @@ fn curl_pop3_and_smtp() {
     let retr_url = format!("pop3://127.0.0.1:{}/{n}", s.pop3.port());
     let message = run_program(
         "curl",
-        &["-sS", "--max-time", "20", "-u", "student:student", &retr_url],
+        &[
+            "-sS",
+            "--max-time",
+            "20",
+            "-u",
+            "student:student",
+            &retr_url,
+        ],
         T,
     );
     assert!(message.contains("Subject: via curl"), "{message}");
@@ -180,10 +212,16 @@ fn wrong_password_gets_auth_code_after_the_delay() {
     c.line();
     c.cmd("USER mrose");
     let started = std::time::Instant::now();
-    assert_eq!(c.cmd("PASS wrong"), "-ERR [AUTH] invalid user name or password\r\n");
+    assert_eq!(
+        c.cmd("PASS wrong"),
+        "-ERR [AUTH] invalid user name or password\r\n"
+    );
     assert!(started.elapsed() >= Duration::from_millis(20));
     c.cmd("USER nobody");
-    assert_eq!(c.cmd("PASS x"), "-ERR [AUTH] invalid user name or password\r\n");
+    assert_eq!(
+        c.cmd("PASS x"),
+        "-ERR [AUTH] invalid user name or password\r\n"
+    );
 }
 
 #[test]
@@ -212,7 +250,10 @@ fn dropped_connection_before_quit_deletes_nothing() {
         c.cmd("USER mrose");
         reply = c.cmd("PASS tanstaaf");
     }
-    assert_eq!(reply, "+OK mrose's maildrop has 2 messages (320 octets)\r\n");
+    assert_eq!(
+        reply,
+        "+OK mrose's maildrop has 2 messages (320 octets)\r\n"
+    );
     assert_eq!(s.maildir_files("mrose"), before);
 }
 
@@ -225,7 +266,10 @@ fn quit_expunges_only_marked_messages() {
     c.cmd("USER alice");
     c.cmd("PASS wonderland");
     assert_eq!(c.cmd("DELE 2"), "+OK message 2 deleted\r\n");
-    assert!(c.cmd("QUIT").starts_with("+OK localhost POP3 server signing off"));
+    assert!(
+        c.cmd("QUIT")
+            .starts_with("+OK localhost POP3 server signing off")
+    );
     assert_eq!(s.maildir_files("alice").len(), before - 1);
 }
 
@@ -236,11 +280,17 @@ fn pipelined_commands_in_one_write() {
     c.line();
     c.send("USER mrose\r\nPASS tanstaaf\r\nSTAT\r\nLIST 2\r\nNOOP\r\nQUIT\r\n");
     assert_eq!(c.line(), "+OK send PASS for mrose\r\n");
-    assert_eq!(c.line(), "+OK mrose's maildrop has 2 messages (320 octets)\r\n");
+    assert_eq!(
+        c.line(),
+        "+OK mrose's maildrop has 2 messages (320 octets)\r\n"
+    );
     assert_eq!(c.line(), "+OK 2 320\r\n");
     assert_eq!(c.line(), "+OK 2 200\r\n");
     assert_eq!(c.line(), "+OK\r\n");
-    assert!(c.line().starts_with("+OK localhost POP3 server signing off"));
+    assert!(
+        c.line()
+            .starts_with("+OK localhost POP3 server signing off")
+    );
 }
 
 #[test]
@@ -299,7 +349,17 @@ fn events_are_published_for_each_session() {
             break;
         }
     }
-    assert!(kinds.first().is_some_and(|k| k.contains("connected from 127.0.0.1")), "{kinds:?}");
+    assert!(
+        kinds
+            .first()
+            .is_some_and(|k| k.contains("connected from 127.0.0.1")),
+        "{kinds:?}"
+    );
     assert!(kinds.iter().any(|k| k.ends_with("C: QUIT")), "{kinds:?}");
-    assert!(kinds.last().is_some_and(|k| k.contains("closed: closed by the server after QUIT")), "{kinds:?}");
+    assert!(
+        kinds
+            .last()
+            .is_some_and(|k| k.contains("closed: closed by the server after QUIT")),
+        "{kinds:?}"
+    );
 }

@@ -218,10 +218,7 @@ mod tests {
         for chunk in [1, 3, 512] {
             assert_eq!(
                 lines(&input, chunk, 10, Terminator::CrLf),
-                vec![
-                    complete("aaaaaaaaaa", true),
-                    Line::TooLong { len: 11 }
-                ],
+                vec![complete("aaaaaaaaaa", true), Line::TooLong { len: 11 }],
                 "chunk size {chunk}"
             );
         }

@@ -51,7 +51,9 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> Result<(), String> {
     if args.list {
         for (name, text) in BUILTIN {
-            let title = Scenario::parse(text, name).map(|s| s.title).unwrap_or_default();
+            let title = Scenario::parse(text, name)
+                .map(|s| s.title)
+                .unwrap_or_default();
             println!("{name:20} {title}");
         }
         return Ok(());
@@ -154,10 +156,10 @@ fn run_live(scenario: &Scenario, options: &RecorderOptions, args: &RunArgs) -> R
         let Some(index) = recorder.step() else { break };
         let t = recorder.timeline();
         print_step(t, index);
-        if let Some(record) = t.steps.get(index) {
-            if let Err(why) = &record.outcome.check {
-                first_failure.get_or_insert_with(|| failure(scenario, index, Some(why)));
-            }
+        if let Some(record) = t.steps.get(index)
+            && let Err(why) = &record.outcome.check
+        {
+            first_failure.get_or_insert_with(|| failure(scenario, index, Some(why)));
         }
     }
     let timeline = recorder.finish();
@@ -189,15 +191,28 @@ fn export_pcap(timeline: &Timeline, path: &std::path::Path) -> Result<(), String
     }
     let mut hints = crate::export::pcapng::ExportHints::from_timeline(timeline);
     if hints.interface.is_none() {
-        hints.interface = Some(if cfg!(target_os = "linux") { "lo" } else { "lo0" }.to_string());
+        hints.interface = Some(
+            if cfg!(target_os = "linux") {
+                "lo"
+            } else {
+                "lo0"
+            }
+            .to_string(),
+        );
     }
     crate::export::pcapng::write_pcapng(timeline, path, &hints).map_err(|e| e.to_string())?;
-    println!("wrote {} ({} packets)", path.display(), timeline.packets.len());
+    println!(
+        "wrote {} ({} packets)",
+        path.display(),
+        timeline.packets.len()
+    );
     Ok(())
 }
 
 fn print_step(t: &Timeline, index: usize) {
-    let Some(record) = t.steps.get(index) else { return };
+    let Some(record) = t.steps.get(index) else {
+        return;
+    };
     let rfc = record
         .rfc
         .as_deref()

@@ -150,7 +150,8 @@ impl<T: Transport> Engine<T> {
                     Client::Smtp(c)
                 }
             };
-            self.sessions.insert(step.session.clone(), Session { conn, client });
+            self.sessions
+                .insert(step.session.clone(), Session { conn, client });
             self.last_conn.insert(step.session.clone(), conn);
             let replies = self.collect(&step.session, 1, log)?;
             return Ok(replies.into_iter().last());
@@ -169,12 +170,16 @@ impl<T: Transport> Engine<T> {
                 }
                 Ok(None)
             }
-            Action::Send(line) => self.send_lines(&step.session, &[line.clone()], false, log),
+            Action::Send(line) => {
+                self.send_lines(&step.session, std::slice::from_ref(line), false, log)
+            }
             Action::Pipeline(lines) => self.send_lines(&step.session, lines, false, log),
             Action::Split(pieces) => self.send_lines(&step.session, pieces, true, log),
-            Action::Login { user, password, apop } => {
-                self.login(&step.session, user, password, *apop, log)
-            }
+            Action::Login {
+                user,
+                password,
+                apop,
+            } => self.login(&step.session, user, password, *apop, log),
             Action::List => self.pop3_command(&step.session, Command::List(None), log),
             Action::Read(n) => self.pop3_command(&step.session, Command::Retr(*n), log),
             Action::Delete(n) => self.pop3_command(&step.session, Command::Dele(*n), log),
@@ -278,7 +283,10 @@ impl<T: Transport> Engine<T> {
         log: &mut Vec<Exchange>,
     ) -> Result<Option<Got>, String> {
         let Client::Pop3(c) = &mut self.session(name)?.client else {
-            return Err(format!("{} is a POP3 command but session \"{name}\" speaks SMTP", command.keyword()));
+            return Err(format!(
+                "{} is a POP3 command but session \"{name}\" speaks SMTP",
+                command.keyword()
+            ));
         };
         let line = command.to_string();
         c.send(command).map_err(|e| e.to_string())?;
@@ -300,7 +308,9 @@ impl<T: Transport> Engine<T> {
         log: &mut Vec<Exchange>,
     ) -> Result<Option<Got>, String> {
         let Client::Smtp(c) = &mut self.session(name)?.client else {
-            return Err(format!("{command} is an SMTP command but session \"{name}\" speaks POP3"));
+            return Err(format!(
+                "{command} is an SMTP command but session \"{name}\" speaks POP3"
+            ));
         };
         let line = command.to_string();
         c.send(command).map_err(|e| e.to_string())?;
@@ -324,7 +334,9 @@ impl<T: Transport> Engine<T> {
         log: &mut Vec<Exchange>,
     ) -> Result<Option<Got>, String> {
         let Client::Pop3(c) = &mut self.session(name)?.client else {
-            return Err(format!("login is a POP3 action but session \"{name}\" speaks SMTP"));
+            return Err(format!(
+                "login is a POP3 action but session \"{name}\" speaks SMTP"
+            ));
         };
         if apop {
             let cmd = c.apop_command(user, password).map_err(|e| e.to_string())?;
@@ -369,7 +381,8 @@ impl<T: Transport> Engine<T> {
         let Client::Smtp(c) = &mut self.session(name)?.client else {
             return Err("not an SMTP session".into());
         };
-        c.send_content(content.as_bytes()).map_err(|e| e.to_string())?;
+        c.send_content(content.as_bytes())
+            .map_err(|e| e.to_string())?;
         let bytes = drain_writes_smtp(c);
         log.push(content_exchange(&bytes));
         self.transport_write(name, &bytes)?;
@@ -377,7 +390,12 @@ impl<T: Transport> Engine<T> {
     }
 
     /// Reads until `count` replies have arrived; logs them.
-    fn collect(&mut self, name: &str, count: usize, log: &mut Vec<Exchange>) -> Result<Vec<Got>, String> {
+    fn collect(
+        &mut self,
+        name: &str,
+        count: usize,
+        log: &mut Vec<Exchange>,
+    ) -> Result<Vec<Got>, String> {
         let mut got = Vec::new();
         loop {
             let session = self.session(name)?;
@@ -404,7 +422,12 @@ impl<T: Transport> Engine<T> {
                                 log.push(smtp_exchange(&r));
                                 got.push(Got {
                                     status: r.code().to_string(),
-                                    first_line: r.wire_text().lines().next().unwrap_or_default().to_string(),
+                                    first_line: r
+                                        .wire_text()
+                                        .lines()
+                                        .next()
+                                        .unwrap_or_default()
+                                        .to_string(),
                                 });
                             }
                             SmtpClientOutput::Error(e) => return Err(e.to_string()),
@@ -446,13 +469,13 @@ fn check_expectation(expect: Option<&Expect>, got: Option<&Got>) -> Result<(), S
             expect.status, got.first_line
         ));
     }
-    if let Some(text) = &expect.text {
-        if !got.first_line.contains(text.as_str()) {
-            return Err(format!(
-                "expected the reply to contain \"{text}\" but it was \"{}\"",
-                got.first_line
-            ));
-        }
+    if let Some(text) = &expect.text
+        && !got.first_line.contains(text.as_str())
+    {
+        return Err(format!(
+            "expected the reply to contain \"{text}\" but it was \"{}\"",
+            got.first_line
+        ));
     }
     Ok(())
 }
@@ -499,7 +522,11 @@ fn pop3_exchange(r: &Pop3Reply) -> Exchange {
         .body_lines()
         .map(|l| {
             let l = String::from_utf8_lossy(l);
-            if l.starts_with('.') { format!(".{l}") } else { l.into_owned() }
+            if l.starts_with('.') {
+                format!(".{l}")
+            } else {
+                l.into_owned()
+            }
         })
         .collect();
     if r.body.is_some() {
@@ -548,7 +575,11 @@ pub fn transcript(scenario: &Scenario, outcomes: &[StepOutcome]) -> String {
     for o in outcomes {
         let step = scenario.steps.get(o.index);
         let caption = step.map(|s| s.caption.as_str()).unwrap_or_default();
-        out.push_str(&format!("\n## step {} [{}] {caption}\n", o.index + 1, o.session));
+        out.push_str(&format!(
+            "\n## step {} [{}] {caption}\n",
+            o.index + 1,
+            o.session
+        ));
         for e in &o.exchanges {
             let tag = match e.direction {
                 Direction::ClientToServer => "C:",

@@ -26,7 +26,11 @@ pub fn build(fixture: &Fixture, dir: &Path) -> Result<Store, String> {
 }
 
 /// The message of a fixture mail, with CRLF line ends, filled to `size` if given.
-pub fn message_bytes(fixture: &Fixture, user: &FixtureUser, mail: &FixtureMail) -> Result<Vec<u8>, String> {
+pub fn message_bytes(
+    fixture: &Fixture,
+    user: &FixtureUser,
+    mail: &FixtureMail,
+) -> Result<Vec<u8>, String> {
     let to = mail
         .to
         .clone()
@@ -59,7 +63,8 @@ pub fn message_bytes(fixture: &Fixture, user: &FixtureUser, mail: &FixtureMail) 
 
 /// Appends filler lines until `message` (which ends with CRLF) is exactly `target` octets.
 fn fill(message: &mut Vec<u8>, target: usize) {
-    const TEXT: &[u8] = b"The quick brown fox jumps over the lazy dog. Pack my box with five dozen liquor jugs. ";
+    const TEXT: &[u8] =
+        b"The quick brown fox jumps over the lazy dog. Pack my box with five dozen liquor jugs. ";
     while message.len() < target {
         let remaining = target - message.len();
         if remaining == 1 {
@@ -78,10 +83,19 @@ fn fill(message: &mut Vec<u8>, target: usize) {
 }
 
 /// Writes one message with a fixed Maildir name (its UIDL), into `new/` or `cur/`.
-fn write_mail(dir: &Path, user: &str, serial: u64, new: bool, message: &[u8]) -> Result<(), String> {
+fn write_mail(
+    dir: &Path,
+    user: &str,
+    serial: u64,
+    new: bool,
+    message: &[u8],
+) -> Result<(), String> {
     let maildir = dir.join(user).join("Maildir");
     let len = message.len();
-    let base = format!("{}.M{serial}P0Q0.fixture,S={len},W={len}", 1_700_000_000 + serial);
+    let base = format!(
+        "{}.M{serial}P0Q0.fixture,S={len},W={len}",
+        1_700_000_000 + serial
+    );
     let tmp = maildir.join("tmp").join(&base);
     let dest = if new {
         maildir.join("new").join(&base)
@@ -89,7 +103,8 @@ fn write_mail(dir: &Path, user: &str, serial: u64, new: bool, message: &[u8]) ->
         maildir.join("cur").join(format!("{base}:2,S"))
     };
     std::fs::write(&tmp, message).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &dest).map_err(|e| format!("cannot move {} into place: {e}", dest.display()))
+    std::fs::rename(&tmp, &dest)
+        .map_err(|e| format!("cannot move {} into place: {e}", dest.display()))
 }
 
 #[cfg(test)]

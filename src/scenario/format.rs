@@ -131,7 +131,10 @@ pub struct Step {
 pub enum Action {
     /// Open a TCP connection; `mss` asks for a small maximum segment size so long replies
     /// visibly span many segments.
-    Connect { protocol: Protocol, mss: Option<u16> },
+    Connect {
+        protocol: Protocol,
+        mss: Option<u16>,
+    },
     /// One raw command line.
     Send(String),
     /// Several command lines in one write.
@@ -139,7 +142,11 @@ pub enum Action {
     /// One command line written in several pieces (the pieces joined, plus CRLF).
     Split(Vec<String>),
     /// USER and PASS (or APOP) as a client does it.
-    Login { user: String, password: String, apop: bool },
+    Login {
+        user: String,
+        password: String,
+        apop: bool,
+    },
     /// LIST.
     List,
     /// RETR n.
@@ -271,8 +278,8 @@ impl Scenario {
             line: span.map(|s| line_of(text, s.start)),
             problem,
         };
-        let raw: RawScenario = toml::from_str(text)
-            .map_err(|e| error(e.span(), e.message().trim().to_string()))?;
+        let raw: RawScenario =
+            toml::from_str(text).map_err(|e| error(e.span(), e.message().trim().to_string()))?;
         if raw.steps.is_empty() {
             return Err(error(None, "a scenario needs at least one [[step]]".into()));
         }
@@ -299,7 +306,10 @@ impl Scenario {
     fn check_fixture(&self) -> Result<(), String> {
         for user in &self.fixture.users {
             if !crate::store::is_plain_username(&user.name) {
-                return Err(format!("fixture user \"{}\" is not a plain user name", user.name));
+                return Err(format!(
+                    "fixture user \"{}\" is not a plain user name",
+                    user.name
+                ));
             }
         }
         Ok(())
@@ -309,7 +319,10 @@ impl Scenario {
 fn validate_step(raw: RawStep, line: usize) -> Result<Step, String> {
     let mut actions = Vec::new();
     if let Some(protocol) = raw.connect {
-        actions.push(Action::Connect { protocol, mss: raw.mss });
+        actions.push(Action::Connect {
+            protocol,
+            mss: raw.mss,
+        });
     } else if raw.mss.is_some() {
         return Err("mss is only meaningful with connect".into());
     }
@@ -356,15 +369,23 @@ fn validate_step(raw: RawStep, line: usize) -> Result<Step, String> {
     let action = match actions.len() {
         1 => actions.pop().ok_or("no action")?,
         0 => {
-            return Err("the step has no action; expected one of connect, send, pipeline, \
+            return Err(
+                "the step has no action; expected one of connect, send, pipeline, \
                         split, login, list, read, delete, send_mail, quit, drop"
-                .into());
+                    .into(),
+            );
         }
-        n => return Err(format!("the step has {n} actions; give exactly one per step")),
+        n => {
+            return Err(format!(
+                "the step has {n} actions; give exactly one per step"
+            ));
+        }
     };
     let expect = match (raw.expect, raw.expect_text) {
         (Some(status), text) => Some(parse_expect(status, text)?),
-        (None, Some(_)) => return Err("expect_text needs expect (\"+OK\", \"-ERR\" or a code)".into()),
+        (None, Some(_)) => {
+            return Err("expect_text needs expect (\"+OK\", \"-ERR\" or a code)".into());
+        }
         (None, None) => None,
     };
     if matches!(action, Action::Drop) && expect.is_some() {
@@ -405,17 +426,44 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// The built-in scenarios, compiled into the binary: (name, TOML text).
 pub const BUILTIN: &[(&str, &str)] = &[
     ("rfc1939", include_str!("../../scenarios/rfc1939.toml")),
-    ("class-project", include_str!("../../scenarios/class-project.toml")),
-    ("kilroy-pluto", include_str!("../../scenarios/kilroy-pluto.toml")),
-    ("assignment", include_str!("../../scenarios/assignment.toml")),
+    (
+        "class-project",
+        include_str!("../../scenarios/class-project.toml"),
+    ),
+    (
+        "kilroy-pluto",
+        include_str!("../../scenarios/kilroy-pluto.toml"),
+    ),
+    (
+        "assignment",
+        include_str!("../../scenarios/assignment.toml"),
+    ),
     ("putty", include_str!("../../scenarios/putty.toml")),
-    ("rset-undoes-dele", include_str!("../../scenarios/rset-undoes-dele.toml")),
-    ("dropped-connection", include_str!("../../scenarios/dropped-connection.toml")),
+    (
+        "rset-undoes-dele",
+        include_str!("../../scenarios/rset-undoes-dele.toml"),
+    ),
+    (
+        "dropped-connection",
+        include_str!("../../scenarios/dropped-connection.toml"),
+    ),
     ("in-use", include_str!("../../scenarios/in-use.toml")),
-    ("dot-stuffing", include_str!("../../scenarios/dot-stuffing.toml")),
-    ("top-and-uidl", include_str!("../../scenarios/top-and-uidl.toml")),
-    ("smtp-errors", include_str!("../../scenarios/smtp-errors.toml")),
-    ("pipelining", include_str!("../../scenarios/pipelining.toml")),
+    (
+        "dot-stuffing",
+        include_str!("../../scenarios/dot-stuffing.toml"),
+    ),
+    (
+        "top-and-uidl",
+        include_str!("../../scenarios/top-and-uidl.toml"),
+    ),
+    (
+        "smtp-errors",
+        include_str!("../../scenarios/smtp-errors.toml"),
+    ),
+    (
+        "pipelining",
+        include_str!("../../scenarios/pipelining.toml"),
+    ),
 ];
 
 /// Loads a built-in scenario by name, or a scenario file by path.
@@ -461,7 +509,11 @@ expect = "+OK"
     fn every_builtin_scenario_parses() {
         for (name, text) in BUILTIN {
             let s = Scenario::parse(text, name);
-            assert!(s.is_ok(), "{name}: {}", s.err().map(|e| e.to_string()).unwrap_or_default());
+            assert!(
+                s.is_ok(),
+                "{name}: {}",
+                s.err().map(|e| e.to_string()).unwrap_or_default()
+            );
         }
     }
 
@@ -472,16 +524,23 @@ expect = "+OK"
         assert_eq!(s.steps[0].line, 10, "the line of its [[step]] header");
         assert_eq!(
             s.steps[0].action,
-            Action::Connect { protocol: Protocol::Pop3, mss: None }
+            Action::Connect {
+                protocol: Protocol::Pop3,
+                mss: None
+            }
         );
         assert_eq!(s.fixture.hostname, "localhost");
     }
 
     #[test]
     fn errors_name_file_line_and_what_was_expected() {
-        let two_actions = MINIMAL.replace("connect = \"pop3\"", "connect = \"pop3\"\nsend = \"STAT\"");
+        let two_actions =
+            MINIMAL.replace("connect = \"pop3\"", "connect = \"pop3\"\nsend = \"STAT\"");
         let e = Scenario::parse(&two_actions, "x.toml").unwrap_err();
-        assert_eq!(e.to_string(), "x.toml, line 10: the step has 2 actions; give exactly one per step");
+        assert_eq!(
+            e.to_string(),
+            "x.toml, line 10: the step has 2 actions; give exactly one per step"
+        );
 
         let typo = MINIMAL.replace("expect = \"+OK\"", "expekt = \"+OK\"");
         let e = Scenario::parse(&typo, "x.toml").unwrap_err();
@@ -490,7 +549,11 @@ expect = "+OK"
 
         let bad_expect = MINIMAL.replace("expect = \"+OK\"", "expect = \"OK\"");
         let e = Scenario::parse(&bad_expect, "x.toml").unwrap_err();
-        assert!(e.to_string().starts_with("x.toml, line 10: expect = \"OK\": expected"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("x.toml, line 10: expect = \"OK\": expected"),
+            "{e}"
+        );
 
         let bad_proto = MINIMAL.replace("connect = \"pop3\"", "connect = \"imap\"");
         let e = Scenario::parse(&bad_proto, "x.toml").unwrap_err();

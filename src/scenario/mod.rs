@@ -1,10 +1,10 @@
 //! Scripted, step-through sessions: the file format, fixtures, and the step engine that
 //! runs them in memory (the sans-IO machines wired together) or over real sockets.
 
+pub mod cli;
 pub mod engine;
 pub mod fixture;
 pub mod format;
-pub mod cli;
 pub mod live;
 pub mod recorder;
 pub mod transport;
@@ -85,7 +85,9 @@ pub fn run_on_sockets(scenario: &Scenario) -> Result<Vec<StepOutcome>, String> {
     let (_dir, store) = fresh_fixture(scenario)?;
     let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let mut servers = live::LiveServers::start(store, server_config(scenario), any, any)?;
-    let events = servers.take_events().ok_or("the server events were already taken")?;
+    let events = servers
+        .take_events()
+        .ok_or("the server events were already taken")?;
     let transport =
         transport::SocketTransport::new(servers.pop3_addr(), servers.smtp_addr(), events);
     let mut engine = Engine::new(scenario.clone(), transport);

@@ -36,7 +36,12 @@ impl Default for RecorderOptions {
             pop3: any,
             smtp: any,
             capture: true,
-            interface: if cfg!(target_os = "linux") { "lo" } else { "lo0" }.to_string(),
+            interface: if cfg!(target_os = "linux") {
+                "lo"
+            } else {
+                "lo0"
+            }
+            .to_string(),
             sandboxed: false,
         }
     }
@@ -93,8 +98,7 @@ impl Recorder {
             });
             (None, None)
         };
-        let transport =
-            SocketTransport::new(servers.pop3_addr(), servers.smtp_addr(), events);
+        let transport = SocketTransport::new(servers.pop3_addr(), servers.smtp_addr(), events);
         Ok(Self {
             engine: Engine::new(scenario.clone(), transport),
             capture,
@@ -187,8 +191,17 @@ impl Recorder {
         if self.packets.is_none() {
             return;
         }
-        let wanted = |d: Direction| outcome.exchanges.iter().filter(|e| e.direction == d).count();
-        let (c2s, s2c) = (wanted(Direction::ClientToServer), wanted(Direction::ServerToClient));
+        let wanted = |d: Direction| {
+            outcome
+                .exchanges
+                .iter()
+                .filter(|e| e.direction == d)
+                .count()
+        };
+        let (c2s, s2c) = (
+            wanted(Direction::ClientToServer),
+            wanted(Direction::ServerToClient),
+        );
         let deadline = Instant::now() + CATCH_UP;
         loop {
             self.drain_packets(Duration::ZERO);

@@ -114,12 +114,13 @@ impl MemoryTransport {
             }
         }
         let at = std::time::UNIX_EPOCH;
-        self.events.extend(kinds.into_iter().map(|kind| ServerEvent {
-            session,
-            protocol,
-            at,
-            kind,
-        }));
+        self.events
+            .extend(kinds.into_iter().map(|kind| ServerEvent {
+                session,
+                protocol,
+                at,
+                kind,
+            }));
     }
 }
 
@@ -316,7 +317,12 @@ impl Transport for SocketTransport {
                 buf.truncate(n);
                 Ok(buf)
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 Err(format!("no reply within {} s", timeout.as_secs()))
             }
             Err(e) => Err(format!("read failed: {e}")),

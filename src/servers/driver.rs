@@ -49,11 +49,7 @@ pub(crate) enum Goodbye {
 
 /// Answers a machine's requests with the outside world (the store, the clock).
 pub(crate) trait Responder<M: Machine>: Send {
-    fn answer(
-        &mut self,
-        machine: &mut M,
-        request: M::Request,
-    ) -> impl Future<Output = ()> + Send;
+    fn answer(&mut self, machine: &mut M, request: M::Request) -> impl Future<Output = ()> + Send;
 }
 
 /// Runs one session to its end and publishes why it ended.
@@ -110,10 +106,10 @@ async fn run<M: Machine, R: Responder<M>>(
                 Step::Write(bytes) => {
                     out.extend_from_slice(&bytes);
                     // Many pipelined RETRs: do not hold all their replies in memory.
-                    if out.len() >= FLUSH_AT {
-                        if let Err(e) = write_out(stream, &mut out).await {
-                            return format!("write failed: {e}");
-                        }
+                    if out.len() >= FLUSH_AT
+                        && let Err(e) = write_out(stream, &mut out).await
+                    {
+                        return format!("write failed: {e}");
                     }
                 }
                 Step::Event(e) => publish(M::wrap(e)),

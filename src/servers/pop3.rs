@@ -10,7 +10,8 @@ use tokio::sync::watch;
 use super::driver::{Goodbye, Machine, Responder, Step, drive};
 use super::{EventKind, EventSink, Protocol, ServerConfig};
 use crate::proto::pop3::{
-    Credential, LoginOutcome, MessageInfo, Pop3Config, Pop3Event, Pop3Output, Pop3Request, Pop3Server,
+    Credential, LoginOutcome, MessageInfo, Pop3Config, Pop3Event, Pop3Output, Pop3Request,
+    Pop3Server,
 };
 use crate::store::{Maildrop, Store, StoreError};
 
@@ -57,12 +58,16 @@ pub(super) async fn accept_loop(
     events: EventSink,
     stopped: watch::Receiver<bool>,
 ) {
-    super::accept_loop(listener, stopped.clone(), move |stream, session, stopped| {
-        let store = store.clone();
-        let config = config.clone();
-        let events = events.clone();
-        session_task(stream, session, store, config, events, stopped)
-    })
+    super::accept_loop(
+        listener,
+        stopped.clone(),
+        move |stream, session, stopped| {
+            let store = store.clone();
+            let config = config.clone();
+            let events = events.clone();
+            session_task(stream, session, store, config, events, stopped)
+        },
+    )
     .await;
 }
 
@@ -86,7 +91,16 @@ async fn session_task(
         backend: Some(Pop3Backend::new(store)),
         config: config.clone(),
     };
-    drive(stream, machine, responder, session, config.idle_limit, events, stopped).await;
+    drive(
+        stream,
+        machine,
+        responder,
+        session,
+        config.idle_limit,
+        events,
+        stopped,
+    )
+    .await;
 }
 
 /// An APOP timestamp unique per connection: `<pid.counter.nanos@host>` (RFC 1939 section 7
@@ -166,7 +180,10 @@ impl Pop3Backend {
     /// Removes the marked messages and releases the maildrop.
     pub fn update(&mut self, delete: &[usize]) -> Result<(), String> {
         let mut maildrop = self.maildrop.take().ok_or("no maildrop is open")?;
-        maildrop.expunge(delete).map(|_| ()).map_err(|e| e.to_string())
+        maildrop
+            .expunge(delete)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -185,7 +202,7 @@ impl Responder<Pop3Server> for Pop3Responder {
         // The machine is answered here, after the blocking work, so that the delay of a
         // failed login comes before the reply.
         let joined = tokio::task::spawn_blocking(move || {
-                        let outcome = match request {
+            let outcome = match request {
                 Pop3Request::Login { user, credential } => {
                     Answer::Login(backend.login(&user, &credential))
                 }

@@ -56,12 +56,16 @@ pub(super) async fn accept_loop(
     events: EventSink,
     stopped: watch::Receiver<bool>,
 ) {
-    super::accept_loop(listener, stopped.clone(), move |stream, session, stopped| {
-        let store = store.clone();
-        let config = config.clone();
-        let events = events.clone();
-        session_task(stream, session, store, config, events, stopped)
-    })
+    super::accept_loop(
+        listener,
+        stopped.clone(),
+        move |stream, session, stopped| {
+            let store = store.clone();
+            let config = config.clone();
+            let events = events.clone();
+            session_task(stream, session, store, config, events, stopped)
+        },
+    )
     .await;
 }
 
@@ -82,7 +86,16 @@ async fn session_task(
     let responder = SmtpResponder {
         backend: SmtpBackend::new(store, &config, peer, session),
     };
-    drive(stream, machine, responder, session, config.idle_limit, events, stopped).await;
+    drive(
+        stream,
+        machine,
+        responder,
+        session,
+        config.idle_limit,
+        events,
+        stopped,
+    )
+    .await;
 }
 
 /// Answers an SMTP machine's requests with the store, synchronously: recipient checks, and

@@ -25,10 +25,20 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {
     Empty,
-    Unknown { keyword: String },
-    MissingArgument { keyword: &'static str, what: &'static str },
-    BadNumber { keyword: &'static str, text: String },
-    TooManyArguments { keyword: &'static str },
+    Unknown {
+        keyword: String,
+    },
+    MissingArgument {
+        keyword: &'static str,
+        what: &'static str,
+    },
+    BadNumber {
+        keyword: &'static str,
+        text: String,
+    },
+    TooManyArguments {
+        keyword: &'static str,
+    },
 }
 
 impl fmt::Display for ParseError {
@@ -209,7 +219,10 @@ mod tests {
 
     #[test]
     fn parses_commands_case_insensitively() {
-        assert_eq!(Command::parse(b"user mrose"), Ok(Command::User("mrose".into())));
+        assert_eq!(
+            Command::parse(b"user mrose"),
+            Ok(Command::User("mrose".into()))
+        );
         assert_eq!(Command::parse(b"StAt"), Ok(Command::Stat));
         assert_eq!(Command::parse(b"retr 1"), Ok(Command::Retr(1)));
         assert_eq!(Command::parse(b"LIST"), Ok(Command::List(None)));

@@ -84,7 +84,10 @@ pub fn apop_digest(timestamp: &str, secret: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pop3Request {
     /// Check the credential and lock the maildrop; answer with [`Pop3Server::answer_login`].
-    Login { user: String, credential: Credential },
+    Login {
+        user: String,
+        credential: Credential,
+    },
     /// Read message `index` (0-based, in the order of the listing given at login); answer
     /// with [`Pop3Server::answer_fetch`].
     Fetch { index: usize },
@@ -118,14 +121,37 @@ pub enum LoginOutcome {
 /// Things the machine reports as they happen, for the window and the scenario runner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pop3Event {
-    CommandReceived { line: String },
-    ReplySent { positive: bool, first_line: String, multiline: bool, octets: usize },
-    StateChanged { from: Pop3State, to: Pop3State },
-    LoggedIn { user: String, messages: usize, octets: u64 },
-    LoginFailed { user: String, in_use: bool },
-    MessageMarkedDeleted { msg: u32 },
-    DeletionsUndone { msgs: Vec<u32> },
-    Expunged { msgs: Vec<u32> },
+    CommandReceived {
+        line: String,
+    },
+    ReplySent {
+        positive: bool,
+        first_line: String,
+        multiline: bool,
+        octets: usize,
+    },
+    StateChanged {
+        from: Pop3State,
+        to: Pop3State,
+    },
+    LoggedIn {
+        user: String,
+        messages: usize,
+        octets: u64,
+    },
+    LoginFailed {
+        user: String,
+        in_use: bool,
+    },
+    MessageMarkedDeleted {
+        msg: u32,
+    },
+    DeletionsUndone {
+        msgs: Vec<u32>,
+    },
+    Expunged {
+        msgs: Vec<u32>,
+    },
 }
 
 /// What the driver must do next.
@@ -200,7 +226,10 @@ impl Pop3Server {
         if self.state != Pop3State::Closed {
             let from = self.state;
             self.state = Pop3State::Closed;
-            self.event(Pop3Event::StateChanged { from, to: Pop3State::Closed });
+            self.event(Pop3Event::StateChanged {
+                from,
+                to: Pop3State::Closed,
+            });
         }
     }
 
@@ -256,7 +285,10 @@ impl Pop3Server {
                 let count = messages.len();
                 self.maildrop = messages
                     .into_iter()
-                    .map(|info| Entry { info, deleted: false })
+                    .map(|info| Entry {
+                        info,
+                        deleted: false,
+                    })
                     .collect();
                 self.event(Pop3Event::LoggedIn {
                     user: user.clone(),
@@ -271,7 +303,10 @@ impl Pop3Server {
                 self.set_state(Pop3State::Transaction);
             }
             LoginOutcome::Rejected => {
-                self.event(Pop3Event::LoginFailed { user, in_use: false });
+                self.event(Pop3Event::LoginFailed {
+                    user,
+                    in_use: false,
+                });
                 self.err("[AUTH] invalid user name or password");
             }
             LoginOutcome::InUse => {
@@ -279,8 +314,14 @@ impl Pop3Server {
                 self.err("[IN-USE] maildrop already locked by another session");
             }
             LoginOutcome::Failed(why) => {
-                self.event(Pop3Event::LoginFailed { user, in_use: false });
-                self.err(&format!("[SYS/TEMP] cannot open maildrop: {}", one_line(&why)));
+                self.event(Pop3Event::LoginFailed {
+                    user,
+                    in_use: false,
+                });
+                self.err(&format!(
+                    "[SYS/TEMP] cannot open maildrop: {}",
+                    one_line(&why)
+                ));
             }
         }
     }
@@ -295,7 +336,10 @@ impl Pop3Server {
         let content = match content {
             Ok(c) => c,
             Err(why) => {
-                self.err(&format!("[SYS/TEMP] cannot read message {msg}: {}", one_line(&why)));
+                self.err(&format!(
+                    "[SYS/TEMP] cannot read message {msg}: {}",
+                    one_line(&why)
+                ));
                 return;
             }
         };
@@ -305,7 +349,10 @@ impl Pop3Server {
             .unwrap_or(content.len() as u64);
         let (first_line, body) = match top_lines {
             None => (format!("+OK {size} octets"), content.as_slice()),
-            Some(n) => ("+OK top of message follows".to_string(), top_of(&content, n)),
+            Some(n) => (
+                "+OK top of message follows".to_string(),
+                top_of(&content, n),
+            ),
         };
         let mut reply = Vec::with_capacity(body.len() + body.len() / 32 + first_line.len() + 8);
         reply.extend_from_slice(first_line.as_bytes());
@@ -411,7 +458,10 @@ impl Pop3Server {
             Command::List(None) => {
                 let (count, octets) = self.totals();
                 let lines = self.listing(|i, e| format!("{} {}", i, e.info.size));
-                self.multiline(&format!("{count} message{} ({octets} octets)", plural(count)), &lines);
+                self.multiline(
+                    &format!("{count} message{} ({octets} octets)", plural(count)),
+                    &lines,
+                );
             }
             Command::List(Some(n)) => {
                 if let Some(size) = self.live(n).map(|e| e.info.size) {
@@ -453,7 +503,10 @@ impl Pop3Server {
                     self.event(Pop3Event::DeletionsUndone { msgs: undone });
                 }
                 let (count, octets) = self.totals();
-                self.ok(&format!("maildrop has {count} message{} ({octets} octets)", plural(count)));
+                self.ok(&format!(
+                    "maildrop has {count} message{} ({octets} octets)",
+                    plural(count)
+                ));
             }
             Command::Quit => {
                 self.set_state(Pop3State::Update);

@@ -123,7 +123,10 @@ fn run_all_chunks(input: &[u8], fake: &Fake) -> Run {
             String::from_utf8_lossy(&reference.written),
             "chunk size {chunk} differs"
         );
-        assert_eq!(r.events, reference.events, "events differ at chunk size {chunk}");
+        assert_eq!(
+            r.events, reference.events,
+            "events differ at chunk size {chunk}"
+        );
         chunk *= 2;
     }
     reference
@@ -188,11 +191,19 @@ fn seed_002_wrong_password_then_right_then_delete_two_oldest() {
     let t = text(&r);
     let lines: Vec<&str> = t.split("\r\n").collect();
     assert_eq!(lines.get(1), Some(&"+OK send PASS for user"));
-    assert_eq!(lines.get(2), Some(&"-ERR [AUTH] invalid user name or password"));
+    assert_eq!(
+        lines.get(2),
+        Some(&"-ERR [AUTH] invalid user name or password")
+    );
     assert_eq!(lines.get(3), Some(&"+OK send PASS for user"));
-    assert_eq!(lines.get(4), Some(&"+OK user's maildrop has 6 messages (600 octets)"));
+    assert_eq!(
+        lines.get(4),
+        Some(&"+OK user's maildrop has 6 messages (600 octets)")
+    );
     assert_eq!(lines.get(5), Some(&"+OK 6 600"));
-    assert!(t.contains("+OK 6 messages (600 octets)\r\n1 100\r\n2 100\r\n3 100\r\n4 100\r\n5 100\r\n6 100\r\n.\r\n"));
+    assert!(t.contains(
+        "+OK 6 messages (600 octets)\r\n1 100\r\n2 100\r\n3 100\r\n4 100\r\n5 100\r\n6 100\r\n.\r\n"
+    ));
     assert!(t.ends_with("+OK dewey POP3 server signing off (4 messages left)\r\n"));
     assert_eq!(r.fake.expunged, Some(vec![0, 1]));
 }
@@ -230,7 +241,10 @@ fn deleted_messages_vanish_and_rset_restores_them() {
         +OK dewey POP3 server signing off (3 messages left)\r\n";
     assert!(t.ends_with(expected_tail), "got:\n{t}");
     assert_eq!(r.fake.expunged, Some(vec![]));
-    assert!(r.events.contains(&Pop3Event::DeletionsUndone { msgs: vec![2] }));
+    assert!(
+        r.events
+            .contains(&Pop3Event::DeletionsUndone { msgs: vec![2] })
+    );
 }
 
 #[test]
@@ -257,7 +271,10 @@ fn byte_stuffing_and_sizes_before_stuffing() {
     let body = b"Subject: dots\r\n\r\n.leading dot\r\n..two\r\n.\r\nend\r\n".to_vec();
     let size = body.len();
     let fake = Fake::new(vec![body]);
-    let r = run_all_chunks(b"USER user\r\nPASS secret\r\nLIST 1\r\nRETR 1\r\nQUIT\r\n", &fake);
+    let r = run_all_chunks(
+        b"USER user\r\nPASS secret\r\nLIST 1\r\nRETR 1\r\nQUIT\r\n",
+        &fake,
+    );
     let t = text(&r);
     assert!(t.contains(&format!("+OK 1 {size}\r\n")));
     assert!(t.contains(&format!(
@@ -283,7 +300,9 @@ fn top_sends_headers_blank_line_and_n_body_lines() {
     let t = text(&r);
     assert!(t.contains("+OK top of message follows\r\nA: 1\r\nB: 2\r\n\r\n.\r\n"));
     assert!(t.contains("+OK top of message follows\r\nA: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\n.\r\n"));
-    assert!(t.ends_with("+OK top of message follows\r\nA: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\nl3\r\n.\r\n"));
+    assert!(
+        t.ends_with("+OK top of message follows\r\nA: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\nl3\r\n.\r\n")
+    );
 }
 
 #[test]
@@ -327,9 +346,20 @@ fn hostile_input_gets_errors_and_the_session_goes_on() {
     let r = run_all_chunks(&input, &Fake::new(vec![]));
     let t = text(&r);
     let replies: Vec<&str> = t.split("\r\n").skip(1).collect();
-    assert_eq!(replies.first(), Some(&"-ERR command line too long (1000000 octets, at most 255)"));
-    assert!(replies.get(1).is_some_and(|l| l.starts_with("-ERR unknown command")));
-    assert!(replies.get(2).is_some_and(|l| l.starts_with("+OK send PASS for")));
+    assert_eq!(
+        replies.first(),
+        Some(&"-ERR command line too long (1000000 octets, at most 255)")
+    );
+    assert!(
+        replies
+            .get(1)
+            .is_some_and(|l| l.starts_with("-ERR unknown command"))
+    );
+    assert!(
+        replies
+            .get(2)
+            .is_some_and(|l| l.starts_with("+OK send PASS for"))
+    );
     assert_eq!(replies.get(3), Some(&"-ERR empty command line"));
     assert_eq!(replies.get(4), Some(&"+OK dewey POP3 server signing off"));
     assert!(r.closed);
@@ -352,13 +382,20 @@ fn pipelined_commands_in_one_write_are_answered_in_order() {
 fn nothing_is_read_after_quit() {
     let fake = Fake::new(vec![]);
     let r = run_all_chunks(b"QUIT\r\nUSER user\r\n", &fake);
-    assert_eq!(text(&r), format!("+OK POP3 server ready {TIMESTAMP}\r\n+OK dewey POP3 server signing off\r\n"));
+    assert_eq!(
+        text(&r),
+        format!("+OK POP3 server ready {TIMESTAMP}\r\n+OK dewey POP3 server signing off\r\n")
+    );
 }
 
 #[test]
 fn events_tell_the_story_in_order() {
     let fake = Fake::new(vec![message("a", 40)]);
-    let r = run(b"USER user\r\nPASS secret\r\nDELE 1\r\nQUIT\r\n", 512, &fake);
+    let r = run(
+        b"USER user\r\nPASS secret\r\nDELE 1\r\nQUIT\r\n",
+        512,
+        &fake,
+    );
     let kinds: Vec<String> = r
         .events
         .iter()
