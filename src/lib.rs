@@ -15,3 +15,4 @@ pub mod scenario;
 pub mod servers;
 pub mod store;
 pub mod timeline;
+pub mod viz;

@@ -17,11 +17,18 @@ use mailwire::store::{self, Store};
 struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,
+    /// Without a command: run the demo scenario in the window, save a PNG of the window to
+    /// FILE, and exit.
+    #[arg(long, value_name = "FILE")]
+    screenshot: Option<PathBuf>,
+    /// Without a command: open the window in presenter mode (dark, larger text).
+    #[arg(long)]
+    presenter: bool,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the POP3 and SMTP servers on a data directory (the default command for now).
+    /// Run the POP3 and SMTP servers on a data directory (no window).
     Serve(ServeArgs),
     /// Import the mail server assignment's layout (User.txt, <user>/MyMailBox.txt) into a
     /// data directory.
@@ -83,12 +90,16 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // No command: what `mailwire serve` does with its defaults.
-    let command = cli
-        .command
-        .or_else(|| Cli::parse_from(["mailwire", "serve"]).command);
-    let result = match command {
-        None => Err("no command given; see mailwire --help".to_string()),
+    if cli.command.is_some() && (cli.screenshot.is_some() || cli.presenter) {
+        eprintln!("mailwire: --screenshot and --presenter are for the window (no command)");
+        return ExitCode::FAILURE;
+    }
+    let result = match cli.command {
+        // No command: the classroom window, with the demo scenario loaded.
+        None => mailwire::viz::run_window(mailwire::viz::WindowArgs {
+            screenshot: cli.screenshot,
+            presenter: cli.presenter,
+        }),
         Some(Cmd::Serve(args)) => serve(args),
         Some(Cmd::ImportAssignment { src, data }) => import(&src, &data),
         Some(Cmd::Open(args)) => mailwire::decode::open::run_open(args),

@@ -1,0 +1,569 @@
+//! The window: an [`eframe::App`] that keeps its own copy of the timeline.
+//!
+//! [`MailwireApp::logic`] drains the worker's channels into that copy (never blocking),
+//! advances the play timer and the screenshot run, and applies presenter settings.
+//! [`MailwireApp::ui`] draws the panes from the timeline and [`UiState`], collecting
+//! [`UiAction`]s, which are applied after drawing: state changes here, commands to the
+//! worker there. Nothing in drawing code mutates the model.
+
+use std::time::Instant;
+
+use eframe::egui;
+use eframe::egui::{CentralPanel, Panel, RichText, ScrollArea, Theme, Ui, ViewportCommand};
+
+use super::controls::{self, ExportKind};
+use super::details::{self, DetailsCache};
+use super::diagram;
+use super::live;
+use super::narration;
+use super::rows::DiagramRows;
+use super::screenshot::{self, Phase, ScreenshotPlan};
+use super::server_state::{self, ServerView};
+use super::state::{DEFAULT_SCENARIO, UiAction, UiState};
+use super::theme::{self, Palette};
+use super::worker::{Worker, WorkerCommand, WorkerMessage, WorkerStatus};
+use crate::scenario::recorder::RecorderOptions;
+use crate::timeline::{Timeline, TimelineUpdate};
+
+/// How the window starts.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    /// Where the servers listen and whether to capture.
+    pub recorder: RecorderOptions,
+    /// The scenario loaded at start.
+    pub scenario: String,
+    /// A remark for the banner (why the sandbox is not used, for instance).
+    pub note: Option<String>,
+    /// Start in presenter mode (dark, larger).
+    pub presenter: bool,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            recorder: RecorderOptions::default(),
+            scenario: DEFAULT_SCENARIO.to_string(),
+            note: None,
+            presenter: false,
+        }
+    }
+}
+
+/// What a cached server view was computed from: run, steps recorded, focused step.
+type ServerViewKey = (u64, usize, Option<usize>);
+
+/// The presenter settings the egui context has now.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Applied {
+    zoom: Option<f32>,
+    dark: Option<bool>,
+    fullscreen: Option<bool>,
+}
+
+/// The window's application state.
+pub struct MailwireApp {
+    /// The window's copy of the run's timeline.
+    pub timeline: Timeline,
+    /// Selection, cursor, settings, forms.
+    pub state: UiState,
+    /// The worker's last report.
+    pub status: WorkerStatus,
+    /// Errors to show (from the worker, from exports).
+    pub errors: Vec<String>,
+    /// What the last export wrote.
+    pub export_message: Option<String>,
+    /// Bumped on every reset of the timeline.
+    pub generation: u64,
+    worker: Option<Worker>,
+    /// Commands sent to the worker and not yet answered.
+    pending: usize,
+    rows: DiagramRows,
+    details: DetailsCache,
+    server_view: Option<(ServerViewKey, ServerView)>,
+    choices: Vec<(&'static str, String)>,
+    note: Option<String>,
+    /// Where exports go: this path with the format's extension added (empty: a name made
+    /// from the scenario's, in the current folder).
+    pub export_path: String,
+    applied: Applied,
+    screenshot: Option<ScreenshotPlan>,
+}
+
+impl MailwireApp {
+    /// A window driving a worker: starts it and loads `options.scenario`; the worker wakes
+    /// `ctx` when it has news.
+    pub fn new(ctx: &egui::Context, options: AppOptions) -> Result<Self, String> {
+        let wake_ctx = ctx.clone();
+        let mut app = Self::start(options, move || wake_ctx.request_repaint())?;
+        // Zoom and theme before the first frame, so panels get their sizes at that zoom.
+        app.apply_settings(ctx);
+        Ok(app)
+    }
+
+    /// Like [`Self::new`], with any wake-up call (tests poll instead).
+    pub fn start(options: AppOptions, wake: impl Fn() + Send + 'static) -> Result<Self, String> {
+        let worker = Worker::spawn(options.recorder.clone(), wake)?;
+        let mut app = Self::with_timeline(Timeline::new(""));
+        app.note = options.note;
+        if options.presenter {
+            app.state.dark = true;
+            app.state.zoom = 1.3;
+            app.state.live_panel = false;
+        }
+        app.worker = Some(worker);
+        app.state.scenario = options.scenario.clone();
+        app.send(WorkerCommand::Load(options.scenario));
+        Ok(app)
+    }
+
+    /// A window showing a timeline, without a worker (benchmarks, tests of drawing).
+    pub fn with_timeline(timeline: Timeline) -> Self {
+        Self {
+            timeline,
+            state: UiState::default(),
+            status: WorkerStatus::default(),
+            errors: Vec::new(),
+            export_message: None,
+            generation: 0,
+            worker: None,
+            pending: 0,
+            rows: DiagramRows::default(),
+            details: DetailsCache::default(),
+            server_view: None,
+            choices: controls::scenario_choices(),
+            note: None,
+            export_path: String::new(),
+            applied: Applied::default(),
+            screenshot: None,
+        }
+    }
+
+    /// Makes this run a screenshot run (see [`screenshot`]).
+    pub fn take_screenshot(&mut self, plan: ScreenshotPlan) {
+        self.screenshot = Some(plan);
+    }
+
+    /// Whether commands are waiting for the worker.
+    pub fn is_busy(&self) -> bool {
+        self.pending > 0
+    }
+
+    /// The bytes highlighted in the hex dump: the selected field's, when a frame is shown.
+    pub fn highlighted_bytes(&self) -> Option<std::ops::Range<usize>> {
+        self.state.selection.frame?;
+        self.state.selection.field.as_ref().map(|f| f.range.clone())
+    }
+
+    /// The rows the diagram shows now.
+    pub fn diagram_rows(&self) -> &DiagramRows {
+        &self.rows
+    }
+
+    fn send(&mut self, command: WorkerCommand) {
+        let Some(worker) = &self.worker else {
+            self.errors
+                .push("there is no worker to run steps (this window only shows a timeline)".into());
+            return;
+        };
+        if worker.send(command) {
+            self.pending += 1;
+        } else {
+            self.errors
+                .push("the demo worker stopped; restart mailwire".into());
+        }
+    }
+
+    /// Applies one action (as the drawing code would emit it).
+    pub fn act(&mut self, action: UiAction) {
+        let commands = self.state.apply(action, &self.timeline, &self.status);
+        for c in commands {
+            self.send(c);
+        }
+        self.state.awaiting_step = self.pending > 0;
+    }
+
+    /// Drains the worker's channels, runs the play timer and the screenshot, applies the
+    /// presenter settings. Never blocks.
+    pub fn logic(&mut self, ctx: &egui::Context) {
+        self.drain_worker();
+        let now = ctx.input(|i| i.time);
+        let commands = self.state.tick(now, &self.timeline, &self.status);
+        for c in commands {
+            self.send(c);
+        }
+        self.state.awaiting_step = self.pending > 0;
+        if self.state.playing {
+            ctx.request_repaint_after(std::time::Duration::from_millis(100));
+        }
+        self.apply_settings(ctx);
+        self.drive_screenshot(ctx);
+    }
+
+    fn drain_worker(&mut self) {
+        let Some(worker) = &self.worker else { return };
+        let updates: Vec<TimelineUpdate> = worker.updates.try_iter().collect();
+        let messages: Vec<WorkerMessage> = worker.messages.try_iter().collect();
+        let steps_before = self.timeline.steps.len();
+        let mut reset = false;
+        for update in updates {
+            if matches!(update, TimelineUpdate::Reset { .. }) {
+                reset = true;
+                self.generation += 1;
+            }
+            self.timeline.apply(update);
+        }
+        if reset {
+            self.state.forget_run();
+        }
+        let old_steps = if reset { 0 } else { steps_before };
+        for message in messages {
+            match message {
+                WorkerMessage::Status(status) => {
+                    self.pending = self.pending.saturating_sub(1);
+                    self.status = status;
+                }
+                WorkerMessage::Error(e) => self.errors.push(e),
+            }
+        }
+        if self.timeline.steps.len() > old_steps {
+            self.state.on_steps_added(&self.timeline);
+        }
+        self.state.awaiting_step = self.pending > 0;
+    }
+
+    fn apply_settings(&mut self, ctx: &egui::Context) {
+        if self.applied.dark.is_none() {
+            ctx.set_visuals_of(Theme::Dark, theme::visuals(true));
+            ctx.set_visuals_of(Theme::Light, theme::visuals(false));
+            ctx.all_styles_mut(|style| {
+                use eframe::egui::{FontFamily, FontId, TextStyle};
+                style.text_styles = [
+                    (
+                        TextStyle::Small,
+                        FontId::new(12.0, FontFamily::Proportional),
+                    ),
+                    (TextStyle::Body, FontId::new(15.0, FontFamily::Proportional)),
+                    (
+                        TextStyle::Button,
+                        FontId::new(15.0, FontFamily::Proportional),
+                    ),
+                    (
+                        TextStyle::Heading,
+                        FontId::new(22.0, FontFamily::Proportional),
+                    ),
+                    (
+                        TextStyle::Monospace,
+                        FontId::new(14.0, FontFamily::Monospace),
+                    ),
+                ]
+                .into();
+            });
+        }
+        if self.applied.dark != Some(self.state.dark) {
+            ctx.set_theme(if self.state.dark {
+                Theme::Dark
+            } else {
+                Theme::Light
+            });
+            self.applied.dark = Some(self.state.dark);
+        }
+        if self.applied.zoom != Some(self.state.zoom) {
+            ctx.set_zoom_factor(self.state.zoom);
+            self.applied.zoom = Some(self.state.zoom);
+        }
+        if self.applied.fullscreen.unwrap_or(false) != self.state.fullscreen {
+            ctx.send_viewport_cmd(ViewportCommand::Fullscreen(self.state.fullscreen));
+            self.applied.fullscreen = Some(self.state.fullscreen);
+        }
+    }
+
+    fn drive_screenshot(&mut self, ctx: &egui::Context) {
+        let Some(mut plan) = self.screenshot.take() else {
+            return;
+        };
+        ctx.request_repaint();
+        if plan.started.elapsed() > screenshot::LIMIT && !matches!(plan.phase, Phase::Done) {
+            let why = format!(
+                "no screenshot after {} s (stuck at {:?}); nothing was written to {}",
+                screenshot::LIMIT.as_secs(),
+                phase_name(&plan.phase),
+                plan.path.display()
+            );
+            plan.finish(Err(why));
+            ctx.send_viewport_cmd(ViewportCommand::Close);
+        }
+        let busy = self.pending > 0;
+        match &mut plan.phase {
+            Phase::Loading => {
+                if !busy && self.status.total_steps > 0 {
+                    plan.phase = Phase::Stepping;
+                } else if !busy && !self.errors.is_empty() {
+                    let why = format!("the scenario did not start: {}", self.errors.join("; "));
+                    plan.finish(Err(why));
+                    ctx.send_viewport_cmd(ViewportCommand::Close);
+                }
+            }
+            Phase::Stepping if busy => {}
+            Phase::Stepping => {
+                if !self.status.done {
+                    self.act(UiAction::Next);
+                } else {
+                    let (step, exchange) = plan.select;
+                    self.act(UiAction::SelectExchange { step, exchange });
+                    self.state.scroll_to_row = Some(0);
+                    plan.phase = Phase::Settling {
+                        since: Instant::now(),
+                        frames: 0,
+                    };
+                }
+            }
+            Phase::Settling { since, frames } => {
+                *frames += 1;
+                if *frames > 10 && since.elapsed() > screenshot::SETTLE {
+                    let (tx, rx) = crossbeam_channel::bounded(1);
+                    let wake = ctx.clone();
+                    ctx.request_screenshot(move |image| {
+                        let _ = tx.send(image);
+                        wake.request_repaint();
+                    });
+                    plan.phase = Phase::Requested(rx);
+                }
+            }
+            Phase::Requested(rx) => {
+                if let Ok(image) = rx.try_recv() {
+                    let outcome =
+                        screenshot::write_png(&plan.path, &image).map(|()| plan.path.clone());
+                    plan.finish(outcome);
+                    ctx.send_viewport_cmd(ViewportCommand::Close);
+                }
+            }
+            Phase::Done => {}
+        }
+        self.screenshot = Some(plan);
+    }
+
+    /// Draws the window and applies what the user asked for.
+    pub fn ui(&mut self, ui: &mut Ui) {
+        let palette = Palette::new(self.state.dark);
+        let mut actions = Vec::new();
+        let mut exports = Vec::new();
+        controls::keyboard_actions(ui.ctx(), &mut actions);
+        let mut dismiss = false;
+        Panel::top("controls").show(ui, |ui| {
+            ui.add_space(2.0);
+            controls::controls_ui(
+                ui,
+                &self.state,
+                &self.timeline,
+                &self.status,
+                &self.choices,
+                &mut self.export_path,
+                &mut actions,
+                &mut exports,
+            );
+            controls::banner_ui(
+                ui,
+                &self.timeline,
+                self.note.as_deref(),
+                &self.errors,
+                &palette,
+                &mut dismiss,
+            );
+            if let Some(m) = &self.export_message {
+                ui.label(RichText::new(m).color(palette.positive));
+            }
+            ui.add_space(2.0);
+        });
+        let focus = self.state.focus_step();
+        let view = self.server_view(focus);
+        Panel::top("narration")
+            .resizable(true)
+            .default_size(190.0)
+            .show(ui, |ui| {
+                ui.columns(2, |columns| {
+                    if let [left, right] = columns {
+                        ScrollArea::vertical()
+                            .id_salt("narration-scroll")
+                            .auto_shrink([false, false])
+                            .show(left, |ui| {
+                                narration::narration_ui(
+                                    ui,
+                                    &self.timeline,
+                                    focus,
+                                    &self.status.title,
+                                    &self.status.description,
+                                    &palette,
+                                );
+                            });
+                        right.label(RichText::new("Server state").strong().size(17.0));
+                        ScrollArea::vertical()
+                            .id_salt("server-scroll")
+                            .auto_shrink([false, false])
+                            .show(right, |ui| {
+                                server_state::server_state_ui(ui, &view, &palette);
+                            });
+                    }
+                });
+            });
+        // Its width follows the window's width in points (which the zoom changes): when that
+        // changes, a fresh panel (and so its default width) is used.
+        let details_width = (ui.available_width() * 0.42).clamp(320.0, 620.0);
+        let width_key = (ui.available_width() / 20.0).round() as i32;
+        Panel::right(("details", width_key))
+            .resizable(true)
+            .default_size(details_width)
+            .show(ui, |ui| {
+                // Fill the panel: a panel shrinks to what its content uses.
+                ui.set_min_width(ui.available_width());
+                ui.label(RichText::new("Packet details").strong().size(17.0));
+                details::details_ui(
+                    ui,
+                    &self.timeline,
+                    self.generation,
+                    &self.state,
+                    &mut self.details,
+                    &palette,
+                    &mut actions,
+                );
+            });
+        if self.state.live_panel {
+            Panel::bottom("live")
+                .resizable(true)
+                .default_size(235.0)
+                .show(ui, |ui| {
+                    ScrollArea::vertical()
+                        .id_salt("live-scroll")
+                        .auto_shrink([false, false])
+                        .show(ui, |ui| {
+                            ui.add_space(4.0);
+                            live::live_ui(
+                                ui,
+                                &mut self.state,
+                                &self.timeline,
+                                &self.status,
+                                &palette,
+                                &mut actions,
+                            );
+                        });
+                });
+        }
+        let upto = self.diagram_upto();
+        self.rows
+            .refresh(&self.timeline, self.generation, upto, self.state.tcp_view);
+        if self.state.scroll_to_selection {
+            let sel = &self.state.selection;
+            self.state.scroll_to_row = self.rows.row_of(sel.step, sel.exchange, sel.frame);
+            self.state.scroll_to_selection = false;
+        }
+        CentralPanel::default().show(ui, |ui| {
+            diagram::diagram_ui(
+                ui,
+                &self.timeline,
+                &self.rows,
+                &self.state,
+                &palette,
+                &mut actions,
+            );
+        });
+        // A scroll request is honoured once.
+        self.state.scroll_to_row = None;
+        self.state.reveal_field = false;
+        if dismiss {
+            self.errors.clear();
+        }
+        for action in actions {
+            self.act(action);
+        }
+        for kind in exports {
+            self.export(kind);
+        }
+    }
+
+    /// One whole frame: [`Self::logic`] then [`Self::ui`] (what eframe does; tests and
+    /// benchmarks call this with a plain `Ui`).
+    pub fn frame_ui(&mut self, ui: &mut Ui) {
+        let ctx = ui.ctx().clone();
+        self.logic(&ctx);
+        self.ui(ui);
+    }
+
+    /// The last step the diagram shows: the cursor (all recorded steps when it is at the
+    /// newest).
+    fn diagram_upto(&self) -> Option<usize> {
+        self.state.cursor
+    }
+
+    /// The server state as of the focused step (recomputed only when that changes).
+    fn server_view(&mut self, focus: Option<usize>) -> ServerView {
+        let key = (self.generation, self.timeline.steps.len(), focus);
+        let fresh = !matches!(&self.server_view, Some((k, _)) if *k == key);
+        if fresh {
+            let view = match focus {
+                Some(step) => ServerView::up_to_step(&self.timeline, step),
+                None => ServerView::default(),
+            };
+            self.server_view = Some((key, view));
+        }
+        self.server_view
+            .as_ref()
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    fn export(&mut self, kind: ExportKind) {
+        let base = if self.export_path.trim().is_empty() {
+            format!("mailwire-{}", self.state.scenario)
+        } else {
+            self.export_path.trim().to_string()
+        };
+        let path = std::path::PathBuf::from(format!("{base}.{}", kind.extension()));
+        let result = match kind {
+            ExportKind::Pcapng => {
+                let hints = crate::export::pcapng::ExportHints::from_timeline(&self.timeline);
+                crate::export::pcapng::write_pcapng(&self.timeline, &path, &hints)
+                    .map_err(|e| e.to_string())
+            }
+            ExportKind::Transcript => {
+                let text = crate::export::transcript::transcript_text(&self.timeline);
+                std::fs::write(&path, text)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))
+            }
+            ExportKind::Svg => {
+                let svg = crate::export::svg::sequence_svg(&self.timeline);
+                std::fs::write(&path, svg)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))
+            }
+        };
+        match result {
+            Ok(()) => {
+                let shown = std::fs::canonicalize(&path).unwrap_or(path);
+                self.export_message = Some(format!("wrote {}", shown.display()));
+            }
+            Err(e) => self.errors.push(e),
+        }
+    }
+}
+
+fn phase_name(phase: &Phase) -> &'static str {
+    match phase {
+        Phase::Loading => "loading the scenario",
+        Phase::Stepping => "running the steps",
+        Phase::Settling { .. } => "settling",
+        Phase::Requested(_) => "waiting for the screenshot",
+        Phase::Done => "done",
+    }
+}
+
+impl eframe::App for MailwireApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        MailwireApp::logic(self, ctx);
+    }
+
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        MailwireApp::ui(self, ui);
+    }
+
+    fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {
+        visuals.panel_fill.to_normalized_gamma_f32()
+    }
+}

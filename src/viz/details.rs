@@ -1,0 +1,485 @@
+//! The packet details pane: for the selected segment, the tree of link, IP, TCP and
+//! POP3/SMTP fields (each with its byte range in the frame) over a hex dump in which the
+//! selected field's bytes are highlighted; a click on a byte selects the field it belongs
+//! to. A command or reply carried by several segments lists them all.
+//!
+//! Nothing is invented: without capture the pane says "not captured" and why.
+
+use std::ops::Range;
+
+use eframe::egui;
+use eframe::egui::text::{LayoutJob, TextFormat};
+use eframe::egui::{CollapsingHeader, FontId, RichText, ScrollArea, Sense, Ui, vec2};
+
+use super::state::{SelectedField, UiAction, UiState};
+use super::theme::Palette;
+use crate::decode::tree::{Field, FrameTree, LAYER_PAYLOAD};
+use crate::decode::units::Protocol as WireProtocol;
+use crate::timeline::Timeline;
+
+/// Bytes per hex-dump line when the pane is wide enough (else half as many).
+const BYTES_PER_LINE: usize = 16;
+
+/// Characters a hex line of `per_line` bytes takes: offset, hex (a gap after 8), ASCII.
+fn line_chars(per_line: usize) -> usize {
+    ascii_column(per_line) + per_line
+}
+
+/// Column (in characters) where the ASCII part of a hex line starts.
+fn ascii_column(per_line: usize) -> usize {
+    6 + per_line * 3 + usize::from(per_line > 8) + 1
+}
+
+/// The decoded tree of the shown frame, kept until another frame is shown.
+#[derive(Debug, Default)]
+pub struct DetailsCache {
+    key: Option<(u64, usize)>,
+    tree: Option<FrameTree>,
+}
+
+impl DetailsCache {
+    /// The tree of `frame` (decoded once per frame and run).
+    pub fn tree(
+        &mut self,
+        timeline: &Timeline,
+        generation: u64,
+        frame: usize,
+    ) -> Option<&FrameTree> {
+        if self.key != Some((generation, frame)) {
+            self.tree = frame_tree_with_units(timeline, frame);
+            self.key = Some((generation, frame));
+        }
+        self.tree.as_ref()
+    }
+}
+
+/// The frame's field tree, with the POP3/SMTP units it carries added under the payload.
+pub fn frame_tree_with_units(timeline: &Timeline, frame: usize) -> Option<FrameTree> {
+    let packet = timeline.packets.get(frame)?;
+    let mut tree = timeline.analyzer.frame_tree(frame, &packet.data)?;
+    let conn = timeline
+        .analyzer
+        .frames()
+        .get(frame)
+        .and_then(|f| f.segment)
+        .map(|s| s.conn as usize);
+    let Some(connection) = conn.and_then(|c| timeline.analyzer.connections().get(c)) else {
+        return Some(tree);
+    };
+    let protocol = match connection.protocol() {
+        p @ (WireProtocol::Pop3 | WireProtocol::Smtp) => p.name(),
+        _ => "",
+    };
+    let mut children = Vec::new();
+    for &u in &connection.units {
+        let Some(unit) = timeline.analyzer.units().get(u) else {
+            continue;
+        };
+        let count = unit.carriers.len();
+        for (k, carrier) in unit.carriers.iter().enumerate() {
+            if carrier.frame != frame {
+                continue;
+            }
+            let name = format!("{protocol} {}", unit.kind.name())
+                .trim()
+                .to_string();
+            let mut field = Field::new(name, unit.text.clone(), carrier.range.clone());
+            if count > 1 {
+                field.note = Some(format!(
+                    "part {} of {count}: this {} is carried by {count} segments",
+                    k + 1,
+                    unit.kind.name()
+                ));
+            }
+            children.push(field);
+        }
+    }
+    if !children.is_empty()
+        && let Some(payload) = tree.layers.iter_mut().find(|l| l.name == LAYER_PAYLOAD)
+    {
+        payload.children.extend(children);
+    }
+    Some(tree)
+}
+
+/// The capture status without a leading "not captured: ".
+pub fn why_not_captured(status: &crate::timeline::CaptureStatus) -> String {
+    let text = status.describe();
+    match text.strip_prefix("not captured: ") {
+        Some(rest) => rest.to_string(),
+        None => text,
+    }
+}
+
+/// Decoded text made drawable with the window's fonts (which lack "→"), control
+/// characters shown as "·".
+pub fn shown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\u{2192}' => out.push_str("->"),
+            c if c.is_control() => out.push('\u{B7}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The deepest field whose bytes hold `byte` (the first, where bit fields share a byte).
+pub fn field_at(layers: &[Field], byte: usize) -> Option<&Field> {
+    let field = layers.iter().find(|f| f.range.contains(&byte))?;
+    Some(field_at(&field.children, byte).unwrap_or(field))
+}
+
+/// Draws the pane.
+pub fn details_ui(
+    ui: &mut Ui,
+    timeline: &Timeline,
+    generation: u64,
+    state: &UiState,
+    cache: &mut DetailsCache,
+    palette: &Palette,
+    actions: &mut Vec<UiAction>,
+) {
+    let status = timeline.capture_status();
+    let sel = &state.selection;
+    if timeline.packets.is_empty() {
+        if status.is_capturing() {
+            ui.label("No packet captured yet: run a step.");
+        } else {
+            ui.label(
+                RichText::new(format!("Not captured: {}", why_not_captured(&status)))
+                    .color(palette.negative)
+                    .strong(),
+            );
+            ui.label(
+                "mailwire shows only packets it really captured; the commands and replies \
+                 still run on real sockets and appear in the diagram.",
+            );
+        }
+        return;
+    }
+    // A command or reply carried by several segments lists them all.
+    if let (Some(s), Some(e)) = (sel.step, sel.exchange) {
+        match timeline.unit(s, e) {
+            Some(unit) => {
+                let frames = unit.frames();
+                ui.horizontal_wrapped(|ui| {
+                    let what = if frames.len() == 1 {
+                        "Carried by 1 segment:".to_string()
+                    } else {
+                        format!("Carried by {} segments:", frames.len())
+                    };
+                    ui.label(RichText::new(what).strong());
+                    for f in frames {
+                        let shown = sel.frame == Some(f);
+                        if ui.selectable_label(shown, format!("#{}", f + 1)).clicked() {
+                            actions.push(UiAction::SelectFrame(f));
+                        }
+                    }
+                });
+            }
+            None => {
+                ui.label(
+                    RichText::new(
+                        "This command or reply was not matched to captured segments (the capture \
+                         may have missed it).",
+                    )
+                    .color(palette.negative),
+                );
+            }
+        }
+    }
+    let Some(frame) = sel.frame else {
+        ui.label(RichText::new("Click an arrow or a segment in the diagram.").color(palette.weak));
+        return;
+    };
+    let Some(packet) = timeline.packets.get(frame) else {
+        return;
+    };
+    ui.label(
+        RichText::new(format!(
+            "Frame #{}: {} bytes captured ({} on the wire)",
+            frame + 1,
+            packet.data.len(),
+            packet.orig_len
+        ))
+        .strong()
+        .size(15.0),
+    );
+    let Some(tree) = cache.tree(timeline, generation, frame) else {
+        return;
+    };
+    let highlight = sel.field.as_ref().map(|f| f.range.clone());
+    let tree_height = (ui.available_height() * 0.55).max(120.0);
+    ScrollArea::vertical()
+        .id_salt("field-tree")
+        .max_height(tree_height)
+        .auto_shrink([false, true])
+        .show(ui, |ui| {
+            for (i, layer) in tree.layers.iter().enumerate() {
+                let open = i != 0 || tree.layers.len() == 1;
+                let title = shown(&format!("{}: {}", layer.name, layer.value));
+                let header = CollapsingHeader::new(RichText::new(title).strong())
+                    .id_salt(("layer", i))
+                    .default_open(open);
+                let response = header.show(ui, |ui| {
+                    if let Some(note) = &layer.note {
+                        ui.label(RichText::new(shown(note)).italics().color(palette.weak));
+                    }
+                    fields_ui(
+                        ui,
+                        &layer.children,
+                        sel.field.as_ref(),
+                        state.reveal_field,
+                        palette,
+                        actions,
+                    );
+                });
+                if response.header_response.secondary_clicked() {
+                    actions.push(UiAction::SelectField(SelectedField {
+                        name: layer.name.clone(),
+                        range: layer.range.clone(),
+                    }));
+                }
+            }
+            if let Some(e) = &tree.error {
+                ui.label(RichText::new(e.to_string()).color(palette.negative));
+            }
+        });
+    ui.separator();
+    hex_ui(ui, &packet.data, highlight, tree, palette, actions);
+}
+
+fn fields_ui(
+    ui: &mut Ui,
+    fields: &[Field],
+    selected: Option<&SelectedField>,
+    reveal: bool,
+    palette: &Palette,
+    actions: &mut Vec<UiAction>,
+) {
+    for field in fields {
+        let is_selected = selected.is_some_and(|s| s.name == field.name && s.range == field.range);
+        let text = if field.value.is_empty() {
+            shown(&field.name)
+        } else {
+            shown(&format!("{}: {}", field.name, field.value))
+        };
+        let response = ui.add(egui::Button::selectable(is_selected, text).wrap());
+        if is_selected && reveal {
+            response.scroll_to_me(Some(egui::Align::Center));
+        }
+        if response.clicked() {
+            actions.push(UiAction::SelectField(SelectedField {
+                name: field.name.clone(),
+                range: field.range.clone(),
+            }));
+        }
+        if let Some(note) = &field.note {
+            ui.indent(("note", &field.name, field.range.start), |ui| {
+                ui.label(
+                    RichText::new(shown(note))
+                        .italics()
+                        .size(12.5)
+                        .color(palette.weak),
+                );
+            });
+        }
+        if !field.children.is_empty() {
+            ui.indent(("children", &field.name, field.range.start), |ui| {
+                fields_ui(ui, &field.children, selected, reveal, palette, actions);
+            });
+        }
+    }
+}
+
+/// The hex dump, 16 bytes a line (8 when the pane is narrow), only the visible lines laid
+/// out.
+fn hex_ui(
+    ui: &mut Ui,
+    data: &[u8],
+    highlight: Option<Range<usize>>,
+    tree: &FrameTree,
+    palette: &Palette,
+    actions: &mut Vec<UiAction>,
+) {
+    // 16 bytes a line at 13.5 points, or at a smaller size down to 10; else 8 a line.
+    let available = ui.available_width();
+    let width_at = |size: f32| ui.fonts_mut(|f| f.glyph_width(&FontId::monospace(size), '0'));
+    let full = line_chars(BYTES_PER_LINE) as f32;
+    let size = (13.5 * available / (full * width_at(13.5).max(1.0))).clamp(10.0, 13.5);
+    let font = FontId::monospace(size);
+    let char_width = width_at(size).max(1.0);
+    let per_line = if full * char_width <= available {
+        BYTES_PER_LINE
+    } else {
+        BYTES_PER_LINE / 2
+    };
+    let row_height = ui.fonts_mut(|f| f.row_height(&font));
+    let lines = data.len().div_ceil(per_line);
+    ScrollArea::vertical()
+        .id_salt("hex-dump")
+        .auto_shrink([false, false])
+        .show_rows(ui, row_height, lines, |ui, range| {
+            for line in range {
+                let start = line * per_line;
+                let bytes = data
+                    .get(start..(start + per_line).min(data.len()))
+                    .unwrap_or_default();
+                let job = hex_line(start, bytes, per_line, highlight.as_ref(), &font, palette);
+                let galley = ui.painter().layout_job(job);
+                let (rect, response) = ui.allocate_exact_size(
+                    vec2(line_chars(per_line) as f32 * char_width, row_height),
+                    Sense::click(),
+                );
+                ui.painter().galley(rect.min, galley, palette.text);
+                response.widget_info(|| {
+                    egui::WidgetInfo::labeled(
+                        egui::Role::Button,
+                        true,
+                        format!(
+                            "bytes {start:04x} to {:04x}",
+                            start + bytes.len().saturating_sub(1)
+                        ),
+                    )
+                });
+                if response.clicked()
+                    && let Some(pos) = response.interact_pointer_pos()
+                {
+                    let column = ((pos.x - rect.left()) / char_width).floor().max(0.0) as usize;
+                    if let Some(i) = byte_at_column(column, per_line)
+                        && let Some(byte) = start.checked_add(i).filter(|b| *b < data.len())
+                        && let Some(field) = field_at(&tree.layers, byte)
+                    {
+                        actions.push(UiAction::SelectField(SelectedField {
+                            name: field.name.clone(),
+                            range: field.range.clone(),
+                        }));
+                    }
+                }
+            }
+        });
+}
+
+/// Which byte of a hex line of `per_line` bytes a character column shows (hex or ASCII
+/// part); the space after a byte counts as that byte's, so a click between two bytes still
+/// selects one.
+pub fn byte_at_column(column: usize, per_line: usize) -> Option<usize> {
+    let ascii = ascii_column(per_line);
+    if column >= ascii {
+        let i = column - ascii;
+        return (i < per_line).then_some(i);
+    }
+    let c = column.checked_sub(6)?;
+    // With 16 a line, bytes 8..16 have one extra space before them.
+    let c = if per_line > 8 && c > 8 * 3 {
+        c - 1
+    } else {
+        c.min(8 * 3 - 1)
+    };
+    let i = c / 3;
+    (i < per_line).then_some(i)
+}
+
+fn hex_line(
+    start: usize,
+    bytes: &[u8],
+    per_line: usize,
+    highlight: Option<&Range<usize>>,
+    font: &FontId,
+    palette: &Palette,
+) -> LayoutJob {
+    let plain = TextFormat::simple(font.clone(), palette.text);
+    let weak = TextFormat::simple(font.clone(), palette.weak);
+    let marked = TextFormat {
+        background: palette.selected,
+        ..TextFormat::simple(font.clone(), palette.text)
+    };
+    let is_marked = |i: usize| highlight.is_some_and(|r| r.contains(&(start + i)));
+    let mut job = LayoutJob::default();
+    job.append(&format!("{start:04x}  "), 0.0, weak.clone());
+    for i in 0..per_line {
+        if i == 8 {
+            job.append(" ", 0.0, plain.clone());
+        }
+        match bytes.get(i) {
+            Some(b) => {
+                let format = if is_marked(i) {
+                    marked.clone()
+                } else {
+                    plain.clone()
+                };
+                job.append(&format!("{b:02x}"), 0.0, format);
+                // The gap between two marked bytes is marked too.
+                let gap = if is_marked(i) && is_marked(i + 1) && i + 1 < bytes.len() {
+                    marked.clone()
+                } else {
+                    plain.clone()
+                };
+                job.append(" ", 0.0, gap);
+            }
+            None => job.append("   ", 0.0, plain.clone()),
+        }
+    }
+    job.append(" ", 0.0, plain.clone());
+    for (i, b) in bytes.iter().enumerate() {
+        let c = if b.is_ascii_graphic() || *b == b' ' {
+            char::from(*b)
+        } else {
+            '.'
+        };
+        let format = if is_marked(i) {
+            marked.clone()
+        } else {
+            weak.clone()
+        };
+        job.append(&c.to_string(), 0.0, format);
+    }
+    job
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_map_to_bytes() {
+        let b = |c| byte_at_column(c, 16);
+        assert_eq!(b(0), None);
+        assert_eq!(b(6), Some(0));
+        assert_eq!(b(7), Some(0));
+        assert_eq!(b(8), Some(0));
+        assert_eq!(b(9), Some(1));
+        assert_eq!(b(6 + 7 * 3), Some(7));
+        assert_eq!(b(6 + 8 * 3), Some(7));
+        // The extra space before byte 8.
+        assert_eq!(b(6 + 8 * 3 + 1), Some(8));
+        assert_eq!(b(6 + 15 * 3 + 1), Some(15));
+        assert_eq!(b(ascii_column(16)), Some(0));
+        assert_eq!(b(ascii_column(16) + 15), Some(15));
+        assert_eq!(b(ascii_column(16) + 16), None);
+        // Eight a line, for a narrow pane.
+        let b = |c| byte_at_column(c, 8);
+        assert_eq!(b(6), Some(0));
+        assert_eq!(b(6 + 7 * 3 + 1), Some(7));
+        assert_eq!(b(6 + 8 * 3), Some(7));
+        assert_eq!(b(ascii_column(8)), Some(0));
+        assert_eq!(b(ascii_column(8) + 7), Some(7));
+        assert_eq!(b(ascii_column(8) + 8), None);
+        assert_eq!(line_chars(16), 72);
+        assert_eq!(line_chars(8), 39);
+    }
+
+    #[test]
+    fn deepest_field_wins() {
+        let layers = vec![Field::new("IP", "", 14..34).with_children(vec![
+            Field::new("Flags", "", 20..21).with_children(vec![Field::new("DF", "", 20..21)]),
+            Field::new("TTL", "", 22..23),
+        ])];
+        assert_eq!(field_at(&layers, 20).map(|f| f.name.as_str()), Some("DF"));
+        assert_eq!(field_at(&layers, 22).map(|f| f.name.as_str()), Some("TTL"));
+        assert_eq!(field_at(&layers, 15).map(|f| f.name.as_str()), Some("IP"));
+        assert_eq!(field_at(&layers, 99), None);
+    }
+}

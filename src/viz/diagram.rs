@@ -1,0 +1,511 @@
+//! The sequence diagram: client and server lifelines, a band per step with its caption,
+//! one arrow per command or reply with its text, and in the TCP view every captured
+//! segment (flags, relative seq/ack, length), handshake and teardown included.
+//!
+//! Rows have one height, so only the rows on screen are laid out and painted (the list may
+//! hold hundreds of thousands of segments). A click on a row selects it everywhere.
+
+use eframe::egui;
+use eframe::egui::{
+    Align2, Color32, FontId, Pos2, Rect, Role, ScrollArea, Sense, Shape, Stroke, Ui, Vec2,
+    WidgetInfo, pos2, vec2,
+};
+
+use super::rows::{DiagramRows, Row};
+use super::state::{UiAction, UiState};
+use super::theme::{Palette, is_negative_reply};
+use crate::decode::frame::TcpFlags;
+use crate::decode::stream::Direction as WireDirection;
+use crate::scenario::Direction;
+use crate::timeline::Timeline;
+
+/// The height of every row, in points.
+pub const ROW_HEIGHT: f32 = 30.0;
+/// The width of the frame-number and time column at the left.
+const LEFT_COLUMN: f32 = 118.0;
+/// Room kept right of the server lifeline.
+const RIGHT_MARGIN: f32 = 40.0;
+
+/// Geometry shared by the header and the rows.
+#[derive(Debug, Clone, Copy)]
+struct Lanes {
+    left: f32,
+    client_x: f32,
+    server_x: f32,
+    right: f32,
+}
+
+impl Lanes {
+    fn new(rect: Rect) -> Self {
+        let client_x = rect.left() + LEFT_COLUMN + 26.0;
+        let server_x = (rect.right() - RIGHT_MARGIN).max(client_x + 120.0);
+        Lanes {
+            left: rect.left(),
+            client_x,
+            server_x,
+            right: rect.right(),
+        }
+    }
+}
+
+/// Draws the diagram. `rows` must have been refreshed for this timeline.
+pub fn diagram_ui(
+    ui: &mut Ui,
+    timeline: &Timeline,
+    rows: &DiagramRows,
+    state: &UiState,
+    palette: &Palette,
+    actions: &mut Vec<UiAction>,
+) {
+    header_ui(ui, timeline, state, palette);
+    if rows.rows.is_empty() {
+        ui.add_space(12.0);
+        let text = if timeline.steps.is_empty() {
+            "Nothing has happened yet: press Next to run the first step, or type a command in \
+             the console below."
+        } else {
+            "No rows to show."
+        };
+        ui.label(egui::RichText::new(text).size(16.0).color(palette.weak));
+        return;
+    }
+    let mut scroll = ScrollArea::vertical()
+        .id_salt("sequence-diagram")
+        .auto_shrink([false, false]);
+    if let Some(row) = state.scroll_to_row {
+        // Put the row a third of the way down.
+        let visible = ui.available_height();
+        let offset = (row as f32 * ROW_HEIGHT - visible / 3.0).max(0.0);
+        scroll = scroll.vertical_scroll_offset(offset);
+    }
+    scroll.show_viewport(ui, |ui, viewport| {
+        let total = rows.rows.len() as f32 * ROW_HEIGHT;
+        ui.set_height(total);
+        let width = ui.available_width();
+        let origin = ui.max_rect().min;
+        let lanes = Lanes::new(Rect::from_min_size(origin, vec2(width, total)));
+        let first = (viewport.min.y / ROW_HEIGHT).floor().max(0.0) as usize;
+        let last =
+            ((viewport.max.y / ROW_HEIGHT).ceil().max(0.0) as usize + 1).min(rows.rows.len());
+        // Lifelines over the visible part.
+        let y_top = origin.y + viewport.min.y;
+        let y_bottom = origin.y + viewport.max.y;
+        let painter = ui.painter();
+        let lifeline = Stroke::new(2.0, palette.lifeline);
+        painter.vline(lanes.client_x, y_top..=y_bottom, lifeline);
+        painter.vline(lanes.server_x, y_top..=y_bottom, lifeline);
+        let related = related_frames(timeline, state);
+        for (i, row) in rows.rows.iter().enumerate().take(last).skip(first) {
+            let rect = Rect::from_min_size(
+                pos2(origin.x, origin.y + i as f32 * ROW_HEIGHT),
+                vec2(width, ROW_HEIGHT),
+            );
+            row_ui(
+                ui, i, *row, rect, &lanes, timeline, state, &related, palette, actions,
+            );
+        }
+    });
+}
+
+/// The frames that carried the selected exchange.
+fn related_frames(timeline: &Timeline, state: &UiState) -> Vec<usize> {
+    match (state.selection.step, state.selection.exchange) {
+        (Some(s), Some(e)) => timeline.unit(s, e).map(|u| u.frames()).unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+fn header_ui(ui: &mut Ui, timeline: &Timeline, state: &UiState, palette: &Palette) {
+    let (rect, _) = ui.allocate_exact_size(vec2(ui.available_width(), 38.0), Sense::hover());
+    let lanes = Lanes::new(rect);
+    let painter = ui.painter_at(rect);
+    let focus = state.focus_step().and_then(|s| timeline.steps.get(s));
+    let client = focus
+        .and_then(|r| r.client)
+        .map_or_else(|| "client".to_string(), |a| a.to_string());
+    let server = focus
+        .and_then(|r| r.client)
+        .and_then(|c| timeline.connection_of(c))
+        .and_then(|c| timeline.analyzer.connections().get(c))
+        .map_or_else(|| "server".to_string(), |c| c.server.to_string());
+    let big = FontId::proportional(17.0);
+    let small = FontId::proportional(12.0);
+    painter.text(
+        pos2(lanes.client_x, rect.top() + 2.0),
+        Align2::CENTER_TOP,
+        "Client",
+        big.clone(),
+        palette.text,
+    );
+    painter.text(
+        pos2(lanes.client_x, rect.top() + 22.0),
+        Align2::CENTER_TOP,
+        client,
+        small.clone(),
+        palette.weak,
+    );
+    painter.text(
+        pos2(lanes.server_x, rect.top() + 2.0),
+        Align2::RIGHT_TOP,
+        "Server",
+        big,
+        palette.text,
+    );
+    painter.text(
+        pos2(lanes.server_x, rect.top() + 22.0),
+        Align2::RIGHT_TOP,
+        server,
+        small.clone(),
+        palette.weak,
+    );
+    let view = if state.tcp_view {
+        "frame   time"
+    } else {
+        "time"
+    };
+    painter.text(
+        pos2(lanes.left + 4.0, rect.top() + 22.0),
+        Align2::LEFT_TOP,
+        view,
+        small,
+        palette.weak,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn row_ui(
+    ui: &mut Ui,
+    index: usize,
+    row: Row,
+    rect: Rect,
+    lanes: &Lanes,
+    timeline: &Timeline,
+    state: &UiState,
+    related: &[usize],
+    palette: &Palette,
+    actions: &mut Vec<UiAction>,
+) {
+    let id = ui.scope_id().with(("diagram-row", index));
+    let response = ui.interact(rect, id, Sense::click());
+    let sel = &state.selection;
+    let (selected, label, action) = match row {
+        Row::Band { step } => (
+            sel.step == Some(step) && sel.exchange.is_none() && sel.frame.is_none(),
+            band_text(timeline, step),
+            UiAction::SelectStep(step),
+        ),
+        Row::Exchange { step, exchange } => (
+            sel.step == Some(step) && sel.exchange == Some(exchange),
+            exchange_label(timeline, step, exchange),
+            UiAction::SelectExchange { step, exchange },
+        ),
+        Row::Segment { frame } => (
+            sel.frame == Some(frame) && sel.exchange.is_none(),
+            segment_label(timeline, frame),
+            UiAction::SelectFrame(frame),
+        ),
+    };
+    response.widget_info(|| WidgetInfo::selected(Role::Button, true, selected, &label));
+    if response.clicked() {
+        actions.push(action);
+    }
+    let painter = ui.painter();
+    let is_related = matches!(row, Row::Segment { frame } if related.contains(&frame));
+    if let Row::Band { .. } = row {
+        painter.rect_filled(rect.shrink2(vec2(0.0, 1.0)), 3.0, palette.band);
+    }
+    if selected {
+        painter.rect_filled(rect.shrink2(vec2(0.0, 1.0)), 3.0, palette.selected);
+    } else if is_related || (matches!(row, Row::Segment { frame } if sel.frame == Some(frame))) {
+        painter.rect_filled(rect.shrink2(vec2(0.0, 1.0)), 3.0, palette.related);
+    }
+    if response.hovered() {
+        painter.rect_stroke(
+            rect.shrink(1.0),
+            3.0,
+            Stroke::new(1.0, palette.weak),
+            egui::StrokeKind::Inside,
+        );
+    }
+    match row {
+        Row::Band { step } => band_row(ui, rect, lanes, timeline, step, &label, palette),
+        Row::Exchange { step, exchange } => {
+            exchange_row(ui, rect, lanes, timeline, step, exchange, palette);
+        }
+        Row::Segment { frame } => segment_row(ui, rect, lanes, timeline, frame, palette),
+    }
+}
+
+fn band_text(timeline: &Timeline, step: usize) -> String {
+    let Some(record) = timeline.steps.get(step) else {
+        return format!("Step {}", step + 1);
+    };
+    format!("Step {}: {}", step + 1, record.caption)
+}
+
+fn band_row(
+    ui: &Ui,
+    rect: Rect,
+    lanes: &Lanes,
+    timeline: &Timeline,
+    step: usize,
+    label: &str,
+    palette: &Palette,
+) {
+    let painter = ui.painter();
+    let session = timeline
+        .steps
+        .get(step)
+        .map(|r| format!("[{}]", r.outcome.session))
+        .unwrap_or_default();
+    let font = FontId::proportional(15.0);
+    let session_galley = painter.layout_no_wrap(session, FontId::proportional(12.0), palette.weak);
+    let session_w = session_galley.size().x;
+    let max_w = (lanes.right - lanes.left - 16.0 - session_w).max(40.0);
+    let galley = single_line(ui, label.to_string(), font, palette.accent, max_w);
+    let y = rect.center().y - galley.size().y / 2.0;
+    painter.galley(pos2(lanes.left + 6.0, y), galley, palette.accent);
+    let sy = rect.center().y - session_galley.size().y / 2.0;
+    painter.galley(
+        pos2(lanes.right - 6.0 - session_w, sy),
+        session_galley,
+        palette.weak,
+    );
+    let failed = timeline
+        .steps
+        .get(step)
+        .is_some_and(|r| r.outcome.check.is_err());
+    if failed {
+        painter.rect_filled(
+            Rect::from_min_size(rect.min, vec2(4.0, rect.height())),
+            0.0,
+            palette.negative,
+        );
+    }
+}
+
+/// The accessible label (and tooltip) of an exchange row: `C: USER mrose`.
+pub fn exchange_label(timeline: &Timeline, step: usize, exchange: usize) -> String {
+    let Some(e) = timeline
+        .steps
+        .get(step)
+        .and_then(|r| r.outcome.exchanges.get(exchange))
+    else {
+        return String::new();
+    };
+    let tag = match e.direction {
+        Direction::ClientToServer => "C:",
+        Direction::ServerToClient => "S:",
+    };
+    format!("{tag} {}", exchange_text(e))
+}
+
+fn exchange_text(e: &crate::scenario::Exchange) -> String {
+    let line = visible_text(&e.line);
+    if e.more.is_empty() {
+        line
+    } else {
+        format!("{line}  (+{} lines)", e.more.len())
+    }
+}
+
+/// Control characters from the network shown as "·" (so a stray byte cannot break the
+/// layout or ask for a glyph the fonts lack).
+fn visible_text(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '\u{B7}' } else { c })
+        .collect()
+}
+
+fn exchange_row(
+    ui: &Ui,
+    rect: Rect,
+    lanes: &Lanes,
+    timeline: &Timeline,
+    step: usize,
+    exchange: usize,
+    palette: &Palette,
+) {
+    let Some(e) = timeline
+        .steps
+        .get(step)
+        .and_then(|r| r.outcome.exchanges.get(exchange))
+    else {
+        return;
+    };
+    let painter = ui.painter();
+    let to_server = e.direction == Direction::ClientToServer;
+    let color = if to_server {
+        palette.client
+    } else if is_negative_reply(&e.line) {
+        palette.negative
+    } else {
+        palette.positive
+    };
+    let y = rect.bottom() - 7.0;
+    let (from, to) = if to_server {
+        (lanes.client_x, lanes.server_x)
+    } else {
+        (lanes.server_x, lanes.client_x)
+    };
+    arrow(
+        painter,
+        pos2(from, y - 3.0),
+        pos2(to, y + 3.0),
+        Stroke::new(2.5, color),
+    );
+    let max_w = (lanes.server_x - lanes.client_x - 20.0).max(40.0);
+    let galley = single_line(ui, exchange_text(e), FontId::monospace(15.0), color, max_w);
+    let x = (lanes.client_x + lanes.server_x) / 2.0 - galley.size().x / 2.0;
+    painter.galley(pos2(x, y - 4.0 - galley.size().y), galley, color);
+    // Left column: when the exchange was first seen on the wire, or that it was not.
+    let unit = timeline.unit(step, exchange);
+    let left = match unit.and_then(|u| u.carriers.first()) {
+        Some(c) => format!("#{:<5}{}", c.frame + 1, time_text(timeline, c.frame)),
+        None => "not captured".to_string(),
+    };
+    painter.text(
+        pos2(lanes.left + 4.0, rect.center().y),
+        Align2::LEFT_CENTER,
+        left,
+        FontId::monospace(12.0),
+        palette.weak,
+    );
+}
+
+/// Seconds since the first captured frame.
+fn time_text(timeline: &Timeline, frame: usize) -> String {
+    let (Some(first), Some(this)) = (timeline.packets.first(), timeline.packets.get(frame)) else {
+        return String::new();
+    };
+    let micros = this.ts_micros.saturating_sub(first.ts_micros);
+    format!("{:.3}s", micros as f64 / 1e6)
+}
+
+/// The accessible label of a segment row: `#4 S->C [PSH, ACK] seq=1 ack=1 len=57`.
+pub fn segment_label(timeline: &Timeline, frame: usize) -> String {
+    let Some(f) = timeline.analyzer.frames().get(frame) else {
+        return format!("#{}", frame + 1);
+    };
+    let dir = match f.segment.map(|s| s.direction) {
+        Some(WireDirection::ClientToServer) => "C->S ",
+        Some(WireDirection::ServerToClient) => "S->C ",
+        None => "",
+    };
+    format!("#{} {dir}{}", frame + 1, segment_text(timeline, frame))
+}
+
+fn segment_text(timeline: &Timeline, frame: usize) -> String {
+    let Some(f) = timeline.analyzer.frames().get(frame) else {
+        return String::new();
+    };
+    let (Some(tcp), Some(seg)) = (f.summary.tcp, f.segment) else {
+        return match &f.summary.error {
+            Some(e) => format!("not decoded: {e}"),
+            None => format!("{} bytes, not TCP", f.summary.captured_len),
+        };
+    };
+    let ack = if tcp.flags.has(TcpFlags::ACK) {
+        format!(" ack={}", seg.rel_ack)
+    } else {
+        String::new()
+    };
+    let notes = seg.notes.describe();
+    let notes = if notes.is_empty() {
+        String::new()
+    } else {
+        format!("  ({})", notes.join("; "))
+    };
+    format!(
+        "[{}] seq={}{ack} len={}{notes}",
+        tcp.flags, seg.rel_seq, tcp.payload_len
+    )
+}
+
+fn segment_row(
+    ui: &Ui,
+    rect: Rect,
+    lanes: &Lanes,
+    timeline: &Timeline,
+    frame: usize,
+    palette: &Palette,
+) {
+    let painter = ui.painter();
+    let Some(f) = timeline.analyzer.frames().get(frame) else {
+        return;
+    };
+    let flags = f.summary.tcp.map(|t| t.flags);
+    let special = flags
+        .is_some_and(|fl| fl.has(TcpFlags::SYN) || fl.has(TcpFlags::FIN) || fl.has(TcpFlags::RST));
+    let color = if flags.is_some_and(|fl| fl.has(TcpFlags::RST)) {
+        palette.negative
+    } else if special {
+        palette.accent
+    } else {
+        palette.segment
+    };
+    let y = rect.bottom() - 6.0;
+    match f.segment.map(|s| s.direction) {
+        Some(WireDirection::ClientToServer) => {
+            arrow(
+                painter,
+                pos2(lanes.client_x, y - 2.0),
+                pos2(lanes.server_x, y + 2.0),
+                Stroke::new(1.2, color),
+            );
+        }
+        Some(WireDirection::ServerToClient) => {
+            arrow(
+                painter,
+                pos2(lanes.server_x, y - 2.0),
+                pos2(lanes.client_x, y + 2.0),
+                Stroke::new(1.2, color),
+            );
+        }
+        None => {}
+    }
+    let max_w = (lanes.server_x - lanes.client_x - 20.0).max(40.0);
+    let galley = single_line(
+        ui,
+        segment_text(timeline, frame),
+        FontId::monospace(12.5),
+        color,
+        max_w,
+    );
+    let x = (lanes.client_x + lanes.server_x) / 2.0 - galley.size().x / 2.0;
+    painter.galley(pos2(x, y - 4.0 - galley.size().y), galley, color);
+    painter.text(
+        pos2(lanes.left + 4.0, rect.center().y),
+        Align2::LEFT_CENTER,
+        format!("#{:<5}{}", frame + 1, time_text(timeline, frame)),
+        FontId::monospace(12.0),
+        palette.weak,
+    );
+}
+
+/// A line with a filled head at `to`.
+fn arrow(painter: &egui::Painter, from: Pos2, to: Pos2, stroke: Stroke) {
+    let dir = (to - from).normalized();
+    let head = 9.0 + stroke.width * 1.5;
+    let back = to - dir * head;
+    let side = Vec2::new(-dir.y, dir.x) * (head * 0.45);
+    painter.line_segment([from, back], stroke);
+    painter.add(Shape::convex_polygon(
+        vec![to, back + side, back - side],
+        stroke.color,
+        Stroke::NONE,
+    ));
+}
+
+/// Text laid out on one line, cut with "…" at `max_width`.
+fn single_line(
+    ui: &Ui,
+    text: String,
+    font: FontId,
+    color: Color32,
+    max_width: f32,
+) -> std::sync::Arc<egui::Galley> {
+    let mut job = egui::text::LayoutJob::simple_singleline(text, font, color);
+    job.wrap = egui::text::TextWrapping::truncate_at_width(max_width);
+    ui.painter().layout_job(job)
+}

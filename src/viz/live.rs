@@ -1,0 +1,257 @@
+//! Live use: a raw command console (type `USER mrose`, see the reply arrive, as in seed
+//! 004) and the seed-001 menu client as two forms, Manage Mail (POP3: log in, list, read,
+//! delete, quit) and Send Mail (SMTP: From/To/Subject/body, with the X@Y check). Their
+//! traffic runs through the worker as ad-hoc steps and appears like a scenario's.
+
+use eframe::egui;
+use eframe::egui::{RichText, TextEdit, Ui};
+
+use super::state::{UiAction, UiState, extra_step};
+use super::theme::Palette;
+use super::worker::{MENU_POP3_SESSION, WorkerStatus};
+use crate::scenario::Direction;
+use crate::scenario::format::{Action, Protocol};
+use crate::timeline::Timeline;
+
+/// How many of the console session's last lines the console shows.
+const CONSOLE_LINES: usize = 8;
+
+/// Draws the live-use panel: console | Manage Mail | Send Mail, side by side.
+pub fn live_ui(
+    ui: &mut Ui,
+    state: &mut UiState,
+    timeline: &Timeline,
+    status: &WorkerStatus,
+    palette: &Palette,
+    actions: &mut Vec<UiAction>,
+) {
+    ui.columns(3, |columns| {
+        if let [console, manage, send] = columns {
+            console_ui(console, state, timeline, status, palette, actions);
+            manage_ui(manage, state, status, palette, actions);
+            send_ui(send, state, palette, actions);
+        }
+    });
+}
+
+fn console_ui(
+    ui: &mut Ui,
+    state: &mut UiState,
+    timeline: &Timeline,
+    status: &WorkerStatus,
+    palette: &Palette,
+    actions: &mut Vec<UiAction>,
+) {
+    ui.label(RichText::new("Console (type commands by hand)").strong());
+    let mut send = false;
+    let session = state.console.session.trim().to_string();
+    let connected = status.connected.contains(&session);
+    egui::Grid::new("console-grid")
+        .num_columns(2)
+        .show(ui, |ui| {
+            let label = ui.label("Session");
+            ui.horizontal(|ui| {
+                ui.add(TextEdit::singleline(&mut state.console.session).desired_width(70.0))
+                    .labelled_by(label.id);
+                ui.radio_value(&mut state.console.protocol, Protocol::Pop3, "POP3");
+                ui.radio_value(&mut state.console.protocol, Protocol::Smtp, "SMTP");
+            });
+            ui.end_row();
+            ui.label("");
+            ui.horizontal(|ui| {
+                if connected {
+                    ui.label(RichText::new("connected").color(palette.positive));
+                    if ui.button("Disconnect").clicked() {
+                        actions.push(UiAction::Run(vec![extra_step(
+                            &session,
+                            "Console: close the connection without QUIT".to_string(),
+                            Action::Drop,
+                        )]));
+                    }
+                } else {
+                    ui.label(RichText::new("not connected").color(palette.weak))
+                        .on_hover_text("The first line sent connects the session.");
+                }
+            });
+            ui.end_row();
+            let label = ui.label("Command");
+            ui.horizontal(|ui| {
+                let response = ui
+                    .add(
+                        TextEdit::singleline(&mut state.console.line)
+                            .hint_text("USER mrose")
+                            .font(egui::TextStyle::Monospace)
+                            .desired_width((ui.available_width() - 60.0).max(80.0)),
+                    )
+                    .labelled_by(label.id);
+                if response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                    send = true;
+                    response.request_focus();
+                }
+                if ui.button("Send").clicked() {
+                    send = true;
+                }
+            });
+            ui.end_row();
+        });
+    if send {
+        let steps = state.console_steps(status);
+        if !steps.is_empty() {
+            actions.push(UiAction::Run(steps));
+        }
+        state.console.line.clear();
+    }
+    // The session's recent lines, as a terminal would show them.
+    let session = session.as_str();
+    let lines: Vec<(Direction, String)> = timeline
+        .steps
+        .iter()
+        .filter(|s| s.outcome.session == session)
+        .flat_map(|s| {
+            s.outcome.exchanges.iter().map(|e| {
+                let more = if e.more.is_empty() {
+                    String::new()
+                } else {
+                    format!("  (+{} lines)", e.more.len())
+                };
+                (e.direction, format!("{}{more}", e.line))
+            })
+        })
+        .collect();
+    let skip = lines.len().saturating_sub(CONSOLE_LINES);
+    egui::Frame::NONE
+        .fill(ui.visuals().extreme_bg_color)
+        .inner_margin(4.0)
+        .show(ui, |ui| {
+            ui.set_min_width(ui.available_width());
+            if lines.is_empty() {
+                ui.label(
+                    RichText::new("Replies appear here and in the diagram.").color(palette.weak),
+                );
+            }
+            for (direction, line) in lines.iter().skip(skip) {
+                let (tag, color) = match direction {
+                    Direction::ClientToServer => ("C:", palette.client),
+                    Direction::ServerToClient => ("S:", palette.reply_color(line)),
+                };
+                ui.label(
+                    RichText::new(format!("{tag} {line}"))
+                        .monospace()
+                        .color(color),
+                );
+            }
+        });
+}
+
+fn manage_ui(
+    ui: &mut Ui,
+    state: &mut UiState,
+    status: &WorkerStatus,
+    palette: &Palette,
+    actions: &mut Vec<UiAction>,
+) {
+    ui.label(RichText::new("Manage Mail (POP3)").strong());
+    egui::Grid::new("manage-mail")
+        .num_columns(2)
+        .show(ui, |ui| {
+            let label = ui.label("User");
+            ui.add(TextEdit::singleline(&mut state.manage.user).desired_width(140.0))
+                .labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Password");
+            ui.add(
+                TextEdit::singleline(&mut state.manage.password)
+                    .password(true)
+                    .desired_width(140.0),
+            )
+            .labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Message number");
+            ui.add(TextEdit::singleline(&mut state.manage.number).desired_width(50.0))
+                .labelled_by(label.id);
+            ui.end_row();
+        });
+    let connected = status.connected.contains(MENU_POP3_SESSION);
+    ui.horizontal_wrapped(|ui| {
+        if ui.button("Log in").clicked() {
+            state.manage.problem = None;
+            actions.push(UiAction::Run(state.manage_login_steps(status)));
+        }
+        let step = |caption: &str, action: Action| {
+            extra_step(MENU_POP3_SESSION, format!("Manage Mail: {caption}"), action)
+        };
+        if ui
+            .add_enabled(connected, egui::Button::new("List"))
+            .clicked()
+        {
+            actions.push(UiAction::Run(vec![step("LIST", Action::List)]));
+        }
+        for (label, read) in [("Read", true), ("Delete", false)] {
+            if ui
+                .add_enabled(connected, egui::Button::new(label))
+                .clicked()
+            {
+                match state.manage_number() {
+                    Ok(n) => {
+                        state.manage.problem = None;
+                        let (caption, action) = if read {
+                            (format!("RETR {n}"), Action::Read(n))
+                        } else {
+                            (format!("DELE {n}"), Action::Delete(n))
+                        };
+                        actions.push(UiAction::Run(vec![step(&caption, action)]));
+                    }
+                    Err(why) => state.manage.problem = Some(why),
+                }
+            }
+        }
+        if ui
+            .add_enabled(connected, egui::Button::new("Quit"))
+            .clicked()
+        {
+            actions.push(UiAction::Run(vec![step("QUIT", Action::Quit)]));
+        }
+    });
+    if !connected {
+        ui.label(RichText::new("Log in first (connects to the POP3 server).").color(palette.weak));
+    }
+    if let Some(problem) = &state.manage.problem {
+        ui.label(RichText::new(problem).color(palette.negative));
+    }
+}
+
+fn send_ui(ui: &mut Ui, state: &mut UiState, palette: &Palette, actions: &mut Vec<UiAction>) {
+    ui.label(RichText::new("Send Mail (SMTP)").strong());
+    egui::Grid::new("send-mail").num_columns(2).show(ui, |ui| {
+        for (name, value) in [
+            ("From", &mut state.send.from),
+            ("To", &mut state.send.to),
+            ("Subject", &mut state.send.subject),
+        ] {
+            let label = ui.label(name);
+            ui.add(TextEdit::singleline(value).desired_width(f32::INFINITY))
+                .labelled_by(label.id);
+            ui.end_row();
+        }
+        let label = ui.label("Body");
+        ui.add(
+            TextEdit::multiline(&mut state.send.body)
+                .desired_rows(2)
+                .desired_width(f32::INFINITY),
+        )
+        .labelled_by(label.id);
+        ui.end_row();
+    });
+    if ui.button("Send mail").clicked() {
+        match state.send_mail_steps() {
+            Ok(steps) => {
+                state.send.problem = None;
+                actions.push(UiAction::Run(steps));
+            }
+            Err(why) => state.send.problem = Some(why),
+        }
+    }
+    if let Some(problem) = &state.send.problem {
+        ui.label(RichText::new(problem).strong().color(palette.negative));
+    }
+}

@@ -1,0 +1,133 @@
+//! The rows of the sequence diagram, computed from the timeline (no painting): a band per
+//! step, an arrow per command or reply, and in the TCP view every captured segment, placed
+//! just before the exchange it carries.
+//!
+//! The list is rebuilt only when the timeline, the viewed step or the view changes
+//! ([`DiagramRows::refresh`]); drawing then lays out only the rows on screen.
+
+use crate::timeline::Timeline;
+
+/// One row of the diagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Row {
+    /// The band that opens a step (its caption).
+    Band { step: usize },
+    /// A command or reply.
+    Exchange { step: usize, exchange: usize },
+    /// A captured frame (a TCP segment), by index in the timeline's packets.
+    Segment { frame: usize },
+}
+
+/// What the rows were built from; when it changes they are rebuilt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct RowsKey {
+    generation: u64,
+    steps: usize,
+    packets: usize,
+    upto: Option<usize>,
+    tcp: bool,
+}
+
+/// The diagram's rows, cached.
+#[derive(Debug, Default)]
+pub struct DiagramRows {
+    pub rows: Vec<Row>,
+    key: Option<RowsKey>,
+}
+
+impl DiagramRows {
+    /// Rebuilds the rows if the timeline (`generation` changes on every reset), the last
+    /// shown step or the view changed. Returns whether it rebuilt.
+    pub fn refresh(
+        &mut self,
+        timeline: &Timeline,
+        generation: u64,
+        upto: Option<usize>,
+        tcp: bool,
+    ) -> bool {
+        let key = RowsKey {
+            generation,
+            steps: timeline.steps.len(),
+            packets: timeline.packets.len(),
+            upto,
+            tcp,
+        };
+        if self.key == Some(key) {
+            return false;
+        }
+        self.rows = build_rows(timeline, upto, tcp);
+        self.key = Some(key);
+        true
+    }
+
+    /// The row that shows a selection best: the exchange, else the frame, else the step.
+    pub fn row_of(
+        &self,
+        step: Option<usize>,
+        exchange: Option<usize>,
+        frame: Option<usize>,
+    ) -> Option<usize> {
+        if let (Some(s), Some(e)) = (step, exchange) {
+            let want = Row::Exchange {
+                step: s,
+                exchange: e,
+            };
+            if let Some(i) = self.rows.iter().position(|r| *r == want) {
+                return Some(i);
+            }
+        }
+        if let Some(f) = frame
+            && let Some(i) = self
+                .rows
+                .iter()
+                .position(|r| *r == Row::Segment { frame: f })
+        {
+            return Some(i);
+        }
+        let s = step?;
+        self.rows.iter().position(|r| *r == Row::Band { step: s })
+    }
+}
+
+/// The rows for the steps up to `upto` (all recorded steps when it is the last one; none
+/// when `None`). Frames captured after the last shown step appear only when that step is
+/// the newest.
+pub fn build_rows(timeline: &Timeline, upto: Option<usize>, tcp: bool) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let Some(newest) = timeline.steps.len().checked_sub(1) else {
+        return rows;
+    };
+    let Some(upto) = upto else { return rows };
+    let last = upto.min(newest);
+    let packets = timeline.packets.len();
+    let mut next_frame = 0usize;
+    let segments_until = |rows: &mut Vec<Row>, next_frame: &mut usize, end: usize| {
+        let end = end.min(packets);
+        if tcp {
+            rows.extend((*next_frame..end).map(|frame| Row::Segment { frame }));
+        }
+        *next_frame = (*next_frame).max(end);
+    };
+    for (step, record) in timeline.steps.iter().enumerate().take(last + 1) {
+        // Frames between the previous step and this one (late ACKs, FINs) stay with the
+        // previous step, before this step's band.
+        segments_until(&mut rows, &mut next_frame, record.frames.start);
+        rows.push(Row::Band { step });
+        for exchange in 0..record.outcome.exchanges.len() {
+            if let Some(first) = timeline
+                .unit(step, exchange)
+                .and_then(|u| u.carriers.first())
+                .map(|c| c.frame)
+            {
+                // The segments before the one that carries this exchange come first.
+                segments_until(&mut rows, &mut next_frame, first);
+            }
+            rows.push(Row::Exchange { step, exchange });
+        }
+        segments_until(&mut rows, &mut next_frame, record.frames.end);
+    }
+    if last == newest {
+        segments_until(&mut rows, &mut next_frame, packets);
+    }
+    rows
+}

@@ -1,0 +1,436 @@
+//! The server-state pane: what the servers' own events say, up to the viewed step — each
+//! POP3 session's state (AUTHORIZATION, TRANSACTION, UPDATE), its maildrop with the
+//! messages marked deleted and what QUIT expunged; each SMTP session's envelope (sender,
+//! recipients) and where its messages were delivered.
+//!
+//! [`ServerView::from_events`] is a pure fold over [`ServerEvent`]s.
+
+use std::collections::BTreeSet;
+
+use eframe::egui::{RichText, Ui};
+
+use super::theme::Palette;
+use crate::proto::pop3::server::{Pop3Event, Pop3State};
+use crate::proto::smtp::server::{SmtpEvent, SmtpState};
+use crate::servers::{EventKind, Protocol, ServerEvent};
+use crate::timeline::Timeline;
+
+/// One POP3 session as its events tell it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pop3View {
+    pub session: u64,
+    pub state: Pop3State,
+    pub user: Option<String>,
+    /// Messages and octets in the maildrop at login.
+    pub maildrop: Option<(usize, u64)>,
+    /// Messages marked deleted (and not undone).
+    pub marked: BTreeSet<u32>,
+    /// Messages QUIT removed.
+    pub expunged: Vec<u32>,
+    /// Failed logins: the user name tried, and whether the maildrop was locked.
+    pub failed_logins: Vec<(String, bool)>,
+    /// Why the session ended, once it did.
+    pub closed: Option<String>,
+}
+
+/// One SMTP session as its events tell it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpView {
+    pub session: u64,
+    pub state: SmtpState,
+    /// The accepted sender of the current (or last) transaction.
+    pub sender: Option<String>,
+    /// Accepted recipients.
+    pub recipients: Vec<String>,
+    /// Refused recipients, with the reply.
+    pub refused: Vec<(String, String)>,
+    /// Messages delivered: recipients and size in octets.
+    pub delivered: Vec<(Vec<String>, usize)>,
+    pub closed: Option<String>,
+    /// The command waiting for its reply.
+    pending: Option<String>,
+}
+
+/// Every server session seen so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerView {
+    pub pop3: Vec<Pop3View>,
+    pub smtp: Vec<SmtpView>,
+}
+
+impl ServerView {
+    /// Folds events, in order, into the sessions' state.
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a ServerEvent>) -> Self {
+        let mut view = ServerView::default();
+        for event in events {
+            view.push(event);
+        }
+        view
+    }
+
+    /// The state after the events of steps `0..=step` of the timeline.
+    pub fn up_to_step(timeline: &Timeline, step: usize) -> Self {
+        Self::from_events(
+            timeline
+                .steps
+                .iter()
+                .take(step.saturating_add(1))
+                .flat_map(|s| s.outcome.events.iter()),
+        )
+    }
+
+    /// The POP3 session's view, created on first sight.
+    fn pop3_mut(&mut self, session: u64) -> Option<&mut Pop3View> {
+        if !self.pop3.iter().any(|p| p.session == session) {
+            self.pop3.push(Pop3View {
+                session,
+                state: Pop3State::Authorization,
+                user: None,
+                maildrop: None,
+                marked: BTreeSet::new(),
+                expunged: Vec::new(),
+                failed_logins: Vec::new(),
+                closed: None,
+            });
+        }
+        self.pop3.iter_mut().find(|p| p.session == session)
+    }
+
+    /// The SMTP session's view, created on first sight.
+    fn smtp_mut(&mut self, session: u64) -> Option<&mut SmtpView> {
+        if !self.smtp.iter().any(|p| p.session == session) {
+            self.smtp.push(SmtpView {
+                session,
+                state: SmtpState::Connected,
+                sender: None,
+                recipients: Vec::new(),
+                refused: Vec::new(),
+                delivered: Vec::new(),
+                closed: None,
+                pending: None,
+            });
+        }
+        self.smtp.iter_mut().find(|p| p.session == session)
+    }
+
+    /// Takes one event.
+    pub fn push(&mut self, event: &ServerEvent) {
+        match (&event.kind, event.protocol) {
+            (EventKind::SessionOpened { .. }, Protocol::Pop3) => {
+                self.pop3_mut(event.session);
+            }
+            (EventKind::SessionOpened { .. }, Protocol::Smtp) => {
+                self.smtp_mut(event.session);
+            }
+            (EventKind::SessionClosed { reason }, Protocol::Pop3) => {
+                if let Some(s) = self.pop3_mut(event.session) {
+                    s.closed = Some(reason.clone());
+                }
+            }
+            (EventKind::SessionClosed { reason }, Protocol::Smtp) => {
+                if let Some(s) = self.smtp_mut(event.session) {
+                    s.closed = Some(reason.clone());
+                }
+            }
+            (EventKind::Pop3(e), _) => self.pop3_event(event.session, e),
+            (EventKind::Smtp(e), _) => self.smtp_event(event.session, e),
+        }
+    }
+
+    fn pop3_event(&mut self, session: u64, event: &Pop3Event) {
+        let Some(s) = self.pop3_mut(session) else {
+            return;
+        };
+        match event {
+            Pop3Event::StateChanged { to, .. } => s.state = *to,
+            Pop3Event::LoggedIn {
+                user,
+                messages,
+                octets,
+            } => {
+                s.user = Some(user.clone());
+                s.maildrop = Some((*messages, *octets));
+            }
+            Pop3Event::LoginFailed { user, in_use } => {
+                s.failed_logins.push((user.clone(), *in_use));
+            }
+            Pop3Event::MessageMarkedDeleted { msg } => {
+                s.marked.insert(*msg);
+            }
+            Pop3Event::DeletionsUndone { msgs } => {
+                for m in msgs {
+                    s.marked.remove(m);
+                }
+            }
+            Pop3Event::Expunged { msgs } => {
+                s.expunged.extend(msgs.iter().copied());
+                for m in msgs {
+                    s.marked.remove(m);
+                }
+            }
+            Pop3Event::CommandReceived { .. } | Pop3Event::ReplySent { .. } => {}
+        }
+    }
+
+    fn smtp_event(&mut self, session: u64, event: &SmtpEvent) {
+        let Some(s) = self.smtp_mut(session) else {
+            return;
+        };
+        match event {
+            SmtpEvent::StateChanged { to, .. } => {
+                s.state = *to;
+                if *to == SmtpState::Ready {
+                    // A finished (or reset) transaction: a new envelope begins.
+                    s.recipients.clear();
+                    s.refused.clear();
+                    s.sender = None;
+                }
+            }
+            SmtpEvent::CommandReceived { line } => s.pending = Some(line.clone()),
+            SmtpEvent::ReplySent { code, text } => {
+                let Some(command) = s.pending.take() else {
+                    return;
+                };
+                let upper = command.to_ascii_uppercase();
+                let accepted = (200..300).contains(code);
+                if upper.starts_with("MAIL FROM:") && accepted {
+                    s.sender = Some(angle_address(&command));
+                } else if upper.starts_with("RCPT TO:") {
+                    if accepted {
+                        s.recipients.push(angle_address(&command));
+                    } else {
+                        let first = text.lines().next().unwrap_or_default();
+                        s.refused
+                            .push((angle_address(&command), format!("{code} {first}")));
+                    }
+                }
+            }
+            SmtpEvent::MessageDelivered { recipients, bytes } => {
+                s.delivered.push((recipients.clone(), *bytes));
+            }
+            SmtpEvent::ContentReceived { .. } => {}
+        }
+    }
+}
+
+/// The address in `MAIL FROM:<a@b> SIZE=...` or `RCPT TO:<a@b>`.
+fn angle_address(command: &str) -> String {
+    let after = command.split_once(':').map_or(command, |(_, a)| a).trim();
+    match (after.find('<'), after.find('>')) {
+        (Some(open), Some(close)) if open < close => {
+            after.get(open + 1..close).unwrap_or_default().to_string()
+        }
+        _ => after
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
+/// Draws the server state.
+pub fn server_state_ui(ui: &mut Ui, view: &ServerView, palette: &Palette) {
+    if view.pop3.is_empty() && view.smtp.is_empty() {
+        ui.label(RichText::new("No server session yet.").color(palette.weak));
+        return;
+    }
+    for s in &view.pop3 {
+        pop3_ui(ui, s, palette);
+        ui.add_space(6.0);
+    }
+    for s in &view.smtp {
+        smtp_ui(ui, s, palette);
+        ui.add_space(6.0);
+    }
+}
+
+fn pop3_ui(ui: &mut Ui, s: &Pop3View, palette: &Palette) {
+    ui.horizontal_wrapped(|ui| {
+        ui.label(RichText::new(format!("POP3 session #{}", s.session)).strong());
+        ui.label(
+            RichText::new(s.state.name())
+                .strong()
+                .size(18.0)
+                .color(palette.accent),
+        );
+        if let Some(reason) = &s.closed {
+            ui.label(RichText::new(format!("closed: {reason}")).color(palette.weak));
+        }
+    });
+    for (user, in_use) in &s.failed_logins {
+        let why = if *in_use {
+            "maildrop locked by another session"
+        } else {
+            "wrong name or password"
+        };
+        ui.label(RichText::new(format!("login as {user} refused: {why}")).color(palette.negative));
+    }
+    let Some((messages, octets)) = s.maildrop else {
+        return;
+    };
+    let user = s.user.as_deref().unwrap_or("?");
+    ui.label(format!(
+        "maildrop of {user}: {messages} message(s), {octets} octets at login"
+    ));
+    ui.horizontal_wrapped(|ui| {
+        for n in 1..=u32::try_from(messages).unwrap_or(u32::MAX).min(200) {
+            let (text, color) = if s.expunged.contains(&n) {
+                (format!("{n}: expunged"), palette.negative)
+            } else if s.marked.contains(&n) {
+                (format!("{n}: marked deleted"), palette.negative)
+            } else {
+                (format!("{n}: kept"), palette.text)
+            };
+            ui.label(RichText::new(text).monospace().color(color));
+        }
+    });
+    if !s.expunged.is_empty() {
+        let list: Vec<String> = s.expunged.iter().map(u32::to_string).collect();
+        ui.label(format!(
+            "QUIT (UPDATE state) removed message(s) {} from the maildrop.",
+            list.join(", ")
+        ));
+    } else if !s.marked.is_empty() && s.closed.is_some() {
+        ui.label("The session ended without QUIT: nothing was deleted.");
+    }
+}
+
+fn smtp_ui(ui: &mut Ui, s: &SmtpView, palette: &Palette) {
+    ui.horizontal_wrapped(|ui| {
+        ui.label(RichText::new(format!("SMTP session #{}", s.session)).strong());
+        ui.label(
+            RichText::new(s.state.name())
+                .strong()
+                .size(18.0)
+                .color(palette.accent),
+        );
+        if let Some(reason) = &s.closed {
+            ui.label(RichText::new(format!("closed: {reason}")).color(palette.weak));
+        }
+    });
+    if let Some(sender) = &s.sender {
+        ui.label(format!("envelope sender: <{sender}>"));
+    }
+    if !s.recipients.is_empty() {
+        ui.label(format!(
+            "envelope recipients: <{}>",
+            s.recipients.join(">, <")
+        ));
+    }
+    for (r, why) in &s.refused {
+        ui.label(RichText::new(format!("refused <{r}>: {why}")).color(palette.negative));
+    }
+    for (recipients, bytes) in &s.delivered {
+        ui.label(
+            RichText::new(format!(
+                "delivered {bytes} octets to the maildrop of {}",
+                recipients.join(", ")
+            ))
+            .color(palette.positive),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn ev(session: u64, protocol: Protocol, kind: EventKind) -> ServerEvent {
+        ServerEvent {
+            session,
+            protocol,
+            at: SystemTime::UNIX_EPOCH,
+            kind,
+        }
+    }
+
+    #[test]
+    fn pop3_deletions_and_expunge() {
+        let p = Protocol::Pop3;
+        let events = vec![
+            ev(
+                1,
+                p,
+                EventKind::Pop3(Pop3Event::LoggedIn {
+                    user: "mrose".into(),
+                    messages: 2,
+                    octets: 320,
+                }),
+            ),
+            ev(
+                1,
+                p,
+                EventKind::Pop3(Pop3Event::StateChanged {
+                    from: Pop3State::Authorization,
+                    to: Pop3State::Transaction,
+                }),
+            ),
+            ev(
+                1,
+                p,
+                EventKind::Pop3(Pop3Event::MessageMarkedDeleted { msg: 1 }),
+            ),
+        ];
+        let v = ServerView::from_events(&events);
+        assert_eq!(v.pop3.len(), 1);
+        assert_eq!(v.pop3[0].state, Pop3State::Transaction);
+        assert!(v.pop3[0].marked.contains(&1));
+        let mut more = events.clone();
+        more.push(ev(
+            1,
+            p,
+            EventKind::Pop3(Pop3Event::StateChanged {
+                from: Pop3State::Transaction,
+                to: Pop3State::Update,
+            }),
+        ));
+        more.push(ev(
+            1,
+            p,
+            EventKind::Pop3(Pop3Event::Expunged { msgs: vec![1] }),
+        ));
+        let v = ServerView::from_events(&more);
+        assert_eq!(v.pop3[0].state, Pop3State::Update);
+        assert_eq!(v.pop3[0].expunged, vec![1]);
+        assert!(v.pop3[0].marked.is_empty());
+    }
+
+    #[test]
+    fn smtp_envelope() {
+        let s = Protocol::Smtp;
+        let cmd = |l: &str| EventKind::Smtp(SmtpEvent::CommandReceived { line: l.into() });
+        let reply = |c: u16, t: &str| {
+            EventKind::Smtp(SmtpEvent::ReplySent {
+                code: c,
+                text: t.into(),
+            })
+        };
+        let events = vec![
+            ev(7, s, cmd("MAIL FROM:<alice@localhost> SIZE=10")),
+            ev(7, s, reply(250, "2.1.0 Ok")),
+            ev(7, s, cmd("RCPT TO:<bob@localhost>")),
+            ev(7, s, reply(250, "2.1.5 Ok")),
+            ev(7, s, cmd("RCPT TO:<nobody@localhost>")),
+            ev(
+                7,
+                s,
+                reply(550, "5.1.1 <nobody@localhost>: no such user here"),
+            ),
+            ev(
+                7,
+                s,
+                EventKind::Smtp(SmtpEvent::MessageDelivered {
+                    recipients: vec!["bob@localhost".into()],
+                    bytes: 99,
+                }),
+            ),
+        ];
+        let v = ServerView::from_events(&events);
+        let m = &v.smtp[0];
+        assert_eq!(m.sender.as_deref(), Some("alice@localhost"));
+        assert_eq!(m.recipients, vec!["bob@localhost".to_string()]);
+        assert_eq!(m.refused.len(), 1);
+        assert_eq!(m.delivered, vec![(vec!["bob@localhost".to_string()], 99)]);
+    }
+}

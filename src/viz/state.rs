@@ -1,0 +1,709 @@
+//! The window's own state, apart from painting: what is selected, which step is being
+//! viewed, the play timer, presenter settings and the live-use forms.
+//!
+//! Drawing code never changes this directly: it emits [`UiAction`]s, and
+//! [`UiState::apply`] turns each into state changes and, where the worker must act,
+//! [`WorkerCommand`]s. Everything here is plain data and unit-tested without a window.
+
+use std::ops::Range;
+
+use super::worker::{
+    CONSOLE_SESSION, MENU_POP3_SESSION, MENU_SMTP_SESSION, WorkerCommand, WorkerStatus,
+};
+use crate::scenario::format::{Action, MailSpec, Protocol, Step};
+use crate::timeline::Timeline;
+
+/// One header field (or protocol unit) picked in the packet details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectedField {
+    /// The field's name, as the tree shows it.
+    pub name: String,
+    /// Its bytes in the frame.
+    pub range: Range<usize>,
+}
+
+/// What is selected, everywhere at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// The step (index in the timeline).
+    pub step: Option<usize>,
+    /// The exchange (command or reply) of that step.
+    pub exchange: Option<usize>,
+    /// The frame shown in the packet details (index in the timeline's packets).
+    pub frame: Option<usize>,
+    /// The field whose bytes are highlighted in the hex dump.
+    pub field: Option<SelectedField>,
+}
+
+/// What the drawing code asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UiAction {
+    /// Show the next recorded step, or run the scenario's next step.
+    Next,
+    /// Show the previous recorded step.
+    Back,
+    /// Show the first step.
+    Home,
+    /// Start or stop playing.
+    TogglePlay,
+    /// Seconds between steps while playing.
+    SetSpeed(f32),
+    /// Run the current scenario again from the start.
+    Reset,
+    /// Load another scenario.
+    Load(String),
+    /// Select a step (its band in the diagram).
+    SelectStep(usize),
+    /// Select a command or reply.
+    SelectExchange { step: usize, exchange: usize },
+    /// Select a captured frame (a TCP segment).
+    SelectFrame(usize),
+    /// Select a field of the shown frame.
+    SelectField(SelectedField),
+    /// Show or hide the TCP segments in the diagram.
+    SetTcpView(bool),
+    /// Presenter zoom factor.
+    SetZoom(f32),
+    /// Dark (true) or light theme.
+    SetDark(bool),
+    /// Full screen on or off.
+    SetFullscreen(bool),
+    /// Show or hide the live-use panel.
+    SetLivePanel(bool),
+    /// Run ad-hoc steps (the console, the menu client's forms), in order.
+    Run(Vec<Step>),
+}
+
+/// The raw command console's fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsoleForm {
+    /// Which client session the line goes to ("console" unless changed; a scenario's session
+    /// name, such as "main", types into that session's connection).
+    pub session: String,
+    /// The protocol to connect with when the session is not connected.
+    pub protocol: Protocol,
+    /// The line being typed.
+    pub line: String,
+}
+
+/// The menu client's Manage Mail form (POP3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManageForm {
+    pub user: String,
+    pub password: String,
+    /// The message number for Read and Delete, as typed.
+    pub number: String,
+    /// Why the last action was refused before anything was sent.
+    pub problem: Option<String>,
+}
+
+/// The menu client's Send Mail form (SMTP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendForm {
+    pub from: String,
+    /// Recipients, separated by commas.
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    /// "Incorrect format" when an address is not X@Y, as the seed-001 client says.
+    pub problem: Option<String>,
+}
+
+/// Everything the window remembers between frames, apart from the timeline itself.
+#[derive(Debug, Clone)]
+pub struct UiState {
+    pub selection: Selection,
+    /// The step being viewed (the diagram shows the steps up to it); `None` before the
+    /// first step.
+    pub cursor: Option<usize>,
+    /// A step was asked of the worker and has not arrived yet.
+    pub awaiting_step: bool,
+    pub playing: bool,
+    /// Seconds between steps while playing.
+    pub seconds_per_step: f32,
+    /// When (in `egui` input time) the next step is due while playing.
+    pub next_tick: f64,
+    /// Show every TCP segment in the diagram.
+    pub tcp_view: bool,
+    pub zoom: f32,
+    pub dark: bool,
+    pub fullscreen: bool,
+    /// The live-use panel (console and menu client) is shown.
+    pub live_panel: bool,
+    /// A row the diagram should scroll to on the next frame.
+    pub scroll_to_row: Option<usize>,
+    /// The diagram should scroll the selection into view on the next frame.
+    pub scroll_to_selection: bool,
+    /// The packet details should scroll the selected field into view on the next frame.
+    pub reveal_field: bool,
+    /// The scenario picked in the picker.
+    pub scenario: String,
+    pub console: ConsoleForm,
+    pub manage: ManageForm,
+    pub send: SendForm,
+}
+
+/// The scenario the window starts with.
+pub const DEFAULT_SCENARIO: &str = "rfc1939";
+
+impl Default for UiState {
+    fn default() -> Self {
+        Self {
+            selection: Selection::default(),
+            cursor: None,
+            awaiting_step: false,
+            playing: false,
+            seconds_per_step: 2.0,
+            next_tick: 0.0,
+            tcp_view: true,
+            zoom: 1.0,
+            dark: false,
+            fullscreen: false,
+            live_panel: true,
+            scroll_to_row: None,
+            scroll_to_selection: false,
+            reveal_field: false,
+            scenario: DEFAULT_SCENARIO.to_string(),
+            console: ConsoleForm {
+                session: CONSOLE_SESSION.to_string(),
+                protocol: Protocol::Pop3,
+                line: String::new(),
+            },
+            manage: ManageForm {
+                user: "mrose".to_string(),
+                password: "tanstaaf".to_string(),
+                number: "1".to_string(),
+                problem: None,
+            },
+            send: SendForm {
+                from: "alice@localhost".to_string(),
+                to: "mrose@localhost".to_string(),
+                subject: "Hello from the window".to_string(),
+                body: "Hi, this went through mailwire's SMTP server.".to_string(),
+                problem: None,
+            },
+        }
+    }
+}
+
+impl UiState {
+    /// The step whose caption, state and details are shown: the selected one, else the
+    /// cursor.
+    pub fn focus_step(&self) -> Option<usize> {
+        self.selection.step.or(self.cursor)
+    }
+
+    /// Whether the view is at the last recorded step and the scenario has no more.
+    pub fn at_end(&self, timeline: &Timeline, status: &WorkerStatus) -> bool {
+        let last = timeline.steps.len().checked_sub(1);
+        status.done && self.cursor == last
+    }
+
+    /// Applies one action; returns what the worker must do.
+    pub fn apply(
+        &mut self,
+        action: UiAction,
+        timeline: &Timeline,
+        status: &WorkerStatus,
+    ) -> Vec<WorkerCommand> {
+        let recorded = timeline.steps.len();
+        match action {
+            UiAction::Next => return self.next(timeline, status),
+            UiAction::Back => {
+                if let Some(c) = self.cursor
+                    && c > 0
+                {
+                    self.view_step(c - 1, timeline);
+                }
+            }
+            UiAction::Home => {
+                if recorded > 0 {
+                    self.view_step(0, timeline);
+                }
+            }
+            UiAction::TogglePlay => {
+                self.playing = !self.playing;
+                // The first step comes at once.
+                self.next_tick = 0.0;
+            }
+            UiAction::SetSpeed(s) => self.seconds_per_step = s.clamp(0.2, 30.0),
+            UiAction::Reset => {
+                self.forget_run();
+                return vec![WorkerCommand::Reset];
+            }
+            UiAction::Load(name) => {
+                self.forget_run();
+                self.scenario = name.clone();
+                return vec![WorkerCommand::Load(name)];
+            }
+            UiAction::SelectStep(step) => {
+                self.selection = Selection {
+                    step: Some(step),
+                    ..Selection::default()
+                };
+                if let Some(record) = timeline.steps.get(step)
+                    && !record.outcome.exchanges.is_empty()
+                {
+                    self.select_exchange(step, 0, timeline);
+                }
+            }
+            UiAction::SelectExchange { step, exchange } => {
+                self.select_exchange(step, exchange, timeline);
+            }
+            UiAction::SelectFrame(frame) => self.select_frame(frame, timeline),
+            UiAction::SelectField(field) => self.selection.field = Some(field),
+            UiAction::SetTcpView(on) => {
+                self.tcp_view = on;
+                self.scroll_to_selection();
+            }
+            UiAction::SetZoom(z) => self.zoom = z.clamp(0.5, 3.0),
+            UiAction::SetDark(on) => self.dark = on,
+            UiAction::SetFullscreen(on) => self.fullscreen = on,
+            UiAction::SetLivePanel(on) => self.live_panel = on,
+            UiAction::Run(steps) => {
+                self.awaiting_step = true;
+                return steps.into_iter().map(WorkerCommand::Extra).collect();
+            }
+        }
+        Vec::new()
+    }
+
+    fn next(&mut self, timeline: &Timeline, status: &WorkerStatus) -> Vec<WorkerCommand> {
+        let recorded = timeline.steps.len();
+        match self.cursor {
+            Some(c) if c + 1 < recorded => {
+                self.view_step(c + 1, timeline);
+                Vec::new()
+            }
+            None if recorded > 0 => {
+                self.view_step(0, timeline);
+                Vec::new()
+            }
+            _ if self.awaiting_step || status.done => Vec::new(),
+            _ => {
+                self.awaiting_step = true;
+                vec![WorkerCommand::Next]
+            }
+        }
+    }
+
+    /// Called when play is on: the commands of the step that is due at `now`, if any.
+    pub fn tick(
+        &mut self,
+        now: f64,
+        timeline: &Timeline,
+        status: &WorkerStatus,
+    ) -> Vec<WorkerCommand> {
+        if !self.playing || self.awaiting_step || now < self.next_tick {
+            return Vec::new();
+        }
+        if self.at_end(timeline, status) {
+            self.playing = false;
+            return Vec::new();
+        }
+        self.next_tick = now + f64::from(self.seconds_per_step);
+        self.next(timeline, status)
+    }
+
+    /// The timeline gained steps (from Next, a console line, a form): show the newest.
+    pub fn on_steps_added(&mut self, timeline: &Timeline) {
+        self.awaiting_step = false;
+        if let Some(last) = timeline.steps.len().checked_sub(1) {
+            self.view_step(last, timeline);
+        }
+    }
+
+    /// The worker started a fresh run: nothing recorded is left to select.
+    pub fn forget_run(&mut self) {
+        self.selection = Selection::default();
+        self.cursor = None;
+        self.awaiting_step = false;
+        self.playing = false;
+        self.scroll_to_row = Some(0);
+    }
+
+    fn view_step(&mut self, step: usize, timeline: &Timeline) {
+        self.cursor = Some(step);
+        let has_exchange = timeline
+            .steps
+            .get(step)
+            .is_some_and(|s| !s.outcome.exchanges.is_empty());
+        if has_exchange {
+            self.select_exchange(step, 0, timeline);
+        } else {
+            self.selection = Selection {
+                step: Some(step),
+                ..Selection::default()
+            };
+        }
+        self.scroll_to_selection();
+    }
+
+    fn scroll_to_selection(&mut self) {
+        // The diagram resolves the selection to a row when it draws.
+        self.scroll_to_selection = true;
+    }
+
+    /// Selects an exchange, the first frame that carried it, and its bytes in that frame.
+    pub fn select_exchange(&mut self, step: usize, exchange: usize, timeline: &Timeline) {
+        let unit = timeline.unit(step, exchange);
+        let carrier = unit.and_then(|u| u.carriers.first());
+        self.reveal_field = true;
+        self.selection = Selection {
+            step: Some(step),
+            exchange: Some(exchange),
+            frame: carrier.map(|c| c.frame),
+            field: carrier.map(|c| SelectedField {
+                name: unit_field_name(timeline, step, exchange),
+                range: c.range.clone(),
+            }),
+        };
+    }
+
+    /// Selects a frame, and the step and exchange it belongs to (when known).
+    pub fn select_frame(&mut self, frame: usize, timeline: &Timeline) {
+        self.reveal_field = true;
+        let step = step_of_frame(timeline, frame);
+        let exchange = step.and_then(|s| {
+            let record = timeline.steps.get(s)?;
+            (0..record.outcome.exchanges.len()).find(|&e| {
+                timeline
+                    .unit(s, e)
+                    .is_some_and(|u| u.carriers.iter().any(|c| c.frame == frame))
+            })
+        });
+        let field = match (step, exchange) {
+            (Some(s), Some(e)) => timeline.unit(s, e).and_then(|u| {
+                let c = u.carriers.iter().find(|c| c.frame == frame)?;
+                Some(SelectedField {
+                    name: unit_field_name(timeline, s, e),
+                    range: c.range.clone(),
+                })
+            }),
+            _ => None,
+        };
+        self.selection = Selection {
+            step: step.or(self.selection.step),
+            exchange,
+            frame: Some(frame),
+            field,
+        };
+    }
+
+    /// The console's line as steps: connect first when the session is not connected; a
+    /// typed QUIT is the QUIT action (so the session is closed afterwards).
+    pub fn console_steps(&self, status: &WorkerStatus) -> Vec<Step> {
+        let line = self.console.line.trim_end_matches(['\r', '\n']).to_string();
+        let session = if self.console.session.trim().is_empty() {
+            CONSOLE_SESSION.to_string()
+        } else {
+            self.console.session.trim().to_string()
+        };
+        let mut steps = Vec::new();
+        if !status.connected.contains(&session) {
+            steps.push(extra_step(
+                &session,
+                format!(
+                    "Console: connect ({})",
+                    protocol_name(self.console.protocol)
+                ),
+                Action::Connect {
+                    protocol: self.console.protocol,
+                    mss: None,
+                },
+            ));
+        }
+        if line.trim().is_empty() {
+            return steps;
+        }
+        let action = if line.trim().eq_ignore_ascii_case("QUIT") {
+            Action::Quit
+        } else {
+            Action::Send(line.clone())
+        };
+        steps.push(extra_step(&session, format!("Console: {line}"), action));
+        steps
+    }
+
+    /// Manage Mail: log in (connecting first when needed).
+    pub fn manage_login_steps(&self, status: &WorkerStatus) -> Vec<Step> {
+        let mut steps = Vec::new();
+        if !status.connected.contains(MENU_POP3_SESSION) {
+            steps.push(extra_step(
+                MENU_POP3_SESSION,
+                "Manage Mail: connect to the POP3 server".to_string(),
+                Action::Connect {
+                    protocol: Protocol::Pop3,
+                    mss: None,
+                },
+            ));
+        }
+        steps.push(extra_step(
+            MENU_POP3_SESSION,
+            format!("Manage Mail: log in as {}", self.manage.user),
+            Action::Login {
+                user: self.manage.user.clone(),
+                password: self.manage.password.clone(),
+                apop: false,
+            },
+        ));
+        steps
+    }
+
+    /// Manage Mail: the message number typed, or why it is not one.
+    pub fn manage_number(&self) -> Result<u32, String> {
+        let text = self.manage.number.trim();
+        match text.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!(
+                "\"{text}\" is not a message number: type 1, 2, ... (LIST shows them)"
+            )),
+        }
+    }
+
+    /// Send Mail: the steps (connect, HELO, the mail, QUIT), or "Incorrect format" when an
+    /// address is not of the form X@Y (as the seed-001 client says).
+    pub fn send_mail_steps(&self) -> Result<Vec<Step>, String> {
+        let from = self.send.from.trim().to_string();
+        let to: Vec<String> = self
+            .send
+            .to
+            .split(',')
+            .map(|a| a.trim().to_string())
+            .collect();
+        let valid = crate::client::console::is_address(&from)
+            && to.iter().all(|a| crate::client::console::is_address(a));
+        if !valid {
+            return Err("Incorrect format".to_string());
+        }
+        let domain = from
+            .rsplit_once('@')
+            .map_or("localhost", |(_, d)| d)
+            .to_string();
+        let session = MENU_SMTP_SESSION;
+        Ok(vec![
+            extra_step(
+                session,
+                "Send Mail: connect to the SMTP server".to_string(),
+                Action::Connect {
+                    protocol: Protocol::Smtp,
+                    mss: None,
+                },
+            ),
+            extra_step(
+                session,
+                "Send Mail: HELO names the sending host".to_string(),
+                Action::Send(format!("HELO {domain}")),
+            ),
+            extra_step(
+                session,
+                format!(
+                    "Send Mail: MAIL, RCPT, DATA and the message to {}",
+                    to.join(", ")
+                ),
+                Action::SendMail(MailSpec {
+                    from,
+                    to,
+                    subject: self.send.subject.clone(),
+                    body: self.send.body.clone(),
+                }),
+            ),
+            extra_step(session, "Send Mail: QUIT".to_string(), Action::Quit),
+        ])
+    }
+}
+
+/// An ad-hoc step for the worker.
+pub fn extra_step(session: &str, caption: String, action: Action) -> Step {
+    Step {
+        caption,
+        rfc: None,
+        session: session.to_string(),
+        action,
+        expect: None,
+        line: 0,
+    }
+}
+
+fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Pop3 => "POP3",
+        Protocol::Smtp => "SMTP",
+    }
+}
+
+/// The step whose frame range holds `frame`; frames captured between steps (late ACKs,
+/// FINs) belong to the step before them.
+pub fn step_of_frame(timeline: &Timeline, frame: usize) -> Option<usize> {
+    let after = timeline.steps.partition_point(|s| s.frames.start <= frame);
+    after.checked_sub(1)
+}
+
+/// The name the packet details give the protocol unit of an exchange ("POP3 command").
+pub fn unit_field_name(timeline: &Timeline, step: usize, exchange: usize) -> String {
+    let Some(unit) = timeline.unit(step, exchange) else {
+        return String::new();
+    };
+    use crate::decode::units::Protocol as WireProtocol;
+    let protocol = match timeline
+        .analyzer
+        .connections()
+        .get(unit.conn)
+        .map(|c| c.protocol())
+    {
+        Some(p @ (WireProtocol::Pop3 | WireProtocol::Smtp)) => p.name(),
+        _ => "",
+    };
+    format!("{protocol} {}", unit.kind.name())
+        .trim()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{Direction, Exchange, StepOutcome};
+
+    fn timeline_with_steps(n: usize) -> Timeline {
+        let mut t = Timeline::new("test");
+        for i in 0..n {
+            let outcome = StepOutcome {
+                index: i,
+                session: "main".into(),
+                conn: None,
+                exchanges: vec![Exchange {
+                    direction: Direction::ServerToClient,
+                    line: "+OK".into(),
+                    more: Vec::new(),
+                    octets: 5,
+                }],
+                check: Ok(()),
+                events: Vec::new(),
+            };
+            t.push_step(outcome, format!("step {i}"), None, None, 0..0);
+        }
+        t
+    }
+
+    fn status(done: bool) -> WorkerStatus {
+        WorkerStatus {
+            total_steps: 3,
+            done,
+            ..WorkerStatus::default()
+        }
+    }
+
+    #[test]
+    fn next_asks_the_worker_once_then_follows_the_new_step() {
+        let mut s = UiState::default();
+        let empty = Timeline::new("t");
+        let commands = s.apply(UiAction::Next, &empty, &status(false));
+        assert!(matches!(commands.as_slice(), [WorkerCommand::Next]));
+        assert!(s.awaiting_step);
+        // A second press while the step runs asks nothing more.
+        assert!(s.apply(UiAction::Next, &empty, &status(false)).is_empty());
+        let one = timeline_with_steps(1);
+        s.on_steps_added(&one);
+        assert_eq!(s.cursor, Some(0));
+        assert_eq!(s.selection.step, Some(0));
+        assert_eq!(s.selection.exchange, Some(0));
+        // Without capture there is no frame to show, and nothing is made up.
+        assert_eq!(s.selection.frame, None);
+        assert_eq!(s.selection.field, None);
+    }
+
+    #[test]
+    fn back_and_home_move_through_what_was_recorded() {
+        let t = timeline_with_steps(3);
+        let mut s = UiState::default();
+        s.on_steps_added(&t);
+        assert_eq!(s.cursor, Some(2));
+        assert!(s.apply(UiAction::Back, &t, &status(false)).is_empty());
+        assert_eq!(s.cursor, Some(1));
+        assert!(s.apply(UiAction::Home, &t, &status(false)).is_empty());
+        assert_eq!(s.cursor, Some(0));
+        s.apply(UiAction::Back, &t, &status(false));
+        assert_eq!(s.cursor, Some(0));
+        // Next replays the recorded steps before asking for new ones.
+        assert!(s.apply(UiAction::Next, &t, &status(false)).is_empty());
+        assert_eq!(s.cursor, Some(1));
+        assert!(s.apply(UiAction::Next, &t, &status(false)).is_empty());
+        assert_eq!(s.cursor, Some(2));
+        assert_eq!(s.apply(UiAction::Next, &t, &status(false)).len(), 1);
+    }
+
+    #[test]
+    fn play_steps_on_its_timer_and_stops_at_the_end() {
+        let t = timeline_with_steps(3);
+        let mut s = UiState {
+            cursor: Some(0),
+            ..UiState::default()
+        };
+        s.apply(UiAction::TogglePlay, &t, &status(true));
+        assert!(s.playing);
+        assert!(s.tick(10.0, &t, &status(true)).is_empty());
+        assert_eq!(s.cursor, Some(1));
+        // Not due yet.
+        s.tick(10.5, &t, &status(true));
+        assert_eq!(s.cursor, Some(1));
+        s.tick(12.5, &t, &status(true));
+        assert_eq!(s.cursor, Some(2));
+        s.tick(15.0, &t, &status(true));
+        assert!(!s.playing, "at the end of a finished scenario play stops");
+    }
+
+    #[test]
+    fn reset_forgets_the_selection_and_asks_for_a_fresh_run() {
+        let t = timeline_with_steps(2);
+        let mut s = UiState::default();
+        s.on_steps_added(&t);
+        let commands = s.apply(UiAction::Reset, &t, &status(false));
+        assert!(matches!(commands.as_slice(), [WorkerCommand::Reset]));
+        assert_eq!(s.cursor, None);
+        assert_eq!(s.selection, Selection::default());
+        let commands = s.apply(UiAction::Load("in-use".into()), &t, &status(false));
+        assert!(matches!(commands.as_slice(), [WorkerCommand::Load(n)] if n == "in-use"));
+        assert_eq!(s.scenario, "in-use");
+    }
+
+    #[test]
+    fn the_console_connects_first_and_quit_closes() {
+        let mut s = UiState::default();
+        s.console.line = "USER mrose".into();
+        let mut st = status(false);
+        let steps = s.console_steps(&st);
+        assert_eq!(steps.len(), 2);
+        assert!(matches!(
+            steps[0].action,
+            Action::Connect {
+                protocol: Protocol::Pop3,
+                ..
+            }
+        ));
+        assert_eq!(steps[1].action, Action::Send("USER mrose".into()));
+        assert_eq!(steps[1].session, "console");
+        st.connected.insert("console".into());
+        assert_eq!(s.console_steps(&st).len(), 1);
+        s.console.line = "quit".into();
+        assert_eq!(s.console_steps(&st)[0].action, Action::Quit);
+    }
+
+    #[test]
+    fn send_mail_says_incorrect_format_unless_x_at_y() {
+        let mut s = UiState::default();
+        s.send.to = "bob".into();
+        assert_eq!(s.send_mail_steps().unwrap_err(), "Incorrect format");
+        s.send.to = "bob@localhost, carol@localhost".into();
+        let steps = s.send_mail_steps().unwrap();
+        assert_eq!(steps.len(), 4);
+        assert_eq!(steps[1].action, Action::Send("HELO localhost".into()));
+        match &steps[2].action {
+            Action::SendMail(m) => assert_eq!(m.to, vec!["bob@localhost", "carol@localhost"]),
+            other => panic!("{other:?}"),
+        }
+        s.manage.number = "x".into();
+        assert!(s.manage_number().is_err());
+        s.manage.number = "2".into();
+        assert_eq!(s.manage_number(), Ok(2));
+    }
+}
