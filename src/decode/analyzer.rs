@@ -463,6 +463,9 @@ mod tests {
         // A million frames must fit in well under the size of their capture file.
         let frame = std::mem::size_of::<Frame>();
         assert!(frame <= 128, "Frame is {frame} bytes");
-        println!("FrameSummary {} bytes, Frame {frame} bytes", std::mem::size_of::<FrameSummary>());
+        println!(
+            "FrameSummary {} bytes, Frame {frame} bytes",
+            std::mem::size_of::<FrameSummary>()
+        );
     }
 }
