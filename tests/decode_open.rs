@@ -142,7 +142,7 @@ fn every_reference_capture_opens() {
         }
         n += 1;
     }
-    assert_eq!(n, 8);
+    assert!(n > 0, "no capture files found");
 }
 
 #[test]
