@@ -245,6 +245,31 @@ fn send_mail_checks_the_address_format_first() {
 }
 
 #[test]
+fn a_bad_server_address_is_refused_inline() {
+    let mut h = harness();
+    loaded(&mut h);
+    // Where mailwire's own servers listen, for outside clients.
+    let pop3 = h.state().status.pop3_addr.expect("the servers run");
+    h.get_by_label_contains(&format!("POP3 at {pop3}"));
+    h.get_by_label("Server").focus();
+    h.step();
+    h.get_by_label("Server").type_text("localhost:pop");
+    h.step();
+    h.step();
+    h.get_by_label_contains("\"localhost:pop\" is not a server address");
+    // A line typed now is not sent anywhere.
+    h.get_by_label("Command").focus();
+    h.step();
+    h.get_by_label("Command").type_text("STAT");
+    h.step();
+    h.get_by_label("Send").click();
+    h.step();
+    h.step();
+    assert!(!h.state().is_busy(), "nothing was sent");
+    assert!(h.state().timeline.steps.is_empty());
+}
+
+#[test]
 fn without_capture_the_packet_panes_say_why_and_nothing_is_made_up() {
     let mut options = AppOptions::default();
     options.recorder.capture = false;

@@ -137,11 +137,11 @@ impl<T: Transport> Engine<T> {
     }
 
     fn perform(&mut self, step: &Step, log: &mut Vec<Exchange>) -> Result<Option<Got>, String> {
-        if let Action::Connect { protocol, mss } = &step.action {
+        if let Action::Connect { protocol, mss, to } = &step.action {
             if self.sessions.contains_key(&step.session) {
                 return Err(format!("session \"{}\" is already connected", step.session));
             }
-            let conn = self.transport.connect(*protocol, *mss)?;
+            let conn = self.transport.connect(*protocol, *mss, *to)?;
             let client = match protocol {
                 Protocol::Pop3 => Client::Pop3(Pop3Client::new()),
                 Protocol::Smtp => {

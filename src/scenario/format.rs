@@ -29,11 +29,15 @@
 //! expect_text = "2 messages (320 octets)"
 //! ```
 //!
+//! A `connect` step may name another server with `to = "127.0.0.1:8110"` (a student's own
+//! server, Dovecot...); without `to` it reaches mailwire's own server for that protocol.
+//!
 //! Each step has exactly one action: `connect`, `send`, `pipeline`, `split`, `login`, `list`,
 //! `read`, `delete`, `send_mail`, `quit` or `drop`. A broken file gets a [`ScenarioError`]
 //! naming the file, the line and what was expected.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -130,10 +134,11 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Open a TCP connection; `mss` asks for a small maximum segment size so long replies
-    /// visibly span many segments.
+    /// visibly span many segments; `to` names another server (mailwire's own when `None`).
     Connect {
         protocol: Protocol,
         mss: Option<u16>,
+        to: Option<SocketAddr>,
     },
     /// One raw command line.
     Send(String),
@@ -220,6 +225,7 @@ struct RawStep {
     session: Option<String>,
     connect: Option<Protocol>,
     mss: Option<u16>,
+    to: Option<String>,
     send: Option<String>,
     pipeline: Option<Vec<String>>,
     split: Option<Vec<String>>,
@@ -319,12 +325,19 @@ impl Scenario {
 fn validate_step(raw: RawStep, line: usize) -> Result<Step, String> {
     let mut actions = Vec::new();
     if let Some(protocol) = raw.connect {
+        let to = match raw.to.as_deref() {
+            Some(text) => Some(parse_server_address(text).map_err(|e| format!("to = {e}"))?),
+            None => None,
+        };
         actions.push(Action::Connect {
             protocol,
             mss: raw.mss,
+            to,
         });
     } else if raw.mss.is_some() {
         return Err("mss is only meaningful with connect".into());
+    } else if raw.to.is_some() {
+        return Err("to is only meaningful with connect".into());
     }
     if let Some(line) = raw.send {
         actions.push(Action::Send(line));
@@ -411,6 +424,29 @@ fn parse_expect(status: String, text: Option<String>) -> Result<Expect, String> 
         ));
     }
     Ok(Expect { status, text })
+}
+
+/// A server address as typed, `HOST:PORT` with an IP address or `localhost` as the host
+/// (`127.0.0.1:8110`, `[::1]:110`, `localhost:8110`; no name lookup), or why it is not one.
+pub fn parse_server_address(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    let localhost = text
+        .strip_prefix("localhost:")
+        .and_then(|port| port.parse::<u16>().ok())
+        .map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
+    let addr = match localhost {
+        Some(addr) => addr,
+        None => text.parse().map_err(|_| {
+            format!(
+                "\"{text}\" is not a server address: write HOST:PORT with an IP address or \
+                 localhost, such as \"127.0.0.1:8110\""
+            )
+        })?,
+    };
+    if addr.port() == 0 {
+        return Err(format!("\"{text}\": port 0 cannot be connected to"));
+    }
+    Ok(addr)
 }
 
 /// The 1-based line of byte `offset` in `text`.
@@ -526,10 +562,47 @@ expect = "+OK"
             s.steps[0].action,
             Action::Connect {
                 protocol: Protocol::Pop3,
-                mss: None
+                mss: None,
+                to: None
             }
         );
         assert_eq!(s.fixture.hostname, "localhost");
+    }
+
+    #[test]
+    fn connect_may_name_another_server() {
+        let remote = MINIMAL.replace(
+            "connect = \"pop3\"",
+            "connect = \"pop3\"\nto = \"127.0.0.1:8110\"",
+        );
+        let s = Scenario::parse(&remote, "t.toml").unwrap();
+        assert_eq!(
+            s.steps[0].action,
+            Action::Connect {
+                protocol: Protocol::Pop3,
+                mss: None,
+                to: Some(SocketAddr::from(([127, 0, 0, 1], 8110)))
+            }
+        );
+
+        let bad = MINIMAL.replace(
+            "connect = \"pop3\"",
+            "connect = \"pop3\"\nto = \"localhost:port\"",
+        );
+        let e = Scenario::parse(&bad, "x.toml").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("x.toml, line 10: to = \"localhost:port\" is not a server address"),
+            "{e}"
+        );
+
+        let without_connect = MINIMAL.replace(
+            "connect = \"pop3\"",
+            "send = \"STAT\"\nto = \"127.0.0.1:8110\"",
+        );
+        let e = Scenario::parse(&without_connect, "x.toml").unwrap_err();
+        assert_eq!(e.line, Some(10));
+        assert!(e.problem.contains("only meaningful with connect"), "{e}");
     }
 
     #[test]

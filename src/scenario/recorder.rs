@@ -54,6 +54,12 @@ pub struct Recorder {
     packets: Option<crossbeam_channel::Receiver<CaptureMessage>>,
     timeline: Timeline,
     mirror: Option<crossbeam_channel::Sender<TimelineUpdate>>,
+    /// The ports the capture's filter covers (the servers', then any watched).
+    ports: Vec<u16>,
+    interface: String,
+    sandboxed: bool,
+    pop3: SocketAddr,
+    smtp: SocketAddr,
     // Dropped last: the servers stop before their data folder goes.
     _servers: LiveServers,
     _dir: WorkDir,
@@ -72,23 +78,17 @@ impl Recorder {
         let mut timeline = Timeline::new(scenario.title.clone());
         let ports = vec![servers.pop3_addr().port(), servers.smtp_addr().port()];
         let (capture, packets) = if options.capture {
-            let (tx, rx) = crossbeam_channel::unbounded();
-            let config = LiveConfig {
-                interface: options.interface.clone(),
-                filter: live::port_filter(&ports),
-                ..LiveConfig::default()
-            };
-            match live::start(config, tx) {
-                Ok(capture) => {
+            match start_capture(&options.interface, &ports) {
+                Ok((capture, rx)) => {
                     timeline.capture = Some(CaptureStatus::Live {
                         interface: options.interface.clone(),
-                        ports,
+                        ports: ports.clone(),
                         sandboxed: options.sandboxed,
                     });
                     (Some(capture), Some(rx))
                 }
-                Err(e) => {
-                    timeline.capture = Some(CaptureStatus::Unavailable { why: e.to_string() });
+                Err(why) => {
+                    timeline.capture = Some(CaptureStatus::Unavailable { why });
                     (None, None)
                 }
             }
@@ -98,13 +98,19 @@ impl Recorder {
             });
             (None, None)
         };
-        let transport = SocketTransport::new(servers.pop3_addr(), servers.smtp_addr(), events);
+        let (pop3, smtp) = (servers.pop3_addr(), servers.smtp_addr());
+        let transport = SocketTransport::new(pop3, smtp, events);
         Ok(Self {
             engine: Engine::new(scenario.clone(), transport),
             capture,
             packets,
             timeline,
             mirror: None,
+            ports,
+            interface: options.interface.clone(),
+            sandboxed: options.sandboxed,
+            pop3,
+            smtp,
             _servers: servers,
             _dir: dir,
         })
@@ -146,10 +152,67 @@ impl Recorder {
         self.engine.is_done()
     }
 
+    /// Where mailwire's POP3 server listens (outside clients can be pointed here).
+    pub fn pop3_addr(&self) -> SocketAddr {
+        self.pop3
+    }
+
+    /// Where mailwire's SMTP server listens.
+    pub fn smtp_addr(&self) -> SocketAddr {
+        self.smtp
+    }
+
+    /// Makes the live capture cover `port` too (a connect step to another server): when its
+    /// filter does not, the capture is restarted on the same interface with the port added,
+    /// into the same timeline. Without a capture this does nothing (the status says why).
+    pub fn watch_port(&mut self, port: u16) {
+        if self.ports.contains(&port) {
+            return;
+        }
+        let Some(old) = self.capture.take() else {
+            return;
+        };
+        // Take what the old capture saw; its closing statistics are not a stop of ours.
+        self.drain_packets(Duration::from_millis(20));
+        old.stop();
+        if let Some(rx) = self.packets.take() {
+            for message in rx.try_iter() {
+                if let CaptureMessage::Packet(p) = message {
+                    self.update(TimelineUpdate::Packet(p));
+                }
+            }
+        }
+        let mut ports = self.ports.clone();
+        ports.push(port);
+        match start_capture(&self.interface, &ports) {
+            Ok((capture, rx)) => {
+                self.capture = Some(capture);
+                self.packets = Some(rx);
+                self.ports = ports.clone();
+                self.update(TimelineUpdate::Capture(CaptureStatus::Live {
+                    interface: self.interface.clone(),
+                    ports,
+                    sandboxed: self.sandboxed,
+                }));
+            }
+            Err(why) => self.update(TimelineUpdate::Capture(CaptureStatus::Failed {
+                why: format!("could not restart the capture to watch port {port}: {why}"),
+            })),
+        }
+    }
+
+    /// Before a connect step to another server, makes the capture watch its port.
+    fn watch_target(&mut self, step: &Step) {
+        if let Action::Connect { to: Some(to), .. } = &step.action {
+            self.watch_port(to.port());
+        }
+    }
+
     /// Runs the next scenario step; returns its index in the timeline.
     pub fn step(&mut self) -> Option<usize> {
         let index = self.engine.position();
         let step = self.engine.scenario().steps.get(index)?.clone();
+        self.watch_target(&step);
         let first_frame = self.timeline.packets.len();
         let outcome = self.engine.step()?;
         self.record(outcome, &step, first_frame);
@@ -158,6 +221,7 @@ impl Recorder {
 
     /// Runs a step that is not in the scenario (typed in a console, a menu action).
     pub fn run_extra(&mut self, step: &Step) -> usize {
+        self.watch_target(step);
         let first_frame = self.timeline.packets.len();
         let index = self.timeline.steps.len();
         let outcome = self.engine.run_step(step, index);
@@ -263,4 +327,19 @@ impl Recorder {
         self.drain_packets(Duration::from_millis(100));
         std::mem::take(&mut self.timeline)
     }
+}
+
+/// Starts a live capture of TCP `ports` on `interface`.
+fn start_capture(
+    interface: &str,
+    ports: &[u16],
+) -> Result<(LiveCapture, crossbeam_channel::Receiver<CaptureMessage>), String> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let config = LiveConfig {
+        interface: interface.to_string(),
+        filter: live::port_filter(ports),
+        ..LiveConfig::default()
+    };
+    let capture = live::start(config, tx).map_err(|e| e.to_string())?;
+    Ok((capture, rx))
 }

@@ -1,7 +1,7 @@
 //! How the scenario runner reaches the servers: in memory (the server machines are fed the
 //! client's bytes directly, no sockets) or over real TCP sockets on loopback.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -18,8 +18,14 @@ pub type ConnId = usize;
 
 /// Moves the client's bytes to a server and back.
 pub trait Transport {
-    /// Opens a connection; `mss` asks for a small maximum segment size.
-    fn connect(&mut self, protocol: Protocol, mss: Option<u16>) -> Result<ConnId, String>;
+    /// Opens a connection; `mss` asks for a small maximum segment size; `to` names another
+    /// server than the transport's own one for `protocol`.
+    fn connect(
+        &mut self,
+        protocol: Protocol,
+        mss: Option<u16>,
+        to: Option<SocketAddr>,
+    ) -> Result<ConnId, String>;
     /// Writes bytes to the server (one write: one segment when small enough).
     fn write(&mut self, conn: ConnId, bytes: &[u8]) -> Result<(), String>;
     /// Bytes the server sent, waiting a while for at least one; empty means it closed.
@@ -134,7 +140,15 @@ impl MemoryConn {
 }
 
 impl Transport for MemoryTransport {
-    fn connect(&mut self, protocol: Protocol, _mss: Option<u16>) -> Result<ConnId, String> {
+    fn connect(
+        &mut self,
+        protocol: Protocol,
+        _mss: Option<u16>,
+        to: Option<SocketAddr>,
+    ) -> Result<ConnId, String> {
+        if to.is_some() {
+            return Err("a scenario run in memory cannot reach another server".to_string());
+        }
         let session = self.conns.len() as u64 + 1;
         let machine = match protocol {
             Protocol::Pop3 => Machine::Pop3(
@@ -216,7 +230,8 @@ impl Transport for MemoryTransport {
     }
 }
 
-/// Real TCP connections to real servers (started elsewhere) on loopback.
+/// Real TCP connections to real servers (started elsewhere) on loopback, or to another
+/// server a connect step names (whose events, if any, are not seen).
 pub struct SocketTransport {
     pop3: SocketAddr,
     smtp: SocketAddr,
@@ -226,6 +241,8 @@ pub struct SocketTransport {
     seen: Vec<ServerEvent>,
     session_of: HashMap<SocketAddr, u64>,
     client_addrs: HashMap<ConnId, SocketAddr>,
+    /// Connections to another server (no events come from it, so close does not wait).
+    remote: HashSet<ConnId>,
     timeout: Duration,
 }
 
@@ -245,6 +262,7 @@ impl SocketTransport {
             seen: Vec::new(),
             session_of: HashMap::new(),
             client_addrs: HashMap::new(),
+            remote: HashSet::new(),
             timeout: Duration::from_secs(10),
         }
     }
@@ -287,11 +305,16 @@ impl SocketTransport {
 }
 
 impl Transport for SocketTransport {
-    fn connect(&mut self, protocol: Protocol, mss: Option<u16>) -> Result<ConnId, String> {
-        let addr = match protocol {
+    fn connect(
+        &mut self,
+        protocol: Protocol,
+        mss: Option<u16>,
+        to: Option<SocketAddr>,
+    ) -> Result<ConnId, String> {
+        let addr = to.unwrap_or(match protocol {
             Protocol::Pop3 => self.pop3,
             Protocol::Smtp => self.smtp,
-        };
+        });
         let stream = self.connect_socket(addr, mss)?;
         let id = self.next;
         self.next += 1;
@@ -299,6 +322,9 @@ impl Transport for SocketTransport {
             self.client_addrs.insert(id, local);
         }
         self.conns.insert(id, stream);
+        if to.is_some_and(|a| a != self.pop3 && a != self.smtp) {
+            self.remote.insert(id);
+        }
         Ok(id)
     }
 
@@ -335,6 +361,9 @@ impl Transport for SocketTransport {
         };
         let local = stream.local_addr().ok();
         drop(stream);
+        if self.remote.contains(&conn) {
+            return;
+        }
         // Wait (bounded) for the server to see the close and end that session.
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {

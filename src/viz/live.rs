@@ -2,11 +2,15 @@
 //! 004) and the seed-001 menu client as two forms, Manage Mail (POP3: log in, list, read,
 //! delete, quit) and Send Mail (SMTP: From/To/Subject/body, with the X@Y check). Their
 //! traffic runs through the worker as ad-hoc steps and appears like a scenario's.
+//!
+//! Each has a server field (empty: mailwire's own server; `HOST:PORT`: another one, such as
+//! a student's server or Dovecot), and a settings line above them says where mailwire's
+//! servers listen, so outside clients can be pointed at them.
 
 use eframe::egui;
 use eframe::egui::{RichText, TextEdit, Ui};
 
-use super::state::{UiAction, UiState, extra_step};
+use super::state::{UiAction, UiState, extra_step, server_target};
 use super::theme::Palette;
 use super::worker::{MENU_POP3_SESSION, WorkerStatus};
 use crate::scenario::Direction;
@@ -25,13 +29,99 @@ pub fn live_ui(
     palette: &Palette,
     actions: &mut Vec<UiAction>,
 ) {
+    settings_ui(ui, status, palette);
+    ui.separator();
     ui.columns(3, |columns| {
         if let [console, manage, send] = columns {
             console_ui(console, state, timeline, status, palette, actions);
             manage_ui(manage, state, status, palette, actions);
-            send_ui(send, state, palette, actions);
+            send_ui(send, state, status, palette, actions);
         }
     });
+}
+
+/// The command that lets mailwire capture on the real loopback, naming this program.
+fn setcap_fix() -> String {
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "<path of the mailwire program>".to_string());
+    format!("sudo setcap cap_net_raw,cap_net_admin+eip {exe}")
+}
+
+/// Why other servers cannot be reached from the sandbox, and the fix.
+fn sandbox_note() -> String {
+    format!(
+        "mailwire runs in its own private network (no root needed), so other servers on this \
+         computer cannot be reached. To watch them, give mailwire capture rights: {} — then it \
+         runs on the real loopback.",
+        setcap_fix()
+    )
+}
+
+/// Where mailwire's servers listen, for outside clients (Thunderbird, curl, a student's
+/// client), or, in the sandbox, why outside programs cannot reach them.
+fn settings_ui(ui: &mut Ui, status: &WorkerStatus, palette: &Palette) {
+    if status.sandboxed {
+        ui.label(
+            RichText::new(format!(
+                "Outside programs (Thunderbird, curl, your own client) cannot reach mailwire's \
+                 servers: mailwire runs in its own private network (no root needed). To let \
+                 them connect, give mailwire capture rights: {} — then it runs on the real \
+                 loopback.",
+                setcap_fix()
+            ))
+            .color(palette.weak),
+        );
+        return;
+    }
+    match (status.pop3_addr, status.smtp_addr) {
+        (Some(pop3), Some(smtp)) => {
+            ui.label(format!(
+                "Outside clients (Thunderbird, curl, your own client) can connect to mailwire's \
+                 servers: POP3 at {pop3}, SMTP at {smtp}. Their traffic is captured like the \
+                 scenario's, but only when it goes to those ports."
+            ));
+        }
+        _ => {
+            ui.label(
+                RichText::new("mailwire's servers are not running (no scenario is loaded).")
+                    .color(palette.weak),
+            );
+        }
+    }
+}
+
+/// A server field in a two-column grid: the text edit, then (on rows of their own) why the
+/// text is not an address and, in the sandbox, why another server cannot be reached.
+fn server_field(
+    ui: &mut Ui,
+    name: &str,
+    text: &mut String,
+    status: &WorkerStatus,
+    palette: &Palette,
+) {
+    let label = ui.label(name);
+    ui.add(
+        TextEdit::singleline(text)
+            .hint_text("empty: mailwire's own")
+            .desired_width(140.0),
+    )
+    .labelled_by(label.id)
+    .on_hover_text("Empty: mailwire's own server. HOST:PORT (127.0.0.1:8110): another server.");
+    ui.end_row();
+    match server_target(text) {
+        Err(why) => {
+            ui.label("");
+            ui.label(RichText::new(why).color(palette.negative));
+            ui.end_row();
+        }
+        Ok(Some(_)) if status.sandboxed => {
+            ui.label("");
+            ui.label(RichText::new(sandbox_note()).color(palette.weak));
+            ui.end_row();
+        }
+        Ok(_) => {}
+    }
 }
 
 fn console_ui(
@@ -57,6 +147,7 @@ fn console_ui(
                 ui.radio_value(&mut state.console.protocol, Protocol::Smtp, "SMTP");
             });
             ui.end_row();
+            server_field(ui, "Server", &mut state.console.server, status, palette);
             ui.label("");
             ui.horizontal(|ui| {
                 if connected {
@@ -170,12 +261,18 @@ fn manage_ui(
             ui.add(TextEdit::singleline(&mut state.manage.number).desired_width(50.0))
                 .labelled_by(label.id);
             ui.end_row();
+            server_field(ui, "POP3 server", &mut state.manage.server, status, palette);
         });
     let connected = status.connected.contains(MENU_POP3_SESSION);
     ui.horizontal_wrapped(|ui| {
         if ui.button("Log in").clicked() {
-            state.manage.problem = None;
-            actions.push(UiAction::Run(state.manage_login_steps(status)));
+            match state.manage_login_steps(status) {
+                Ok(steps) => {
+                    state.manage.problem = None;
+                    actions.push(UiAction::Run(steps));
+                }
+                Err(why) => state.manage.problem = Some(why),
+            }
         }
         let step = |caption: &str, action: Action| {
             extra_step(MENU_POP3_SESSION, format!("Manage Mail: {caption}"), action)
@@ -220,7 +317,13 @@ fn manage_ui(
     }
 }
 
-fn send_ui(ui: &mut Ui, state: &mut UiState, palette: &Palette, actions: &mut Vec<UiAction>) {
+fn send_ui(
+    ui: &mut Ui,
+    state: &mut UiState,
+    status: &WorkerStatus,
+    palette: &Palette,
+    actions: &mut Vec<UiAction>,
+) {
     ui.label(RichText::new("Send Mail (SMTP)").strong());
     egui::Grid::new("send-mail").num_columns(2).show(ui, |ui| {
         for (name, value) in [
@@ -241,6 +344,7 @@ fn send_ui(ui: &mut Ui, state: &mut UiState, palette: &Palette, actions: &mut Ve
         )
         .labelled_by(label.id);
         ui.end_row();
+        server_field(ui, "SMTP server", &mut state.send.server, status, palette);
     });
     if ui.button("Send mail").clicked() {
         match state.send_mail_steps() {

@@ -84,6 +84,8 @@ pub struct ConsoleForm {
     pub protocol: Protocol,
     /// The line being typed.
     pub line: String,
+    /// The server to connect to, as typed: empty for mailwire's own, else `HOST:PORT`.
+    pub server: String,
 }
 
 /// The menu client's Manage Mail form (POP3).
@@ -93,6 +95,8 @@ pub struct ManageForm {
     pub password: String,
     /// The message number for Read and Delete, as typed.
     pub number: String,
+    /// The POP3 server, as typed: empty for mailwire's own, else `HOST:PORT`.
+    pub server: String,
     /// Why the last action was refused before anything was sent.
     pub problem: Option<String>,
 }
@@ -105,6 +109,8 @@ pub struct SendForm {
     pub to: String,
     pub subject: String,
     pub body: String,
+    /// The SMTP server, as typed: empty for mailwire's own, else `HOST:PORT`.
+    pub server: String,
     /// "Incorrect format" when an address is not X@Y, as the seed-001 client says.
     pub problem: Option<String>,
 }
@@ -168,11 +174,13 @@ impl Default for UiState {
                 session: CONSOLE_SESSION.to_string(),
                 protocol: Protocol::Pop3,
                 line: String::new(),
+                server: String::new(),
             },
             manage: ManageForm {
                 user: "mrose".to_string(),
                 password: "tanstaaf".to_string(),
                 number: "1".to_string(),
+                server: String::new(),
                 problem: None,
             },
             send: SendForm {
@@ -180,6 +188,7 @@ impl Default for UiState {
                 to: "mrose@localhost".to_string(),
                 subject: "Hello from the window".to_string(),
                 body: "Hi, this went through mailwire's SMTP server.".to_string(),
+                server: String::new(),
                 problem: None,
             },
         }
@@ -391,8 +400,12 @@ impl UiState {
     }
 
     /// The console's line as steps: connect first when the session is not connected; a
-    /// typed QUIT is the QUIT action (so the session is closed afterwards).
+    /// typed QUIT is the QUIT action (so the session is closed afterwards). Nothing when the
+    /// Server field is not an address (the panel shows why).
     pub fn console_steps(&self, status: &WorkerStatus) -> Vec<Step> {
+        let Ok(to) = server_target(&self.console.server) else {
+            return Vec::new();
+        };
         let line = self.console.line.trim_end_matches(['\r', '\n']).to_string();
         let session = if self.console.session.trim().is_empty() {
             CONSOLE_SESSION.to_string()
@@ -410,6 +423,7 @@ impl UiState {
                 Action::Connect {
                     protocol: self.console.protocol,
                     mss: None,
+                    to,
                 },
             ));
         }
@@ -425,8 +439,10 @@ impl UiState {
         steps
     }
 
-    /// Manage Mail: log in (connecting first when needed).
-    pub fn manage_login_steps(&self, status: &WorkerStatus) -> Vec<Step> {
+    /// Manage Mail: log in (connecting first when needed), or why the Server field is not
+    /// an address.
+    pub fn manage_login_steps(&self, status: &WorkerStatus) -> Result<Vec<Step>, String> {
+        let to = server_target(&self.manage.server)?;
         let mut steps = Vec::new();
         if !status.connected.contains(MENU_POP3_SESSION) {
             steps.push(extra_step(
@@ -435,6 +451,7 @@ impl UiState {
                 Action::Connect {
                     protocol: Protocol::Pop3,
                     mss: None,
+                    to,
                 },
             ));
         }
@@ -447,7 +464,7 @@ impl UiState {
                 apop: false,
             },
         ));
-        steps
+        Ok(steps)
     }
 
     /// Manage Mail: the message number typed, or why it is not one.
@@ -476,6 +493,7 @@ impl UiState {
         if !valid {
             return Err("Incorrect format".to_string());
         }
+        let target = server_target(&self.send.server)?;
         let domain = from
             .rsplit_once('@')
             .map_or("localhost", |(_, d)| d)
@@ -488,6 +506,7 @@ impl UiState {
                 Action::Connect {
                     protocol: Protocol::Smtp,
                     mss: None,
+                    to: target,
                 },
             ),
             extra_step(
@@ -511,6 +530,15 @@ impl UiState {
             extra_step(session, "Send Mail: QUIT".to_string(), Action::Quit),
         ])
     }
+}
+
+/// A Server field as typed: `None` (empty: mailwire's own server), another server's
+/// address, or why the text is not one.
+pub fn server_target(text: &str) -> Result<Option<std::net::SocketAddr>, String> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    crate::scenario::format::parse_server_address(text).map(Some)
 }
 
 /// An ad-hoc step for the worker.
@@ -686,6 +714,37 @@ mod tests {
         assert_eq!(s.console_steps(&st).len(), 1);
         s.console.line = "quit".into();
         assert_eq!(s.console_steps(&st)[0].action, Action::Quit);
+    }
+
+    #[test]
+    fn a_server_field_names_another_server_or_says_why_not() {
+        let mut s = UiState::default();
+        let st = status(false);
+        s.console.line = "STAT".into();
+        s.console.server = "127.0.0.1:8110".into();
+        let steps = s.console_steps(&st);
+        assert!(matches!(
+            steps[0].action,
+            Action::Connect { to: Some(a), .. } if a.port() == 8110
+        ));
+        s.console.server = "nonsense".into();
+        assert!(s.console_steps(&st).is_empty(), "nothing is sent");
+        assert!(
+            server_target("nonsense")
+                .unwrap_err()
+                .contains("not a server address")
+        );
+        s.manage.server = "localhost:8110".into();
+        let steps = s.manage_login_steps(&st).unwrap();
+        assert!(matches!(
+            steps[0].action,
+            Action::Connect { to: Some(_), .. }
+        ));
+        s.send.server = "x".into();
+        assert!(s.send_mail_steps().is_err());
+        s.send.server = String::new();
+        let steps = s.send_mail_steps().unwrap();
+        assert!(matches!(steps[0].action, Action::Connect { to: None, .. }));
     }
 
     #[test]

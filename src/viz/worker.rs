@@ -8,6 +8,7 @@
 //! a QUIT) still arrive.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -52,6 +53,12 @@ pub struct WorkerStatus {
     pub done: bool,
     /// Sessions (of extra steps) that are connected, as far as the worker can tell.
     pub connected: BTreeSet<String>,
+    /// Where mailwire's POP3 server listens (while a scenario runs), for outside clients.
+    pub pop3_addr: Option<SocketAddr>,
+    /// Where mailwire's SMTP server listens.
+    pub smtp_addr: Option<SocketAddr>,
+    /// Whether the worker runs in mailwire's private network (nothing outside reaches it).
+    pub sandboxed: bool,
 }
 
 /// What the worker tells the window besides timeline updates.
@@ -243,6 +250,7 @@ impl WorkerState {
         let mut status = WorkerStatus {
             scenario: self.scenario.clone(),
             connected: self.connected.clone(),
+            sandboxed: self.options.sandboxed,
             ..WorkerStatus::default()
         };
         if let Some(recorder) = &self.recorder {
@@ -252,6 +260,8 @@ impl WorkerState {
             status.total_steps = scenario.steps.len();
             status.done = recorder.is_done();
             status.steps_run = self.steps_run;
+            status.pop3_addr = Some(recorder.pop3_addr());
+            status.smtp_addr = Some(recorder.smtp_addr());
         }
         let _ = self.messages.send(WorkerMessage::Status(status));
     }
