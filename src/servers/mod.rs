@@ -217,15 +217,19 @@ pub fn start(
     let smtp_addr = smtp.local_addr()?;
     let (stop, stopped) = watch::channel(false);
     let config = Arc::new(config);
+    let shared = Shared {
+        store,
+        config,
+        events,
+    };
     let mut tasks = JoinSet::new();
-    tasks.spawn(pop3::accept_loop(
+    tasks.spawn(accept_loop(
         pop3,
-        store.clone(),
-        config.clone(),
-        events.clone(),
         stopped.clone(),
+        shared.clone(),
+        pop3::session_task,
     ));
-    tasks.spawn(smtp::accept_loop(smtp, store, config, events, stopped));
+    tasks.spawn(accept_loop(smtp, stopped, shared, smtp::session_task));
     Ok(Servers {
         pop3_addr,
         smtp_addr,
@@ -234,11 +238,23 @@ pub fn start(
     })
 }
 
+/// What every session of both servers shares.
+#[derive(Clone)]
+struct Shared {
+    store: Arc<Store>,
+    config: Arc<ServerConfig>,
+    events: EventSink,
+}
+
 /// Accepts connections until shutdown and runs `session` for each; waits for the sessions
 /// to end before returning.
-async fn accept_loop<F, Fut>(listener: TcpListener, stopped: watch::Receiver<bool>, session: F)
-where
-    F: Fn(tokio::net::TcpStream, u64, watch::Receiver<bool>) -> Fut,
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    stopped: watch::Receiver<bool>,
+    shared: Shared,
+    session: F,
+) where
+    F: Fn(tokio::net::TcpStream, u64, Shared, watch::Receiver<bool>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let mut sessions = JoinSet::new();
@@ -248,7 +264,7 @@ where
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    sessions.spawn(session(stream, next_session(), stopped.clone()));
+                    sessions.spawn(session(stream, next_session(), shared.clone(), stopped.clone()));
                 }
                 // Out of file descriptors and the like: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,

@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::driver::{Goodbye, Machine, Responder, Step, drive};
-use super::{EventKind, EventSink, Protocol, ServerConfig};
+use super::{EventKind, Protocol, ServerConfig, Shared};
 use crate::proto::pop3::{
     Credential, LoginOutcome, MessageInfo, Pop3Config, Pop3Event, Pop3Output, Pop3Request,
     Pop3Server,
@@ -51,34 +51,18 @@ impl Machine for Pop3Server {
     }
 }
 
-pub(super) async fn accept_loop(
-    listener: TcpListener,
-    store: Arc<Store>,
-    config: Arc<ServerConfig>,
-    events: EventSink,
-    stopped: watch::Receiver<bool>,
-) {
-    super::accept_loop(
-        listener,
-        stopped.clone(),
-        move |stream, session, stopped| {
-            let store = store.clone();
-            let config = config.clone();
-            let events = events.clone();
-            session_task(stream, session, store, config, events, stopped)
-        },
-    )
-    .await;
-}
-
-async fn session_task(
+/// Runs one session on an accepted connection.
+pub(super) async fn session_task(
     stream: TcpStream,
     session: u64,
-    store: Arc<Store>,
-    config: Arc<ServerConfig>,
-    events: EventSink,
+    shared: Shared,
     stopped: watch::Receiver<bool>,
 ) {
+    let Shared {
+        store,
+        config,
+        events,
+    } = shared;
     let timestamp = config
         .fixed_timestamp
         .clone()

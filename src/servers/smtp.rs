@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::driver::{Goodbye, Machine, Responder, Step, drive, peer_text};
-use super::{EventKind, EventSink, Protocol, ServerConfig};
+use super::{EventKind, Protocol, ServerConfig, Shared};
 use crate::proto::smtp::{
     Envelope, SmtpConfig, SmtpEvent, SmtpOutput, SmtpRequest, SmtpServer, received_header,
 };
@@ -49,34 +49,18 @@ impl Machine for SmtpServer {
     }
 }
 
-pub(super) async fn accept_loop(
-    listener: TcpListener,
-    store: Arc<Store>,
-    config: Arc<ServerConfig>,
-    events: EventSink,
-    stopped: watch::Receiver<bool>,
-) {
-    super::accept_loop(
-        listener,
-        stopped.clone(),
-        move |stream, session, stopped| {
-            let store = store.clone();
-            let config = config.clone();
-            let events = events.clone();
-            session_task(stream, session, store, config, events, stopped)
-        },
-    )
-    .await;
-}
-
-async fn session_task(
+/// Runs one session on an accepted connection.
+pub(super) async fn session_task(
     stream: TcpStream,
     session: u64,
-    store: Arc<Store>,
-    config: Arc<ServerConfig>,
-    events: EventSink,
+    shared: Shared,
     stopped: watch::Receiver<bool>,
 ) {
+    let Shared {
+        store,
+        config,
+        events,
+    } = shared;
     let machine = SmtpServer::new(SmtpConfig {
         hostname: config.hostname.clone(),
         local_domains: config.local_domains.clone(),

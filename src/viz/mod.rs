@@ -127,7 +127,9 @@ pub fn run_window(args: WindowArgs) -> Result<(), String> {
 fn reexec_in_sandbox() -> Result<std::process::ExitStatus, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let mut command = sandbox::sandboxed_command(&exe);
-    command.args(std::env::args_os().skip(1)).env(SANDBOX_ENV, "1");
+    command
+        .args(std::env::args_os().skip(1))
+        .env(SANDBOX_ENV, "1");
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::process::CommandExt;
