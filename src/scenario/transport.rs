@@ -315,7 +315,18 @@ impl Transport for SocketTransport {
             Protocol::Pop3 => self.pop3,
             Protocol::Smtp => self.smtp,
         });
-        let stream = self.connect_socket(addr, mss)?;
+        let stream = self.connect_socket(addr, mss).map_err(|e| {
+            let sandboxed = std::env::var_os(super::cli::SANDBOX_ENV).is_some();
+            if to.is_some() && sandboxed {
+                format!(
+                    "{e} (mailwire runs in its own private network, where other servers on \
+                     this computer cannot be reached; run with --no-sandbox and capture \
+                     rights to watch them)"
+                )
+            } else {
+                e
+            }
+        })?;
         let id = self.next;
         self.next += 1;
         if let Ok(local) = stream.local_addr() {
