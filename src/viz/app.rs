@@ -429,7 +429,7 @@ impl MailwireApp {
         if self.state.live_panel {
             Panel::bottom("live")
                 .resizable(true)
-                .default_size(235.0)
+                .default_size(275.0)
                 .show(ui, |ui| {
                     ScrollArea::vertical()
                         .id_salt("live-scroll")
