@@ -233,9 +233,7 @@ impl<T: Transport> Engine<T> {
                 Client::Smtp(c) if c.content_expected() => {
                     c.send_content(text.as_bytes()).map_err(|e| e.to_string())?;
                     let bytes = drain_writes_smtp(c);
-                    log.push(content_exchange(&bytes));
-                    self.transport_write(name, &bytes)?;
-                    return Ok(self.collect(name, 1, log)?.into_iter().last());
+                    return self.write_and_wait(name, content_exchange(&bytes), &bytes, log);
                 }
                 Client::Smtp(c) => {
                     c.send(smtp_stand_in(text)).map_err(|e| e.to_string())?;
@@ -291,14 +289,13 @@ impl<T: Transport> Engine<T> {
         let line = command.to_string();
         c.send(command).map_err(|e| e.to_string())?;
         let bytes = drain_writes_pop3(c);
-        log.push(Exchange {
+        let sent = Exchange {
             direction: Direction::ClientToServer,
             line,
             more: Vec::new(),
             octets: bytes.len(),
-        });
-        self.transport_write(name, &bytes)?;
-        Ok(self.collect(name, 1, log)?.into_iter().last())
+        };
+        self.write_and_wait(name, sent, &bytes, log)
     }
 
     fn smtp_command(
@@ -315,14 +312,13 @@ impl<T: Transport> Engine<T> {
         let line = command.to_string();
         c.send(command).map_err(|e| e.to_string())?;
         let bytes = drain_writes_smtp(c);
-        log.push(Exchange {
+        let sent = Exchange {
             direction: Direction::ClientToServer,
             line,
             more: Vec::new(),
             octets: bytes.len(),
-        });
-        self.transport_write(name, &bytes)?;
-        Ok(self.collect(name, 1, log)?.into_iter().last())
+        };
+        self.write_and_wait(name, sent, &bytes, log)
     }
 
     fn login(
@@ -384,8 +380,19 @@ impl<T: Transport> Engine<T> {
         c.send_content(content.as_bytes())
             .map_err(|e| e.to_string())?;
         let bytes = drain_writes_smtp(c);
-        log.push(content_exchange(&bytes));
-        self.transport_write(name, &bytes)?;
+        self.write_and_wait(name, content_exchange(&bytes), &bytes, log)
+    }
+
+    /// Logs what the client sends, writes it, and waits for the one reply it asks for.
+    fn write_and_wait(
+        &mut self,
+        name: &str,
+        sent: Exchange,
+        bytes: &[u8],
+        log: &mut Vec<Exchange>,
+    ) -> Result<Option<Got>, String> {
+        log.push(sent);
+        self.transport_write(name, bytes)?;
         Ok(self.collect(name, 1, log)?.into_iter().last())
     }
 
