@@ -201,14 +201,18 @@ fn telnet_shows_multi_line_replies_and_saves_the_transcript() {
     let args = ["telnet", &addr, "--save", &log_arg, "--linger-secs", "5"];
     let (ok, out, err) = mailwire(&args, "user mrose\npass tanstaaf\nstat\nlist\nquit\n");
     assert!(ok, "{err}\n{out}");
+    // Scripted input waits for each answer, so commands and replies alternate.
     let expected = [
         "+OK POP3 server ready <",
         "user mrose\r\n",
+        "+OK send PASS for mrose\r\n",
         "pass tanstaaf\r\n",
-        "stat\r\n",
         "+OK mrose's maildrop has 2 messages (320 octets)\r\n",
+        "stat\r\n",
         "+OK 2 320\r\n",
+        "list\r\n",
         "+OK 2 messages (320 octets)\r\n1 120\r\n2 200\r\n.\r\n",
+        "quit\r\n",
         "+OK localhost POP3 server signing off",
     ];
     assert_in_order(&out, &expected);
@@ -222,6 +226,46 @@ fn telnet_shows_multi_line_replies_and_saves_the_transcript() {
         "{saved}"
     );
     assert_in_order(&saved, &expected);
+}
+
+#[test]
+fn telnet_sends_a_mail_by_hand_and_body_lines_do_not_wait_for_an_answer() {
+    let s = start_demo();
+    let addr = s.smtp.to_string();
+    let before = s.maildir_files("bob").len();
+    let script = "EHLO student\nMAIL FROM:<alice@localhost>\nRCPT TO:<bob@localhost>\nDATA\n\
+        Subject: typed by hand\n\nhello bob\n.\nQUIT\n";
+    // The body lines get no answer; each waits at most a second, then the next one goes.
+    let (ok, out, err) = mailwire(&["telnet", &addr], script);
+    assert!(ok, "{err}\n{out}");
+    assert_in_order(
+        &out,
+        &[
+            "220 ",
+            "EHLO student\r\n",
+            "250-",
+            "MAIL FROM:<alice@localhost>\r\n",
+            "250 ",
+            "RCPT TO:<bob@localhost>\r\n",
+            "250 ",
+            "DATA\r\n",
+            "354 ",
+            "hello bob\r\n",
+            ".\r\n",
+            "250 ",
+            "QUIT\r\n",
+            "221 ",
+            "Connection closed by the server.",
+        ],
+    );
+    let files = s.maildir_files("bob");
+    assert_eq!(files.len(), before + 1, "{out}");
+    let delivered = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .find(|m| m.contains("Subject: typed by hand"))
+        .unwrap();
+    assert!(delivered.contains("\r\n\r\nhello bob\r\n"), "{delivered}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::ClientOptions;
 use super::console::{ConsoleConfig, run_console};
-use super::telnet::{TelnetConfig, run_telnet_session};
+use super::telnet::{ReplyWait, TelnetConfig, run_telnet_session};
 
 /// `mailwire client`: the assignment's console mail client.
 #[derive(clap::Args, Debug, Clone)]
@@ -40,9 +40,25 @@ pub struct TelnetArgs {
     /// After the input ends, seconds to wait for the server to close the connection.
     #[arg(long, default_value_t = 5)]
     pub linger_secs: u64,
-    /// Milliseconds to wait before sending each line (useful when input comes from a file).
+    /// Milliseconds to wait at least between two lines sent.
     #[arg(long, default_value_t = 0)]
     pub line_delay_ms: u64,
+    /// Before sending each line, wait for the server's answer to the one before (at most a
+    /// second). `auto` waits when the input is not a terminal, so a script's transcript
+    /// reads command, reply, command, reply.
+    #[arg(long, value_enum, default_value_t = WaitForReply::Auto)]
+    pub wait_for_reply: WaitForReply,
+}
+
+/// When `mailwire telnet` waits for the server's answer before sending the next line.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitForReply {
+    /// Wait when the input is not a terminal.
+    Auto,
+    /// Always wait.
+    Always,
+    /// Send each line as soon as it is read.
+    Never,
 }
 
 /// Runs the console client on stdin and stdout.
@@ -72,6 +88,11 @@ pub fn run_telnet(args: TelnetArgs) -> Result<(), String> {
         connect_timeout: Duration::from_secs(args.timeout_secs),
         linger: Duration::from_secs(args.linger_secs),
         line_delay: Duration::from_millis(args.line_delay_ms),
+        wait_for_reply: match args.wait_for_reply {
+            WaitForReply::Always => Some(ReplyWait::DEFAULT),
+            WaitForReply::Auto if !stdin.is_terminal() => Some(ReplyWait::DEFAULT),
+            WaitForReply::Auto | WaitForReply::Never => None,
+        },
         echo_input: !stdin.is_terminal(),
     };
     run_telnet_session(

@@ -4,8 +4,10 @@
 //! multi-line replies included. The end of the input (Ctrl-D) half-closes the connection
 //! and waits a little for the server's last words; Ctrl-C closes at once. The transcript
 //! (the server's bytes and the lines sent, in order, under a PuTTY-style header) can be
-//! saved to a file.
+//! saved to a file. Input that is not a terminal (a script) is paced like a typist: each
+//! line waits for the server's answer to the one before, so the transcript reads in order.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,10 +28,34 @@ pub struct TelnetConfig {
     pub connect_timeout: Duration,
     /// After the input ends, how long to wait for the server to close.
     pub linger: Duration,
-    /// Pause before sending each line (gives scripted input a typist's pace).
+    /// The shortest time between two lines sent.
     pub line_delay: Duration,
+    /// Wait for the server's answer before sending each line, as a typist reads the reply
+    /// before typing the next command. `None` sends each line as soon as it is read.
+    pub wait_for_reply: Option<ReplyWait>,
     /// Repeat each line sent on the output (for input that is not a terminal).
     pub echo_input: bool,
+}
+
+/// How long to wait for the server's answer before sending the next line.
+///
+/// A raw console does not know where a reply ends, so an answer counts as complete once
+/// the server has sent something and then been quiet for `quiet`; a line that gets no
+/// answer at all (an SMTP message body line) is followed by the next one after `at_most`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyWait {
+    /// Quiet time after the last bytes received that ends an answer.
+    pub quiet: Duration,
+    /// The longest wait for an answer.
+    pub at_most: Duration,
+}
+
+impl ReplyWait {
+    /// 50 ms of quiet ends an answer; at most one second without one.
+    pub const DEFAULT: ReplyWait = ReplyWait {
+        quiet: Duration::from_millis(50),
+        at_most: Duration::from_secs(1),
+    };
 }
 
 /// Why the session ended.
@@ -38,6 +64,47 @@ enum Ending {
     ServerClosed,
     Lingered,
     Interrupted,
+}
+
+/// When the next line may be sent.
+#[derive(Debug)]
+struct Pace {
+    line_delay: Duration,
+    wait: Option<ReplyWait>,
+    /// When the last line was sent (or the connection was made).
+    sent_at: tokio::time::Instant,
+    /// When bytes last arrived, if any arrived since `sent_at`.
+    heard_at: Option<tokio::time::Instant>,
+}
+
+impl Pace {
+    fn new(config: &TelnetConfig, connected: tokio::time::Instant) -> Pace {
+        Pace {
+            line_delay: config.line_delay,
+            wait: config.wait_for_reply,
+            sent_at: connected,
+            heard_at: None,
+        }
+    }
+
+    fn sent(&mut self, now: tokio::time::Instant) {
+        self.sent_at = now;
+        self.heard_at = None;
+    }
+
+    fn heard(&mut self, now: tokio::time::Instant) {
+        self.heard_at = Some(now);
+    }
+
+    fn ready_at(&self) -> tokio::time::Instant {
+        let after_delay = self.sent_at + self.line_delay;
+        let answered = match (self.wait, self.heard_at) {
+            (None, _) => self.sent_at,
+            (Some(wait), Some(heard)) => (heard + wait.quiet).min(self.sent_at + wait.at_most),
+            (Some(wait), None) => self.sent_at + wait.at_most,
+        };
+        after_delay.max(answered)
+    }
 }
 
 /// Runs a raw session: `input` lines go to the server, its bytes go to `output`.
@@ -84,16 +151,19 @@ async fn session(
     )?;
     let (mut reader, mut writer) = stream.into_split();
     let mut lines = spawn_line_reader(input);
+    let mut input_open = true;
+    let mut pending: VecDeque<Vec<u8>> = VecDeque::new();
+    let mut pace = Pace::new(config, tokio::time::Instant::now());
     let mut buf = vec![0u8; 16 * 1024];
     let mut at_line_start = true;
     let mut linger_until: Option<tokio::time::Instant> = None;
     let ending = loop {
-        let linger = async {
-            match linger_until {
-                Some(t) => tokio::time::sleep_until(t).await,
-                None => std::future::pending().await,
-            }
-        };
+        if !input_open && pending.is_empty() && linger_until.is_none() {
+            let _ = writer.shutdown().await;
+            linger_until = Some(tokio::time::Instant::now() + config.linger);
+        }
+        let linger = sleep_until(linger_until);
+        let send_turn = sleep_until((!pending.is_empty()).then(|| pace.ready_at()));
         tokio::select! {
             read = reader.read(&mut buf) => {
                 let n = read.map_err(|e| format!("reading from {peer} failed: {e}"))?;
@@ -103,24 +173,23 @@ async fn session(
                 show(output, bytes)?;
                 log.extend_from_slice(bytes);
                 at_line_start = bytes.ends_with(b"\n");
+                pace.heard(tokio::time::Instant::now());
             }
-            line = lines.recv(), if linger_until.is_none() => match line {
-                Some(line) => {
-                    tokio::time::sleep(config.line_delay).await;
-                    let mut sent = line;
-                    sent.extend_from_slice(b"\r\n");
-                    writer.write_all(&sent).await.map_err(|e| format!("writing to {peer} failed: {e}"))?;
-                    if config.echo_input {
-                        show(output, &sent)?;
-                    }
-                    log.extend_from_slice(&sent);
-                    at_line_start = true;
-                }
-                None => {
-                    let _ = writer.shutdown().await;
-                    linger_until = Some(tokio::time::Instant::now() + config.linger);
-                }
+            line = lines.recv(), if input_open => match line {
+                Some(line) => pending.push_back(line),
+                None => input_open = false,
             },
+            () = send_turn => {
+                let Some(mut sent) = pending.pop_front() else { continue };
+                sent.extend_from_slice(b"\r\n");
+                writer.write_all(&sent).await.map_err(|e| format!("writing to {peer} failed: {e}"))?;
+                if config.echo_input {
+                    show(output, &sent)?;
+                }
+                log.extend_from_slice(&sent);
+                at_line_start = true;
+                pace.sent(tokio::time::Instant::now());
+            }
             () = linger => break Ending::Lingered,
             _ = tokio::signal::ctrl_c() => break Ending::Interrupted,
         }
@@ -132,6 +201,14 @@ async fn session(
         Ending::Interrupted => "Interrupted; closing the connection.",
     };
     show(output, format!("{newline}{farewell}\n").as_bytes())
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Reads `input` line by line on its own thread; each line comes without its line end.
