@@ -191,6 +191,45 @@ fn unreachable_server_is_reported_and_the_menu_returns() {
     );
 }
 
+/// Drives `mailwire client` on a pseudo-terminal (Python's `pty`), as a person types.
+const ON_A_TERMINAL: &str = r#"
+import os, pty, select, sys, time
+exe, pop3, smtp = sys.argv[1:4]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(exe, [exe, "client", "--pop3", pop3, "--smtp", smtp])
+seen = b""
+def until(token):
+    global seen
+    end = time.time() + 30
+    while token not in seen:
+        ready, _, _ = select.select([fd], [], [], max(0, end - time.time()))
+        if not ready:
+            sys.exit("no %r within 30 s; the terminal showed %r" % (token, seen))
+        seen += os.read(fd, 4096)
+until(b"Username: "); os.write(fd, b"alice\n")
+until(b"Password: "); os.write(fd, b"wonderland\n")
+until(b"Enter your choice: "); os.write(fd, b"3\n")
+until(b"Goodbye.")
+os.waitpid(pid, 0)
+sys.stdout.write(seen.decode(errors="replace"))
+"#;
+
+#[test]
+fn a_password_typed_on_a_terminal_is_not_shown() {
+    let s = start_demo();
+    let (pop3, smtp) = (s.pop3.to_string(), s.smtp.to_string());
+    let exe = env!("CARGO_BIN_EXE_mailwire");
+    let shown = common::run_program(
+        "python3",
+        &["-c", ON_A_TERMINAL, exe, &pop3, &smtp],
+        LIMIT,
+    );
+    // The terminal echoes the username as it is typed, not the password.
+    assert_in_order(&shown, &["Username: alice", "Password: ", "1. Manage Mail"]);
+    assert!(!shown.contains("wonderland"), "{shown}");
+}
+
 #[test]
 fn telnet_shows_multi_line_replies_and_saves_the_transcript() {
     let s = start_demo();

@@ -448,9 +448,13 @@ impl<R: BufRead, W: Write> Console<R, W> {
         Ok(line)
     }
 
-    /// Like [`Self::ask`], but an echoed answer is shown as stars.
+    /// Like [`Self::ask`], but a terminal does not show what is typed, and an echoed
+    /// answer is shown as stars.
     fn ask_secret(&mut self, prompt: &str) -> Result<String, Stop> {
-        let line = self.read_line(prompt)?;
+        let line = {
+            let _hidden = super::tty::EchoOff::new();
+            self.read_line(prompt)
+        }?;
         if self.config.echo_input {
             self.say("*".repeat(line.chars().count()))?;
         }

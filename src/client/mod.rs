@@ -20,6 +20,7 @@ mod smtp;
 pub mod summary;
 pub mod telnet;
 mod transcript;
+mod tty;
 mod wire;
 
 use std::time::Duration;
