@@ -14,7 +14,7 @@ use std::process::Command;
 
 use mailwire::capture::CapturedPacket;
 use mailwire::capture::file::read_all;
-use mailwire::decode::{Analyzer, Direction};
+use mailwire::decode::{Analyzer, Direction, TcpFlags};
 
 fn reference_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference-captures");
@@ -180,6 +180,70 @@ fn streams_agree_with_tshark_follow_tcp() {
         println!("{name}: {} connections agree with tshark", conns.len());
     }
     assert!(compared > 0);
+}
+
+#[test]
+fn relative_numbers_and_scaled_windows_agree_with_tshark() {
+    let Some(dir) = reference_dir() else {
+        println!("SKIPPED: ../shared/reference-captures is not here");
+        return;
+    };
+    if !tshark_works() {
+        println!("SKIPPED: tshark is not installed");
+        return;
+    }
+    let (mut compared, mut scaled, mut unknown) = (0, 0, 0);
+    for file in captures(&dir) {
+        let packets = read_all(&file).unwrap();
+        let analyzer = analyze(&packets);
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let fields = tshark(&[
+            "-r",
+            file.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=f",
+            "-e",
+            "frame.number",
+            "-e",
+            "tcp.seq",
+            "-e",
+            "tcp.ack",
+            "-e",
+            "tcp.window_size",
+            "-e",
+            "tcp.window_size_scalefactor",
+            "-e",
+            "icmp.type",
+            "-Y",
+            "tcp",
+        ]);
+        for line in fields.lines() {
+            let cols: Vec<&str> = line.split('\t').collect();
+            if !cols[5].is_empty() {
+                continue; // a TCP header quoted inside an ICMP error
+            }
+            let number: usize = cols[0].parse().unwrap();
+            let frame = &analyzer.frames()[number - 1];
+            let seg = frame.segment.unwrap();
+            let tcp = frame.summary.tcp.unwrap();
+            let at = format!("{name}: frame {number}");
+            assert_eq!(seg.rel_seq.to_string(), cols[1], "{at}: relative seq");
+            if tcp.flags.has(TcpFlags::ACK) {
+                assert_eq!(seg.rel_ack.to_string(), cols[2], "{at}: relative ack");
+            }
+            let window = seg.window.unwrap_or(u32::from(tcp.window));
+            assert_eq!(window.to_string(), cols[3], "{at}: calculated window");
+            // -1: tshark does not know the scale (a SYN was not captured).
+            assert_eq!(seg.window.is_none(), cols[4] == "-1", "{at}: scale known");
+            scaled += usize::from(seg.window.is_some_and(|w| w != u32::from(tcp.window)));
+            unknown += usize::from(seg.window.is_none());
+            compared += 1;
+        }
+    }
+    println!("{compared} segments agree ({scaled} with a scaled window, {unknown} unknown)");
+    assert!(compared > 0 && scaled > 0 && unknown > 0);
 }
 
 #[test]

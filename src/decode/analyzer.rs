@@ -28,6 +28,11 @@ pub struct Segment {
     pub rel_seq: u32,
     /// Acknowledgment number relative to the peer's initial sequence number (0 without ACK).
     pub rel_ack: u32,
+    /// The receive window the sender advertised, in bytes: the window field scaled by the
+    /// shift its SYN announced (RFC 7323; SYNs themselves are never scaled). `None` when the
+    /// scale is unknown because a SYN of the connection was not captured; Wireshark then
+    /// shows the field unscaled, with scaling factor -1.
+    pub window: Option<u32>,
     /// Retransmission, out of order, overlap...
     pub notes: SegmentNotes,
 }
@@ -313,6 +318,7 @@ impl Analyzer {
             direction: Direction::ClientToServer,
             rel_seq: 0,
             rel_ack: 0,
+            window: None,
             notes: SegmentNotes::default(),
         };
         if let Some(conn) = self.conns.get_mut(ci) {
@@ -351,6 +357,10 @@ impl Analyzer {
             );
             segment.direction = dir;
             segment.rel_seq = this.relative(tcp.seq);
+            if tcp.flags.has(TcpFlags::SYN) {
+                this.window_shift = tcp.window_scale;
+            }
+            segment.window = scaled_window(tcp, this, other);
             if tcp.flags.has(TcpFlags::RST) {
                 *reset = true;
                 this.close(&mut |ev| dialog.on_event(dir, ev));
@@ -409,6 +419,9 @@ impl Analyzer {
             {
                 f.note = Some(format!("relative acknowledgment number {}", seg.rel_ack));
             }
+            if let Some(f) = tree.find_mut("Window") {
+                f.note = Some(window_note(frame.summary.tcp, seg.window));
+            }
             let notes = seg.notes.describe();
             if !notes.is_empty()
                 && let Some(tcp) = tree.layers.iter_mut().find(|l| l.name == LAYER_TCP)
@@ -439,6 +452,35 @@ impl Analyzer {
             out.extend_from_slice(bytes);
         }
         out
+    }
+}
+
+/// What the window field means once the connection's scaling is known.
+fn window_note(tcp: Option<TcpSummary>, window: Option<u32>) -> String {
+    let raw = tcp.map_or(0, |t| u32::from(t.window));
+    match window {
+        None => "window scaling unknown: a SYN of this connection was not captured".to_string(),
+        Some(w) if tcp.is_some_and(|t| t.flags.has(TcpFlags::SYN)) && w == raw => {
+            "never scaled in a SYN".to_string()
+        }
+        Some(w) if w == raw => format!("calculated window {w} bytes"),
+        Some(w) => format!("calculated window {w} bytes ({raw} x {})", w / raw.max(1)),
+    }
+}
+
+/// The window a segment advertises, scaled as RFC 7323 says: only when both SYNs carried
+/// the window scale option, never in a SYN, with shift counts above 14 taken as 14.
+fn scaled_window(tcp: &TcpSummary, sender: &Stream, peer: &Stream) -> Option<u32> {
+    let raw = u32::from(tcp.window);
+    if tcp.flags.has(TcpFlags::SYN) {
+        return Some(raw);
+    }
+    if !(sender.syn_seen && peer.syn_seen) {
+        return None;
+    }
+    match (sender.window_shift, peer.window_shift) {
+        (Some(shift), Some(_)) => Some(raw << shift.min(14)),
+        _ => Some(raw),
     }
 }
 

@@ -90,6 +90,8 @@ pub struct TcpSummary {
     pub flags: TcpFlags,
     /// The window field as sent (not scaled).
     pub window: u16,
+    /// A SYN's window scale option: the shift count it announces (read only from SYNs).
+    pub window_scale: Option<u8>,
     /// Where the TCP payload starts in the frame.
     pub payload_offset: u32,
     /// Payload bytes present in the frame (fewer than sent if the capture cut the frame).
@@ -123,6 +125,14 @@ fn to_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// The shift count of a window scale option, if the header has one.
+fn window_scale(h: &etherparse::TcpHeaderSlice<'_>) -> Option<u8> {
+    h.options_iterator().find_map(|o| match o {
+        Ok(etherparse::TcpOptionElement::WindowScale(shift)) => Some(shift),
+        _ => None,
+    })
+}
+
 /// Summarizes one frame. Never fails: what could not be decoded is in `error`.
 pub fn summarize(ts_micros: i64, link: LinkType, data: &[u8], orig_len: u32) -> FrameSummary {
     let walk = layers::walk(link, data, false);
@@ -153,6 +163,7 @@ pub fn summarize(ts_micros: i64, link: LinkType, data: &[u8], orig_len: u32) -> 
                 raw.get(13).copied().unwrap_or(0),
             ),
             window: h.window_size(),
+            window_scale: if h.syn() { window_scale(h) } else { None },
             payload_offset: to_u32(t.payload.start),
             payload_len: to_u32(t.payload.len()),
         }

@@ -210,7 +210,8 @@ fn packet_line(out: &mut String, analyzer: &Analyzer, f: usize) {
 }
 
 /// One line for a TCP segment: `#12    C->S [PSH, ACK] seq=1 ack=40 win=512 len=12`, with
-/// relative sequence numbers; `None` for frames that are not TCP segments.
+/// relative sequence numbers and the calculated (scaled) window, as Wireshark shows them;
+/// `None` for frames that are not TCP segments.
 pub fn segment_line(analyzer: &Analyzer, f: usize) -> Option<String> {
     let frame = analyzer.frames().get(f)?;
     let (Some(tcp), Some(seg)) = (frame.summary.tcp, frame.segment) else {
@@ -236,7 +237,7 @@ pub fn segment_line(analyzer: &Analyzer, f: usize) -> Option<String> {
         f + 1,
         tcp.flags,
         seg.rel_seq,
-        tcp.window,
+        seg.window.unwrap_or(u32::from(tcp.window)),
         tcp.payload_len
     ))
 }

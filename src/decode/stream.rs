@@ -144,6 +144,9 @@ pub struct Stream {
     pub base_seq: Option<u32>,
     /// Whether this direction's SYN was seen.
     pub syn_seen: bool,
+    /// The window scale shift count this direction's SYN announced (RFC 7323); `None`
+    /// without the option or without the SYN.
+    pub window_shift: Option<u8>,
     /// Stream offset of the FIN, once seen.
     pub fin_at: Option<u64>,
     /// Which frames carried which stream bytes, in stream order, without overlaps.
