@@ -172,6 +172,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 .map_err(|e| format!("cannot start the log thread: {e}"))?;
             EventSink::new(tx)
         };
+        let stop = stop_signal()?;
         let running = servers::start(Arc::new(store), config, pop3, smtp, events)
             .map_err(|e| format!("cannot start the servers: {e}"))?;
         println!(
@@ -182,7 +183,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         if args.allow_remote {
             println!("warning: other computers may connect; passwords travel in clear text.");
         }
-        wait_for_stop_signal().await?;
+        stop.await;
         println!("shutting down...");
         running.shutdown().await;
         Ok(())
@@ -231,21 +232,27 @@ async fn bind(addr: SocketAddr, name: &str) -> Result<tokio::net::TcpListener, S
 }
 
 /// Ctrl-C, or SIGTERM on Unix (what `kill` and service managers send).
-async fn wait_for_stop_signal() -> Result<(), String> {
+/// Installs the Ctrl-C and SIGTERM handlers now (before the servers say they are ready);
+/// the returned future ends at the first of the two.
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>, String> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
+        let mut int =
+            signal(SignalKind::interrupt()).map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
         let mut term =
             signal(SignalKind::terminate()).map_err(|e| format!("cannot wait for SIGTERM: {e}"))?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.map_err(|e| format!("cannot wait for Ctrl-C: {e}")),
-            _ = term.recv() => Ok(()),
-        }
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c()
-            .await
-            .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

@@ -17,7 +17,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -273,11 +273,7 @@ struct NobodyCopy {
 }
 
 fn copy_self_for_nobody() -> NobodyCopy {
-    let dir = common::TempDir::new("sandbox-nobody");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let exe = dir.path().join("capture_sandbox_test");
-    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
-    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (dir, exe) = common::copy_self_for_nobody("sandbox-nobody");
     NobodyCopy { dir, exe }
 }
 

@@ -16,25 +16,11 @@ use common::{Raw, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mailwire");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
-
 #[test]
 fn first_run_creates_demo_data_serves_it_and_stops_on_sigterm() {
     let home = TempDir::new("home");
-    let (pop3, smtp) = (free_port(), free_port());
     let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--pop3",
-            &format!("127.0.0.1:{pop3}"),
-            "--smtp",
-            &format!("127.0.0.1:{smtp}"),
-        ])
+        .args(["serve", "--pop3", "127.0.0.1:0", "--smtp", "127.0.0.1:0"])
         .env("HOME", home.path())
         .env_remove("XDG_DATA_HOME")
         .stdout(Stdio::piped())
@@ -53,14 +39,14 @@ fn first_run_creates_demo_data_serves_it_and_stops_on_sigterm() {
         banner.first().map(String::as_str),
         Some(format!("created a demo data directory in {}\n", data.display()).as_str())
     );
-    assert!(
-        banner
-            .iter()
-            .any(|l| l.contains(&format!("POP3 on 127.0.0.1:{pop3}")))
-    );
+    // "POP3 on 127.0.0.1:N, SMTP on 127.0.0.1:M. Ctrl-C stops.": the ports it was given.
+    let pop3 = banner
+        .iter()
+        .find_map(|l| l.strip_prefix("POP3 on ")?.split(',').next())
+        .unwrap_or_else(|| panic!("no POP3 address in {banner:?}"));
     assert!(data.join("users.txt").is_file());
 
-    let mut c = Raw::connect(format!("127.0.0.1:{pop3}").parse().unwrap());
+    let mut c = Raw::connect(pop3.parse().unwrap());
     assert!(c.line().starts_with("+OK POP3 server ready <"));
     c.cmd("USER mrose");
     assert_eq!(
@@ -84,8 +70,9 @@ fn first_run_creates_demo_data_serves_it_and_stops_on_sigterm() {
     assert!(transcript.contains("C: USER mrose"), "{transcript}");
     assert!(transcript.contains("S: +OK mrose's maildrop has 2 messages (320 octets)"));
 
-    let pid = child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: sends a signal to the child this test started, which has not been reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     let status = wait(&mut child, Duration::from_secs(10));
     assert!(status.success(), "exit status {status}");
     let mut rest = String::new();
@@ -251,9 +238,11 @@ fn idle_session_is_logged_out_without_deleting() {
     let before = s.maildir_files("mrose");
     let mut c = Raw::connect(s.pop3);
     c.line();
-    c.cmd("USER mrose");
-    c.cmd("PASS tanstaaf");
-    assert_eq!(c.cmd("DELE 1"), "+OK message 1 deleted\r\n");
+    // One write, so the idle timer only starts after the last reply.
+    c.send("USER mrose\r\nPASS tanstaaf\r\nDELE 1\r\n");
+    c.line();
+    c.line();
+    assert_eq!(c.line(), "+OK message 1 deleted\r\n");
     // Say nothing more: the autologout timer fires.
     assert_eq!(
         c.line(),

@@ -4,6 +4,8 @@
 // Test helpers: a panic is how a test reports a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -282,9 +284,7 @@ async fn pop3_garbage_greeting_eof_mid_line_and_silence() {
 #[tokio::test]
 async fn connection_refused_names_the_address() {
     bounded(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
+        let (_refusing, addr) = common::refusing_address();
         let err = Pop3Connection::connect(&addr.to_string(), &options(500))
             .await
             .unwrap_err();

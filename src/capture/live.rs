@@ -295,13 +295,19 @@ pub fn start(config: LiveConfig, tx: Sender<CaptureMessage>) -> Result<LiveCaptu
         stop_requested: Arc::clone(&stop_requested),
         tx,
     };
+    // The thread says it runs (its name is set by then) before `start` returns.
+    let (running_tx, running_rx) = std::sync::mpsc::sync_channel(0);
     let thread = std::thread::Builder::new()
         .name(format!("capture-{}", config.interface))
-        .spawn(move || reader.run(&mut capture))
+        .spawn(move || {
+            let _ = running_tx.send(());
+            reader.run(&mut capture)
+        })
         .map_err(|e| CaptureError::ThreadFailed {
             interface: config.interface.clone(),
             message: e.to_string(),
         })?;
+    let _ = running_rx.recv();
 
     Ok(LiveCapture {
         interface: config.interface,

@@ -43,11 +43,15 @@ pub struct TelnetArgs {
     /// Milliseconds to wait at least between two lines sent.
     #[arg(long, default_value_t = 0)]
     pub line_delay_ms: u64,
-    /// Before sending each line, wait for the server's answer to the one before (at most a
-    /// second). `auto` waits when the input is not a terminal, so a script's transcript
+    /// Before sending each line, wait for the server's answer to the one before (at most
+    /// --reply-wait-ms). `auto` waits when the input is not a terminal, so a script's transcript
     /// reads command, reply, command, reply.
     #[arg(long, value_enum, default_value_t = WaitForReply::Auto)]
     pub wait_for_reply: WaitForReply,
+    /// The longest wait for an answer, in milliseconds, before the next line goes anyway
+    /// (a line of an SMTP message body gets no answer).
+    #[arg(long, default_value_t = 1000)]
+    pub reply_wait_ms: u64,
 }
 
 /// When `mailwire telnet` waits for the server's answer before sending the next line.
@@ -82,6 +86,10 @@ pub fn run_client(args: ClientArgs) -> Result<(), String> {
 /// Runs a raw session on stdin and stdout.
 pub fn run_telnet(args: TelnetArgs) -> Result<(), String> {
     let stdin = std::io::stdin();
+    let wait = ReplyWait {
+        at_most: Duration::from_millis(args.reply_wait_ms),
+        ..ReplyWait::DEFAULT
+    };
     let config = TelnetConfig {
         addr: args.address,
         save: args.save,
@@ -89,8 +97,8 @@ pub fn run_telnet(args: TelnetArgs) -> Result<(), String> {
         linger: Duration::from_secs(args.linger_secs),
         line_delay: Duration::from_millis(args.line_delay_ms),
         wait_for_reply: match args.wait_for_reply {
-            WaitForReply::Always => Some(ReplyWait::DEFAULT),
-            WaitForReply::Auto if !stdin.is_terminal() => Some(ReplyWait::DEFAULT),
+            WaitForReply::Always => Some(wait),
+            WaitForReply::Auto if !stdin.is_terminal() => Some(wait),
             WaitForReply::Auto | WaitForReply::Never => None,
         },
         echo_input: !stdin.is_terminal(),

@@ -66,7 +66,7 @@ pub struct Recorder {
 }
 
 /// How long to wait for the capture to catch up with a step.
-const CATCH_UP: Duration = Duration::from_secs(2);
+const CATCH_UP: Duration = Duration::from_secs(10);
 
 impl Recorder {
     /// Builds a fresh fixture, starts the servers and the capture.

@@ -84,6 +84,10 @@ pub(crate) async fn drive<M: Machine, R: Responder<M>>(
         &mut shutdown,
     )
     .await;
+    // The maildrop lock goes with the responder: release it before saying the session is
+    // over, so whoever waits for SessionClosed can log in at once.
+    drop(responder);
+    drop(machine);
     let _ = stream.shutdown().await;
     publish(EventKind::SessionClosed { reason });
 }

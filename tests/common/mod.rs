@@ -210,3 +210,33 @@ impl Raw {
         }
     }
 }
+
+/// A loopback address where connections are refused: a socket is bound to it but does not
+/// listen, so no other test can take the port while the returned socket lives.
+pub fn refusing_address() -> (socket2::Socket, SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any.into()).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    (socket, addr)
+}
+
+/// A copy of this test binary in a folder that user `nobody` can read and run, for tests
+/// that drop privileges; removed with the folder. `cp` does the copying, so no handle open
+/// for writing on the copy can leak into a process another test forks meanwhile (its exec
+/// of the copy would fail with "Text file busy").
+pub fn copy_self_for_nobody(tag: &str) -> (TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new(tag);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = dir.path().join(format!("{tag}-test"));
+    let status = std::process::Command::new("cp")
+        .arg(std::env::current_exe().unwrap())
+        .arg(&exe)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cp of the test binary failed: {status}");
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, exe)
+}
