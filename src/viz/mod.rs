@@ -30,6 +30,7 @@ pub mod rows;
 pub mod screenshot;
 pub mod server_state;
 pub mod state;
+pub mod stop;
 pub mod theme;
 pub mod worker;
 
@@ -146,9 +147,28 @@ fn reexec_in_sandbox() -> Result<std::process::ExitStatus, String> {
             });
         }
     }
-    command
-        .status()
-        .map_err(|e| sandbox::SandboxError::spawn_failed(&exe, &e).to_string())
+    // A stop signal for this process is passed on to the window, which closes cleanly.
+    let child_pid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let target = Arc::clone(&child_pid);
+    stop::on_stop_signal(move || {
+        let pid = target.load(std::sync::atomic::Ordering::SeqCst);
+        if pid > 0 {
+            // SAFETY: signals our own child, which is not reaped before `wait` returns.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        } else {
+            std::process::exit(1);
+        }
+    })?;
+    let mut child = command
+        .spawn()
+        .map_err(|e| sandbox::SandboxError::spawn_failed(&exe, &e).to_string())?;
+    child_pid.store(
+        libc::pid_t::try_from(child.id()).unwrap_or(0),
+        std::sync::atomic::Ordering::SeqCst,
+    );
+    child
+        .wait()
+        .map_err(|e| format!("cannot wait for the window: {e}"))
 }
 
 /// Why the window run failed.
@@ -185,10 +205,12 @@ fn open_window(options: AppOptions, screenshot: Option<PathBuf>) -> Result<(), W
     };
     let wanted = screenshot.is_some();
     let plan_result = result.clone();
+    let close_on_signal = stop::CloseOnSignal::install().map_err(WindowError::Failed)?;
     let run = eframe::run_native(
         "mailwire",
         native,
         Box::new(move |cc| {
+            close_on_signal.attach(&cc.egui_ctx);
             let mut app = MailwireApp::new(&cc.egui_ctx, options)?;
             if let Some(path) = screenshot {
                 app.take_screenshot(screenshot::ScreenshotPlan::new(path, plan_result));

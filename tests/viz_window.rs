@@ -1,0 +1,181 @@
+//! The real window, as a user starts it, on a virtual display (Xvfb): `mailwire
+//! --screenshot FILE` runs the demo and writes a PNG of what is on screen; a stop signal
+//! (SIGTERM) closes the window cleanly, leaving no temporary folder behind.
+//!
+//! Skips, saying so, where Xvfb is not installed (`.ci/run` installs it).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mailwire");
+
+/// A virtual X display, stopped on drop.
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Xvfb {
+    /// Starts Xvfb on a free display number (it reports the number it took on stdout).
+    fn start(test: &str) -> Option<Xvfb> {
+        let spawned = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1600x1000x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                println!("SKIPPED {test}: cannot run Xvfb ({e}); scripts/setup.sh installs it");
+                return None;
+            }
+        };
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let number = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+        let number = number.trim();
+        assert!(
+            !number.is_empty() && number.chars().all(|c| c.is_ascii_digit()),
+            "Xvfb did not report its display number (got {number:?})"
+        );
+        Some(Xvfb {
+            child,
+            display: format!(":{number}"),
+        })
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("mailwire did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The scenario folders mailwire left in `tmp`.
+fn scenario_folders(tmp: &Path) -> Vec<String> {
+    std::fs::read_dir(tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("mailwire-scenario-"))
+        .collect()
+}
+
+#[test]
+fn screenshot_of_the_demo_is_a_real_picture_of_the_window() {
+    let Some(x) = Xvfb::start("screenshot") else {
+        return;
+    };
+    let tmp = common::TempDir::new("viz-shot");
+    let shot = tmp.path().join("window.png");
+    let mut child = Command::new(BIN)
+        .arg("--screenshot")
+        .arg(&shot)
+        .env("DISPLAY", &x.display)
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_for_exit(&mut child, Duration::from_secs(180));
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(status.success(), "{status}\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("wrote {}", shot.display())),
+        "{stdout}"
+    );
+
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert!(
+        info.width >= 900 && info.height >= 600,
+        "{}x{}",
+        info.width,
+        info.height
+    );
+    // A drawn window (text, arrows, a hex dump) has many colours; a blank or black
+    // frame has one or two.
+    let step = info.color_type.samples();
+    let colours: std::collections::HashSet<&[u8]> =
+        pixels[..info.buffer_size()].chunks(step).collect();
+    assert!(colours.len() > 50, "only {} colours", colours.len());
+    assert!(scenario_folders(tmp.path()).is_empty());
+}
+
+#[test]
+fn sigterm_closes_the_window_and_removes_its_temporary_folder() {
+    let Some(x) = Xvfb::start("sigterm") else {
+        return;
+    };
+    let tmp = common::TempDir::new("viz-term");
+    let mut child = Command::new(BIN)
+        .env("DISPLAY", &x.display)
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The demo scenario's folder appears once the window runs its worker.
+    let start = Instant::now();
+    while scenario_folders(tmp.path()).is_empty() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "mailwire ended early ({status}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no scenario folder"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: signals the mailwire process this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = wait_for_exit(&mut child, Duration::from_secs(60));
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        status.success(),
+        "{status}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(scenario_folders(tmp.path()), Vec::<String>::new());
+}
