@@ -13,6 +13,7 @@ pub mod export;
 pub mod proto;
 pub mod scenario;
 pub mod servers;
+pub mod signals;
 pub mod store;
 pub mod timeline;
 pub mod viz;

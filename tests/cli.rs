@@ -251,3 +251,41 @@ fn idle_session_is_logged_out_without_deleting() {
     assert_eq!(c.line(), "", "connection closed");
     assert_eq!(s.maildir_files("mrose"), before);
 }
+
+#[test]
+fn a_stopped_run_removes_its_temporary_folder() {
+    let tmp = TempDir::new("run-stop");
+    let folders = || -> Vec<String> {
+        std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("mailwire-scenario-"))
+            .collect()
+    };
+    // --step waits for Enter, which never comes: the run is stopped while it waits.
+    let mut child = Command::new(BIN)
+        .args(["run", "rfc1939", "--step"])
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("Enter for step 1") {
+        let mut chunk = Vec::new();
+        // The prompt has no line end: read up to its last word.
+        if out.read_until(b')', &mut chunk).unwrap() == 0 {
+            panic!("mailwire run ended before its first prompt: {seen}");
+        }
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert_eq!(folders().len(), 1, "{seen}");
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: signals the child this test started, which has not been reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let status = wait(&mut child, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert_eq!(folders(), Vec::<String>::new());
+}

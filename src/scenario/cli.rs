@@ -96,11 +96,14 @@ fn should_use_sandbox() -> bool {
 
 fn reexec_in_sandbox() -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let status = sandbox::sandboxed_command(&exe)
+    let mut command = sandbox::sandboxed_command(&exe);
+    command
         .args(std::env::args_os().skip(1))
-        .env(SANDBOX_ENV, "1")
-        .status()
-        .map_err(|e| sandbox::SandboxError::spawn_failed(&exe, &e).to_string())?;
+        .env(SANDBOX_ENV, "1");
+    // Ctrl-C or SIGTERM reaches the sandboxed run, which cleans up before it ends.
+    let status = crate::signals::run_passing_on_stop_signals(&mut command, |e| {
+        sandbox::SandboxError::spawn_failed(&exe, e).to_string()
+    })?;
     if status.success() {
         Ok(())
     } else {
@@ -134,6 +137,14 @@ fn failure(scenario: &Scenario, index: usize, why: Option<&String>) -> String {
 
 fn run_live(scenario: &Scenario, options: &RecorderOptions, args: &RunArgs) -> Result<(), String> {
     let mut recorder = Recorder::start(scenario, options)?;
+    // A stop signal (Ctrl-C) may come while a step waits for Enter: remove the scenario's
+    // temporary folder, then end. The fixture in it is a throwaway copy.
+    let work_dir = recorder.work_dir().to_path_buf();
+    crate::signals::on_stop_signal(move || {
+        let _ = std::fs::remove_dir_all(&work_dir);
+        eprintln!("\nstopped.");
+        std::process::exit(130);
+    })?;
     println!("{}", scenario.title);
     println!("{}", wrap(&scenario.description, 88));
     let status = recorder.timeline().capture_status();

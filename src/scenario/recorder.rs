@@ -62,7 +62,7 @@ pub struct Recorder {
     smtp: SocketAddr,
     // Dropped last: the servers stop before their data folder goes.
     _servers: LiveServers,
-    _dir: WorkDir,
+    dir: WorkDir,
 }
 
 /// How long to wait for the capture to catch up with a step.
@@ -112,7 +112,7 @@ impl Recorder {
             pop3,
             smtp,
             _servers: servers,
-            _dir: dir,
+            dir,
         })
     }
 
@@ -247,6 +247,11 @@ impl Recorder {
             client,
             frames,
         });
+    }
+
+    /// The scenario's temporary folder (the fixture's data directory is inside).
+    pub fn work_dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// Waits until the capture holds units for every exchange of the step (and, after QUIT

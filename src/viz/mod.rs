@@ -148,27 +148,9 @@ fn reexec_in_sandbox() -> Result<std::process::ExitStatus, String> {
         }
     }
     // A stop signal for this process is passed on to the window, which closes cleanly.
-    let child_pid = Arc::new(std::sync::atomic::AtomicI32::new(0));
-    let target = Arc::clone(&child_pid);
-    stop::on_stop_signal(move || {
-        let pid = target.load(std::sync::atomic::Ordering::SeqCst);
-        if pid > 0 {
-            // SAFETY: signals our own child, which is not reaped before `wait` returns.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        } else {
-            std::process::exit(1);
-        }
-    })?;
-    let mut child = command
-        .spawn()
-        .map_err(|e| sandbox::SandboxError::spawn_failed(&exe, &e).to_string())?;
-    child_pid.store(
-        libc::pid_t::try_from(child.id()).unwrap_or(0),
-        std::sync::atomic::Ordering::SeqCst,
-    );
-    child
-        .wait()
-        .map_err(|e| format!("cannot wait for the window: {e}"))
+    crate::signals::run_passing_on_stop_signals(&mut command, |e| {
+        sandbox::SandboxError::spawn_failed(&exe, e).to_string()
+    })
 }
 
 /// Why the window run failed.

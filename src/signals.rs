@@ -1,0 +1,103 @@
+//! Stop signals (SIGTERM, SIGINT, SIGHUP): a thread that waits for them, and a launcher
+//! that passes them on to the child it started (the sandboxed copy of mailwire), so the
+//! child can stop cleanly instead of dying with its parent.
+
+use std::process::{Command, ExitStatus};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// Calls `on_signal` (on a thread of its own) each time the process gets SIGTERM, SIGINT
+/// or SIGHUP. The handlers are in place when this returns.
+pub fn on_stop_signal(on_signal: impl FnMut() + Send + 'static) -> Result<(), String> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("stop-signals".into())
+        .spawn(move || wait_for_signals(&ready_tx, on_signal))
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    ready_rx
+        .recv()
+        .map_err(|_| "the signal thread ended before it was ready".to_string())?
+}
+
+#[cfg(unix)]
+fn wait_for_signals(
+    ready: &std::sync::mpsc::SyncSender<Result<(), String>>,
+    mut on_signal: impl FnMut(),
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = ready.send(Err(format!("cannot start the signal runtime: {e}")));
+            return;
+        }
+    };
+    runtime.block_on(async {
+        let kinds = [
+            SignalKind::terminate(),
+            SignalKind::interrupt(),
+            SignalKind::hangup(),
+        ];
+        let mut streams = Vec::new();
+        for kind in kinds {
+            match signal(kind) {
+                Ok(s) => streams.push(s),
+                Err(e) => {
+                    let _ = ready.send(Err(format!("cannot handle stop signals: {e}")));
+                    return;
+                }
+            }
+        }
+        let _ = ready.send(Ok(()));
+        let [term, int, hup] = streams.as_mut_slice() else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+                _ = hup.recv() => {}
+            }
+            on_signal();
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn wait_for_signals(
+    ready: &std::sync::mpsc::SyncSender<Result<(), String>>,
+    _on_signal: impl FnMut(),
+) {
+    let _ = ready.send(Ok(()));
+}
+
+/// Starts `command` and waits for it; a stop signal meanwhile is passed on to it as SIGTERM
+/// (a signal before it started ends this process). `spawn_error` explains a failed start.
+pub fn run_passing_on_stop_signals(
+    command: &mut Command,
+    spawn_error: impl FnOnce(&std::io::Error) -> String,
+) -> Result<ExitStatus, String> {
+    let child_pid = Arc::new(AtomicI32::new(0));
+    let target = Arc::clone(&child_pid);
+    on_stop_signal(move || {
+        let pid = target.load(Ordering::SeqCst);
+        if pid > 0 {
+            // SAFETY: signals our own child, which is not reaped before `wait` returns.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        } else {
+            std::process::exit(1);
+        }
+    })?;
+    let program = command.get_program().to_string_lossy().into_owned();
+    let mut child = command.spawn().map_err(|e| spawn_error(&e))?;
+    child_pid.store(
+        libc::pid_t::try_from(child.id()).unwrap_or(0),
+        Ordering::SeqCst,
+    );
+    child
+        .wait()
+        .map_err(|e| format!("cannot wait for {program}: {e}"))
+}
