@@ -24,6 +24,11 @@ struct Cli {
     /// Without a command: open the window in presenter mode (dark, larger text).
     #[arg(long)]
     presenter: bool,
+    /// Without a command: run the window on this computer's real loopback instead of
+    /// mailwire's private network, so it can reach other servers here (your own, Dovecot)
+    /// and outside programs can reach its servers. Capture then needs root or CAP_NET_RAW.
+    #[arg(long)]
+    no_sandbox: bool,
 }
 
 #[derive(Subcommand)]
@@ -90,8 +95,11 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if cli.command.is_some() && (cli.screenshot.is_some() || cli.presenter) {
-        eprintln!("mailwire: --screenshot and --presenter are for the window (no command)");
+    if cli.command.is_some() && (cli.screenshot.is_some() || cli.presenter || cli.no_sandbox) {
+        eprintln!(
+            "mailwire: --screenshot, --presenter and --no-sandbox (before a command) are for \
+             the window; `mailwire run --no-sandbox` is the scenario runner's"
+        );
         return ExitCode::FAILURE;
     }
     let result = match cli.command {
@@ -99,6 +107,7 @@ fn main() -> ExitCode {
         None => mailwire::viz::run_window(mailwire::viz::WindowArgs {
             screenshot: cli.screenshot,
             presenter: cli.presenter,
+            no_sandbox: cli.no_sandbox,
         }),
         Some(Cmd::Serve(args)) => serve(args),
         Some(Cmd::ImportAssignment { src, data }) => import(&src, &data),

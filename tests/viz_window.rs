@@ -95,12 +95,23 @@ fn scenario_folders(tmp: &Path) -> Vec<String> {
 
 #[test]
 fn screenshot_of_the_demo_is_a_real_picture_of_the_window() {
-    let Some(x) = Xvfb::start("screenshot") else {
+    screenshot_with(&[], "screenshot");
+}
+
+#[test]
+fn the_window_runs_on_the_real_loopback_with_no_sandbox() {
+    screenshot_with(&["--no-sandbox"], "screenshot-no-sandbox");
+}
+
+/// Runs `mailwire ARGS --screenshot FILE` on a virtual display and checks the picture.
+fn screenshot_with(args: &[&str], test: &str) {
+    let Some(x) = Xvfb::start(test) else {
         return;
     };
     let tmp = common::TempDir::new("viz-shot");
     let shot = tmp.path().join("window.png");
     let mut child = Command::new(BIN)
+        .args(args)
         .arg("--screenshot")
         .arg(&shot)
         .env("DISPLAY", &x.display)

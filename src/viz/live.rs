@@ -52,8 +52,9 @@ fn setcap_fix() -> String {
 fn sandbox_note() -> String {
     format!(
         "mailwire runs in its own private network (no root needed), so other servers on this \
-         computer cannot be reached. To watch them, give mailwire capture rights: {} — then it \
-         runs on the real loopback.",
+         computer cannot be reached. To watch them, start the window with `mailwire \
+         --no-sandbox`; it then runs on the real loopback, where capture needs root or \
+         capture rights: {}",
         setcap_fix()
     )
 }
@@ -66,8 +67,8 @@ fn settings_ui(ui: &mut Ui, status: &WorkerStatus, palette: &Palette) {
             RichText::new(format!(
                 "Outside programs (Thunderbird, curl, your own client) cannot reach mailwire's \
                  servers: mailwire runs in its own private network (no root needed). To let \
-                 them connect, give mailwire capture rights: {} — then it runs on the real \
-                 loopback.",
+                 them connect, start the window with `mailwire --no-sandbox`; capture on the \
+                 real loopback then needs root or capture rights: {}",
                 setcap_fix()
             ))
             .color(palette.weak),

@@ -53,6 +53,9 @@ pub struct WindowArgs {
     pub screenshot: Option<PathBuf>,
     /// Start in presenter mode: dark theme, larger text, no live-use panel.
     pub presenter: bool,
+    /// Stay on the real loopback (no private network): other servers on this computer can
+    /// be reached, and capture needs root or CAP_NET_RAW.
+    pub no_sandbox: bool,
 }
 
 /// The exit code of a sandboxed window process whose window could not open (the parent
@@ -79,7 +82,7 @@ pub fn run_window(args: WindowArgs) -> Result<(), String> {
     }
     let in_sandbox = std::env::var_os(SANDBOX_ENV).is_some();
     let mut note = None;
-    if !in_sandbox && sandbox::sandbox_available() {
+    if !in_sandbox && !args.no_sandbox && sandbox::sandbox_available() {
         match reexec_in_sandbox() {
             Ok(status) if status.success() => return Ok(()),
             Ok(status) if status.code() == Some(WINDOW_FAILED_EXIT) => {
