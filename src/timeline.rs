@@ -63,9 +63,10 @@ impl CaptureStatus {
                 "not captured: this run has no network (the machines talk in memory)".to_string()
             }
             CaptureStatus::Unavailable { why } => format!("not captured: {why}"),
-            CaptureStatus::Stopped { received, dropped } => {
-                format!("capture stopped: {received} packets received, {dropped} dropped")
-            }
+            CaptureStatus::Stopped { received, dropped } => format!(
+                "capture stopped, {dropped} packets dropped (libpcap counted {received} \
+                 received; on loopback it counts each packet twice, as sent and as received)"
+            ),
             CaptureStatus::Failed { why } => format!("capture failed: {why}"),
         }
     }

@@ -337,7 +337,7 @@ fn section_comment(timeline: &Timeline, hints: &ExportHints, file_name: &str) ->
             .to_string(),
     );
     lines.push(format!(
-        "{} steps, {} packets; capture: {}.",
+        "{} steps, {} packets; {}.",
         timeline.steps.len(),
         timeline.packets.len(),
         timeline.capture_status().describe()

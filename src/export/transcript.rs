@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! # RFC 1939: the example session
-//! capture: capture stopped: 41 packets received, 0 dropped
+//! capture: capture stopped, 0 packets dropped (libpcap counted 82 received; ...)
 //!
 //! ## step 1: The client opens a TCP connection. ...
 //!    RFC 1939 section 4

@@ -250,12 +250,11 @@ pub fn banner_ui(
             ui.label(RichText::new(head).strong().color(text_color));
             if !capturing {
                 ui.label(
+                    // The reason above ends with its own fix, for this program and this
+                    // way of running it.
                     RichText::new(
-                        "Fix: start mailwire as root, or give it the capture right once with \
-                         `sudo setcap cap_net_raw+eip $(command -v mailwire)`, or allow \
-                         unprivileged user namespaces (mailwire then captures in its private \
-                         network without root). Until then every command and reply still \
-                         shows; only the packet panes stay empty.",
+                        "Every command and reply still shows; only the packet panes stay \
+                         empty.",
                     )
                     .color(text_color),
                 );

@@ -280,8 +280,49 @@ pub fn explain_reply(line: &str) -> Option<ReplyMeaning> {
             return Some(*m);
         }
     }
-    SMTP_CODES.iter().find(|(k, _)| *k == code).map(|(_, m)| *m)
+    SMTP_CODES
+        .iter()
+        .find(|(k, _)| *k == code)
+        .map(|(_, m)| *m)
+        .or_else(|| {
+            SMTP_CLASSES
+                .iter()
+                .find(|(first, _)| code.starts_with(*first))
+                .map(|(_, m)| *m)
+        })
 }
+
+/// For codes not in the tables: what the first digit says (RFC 5321 section 4.2.1).
+const SMTP_CLASSES: [(&str, ReplyMeaning); 4] = [
+    (
+        "2",
+        meaning(
+            "2xx",
+            "Positive completion: the command worked (the first digit 2 says so; this exact code is not in mailwire's table).",
+        ),
+    ),
+    (
+        "3",
+        meaning(
+            "3xx",
+            "Positive intermediate: go on and send what the server asks for next.",
+        ),
+    ),
+    (
+        "4",
+        meaning(
+            "4xx",
+            "Transient negative: the command failed this time; the same command may work later.",
+        ),
+    ),
+    (
+        "5",
+        meaning(
+            "5xx",
+            "Permanent negative: the command failed and will fail again if repeated unchanged.",
+        ),
+    ),
+];
 
 /// The meanings of the replies of a step, each code once, in order of appearance.
 pub fn step_meanings(timeline: &Timeline, step: usize) -> Vec<ReplyMeaning> {
@@ -408,11 +449,20 @@ mod tests {
             ("550 mailbox unavailable", "550"),
             ("552 5.3.4 Message too big", "552 5.3.4"),
             ("552 too big", "552"),
+            // Not in the table: the first digit still says what kind of answer it is.
+            ("521 5.3.2 mail.example closing transmission channel", "5xx"),
+            ("432 4.7.12 A password transition is needed", "4xx"),
+            ("334 VXNlcm5hbWU6", "334"),
+            ("353 unusual", "3xx"),
+            ("235 2.7.0 Authentication successful", "235"),
+            ("299 odd", "2xx"),
         ] {
             assert_eq!(explain_reply(line).map(|m| m.code), Some(code), "{line}");
         }
         assert_eq!(explain_reply("hello"), None);
         assert_eq!(explain_reply("99"), None);
+        assert_eq!(explain_reply("999 nine"), None);
+        assert_eq!(explain_reply("123 one"), None);
         assert_eq!(explain_reply("ü"), None);
     }
 }
