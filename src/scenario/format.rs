@@ -236,9 +236,34 @@ struct RawStep {
     send_mail: Option<MailSpec>,
     quit: Option<bool>,
     drop: Option<bool>,
-    expect: Option<String>,
+    expect: Option<Spanned<String>>,
     expect_text: Option<String>,
 }
+
+/// Where the fixture's users and mails are in the file, for error messages (a second,
+/// lenient reading of the same text).
+#[derive(Deserialize)]
+struct FixturePlaces {
+    fixture: FixtureUserPlaces,
+}
+
+#[derive(Deserialize)]
+struct FixtureUserPlaces {
+    #[serde(default, rename = "user")]
+    users: Vec<Spanned<UserPlaces>>,
+}
+
+#[derive(Deserialize)]
+struct UserPlaces {
+    #[serde(default)]
+    mail: Vec<Spanned<serde::de::IgnoredAny>>,
+}
+
+/// The largest fixture mail: enough for any demonstration, small enough to build at once.
+pub const MAX_FIXTURE_MAIL: u64 = 16 * 1024 * 1024;
+
+/// The smallest MSS Linux accepts (`TCP_MIN_MSS`).
+pub const MIN_MSS: u16 = 88;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -290,11 +315,47 @@ impl Scenario {
             return Err(error(None, "a scenario needs at least one [[step]]".into()));
         }
         let mut steps = Vec::with_capacity(raw.steps.len());
+        let mut connected: Vec<String> = Vec::new();
+        let mut waiting_for_message: Vec<String> = Vec::new();
         for spanned in raw.steps {
             let span = spanned.span();
             let line = line_of(text, span.start);
-            let step = validate_step(spanned.into_inner(), line)
-                .map_err(|problem| error(Some(span), problem))?;
+            let step =
+                validate_step(spanned.into_inner(), line, text).map_err(|e| ScenarioError {
+                    source: source.to_string(),
+                    line: Some(e.line.unwrap_or(line)),
+                    problem: e.problem,
+                })?;
+            if let Action::Send(line) = &step.action {
+                let in_data = waiting_for_message.contains(&step.session);
+                if !in_data {
+                    one_line("send", line).map_err(|p| {
+                        error(
+                            Some(span.clone()),
+                            format!(
+                                "{p} (only the message after a step that expects 354 may \
+                                 have several lines)"
+                            ),
+                        )
+                    })?;
+                }
+            }
+            waiting_for_message.retain(|s| *s != step.session);
+            if step.expect.as_ref().is_some_and(|e| e.status == "354") {
+                waiting_for_message.push(step.session.clone());
+            }
+            if matches!(step.action, Action::Connect { .. }) {
+                connected.push(step.session.clone());
+            } else if !connected.contains(&step.session) {
+                return Err(error(
+                    Some(span),
+                    format!(
+                        "session \"{0}\" has no connection yet: an earlier step needs \
+                         connect = \"pop3\" (or \"smtp\") with session = \"{0}\"",
+                        step.session
+                    ),
+                ));
+            }
             steps.push(step);
         }
         let scenario = Scenario {
@@ -305,25 +366,112 @@ impl Scenario {
             steps,
             source: source.to_string(),
         };
-        scenario.check_fixture().map_err(|p| error(None, p))?;
+        let places = toml::from_str::<FixturePlaces>(text)
+            .map(|p| p.fixture.users)
+            .unwrap_or_default();
+        scenario
+            .check_fixture(&places)
+            .map_err(|(span, p)| error(span, p))?;
         Ok(scenario)
     }
 
-    fn check_fixture(&self) -> Result<(), String> {
-        for user in &self.fixture.users {
+    /// Checks what the fixture will build before anything runs; an error comes with the
+    /// place of the user or mail in the file.
+    fn check_fixture(
+        &self,
+        places: &[Spanned<UserPlaces>],
+    ) -> Result<(), (Option<Range<usize>>, String)> {
+        let fixture = &self.fixture;
+        for (i, user) in fixture.users.iter().enumerate() {
+            let user_place = places.get(i);
+            let at_user = user_place.map(Spanned::span);
             if !crate::store::is_plain_username(&user.name) {
-                return Err(format!(
-                    "fixture user \"{}\" is not a plain user name",
-                    user.name
+                return Err((
+                    at_user,
+                    format!(
+                        "fixture user \"{}\" is not a plain user name (letters, digits, \
+                         '.', '-', '_')",
+                        user.name
+                    ),
                 ));
+            }
+            if fixture.users.iter().take(i).any(|u| u.name == user.name) {
+                return Err((
+                    at_user,
+                    format!("fixture user \"{}\" is defined twice", user.name),
+                ));
+            }
+            for (j, mail) in user.mail.iter().enumerate() {
+                let at_mail = user_place
+                    .and_then(|u| u.as_ref().mail.get(j))
+                    .map(Spanned::span)
+                    .or_else(|| at_user.clone());
+                if let Some(size) = mail.size
+                    && size > MAX_FIXTURE_MAIL
+                {
+                    return Err((
+                        at_mail,
+                        format!(
+                            "size = {size}: a fixture mail may have at most \
+                             {MAX_FIXTURE_MAIL} octets (16 MiB)"
+                        ),
+                    ));
+                }
+                super::fixture::message_bytes(fixture, user, mail).map_err(|p| (at_mail, p))?;
             }
         }
         Ok(())
     }
 }
 
-fn validate_step(raw: RawStep, line: usize) -> Result<Step, String> {
+/// A step that is not valid, and the line to blame when it is not the step's own.
+struct StepError {
+    line: Option<usize>,
+    problem: String,
+}
+
+impl From<String> for StepError {
+    fn from(problem: String) -> Self {
+        StepError {
+            line: None,
+            problem,
+        }
+    }
+}
+
+impl From<&str> for StepError {
+    fn from(problem: &str) -> Self {
+        StepError::from(problem.to_string())
+    }
+}
+
+/// Why a command line written by a step is not one line.
+fn one_line(key: &str, text: &str) -> Result<(), String> {
+    if text.contains(['\r', '\n']) {
+        return Err(format!(
+            "{key} = {text:?}: a command line cannot hold a line end (mailwire adds CRLF); \
+             for several commands in one write use pipeline = [\"...\", \"...\"]"
+        ));
+    }
+    Ok(())
+}
+
+fn validate_step(raw: RawStep, line: usize, text: &str) -> Result<Step, StepError> {
     let mut actions = Vec::new();
+    if let Some(mss) = raw.mss
+        && mss < MIN_MSS
+    {
+        return Err(format!(
+            "mss = {mss}: the smallest segment size Linux accepts is {MIN_MSS} octets"
+        )
+        .into());
+    }
+    // (`send` may be a whole message after a 354 reply: checked with the steps before it.)
+    for (key, lines) in [("pipeline", &raw.pipeline), ("split", &raw.split)] {
+        for l in lines.iter().flatten() {
+            one_line(key, l)?;
+        }
+    }
     if let Some(protocol) = raw.connect {
         let to = match raw.to.as_deref() {
             Some(text) => Some(parse_server_address(text).map_err(|e| format!("to = {e}"))?),
@@ -389,13 +537,19 @@ fn validate_step(raw: RawStep, line: usize) -> Result<Step, String> {
             );
         }
         n => {
-            return Err(format!(
-                "the step has {n} actions; give exactly one per step"
-            ));
+            return Err(format!("the step has {n} actions; give exactly one per step").into());
         }
     };
     let expect = match (raw.expect, raw.expect_text) {
-        (Some(status), text) => Some(parse_expect(status, text)?),
+        (Some(status), expect_text) => {
+            let at = line_of(text, status.span().start);
+            Some(
+                parse_expect(status.into_inner(), expect_text).map_err(|problem| StepError {
+                    line: Some(at),
+                    problem,
+                })?,
+            )
+        }
         (None, Some(_)) => {
             return Err("expect_text needs expect (\"+OK\", \"-ERR\" or a code)".into());
         }
@@ -605,6 +759,70 @@ expect = "+OK"
         assert!(e.problem.contains("only meaningful with connect"), "{e}");
     }
 
+    /// The error for MINIMAL with `extra` appended (after the connect step).
+    fn error_with(extra: &str) -> ScenarioError {
+        Scenario::parse(&format!("{MINIMAL}{extra}"), "x.toml").unwrap_err()
+    }
+
+    #[test]
+    fn mistakes_that_would_only_show_while_running_are_caught_when_loading() {
+        // Line 14 is the first line after MINIMAL.
+        let e = error_with("[[step]]\ncaption = \"c\"\nsession = \"ghost\"\nsend = \"STAT\"\n");
+        assert_eq!(e.line, Some(14), "{e}");
+        assert!(
+            e.problem
+                .starts_with("session \"ghost\" has no connection yet"),
+            "{e}"
+        );
+
+        let e =
+            error_with("[[step]]\ncaption = \"c\"\nsession = \"s\"\nconnect = \"pop3\"\nmss = 1\n");
+        assert_eq!(e.line, Some(14), "{e}");
+        assert!(
+            e.problem.contains("mss = 1: the smallest segment size"),
+            "{e}"
+        );
+
+        let e = error_with("[[step]]\ncaption = \"c\"\nsend = \"STAT\\r\\nLIST\"\n");
+        assert!(e.problem.contains("cannot hold a line end"), "{e}");
+        let e = error_with("[[step]]\ncaption = \"c\"\npipeline = [\"STAT\", \"LIST\\nX\"]\n");
+        assert!(e.problem.starts_with("pipeline = \"LIST\\nX\""), "{e}");
+        // After a step that expects 354, a send is the message and may have lines.
+        let message = "[[step]]\ncaption = \"d\"\nsend = \"DATA\"\nexpect = \"354\"\n\
+                       [[step]]\ncaption = \"m\"\nsend = \"Subject: s\\n\\nbody\"\n";
+        assert!(Scenario::parse(&format!("{MINIMAL}{message}"), "x.toml").is_ok());
+    }
+
+    #[test]
+    fn fixture_mistakes_name_the_line_of_the_user_or_mail() {
+        let with_mail = |mail: &str| {
+            MINIMAL.replace(
+                "password = \"tanstaaf\"\n",
+                &format!("password = \"tanstaaf\"\n[[fixture.user.mail]]\nfrom = \"a@b\"\nsubject = \"Lunch\"\n{mail}\n"),
+            )
+        };
+        let e = Scenario::parse(&with_mail("size = 3"), "x.toml").unwrap_err();
+        assert_eq!(e.line, Some(9), "{e}");
+        assert!(e.problem.contains("more than its size 3"), "{e}");
+        let e = Scenario::parse(&with_mail("size = 99999999999"), "x.toml").unwrap_err();
+        assert_eq!(e.line, Some(9), "{e}");
+        assert!(e.problem.contains("at most 16777216 octets"), "{e}");
+        assert!(Scenario::parse(&with_mail("size = 5000"), "x.toml").is_ok());
+
+        let e =
+            Scenario::parse(&MINIMAL.replace("\"mrose\"", "\"../../etc\""), "x.toml").unwrap_err();
+        assert_eq!(e.line, Some(6), "{e}");
+        assert!(e.problem.contains("not a plain user name"), "{e}");
+
+        let twice = MINIMAL.replace(
+            "[[step]]",
+            "[[fixture.user]]\nname = \"mrose\"\npassword = \"x\"\n\n[[step]]",
+        );
+        let e = Scenario::parse(&twice, "x.toml").unwrap_err();
+        assert_eq!(e.line, Some(10), "{e}");
+        assert!(e.problem.contains("defined twice"), "{e}");
+    }
+
     #[test]
     fn errors_name_file_line_and_what_was_expected() {
         let two_actions =
@@ -624,7 +842,7 @@ expect = "+OK"
         let e = Scenario::parse(&bad_expect, "x.toml").unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("x.toml, line 10: expect = \"OK\": expected"),
+                .starts_with("x.toml, line 13: expect = \"OK\": expected"),
             "{e}"
         );
 
