@@ -349,10 +349,11 @@ impl Pop3Server {
             .unwrap_or(content.len() as u64);
         let (first_line, body) = match top_lines {
             None => (format!("+OK {size} octets"), content.as_slice()),
-            Some(n) => (
-                "+OK top of message follows".to_string(),
-                top_of(&content, n),
-            ),
+            // The size of what follows, as for RETR: Wireshark reads the number.
+            Some(n) => {
+                let top = top_of(&content, n);
+                (format!("+OK {} octets", top.len()), top)
+            }
         };
         let mut reply = Vec::with_capacity(body.len() + body.len() / 32 + first_line.len() + 8);
         reply.extend_from_slice(first_line.as_bytes());
