@@ -247,6 +247,113 @@ fn relative_numbers_and_scaled_windows_agree_with_tshark() {
 }
 
 #[test]
+fn frames_cut_by_a_snapshot_length_keep_their_lengths_and_leave_gaps() {
+    let Some(dir) = reference_dir() else {
+        println!("SKIPPED: ../shared/reference-captures is not here");
+        return;
+    };
+    if !tshark_works() {
+        println!("SKIPPED: tshark is not installed");
+        return;
+    }
+    let tmp = std::env::temp_dir().join(format!("mailwire-snaplen-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut cut_frames = 0;
+    for file in captures(&dir) {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        // editcap (Wireshark's) keeps the first 70 bytes of every frame, as `tcpdump -s 70`.
+        let cut = tmp.join(&name);
+        let status = Command::new("editcap")
+            .args(["-s", "70"])
+            .arg(&file)
+            .arg(&cut)
+            .status()
+            .unwrap();
+        assert!(status.success(), "editcap failed on {name}");
+        let whole = analyze(&read_all(&file).unwrap());
+        let packets = read_all(&cut).unwrap();
+        let analyzer = analyze(&packets);
+        let lens = tshark(&[
+            "-r",
+            cut.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=f",
+            "-e",
+            "frame.number",
+            "-e",
+            "tcp.len",
+            "-e",
+            "icmp.type",
+            "-Y",
+            "tcp",
+        ]);
+        for line in lens.lines() {
+            let cols: Vec<&str> = line.split('\t').collect();
+            if !cols[2].is_empty() {
+                continue; // a TCP header quoted inside an ICMP error
+            }
+            let number: usize = cols[0].parse().unwrap();
+            let i = number - 1;
+            let frame = &analyzer.frames()[i];
+            let Some(tcp) = frame.summary.tcp else {
+                // The cut went through the TCP header: an error that says so.
+                let e = frame.summary.error.as_ref().unwrap();
+                assert!(
+                    e.to_string().contains("TCP header"),
+                    "{name} #{number}: {e}"
+                );
+                continue;
+            };
+            let at = format!("{name}: frame {number}");
+            assert_eq!(
+                (tcp.payload_len + tcp.payload_missing).to_string(),
+                cols[1],
+                "{at}: TCP length"
+            );
+            // Cutting a frame is not an error of the frame.
+            if whole.frames()[i].summary.error.is_none() {
+                assert!(
+                    frame.summary.error.is_none(),
+                    "{at}: {:?}",
+                    frame.summary.error
+                );
+            }
+            cut_frames += usize::from(tcp.payload_missing > 0);
+        }
+        // Every byte sent is either captured or in a gap.
+        for (conn, whole_conn) in analyzer.connections().iter().zip(whole.connections()) {
+            for d in [Direction::ClientToServer, Direction::ServerToClient] {
+                let captured: u64 = conn.stream(d).pieces.iter().map(|p| u64::from(p.len)).sum();
+                let missing: u64 = conn.stream(d).gaps.iter().map(|g| g.end - g.start).sum();
+                let sent: u64 = whole_conn
+                    .stream(d)
+                    .pieces
+                    .iter()
+                    .map(|p| u64::from(p.len))
+                    .sum();
+                let whole_gaps: u64 = whole_conn
+                    .stream(d)
+                    .gaps
+                    .iter()
+                    .map(|g| g.end - g.start)
+                    .sum();
+                assert_eq!(
+                    captured + missing,
+                    sent + whole_gaps,
+                    "{name}: stream {} {d:?}",
+                    conn.index
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    println!("{cut_frames} frames were cut");
+    assert!(cut_frames > 0);
+}
+
+#[test]
 fn unit_bytes_tile_each_stream() {
     // Every byte of every POP3/SMTP stream belongs to exactly one unit, in order.
     let Some(dir) = reference_dir() else {

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use super::frame::{FrameSummary, IpSummary, TcpFlags, TcpSummary, summarize};
 use super::stream::{Direction, SegmentNotes, Stream};
-use super::tree::{FrameTree, LAYER_TCP, decode_frame_partial};
+use super::tree::{FrameTree, LAYER_TCP, decode_captured_frame};
 use super::units::{Dialog, Draft, Protocol, ProtocolSource, UnitKind};
 use crate::capture::file::{CaptureFile, FileError};
 use crate::capture::{CapturedPacket, LinkType};
@@ -353,6 +353,7 @@ impl Analyzer {
                 tcp.flags,
                 payload,
                 tcp.payload_offset,
+                tcp.payload_missing,
                 &mut |ev| dialog.on_event(dir, ev),
             );
             segment.direction = dir;
@@ -406,7 +407,7 @@ impl Analyzer {
     /// view added: relative sequence and acknowledgment numbers, retransmissions.
     pub fn frame_tree(&self, index: usize, data: &[u8]) -> Option<FrameTree> {
         let frame = self.frames.get(index)?;
-        let mut tree = decode_frame_partial(frame.summary.link, data);
+        let mut tree = decode_captured_frame(frame.summary.link, data, frame.summary.orig_len);
         if let Some(seg) = frame.segment {
             if let Some(f) = tree.find_mut("Sequence number") {
                 f.note = Some(format!("relative sequence number {}", seg.rel_seq));

@@ -96,6 +96,8 @@ pub struct TcpSummary {
     pub payload_offset: u32,
     /// Payload bytes present in the frame (fewer than sent if the capture cut the frame).
     pub payload_len: u32,
+    /// Payload bytes sent but not captured: the capture's snapshot length cut the frame.
+    pub payload_missing: u32,
 }
 
 /// The summary of one frame, kept for every frame.
@@ -135,7 +137,16 @@ fn window_scale(h: &etherparse::TcpHeaderSlice<'_>) -> Option<u8> {
 
 /// Summarizes one frame. Never fails: what could not be decoded is in `error`.
 pub fn summarize(ts_micros: i64, link: LinkType, data: &[u8], orig_len: u32) -> FrameSummary {
-    let walk = layers::walk(link, data, false);
+    let cut = usize::try_from(orig_len).is_ok_and(|o| o > data.len());
+    let walk = layers::walk(link, data, false, cut);
+    let missing = if cut {
+        walk.net
+            .as_ref()
+            .and_then(layers::Net::wire_end)
+            .map_or(0, |end| to_u32(end.saturating_sub(data.len())))
+    } else {
+        0
+    };
     let ip = walk.net.as_ref().map(|net| match net {
         Net::V4(v4) => IpSummary {
             src: IpAddr::V4(Ipv4Addr::from(v4.header.source())),
@@ -166,6 +177,7 @@ pub fn summarize(ts_micros: i64, link: LinkType, data: &[u8], orig_len: u32) -> 
             window_scale: if h.syn() { window_scale(h) } else { None },
             payload_offset: to_u32(t.payload.start),
             payload_len: to_u32(t.payload.len()),
+            payload_missing: missing,
         }
     });
     FrameSummary {

@@ -513,6 +513,21 @@ impl Net<'_> {
             Net::V6(v6) => v6.payload.clone(),
         }
     }
+
+    /// Where the packet ends in the frame by its own length field (beyond the captured
+    /// bytes when the capture cut the frame short); `None` for a length of 0 (offload).
+    pub fn wire_end(&self) -> Option<usize> {
+        match self {
+            Net::V4(v4) => {
+                let total = usize::from(v4.header.total_len());
+                (total != 0).then_some(v4.start + total)
+            }
+            Net::V6(v6) => {
+                let declared = usize::from(v6.header.payload_length());
+                (declared != 0).then_some(v6.start + 40 + declared)
+            }
+        }
+    }
 }
 
 /// Everything the walk found, as far as it got.
@@ -527,7 +542,10 @@ pub(crate) struct Walk<'a> {
 }
 
 /// Walks a frame's layers: link, IP, TCP.
-pub(crate) fn walk(link: LinkType, data: &[u8], keep_exts: bool) -> Walk<'_> {
+/// Walks the layers of a frame. `cut` says the capture kept fewer bytes than were on the
+/// wire (snapshot length): an IP length beyond the captured bytes is then expected, not a
+/// lie.
+pub(crate) fn walk(link: LinkType, data: &[u8], keep_exts: bool, cut: bool) -> Walk<'_> {
     let mut w = Walk {
         link: None,
         net: None,
@@ -551,7 +569,8 @@ pub(crate) fn walk(link: LinkType, data: &[u8], keep_exts: bool) -> Walk<'_> {
     };
     let net = match parsed {
         Ok((net, problem)) => {
-            w.error = problem;
+            // The only problem an IP layer reports is a length beyond the captured bytes.
+            w.error = if cut { None } else { problem };
             net
         }
         Err(e) => {

@@ -238,7 +238,7 @@ pub fn segment_line(analyzer: &Analyzer, f: usize) -> Option<String> {
         tcp.flags,
         seg.rel_seq,
         seg.window.unwrap_or(u32::from(tcp.window)),
-        tcp.payload_len
+        tcp.payload_len + tcp.payload_missing
     ))
 }
 

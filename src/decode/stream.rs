@@ -82,6 +82,8 @@ impl SegmentNotes {
     pub const BEFORE_START: u8 = 16;
     /// A SYN seen again.
     pub const SYN_RETRANSMISSION: u8 = 32;
+    /// The capture kept only part of the payload (snapshot length).
+    pub const CUT_SHORT: u8 = 64;
 
     /// Whether the flag is set.
     pub fn has(self, flag: u8) -> bool {
@@ -106,6 +108,10 @@ impl SegmentNotes {
             ),
             (Self::BEFORE_START, "bytes before the stream start"),
             (Self::SYN_RETRANSMISSION, "SYN retransmission"),
+            (
+                Self::CUT_SHORT,
+                "payload cut short by the capture's snapshot length",
+            ),
         ]
         .into_iter()
         .filter(|(bit, _)| self.has(*bit))
@@ -154,6 +160,8 @@ pub struct Stream {
     /// Stream bytes never captured (skipped when later bytes were acknowledged or at the end).
     pub gaps: Vec<Range<u64>>,
     next: u64,
+    /// Stream bytes known to have been sent but cut from their frames by the capture.
+    not_captured: Vec<Range<u64>>,
     held: BTreeMap<u64, Held>,
     held_bytes: usize,
     ended: bool,
@@ -213,7 +221,13 @@ impl Stream {
     }
 
     /// Takes one segment of this direction. `payload` is the TCP payload as captured, found
-    /// at `payload_offset` in frame `frame`. Contiguous bytes go to `sink`.
+    /// at `payload_offset` in frame `frame`; `not_captured` more payload bytes followed it on
+    /// the wire but were cut by the capture (they become a gap). Contiguous bytes go to
+    /// `sink`.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one segment's parts, as the analyzer has them"
+    )]
     pub fn accept(
         &mut self,
         frame: u32,
@@ -221,6 +235,7 @@ impl Stream {
         flags: TcpFlags,
         payload: &[u8],
         payload_offset: u32,
+        not_captured: u32,
         sink: &mut dyn FnMut(StreamEvent<'_>),
     ) -> SegmentNotes {
         let mut notes = SegmentNotes::default();
@@ -249,12 +264,22 @@ impl Stream {
             start = 0;
         }
         let start = start as u64;
+        let captured_end = start + bytes.len() as u64;
+        let sent_end = captured_end + u64::from(not_captured);
         if flags.has(TcpFlags::FIN) && self.fin_at.is_none() {
-            self.fin_at = Some(start + bytes.len() as u64);
+            self.fin_at = Some(sent_end);
+        }
+        if not_captured > 0 {
+            notes.0 |= SegmentNotes::CUT_SHORT;
+            if sent_end > self.next {
+                self.not_captured
+                    .push(captured_end.max(self.next)..sent_end);
+            }
         }
         if !bytes.is_empty() {
             self.take_bytes(frame, start, bytes, offset_in_frame, &mut notes, sink);
         }
+        self.drain(sink);
         self.check_end(sink);
         notes
     }
@@ -364,23 +389,43 @@ impl Stream {
         overlapped
     }
 
-    /// Hands on held segments that became contiguous.
+    /// Hands on held segments that became contiguous, and skips bytes known not to have
+    /// been captured once the stream reaches them.
     fn drain(&mut self, sink: &mut dyn FnMut(StreamEvent<'_>)) {
-        while let Some(entry) = self.held.first_entry() {
-            if *entry.key() > self.next {
+        loop {
+            while let Some(entry) = self.held.first_entry() {
+                if *entry.key() > self.next {
+                    break;
+                }
+                let start = *entry.key();
+                let h = entry.remove();
+                self.held_bytes -= h.bytes.len();
+                let end = start + h.bytes.len() as u64;
+                if end <= self.next {
+                    continue;
+                }
+                let skip = (self.next - start) as usize;
+                let bytes = h.bytes.get(skip..).unwrap_or_default();
+                self.deliver(h.frame, h.frame_offset + skip as u32, bytes, sink);
+            }
+            let next = self.next;
+            let Some(at) = self
+                .not_captured
+                .iter()
+                .position(|r| r.start <= next && r.end > next)
+            else {
                 break;
-            }
-            let start = *entry.key();
-            let h = entry.remove();
-            self.held_bytes -= h.bytes.len();
-            let end = start + h.bytes.len() as u64;
-            if end <= self.next {
-                continue;
-            }
-            let skip = (self.next - start) as usize;
-            let bytes = h.bytes.get(skip..).unwrap_or_default();
-            self.deliver(h.frame, h.frame_offset + skip as u32, bytes, sink);
+            };
+            let missing = self.not_captured.swap_remove(at);
+            self.gaps.push(next..missing.end);
+            sink(StreamEvent::Gap {
+                offset: next,
+                len: missing.end - next,
+            });
+            self.next = missing.end;
         }
+        let next = self.next;
+        self.not_captured.retain(|r| r.end > next);
     }
 
     /// Gives up on the bytes missing before the first held segment.

@@ -116,7 +116,31 @@ pub fn decode_frame(link: LinkType, data: &[u8]) -> Result<FrameTree, DecodeErro
 
 /// Decodes one frame as far as it goes: the layers that decoded, and the first error.
 pub fn decode_frame_partial(link: LinkType, data: &[u8]) -> FrameTree {
-    let walk = layers::walk(link, data, true);
+    decode_captured_frame(link, data, u32::try_from(data.len()).unwrap_or(u32::MAX))
+}
+
+/// Like [`decode_frame_partial`], for a frame that was `orig_len` bytes on the wire: when the
+/// capture kept fewer, the IP length beyond the captured bytes is noted, not an error.
+pub fn decode_captured_frame(link: LinkType, data: &[u8], orig_len: u32) -> FrameTree {
+    let cut = usize::try_from(orig_len).is_ok_and(|o| o > data.len());
+    let mut tree = walk_tree(link, data, cut);
+    if cut {
+        let note = format!(
+            "the capture kept {} of the frame's {orig_len} bytes (snapshot length); the rest \
+             was not captured",
+            data.len()
+        );
+        for name in ["Total length", "Payload length"] {
+            if let Some(f) = tree.find_mut(name) {
+                f.note = Some(note.clone());
+            }
+        }
+    }
+    tree
+}
+
+fn walk_tree(link: LinkType, data: &[u8], cut: bool) -> FrameTree {
+    let walk = layers::walk(link, data, true, cut);
     let mut out = Vec::new();
     let Some(l) = &walk.link else {
         return FrameTree {

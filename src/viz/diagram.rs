@@ -418,7 +418,9 @@ fn segment_text(timeline: &Timeline, frame: usize) -> String {
     };
     format!(
         "[{}] seq={}{ack} len={}{notes}",
-        tcp.flags, seg.rel_seq, tcp.payload_len
+        tcp.flags,
+        seg.rel_seq,
+        tcp.payload_len + tcp.payload_missing
     )
 }
 

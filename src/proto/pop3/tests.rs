@@ -300,9 +300,7 @@ fn top_sends_headers_blank_line_and_n_body_lines() {
     let t = text(&r);
     assert!(t.contains("+OK 14 octets\r\nA: 1\r\nB: 2\r\n\r\n.\r\n"));
     assert!(t.contains("+OK 22 octets\r\nA: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\n.\r\n"));
-    assert!(
-        t.ends_with("+OK 26 octets\r\nA: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\nl3\r\n.\r\n")
-    );
+    assert!(t.ends_with("+OK 26 octets\r\nA: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\nl3\r\n.\r\n"));
 }
 
 #[test]
