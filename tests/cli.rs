@@ -289,3 +289,47 @@ fn a_stopped_run_removes_its_temporary_folder() {
     assert_eq!(status.code(), Some(130), "{status}");
     assert_eq!(folders(), Vec::<String>::new());
 }
+
+#[test]
+fn a_client_that_stops_reading_does_not_keep_the_maildrop_locked() {
+    let config = mailwire::servers::ServerConfig {
+        idle_limit: Duration::from_millis(500),
+        ..common::test_config()
+    };
+    let s = common::start_with(config, |dir| {
+        let store = mailwire::store::create_demo(dir).unwrap();
+        // 1 MiB: forty RETRs of it are far more than the socket buffers hold.
+        let line = "x".repeat(1022) + "\r\n";
+        let big = format!("Subject: big\r\n\r\n{}", line.repeat(1024));
+        store
+            .deliver(&["mrose".to_string()], big.as_bytes())
+            .unwrap();
+        store
+    });
+    let mut greedy = Raw::connect(s.pop3);
+    greedy.line();
+    greedy.cmd("USER mrose");
+    assert!(greedy.cmd("PASS tanstaaf").starts_with("+OK"));
+    // Ask for 40 MiB and never read a byte of it.
+    greedy.send(&"RETR 3\r\n".repeat(40));
+
+    // The server gives up on the writes after the idle limit and unlocks the maildrop.
+    let start = std::time::Instant::now();
+    loop {
+        let mut c = Raw::connect(s.pop3);
+        c.line();
+        c.cmd("USER mrose");
+        let reply = c.cmd("PASS tanstaaf");
+        if reply.starts_with("+OK") {
+            break;
+        }
+        assert!(reply.starts_with("-ERR [IN-USE]"), "{reply}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the maildrop is still locked after {:?}",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(greedy);
+}

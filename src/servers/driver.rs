@@ -111,16 +111,16 @@ async fn run<M: Machine, R: Responder<M>>(
                     out.extend_from_slice(&bytes);
                     // Many pipelined RETRs: do not hold all their replies in memory.
                     if out.len() >= FLUSH_AT
-                        && let Err(e) = write_out(stream, &mut out).await
+                        && let Err(e) = write_out(stream, &mut out, idle_limit).await
                     {
-                        return format!("write failed: {e}");
+                        return e;
                     }
                 }
                 Step::Event(e) => publish(M::wrap(e)),
                 Step::Request(r) => {
                     // Replies before a slow request (a delivery, a login delay) go out first.
-                    if let Err(e) = write_out(stream, &mut out).await {
-                        return format!("write failed: {e}");
+                    if let Err(e) = write_out(stream, &mut out, idle_limit).await {
+                        return e;
                     }
                     responder.answer(machine, r).await;
                 }
@@ -130,8 +130,8 @@ async fn run<M: Machine, R: Responder<M>>(
                 }
             }
         }
-        if let Err(e) = write_out(stream, &mut out).await {
-            return format!("write failed: {e}");
+        if let Err(e) = write_out(stream, &mut out, idle_limit).await {
+            return e;
         }
         if close {
             return "closed by the server after QUIT".to_string();
@@ -140,7 +140,7 @@ async fn run<M: Machine, R: Responder<M>>(
             r = tokio::time::timeout(idle_limit, stream.read(&mut buf)) => r,
             () = super::wait_for_stop(shutdown) => {
                 if let Some(bye) = machine.goodbye(Goodbye::ShuttingDown) {
-                    let _ = stream.write_all(&bye).await;
+                    let _ = tokio::time::timeout(GOODBYE_LIMIT, stream.write_all(&bye)).await;
                 }
                 return "server shutting down".to_string();
             }
@@ -148,7 +148,7 @@ async fn run<M: Machine, R: Responder<M>>(
         match read {
             Err(_) => {
                 if let Some(bye) = machine.goodbye(Goodbye::Idle) {
-                    let _ = stream.write_all(&bye).await;
+                    let _ = tokio::time::timeout(GOODBYE_LIMIT, stream.write_all(&bye)).await;
                 }
                 return format!("idle for {} s (autologout)", idle_limit.as_secs());
             }
@@ -167,10 +167,25 @@ async fn run<M: Machine, R: Responder<M>>(
     }
 }
 
-async fn write_out(stream: &mut TcpStream, out: &mut Vec<u8>) -> std::io::Result<()> {
+/// The longest wait for a goodbye line to go out (the session ends either way).
+const GOODBYE_LIMIT: Duration = Duration::from_secs(5);
+
+/// Sends what the machine wrote. A client that reads nothing for `limit` ends the session
+/// like an idle one: otherwise it could hold the maildrop lock forever. The error is the
+/// reason the session ended.
+async fn write_out(
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    limit: Duration,
+) -> Result<(), String> {
     if !out.is_empty() {
-        stream.write_all(out).await?;
-        out.clear();
+        match tokio::time::timeout(limit, stream.write_all(out)).await {
+            Ok(Ok(())) => out.clear(),
+            Ok(Err(e)) => return Err(format!("write failed: {e}")),
+            Err(_) => {
+                return Err(format!("the client read nothing for {} s", limit.as_secs()));
+            }
+        }
     }
     Ok(())
 }
