@@ -233,10 +233,23 @@ async fn pop3_over_long_line() {
             .await
             .unwrap();
         let err = c.command(Command::Retr(1)).await.unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "The server sent a line of 102400 octets while we waited for the reply to RETR 1; \
-             lines longer than 65536 octets are refused."
+        // Refused once it is over the limit, whether or not its end has arrived.
+        let text = err.to_string();
+        assert!(
+            matches!(
+                err,
+                ClientError::Pop3(Pop3ClientError::LineTooLong { len, max: 65536, .. })
+                    if (65537..=102_400).contains(&len)
+            ),
+            "{text}"
+        );
+        assert!(
+            text.starts_with("The server sent a line of ")
+                && text.ends_with(
+                    " octets or more while we waited for the reply to RETR 1; lines longer \
+                     than 65536 octets are refused."
+                ),
+            "{text}"
         );
     })
     .await;
@@ -424,7 +437,8 @@ async fn smtp_over_long_line_and_refused_data() {
         assert!(
             matches!(
                 err,
-                ClientError::Smtp(SmtpClientError::LineTooLong { len: 70_004, .. })
+                ClientError::Smtp(SmtpClientError::LineTooLong { len, max, .. })
+                    if len > max && len <= 70_004
             ),
             "{err}"
         );
@@ -443,6 +457,63 @@ async fn smtp_over_long_line_and_refused_data() {
         assert_eq!(
             err.to_string(),
             "Cannot send the message content: the server has not answered DATA with 354."
+        );
+    })
+    .await;
+}
+
+/// A server that greets, then sends `filler` bytes without ever a line end, for at most
+/// 15 s or until the client goes.
+async fn endless_line(greeting: &'static [u8], filler: u8) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let _ = sock.write_all(greeting).await;
+        let chunk = vec![filler; 64 * 1024];
+        let start = tokio::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if sock.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn pop3_a_line_that_never_ends_is_refused_without_waiting_for_its_end() {
+    bounded(async {
+        let addr = endless_line(b"+OK hi\r\n+OK ", b'9').await;
+        // The read timeout is long: the error must come from the line limit.
+        let mut c = Pop3Connection::connect(&addr.to_string(), &options(10_000))
+            .await
+            .unwrap();
+        let err = c.command(Command::Stat).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ClientError::Pop3(Pop3ClientError::LineTooLong { len, max, .. }) if len > max
+            ),
+            "{err:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn smtp_a_greeting_that_never_ends_is_refused_without_waiting_for_its_end() {
+    bounded(async {
+        let addr = endless_line(b"220-", b'y').await;
+        let err = SmtpConnection::connect(&addr.to_string(), &options(10_000))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ClientError::Smtp(SmtpClientError::LineTooLong { len, max, .. }) if len > max
+            ),
+            "{err:?}"
         );
     })
     .await;

@@ -81,6 +81,15 @@ impl LineBuffer {
         self.buf.get(self.start..).unwrap_or_default()
     }
 
+    /// After [`Self::next_line`] returned `None`: the length so far of the unterminated line
+    /// if it is already over the limit (its terminator may still come). A client uses it to
+    /// stop waiting for a line it will refuse anyway; a server waits for the terminator and
+    /// answers then.
+    pub fn overlong(&self) -> Option<usize> {
+        self.discarding
+            .map(|dropped| dropped + self.pending().len())
+    }
+
     /// Whether no unconsumed bytes are buffered.
     pub fn is_empty(&self) -> bool {
         self.pending().is_empty() && self.discarding.is_none()
@@ -139,6 +148,20 @@ impl LineBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_overlong_line_is_known_before_its_end() {
+        let mut b = LineBuffer::new(10, Terminator::CrLfOrLf);
+        b.push(b"0123456789");
+        assert_eq!(b.next_line(), None);
+        assert_eq!(b.overlong(), None, "at the limit, not over it");
+        b.push(b"abcdef");
+        assert_eq!(b.next_line(), None);
+        assert_eq!(b.overlong(), Some(16));
+        b.push(b"gh\r\nok\r\n");
+        assert_eq!(b.next_line(), Some(Line::TooLong { len: 18 }));
+        assert_eq!(b.overlong(), None);
+    }
 
     fn lines(input: &[u8], chunk: usize, max: usize, t: Terminator) -> Vec<Line> {
         let mut b = LineBuffer::new(max, t);

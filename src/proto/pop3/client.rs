@@ -117,7 +117,7 @@ impl fmt::Display for Pop3ClientError {
         match self {
             Self::LineTooLong { awaiting, len, max } => write!(
                 f,
-                "The server sent a line of {len} octets while we waited for {awaiting}; \
+                "The server sent a line of {len} octets or more while we waited for {awaiting}; \
                  lines longer than {max} octets are refused."
             ),
             Self::ReplyTooLong { awaiting, max } => write!(
@@ -291,7 +291,11 @@ impl Pop3Client {
             match self.input.next_line() {
                 Some(line) => self.handle_line(line),
                 None if self.eof => self.handle_eof(),
-                None => return None,
+                // Refused anyway: do not wait for the end of a line that may never come.
+                None => match self.input.overlong() {
+                    Some(len) => self.handle_line(Line::TooLong { len }),
+                    None => return None,
+                },
             }
         }
     }
