@@ -324,3 +324,70 @@ fn telnet_to_a_closed_port_fails_with_a_reason() {
         "{err}"
     );
 }
+
+#[test]
+fn telnet_save_to_a_bad_path_fails_before_connecting() {
+    let s = start_demo();
+    let addr = s.pop3.to_string();
+    let (ok, out, err) = mailwire(
+        &["telnet", &addr, "--save", "/nonexistent-folder/x.log"],
+        "user mrose\n",
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("cannot save the transcript to /nonexistent-folder/x.log"),
+        "{err}"
+    );
+    assert!(!out.contains("Connected to"), "{out}");
+}
+
+#[test]
+fn telnet_stopped_by_sigterm_keeps_its_transcript() {
+    let s = start_demo();
+    let dir = common::TempDir::new("telnet-term");
+    let log = dir.path().join("session.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailwire"))
+        .args(["telnet", &s.pop3.to_string(), "--save"])
+        .arg(&log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The input stays open: the session waits for more commands.
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"user mrose\n").unwrap();
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("+OK send PASS for mrose")
+    {
+        assert!(
+            start.elapsed() < LIMIT,
+            "the transcript never got the reply"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: signals the child this test started, which has not been reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Interrupted (a stop signal)"), "{stdout}");
+    let saved = std::fs::read_to_string(&log).unwrap();
+    assert_in_order(
+        &saved,
+        &[
+            "mailwire telnet log",
+            "+OK POP3 server ready",
+            "user mrose\r\n",
+            "+OK send PASS",
+        ],
+    );
+    drop(input);
+}

@@ -109,6 +109,10 @@ impl Pace {
 
 /// Runs a raw session: `input` lines go to the server, its bytes go to `output`.
 /// `input` is read on its own thread, which may outlive the session while blocked.
+///
+/// The transcript file, when asked for, is created before connecting (a bad path is
+/// reported at once) and written as the session goes, so an interrupted session keeps
+/// everything up to the interruption.
 pub fn run_telnet_session(
     config: TelnetConfig,
     input: impl BufRead + Send + 'static,
@@ -118,26 +122,76 @@ pub fn run_telnet_session(
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let mut log = Vec::new();
-    let started = chrono::Local::now().format("%Y.%m.%d %H:%M:%S");
-    let header = format!(
-        "=~=~=~=~=~=~=~=~=~=~=~= mailwire telnet log {started} =~=~=~=~=~=~=~=~=~=~=~=\r\n"
-    );
-    log.extend_from_slice(header.as_bytes());
+    let mut log = match &config.save {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .map_err(|e| format!("cannot save the transcript to {}: {e}", path.display()))?;
+            let mut log = Transcript {
+                file: std::io::BufWriter::new(file),
+                path: path.clone(),
+                failed: None,
+            };
+            let started = chrono::Local::now().format("%Y.%m.%d %H:%M:%S");
+            log.record(
+                format!(
+                    "=~=~=~=~=~=~=~=~=~=~=~= mailwire telnet log {started} \
+                     =~=~=~=~=~=~=~=~=~=~=~=\r\n"
+                )
+                .as_bytes(),
+            );
+            Some(log)
+        }
+        None => None,
+    };
     let result = runtime.block_on(session(&config, input, &mut output, &mut log));
-    if let Some(path) = &config.save {
-        std::fs::write(path, &log)
-            .map_err(|e| format!("cannot save the transcript to {}: {e}", path.display()))?;
+    if let Some(log) = log {
+        let path = log.path.clone();
+        log.finish()?;
         let _ = writeln!(output, "Transcript saved to {}.", path.display());
     }
     result
+}
+
+/// The transcript file, written as the session goes.
+struct Transcript {
+    file: std::io::BufWriter<std::fs::File>,
+    path: PathBuf,
+    /// The first write error (the session goes on; it is reported at the end).
+    failed: Option<std::io::Error>,
+}
+
+impl Transcript {
+    fn record(&mut self, bytes: &[u8]) {
+        if self.failed.is_none()
+            && let Err(e) = self.file.write_all(bytes).and_then(|()| self.file.flush())
+        {
+            self.failed = Some(e);
+        }
+    }
+
+    fn finish(mut self) -> Result<(), String> {
+        let flushed = self.file.flush();
+        match self.failed.take().map_or(flushed, Err) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(format!(
+                "cannot save the transcript to {}: {e}",
+                self.path.display()
+            )),
+        }
+    }
+}
+
+fn record(log: &mut Option<Transcript>, bytes: &[u8]) {
+    if let Some(log) = log {
+        log.record(bytes);
+    }
 }
 
 async fn session(
     config: &TelnetConfig,
     input: impl BufRead + Send + 'static,
     output: &mut impl Write,
-    log: &mut Vec<u8>,
+    log: &mut Option<Transcript>,
 ) -> Result<(), String> {
     let stream = connect_tcp(&config.addr, config.connect_timeout)
         .await
@@ -157,6 +211,8 @@ async fn session(
     let mut buf = vec![0u8; 16 * 1024];
     let mut at_line_start = true;
     let mut linger_until: Option<tokio::time::Instant> = None;
+    let stop = stop_signal();
+    tokio::pin!(stop);
     let ending = loop {
         if !input_open && pending.is_empty() && linger_until.is_none() {
             let _ = writer.shutdown().await;
@@ -171,7 +227,7 @@ async fn session(
                     break Ending::ServerClosed;
                 };
                 show(output, bytes)?;
-                log.extend_from_slice(bytes);
+                record(log, bytes);
                 at_line_start = bytes.ends_with(b"\n");
                 pace.heard(tokio::time::Instant::now());
             }
@@ -186,21 +242,45 @@ async fn session(
                 if config.echo_input {
                     show(output, &sent)?;
                 }
-                log.extend_from_slice(&sent);
+                record(log, &sent);
                 at_line_start = true;
                 pace.sent(tokio::time::Instant::now());
             }
             () = linger => break Ending::Lingered,
-            _ = tokio::signal::ctrl_c() => break Ending::Interrupted,
+            () = &mut stop => break Ending::Interrupted,
         }
     };
     let newline = if at_line_start { "" } else { "\n" };
     let farewell = match ending {
         Ending::ServerClosed => "Connection closed by the server.",
         Ending::Lingered => "Input ended; the server did not close the connection, closing it.",
-        Ending::Interrupted => "Interrupted; closing the connection.",
+        Ending::Interrupted => "Interrupted (a stop signal); closing the connection.",
     };
     show(output, format!("{newline}{farewell}\n").as_bytes())
+}
+
+/// Ends at Ctrl-C, SIGTERM or SIGHUP (the terminal closed).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Sleeps until `deadline`, or forever without one.
