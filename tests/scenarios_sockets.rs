@@ -6,9 +6,13 @@ use mailwire::scenario::{self, format};
 
 fn normalized(text: &str) -> String {
     text.lines()
-        .map(|l| match l.find(" with ESMTP id ") {
-            Some(at) => format!("{} with ESMTP id <n>;", &l[..at]),
-            None => l.to_string(),
+        .map(|l| {
+            for with in [" with ESMTP id ", " with SMTP id "] {
+                if let Some(at) = l.find(with) {
+                    return format!("{}{with}<n>;", &l[..at]);
+                }
+            }
+            l.to_string()
         })
         .collect::<Vec<_>>()
         .join("\n")

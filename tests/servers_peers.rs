@@ -80,7 +80,7 @@ p.user("bob"); p.pass_("builder")
 count, size = p.stat()
 resp, lines, octets = p.retr(count)
 text = b"\r\n".join(lines).decode()
-print("has-received", text.startswith("Received: from pluto"))
+print("has-trace", text.startswith("Return-Path: <alice@localhost>\r\nReceived: from pluto"))
 print("body-ok", text.endswith("Subject: dots\r\n\r\n.starts with a dot\r\n..two dots\r\n.\r\nlast line"))
 print("dele", p.dele(count).decode())
 print("quit", p.quit().decode())
@@ -92,7 +92,7 @@ print("quit", p.quit().decode())
         "{out}"
     );
     assert!(out.contains("refused {}"), "{out}");
-    assert!(out.contains("has-received True"), "{out}");
+    assert!(out.contains("has-trace True"), "{out}");
     assert!(out.contains("body-ok True"), "{out}");
     assert!(out.contains("dele +OK message"), "{out}");
     assert_eq!(
@@ -120,6 +120,44 @@ with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20) as s:
     assert!(out.contains("nobody (550, b'5.1.1"), "{out}");
     assert!(out.contains("remote (550, b'5.7.1"), "{out}");
     assert!(out.contains("bob (250, b'2.1.5"), "{out}");
+}
+
+#[test]
+fn smtplib_mail_to_postmaster_is_accepted_and_stored_with_its_return_path() {
+    let s = start_demo();
+    // Postmaster's mail goes to the user whose name sorts first.
+    let users = std::fs::read_to_string(s.data().join("users.txt")).unwrap();
+    let first = users
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .min()
+        .unwrap()
+        .to_string();
+    let before = s.maildir_files(&first).len();
+    let out = python(
+        r#"
+import smtplib, sys
+with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20) as s:
+    print("helo", s.helo("pluto"))
+    print("sendmail", s.sendmail("root@pluto.example", ["Postmaster"], "Subject: hi\r\n\r\nabuse report\r\n"))
+"#,
+        &[s.smtp.port().to_string()],
+    );
+    // RFC 5321 4.5.1: <postmaster> without a domain must be accepted.
+    assert!(out.contains("sendmail {}"), "{out}");
+    let files = s.maildir_files(&first);
+    assert_eq!(files.len(), before + 1, "{out}");
+    let stored = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .find(|m| m.contains("abuse report"))
+        .unwrap();
+    // RFC 5321 4.4: final delivery puts the envelope sender first; HELO means "with SMTP".
+    assert!(
+        stored.starts_with("Return-Path: <root@pluto.example>\r\nReceived: from pluto "),
+        "{stored}"
+    );
+    assert!(stored.contains(" with SMTP id "), "{stored}");
 }
 
 #[test]
@@ -181,7 +219,10 @@ fn curl_pop3_and_smtp() {
     );
     assert!(message.contains("Subject: via curl"), "{message}");
     assert!(message.contains("Hello from curl."), "{message}");
-    assert!(message.starts_with("Received: from "), "{message}");
+    assert!(
+        message.starts_with("Return-Path: <alice@localhost>\r\nReceived: from "),
+        "{message}"
+    );
 }
 
 #[test]

@@ -11,6 +11,7 @@ use super::driver::{Goodbye, Machine, Responder, Step, drive, peer_text};
 use super::{EventKind, Protocol, ServerConfig, Shared};
 use crate::proto::smtp::{
     Envelope, SmtpConfig, SmtpEvent, SmtpOutput, SmtpRequest, SmtpServer, received_header,
+    return_path_header,
 };
 use crate::store::Store;
 
@@ -112,13 +113,26 @@ impl SmtpBackend {
     pub fn answer(&mut self, machine: &mut SmtpServer, request: SmtpRequest) {
         match request {
             SmtpRequest::CheckRecipient { user, .. } => {
-                machine.answer_recipient(self.store.user_exists(&user));
+                machine.answer_recipient_mailbox(self.mailbox_for(&user));
             }
             SmtpRequest::Deliver { envelope, content } => {
                 let id = self.next_id();
                 machine.answer_delivery(self.deliver(&id, &envelope, &content));
             }
         }
+    }
+
+    /// The mailbox mail for `user` goes to: the user's own; for `postmaster`, which RFC 5321
+    /// (section 4.5.1) says every server must accept, the user whose name sorts first unless
+    /// a user of that name exists. `None`: no such recipient.
+    pub fn mailbox_for(&self, user: &str) -> Option<String> {
+        if self.store.user_exists(user) {
+            return Some(user.to_string());
+        }
+        if user.eq_ignore_ascii_case("postmaster") {
+            return self.store.users().next().map(str::to_string);
+        }
+        None
     }
 
     /// The id of the next delivery for the Received header: session and count, in hex.
@@ -135,9 +149,12 @@ impl SmtpBackend {
             .fixed_date
             .clone()
             .unwrap_or_else(|| chrono::Utc::now().to_rfc2822());
-        let header = received_header(&helo, &self.peer, &self.hostname, id, &date);
+        let protocol = if envelope.esmtp { "ESMTP" } else { "SMTP" };
+        let header = received_header(&helo, &self.peer, &self.hostname, protocol, id, &date);
+        let return_path = return_path_header(&envelope.reverse_path);
         let users: Vec<String> = envelope.recipients.iter().map(|r| r.user.clone()).collect();
-        let mut message = Vec::with_capacity(header.len() + content.len());
+        let mut message = Vec::with_capacity(return_path.len() + header.len() + content.len());
+        message.extend_from_slice(return_path.as_bytes());
         message.extend_from_slice(header.as_bytes());
         message.extend_from_slice(content);
         self.store

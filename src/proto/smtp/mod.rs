@@ -4,7 +4,8 @@
 //! - [`reply`]: reply codes and text, and their wire form;
 //! - [`server`]: [`SmtpServer`], the sans-IO session (bytes in; replies, events and
 //!   requests out);
-//! - [`received_header`]: the trace header the driver adds to delivered mail.
+//! - [`received_header`], [`return_path_header`]: the trace lines the driver puts on top of
+//!   delivered mail.
 
 pub mod client;
 pub mod command;
@@ -13,7 +14,7 @@ pub mod reply;
 pub mod server;
 
 pub use command::{Command, Path, Verb};
-pub use header::received_header;
+pub use header::{received_header, return_path_header};
 pub use reply::Reply;
 pub use server::{
     Envelope, Recipient, SmtpConfig, SmtpEvent, SmtpOutput, SmtpRequest, SmtpServer, SmtpState,

@@ -97,6 +97,8 @@ pub struct Recipient {
 pub struct Envelope {
     /// The domain given with HELO/EHLO.
     pub helo: Option<String>,
+    /// The client greeted with EHLO (the Received header then says `with ESMTP`).
+    pub esmtp: bool,
     /// The sender from MAIL FROM, without angle brackets; `""` for the null path `<>`.
     pub reverse_path: String,
     /// Recipients accepted so far, in order, without duplicates.
@@ -178,6 +180,7 @@ pub struct SmtpServer {
     outputs: VecDeque<SmtpOutput>,
     pending: Option<Pending>,
     helo: Option<String>,
+    esmtp: bool,
     envelope: Option<Envelope>,
     content: Content,
 }
@@ -193,6 +196,7 @@ impl SmtpServer {
             outputs: VecDeque::new(),
             pending: None,
             helo: None,
+            esmtp: false,
             envelope: None,
             content: Content::default(),
         };
@@ -244,19 +248,27 @@ impl SmtpServer {
 
     /// Answers [`SmtpRequest::CheckRecipient`]: whether the user exists.
     pub fn answer_recipient(&mut self, known: bool) {
-        if !matches!(self.pending, Some(Pending::Recipient(_))) {
-            return;
-        }
-        let Some(Pending::Recipient(recipient)) = self.pending.take() else {
+        let user = match &self.pending {
+            Some(Pending::Recipient(r)) => r.user.clone(),
+            _ => return,
+        };
+        self.answer_recipient_mailbox(known.then_some(user));
+    }
+
+    /// Like [`Self::answer_recipient`], naming the mailbox the mail goes to (`None`: no such
+    /// recipient), which may differ from the address's user: `postmaster` is an alias.
+    pub fn answer_recipient_mailbox(&mut self, mailbox: Option<String>) {
+        let Some(Pending::Recipient(mut recipient)) = self.pending.take() else {
             return;
         };
-        if !known {
+        let Some(mailbox) = mailbox else {
             self.reply(Reply::new(
                 550,
                 format!("5.1.1 <{}>: no such user here", recipient.address),
             ));
             return;
-        }
+        };
+        recipient.user = mailbox;
         let address = recipient.address.clone();
         if let Some(envelope) = self.envelope.as_mut() {
             let duplicate = envelope
@@ -386,7 +398,7 @@ impl SmtpServer {
             Command::Helo(domain) => {
                 let host = &self.config.hostname;
                 let reply = Reply::new(250, format!("{host} Hello {domain}"));
-                self.greeted(domain, reply);
+                self.greeted(domain, false, reply);
             }
             Command::Ehlo(domain) => {
                 let host = &self.config.hostname;
@@ -400,7 +412,7 @@ impl SmtpServer {
                         "ENHANCEDSTATUSCODES".to_string(),
                     ],
                 );
-                self.greeted(domain, reply);
+                self.greeted(domain, true, reply);
             }
             Command::Mail(mail) => {
                 let too_big = mail
@@ -420,6 +432,7 @@ impl SmtpServer {
                 self.reply(Reply::new(250, format!("2.1.0 Sender <{sender}> OK")));
                 self.envelope = Some(Envelope {
                     helo: self.helo.clone(),
+                    esmtp: self.esmtp,
                     reverse_path: sender,
                     recipients: Vec::new(),
                 });
@@ -482,9 +495,10 @@ impl SmtpServer {
     }
 
     /// HELO/EHLO accepted: a new session start, any transaction is dropped.
-    fn greeted(&mut self, domain: String, reply: Reply) {
+    fn greeted(&mut self, domain: String, esmtp: bool, reply: Reply) {
         self.reply(reply);
         self.helo = Some(domain);
+        self.esmtp = esmtp;
         self.envelope = None;
         self.set_state(SmtpState::Ready);
     }
@@ -551,6 +565,7 @@ impl SmtpServer {
         } else {
             let envelope = self.envelope.clone().unwrap_or(Envelope {
                 helo: self.helo.clone(),
+                esmtp: self.esmtp,
                 reverse_path: String::new(),
                 recipients: Vec::new(),
             });

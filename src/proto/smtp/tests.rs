@@ -174,6 +174,7 @@ fn seed_001_session() {
         vec![(
             Envelope {
                 helo: Some("iit.edu".into()),
+                esmtp: false,
                 reverse_path: "ag@iit.edu".into(),
                 recipients: vec![recipient("gb@iit.edu", "gb")],
             },
@@ -374,6 +375,7 @@ fn rset_resets_the_transaction_but_keeps_helo() {
         vec![(
             Envelope {
                 helo: Some("iit.edu".into()),
+                esmtp: false,
                 reverse_path: "x@iit.edu".into(),
                 recipients: vec![recipient("alice@iit.edu", "alice")],
             },
@@ -722,6 +724,7 @@ fn events_of_one_command_come_in_order() {
     let outputs: Vec<SmtpOutput> = std::iter::from_fn(|| server.poll_output()).collect();
     let envelope = Envelope {
         helo: Some("c".into()),
+        esmtp: false,
         reverse_path: "a@localhost".into(),
         recipients: vec![recipient("gb@localhost", "gb")],
     };
