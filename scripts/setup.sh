@@ -34,7 +34,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 command -v cargo >/dev/null || {
-  echo "setup: cargo not found. Install Rust 1.85 or newer (https://rustup.rs), then run this again." >&2
+  echo "setup: cargo not found. Install Rust 1.89 or newer (https://rustup.rs), then run this again." >&2
   exit 1
 }
 echo "setup: all set"

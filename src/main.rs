@@ -173,8 +173,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 .name("transcript-log".into())
                 .spawn(move || {
                     for event in rx {
-                        if let Some(line) = servers::transcript_line(&event) {
-                            println!("{line}");
+                        // Stdout closed (`mailwire serve | head`): stop logging, keep serving.
+                        if let Some(line) = servers::transcript_line(&event)
+                            && !say(line)
+                        {
+                            break;
                         }
                     }
                 })
@@ -184,19 +187,26 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let stop = stop_signal()?;
         let running = servers::start(Arc::new(store), config, pop3, smtp, events)
             .map_err(|e| format!("cannot start the servers: {e}"))?;
-        println!(
+        say(format!(
             "POP3 on {}, SMTP on {}. Ctrl-C stops.",
             running.pop3_addr(),
             running.smtp_addr()
-        );
+        ));
         if args.allow_remote {
-            println!("warning: other computers may connect; passwords travel in clear text.");
+            say("warning: other computers may connect; passwords travel in clear text.");
         }
         stop.await;
-        println!("shutting down...");
+        say("shutting down...");
         running.shutdown().await;
         Ok(())
     })
+}
+
+/// Prints a line on stdout; `false` if stdout is gone (a closed pipe), which is no reason to
+/// stop the servers.
+fn say(text: impl std::fmt::Display) -> bool {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{text}").is_ok()
 }
 
 fn open_store(data: Option<&std::path::Path>) -> Result<Store, String> {
@@ -209,11 +219,14 @@ fn open_store(data: Option<&std::path::Path>) -> Result<Store, String> {
             let fresh = !dir.join("users.txt").exists();
             let store = store::create_demo(&dir).map_err(|e| e.to_string())?;
             if fresh {
-                println!("created a demo data directory in {}", dir.display());
+                say(format!(
+                    "created a demo data directory in {}",
+                    dir.display()
+                ));
             } else {
-                println!("using the data directory {}", dir.display());
+                say(format!("using the data directory {}", dir.display()));
             }
-            println!("users: mrose/tanstaaf, alice/wonderland, bob/builder, student/student");
+            say("users: mrose/tanstaaf, alice/wonderland, bob/builder, student/student");
             Ok(store)
         }
     }

@@ -333,3 +333,43 @@ fn a_client_that_stops_reading_does_not_keep_the_maildrop_locked() {
     }
     drop(greedy);
 }
+
+#[test]
+fn serve_keeps_serving_when_its_output_pipe_closes() {
+    let home = TempDir::new("home-pipe");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--pop3", "127.0.0.1:0", "--smtp", "127.0.0.1:0"])
+        .env("HOME", home.path())
+        .env_remove("XDG_DATA_HOME")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut pop3 = None;
+    while pop3.is_none() {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "no banner");
+        pop3 = line
+            .strip_prefix("POP3 on ")
+            .and_then(|rest| rest.split(',').next())
+            .map(|a| a.parse::<std::net::SocketAddr>().unwrap());
+    }
+    // Like `mailwire serve | head -3`: the reader goes away.
+    drop(out);
+    for _ in 0..3 {
+        let mut c = Raw::connect(pop3.unwrap());
+        assert!(c.line().starts_with("+OK"));
+        c.cmd("USER mrose");
+        assert!(c.cmd("PASS tanstaaf").starts_with("+OK"));
+        assert!(c.cmd("QUIT").starts_with("+OK"));
+    }
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: signals the child this test started, which has not been reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = wait(&mut child, Duration::from_secs(10));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -123,7 +123,7 @@ impl fmt::Display for StoreError {
                     io::ErrorKind::NotFound => write!(
                         f,
                         " Check that the path exists; `mailwire serve` creates demo data and \
-                         `mailwire import` converts the assignment's folders."
+                         `mailwire import-assignment` converts the assignment's folders."
                     ),
                     io::ErrorKind::PermissionDenied => write!(
                         f,
@@ -450,7 +450,7 @@ mod tests {
         assert!(matches!(err, StoreError::Io { .. }));
         assert!(msg.starts_with("Could not read the users file "), "{msg}");
         assert!(msg.contains("users.txt"), "{msg}");
-        assert!(msg.contains("mailwire import"), "{msg}");
+        assert!(msg.contains("mailwire import-assignment"), "{msg}");
     }
 
     #[test]
