@@ -46,6 +46,10 @@ enum Cmd {
     /// Read a pcap/pcapng capture and print each TCP connection's POP3/SMTP transcript with
     /// the frames that carried every command and reply.
     Open(mailwire::decode::open::OpenArgs),
+    /// Watch your own programs live (your client and server, Thunderbird): capture the TCP
+    /// ports you name and print every command and reply as it crosses the wire. Needs root
+    /// or CAP_NET_RAW.
+    Watch(mailwire::decode::watch::WatchArgs),
     /// The assignment's console mail client: Manage Mail (POP3) and Send Mail (SMTP).
     Client(mailwire::client::cli::ClientArgs),
     /// Type POP3 or SMTP commands by hand and see every byte the server sends (like PuTTY).
@@ -112,6 +116,7 @@ fn main() -> ExitCode {
         Some(Cmd::Serve(args)) => serve(args),
         Some(Cmd::ImportAssignment { src, data }) => import(&src, &data),
         Some(Cmd::Open(args)) => mailwire::decode::open::run_open(args),
+        Some(Cmd::Watch(args)) => mailwire::decode::watch::run_watch(args),
         Some(Cmd::Client(args)) => mailwire::client::cli::run_client(args),
         Some(Cmd::Telnet(args)) => mailwire::client::cli::run_telnet(args),
         Some(Cmd::Run(args)) => mailwire::scenario::cli::run(args),

@@ -20,6 +20,7 @@ pub mod open;
 pub mod stream;
 pub mod tree;
 pub mod units;
+pub mod watch;
 
 pub use analyzer::{Analyzer, Carrier, Connection, Frame, Pushed, Segment, Unit, analyze};
 pub use error::{DecodeError, Problem};

@@ -242,7 +242,7 @@ pub fn segment_line(analyzer: &Analyzer, f: usize) -> Option<String> {
     ))
 }
 
-fn unit_line(out: &mut String, analyzer: &Analyzer, u: &Unit, previous: Option<&Unit>) {
+pub(crate) fn unit_line(out: &mut String, analyzer: &Analyzer, u: &Unit, previous: Option<&Unit>) {
     let mut attrs: Vec<String> = Vec::new();
     match u.kind {
         UnitKind::Command | UnitKind::Reply => {}
