@@ -64,11 +64,13 @@ struct ServeArgs {
     /// user data folder, created on first run.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Address of the POP3 server (port 110 needs root or CAP_NET_BIND_SERVICE).
-    #[arg(long, default_value = "127.0.0.1:1110")]
+    /// Address of the POP3 server, IP:PORT or localhost:PORT; port 0 takes a free one
+    /// (port 110 needs root or CAP_NET_BIND_SERVICE).
+    #[arg(long, default_value = "127.0.0.1:1110", value_parser = listen_address)]
     pop3: SocketAddr,
-    /// Address of the SMTP server (port 25 needs root or CAP_NET_BIND_SERVICE).
-    #[arg(long, default_value = "127.0.0.1:2525")]
+    /// Address of the SMTP server, IP:PORT or localhost:PORT; port 0 takes a free one
+    /// (port 25 needs root or CAP_NET_BIND_SERVICE).
+    #[arg(long, default_value = "127.0.0.1:2525", value_parser = listen_address)]
     smtp: SocketAddr,
     /// Allow addresses other than loopback. Passwords and mail then cross the network in
     /// clear text.
@@ -204,6 +206,23 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         say("shutting down...");
         running.shutdown().await;
         Ok(())
+    })
+}
+
+/// A listening address as typed: `IP:PORT`, `[IPv6]:PORT` or `localhost:PORT` (the IPv4
+/// loopback; no name lookup).
+fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    if let Some(port) = text.strip_prefix("localhost:") {
+        return port
+            .parse::<u16>()
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .map_err(|_| format!("\"{port}\" is not a port number (0 to 65535)"));
+    }
+    text.parse().map_err(|_| {
+        format!(
+            "\"{text}\" is not an address to listen on: write IP:PORT (127.0.0.1:1110, \
+             [::1]:1110) or localhost:PORT"
+        )
     })
 }
 

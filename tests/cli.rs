@@ -20,7 +20,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_mailwire");
 fn first_run_creates_demo_data_serves_it_and_stops_on_sigterm() {
     let home = TempDir::new("home");
     let mut child = Command::new(BIN)
-        .args(["serve", "--pop3", "127.0.0.1:0", "--smtp", "127.0.0.1:0"])
+        .args(["serve", "--pop3", "localhost:0", "--smtp", "127.0.0.1:0"])
         .env("HOME", home.path())
         .env_remove("XDG_DATA_HOME")
         .stdout(Stdio::piped())

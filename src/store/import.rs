@@ -44,6 +44,15 @@ const ASSIGNMENT_HEADERS: [&str; 4] = ["From", "To", "Subject", "Received"];
 /// different one in `User.txt` is reported as a warning). A mail missing its final `.` line
 /// at the end of the file is imported anyway, with a warning.
 pub fn import_assignment(src: &Path, data: &Path) -> Result<ImportReport, StoreError> {
+    if !src.is_dir() {
+        return Err(StoreError::Import {
+            path: src.to_path_buf(),
+            line: 0,
+            problem: "there is no such folder; give the folder that holds User.txt and a \
+                      folder per user"
+                .to_string(),
+        });
+    }
     let Some(users_path) = find_file(src, "User.txt")? else {
         return Err(StoreError::Import {
             path: src.join("User.txt"),
@@ -211,6 +220,21 @@ mod tests {
         (0..drop.messages().len())
             .map(|i| String::from_utf8(drop.read(i).unwrap()).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn a_missing_folder_is_named() {
+        let dir = TempDir::new();
+        let missing = dir.path().join("nosuch");
+        let err = import_assignment(&missing, &dir.path().join("data")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "Cannot import {}: there is no such folder; give the folder that holds User.txt \
+                 and a folder per user.",
+                missing.display()
+            )
+        );
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub enum ParseError {
         keyword: &'static str,
         text: String,
     },
+    /// TOP's second argument is not a line count (0 or more).
+    BadLineCount {
+        text: String,
+    },
     TooManyArguments {
         keyword: &'static str,
     },
@@ -49,6 +53,9 @@ impl fmt::Display for ParseError {
             Self::MissingArgument { keyword, what } => write!(f, "{keyword} needs {what}"),
             Self::BadNumber { keyword, text } => {
                 write!(f, "{keyword}: \"{text}\" is not a message number")
+            }
+            Self::BadLineCount { text } => {
+                write!(f, "TOP: \"{text}\" is not a line count (0 or more)")
             }
             Self::TooManyArguments { keyword } => write!(f, "{keyword}: too many arguments"),
         }
@@ -103,7 +110,7 @@ impl Command {
             "TOP" => match args.as_slice() {
                 [msg, lines] => Command::Top {
                     msg: number("TOP", msg)?,
-                    lines: number("TOP", lines)?,
+                    lines: line_count(lines)?,
                 },
                 [] | [_] => {
                     return Err(ParseError::MissingArgument {
@@ -213,9 +220,38 @@ fn number(keyword: &'static str, text: &str) -> Result<u32, ParseError> {
     text.parse().map_err(|_| bad())
 }
 
+/// TOP's line count: digits only; a count beyond `u32` means "all of them".
+fn line_count(text: &str) -> Result<u32, ParseError> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ParseError::BadLineCount {
+            text: text.chars().take(20).collect(),
+        });
+    }
+    Ok(text.parse().unwrap_or(u32::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_line_counts() {
+        assert_eq!(
+            Command::parse(b"TOP 1 -1").map_err(|e| e.to_string()),
+            Err("TOP: \"-1\" is not a line count (0 or more)".to_string())
+        );
+        assert_eq!(
+            Command::parse(b"TOP 1 99999999999999"),
+            Ok(Command::Top {
+                msg: 1,
+                lines: u32::MAX
+            })
+        );
+        assert_eq!(
+            Command::parse(b"TOP x 1").map_err(|e| e.to_string()),
+            Err("TOP: \"x\" is not a message number".to_string())
+        );
+    }
 
     #[test]
     fn parses_commands_case_insensitively() {
