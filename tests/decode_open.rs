@@ -202,6 +202,22 @@ fn a_truncated_file_prints_what_was_read_then_the_error() {
         "{err}"
     );
     assert!(err.contains("libpcap says \"truncated dump file"), "{err}");
+    // Where the cut record starts: the file header, then 31 records of 16 + length bytes.
+    let frames = demo_capture();
+    let start: usize = 24
+        + frames
+            .iter()
+            .take(31)
+            .map(|p| 16 + p.data.len())
+            .sum::<usize>();
+    assert!(
+        err.contains(&format!(
+            "its record starts at byte {start} of the {}-byte file, which ends {} bytes later",
+            bytes.len(),
+            bytes.len() - start
+        )),
+        "{err}"
+    );
     assert!(
         stdout(&o).contains("C: QUIT"),
         "what was read is still shown"

@@ -17,6 +17,8 @@ pub struct FileError {
     pub packet: Option<usize>,
     /// libpcap's own words.
     pub libpcap: String,
+    /// For a classic pcap file: where the failing record starts, and the file's size.
+    pub at: Option<(u64, u64)>,
 }
 
 impl fmt::Display for FileError {
@@ -28,13 +30,23 @@ impl fmt::Display for FileError {
                 "cannot read the capture file {path}: libpcap says \"{}\"",
                 self.libpcap
             ),
-            Some(n) => write!(
-                f,
-                "cannot read packet {n} of the capture file {path} (the {} before it were \
-                 read): libpcap says \"{}\"",
-                n.saturating_sub(1),
-                self.libpcap
-            ),
+            Some(n) => {
+                write!(
+                    f,
+                    "cannot read packet {n} of the capture file {path} (the {} before it were \
+                     read)",
+                    n.saturating_sub(1),
+                )?;
+                if let Some((offset, size)) = self.at {
+                    write!(
+                        f,
+                        ": its record starts at byte {offset} of the {size}-byte file, which \
+                         ends {} bytes later",
+                        size.saturating_sub(offset)
+                    )?;
+                }
+                write!(f, "; libpcap says \"{}\"", self.libpcap)
+            }
         }
     }
 }
@@ -65,6 +77,8 @@ pub struct CaptureFile {
     path: PathBuf,
     read: usize,
     failed: bool,
+    /// Classic pcap only (fixed-size headers): where the next record starts, and the size.
+    offset: Option<(u64, u64)>,
 }
 
 impl fmt::Debug for CaptureFile {
@@ -77,6 +91,26 @@ impl fmt::Debug for CaptureFile {
     }
 }
 
+/// The global header of a classic pcap file, and the header of each of its records.
+const CLASSIC_HEADER: u64 = 24;
+const CLASSIC_RECORD_HEADER: u64 = 16;
+
+/// The size of `path` if it is a classic pcap file (by its magic number; pcapng blocks vary
+/// in size, so offsets are only followed for classic files).
+fn classic_pcap_size(path: &Path) -> Option<u64> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut magic = [0u8; 4];
+    file.read_exact(&mut magic).ok()?;
+    let classic = matches!(
+        u32::from_le_bytes(magic),
+        0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1
+    );
+    classic
+        .then(|| file.metadata().ok().map(|m| m.len()))
+        .flatten()
+}
+
 impl CaptureFile {
     /// Opens a pcap or pcapng file.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, FileError> {
@@ -85,14 +119,17 @@ impl CaptureFile {
             path: path.clone(),
             packet: None,
             libpcap: libpcap_words(&e),
+            at: None,
         })?;
         let link = LinkType(cap.get_datalink().0);
+        let offset = classic_pcap_size(&path).map(|size| (CLASSIC_HEADER, size));
         Ok(CaptureFile {
             cap,
             link,
             path,
             read: 0,
             failed: false,
+            offset,
         })
     }
 
@@ -121,6 +158,9 @@ impl CaptureFile {
         match self.cap.next_packet() {
             Ok(p) => {
                 self.read += 1;
+                if let Some((offset, _)) = &mut self.offset {
+                    *offset += CLASSIC_RECORD_HEADER + u64::from(p.header.caplen);
+                }
                 let ts = &p.header.ts;
                 // time_t and suseconds_t are narrower than i64 on some platforms.
                 #[allow(clippy::useless_conversion)]
@@ -140,6 +180,7 @@ impl CaptureFile {
                     path: self.path.clone(),
                     packet: Some(self.read + 1),
                     libpcap: libpcap_words(&e),
+                    at: self.offset,
                 })
             }
         }
