@@ -98,12 +98,13 @@ impl Store {
     /// (the caller removes duplicates).
     ///
     /// All names are checked first (nothing is written for a bad or unknown one). Then for
-    /// each user: write `DATA/<user>/Maildir/tmp/<unique>` and sync it; then move each copy
-    /// into `new/` (never replacing an existing file) and sync `new/`. Returns the paths in
-    /// `new/`, in the order of `users`, only once every copy is on disk.
+    /// each user: write a copy and sync it, unnamed in `new/` (Linux `O_TMPFILE`) or, where
+    /// the file system cannot, as `DATA/<user>/Maildir/tmp/<unique>`; then give each copy
+    /// its name in `new/` (never replacing an existing file) and sync `new/`. Returns the
+    /// paths in `new/`, in the order of `users`, only once every copy is on disk.
     ///
-    /// On failure the files this call left in `tmp/` are removed and the error is returned;
-    /// copies already moved into `new/` stay delivered (the caller may report them).
+    /// On failure the copies not yet published are discarded and the error is returned;
+    /// copies already in `new/` stay delivered (the caller may report them).
     pub fn deliver(&self, users: &[String], content: &[u8]) -> Result<Vec<PathBuf>, StoreError> {
         let mut maildirs = Vec::with_capacity(users.len());
         for user in users {
@@ -112,19 +113,19 @@ impl Store {
         let disk_len = content.len() as u64;
         let crlf_len = disk_len + bare_lf_count(content);
 
-        // Phase 1: every copy written and synced in tmp/.
-        let mut staged: Vec<(PathBuf, PathBuf, PathBuf)> = Vec::with_capacity(users.len());
+        // Phase 1: every copy written and synced, not yet visible.
+        let mut staged: Vec<(Staged, PathBuf, PathBuf)> = Vec::with_capacity(users.len());
         for (user, maildir) in users.iter().zip(&maildirs) {
             match self
                 .ensure_maildir(user)
-                .and_then(|_| write_tmp(maildir, content, disk_len, crlf_len))
+                .and_then(|_| stage(maildir, content, disk_len, crlf_len))
             {
-                Ok((tmp, name)) => {
+                Ok((copy, name)) => {
                     let new = maildir.join("new").join(name);
-                    staged.push((tmp, new, maildir.join("new")));
+                    staged.push((copy, new, maildir.join("new")));
                 }
                 Err(e) => {
-                    remove_tmp_files(staged.iter().map(|s| &s.0));
+                    discard(staged.into_iter().map(|s| s.0));
                     return Err(e);
                 }
             }
@@ -132,17 +133,16 @@ impl Store {
 
         // Phase 2: each copy moved into new/, and new/ synced.
         let mut delivered = Vec::with_capacity(staged.len());
-        for (i, (tmp, new, new_dir)) in staged.iter().enumerate() {
-            let step = publish(tmp, new)
-                .map_err(StoreError::io(new, "move the message from tmp/ into"))
-                .and_then(|()| {
-                    sync_dir(new_dir).map_err(StoreError::io(new_dir, "sync the folder"))
-                });
+        let mut rest = staged.into_iter();
+        while let Some((copy, new, new_dir)) = rest.next() {
+            let step = publish_copy(copy, &new, content).and_then(|()| {
+                sync_dir(&new_dir).map_err(StoreError::io(&new_dir, "sync the folder"))
+            });
             if let Err(e) = step {
-                remove_tmp_files(staged.iter().skip(i).map(|s| &s.0));
+                discard(rest.map(|s| s.0));
                 return Err(e);
             }
-            delivered.push(new.clone());
+            delivered.push(new);
         }
         Ok(delivered)
     }
@@ -452,6 +452,123 @@ fn write_tmp(
     }
 }
 
+/// One copy of a message, written and synced, before it is published in `new/`.
+enum Staged {
+    /// A file in `tmp/` (the classic Maildir way).
+    Named(PathBuf),
+    /// An unnamed file in `new/` (Linux `O_TMPFILE`): it has no name to lock `tmp/` for,
+    /// to clean up after a failure, or to leave behind after a crash.
+    #[cfg(target_os = "linux")]
+    Unnamed(File),
+}
+
+/// Writes and syncs one copy: unnamed in `new/` where the file system can, else in `tmp/`.
+/// Returns the copy and its Maildir name.
+fn stage(
+    maildir: &Path,
+    content: &[u8],
+    disk_len: u64,
+    crlf_len: u64,
+) -> Result<(Staged, String), StoreError> {
+    #[cfg(target_os = "linux")]
+    if let Some(file) = write_unnamed(&maildir.join("new"), content)? {
+        return Ok((Staged::Unnamed(file), unique_name(disk_len, crlf_len)));
+    }
+    let (tmp, name) = write_tmp(maildir, content, disk_len, crlf_len)?;
+    Ok((Staged::Named(tmp), name))
+}
+
+/// An unnamed, synced file in `dir` holding `content`, or `None` where the file system
+/// has no `O_TMPFILE`.
+#[cfg(target_os = "linux")]
+fn write_unnamed(dir: &Path, content: &[u8]) -> Result<Option<File>, StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o600)
+        .open(dir);
+    let mut file = match opened {
+        Ok(f) => f,
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(StoreError::io(dir, "create a message file in")(e)),
+    };
+    file.write_all(content)
+        .and_then(|()| file.sync_all())
+        .map_err(StoreError::io(dir, "write a message file in"))?;
+    Ok(Some(file))
+}
+
+/// Gives an unnamed file the name `new` (failing rather than replacing an existing file).
+#[cfg(target_os = "linux")]
+fn link_unnamed(file: &File, new: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::AsRawFd;
+    let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let to = CString::new(new.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in a path"))?;
+    // SAFETY: both pointers are NUL-terminated strings that live across the call.
+    let r = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Publishes one staged copy as `new`. An unnamed copy that cannot be linked (no `/proc`)
+/// is written again the classic way.
+fn publish_copy(copy: Staged, new: &Path, content: &[u8]) -> Result<(), StoreError> {
+    let moved = StoreError::io(new, "move the message from tmp/ into");
+    match copy {
+        Staged::Named(tmp) => publish(&tmp, new).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            moved(e)
+        }),
+        #[cfg(target_os = "linux")]
+        Staged::Unnamed(file) => match link_unnamed(&file, new) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(moved(e)),
+            Err(_) => {
+                let maildir = new.parent().and_then(Path::parent).unwrap_or(new);
+                let (tmp, _) = write_tmp(maildir, content, content.len() as u64, 0)?;
+                let result = publish(&tmp, new);
+                if result.is_err() {
+                    let _ = fs::remove_file(&tmp);
+                }
+                result.map_err(moved)
+            }
+        },
+    }
+}
+
+/// Drops copies that will not be delivered: named ones are removed from `tmp/` (best
+/// effort: the delivery error is the one reported); unnamed ones vanish when closed.
+fn discard(copies: impl Iterator<Item = Staged>) {
+    for copy in copies {
+        if let Staged::Named(tmp) = copy {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
 /// Moves `tmp` to `new`, failing rather than replacing an existing `new`.
 fn publish(tmp: &Path, new: &Path) -> io::Result<()> {
     match fs::hard_link(tmp, new) {
@@ -465,14 +582,6 @@ fn publish(tmp: &Path, new: &Path) -> io::Result<()> {
         // File systems without hard links: check, then rename.
         Err(_) if new.exists() => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
         Err(_) => fs::rename(tmp, new),
-    }
-}
-
-/// Removes leftover tmp/ files after a failed delivery (best effort: the delivery error is
-/// the one reported).
-fn remove_tmp_files<'a>(paths: impl Iterator<Item = &'a PathBuf>) {
-    for path in paths {
-        let _ = fs::remove_file(path);
     }
 }
 
@@ -846,6 +955,26 @@ mod tests {
         assert!(list(&dir.path().join("bob/Maildir/tmp")).is_empty());
         assert_eq!(list(&dir.path().join("alice/Maildir/new")).len(), 1);
         assert!(list(&bob_new).is_empty());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_unnamed_copy_gets_its_name_and_never_replaces_a_file() {
+        let dir = TempDir::new();
+        let Some(file) = write_unnamed(dir.path(), b"hello\r\n").unwrap() else {
+            eprintln!("skipped: this file system has no O_TMPFILE (the tmp/ way is used)");
+            return;
+        };
+        // Written and synced, but invisible until it is linked.
+        assert!(list(dir.path()).is_empty());
+        let taken = dir.path().join("taken");
+        fs::write(&taken, b"first").unwrap();
+        let err = link_unnamed(&file, &taken).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&taken).unwrap(), b"first");
+        let named = dir.path().join("named");
+        link_unnamed(&file, &named).unwrap();
+        assert_eq!(fs::read(&named).unwrap(), b"hello\r\n");
     }
 
     #[test]
