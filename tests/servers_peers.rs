@@ -404,3 +404,28 @@ fn events_are_published_for_each_session() {
         "{kinds:?}"
     );
 }
+
+#[test]
+fn a_vanished_message_file_is_reported_without_server_paths() {
+    let s = start_demo();
+    let mut c = Raw::connect(s.pop3);
+    c.line();
+    c.cmd("USER mrose");
+    assert!(c.cmd("PASS tanstaaf").starts_with("+OK"));
+    // Someone removes the files behind the session's back.
+    for f in s.maildir_files("mrose") {
+        std::fs::remove_file(f).unwrap();
+    }
+    let reply = c.cmd("RETR 1");
+    assert!(
+        reply.starts_with("-ERR [SYS/TEMP] cannot read message 1: could not "),
+        "{reply}"
+    );
+    let data = s.data().to_string_lossy().into_owned();
+    assert!(
+        !reply.contains(&data),
+        "the reply shows a server path: {reply}"
+    );
+    // The session goes on.
+    assert!(c.cmd("NOOP").starts_with("+OK"));
+}

@@ -151,14 +151,21 @@ impl Pop3Backend {
                 LoginOutcome::Accepted(listing)
             }
             Err(StoreError::InUse { .. }) => LoginOutcome::InUse,
-            Err(e) => LoginOutcome::Failed(e.to_string()),
+            Err(e) => LoginOutcome::Failed(Self::report(&e)),
         }
+    }
+
+    /// A store error: the whole of it on the server's standard error (paths and hints are
+    /// for whoever runs the server), the brief form for the reply to the client.
+    fn report(e: &StoreError) -> String {
+        eprintln!("mailwire: POP3 server: {e}");
+        e.brief()
     }
 
     /// Reads message `index` of the locked maildrop.
     pub fn fetch(&mut self, index: usize) -> Result<Vec<u8>, String> {
         let maildrop = self.maildrop.as_ref().ok_or("no maildrop is open")?;
-        maildrop.read(index).map_err(|e| e.to_string())
+        maildrop.read(index).map_err(|e| Self::report(&e))
     }
 
     /// Removes the marked messages and releases the maildrop.
@@ -167,7 +174,7 @@ impl Pop3Backend {
         maildrop
             .expunge(delete)
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| Self::report(&e))
     }
 }
 

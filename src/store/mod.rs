@@ -110,6 +110,21 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// The error without file paths or hints, for a reply that goes to a mail client (which
+    /// may be on another computer): "could not read the message file: No such file or
+    /// directory". The full text is for the server's own log.
+    pub fn brief(&self) -> String {
+        match self {
+            StoreError::Io { action, source, .. } => format!("could not {action}: {source}"),
+            StoreError::UsersFile { line, .. } => {
+                format!("the users file has an error on line {line}")
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
