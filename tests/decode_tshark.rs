@@ -28,6 +28,20 @@ fn tshark_works() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// The reference captures' folder when it and tshark are both here; otherwise says which
+/// is missing (the test then skips).
+fn captures_and_tshark() -> Option<PathBuf> {
+    let Some(dir) = reference_dir() else {
+        println!("SKIPPED: ../shared/reference-captures is not here");
+        return None;
+    };
+    if !tshark_works() {
+        println!("SKIPPED: tshark is not installed");
+        return None;
+    }
+    Some(dir)
+}
+
 fn captures(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -106,14 +120,9 @@ fn analyze(packets: &[CapturedPacket]) -> Analyzer {
 
 #[test]
 fn streams_agree_with_tshark_follow_tcp() {
-    let Some(dir) = reference_dir() else {
-        println!("SKIPPED: ../shared/reference-captures is not here");
+    let Some(dir) = captures_and_tshark() else {
         return;
     };
-    if !tshark_works() {
-        println!("SKIPPED: tshark is not installed");
-        return;
-    }
     let mut compared = 0;
     for file in captures(&dir) {
         let packets = read_all(&file).unwrap();
@@ -184,14 +193,9 @@ fn streams_agree_with_tshark_follow_tcp() {
 
 #[test]
 fn relative_numbers_and_scaled_windows_agree_with_tshark() {
-    let Some(dir) = reference_dir() else {
-        println!("SKIPPED: ../shared/reference-captures is not here");
+    let Some(dir) = captures_and_tshark() else {
         return;
     };
-    if !tshark_works() {
-        println!("SKIPPED: tshark is not installed");
-        return;
-    }
     let (mut compared, mut scaled, mut unknown) = (0, 0, 0);
     for file in captures(&dir) {
         let packets = read_all(&file).unwrap();
@@ -248,14 +252,9 @@ fn relative_numbers_and_scaled_windows_agree_with_tshark() {
 
 #[test]
 fn frames_cut_by_a_snapshot_length_keep_their_lengths_and_leave_gaps() {
-    let Some(dir) = reference_dir() else {
-        println!("SKIPPED: ../shared/reference-captures is not here");
+    let Some(dir) = captures_and_tshark() else {
         return;
     };
-    if !tshark_works() {
-        println!("SKIPPED: tshark is not installed");
-        return;
-    }
     let tmp = std::env::temp_dir().join(format!("mailwire-snaplen-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let mut cut_frames = 0;
