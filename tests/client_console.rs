@@ -10,7 +10,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::start_demo;
+use common::{assert_in_order, start_demo};
 use mailwire::client::{ClientOptions, Pop3Connection};
 use mailwire::proto::pop3;
 
@@ -47,16 +47,6 @@ fn mailwire(args: &[&str], stdin: &str) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn assert_in_order(out: &str, parts: &[&str]) {
-    let mut from = 0;
-    for part in parts {
-        match out.get(from..).and_then(|rest| rest.find(part)) {
-            Some(at) => from += at + part.len(),
-            None => panic!("{part:?} not found (in this order) in the output:\n{out}"),
-        }
-    }
 }
 
 #[test]

@@ -12,17 +12,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mailwire");
+use common::assert_in_order;
 
-fn assert_in_order(out: &str, parts: &[&str]) {
-    let mut from = 0;
-    for part in parts {
-        match out.get(from..).and_then(|rest| rest.find(part)) {
-            Some(at) => from += at + part.len(),
-            None => panic!("{part:?} not found (in this order) in:\n{out}"),
-        }
-    }
-}
+const BIN: &str = env!("CARGO_BIN_EXE_mailwire");
 
 #[test]
 fn watch_prints_a_poplib_and_smtplib_session_live_and_writes_a_pcapng() {

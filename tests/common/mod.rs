@@ -240,3 +240,14 @@ pub fn copy_self_for_nobody(tag: &str) -> (TempDir, PathBuf) {
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     (dir, exe)
 }
+
+/// Panics unless `out` holds every one of `parts`, in this order (each after the last).
+pub fn assert_in_order(out: &str, parts: &[&str]) {
+    let mut from = 0;
+    for part in parts {
+        match out.get(from..).and_then(|rest| rest.find(part)) {
+            Some(at) => from += at + part.len(),
+            None => panic!("{part:?} not found (in this order) in:\n{out}"),
+        }
+    }
+}
