@@ -191,7 +191,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 .map_err(|e| format!("cannot start the log thread: {e}"))?;
             EventSink::new(tx)
         };
-        let stop = stop_signal()?;
+        // Listening before the servers say they are ready.
+        let mut stop = mailwire::signals::StopSignals::new()?;
         let running = servers::start(Arc::new(store), config, pop3, smtp, events)
             .map_err(|e| format!("cannot start the servers: {e}"))?;
         say(format!(
@@ -202,7 +203,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         if args.allow_remote {
             say("warning: other computers may connect; passwords travel in clear text.");
         }
-        stop.await;
+        stop.next().await;
         say("shutting down...");
         running.shutdown().await;
         Ok(())
@@ -275,30 +276,4 @@ async fn bind(addr: SocketAddr, name: &str) -> Result<tokio::net::TcpListener, S
         };
         format!("cannot listen for {name} on {addr}: {e}.{hint}")
     })
-}
-
-/// Ctrl-C, or SIGTERM on Unix (what `kill` and service managers send).
-/// Installs the Ctrl-C and SIGTERM handlers now (before the servers say they are ready);
-/// the returned future ends at the first of the two.
-fn stop_signal() -> Result<impl std::future::Future<Output = ()>, String> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut int =
-            signal(SignalKind::interrupt()).map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
-        let mut term =
-            signal(SignalKind::terminate()).map_err(|e| format!("cannot wait for SIGTERM: {e}"))?;
-        Ok(async move {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-    }
 }

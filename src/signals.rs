@@ -19,12 +19,56 @@ pub fn on_stop_signal(on_signal: impl FnMut() + Send + 'static) -> Result<(), St
         .map_err(|_| "the signal thread ended before it was ready".to_string())?
 }
 
-#[cfg(unix)]
+/// SIGTERM, SIGINT (Ctrl-C) and SIGHUP (the terminal closed), listened for from creation
+/// on, so none is missed between two waits. Needs a tokio runtime.
+pub struct StopSignals {
+    #[cfg(unix)]
+    streams: [tokio::signal::unix::Signal; 3],
+}
+
+impl StopSignals {
+    pub fn new() -> Result<StopSignals, String> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen =
+                |kind| signal(kind).map_err(|e| format!("cannot handle stop signals: {e}"));
+            Ok(StopSignals {
+                streams: [
+                    listen(SignalKind::terminate())?,
+                    listen(SignalKind::interrupt())?,
+                    listen(SignalKind::hangup())?,
+                ],
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(StopSignals {})
+        }
+    }
+
+    /// Waits for the next stop signal.
+    pub async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            let [term, int, hup] = &mut self.streams;
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+                _ = hup.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 fn wait_for_signals(
     ready: &std::sync::mpsc::SyncSender<Result<(), String>>,
     mut on_signal: impl FnMut(),
 ) {
-    use tokio::signal::unix::{SignalKind, signal};
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
@@ -36,42 +80,19 @@ fn wait_for_signals(
         }
     };
     runtime.block_on(async {
-        let kinds = [
-            SignalKind::terminate(),
-            SignalKind::interrupt(),
-            SignalKind::hangup(),
-        ];
-        let mut streams = Vec::new();
-        for kind in kinds {
-            match signal(kind) {
-                Ok(s) => streams.push(s),
-                Err(e) => {
-                    let _ = ready.send(Err(format!("cannot handle stop signals: {e}")));
-                    return;
-                }
+        let mut signals = match StopSignals::new() {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
             }
-        }
-        let _ = ready.send(Ok(()));
-        let [term, int, hup] = streams.as_mut_slice() else {
-            return;
         };
+        let _ = ready.send(Ok(()));
         loop {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-                _ = hup.recv() => {}
-            }
+            signals.next().await;
             on_signal();
         }
     });
-}
-
-#[cfg(not(unix))]
-fn wait_for_signals(
-    ready: &std::sync::mpsc::SyncSender<Result<(), String>>,
-    _on_signal: impl FnMut(),
-) {
-    let _ = ready.send(Ok(()));
 }
 
 /// Starts `command` and waits for it; a stop signal meanwhile is passed on to it as SIGTERM

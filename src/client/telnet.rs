@@ -211,8 +211,7 @@ async fn session(
     let mut buf = vec![0u8; 16 * 1024];
     let mut at_line_start = true;
     let mut linger_until: Option<tokio::time::Instant> = None;
-    let stop = stop_signal();
-    tokio::pin!(stop);
+    let mut stop = crate::signals::StopSignals::new()?;
     let ending = loop {
         if !input_open && pending.is_empty() && linger_until.is_none() {
             let _ = writer.shutdown().await;
@@ -247,7 +246,7 @@ async fn session(
                 pace.sent(tokio::time::Instant::now());
             }
             () = linger => break Ending::Lingered,
-            () = &mut stop => break Ending::Interrupted,
+            () = stop.next() => break Ending::Interrupted,
         }
     };
     let newline = if at_line_start { "" } else { "\n" };
@@ -257,30 +256,6 @@ async fn session(
         Ending::Interrupted => "Interrupted (a stop signal); closing the connection.",
     };
     show(output, format!("{newline}{farewell}\n").as_bytes())
-}
-
-/// Ends at Ctrl-C, SIGTERM or SIGHUP (the terminal closed).
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut hup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-            _ = hup.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 /// Sleeps until `deadline`, or forever without one.
