@@ -11,7 +11,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -287,17 +286,6 @@ fn child_try_capture_without_permission() {
     }
 }
 
-/// A copy of this test binary in a folder that `nobody` can read, removed on drop.
-struct NobodyCopy {
-    dir: common::TempDir,
-    exe: PathBuf,
-}
-
-fn copy_self_for_nobody() -> NobodyCopy {
-    let (dir, exe) = common::copy_self_for_nobody("capture-nobody");
-    NobodyCopy { dir, exe }
-}
-
 #[test]
 fn without_cap_net_raw_the_error_explains_setcap() {
     if !running_as_root() {
@@ -321,7 +309,7 @@ fn without_cap_net_raw_the_error_explains_setcap() {
         return;
     }
 
-    let copy = copy_self_for_nobody();
+    let copy = common::copy_self_for_nobody("capture-nobody");
     let output = Command::new("setpriv")
         .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
         .arg(&copy.exe)

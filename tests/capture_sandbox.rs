@@ -18,7 +18,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -266,17 +266,6 @@ fn enter_sandbox_captures_as_this_user() {
     assert_marker(&output, "enter_sandbox");
 }
 
-/// A copy of this test binary in a folder that `nobody` can read, removed on drop.
-struct NobodyCopy {
-    dir: common::TempDir,
-    exe: PathBuf,
-}
-
-fn copy_self_for_nobody() -> NobodyCopy {
-    let (dir, exe) = common::copy_self_for_nobody("sandbox-nobody");
-    NobodyCopy { dir, exe }
-}
-
 /// Why an unprivileged user may not create user namespaces here, if a kernel setting says
 /// so (the parent runs as root, which those settings do not restrict).
 fn unprivileged_userns_blocked() -> Option<String> {
@@ -337,7 +326,7 @@ fn as_nobody(test: &str, exe: &Path, dir: &Path) -> Option<Command> {
 #[test]
 fn sandboxed_command_captures_as_nobody() {
     let test = "sandboxed_command_captures_as_nobody";
-    let copy = copy_self_for_nobody();
+    let copy = common::copy_self_for_nobody("sandbox-nobody");
     let Some(mut command) = as_nobody(test, &copy.exe, copy.dir.path()) else {
         return;
     };
@@ -355,7 +344,7 @@ fn sandboxed_command_captures_as_nobody() {
 #[test]
 fn enter_sandbox_captures_as_nobody() {
     let test = "enter_sandbox_captures_as_nobody";
-    let copy = copy_self_for_nobody();
+    let copy = common::copy_self_for_nobody("sandbox-nobody");
     let Some(mut command) = as_nobody(test, &copy.exe, copy.dir.path()) else {
         return;
     };

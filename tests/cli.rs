@@ -16,18 +16,33 @@ use common::{Raw, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mailwire");
 
-#[test]
-fn first_run_creates_demo_data_serves_it_and_stops_on_sigterm() {
-    let home = TempDir::new("home");
+/// `mailwire serve` with `home` as HOME (first run: demo data), POP3 at `pop3`, SMTP on a
+/// free port; its stdout as lines.
+fn serve_in(
+    home: &std::path::Path,
+    pop3: &str,
+) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
     let mut child = Command::new(BIN)
-        .args(["serve", "--pop3", "localhost:0", "--smtp", "127.0.0.1:0"])
-        .env("HOME", home.path())
+        .args(["serve", "--pop3", pop3, "--smtp", "127.0.0.1:0"])
+        .env("HOME", home)
         .env_remove("XDG_DATA_HOME")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let out = BufReader::new(child.stdout.take().unwrap());
+    (child, out)
+}
+
+/// The POP3 address of the ready line "POP3 on 127.0.0.1:N, SMTP on 127.0.0.1:M. ...".
+fn pop3_of_banner(line: &str) -> Option<&str> {
+    line.strip_prefix("POP3 on ")?.split(',').next()
+}
+
+#[test]
+fn first_run_creates_demo_data_serves_it_and_stops_on_sigterm() {
+    let home = TempDir::new("home");
+    let (mut child, mut out) = serve_in(home.path(), "localhost:0");
     let mut banner = Vec::new();
     for _ in 0..3 {
         let mut line = String::new();
@@ -39,10 +54,10 @@ fn first_run_creates_demo_data_serves_it_and_stops_on_sigterm() {
         banner.first().map(String::as_str),
         Some(format!("created a demo data directory in {}\n", data.display()).as_str())
     );
-    // "POP3 on 127.0.0.1:N, SMTP on 127.0.0.1:M. Ctrl-C stops.": the ports it was given.
+    // The ports it was given.
     let pop3 = banner
         .iter()
-        .find_map(|l| l.strip_prefix("POP3 on ")?.split(',').next())
+        .find_map(|l| pop3_of_banner(l))
         .unwrap_or_else(|| panic!("no POP3 address in {banner:?}"));
     assert!(data.join("users.txt").is_file());
 
@@ -337,23 +352,12 @@ fn a_client_that_stops_reading_does_not_keep_the_maildrop_locked() {
 #[test]
 fn serve_keeps_serving_when_its_output_pipe_closes() {
     let home = TempDir::new("home-pipe");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--pop3", "127.0.0.1:0", "--smtp", "127.0.0.1:0"])
-        .env("HOME", home.path())
-        .env_remove("XDG_DATA_HOME")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut child, mut out) = serve_in(home.path(), "127.0.0.1:0");
     let mut pop3 = None;
     while pop3.is_none() {
         let mut line = String::new();
         assert!(out.read_line(&mut line).unwrap() > 0, "no banner");
-        pop3 = line
-            .strip_prefix("POP3 on ")
-            .and_then(|rest| rest.split(',').next())
-            .map(|a| a.parse::<std::net::SocketAddr>().unwrap());
+        pop3 = pop3_of_banner(&line).map(|a| a.parse::<std::net::SocketAddr>().unwrap());
     }
     // Like `mailwire serve | head -3`: the reader goes away.
     drop(out);

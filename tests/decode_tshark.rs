@@ -65,6 +65,29 @@ fn tshark(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// tshark's `fields` for every TCP segment of `file` (not the TCP headers quoted inside
+/// ICMP errors): the frame number and the fields' first values, in order.
+fn tcp_fields(file: &Path, fields: &[&str]) -> Vec<(usize, Vec<String>)> {
+    let mut args = vec![
+        "-r",
+        file.to_str().unwrap(),
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=f",
+    ];
+    for f in ["frame.number", "icmp.type"].iter().chain(fields) {
+        args.extend(["-e", f]);
+    }
+    args.extend(["-Y", "tcp"]);
+    tshark(&args)
+        .lines()
+        .map(|line| line.split('\t').map(str::to_string).collect::<Vec<_>>())
+        .filter(|cols| cols[1].is_empty())
+        .map(|cols| (cols[0].parse().unwrap(), cols[2..].to_vec()))
+        .collect()
+}
+
 fn hex(text: &str) -> Vec<u8> {
     let bytes = text.trim().as_bytes();
     bytes
@@ -201,46 +224,25 @@ fn relative_numbers_and_scaled_windows_agree_with_tshark() {
         let packets = read_all(&file).unwrap();
         let analyzer = analyze(&packets);
         let name = file.file_name().unwrap().to_string_lossy().to_string();
-        let fields = tshark(&[
-            "-r",
-            file.to_str().unwrap(),
-            "-T",
-            "fields",
-            "-E",
-            "occurrence=f",
-            "-e",
-            "frame.number",
-            "-e",
+        let fields = [
             "tcp.seq",
-            "-e",
             "tcp.ack",
-            "-e",
             "tcp.window_size",
-            "-e",
             "tcp.window_size_scalefactor",
-            "-e",
-            "icmp.type",
-            "-Y",
-            "tcp",
-        ]);
-        for line in fields.lines() {
-            let cols: Vec<&str> = line.split('\t').collect();
-            if !cols[5].is_empty() {
-                continue; // a TCP header quoted inside an ICMP error
-            }
-            let number: usize = cols[0].parse().unwrap();
+        ];
+        for (number, cols) in tcp_fields(&file, &fields) {
             let frame = &analyzer.frames()[number - 1];
             let seg = frame.segment.unwrap();
             let tcp = frame.summary.tcp.unwrap();
             let at = format!("{name}: frame {number}");
-            assert_eq!(seg.rel_seq.to_string(), cols[1], "{at}: relative seq");
+            assert_eq!(seg.rel_seq.to_string(), cols[0], "{at}: relative seq");
             if tcp.flags.has(TcpFlags::ACK) {
-                assert_eq!(seg.rel_ack.to_string(), cols[2], "{at}: relative ack");
+                assert_eq!(seg.rel_ack.to_string(), cols[1], "{at}: relative ack");
             }
             let window = seg.window.unwrap_or(u32::from(tcp.window));
-            assert_eq!(window.to_string(), cols[3], "{at}: calculated window");
+            assert_eq!(window.to_string(), cols[2], "{at}: calculated window");
             // -1: tshark does not know the scale (a SYN was not captured).
-            assert_eq!(seg.window.is_none(), cols[4] == "-1", "{at}: scale known");
+            assert_eq!(seg.window.is_none(), cols[3] == "-1", "{at}: scale known");
             scaled += usize::from(seg.window.is_some_and(|w| w != u32::from(tcp.window)));
             unknown += usize::from(seg.window.is_none());
             compared += 1;
@@ -272,28 +274,7 @@ fn frames_cut_by_a_snapshot_length_keep_their_lengths_and_leave_gaps() {
         let whole = analyze(&read_all(&file).unwrap());
         let packets = read_all(&cut).unwrap();
         let analyzer = analyze(&packets);
-        let lens = tshark(&[
-            "-r",
-            cut.to_str().unwrap(),
-            "-T",
-            "fields",
-            "-E",
-            "occurrence=f",
-            "-e",
-            "frame.number",
-            "-e",
-            "tcp.len",
-            "-e",
-            "icmp.type",
-            "-Y",
-            "tcp",
-        ]);
-        for line in lens.lines() {
-            let cols: Vec<&str> = line.split('\t').collect();
-            if !cols[2].is_empty() {
-                continue; // a TCP header quoted inside an ICMP error
-            }
-            let number: usize = cols[0].parse().unwrap();
+        for (number, cols) in tcp_fields(&cut, &["tcp.len"]) {
             let i = number - 1;
             let frame = &analyzer.frames()[i];
             let Some(tcp) = frame.summary.tcp else {
@@ -308,7 +289,7 @@ fn frames_cut_by_a_snapshot_length_keep_their_lengths_and_leave_gaps() {
             let at = format!("{name}: frame {number}");
             assert_eq!(
                 (tcp.payload_len + tcp.payload_missing).to_string(),
-                cols[1],
+                cols[0],
                 "{at}: TCP length"
             );
             // Cutting a frame is not an error of the frame.

@@ -222,11 +222,17 @@ pub fn refusing_address() -> (socket2::Socket, SocketAddr) {
     (socket, addr)
 }
 
+/// A copy of this test binary that user `nobody` can run; removed with its folder.
+pub struct NobodyCopy {
+    pub dir: TempDir,
+    pub exe: PathBuf,
+}
+
 /// A copy of this test binary in a folder that user `nobody` can read and run, for tests
 /// that drop privileges; removed with the folder. `cp` does the copying, so no handle open
 /// for writing on the copy can leak into a process another test forks meanwhile (its exec
 /// of the copy would fail with "Text file busy").
-pub fn copy_self_for_nobody(tag: &str) -> (TempDir, PathBuf) {
+pub fn copy_self_for_nobody(tag: &str) -> NobodyCopy {
     use std::os::unix::fs::PermissionsExt;
     let dir = TempDir::new(tag);
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -238,7 +244,7 @@ pub fn copy_self_for_nobody(tag: &str) -> (TempDir, PathBuf) {
         .unwrap();
     assert!(status.success(), "cp of the test binary failed: {status}");
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-    (dir, exe)
+    NobodyCopy { dir, exe }
 }
 
 /// Panics unless `out` holds every one of `parts`, in this order (each after the last).
