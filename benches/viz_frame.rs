@@ -20,7 +20,8 @@ use std::time::Instant;
 use decode_support::{ACK, Conversation};
 use eframe::egui;
 use mailwire::capture::LinkType;
-use mailwire::scenario::{Direction, Exchange, StepOutcome};
+use mailwire::exchange::{Exchange, ExchangeKind, StepOutcome};
+use mailwire::proto::{Direction, Protocol};
 use mailwire::timeline::Timeline;
 use mailwire::viz::MailwireApp;
 use mailwire::viz::state::UiAction;
@@ -30,11 +31,16 @@ const MSS: usize = 1448;
 const FRAMES_MEASURED: usize = 50;
 
 fn exchange(direction: Direction, line: &str, octets: usize) -> Exchange {
+    let kind = match direction {
+        Direction::ClientToServer => ExchangeKind::Command,
+        Direction::ServerToClient => ExchangeKind::Reply,
+    };
     Exchange {
-        direction,
+        kind,
         line: line.to_string(),
         more: Vec::new(),
         octets,
+        stream: None,
     }
 }
 
@@ -47,6 +53,18 @@ fn step(
     exchanges: Vec<Exchange>,
     run: impl FnOnce(&mut Conversation),
 ) {
+    // Each exchange's place in its stream: after what the connection has carried so far.
+    let mut at = timeline
+        .analyzer
+        .connections()
+        .first()
+        .map_or([0, 0], |c| c.streams.each_ref().map(|s| s.delivered()));
+    let mut exchanges = exchanges;
+    for e in &mut exchanges {
+        let d = e.direction().index();
+        e.stream = Some(at[d]..at[d] + e.octets as u64);
+        at[d] += e.octets as u64;
+    }
     let first = c.frames.len();
     run(c);
     let start = timeline.packets.len();
@@ -56,6 +74,7 @@ fn step(
     let outcome = StepOutcome {
         index: timeline.steps.len(),
         session: "main".to_string(),
+        protocol: Some(Protocol::Pop3),
         conn: Some(0),
         exchanges,
         check: Ok(()),
@@ -199,11 +218,9 @@ fn main() {
     let timeline = long_pop3_session();
     let segments = timeline.packets.len();
     let steps = timeline.steps.len();
-    let linked = timeline
-        .steps
-        .iter()
-        .flat_map(|s| s.units.iter())
-        .filter(|u| u.is_some())
+    let linked = (0..steps)
+        .flat_map(|s| (0..timeline.steps[s].outcome.exchanges.len()).map(move |e| (s, e)))
+        .filter(|&(s, e)| timeline.unit_index(s, e).is_some())
         .count();
     println!(
         "timeline: {segments} segments, {steps} steps, {linked} exchanges linked to units (built in {:.1} s)",

@@ -9,6 +9,7 @@
 pub mod capture;
 pub mod client;
 pub mod decode;
+pub mod exchange;
 pub mod export;
 pub mod proto;
 pub mod scenario;

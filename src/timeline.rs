@@ -3,17 +3,18 @@
 //! It joins the two streams of facts: what the client and servers said (step outcomes and
 //! server events) and what the capture saw (packets, decoded and reassembled by the
 //! [`Analyzer`]). Each command or reply of a step is linked to the protocol unit that
-//! carried it on the wire, and so to its frames and byte ranges. Nothing here is invented:
-//! without capture, exchanges simply have no unit and [`CaptureStatus`] says why.
+//! carried it on the wire, and so to its frames and byte ranges. The link is by stream
+//! offsets: the engine knows where in its connection's byte stream each exchange lies, and
+//! the analyzer knows the same of each unit, so a unit the capture missed (or an extra one)
+//! never shifts the links of the others. Nothing here is invented: without capture,
+//! exchanges simply have no unit and [`CaptureStatus`] says why.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::Range;
 
 use crate::capture::CapturedPacket;
 use crate::decode::analyzer::{Analyzer, Unit};
-use crate::decode::stream::Direction as WireDirection;
-use crate::scenario::{Direction, StepOutcome};
+use crate::exchange::{Exchange, StepOutcome};
 use crate::servers::ServerEvent;
 
 /// Whether packets are being captured, and if not, why.
@@ -109,9 +110,6 @@ pub struct StepRecord {
     pub client: Option<SocketAddr>,
     /// Frames (indices into [`Timeline::packets`]) captured while the step ran.
     pub frames: Range<usize>,
-    /// For each exchange of the outcome, the unit (index into the analyzer's units) that
-    /// carried it, when it was captured.
-    pub units: Vec<Option<usize>>,
 }
 
 /// Everything a run has produced so far.
@@ -124,8 +122,6 @@ pub struct Timeline {
     pub analyzer: Analyzer,
     pub capture: Option<CaptureStatus>,
     pub events: Vec<ServerEvent>,
-    /// Units already linked, per (connection, direction).
-    linked: HashMap<(usize, WireDirection), usize>,
 }
 
 impl Timeline {
@@ -174,33 +170,34 @@ impl Timeline {
             .map(|c| c.index)
     }
 
-    /// How many units of a connection exist in one direction.
-    pub fn unit_count(&self, conn: usize, direction: WireDirection) -> usize {
-        self.units_of(conn, direction).count()
-    }
-
-    /// How many units of a connection in one direction are already linked to exchanges.
-    pub fn linked_count(&self, conn: usize, direction: WireDirection) -> usize {
-        self.linked.get(&(conn, direction)).copied().unwrap_or(0)
-    }
-
-    fn units_of(&self, conn: usize, direction: WireDirection) -> impl Iterator<Item = usize> + '_ {
-        self.analyzer
+    /// The unit (index into the analyzer's units) that carried `exchange` on the connection
+    /// whose client end is `client`: the unit of the exchange's direction whose stream range
+    /// holds the exchange's first byte. `None` when it was not captured (yet).
+    pub fn unit_of(&self, client: SocketAddr, exchange: &Exchange) -> Option<usize> {
+        let at = exchange.stream.as_ref()?.start;
+        let direction = exchange.direction();
+        let conn = self
+            .analyzer
             .connections()
-            .get(conn)
-            .map(|c| c.units.as_slice())
-            .unwrap_or_default()
-            .iter()
-            .copied()
-            .filter(move |&u| {
-                self.analyzer
-                    .units()
-                    .get(u)
-                    .is_some_and(|unit| unit.direction == direction)
-            })
+            .get(self.connection_of(client)?)?;
+        let units = self.analyzer.units();
+        conn.units.iter().copied().find(|&u| {
+            units
+                .get(u)
+                .is_some_and(|unit| unit.direction == direction && unit.stream.contains(&at))
+        })
     }
 
-    /// Adds a step; links its exchanges, in order, to the connection's next units.
+    /// Whether every exchange of `outcome` that has a stream range was captured.
+    pub fn all_captured(&self, client: SocketAddr, outcome: &StepOutcome) -> bool {
+        outcome
+            .exchanges
+            .iter()
+            .filter(|e| e.stream.is_some())
+            .all(|e| self.unit_of(client, e).is_some())
+    }
+
+    /// Adds a step.
     pub fn push_step(
         &mut self,
         outcome: StepOutcome,
@@ -209,21 +206,6 @@ impl Timeline {
         client: Option<SocketAddr>,
         frames: Range<usize>,
     ) {
-        let conn = client.and_then(|c| self.connection_of(c));
-        let mut units = Vec::with_capacity(outcome.exchanges.len());
-        for exchange in &outcome.exchanges {
-            let direction = match exchange.direction {
-                Direction::ClientToServer => WireDirection::ClientToServer,
-                Direction::ServerToClient => WireDirection::ServerToClient,
-            };
-            let unit = conn.and_then(|c| {
-                let n = self.linked_count(c, direction);
-                let unit = self.units_of(c, direction).nth(n)?;
-                self.linked.insert((c, direction), n + 1);
-                Some(unit)
-            });
-            units.push(unit);
-        }
         self.events.extend(outcome.events.iter().cloned());
         self.steps.push(StepRecord {
             outcome,
@@ -231,13 +213,18 @@ impl Timeline {
             rfc,
             client,
             frames,
-            units,
         });
+    }
+
+    /// The index (into the analyzer's units) of the unit that carried an exchange, if it
+    /// was captured.
+    pub fn unit_index(&self, step: usize, exchange: usize) -> Option<usize> {
+        let record = self.steps.get(step)?;
+        self.unit_of(record.client?, record.outcome.exchanges.get(exchange)?)
     }
 
     /// The unit of an exchange, if it was captured.
     pub fn unit(&self, step: usize, exchange: usize) -> Option<&Unit> {
-        let index = (*self.steps.get(step)?.units.get(exchange)?)?;
-        self.analyzer.units().get(index)
+        self.analyzer.units().get(self.unit_index(step, exchange)?)
     }
 }

@@ -54,8 +54,13 @@ fn a_failed_expectation_names_the_step() {
     let failed: Vec<_> = outcomes.iter().filter(|o| o.check.is_err()).collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].index, 2);
+    let why = failed[0].check.as_ref().unwrap_err();
+    assert!(
+        matches!(why, mailwire::exchange::StepError::Expectation(_)),
+        "{why:?}"
+    );
     assert_eq!(
-        failed[0].check.as_ref().unwrap_err(),
+        why.to_string(),
         "expected the reply to contain \"3 999\" but it was \"+OK 2 320\""
     );
 }

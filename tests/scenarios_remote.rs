@@ -61,7 +61,16 @@ fn a_connect_step_with_to_reaches_the_other_server() {
     // In memory there is no other server to reach: the step says so.
     let in_memory = run_in_memory(&s).unwrap();
     let why = in_memory[0].check.as_ref().unwrap_err();
-    assert!(why.contains("cannot reach another server"), "{why}");
+    assert_eq!(
+        why,
+        &mailwire::exchange::StepError::Transport(
+            mailwire::exchange::TransportError::NoOtherServersInMemory
+        )
+    );
+    assert!(
+        why.to_string().contains("cannot reach another server"),
+        "{why}"
+    );
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use mailwire::scenario::Direction;
+use mailwire::proto::Direction;
 use mailwire::viz::{AppOptions, MailwireApp};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -211,7 +211,7 @@ fn the_console_sends_a_command_and_its_reply_arrives() {
         .outcome
         .exchanges
         .iter()
-        .find(|e| e.direction == Direction::ServerToClient)
+        .find(|e| e.direction() == Direction::ServerToClient)
         .expect("a reply");
     assert!(reply.line.starts_with("+OK"), "{}", reply.line);
     assert!(app.status.connected.contains("console"));

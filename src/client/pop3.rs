@@ -4,37 +4,9 @@ use std::net::SocketAddr;
 
 use super::ClientOptions;
 use super::error::ClientError;
-use super::wire::{ClientMachine, Polled, Wire};
+use super::wire::Wire;
 use crate::proto::pop3::Command;
-use crate::proto::pop3::client::{Pop3Client, Pop3ClientOutput, Pop3Reply};
-
-impl ClientMachine for Pop3Client {
-    type Reply = Pop3Reply;
-
-    fn poll(&mut self) -> Option<Polled<Pop3Reply>> {
-        Some(match self.poll_output()? {
-            Pop3ClientOutput::Write(bytes) => Polled::Write(bytes),
-            Pop3ClientOutput::Reply(reply) => Polled::Reply(reply),
-            Pop3ClientOutput::Error(e) => Polled::Error(e.into()),
-        })
-    }
-
-    fn receive(&mut self, bytes: &[u8]) {
-        Pop3Client::receive(self, bytes);
-    }
-
-    fn receive_eof(&mut self) {
-        Pop3Client::receive_eof(self);
-    }
-
-    fn waiting_for(&self) -> Option<String> {
-        Pop3Client::waiting_for(self)
-    }
-
-    fn is_ended(&self) -> bool {
-        Pop3Client::is_ended(self)
-    }
-}
+use crate::proto::pop3::client::{Pop3Client, Pop3Reply};
 
 /// A POP3 session with a server: one command at a time, each answered by its reply.
 ///

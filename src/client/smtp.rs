@@ -4,36 +4,8 @@ use std::net::SocketAddr;
 
 use super::ClientOptions;
 use super::error::ClientError;
-use super::wire::{ClientMachine, Polled, Wire};
-use crate::proto::smtp::client::{ClientCommand, SmtpClient, SmtpClientOutput, SmtpReply};
-
-impl ClientMachine for SmtpClient {
-    type Reply = SmtpReply;
-
-    fn poll(&mut self) -> Option<Polled<SmtpReply>> {
-        Some(match self.poll_output()? {
-            SmtpClientOutput::Write(bytes) => Polled::Write(bytes),
-            SmtpClientOutput::Reply(reply) => Polled::Reply(reply),
-            SmtpClientOutput::Error(e) => Polled::Error(e.into()),
-        })
-    }
-
-    fn receive(&mut self, bytes: &[u8]) {
-        SmtpClient::receive(self, bytes);
-    }
-
-    fn receive_eof(&mut self) {
-        SmtpClient::receive_eof(self);
-    }
-
-    fn waiting_for(&self) -> Option<String> {
-        SmtpClient::waiting_for(self)
-    }
-
-    fn is_ended(&self) -> bool {
-        SmtpClient::is_ended(self)
-    }
-}
+use super::wire::Wire;
+use crate::proto::smtp::client::{ClientCommand, SmtpClient, SmtpReply};
 
 /// An SMTP session with a server: one command at a time, each answered by its reply.
 ///

@@ -10,23 +10,7 @@ use tokio::net::TcpStream;
 use super::ClientOptions;
 use super::error::ClientError;
 use super::transcript::{Direction, LineSplitter, Transcript};
-
-/// What a client machine asks of its driver, whatever the protocol.
-pub(crate) enum Polled<R> {
-    Write(Vec<u8>),
-    Reply(R),
-    Error(ClientError),
-}
-
-/// The part of a sans-IO client machine the driver needs.
-pub(crate) trait ClientMachine {
-    type Reply;
-    fn poll(&mut self) -> Option<Polled<Self::Reply>>;
-    fn receive(&mut self, bytes: &[u8]);
-    fn receive_eof(&mut self);
-    fn waiting_for(&self) -> Option<String>;
-    fn is_ended(&self) -> bool;
-}
+use crate::proto::{ClientMachine, Output};
 
 /// Resolves `addr` (HOST:PORT) and connects to the first address that answers, all within
 /// `timeout`.
@@ -107,19 +91,24 @@ impl Wire {
 
     /// Drives `machine` until it hands out a reply: writes what it asks, reads what the
     /// server sends, and turns its protocol errors into [`ClientError`]s.
-    pub(crate) async fn next_reply<M: ClientMachine>(
-        &mut self,
-        machine: &mut M,
-    ) -> Result<M::Reply, ClientError> {
+    pub(crate) async fn next_reply<M, R, E>(&mut self, machine: &mut M) -> Result<R, ClientError>
+    where
+        M: ClientMachine<Event = Result<R, E>>,
+        E: Into<ClientError>,
+    {
         loop {
-            while let Some(polled) = machine.poll() {
-                match polled {
-                    Polled::Write(bytes) => self.write(&bytes).await?,
-                    Polled::Reply(reply) => return Ok(reply),
-                    Polled::Error(e) => {
+            while let Some(output) = machine.poll_output() {
+                match output {
+                    Output::Write(bytes) => self.write(&bytes).await?,
+                    Output::Event(Ok(reply)) => return Ok(reply),
+                    Output::Event(Err(e)) => {
+                        let e = e.into();
                         self.note(format!("error: {e}"));
                         return Err(e);
                     }
+                    Output::Request(never) => match never {},
+                    // A client machine never closes on its own; the caller closes after QUIT.
+                    Output::Close => {}
                 }
             }
             if machine.is_ended() {

@@ -12,40 +12,8 @@ use std::ops::Range;
 
 use super::frame::TcpFlags;
 
-/// Which way bytes go in a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// From the client (the side that sent the SYN) to the server.
-    ClientToServer,
-    /// From the server to the client.
-    ServerToClient,
-}
-
-impl Direction {
-    /// 0 for client-to-server, 1 for server-to-client.
-    pub fn index(self) -> usize {
-        match self {
-            Direction::ClientToServer => 0,
-            Direction::ServerToClient => 1,
-        }
-    }
-
-    /// The other direction.
-    pub fn reverse(self) -> Direction {
-        match self {
-            Direction::ClientToServer => Direction::ServerToClient,
-            Direction::ServerToClient => Direction::ClientToServer,
-        }
-    }
-
-    /// `C` or `S`: who speaks.
-    pub fn speaker(self) -> char {
-        match self {
-            Direction::ClientToServer => 'C',
-            Direction::ServerToClient => 'S',
-        }
-    }
-}
+// The one direction type of mailwire; re-exported here while decode's users move to it.
+pub use crate::proto::Direction;
 
 /// Bytes of a stream carried by one frame: stream offsets
 /// `stream_start..stream_start + len` are the frame's bytes `frame_offset..frame_offset + len`.

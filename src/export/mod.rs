@@ -21,8 +21,7 @@ use std::path::PathBuf;
 
 use crate::decode::analyzer::Frame;
 use crate::decode::frame::TcpFlags;
-use crate::decode::stream::Direction as WireDirection;
-use crate::scenario::Direction;
+use crate::proto::Direction;
 use crate::timeline::Timeline;
 
 /// Why an export could not be written.
@@ -95,13 +94,6 @@ fn write_file(path: &std::path::Path, contents: &[u8]) -> Result<(), ExportError
 }
 
 /// `C:` or `S:`.
-fn tag(direction: Direction) -> &'static str {
-    match direction {
-        Direction::ClientToServer => "C:",
-        Direction::ServerToClient => "S:",
-    }
-}
-
 /// Text with control characters replaced by their Unicode control pictures (`␍`, `␊`...),
 /// so bytes from the network can neither break a line nor hide.
 fn visible(text: &str) -> String {
@@ -199,7 +191,7 @@ fn control_of(timeline: &Timeline, index: usize, frame: &Frame) -> Control {
             .get(seg.conn as usize)
             .and_then(|c| c.frames.get(2))
             .is_some_and(|&f| f as usize == index);
-        if third && seg.direction == WireDirection::ClientToServer && seg.rel_ack == 1 {
+        if third && seg.direction == Direction::ClientToServer && seg.rel_ack == 1 {
             Control::HandshakeAck
         } else {
             Control::Ack
@@ -228,8 +220,8 @@ fn describe_control(timeline: &Timeline, index: usize) -> String {
         })
         .unwrap_or("");
     let (from, to) = match seg.direction {
-        WireDirection::ClientToServer => (format!("the {protocol}client"), "the server"),
-        WireDirection::ServerToClient => (format!("the {protocol}server"), "the client"),
+        Direction::ClientToServer => (format!("the {protocol}client"), "the server"),
+        Direction::ServerToClient => (format!("the {protocol}server"), "the client"),
     };
     let payload = frame.summary.tcp.map_or(0, |t| t.payload_len);
     let mut text = match control {
@@ -306,13 +298,63 @@ fn frames_by_step(timeline: &Timeline) -> Vec<Vec<usize>> {
     by_step
 }
 
-/// TCP set-up and tear-down among a step's frames (from [`frames_by_step`]): sentences
-/// with their frames, for the transcript and the diagram.
-fn connection_notes(timeline: &Timeline, frames: &[usize]) -> Vec<(String, Vec<usize>)> {
+/// What happened to a connection, as a note beside a step's exchanges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnectionEvent {
+    /// SYN, SYN-ACK, ACK.
+    Handshake,
+    /// FINs; who sent one.
+    Close { client: bool, server: bool },
+    /// An RST.
+    Reset,
+}
+
+/// A [`ConnectionEvent`] and the frames that show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ConnectionNote {
+    event: ConnectionEvent,
+    frames: Vec<usize>,
+}
+
+impl ConnectionNote {
+    /// Whether only the server sent it (an arrow from the server).
+    fn from_server_only(&self) -> bool {
+        matches!(
+            self.event,
+            ConnectionEvent::Close {
+                client: false,
+                server: true
+            }
+        )
+    }
+
+    /// The sentence shown: "TCP close: FIN from the client".
+    fn text(&self) -> String {
+        match self.event {
+            ConnectionEvent::Handshake => "TCP handshake: SYN, SYN-ACK, ACK".to_string(),
+            ConnectionEvent::Close { client, server } => {
+                let who = match (client, server) {
+                    (true, true) => "the client and the server",
+                    (true, false) => "the client",
+                    _ => "the server",
+                };
+                format!("TCP close: FIN from {who}")
+            }
+            ConnectionEvent::Reset => "TCP reset: RST".to_string(),
+        }
+    }
+}
+
+/// TCP set-up and tear-down among a step's frames (from [`frames_by_step`]), for the
+/// transcript and the diagram: the notes before the exchanges, and those after.
+fn connection_notes(
+    timeline: &Timeline,
+    frames: &[usize],
+) -> (Vec<ConnectionNote>, Vec<ConnectionNote>) {
     let mut opened: Vec<usize> = Vec::new();
     let mut closed: Vec<usize> = Vec::new();
     let mut reset: Vec<usize> = Vec::new();
-    let mut fin_from = [false; 2];
+    let (mut client, mut server) = (false, false);
     for &index in frames {
         let Some(frame) = timeline.analyzer.frames().get(index) else {
             continue;
@@ -321,33 +363,30 @@ fn connection_notes(timeline: &Timeline, frames: &[usize]) -> Vec<(String, Vec<u
             Control::Syn | Control::SynAck | Control::HandshakeAck => opened.push(index),
             Control::Fin => {
                 closed.push(index);
-                if let Some(seg) = frame.segment {
-                    match seg.direction {
-                        WireDirection::ClientToServer => fin_from[0] = true,
-                        WireDirection::ServerToClient => fin_from[1] = true,
-                    }
+                match frame.segment.map(|seg| seg.direction) {
+                    Some(Direction::ClientToServer) => client = true,
+                    Some(Direction::ServerToClient) => server = true,
+                    None => {}
                 }
             }
             Control::Rst => reset.push(index),
             _ => {}
         }
     }
-    let mut notes = Vec::new();
-    if !opened.is_empty() {
-        notes.push(("TCP handshake: SYN, SYN-ACK, ACK".to_string(), opened));
-    }
-    if !closed.is_empty() {
-        let who = match fin_from {
-            [true, true] => "the client and the server",
-            [true, false] => "the client",
-            _ => "the server",
-        };
-        notes.push((format!("TCP close: FIN from {who}"), closed));
-    }
-    if !reset.is_empty() {
-        notes.push(("TCP reset: RST".to_string(), reset));
-    }
-    notes
+    let note = |event, frames: Vec<usize>| {
+        (!frames.is_empty()).then_some(ConnectionNote { event, frames })
+    };
+    let opening = note(ConnectionEvent::Handshake, opened)
+        .into_iter()
+        .collect();
+    let closing = [
+        note(ConnectionEvent::Close { client, server }, closed),
+        note(ConnectionEvent::Reset, reset),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (opening, closing)
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use pcap_file::pcapng::blocks::opt_common::CommonOption;
 use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
 use pcap_file::{DataLink, Endianness};
 
-use super::{ExportError, describe_control, owning_step, tag, visible};
+use super::{ExportError, describe_control, owning_step, visible};
 use crate::capture::LinkType;
 use crate::decode::units::Protocol;
 use crate::timeline::{CaptureStatus, Timeline};
@@ -350,9 +350,9 @@ pub(super) fn frame_comments(timeline: &Timeline) -> Vec<String> {
     // Which exchange each linked unit is.
     let mut linked: HashMap<usize, (usize, usize)> = HashMap::new();
     for (s, step) in timeline.steps.iter().enumerate() {
-        for (e, unit) in step.units.iter().enumerate() {
-            if let Some(u) = unit {
-                linked.insert(*u, (s, e));
+        for e in 0..step.outcome.exchanges.len() {
+            if let Some(u) = timeline.unit_index(s, e) {
+                linked.insert(u, (s, e));
             }
         }
     }
@@ -388,8 +388,8 @@ pub(super) fn frame_comments(timeline: &Timeline) -> Vec<String> {
                         .and_then(|r| r.outcome.exchanges.get(e));
                     let text = match exchange {
                         Some(x) => {
-                            let mut t = format!("{} {}", tag(x.direction), visible(&x.line));
-                            if !x.more.is_empty() && !x.line.starts_with("<message") {
+                            let mut t = format!("{} {}", x.direction().tag(), visible(&x.line));
+                            if x.has_body() {
                                 t.push_str(&format!(" (+{} lines)", x.more.len()));
                             }
                             t
@@ -428,11 +428,7 @@ pub(super) fn frame_comments(timeline: &Timeline) -> Vec<String> {
 
 /// A unit as the wire showed it: `C: text`.
 fn wire_text(unit: &crate::decode::analyzer::Unit) -> String {
-    let tag = match unit.direction {
-        crate::decode::stream::Direction::ClientToServer => "C:",
-        crate::decode::stream::Direction::ServerToClient => "S:",
-    };
-    format!("{tag} {}", visible(&unit.text))
+    format!("{} {}", unit.direction.tag(), visible(&unit.text))
 }
 
 #[cfg(test)]

@@ -12,10 +12,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::{
-    ExportError, connection_notes, exchange_frames, frame_list, frames_by_step, shorten, visible,
+    ConnectionNote, ExportError, connection_notes, exchange_frames, frame_list, frames_by_step,
+    shorten, visible,
 };
 use crate::decode::units::Protocol;
-use crate::scenario::Direction;
+use crate::proto::Direction;
 use crate::timeline::Timeline;
 
 const MARGIN: f64 = 24.0;
@@ -138,17 +139,11 @@ fn pairs(timeline: &Timeline) -> Vec<Pair> {
         let protocol = match server.map(|(p, _)| p) {
             Some(Protocol::Pop3) => "POP3",
             Some(Protocol::Smtp) => "SMTP",
-            _ => {
-                // Not captured: the replies tell.
-                let first_reply = steps
-                    .flat_map(|s| s.outcome.exchanges.iter())
-                    .find(|e| e.direction == Direction::ServerToClient);
-                match first_reply.map(|e| e.line.as_str()) {
-                    Some(l) if l.starts_with("+OK") || l.starts_with("-ERR") => "POP3",
-                    Some(l) if l.chars().next().is_some_and(|c| c.is_ascii_digit()) => "SMTP",
-                    _ => "mail",
-                }
-            }
+            // Not captured: the engine knows what the session spoke.
+            _ => steps
+                .clone()
+                .find_map(|s| s.outcome.protocol)
+                .map_or("mail", crate::proto::Protocol::name),
         };
         let client_label = match client_addr {
             Some(a) => format!("client \"{session}\"\n{a}"),
@@ -310,36 +305,35 @@ pub fn sequence_svg(timeline: &Timeline) -> String {
         y += 8.0;
         // Lifelines are drawn between the caption and the band's end.
         let arrows_top = y;
-        let (opening, closing): (Vec<_>, Vec<_>) =
-            connection_notes(timeline, by_step.get(s).map_or(&[][..], Vec::as_slice))
-                .into_iter()
-                .partition(|(note, _)| note.contains("handshake"));
-        let tcp_note = |body: &mut String, y: &mut f64, note: &str, frames: &[usize]| {
+        let (opening, closing) =
+            connection_notes(timeline, by_step.get(s).map_or(&[][..], Vec::as_slice));
+        let tcp_note = |body: &mut String, y: &mut f64, note: &ConnectionNote| {
             *y += 30.0;
-            let (x1, x2) = if note.contains("from the server") {
+            let (x1, x2) = if note.from_server_only() {
                 (sx, cx)
             } else {
                 (cx, sx)
             };
+            let (text, frames) = (note.text(), &note.frames);
             arrow(
                 body,
                 x1,
                 x2,
                 *y,
                 TCP_COLOR,
-                note,
-                note,
+                &text,
+                &text,
                 &frame_list(frames),
                 true,
             );
             *y += 8.0;
         };
-        for (note, frames) in &opening {
-            tcp_note(&mut body, &mut y, note, frames);
+        for note in &opening {
+            tcp_note(&mut body, &mut y, note);
         }
         for (e, exchange) in step.outcome.exchanges.iter().enumerate() {
             y += 30.0;
-            let (x1, x2, color) = match exchange.direction {
+            let (x1, x2, color) = match exchange.direction() {
                 Direction::ClientToServer => (cx, sx, CLIENT_COLOR),
                 Direction::ServerToClient if is_error_reply(&exchange.line) => {
                     (sx, cx, ERROR_COLOR)
@@ -352,7 +346,7 @@ pub fn sequence_svg(timeline: &Timeline) -> String {
                 note.push(frame_list(&frames));
             }
             note.push(format!("{} octets", exchange.octets));
-            if !exchange.more.is_empty() && !exchange.line.starts_with("<message") {
+            if exchange.has_body() {
                 note.push(format!("+{} lines", exchange.more.len()));
             }
             let when = frames
@@ -377,8 +371,8 @@ pub fn sequence_svg(timeline: &Timeline) -> String {
             );
             y += 8.0;
         }
-        for (note, frames) in &closing {
-            tcp_note(&mut body, &mut y, note, frames);
+        for note in &closing {
+            tcp_note(&mut body, &mut y, note);
         }
         if let Err(why) = &step.outcome.check {
             for line in wrap(&format!("✗ {why}"), caption_chars) {

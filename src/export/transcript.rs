@@ -14,9 +14,7 @@
 
 use std::path::Path;
 
-use super::{
-    ExportError, connection_notes, exchange_frames, frame_list, frames_by_step, tag, visible,
-};
+use super::{ExportError, connection_notes, exchange_frames, frame_list, frames_by_step, visible};
 use crate::timeline::Timeline;
 
 /// The transcript as text (see the module documentation).
@@ -38,15 +36,14 @@ pub fn transcript_text(timeline: &Timeline) -> String {
         if let Some(rfc) = &step.rfc {
             out.push_str(&format!("   {}\n", visible(rfc)));
         }
-        let (opening, closing): (Vec<_>, Vec<_>) =
-            connection_notes(timeline, by_step.get(s).map_or(&[][..], Vec::as_slice))
-                .into_iter()
-                .partition(|(note, _)| note.contains("handshake"));
-        for (note, frames) in &opening {
-            out.push_str(&format!("   {note}  [{}]\n", frame_list(frames)));
+        let (opening, closing) =
+            connection_notes(timeline, by_step.get(s).map_or(&[][..], Vec::as_slice));
+        for note in &opening {
+            let (text, frames) = (note.text(), frame_list(&note.frames));
+            out.push_str(&format!("   {text}  [{frames}]\n"));
         }
         for (e, exchange) in step.outcome.exchanges.iter().enumerate() {
-            let tag = tag(exchange.direction);
+            let tag = exchange.direction().tag();
             let frames = exchange_frames(timeline, s, e);
             let carried = if frames.is_empty() {
                 if timeline.packets.is_empty() {
@@ -62,11 +59,12 @@ pub fn transcript_text(timeline: &Timeline) -> String {
                 out.push_str(&format!("{tag}   {}\n", visible(line)));
             }
         }
-        for (note, frames) in &closing {
-            out.push_str(&format!("   {note}  [{}]\n", frame_list(frames)));
+        for note in &closing {
+            let (text, frames) = (note.text(), frame_list(&note.frames));
+            out.push_str(&format!("   {text}  [{frames}]\n"));
         }
         if let Err(why) = &step.outcome.check {
-            out.push_str(&format!("!! FAILED: {}\n", visible(why)));
+            out.push_str(&format!("!! FAILED: {}\n", visible(&why.to_string())));
         }
     }
     out

@@ -41,6 +41,8 @@ pub struct LineBuffer {
     terminator: Terminator,
     /// Length of an over-long line whose bytes are being discarded, if any.
     discarding: Option<usize>,
+    /// Bytes pushed since the buffer was made.
+    pushed: u64,
 }
 
 impl LineBuffer {
@@ -53,7 +55,16 @@ impl LineBuffer {
             max_len,
             terminator,
             discarding: None,
+            pushed: 0,
         }
+    }
+
+    /// Where the next line begins in the byte stream pushed so far (0 is the first byte
+    /// ever pushed): every byte before it was handed out as part of a line. A driver uses it
+    /// to say where each command or reply lies on the wire.
+    pub fn position(&self) -> u64 {
+        let held = self.pending().len() + self.discarding.unwrap_or(0);
+        self.pushed.saturating_sub(held as u64)
     }
 
     /// Changes the line limit and terminator for the lines still to come (for example when
@@ -74,6 +85,7 @@ impl LineBuffer {
             self.start = 0;
         }
         self.buf.extend_from_slice(bytes);
+        self.pushed += bytes.len() as u64;
     }
 
     /// Bytes received but not yet handed out as lines.
@@ -148,6 +160,23 @@ impl LineBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn position_counts_every_byte_handed_out() {
+        let mut b = LineBuffer::new(4, Terminator::CrLfOrLf);
+        assert_eq!(b.position(), 0);
+        b.push(b"ab\r\ncd");
+        assert_eq!(b.position(), 0, "nothing handed out yet");
+        assert!(b.next_line().is_some());
+        assert_eq!(b.position(), 4, "\"ab\" and its CRLF");
+        assert_eq!(b.next_line(), None);
+        assert_eq!(b.position(), 4, "an unfinished line is not counted");
+        b.push(b"efghij\nk\n");
+        assert_eq!(b.next_line(), Some(Line::TooLong { len: 8 }));
+        assert_eq!(b.position(), 13, "a dropped over-long line counts in full");
+        assert!(b.next_line().is_some());
+        assert_eq!(b.position(), 15);
+    }
 
     #[test]
     fn an_overlong_line_is_known_before_its_end() {

@@ -4,7 +4,145 @@
 //! A machine never blocks and never waits: when it needs something from the outside world
 //! (check a password, read a message, store a mail) it emits a request and stops reading
 //! input until the driver answers it.
+//!
+//! This module also holds the vocabulary every other part of mailwire shares: which
+//! [`Protocol`] a connection speaks and which [`Direction`] bytes travel. Every machine,
+//! server or client, has the one shape of [`Machine`], so one driver loop serves them all.
+
+use std::fmt;
 
 pub mod line;
 pub mod pop3;
 pub mod smtp;
+
+/// Which mail protocol a connection speaks (`pop3` or `smtp` in a scenario file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Pop3,
+    Smtp,
+}
+
+impl Protocol {
+    /// "POP3" or "SMTP".
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Pop3 => "POP3",
+            Protocol::Smtp => "SMTP",
+        }
+    }
+
+    /// The protocol a server port implies (POP3: 110, 1110, 995; SMTP: 25, 587, 2525, 465).
+    pub fn from_port(port: u16) -> Option<Protocol> {
+        match port {
+            110 | 1110 | 995 => Some(Protocol::Pop3),
+            25 | 587 | 2525 | 465 => Some(Protocol::Smtp),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which way bytes travel in a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// From the client (the side that opened the connection) to the server.
+    ClientToServer,
+    /// From the server to the client.
+    ServerToClient,
+}
+
+impl Direction {
+    /// 0 for client-to-server, 1 for server-to-client.
+    pub fn index(self) -> usize {
+        match self {
+            Direction::ClientToServer => 0,
+            Direction::ServerToClient => 1,
+        }
+    }
+
+    /// The other direction.
+    pub fn reverse(self) -> Direction {
+        match self {
+            Direction::ClientToServer => Direction::ServerToClient,
+            Direction::ServerToClient => Direction::ClientToServer,
+        }
+    }
+
+    /// `C` or `S`: who speaks.
+    pub fn speaker(self) -> char {
+        match self {
+            Direction::ClientToServer => 'C',
+            Direction::ServerToClient => 'S',
+        }
+    }
+
+    /// `C:` or `S:`, the tag of a transcript line (as RFC 1939's examples write them).
+    pub fn tag(self) -> &'static str {
+        match self {
+            Direction::ClientToServer => "C:",
+            Direction::ServerToClient => "S:",
+        }
+    }
+}
+
+/// One thing a machine asks of its driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output<E, R> {
+    /// Write these bytes to the peer.
+    Write(Vec<u8>),
+    /// Something happened: a server's state change or command, a client's reply or error.
+    Event(E),
+    /// Ask the outside world (the store, a password check) and answer before polling again.
+    Request(R),
+    /// Close the connection, after writing everything before it.
+    Close,
+}
+
+/// A sans-IO protocol machine: bytes in, [`Output`]s out. Servers and clients of both
+/// protocols have this one shape, so every driver (the tokio server loop, the client
+/// socket, the in-memory scenario transport) is written once, generic over it.
+pub trait Machine {
+    /// The protocol spoken.
+    const PROTOCOL: Protocol;
+    /// What the machine reports.
+    type Event;
+    /// What it asks of the outside world (`Infallible` when it never asks).
+    type Request;
+    /// Buffers bytes from the peer; nothing is processed until [`Machine::poll_output`].
+    fn receive(&mut self, bytes: &[u8]);
+    /// The peer closed its side of the connection.
+    fn receive_eof(&mut self);
+    /// The next output, or `None` when the machine needs more input (or a request answered).
+    fn poll_output(&mut self) -> Option<Output<Self::Event, Self::Request>>;
+}
+
+/// Why a server ends a session on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goodbye {
+    /// The client was idle too long (RFC 1939's autologout timer; RFC 5321 4.5.3.2).
+    Idle,
+    /// The server is shutting down.
+    ShuttingDown,
+}
+
+/// A server machine.
+pub trait ServerMachine: Machine {
+    /// What to tell the client before the server closes on its own, if the protocol has
+    /// words for it.
+    fn goodbye(&self, why: Goodbye) -> Option<Vec<u8>>;
+}
+
+/// A client machine: its events are replies (`Ok`) or the one error after which it reads
+/// no more (`Err`).
+pub trait ClientMachine: Machine<Request = std::convert::Infallible> {
+    /// What the machine waits for, in words ("the greeting", "the reply to DATA").
+    fn waiting_for(&self) -> Option<String>;
+    /// Whether the session is over: the connection closed or the server broke the protocol.
+    fn is_ended(&self) -> bool;
+}

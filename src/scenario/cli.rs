@@ -8,9 +8,10 @@ use std::net::SocketAddr;
 
 use super::format::{self, BUILTIN, Scenario};
 use super::recorder::{Recorder, RecorderOptions};
-use super::{Direction, run_in_memory, transcript};
+use super::{run_in_memory, transcript};
 use crate::capture::sandbox;
 use crate::decode::open::frame_list;
+use crate::exchange::StepError;
 use crate::timeline::{CaptureStatus, Timeline};
 
 /// Set in the environment of the copy of mailwire that runs inside the sandbox.
@@ -122,7 +123,7 @@ fn run_memory(scenario: &Scenario) -> Result<(), String> {
     }
 }
 
-fn failure(scenario: &Scenario, index: usize, why: Option<&String>) -> String {
+fn failure(scenario: &Scenario, index: usize, why: Option<&StepError>) -> String {
     let caption = scenario
         .steps
         .get(index)
@@ -131,7 +132,7 @@ fn failure(scenario: &Scenario, index: usize, why: Option<&String>) -> String {
     format!(
         "step {} failed ({caption}): {}",
         index + 1,
-        why.map(String::as_str).unwrap_or("unknown")
+        why.map_or_else(|| "unknown".to_string(), ToString::to_string)
     )
 }
 
@@ -236,10 +237,7 @@ fn print_step(t: &Timeline, index: usize) {
         record.caption
     );
     for (k, e) in record.outcome.exchanges.iter().enumerate() {
-        let tag = match e.direction {
-            Direction::ClientToServer => "C:",
-            Direction::ServerToClient => "S:",
-        };
+        let tag = e.direction().tag();
         let frames = t
             .unit(index, k)
             .map(|u| format!("   [frame {}]", frame_list(&u.frames())))

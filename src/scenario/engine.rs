@@ -2,56 +2,54 @@
 //! a [`Transport`], records what crossed the wire, and checks each expectation.
 
 use std::collections::HashMap;
+use std::fmt::Display;
 
-use super::format::{Action, Expect, MailSpec, Protocol, Scenario, Step};
-use super::transport::{ConnId, Transport};
+use super::format::{Action, Expect, MailSpec, Scenario, Step};
+use super::transport::Transport;
+use crate::exchange::{ConnId, Exchange, ExchangeKind, StepError, StepOutcome};
 use crate::proto::pop3::Command;
-use crate::proto::pop3::client::{Pop3Client, Pop3ClientOutput, Pop3Reply};
-use crate::proto::smtp::client::{ClientCommand, SmtpClient, SmtpClientOutput, SmtpReply};
-use crate::servers::ServerEvent;
-
-/// Which way bytes went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    ClientToServer,
-    ServerToClient,
-}
-
-/// One command or reply of a step, as text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Exchange {
-    pub direction: Direction,
-    /// The first line (a command, or a reply's status line).
-    pub line: String,
-    /// Further lines (a multi-line reply's body, a message's content), without CRLF.
-    pub more: Vec<String>,
-    /// Octets on the wire.
-    pub octets: usize,
-}
-
-/// What happened in one step.
-#[derive(Debug, Clone)]
-pub struct StepOutcome {
-    /// 0-based index of the step.
-    pub index: usize,
-    pub session: String,
-    /// The transport connection the step used, if it reached one.
-    pub conn: Option<ConnId>,
-    pub exchanges: Vec<Exchange>,
-    /// `Err` says which expectation failed or what went wrong.
-    pub check: Result<(), String>,
-    /// Server events during the step.
-    pub events: Vec<ServerEvent>,
-}
+use crate::proto::pop3::client::{Pop3Client, Pop3Reply};
+use crate::proto::smtp::client::{ClientCommand, SmtpClient, SmtpReply};
+use crate::proto::{ClientMachine, Machine, Output, Protocol};
 
 enum Client {
     Pop3(Pop3Client),
     Smtp(SmtpClient),
 }
 
+impl Client {
+    fn protocol(&self) -> Protocol {
+        match self {
+            Client::Pop3(_) => Protocol::Pop3,
+            Client::Smtp(_) => Protocol::Smtp,
+        }
+    }
+
+    /// Bytes from the server; empty: it closed the connection.
+    fn receive(&mut self, bytes: &[u8]) {
+        match (self, bytes.is_empty()) {
+            (Client::Pop3(c), true) => c.receive_eof(),
+            (Client::Pop3(c), false) => c.receive(bytes),
+            (Client::Smtp(c), true) => c.receive_eof(),
+            (Client::Smtp(c), false) => c.receive(bytes),
+        }
+    }
+
+    /// Every reply the machine has: logged, and kept for the expectation.
+    fn drain(&mut self, log: &mut Vec<Exchange>, got: &mut Vec<Got>) -> Result<(), StepError> {
+        match self {
+            Client::Pop3(c) => drain(c, log, got),
+            Client::Smtp(c) => drain(c, log, got),
+        }
+    }
+}
+
 struct Session {
     conn: ConnId,
     client: Client,
+    /// Bytes written to the server so far: where the next command begins in the
+    /// client-to-server stream.
+    sent: u64,
 }
 
 /// A reply of either protocol, reduced to what expectations look at.
@@ -67,6 +65,8 @@ pub struct Engine<T: Transport> {
     sessions: HashMap<String, Session>,
     /// The last connection each session name used (kept after it closed).
     last_conn: HashMap<String, ConnId>,
+    /// The protocol each session name spoke (kept after it closed).
+    protocols: HashMap<String, Protocol>,
     next: usize,
 }
 
@@ -78,6 +78,7 @@ impl<T: Transport> Engine<T> {
             transport,
             sessions: HashMap::new(),
             last_conn: HashMap::new(),
+            protocols: HashMap::new(),
             next: 0,
         }
     }
@@ -119,6 +120,7 @@ impl<T: Transport> Engine<T> {
         StepOutcome {
             index,
             session: step.session.clone(),
+            protocol: self.protocols.get(&step.session).copied(),
             conn: self.last_conn.get(&step.session).copied(),
             exchanges,
             check,
@@ -136,10 +138,12 @@ impl<T: Transport> Engine<T> {
         std::iter::from_fn(|| self.step()).collect()
     }
 
-    fn perform(&mut self, step: &Step, log: &mut Vec<Exchange>) -> Result<Option<Got>, String> {
+    fn perform(&mut self, step: &Step, log: &mut Vec<Exchange>) -> Result<Option<Got>, StepError> {
         if let Action::Connect { protocol, mss, to } = &step.action {
             if self.sessions.contains_key(&step.session) {
-                return Err(format!("session \"{}\" is already connected", step.session));
+                return Err(StepError::AlreadyConnected {
+                    session: step.session.clone(),
+                });
             }
             let conn = self.transport.connect(*protocol, *mss, *to)?;
             let client = match protocol {
@@ -150,17 +154,21 @@ impl<T: Transport> Engine<T> {
                     Client::Smtp(c)
                 }
             };
-            self.sessions
-                .insert(step.session.clone(), Session { conn, client });
+            let session = Session {
+                conn,
+                client,
+                sent: 0,
+            };
+            self.sessions.insert(step.session.clone(), session);
             self.last_conn.insert(step.session.clone(), conn);
+            self.protocols.insert(step.session.clone(), *protocol);
             let replies = self.collect(&step.session, 1, log)?;
             return Ok(replies.into_iter().last());
         }
         if !self.sessions.contains_key(&step.session) {
-            return Err(format!(
-                "session \"{}\" is not connected; a step with connect must come first",
-                step.session
-            ));
+            return Err(StepError::NotConnected {
+                session: step.session.clone(),
+            });
         }
         match &step.action {
             Action::Connect { .. } => Ok(None),
@@ -199,10 +207,24 @@ impl<T: Transport> Engine<T> {
         }
     }
 
-    fn session(&mut self, name: &str) -> Result<&mut Session, String> {
+    fn session(&mut self, name: &str) -> Result<&mut Session, StepError> {
         self.sessions
             .get_mut(name)
-            .ok_or_else(|| format!("session \"{name}\" is not connected"))
+            .ok_or_else(|| StepError::NotConnected {
+                session: name.to_string(),
+            })
+    }
+
+    fn wrong_protocol(&mut self, name: &str, action: String) -> StepError {
+        let speaks = self
+            .sessions
+            .get(name)
+            .map_or(Protocol::Pop3, |s| s.client.protocol());
+        StepError::WrongProtocol {
+            action,
+            session: name.to_string(),
+            speaks,
+        }
     }
 
     /// Sends raw lines (each plus CRLF) in one write, or, when `split`, the pieces of one
@@ -213,7 +235,7 @@ impl<T: Transport> Engine<T> {
         lines: &[String],
         split: bool,
         log: &mut Vec<Exchange>,
-    ) -> Result<Option<Got>, String> {
+    ) -> Result<Option<Got>, StepError> {
         let whole = lines.concat();
         let commands: Vec<String> = if split { vec![whole] } else { lines.to_vec() };
         let session = self.session(name)?;
@@ -225,40 +247,39 @@ impl<T: Transport> Engine<T> {
                     // The client machine learns the reply's shape; the bytes are sent as
                     // typed (lower case, odd spacing and all).
                     let stand_in = Command::parse(text.as_bytes()).unwrap_or(Command::Noop);
-                    c.send(stand_in).map_err(|e| e.to_string())?;
-                    drain_writes_pop3(c);
-                    wire.extend_from_slice(text.as_bytes());
-                    wire.extend_from_slice(b"\r\n");
+                    c.send(stand_in).map_err(protocol_error)?;
+                    take_writes(c);
                 }
                 Client::Smtp(c) if c.content_expected() => {
-                    c.send_content(text.as_bytes()).map_err(|e| e.to_string())?;
-                    let bytes = drain_writes_smtp(c);
-                    return self.write_and_wait(name, content_exchange(&bytes), &bytes, log);
+                    c.send_content(text.as_bytes()).map_err(protocol_error)?;
+                    let bytes = take_writes(c);
+                    return self.write_and_wait(name, ExchangeKind::Content, &bytes, log);
                 }
                 Client::Smtp(c) => {
-                    c.send(smtp_stand_in(text)).map_err(|e| e.to_string())?;
-                    drain_writes_smtp(c);
-                    wire.extend_from_slice(text.as_bytes());
-                    wire.extend_from_slice(b"\r\n");
+                    c.send(smtp_stand_in(text)).map_err(protocol_error)?;
+                    take_writes(c);
                 }
             }
+            let start = session.sent + wire.len() as u64;
+            wire.extend_from_slice(text.as_bytes());
+            wire.extend_from_slice(b"\r\n");
             expected += 1;
             log.push(Exchange {
-                direction: Direction::ClientToServer,
+                kind: ExchangeKind::Command,
                 line: text.clone(),
                 more: Vec::new(),
                 octets: text.len() + 2,
+                stream: Some(start..session.sent + wire.len() as u64),
             });
         }
         if split {
-            let conn = self.session(name)?.conn;
             let count = lines.len();
             for (i, piece) in lines.iter().enumerate() {
                 let mut bytes = piece.as_bytes().to_vec();
                 if i + 1 == count {
                     bytes.extend_from_slice(b"\r\n");
                 }
-                self.transport.write(conn, &bytes)?;
+                self.transport_write(name, &bytes)?;
                 if i + 1 < count {
                     self.transport.pause();
                 }
@@ -269,9 +290,13 @@ impl<T: Transport> Engine<T> {
         Ok(self.collect(name, expected, log)?.into_iter().last())
     }
 
-    fn transport_write(&mut self, name: &str, bytes: &[u8]) -> Result<(), String> {
-        let conn = self.session(name)?.conn;
-        self.transport.write(conn, bytes)
+    /// Writes to the session's connection and counts what was written.
+    fn transport_write(&mut self, name: &str, bytes: &[u8]) -> Result<(), StepError> {
+        let session = self.session(name)?;
+        let conn = session.conn;
+        session.sent += bytes.len() as u64;
+        self.transport.write(conn, bytes)?;
+        Ok(())
     }
 
     fn pop3_command(
@@ -279,23 +304,13 @@ impl<T: Transport> Engine<T> {
         name: &str,
         command: Command,
         log: &mut Vec<Exchange>,
-    ) -> Result<Option<Got>, String> {
+    ) -> Result<Option<Got>, StepError> {
         let Client::Pop3(c) = &mut self.session(name)?.client else {
-            return Err(format!(
-                "{} is a POP3 command but session \"{name}\" speaks SMTP",
-                command.keyword()
-            ));
+            return Err(self.wrong_protocol(name, command.keyword().to_string()));
         };
-        let line = command.to_string();
-        c.send(command).map_err(|e| e.to_string())?;
-        let bytes = drain_writes_pop3(c);
-        let sent = Exchange {
-            direction: Direction::ClientToServer,
-            line,
-            more: Vec::new(),
-            octets: bytes.len(),
-        };
-        self.write_and_wait(name, sent, &bytes, log)
+        c.send(command).map_err(protocol_error)?;
+        let bytes = take_writes(c);
+        self.write_and_wait(name, ExchangeKind::Command, &bytes, log)
     }
 
     fn smtp_command(
@@ -303,22 +318,13 @@ impl<T: Transport> Engine<T> {
         name: &str,
         command: ClientCommand,
         log: &mut Vec<Exchange>,
-    ) -> Result<Option<Got>, String> {
+    ) -> Result<Option<Got>, StepError> {
         let Client::Smtp(c) = &mut self.session(name)?.client else {
-            return Err(format!(
-                "{command} is an SMTP command but session \"{name}\" speaks POP3"
-            ));
+            return Err(self.wrong_protocol(name, command.to_string()));
         };
-        let line = command.to_string();
-        c.send(command).map_err(|e| e.to_string())?;
-        let bytes = drain_writes_smtp(c);
-        let sent = Exchange {
-            direction: Direction::ClientToServer,
-            line,
-            more: Vec::new(),
-            octets: bytes.len(),
-        };
-        self.write_and_wait(name, sent, &bytes, log)
+        c.send(command).map_err(protocol_error)?;
+        let bytes = take_writes(c);
+        self.write_and_wait(name, ExchangeKind::Command, &bytes, log)
     }
 
     fn login(
@@ -328,14 +334,12 @@ impl<T: Transport> Engine<T> {
         password: &str,
         apop: bool,
         log: &mut Vec<Exchange>,
-    ) -> Result<Option<Got>, String> {
+    ) -> Result<Option<Got>, StepError> {
         let Client::Pop3(c) = &mut self.session(name)?.client else {
-            return Err(format!(
-                "login is a POP3 action but session \"{name}\" speaks SMTP"
-            ));
+            return Err(self.wrong_protocol(name, "login".to_string()));
         };
         if apop {
-            let cmd = c.apop_command(user, password).map_err(|e| e.to_string())?;
+            let cmd = c.apop_command(user, password).map_err(protocol_error)?;
             return self.pop3_command(name, cmd, log);
         }
         let got = self.pop3_command(name, Command::User(user.to_string()), log)?;
@@ -350,7 +354,7 @@ impl<T: Transport> Engine<T> {
         name: &str,
         mail: &MailSpec,
         log: &mut Vec<Exchange>,
-    ) -> Result<Option<Got>, String> {
+    ) -> Result<Option<Got>, StepError> {
         let mut got = self.smtp_command(name, ClientCommand::MailFrom(mail.from.clone()), log)?;
         if !positive(got.as_ref()) {
             return Ok(got);
@@ -375,22 +379,27 @@ impl<T: Transport> Engine<T> {
             content.push_str("\r\n");
         }
         let Client::Smtp(c) = &mut self.session(name)?.client else {
-            return Err("not an SMTP session".into());
+            return Err(self.wrong_protocol(name, "send_mail".to_string()));
         };
-        c.send_content(content.as_bytes())
-            .map_err(|e| e.to_string())?;
-        let bytes = drain_writes_smtp(c);
-        self.write_and_wait(name, content_exchange(&bytes), &bytes, log)
+        c.send_content(content.as_bytes()).map_err(protocol_error)?;
+        let bytes = take_writes(c);
+        self.write_and_wait(name, ExchangeKind::Content, &bytes, log)
     }
 
     /// Logs what the client sends, writes it, and waits for the one reply it asks for.
     fn write_and_wait(
         &mut self,
         name: &str,
-        sent: Exchange,
+        kind: ExchangeKind,
         bytes: &[u8],
         log: &mut Vec<Exchange>,
-    ) -> Result<Option<Got>, String> {
+    ) -> Result<Option<Got>, StepError> {
+        let start = self.session(name)?.sent;
+        let mut sent = match kind {
+            ExchangeKind::Content => content_exchange(bytes),
+            _ => command_exchange(bytes),
+        };
+        sent.stream = Some(start..start + bytes.len() as u64);
         log.push(sent);
         self.transport_write(name, bytes)?;
         Ok(self.collect(name, 1, log)?.into_iter().last())
@@ -402,87 +411,161 @@ impl<T: Transport> Engine<T> {
         name: &str,
         count: usize,
         log: &mut Vec<Exchange>,
-    ) -> Result<Vec<Got>, String> {
+    ) -> Result<Vec<Got>, StepError> {
         let mut got = Vec::new();
         loop {
             let session = self.session(name)?;
-            match &mut session.client {
-                Client::Pop3(c) => {
-                    while let Some(out) = c.poll_output() {
-                        match out {
-                            Pop3ClientOutput::Reply(r) => {
-                                log.push(pop3_exchange(&r));
-                                got.push(Got {
-                                    status: if r.positive { "+OK" } else { "-ERR" }.to_string(),
-                                    first_line: r.status_line(),
-                                });
-                            }
-                            Pop3ClientOutput::Error(e) => return Err(e.to_string()),
-                            Pop3ClientOutput::Write(_) => {}
-                        }
-                    }
-                }
-                Client::Smtp(c) => {
-                    while let Some(out) = c.poll_output() {
-                        match out {
-                            SmtpClientOutput::Reply(r) => {
-                                log.push(smtp_exchange(&r));
-                                got.push(Got {
-                                    status: r.code().to_string(),
-                                    first_line: r
-                                        .wire_text()
-                                        .lines()
-                                        .next()
-                                        .unwrap_or_default()
-                                        .to_string(),
-                                });
-                            }
-                            SmtpClientOutput::Error(e) => return Err(e.to_string()),
-                            SmtpClientOutput::Write(_) => {}
-                        }
-                    }
-                }
-            }
+            session.client.drain(log, &mut got)?;
             if got.len() >= count {
                 return Ok(got);
             }
             let conn = session.conn;
             let bytes = self.transport.read(conn)?;
-            let session = self.session(name)?;
-            match &mut session.client {
-                Client::Pop3(c) if bytes.is_empty() => c.receive_eof(),
-                Client::Pop3(c) => c.receive(&bytes),
-                Client::Smtp(c) if bytes.is_empty() => c.receive_eof(),
-                Client::Smtp(c) => c.receive(&bytes),
-            }
+            self.session(name)?.client.receive(&bytes);
         }
     }
+}
+
+/// What the engine needs of a reply, whatever its protocol.
+trait Heard {
+    /// The reply as shown: status line, body as on the wire, its place in the stream.
+    fn exchange(&self) -> Exchange;
+    /// What an expectation looks at.
+    fn got(&self) -> Got;
+}
+
+impl Heard for Pop3Reply {
+    fn exchange(&self) -> Exchange {
+        // Shown as on the wire: stuffed, with the terminating dot.
+        let mut more: Vec<String> = self
+            .body_lines()
+            .map(|l| {
+                let l = String::from_utf8_lossy(l);
+                if l.starts_with('.') {
+                    format!(".{l}")
+                } else {
+                    l.into_owned()
+                }
+            })
+            .collect();
+        if self.body.is_some() {
+            more.push(".".to_string());
+        }
+        let line = self.status_line();
+        let octets = line.len() + 2 + more.iter().map(|l| l.len() + 2).sum::<usize>();
+        Exchange {
+            kind: ExchangeKind::Reply,
+            line,
+            more,
+            octets,
+            stream: Some(self.stream.clone()),
+        }
+    }
+
+    fn got(&self) -> Got {
+        Got {
+            status: if self.positive { "+OK" } else { "-ERR" }.to_string(),
+            first_line: self.status_line(),
+        }
+    }
+}
+
+impl Heard for SmtpReply {
+    fn exchange(&self) -> Exchange {
+        let text = self.wire_text();
+        let mut lines = text.lines().map(str::to_string);
+        let line = lines.next().unwrap_or_default();
+        let more: Vec<String> = lines.collect();
+        Exchange {
+            kind: ExchangeKind::Reply,
+            octets: text.len() + 2 + more.len(),
+            line,
+            more,
+            stream: Some(self.stream.clone()),
+        }
+    }
+
+    fn got(&self) -> Got {
+        Got {
+            status: self.code().to_string(),
+            first_line: self
+                .wire_text()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        }
+    }
+}
+
+/// Takes every reply a client machine has: logged, and kept for the expectation.
+fn drain<M, R, E>(
+    machine: &mut M,
+    log: &mut Vec<Exchange>,
+    got: &mut Vec<Got>,
+) -> Result<(), StepError>
+where
+    M: ClientMachine<Event = Result<R, E>>,
+    R: Heard,
+    E: Display,
+{
+    while let Some(output) = machine.poll_output() {
+        match output {
+            Output::Event(Ok(reply)) => {
+                log.push(reply.exchange());
+                got.push(reply.got());
+            }
+            Output::Event(Err(e)) => return Err(protocol_error(e)),
+            Output::Request(never) => match never {},
+            Output::Write(_) | Output::Close => {}
+        }
+    }
+    Ok(())
+}
+
+/// The bytes a client machine wants written right after a send. `collect` has already
+/// taken every reply that had arrived, so only writes are pending here.
+fn take_writes<M: Machine>(machine: &mut M) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    while let Some(output) = machine.poll_output() {
+        if let Output::Write(b) = output {
+            bytes.extend_from_slice(&b);
+        }
+    }
+    bytes
+}
+
+fn protocol_error(e: impl Display) -> StepError {
+    StepError::Protocol(e.to_string())
 }
 
 fn positive(got: Option<&Got>) -> bool {
     got.is_some_and(|g| g.status.starts_with('2') || g.status.starts_with('3') || g.status == "+OK")
 }
 
-fn check_expectation(expect: Option<&Expect>, got: Option<&Got>) -> Result<(), String> {
+fn check_expectation(expect: Option<&Expect>, got: Option<&Got>) -> Result<(), StepError> {
     let Some(expect) = expect else {
         return Ok(());
     };
     let Some(got) = got else {
-        return Err(format!("expected a {} reply but none came", expect.status));
+        return Err(StepError::Expectation(format!(
+            "expected a {} reply but none came",
+            expect.status
+        )));
     };
     if got.status != expect.status {
-        return Err(format!(
+        return Err(StepError::Expectation(format!(
             "expected {} but the server answered \"{}\"",
             expect.status, got.first_line
-        ));
+        )));
     }
     if let Some(text) = &expect.text
         && !got.first_line.contains(text.as_str())
     {
-        return Err(format!(
+        return Err(StepError::Expectation(format!(
             "expected the reply to contain \"{text}\" but it was \"{}\"",
             got.first_line
-        ));
+        )));
     }
     Ok(())
 }
@@ -500,64 +583,15 @@ fn smtp_stand_in(line: &str) -> ClientCommand {
     }
 }
 
-/// The bytes a client machine wants written right after a send. `collect` has already
-/// taken every reply that had arrived, so only writes are pending here.
-fn drain_writes_pop3(c: &mut Pop3Client) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    while let Some(out) = c.poll_output() {
-        if let Pop3ClientOutput::Write(b) = out {
-            bytes.extend_from_slice(&b);
-        }
-    }
-    bytes
-}
-
-/// As [`drain_writes_pop3`], for SMTP.
-fn drain_writes_smtp(c: &mut SmtpClient) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    while let Some(out) = c.poll_output() {
-        if let SmtpClientOutput::Write(b) = out {
-            bytes.extend_from_slice(&b);
-        }
-    }
-    bytes
-}
-
-fn pop3_exchange(r: &Pop3Reply) -> Exchange {
-    // Shown as on the wire: stuffed, with the terminating dot.
-    let mut more: Vec<String> = r
-        .body_lines()
-        .map(|l| {
-            let l = String::from_utf8_lossy(l);
-            if l.starts_with('.') {
-                format!(".{l}")
-            } else {
-                l.into_owned()
-            }
-        })
-        .collect();
-    if r.body.is_some() {
-        more.push(".".to_string());
-    }
-    let octets = r.status_line().len() + 2 + more.iter().map(|l| l.len() + 2).sum::<usize>();
+/// A command the client machine wrote, as one exchange (its line without CRLF).
+fn command_exchange(bytes: &[u8]) -> Exchange {
+    let text = String::from_utf8_lossy(bytes);
     Exchange {
-        direction: Direction::ServerToClient,
-        line: r.status_line(),
-        more,
-        octets,
-    }
-}
-
-fn smtp_exchange(r: &SmtpReply) -> Exchange {
-    let text = r.wire_text();
-    let mut lines = text.lines().map(str::to_string);
-    let line = lines.next().unwrap_or_default();
-    let more: Vec<String> = lines.collect();
-    Exchange {
-        direction: Direction::ServerToClient,
-        octets: text.len() + 2 + more.len(),
-        line,
-        more,
+        kind: ExchangeKind::Command,
+        line: text.trim_end_matches(['\r', '\n']).to_string(),
+        more: Vec::new(),
+        octets: bytes.len(),
+        stream: None,
     }
 }
 
@@ -569,10 +603,11 @@ fn content_exchange(bytes: &[u8]) -> Exchange {
     }
     let count = lines.len().saturating_sub(1);
     Exchange {
-        direction: Direction::ClientToServer,
+        kind: ExchangeKind::Content,
         line: format!("<message: {count} lines, then the \".\" line>"),
         more: lines,
         octets: bytes.len(),
+        stream: None,
     }
 }
 
@@ -588,10 +623,7 @@ pub fn transcript(scenario: &Scenario, outcomes: &[StepOutcome]) -> String {
             o.session
         ));
         for e in &o.exchanges {
-            let tag = match e.direction {
-                Direction::ClientToServer => "C:",
-                Direction::ServerToClient => "S:",
-            };
+            let tag = e.direction().tag();
             out.push_str(&format!("{tag} {}\n", e.line));
             for l in &e.more {
                 out.push_str(&format!("{tag}   {l}\n"));

@@ -41,6 +41,7 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use crate::proto::Protocol;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -54,14 +55,6 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     /// Where it came from (a file path, or `builtin:NAME`).
     pub source: String,
-}
-
-/// Which protocol a connection speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    Pop3,
-    Smtp,
 }
 
 /// Users and mail present before the first step. Every run starts from a fresh copy.

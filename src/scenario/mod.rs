@@ -9,12 +9,13 @@ pub mod live;
 pub mod recorder;
 pub mod transport;
 
-pub use engine::{Direction, Engine, Exchange, StepOutcome, transcript};
-pub use format::{Action, Protocol, Scenario, ScenarioError, Step};
+pub use engine::{Engine, transcript};
+pub use format::{Action, Scenario, ScenarioError, Step};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::exchange::StepOutcome;
 use crate::servers::ServerConfig;
 
 /// A scenario's private working folder (its fresh fixture), removed when dropped.

@@ -7,13 +7,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::engine::{Direction, Engine};
+use super::engine::Engine;
 use super::format::{Action, Scenario, Step};
 use super::live::LiveServers;
 use super::transport::{SocketTransport, Transport};
 use super::{WorkDir, fresh_fixture, server_config};
 use crate::capture::live::{self, CaptureMessage, LiveCapture, LiveConfig};
-use crate::decode::stream::Direction as WireDirection;
+use crate::exchange::StepOutcome;
 use crate::timeline::{CaptureStatus, Timeline, TimelineUpdate};
 
 /// Where the servers listen and whether to capture.
@@ -229,7 +229,7 @@ impl Recorder {
         self.timeline.steps.len() - 1
     }
 
-    fn record(&mut self, outcome: super::StepOutcome, step: &Step, first_frame: usize) {
+    fn record(&mut self, outcome: StepOutcome, step: &Step, first_frame: usize) {
         let client = outcome
             .conn
             .and_then(|c| self.engine.transport_mut().client_addr(c));
@@ -254,41 +254,21 @@ impl Recorder {
         self.dir.path()
     }
 
-    /// Waits until the capture holds units for every exchange of the step (and, after QUIT
-    /// or a drop, the connection's FINs), or until [`CATCH_UP`] has passed.
-    fn catch_up(&mut self, client: SocketAddr, outcome: &super::StepOutcome, closing: bool) {
+    /// Waits until the capture holds the unit of every exchange of the step (and, after
+    /// QUIT or a drop, the connection's FINs), or until [`CATCH_UP`] has passed.
+    fn catch_up(&mut self, client: SocketAddr, outcome: &StepOutcome, closing: bool) {
         if self.packets.is_none() {
             return;
         }
-        let wanted = |d: Direction| {
-            outcome
-                .exchanges
-                .iter()
-                .filter(|e| e.direction == d)
-                .count()
-        };
-        let (c2s, s2c) = (
-            wanted(Direction::ClientToServer),
-            wanted(Direction::ServerToClient),
-        );
         let deadline = Instant::now() + CATCH_UP;
         loop {
             self.drain_packets(Duration::ZERO);
             let t = &self.timeline;
-            let done = t.connection_of(client).is_some_and(|conn| {
-                let enough = |d: WireDirection, n: usize| {
-                    t.unit_count(conn, d) >= t.linked_count(conn, d) + n
-                };
-                let closed = !closing
-                    || t.analyzer
-                        .connections()
-                        .get(conn)
-                        .is_some_and(|c| c.is_closed());
-                enough(WireDirection::ClientToServer, c2s)
-                    && enough(WireDirection::ServerToClient, s2c)
-                    && closed
-            });
-            if done || Instant::now() >= deadline {
+            let closed = !closing
+                || t.connection_of(client)
+                    .and_then(|conn| t.analyzer.connections().get(conn))
+                    .is_some_and(|c| c.is_closed());
+            if (closed && t.all_captured(client, outcome)) || Instant::now() >= deadline {
                 return;
             }
             self.drain_packets(Duration::from_millis(10));

@@ -7,14 +7,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::format::Protocol;
-use crate::proto::pop3::{Pop3Config, Pop3Output, Pop3Server};
-use crate::proto::smtp::{SmtpConfig, SmtpOutput, SmtpServer};
-use crate::servers::{EventKind, Pop3Backend, ServerConfig, ServerEvent, SmtpBackend};
+use crate::exchange::{ConnId, TransportError};
+use crate::proto::pop3::{Pop3Config, Pop3Server};
+use crate::proto::smtp::{SmtpConfig, SmtpServer};
+use crate::proto::{Output, Protocol, ServerMachine};
+use crate::servers::{Backend, EventKind, Pop3Backend, ServerConfig, ServerEvent, SmtpBackend};
 use crate::store::Store;
-
-/// A connection of the scenario, numbered by the transport.
-pub type ConnId = usize;
 
 /// Moves the client's bytes to a server and back.
 pub trait Transport {
@@ -25,11 +23,11 @@ pub trait Transport {
         protocol: Protocol,
         mss: Option<u16>,
         to: Option<SocketAddr>,
-    ) -> Result<ConnId, String>;
+    ) -> Result<ConnId, TransportError>;
     /// Writes bytes to the server (one write: one segment when small enough).
-    fn write(&mut self, conn: ConnId, bytes: &[u8]) -> Result<(), String>;
+    fn write(&mut self, conn: ConnId, bytes: &[u8]) -> Result<(), TransportError>;
     /// Bytes the server sent, waiting a while for at least one; empty means it closed.
-    fn read(&mut self, conn: ConnId) -> Result<Vec<u8>, String>;
+    fn read(&mut self, conn: ConnId) -> Result<Vec<u8>, TransportError>;
     /// Closes the connection from the client side (no QUIT) and waits until the server has
     /// seen it, so the next step meets a server that has released the session's lock.
     fn close(&mut self, conn: ConnId);
@@ -43,13 +41,68 @@ pub trait Transport {
     }
 }
 
-enum Machine {
-    Pop3(Pop3Server, Pop3Backend),
-    Smtp(SmtpServer, SmtpBackend),
+/// A server machine and the backend that answers its requests, run without sockets.
+struct Served<M, B> {
+    machine: M,
+    /// `None` once the connection is gone.
+    backend: Option<B>,
+}
+
+/// What the in-memory transport needs of a served session, whatever its protocol.
+trait MemorySession {
+    fn receive(&mut self, bytes: &[u8]);
+    fn receive_eof(&mut self);
+    /// Lets the machine run until it needs more input: its writes go to `to_client`, its
+    /// events to `events`; `true` once it closed the connection.
+    fn pump(&mut self, to_client: &mut Vec<u8>, events: &mut Vec<EventKind>) -> bool;
+    /// The connection is gone: give up what the session holds (the maildrop lock).
+    fn release(&mut self);
+    fn protocol(&self) -> Protocol;
+}
+
+impl<M, B> MemorySession for Served<M, B>
+where
+    M: ServerMachine,
+    M::Event: Into<EventKind>,
+    B: Backend<M>,
+{
+    fn receive(&mut self, bytes: &[u8]) {
+        self.machine.receive(bytes);
+    }
+
+    fn receive_eof(&mut self) {
+        self.machine.receive_eof();
+    }
+
+    fn pump(&mut self, to_client: &mut Vec<u8>, events: &mut Vec<EventKind>) -> bool {
+        let mut closed = false;
+        while let Some(output) = self.machine.poll_output() {
+            match output {
+                Output::Write(bytes) => to_client.extend_from_slice(&bytes),
+                Output::Event(e) => events.push(e.into()),
+                Output::Request(r) => {
+                    if let Some(backend) = &mut self.backend {
+                        backend.answer(&mut self.machine, r);
+                    }
+                }
+                Output::Close => closed = true,
+            }
+        }
+        closed
+    }
+
+    fn release(&mut self) {
+        // Dropping the backend releases the maildrop lock, as the socket driver does.
+        self.backend = None;
+    }
+
+    fn protocol(&self) -> Protocol {
+        M::PROTOCOL
+    }
 }
 
 struct MemoryConn {
-    machine: Machine,
+    served: Box<dyn MemorySession + Send>,
     session: u64,
     to_client: Vec<u8>,
     closed: bool,
@@ -78,47 +131,11 @@ impl MemoryTransport {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        let session = c.session;
-        let (protocol, mut kinds) = (c.protocol(), Vec::new());
-        loop {
-            let step = match &mut c.machine {
-                Machine::Pop3(m, backend) => match m.poll_output() {
-                    None => break,
-                    Some(Pop3Output::Write(b)) => Some(b),
-                    Some(Pop3Output::Event(e)) => {
-                        kinds.push(EventKind::Pop3(e));
-                        None
-                    }
-                    Some(Pop3Output::Request(r)) => {
-                        backend.answer(m, r);
-                        None
-                    }
-                    Some(Pop3Output::Close) => {
-                        c.closed = true;
-                        None
-                    }
-                },
-                Machine::Smtp(m, backend) => match m.poll_output() {
-                    None => break,
-                    Some(SmtpOutput::Write(b)) => Some(b),
-                    Some(SmtpOutput::Event(e)) => {
-                        kinds.push(EventKind::Smtp(e));
-                        None
-                    }
-                    Some(SmtpOutput::Request(r)) => {
-                        backend.answer(m, r);
-                        None
-                    }
-                    Some(SmtpOutput::Close) => {
-                        c.closed = true;
-                        None
-                    }
-                },
-            };
-            if let Some(bytes) = step {
-                c.to_client.extend_from_slice(&bytes);
-            }
+        let mut kinds = Vec::new();
+        if c.served.pump(&mut c.to_client, &mut kinds) {
+            c.closed = true;
         }
+        let (session, protocol) = (c.session, c.served.protocol());
         let at = std::time::UNIX_EPOCH;
         self.events
             .extend(kinds.into_iter().map(|kind| ServerEvent {
@@ -130,29 +147,20 @@ impl MemoryTransport {
     }
 }
 
-impl MemoryConn {
-    fn protocol(&self) -> crate::servers::Protocol {
-        match self.machine {
-            Machine::Pop3(..) => crate::servers::Protocol::Pop3,
-            Machine::Smtp(..) => crate::servers::Protocol::Smtp,
-        }
-    }
-}
-
 impl Transport for MemoryTransport {
     fn connect(
         &mut self,
         protocol: Protocol,
         _mss: Option<u16>,
         to: Option<SocketAddr>,
-    ) -> Result<ConnId, String> {
+    ) -> Result<ConnId, TransportError> {
         if to.is_some() {
-            return Err("a scenario run in memory cannot reach another server".to_string());
+            return Err(TransportError::NoOtherServersInMemory);
         }
         let session = self.conns.len() as u64 + 1;
-        let machine = match protocol {
-            Protocol::Pop3 => Machine::Pop3(
-                Pop3Server::new(Pop3Config {
+        let served: Box<dyn MemorySession + Send> = match protocol {
+            Protocol::Pop3 => Box::new(Served {
+                machine: Pop3Server::new(Pop3Config {
                     hostname: self.config.hostname.clone(),
                     timestamp: self
                         .config
@@ -160,24 +168,24 @@ impl Transport for MemoryTransport {
                         .clone()
                         .unwrap_or_else(|| "<0.0@mailwire>".to_string()),
                 }),
-                Pop3Backend::new(self.store.clone()),
-            ),
-            Protocol::Smtp => Machine::Smtp(
-                SmtpServer::new(SmtpConfig {
+                backend: Some(Pop3Backend::new(self.store.clone())),
+            }),
+            Protocol::Smtp => Box::new(Served {
+                machine: SmtpServer::new(SmtpConfig {
                     hostname: self.config.hostname.clone(),
                     local_domains: self.config.local_domains.clone(),
                     max_message_size: self.config.max_message_size,
                 }),
-                SmtpBackend::new(
+                backend: Some(SmtpBackend::new(
                     self.store.clone(),
                     &self.config,
                     "[127.0.0.1]".to_string(),
                     session,
-                ),
-            ),
+                )),
+            }),
         };
         self.conns.push(MemoryConn {
-            machine,
+            served,
             session,
             to_client: Vec::new(),
             closed: false,
@@ -187,41 +195,32 @@ impl Transport for MemoryTransport {
         Ok(id)
     }
 
-    fn write(&mut self, conn: ConnId, bytes: &[u8]) -> Result<(), String> {
-        let c = self.conns.get_mut(conn).ok_or("no such connection")?;
+    fn write(&mut self, conn: ConnId, bytes: &[u8]) -> Result<(), TransportError> {
+        let c = self.conns.get_mut(conn).ok_or(TransportError::Closed)?;
         if c.closed {
-            return Err("the server closed the connection".into());
+            return Err(TransportError::Closed);
         }
-        match &mut c.machine {
-            Machine::Pop3(m, _) => m.receive(bytes),
-            Machine::Smtp(m, _) => m.receive(bytes),
-        }
+        c.served.receive(bytes);
         self.pump(conn);
         Ok(())
     }
 
-    fn read(&mut self, conn: ConnId) -> Result<Vec<u8>, String> {
-        let c = self.conns.get_mut(conn).ok_or("no such connection")?;
+    fn read(&mut self, conn: ConnId) -> Result<Vec<u8>, TransportError> {
+        let c = self.conns.get_mut(conn).ok_or(TransportError::Closed)?;
         if c.to_client.is_empty() && !c.closed {
-            return Err("the server sent nothing: it waits for more input".into());
+            return Err(TransportError::Silent);
         }
         Ok(std::mem::take(&mut c.to_client))
     }
 
     fn close(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(conn) {
-            match &mut c.machine {
-                Machine::Pop3(m, _) => m.receive_eof(),
-                Machine::Smtp(m, _) => m.receive_eof(),
-            }
+            c.served.receive_eof();
         }
         self.pump(conn);
         if let Some(c) = self.conns.get_mut(conn) {
             c.closed = true;
-            // Dropping the backend releases the maildrop lock, as the socket driver does.
-            if let Machine::Pop3(_, backend) = &mut c.machine {
-                *backend = Pop3Backend::new(self.store.clone());
-            }
+            c.served.release();
         }
     }
 
@@ -275,31 +274,44 @@ impl SocketTransport {
         self.seen.push(event);
     }
 
-    fn stream(&mut self, conn: ConnId) -> Result<&mut TcpStream, String> {
-        self.conns
-            .get_mut(&conn)
-            .ok_or_else(|| "the connection is closed".to_string())
+    fn stream(&mut self, conn: ConnId) -> Result<&mut TcpStream, TransportError> {
+        self.conns.get_mut(&conn).ok_or(TransportError::Closed)
     }
 
-    fn connect_socket(&self, addr: SocketAddr, mss: Option<u16>) -> Result<TcpStream, String> {
+    fn connect_socket(
+        &self,
+        addr: SocketAddr,
+        mss: Option<u16>,
+        sandboxed: bool,
+    ) -> Result<TcpStream, TransportError> {
+        let setup = |what: String| {
+            move |e: std::io::Error| TransportError::Setup {
+                what,
+                detail: e.to_string(),
+            }
+        };
         let domain = socket2::Domain::for_address(addr);
         let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None)
-            .map_err(|e| format!("cannot create a socket: {e}"))?;
+            .map_err(setup("create a socket".into()))?;
         if let Some(mss) = mss {
             socket
                 .set_tcp_mss(u32::from(mss))
-                .map_err(|e| format!("cannot set the MSS to {mss}: {e}"))?;
+                .map_err(setup(format!("set the MSS to {mss}")))?;
         }
         socket
             .set_tcp_nodelay(true)
-            .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+            .map_err(setup("set TCP_NODELAY".into()))?;
         socket
             .connect_timeout(&addr.into(), self.timeout)
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+            .map_err(|e| TransportError::Connect {
+                addr,
+                detail: e.to_string(),
+                sandboxed,
+            })?;
         let stream: TcpStream = socket.into();
         stream
             .set_read_timeout(Some(self.timeout))
-            .map_err(|e| format!("cannot set a read timeout: {e}"))?;
+            .map_err(setup("set a read timeout".into()))?;
         Ok(stream)
     }
 }
@@ -310,23 +322,13 @@ impl Transport for SocketTransport {
         protocol: Protocol,
         mss: Option<u16>,
         to: Option<SocketAddr>,
-    ) -> Result<ConnId, String> {
+    ) -> Result<ConnId, TransportError> {
         let addr = to.unwrap_or(match protocol {
             Protocol::Pop3 => self.pop3,
             Protocol::Smtp => self.smtp,
         });
-        let stream = self.connect_socket(addr, mss).map_err(|e| {
-            let sandboxed = std::env::var_os(super::cli::SANDBOX_ENV).is_some();
-            if to.is_some() && sandboxed {
-                format!(
-                    "{e} (mailwire runs in its own private network, where other servers on \
-                     this computer cannot be reached; run with --no-sandbox and capture \
-                     rights to watch them)"
-                )
-            } else {
-                e
-            }
-        })?;
+        let sandboxed = to.is_some() && std::env::var_os(super::cli::SANDBOX_ENV).is_some();
+        let stream = self.connect_socket(addr, mss, sandboxed)?;
         let id = self.next;
         self.next += 1;
         if let Ok(local) = stream.local_addr() {
@@ -339,13 +341,16 @@ impl Transport for SocketTransport {
         Ok(id)
     }
 
-    fn write(&mut self, conn: ConnId, bytes: &[u8]) -> Result<(), String> {
+    fn write(&mut self, conn: ConnId, bytes: &[u8]) -> Result<(), TransportError> {
         self.stream(conn)?
             .write_all(bytes)
-            .map_err(|e| format!("write failed: {e}"))
+            .map_err(|e| TransportError::Io {
+                action: "write",
+                detail: e.to_string(),
+            })
     }
 
-    fn read(&mut self, conn: ConnId) -> Result<Vec<u8>, String> {
+    fn read(&mut self, conn: ConnId) -> Result<Vec<u8>, TransportError> {
         let timeout = self.timeout;
         let stream = self.stream(conn)?;
         let mut buf = vec![0u8; 64 * 1024];
@@ -360,9 +365,12 @@ impl Transport for SocketTransport {
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                Err(format!("no reply within {} s", timeout.as_secs()))
+                Err(TransportError::NoReply { after: timeout })
             }
-            Err(e) => Err(format!("read failed: {e}")),
+            Err(e) => Err(TransportError::Io {
+                action: "read",
+                detail: e.to_string(),
+            }),
         }
     }
 

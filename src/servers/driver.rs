@@ -13,39 +13,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::{EventKind, EventSink, Protocol, ServerEvent};
+use super::{EventKind, EventSink, ServerEvent};
+use crate::proto::{Goodbye, Machine, Output, ServerMachine};
 
 /// Replies are gathered and written together, up to this many bytes.
 const FLUSH_AT: usize = 64 * 1024;
-
-/// One output of a machine, independent of the protocol.
-pub(crate) enum Step<R, E> {
-    Write(Vec<u8>),
-    Event(E),
-    Request(R),
-    Close,
-}
-
-/// A sans-IO protocol machine as the driver sees it.
-pub(crate) trait Machine: Send {
-    type Request: Send;
-    type Event;
-    const PROTOCOL: Protocol;
-    fn receive(&mut self, bytes: &[u8]);
-    fn receive_eof(&mut self);
-    fn poll(&mut self) -> Option<Step<Self::Request, Self::Event>>;
-    fn wrap(event: Self::Event) -> EventKind;
-    /// What to tell the client before closing because it was idle too long or the server is
-    /// shutting down, if the protocol has words for it.
-    fn goodbye(&self, why: Goodbye) -> Option<Vec<u8>>;
-}
-
-/// Why the server ends a session on its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Goodbye {
-    Idle,
-    ShuttingDown,
-}
 
 /// Answers a machine's requests with the outside world (the store, the clock).
 pub(crate) trait Responder<M: Machine>: Send {
@@ -53,7 +25,7 @@ pub(crate) trait Responder<M: Machine>: Send {
 }
 
 /// Runs one session to its end and publishes why it ended.
-pub(crate) async fn drive<M: Machine, R: Responder<M>>(
+pub(crate) async fn drive<M, R>(
     mut stream: TcpStream,
     mut machine: M,
     mut responder: R,
@@ -61,7 +33,12 @@ pub(crate) async fn drive<M: Machine, R: Responder<M>>(
     idle_limit: Duration,
     events: EventSink,
     mut shutdown: watch::Receiver<bool>,
-) {
+) where
+    M: ServerMachine + Send,
+    M::Request: Send,
+    M::Event: Into<EventKind>,
+    R: Responder<M>,
+{
     let peer = stream.peer_addr().ok();
     let local = stream.local_addr().ok();
     let publish = |kind: EventKind| {
@@ -92,22 +69,28 @@ pub(crate) async fn drive<M: Machine, R: Responder<M>>(
     publish(EventKind::SessionClosed { reason });
 }
 
-async fn run<M: Machine, R: Responder<M>>(
+async fn run<M, R>(
     stream: &mut TcpStream,
     machine: &mut M,
     responder: &mut R,
     idle_limit: Duration,
     publish: &impl Fn(EventKind),
     shutdown: &mut watch::Receiver<bool>,
-) -> String {
+) -> String
+where
+    M: ServerMachine + Send,
+    M::Request: Send,
+    M::Event: Into<EventKind>,
+    R: Responder<M>,
+{
     let mut buf = vec![0u8; 16 * 1024];
     let mut out = Vec::new();
     loop {
         // Everything the machine can do with what it has.
         let mut close = false;
-        while let Some(step) = machine.poll() {
+        while let Some(step) = machine.poll_output() {
             match step {
-                Step::Write(bytes) => {
+                Output::Write(bytes) => {
                     out.extend_from_slice(&bytes);
                     // Many pipelined RETRs: do not hold all their replies in memory.
                     if out.len() >= FLUSH_AT
@@ -116,15 +99,15 @@ async fn run<M: Machine, R: Responder<M>>(
                         return e;
                     }
                 }
-                Step::Event(e) => publish(M::wrap(e)),
-                Step::Request(r) => {
+                Output::Event(e) => publish(e.into()),
+                Output::Request(r) => {
                     // Replies before a slow request (a delivery, a login delay) go out first.
                     if let Err(e) = write_out(stream, &mut out, idle_limit).await {
                         return e;
                     }
                     responder.answer(machine, r).await;
                 }
-                Step::Close => {
+                Output::Close => {
                     close = true;
                     break;
                 }
@@ -190,10 +173,13 @@ async fn write_out(
     Ok(())
 }
 
-fn drain_events<M: Machine>(machine: &mut M, publish: &impl Fn(EventKind)) {
-    while let Some(step) = machine.poll() {
-        if let Step::Event(e) = step {
-            publish(M::wrap(e));
+fn drain_events<M: Machine>(machine: &mut M, publish: &impl Fn(EventKind))
+where
+    M::Event: Into<EventKind>,
+{
+    while let Some(step) = machine.poll_output() {
+        if let Output::Event(e) = step {
+            publish(e.into());
         }
     }
 }

@@ -21,8 +21,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::proto::pop3::Pop3Event;
-use crate::proto::smtp::SmtpEvent;
+use crate::proto::pop3::{Pop3Event, Pop3Request, Pop3Server};
+use crate::proto::smtp::{SmtpEvent, SmtpRequest, SmtpServer};
+use crate::proto::{Machine, Protocol};
 use crate::store::Store;
 
 /// Settings shared by every session.
@@ -58,23 +59,6 @@ impl Default for ServerConfig {
     }
 }
 
-/// Which protocol a session speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    Pop3,
-    Smtp,
-}
-
-impl Protocol {
-    /// "POP3" or "SMTP".
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Pop3 => "POP3",
-            Protocol::Smtp => "SMTP",
-        }
-    }
-}
-
 /// Something that happened in a server session.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerEvent {
@@ -92,6 +76,37 @@ pub enum EventKind {
     SessionClosed { reason: String },
     Pop3(Pop3Event),
     Smtp(SmtpEvent),
+}
+
+/// Answers a machine's requests synchronously with the store. The scenario runner's
+/// in-memory transport calls it directly; the tokio responders run it on blocking threads.
+pub trait Backend<M: Machine> {
+    /// Answers `request` by calling the machine's answer method.
+    fn answer(&mut self, machine: &mut M, request: M::Request);
+}
+
+impl Backend<Pop3Server> for Pop3Backend {
+    fn answer(&mut self, machine: &mut Pop3Server, request: Pop3Request) {
+        Pop3Backend::answer(self, machine, request);
+    }
+}
+
+impl Backend<SmtpServer> for SmtpBackend {
+    fn answer(&mut self, machine: &mut SmtpServer, request: SmtpRequest) {
+        SmtpBackend::answer(self, machine, request);
+    }
+}
+
+impl From<Pop3Event> for EventKind {
+    fn from(event: Pop3Event) -> Self {
+        EventKind::Pop3(event)
+    }
+}
+
+impl From<SmtpEvent> for EventKind {
+    fn from(event: SmtpEvent) -> Self {
+        EventKind::Smtp(event)
+    }
 }
 
 /// Where events go: a crossbeam channel read by the window, the scenario runner or the

@@ -7,49 +7,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::driver::{Goodbye, Machine, Responder, Step, drive};
-use super::{EventKind, Protocol, ServerConfig, Shared};
+use super::driver::{Responder, drive};
+use super::{ServerConfig, Shared};
 use crate::proto::pop3::{
-    Credential, LoginOutcome, MessageInfo, Pop3Config, Pop3Event, Pop3Output, Pop3Request,
-    Pop3Server,
+    Credential, LoginOutcome, MessageInfo, Pop3Config, Pop3Request, Pop3Server,
 };
 use crate::store::{Maildrop, Store, StoreError};
-
-impl Machine for Pop3Server {
-    type Request = Pop3Request;
-    type Event = Pop3Event;
-    const PROTOCOL: Protocol = Protocol::Pop3;
-
-    fn receive(&mut self, bytes: &[u8]) {
-        Pop3Server::receive(self, bytes);
-    }
-
-    fn receive_eof(&mut self) {
-        Pop3Server::receive_eof(self);
-    }
-
-    fn poll(&mut self) -> Option<Step<Pop3Request, Pop3Event>> {
-        Some(match self.poll_output()? {
-            Pop3Output::Write(b) => Step::Write(b),
-            Pop3Output::Event(e) => Step::Event(e),
-            Pop3Output::Request(r) => Step::Request(r),
-            Pop3Output::Close => Step::Close,
-        })
-    }
-
-    fn wrap(event: Pop3Event) -> EventKind {
-        EventKind::Pop3(event)
-    }
-
-    fn goodbye(&self, why: Goodbye) -> Option<Vec<u8>> {
-        // RFC 1939: on autologout the session ends without entering UPDATE.
-        let text = match why {
-            Goodbye::Idle => "-ERR autologout timer expired, nothing deleted\r\n",
-            Goodbye::ShuttingDown => "-ERR [SYS/TEMP] server shutting down, nothing deleted\r\n",
-        };
-        Some(text.as_bytes().to_vec())
-    }
-}
 
 /// Runs one session on an accepted connection.
 pub(super) async fn session_task(

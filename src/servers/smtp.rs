@@ -7,48 +7,12 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::driver::{Goodbye, Machine, Responder, Step, drive, peer_text};
-use super::{EventKind, Protocol, ServerConfig, Shared};
+use super::driver::{Responder, drive, peer_text};
+use super::{ServerConfig, Shared};
 use crate::proto::smtp::{
-    Envelope, SmtpConfig, SmtpEvent, SmtpOutput, SmtpRequest, SmtpServer, received_header,
-    return_path_header,
+    Envelope, SmtpConfig, SmtpRequest, SmtpServer, received_header, return_path_header,
 };
 use crate::store::Store;
-
-impl Machine for SmtpServer {
-    type Request = SmtpRequest;
-    type Event = SmtpEvent;
-    const PROTOCOL: Protocol = Protocol::Smtp;
-
-    fn receive(&mut self, bytes: &[u8]) {
-        SmtpServer::receive(self, bytes);
-    }
-
-    fn receive_eof(&mut self) {
-        SmtpServer::receive_eof(self);
-    }
-
-    fn poll(&mut self) -> Option<Step<SmtpRequest, SmtpEvent>> {
-        Some(match self.poll_output()? {
-            SmtpOutput::Write(b) => Step::Write(b),
-            SmtpOutput::Event(e) => Step::Event(e),
-            SmtpOutput::Request(r) => Step::Request(r),
-            SmtpOutput::Close => Step::Close,
-        })
-    }
-
-    fn wrap(event: SmtpEvent) -> EventKind {
-        EventKind::Smtp(event)
-    }
-
-    fn goodbye(&self, why: Goodbye) -> Option<Vec<u8>> {
-        let text = match why {
-            Goodbye::Idle => "421 4.4.2 idle too long, closing connection\r\n",
-            Goodbye::ShuttingDown => "421 4.3.2 server shutting down, closing connection\r\n",
-        };
-        Some(text.as_bytes().to_vec())
-    }
-}
 
 /// Runs one session on an accepted connection.
 pub(super) async fn session_task(

@@ -16,7 +16,7 @@ use super::state::{UiAction, UiState};
 use super::theme::{Palette, is_negative_reply};
 use crate::decode::frame::TcpFlags;
 use crate::decode::stream::Direction as WireDirection;
-use crate::scenario::Direction;
+use crate::proto::Direction;
 use crate::timeline::Timeline;
 
 /// The height of every row, in points.
@@ -293,14 +293,11 @@ pub fn exchange_label(timeline: &Timeline, step: usize, exchange: usize) -> Stri
     else {
         return String::new();
     };
-    let tag = match e.direction {
-        Direction::ClientToServer => "C:",
-        Direction::ServerToClient => "S:",
-    };
+    let tag = e.direction().tag();
     format!("{tag} {}", exchange_text(e))
 }
 
-fn exchange_text(e: &crate::scenario::Exchange) -> String {
+fn exchange_text(e: &crate::exchange::Exchange) -> String {
     let line = visible_text(&e.line);
     if e.more.is_empty() {
         line
@@ -334,7 +331,7 @@ fn exchange_row(
         return;
     };
     let painter = ui.painter();
-    let to_server = e.direction == Direction::ClientToServer;
+    let to_server = e.direction() == Direction::ClientToServer;
     let color = if to_server {
         palette.client
     } else if is_negative_reply(&e.line) {

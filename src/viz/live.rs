@@ -13,8 +13,9 @@ use eframe::egui::{RichText, TextEdit, Ui};
 use super::state::{UiAction, UiState, extra_step, server_target};
 use super::theme::Palette;
 use super::worker::{MENU_POP3_SESSION, WorkerStatus};
-use crate::scenario::Direction;
-use crate::scenario::format::{Action, Protocol};
+use crate::proto::Direction;
+use crate::proto::Protocol;
+use crate::scenario::format::Action;
 use crate::timeline::Timeline;
 
 /// How many of the console session's last lines the console shows.
@@ -206,7 +207,7 @@ fn console_ui(
                 } else {
                     format!("  (+{} lines)", e.more.len())
                 };
-                (e.direction, format!("{}{more}", e.line))
+                (e.direction(), format!("{}{more}", e.line))
             })
         })
         .collect();

@@ -5,7 +5,7 @@
 use eframe::egui::{RichText, Ui};
 
 use super::theme::Palette;
-use crate::scenario::Direction;
+use crate::proto::Direction;
 use crate::timeline::Timeline;
 
 /// A reply code and what it means, in words a class understands.
@@ -331,7 +331,7 @@ pub fn step_meanings(timeline: &Timeline, step: usize) -> Vec<ReplyMeaning> {
         return out;
     };
     for exchange in &record.outcome.exchanges {
-        if exchange.direction != Direction::ServerToClient {
+        if exchange.direction() != Direction::ServerToClient {
             continue;
         }
         if let Some(m) = explain_reply(&exchange.line)

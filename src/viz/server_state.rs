@@ -10,9 +10,10 @@ use std::collections::BTreeSet;
 use eframe::egui::{RichText, Ui};
 
 use super::theme::Palette;
+use crate::proto::Protocol;
 use crate::proto::pop3::server::{Pop3Event, Pop3State};
 use crate::proto::smtp::server::{SmtpEvent, SmtpState};
-use crate::servers::{EventKind, Protocol, ServerEvent};
+use crate::servers::{EventKind, ServerEvent};
 use crate::timeline::Timeline;
 
 /// One POP3 session as its events tell it.

@@ -10,7 +10,8 @@ use std::ops::Range;
 use super::worker::{
     CONSOLE_SESSION, MENU_POP3_SESSION, MENU_SMTP_SESSION, WorkerCommand, WorkerStatus,
 };
-use crate::scenario::format::{Action, MailSpec, Protocol, Step};
+use crate::proto::Protocol;
+use crate::scenario::format::{Action, MailSpec, Step};
 use crate::timeline::Timeline;
 
 /// One header field (or protocol unit) picked in the packet details.
@@ -590,7 +591,7 @@ pub fn unit_field_name(timeline: &Timeline, step: usize, exchange: usize) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::{Direction, Exchange, StepOutcome};
+    use crate::exchange::{Exchange, ExchangeKind, StepOutcome};
 
     fn timeline_with_steps(n: usize) -> Timeline {
         let mut t = Timeline::new("test");
@@ -598,12 +599,14 @@ mod tests {
             let outcome = StepOutcome {
                 index: i,
                 session: "main".into(),
+                protocol: Some(Protocol::Pop3),
                 conn: None,
                 exchanges: vec![Exchange {
-                    direction: Direction::ServerToClient,
+                    kind: ExchangeKind::Reply,
                     line: "+OK".into(),
                     more: Vec::new(),
                     octets: 5,
+                    stream: Some(0..5),
                 }],
                 check: Ok(()),
                 events: Vec::new(),

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use crate::exchange::StepError;
 use crate::scenario::format::{self, Action, Step};
 use crate::scenario::recorder::{Recorder, RecorderOptions};
 use crate::timeline::TimelineUpdate;
@@ -221,17 +222,10 @@ impl WorkerState {
         let Some(record) = recorder.timeline().steps.get(index) else {
             return;
         };
-        let ok = record.outcome.check.is_ok();
-        let why = record
-            .outcome
-            .check
-            .as_ref()
-            .err()
-            .cloned()
-            .unwrap_or_default();
+        let check = record.outcome.check.as_ref();
         match &step.action {
             Action::Connect { .. } => {
-                if ok || why.contains("already connected") {
+                if matches!(check, Ok(()) | Err(StepError::AlreadyConnected { .. })) {
                     self.connected.insert(step.session.clone());
                 }
             }
@@ -239,7 +233,7 @@ impl WorkerState {
                 self.connected.remove(&step.session);
             }
             _ => {
-                if why.contains("not connected") {
+                if check.is_err_and(StepError::ends_session) {
                     self.connected.remove(&step.session);
                 }
             }

@@ -8,15 +8,18 @@
 //! A broken server never makes the machine hang or panic: an over-long line, a reply that
 //! grows past the limit, a line that is not a status line, a line nobody asked for, or the
 //! connection closing before a reply is complete each produce one
-//! [`Pop3ClientOutput::Error`], after which the machine stops reading.
+//! error event, after which the machine stops reading.
 //! The machine has no clock: timeouts belong to the driver ([`crate::client`]).
 
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::fmt;
+use std::ops::Range;
 
 use super::command::Command;
 use super::server::apop_digest;
 use crate::proto::line::{Line, LineBuffer, Terminator};
+use crate::proto::{ClientMachine, Machine, Output, Protocol};
 
 /// The longest reply line accepted, line end excluded (RFC 1939 allows 512 octets; real
 /// servers and students' servers send longer message lines).
@@ -39,6 +42,9 @@ pub struct Pop3Reply {
     pub body: Option<Vec<u8>>,
     /// The command this reply answers; `None` for the greeting.
     pub command: Option<Command>,
+    /// Where the reply lies in the server's byte stream (0 is the first byte the server
+    /// sent): its status line up to the line end of its last line.
+    pub stream: Range<u64>,
 }
 
 impl Pop3Reply {
@@ -71,15 +77,37 @@ impl Pop3Reply {
     }
 }
 
-/// What the driver must do next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pop3ClientOutput {
-    /// Write these bytes to the server.
-    Write(Vec<u8>),
-    /// A complete reply (or the greeting) arrived.
-    Reply(Pop3Reply),
-    /// The server broke the protocol or the connection; the machine reads no more.
-    Error(Pop3ClientError),
+/// What the driver must do next: write to the server, or take an event: a complete reply
+/// (or the greeting), or the error after which the machine reads no more (the server broke
+/// the protocol or the connection).
+pub type Pop3ClientOutput = Output<Result<Pop3Reply, Pop3ClientError>, Infallible>;
+
+impl Machine for Pop3Client {
+    const PROTOCOL: Protocol = Protocol::Pop3;
+    type Event = Result<Pop3Reply, Pop3ClientError>;
+    type Request = Infallible;
+
+    fn receive(&mut self, bytes: &[u8]) {
+        Pop3Client::receive(self, bytes);
+    }
+
+    fn receive_eof(&mut self) {
+        Pop3Client::receive_eof(self);
+    }
+
+    fn poll_output(&mut self) -> Option<Pop3ClientOutput> {
+        Pop3Client::poll_output(self)
+    }
+}
+
+impl ClientMachine for Pop3Client {
+    fn waiting_for(&self) -> Option<String> {
+        Pop3Client::waiting_for(self)
+    }
+
+    fn is_ended(&self) -> bool {
+        Pop3Client::is_ended(self)
+    }
 }
 
 /// Why a session failed or a command could not be sent.
@@ -205,6 +233,8 @@ pub struct Pop3Client {
     eof: bool,
     /// No more input is processed: the connection closed or the server broke the protocol.
     ended: bool,
+    /// Where the line being handled began in the server's byte stream.
+    line_start: u64,
 }
 
 impl Default for Pop3Client {
@@ -232,6 +262,7 @@ impl Pop3Client {
             quit_sent: false,
             eof: false,
             ended: false,
+            line_start: 0,
         }
     }
 
@@ -288,6 +319,7 @@ impl Pop3Client {
             if self.ended {
                 return None;
             }
+            self.line_start = self.input.position();
             match self.input.next_line() {
                 Some(line) => self.handle_line(line),
                 None if self.eof => self.handle_eof(),
@@ -366,6 +398,7 @@ impl Pop3Client {
             text,
             body: None,
             command,
+            stream: self.line_start..self.line_start,
         };
         if multiline {
             self.partial = Some(Partial {
@@ -415,18 +448,19 @@ impl Pop3Client {
         }
     }
 
-    fn emit(&mut self, reply: Pop3Reply) {
+    fn emit(&mut self, mut reply: Pop3Reply) {
+        reply.stream.end = self.input.position();
         if reply.is_greeting() {
             self.greeting = Some(reply.clone());
         }
-        self.outputs.push_back(Pop3ClientOutput::Reply(reply));
+        self.outputs.push_back(Output::Event(Ok(reply)));
     }
 
     fn fail(&mut self, error: Pop3ClientError) {
         self.ended = true;
         self.awaiting.clear();
         self.partial = None;
-        self.outputs.push_back(Pop3ClientOutput::Error(error));
+        self.outputs.push_back(Output::Event(Err(error)));
     }
 }
 
@@ -518,7 +552,10 @@ mod tests {
     #[derive(Debug, Clone, PartialEq, Eq)]
     struct Run {
         written: Vec<u8>,
+        /// The replies, their stream ranges set aside in `streams` (so that a test can
+        /// compare a reply with one written by hand).
         replies: Vec<Pop3Reply>,
+        streams: Vec<Range<u64>>,
         errors: Vec<Pop3ClientError>,
     }
 
@@ -531,14 +568,20 @@ mod tests {
         let mut run = Run {
             written: Vec::new(),
             replies: Vec::new(),
+            streams: Vec::new(),
             errors: Vec::new(),
         };
         let mut drain = |client: &mut Pop3Client| {
             while let Some(out) = client.poll_output() {
                 match out {
-                    Pop3ClientOutput::Write(b) => run.written.extend_from_slice(&b),
-                    Pop3ClientOutput::Reply(r) => run.replies.push(r),
-                    Pop3ClientOutput::Error(e) => run.errors.push(e),
+                    Output::Write(b) => run.written.extend_from_slice(&b),
+                    Output::Event(Ok(mut r)) => {
+                        run.streams.push(std::mem::take(&mut r.stream));
+                        run.replies.push(r);
+                    }
+                    Output::Event(Err(e)) => run.errors.push(e),
+                    Output::Request(never) => match never {},
+                    Output::Close => {}
                 }
             }
         };
@@ -570,6 +613,7 @@ mod tests {
             resp_code: None,
             body: None,
             command,
+            stream: 0..0,
         }
     }
 
@@ -613,6 +657,21 @@ mod tests {
             Some(&b"Subject: x\r\n\r\n.dot\r\n"[..])
         );
         assert_eq!(r.replies[5].command, Some(Command::Quit));
+        // Each reply's place in the server's byte stream: the whole input, cut at the end
+        // of each reply's last line (the same at every chunk size).
+        let mut at = 0;
+        for (range, text) in r.streams.iter().zip([
+            &b"+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>\r\n"[..],
+            b"+OK mrose's maildrop has 2 messages (320 octets)\r\n",
+            b"+OK 2 320\r\n",
+            b"+OK 2 messages (320 octets)\r\n1 120\r\n2 200\r\n.\r\n",
+            b"+OK 120 octets\r\nSubject: x\r\n\r\n..dot\r\n.\r\n",
+            b"+OK dewey POP3 server signing off (maildrop empty)\r\n",
+        ]) {
+            assert_eq!(*range, at..at + text.len() as u64);
+            at = range.end;
+        }
+        assert_eq!(at, input.len() as u64);
     }
 
     #[test]
@@ -814,10 +873,10 @@ mod tests {
         let outputs: Vec<_> = std::iter::from_fn(|| client.poll_output()).collect();
         assert_eq!(
             outputs.last(),
-            Some(&Pop3ClientOutput::Error(Pop3ClientError::ReplyTooLong {
+            Some(&Output::Event(Err(Pop3ClientError::ReplyTooLong {
                 awaiting: "the reply to RETR 1".into(),
                 max: 1000
-            }))
+            })))
         );
         assert!(client.is_ended());
     }

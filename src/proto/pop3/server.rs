@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 
 use super::command::Command;
 use crate::proto::line::{Line, LineBuffer, Terminator};
+use crate::proto::{Goodbye, Machine, Output, Protocol, ServerMachine};
 
 /// The longest command line accepted, terminator excluded (RFC 2449 allows 255 octets).
 pub const MAX_COMMAND_LINE: usize = 255;
@@ -154,17 +155,37 @@ pub enum Pop3Event {
     },
 }
 
-/// What the driver must do next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pop3Output {
-    /// Write these bytes to the client.
-    Write(Vec<u8>),
-    /// Report this event.
-    Event(Pop3Event),
-    /// Do this and answer before polling again.
-    Request(Pop3Request),
-    /// Close the connection (after writing everything before it).
-    Close,
+/// What the driver must do next: write to the client, report an event, answer a request
+/// before polling again, or close (after writing everything before it).
+pub type Pop3Output = Output<Pop3Event, Pop3Request>;
+
+impl Machine for Pop3Server {
+    const PROTOCOL: Protocol = Protocol::Pop3;
+    type Event = Pop3Event;
+    type Request = Pop3Request;
+
+    fn receive(&mut self, bytes: &[u8]) {
+        Pop3Server::receive(self, bytes);
+    }
+
+    fn receive_eof(&mut self) {
+        Pop3Server::receive_eof(self);
+    }
+
+    fn poll_output(&mut self) -> Option<Pop3Output> {
+        Pop3Server::poll_output(self)
+    }
+}
+
+impl ServerMachine for Pop3Server {
+    fn goodbye(&self, why: Goodbye) -> Option<Vec<u8>> {
+        // RFC 1939: on autologout the session ends without entering UPDATE.
+        let text = match why {
+            Goodbye::Idle => "-ERR autologout timer expired, nothing deleted\r\n",
+            Goodbye::ShuttingDown => "-ERR [SYS/TEMP] server shutting down, nothing deleted\r\n",
+        };
+        Some(text.as_bytes().to_vec())
+    }
 }
 
 #[derive(Debug, Clone)]

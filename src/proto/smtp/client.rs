@@ -12,14 +12,17 @@
 //! A broken server never makes the machine hang or panic: an over-long line, an over-long
 //! reply, a line without a valid code, a code that changes inside a multi-line reply, a line
 //! nobody asked for, or the connection closing before a reply is complete each produce one
-//! [`SmtpClientOutput::Error`], after which the machine stops reading.
+//! error event, after which the machine stops reading.
 
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::fmt;
+use std::ops::Range;
 
 use super::reply::Reply;
 use crate::proto::line::{Line, LineBuffer, Terminator};
 use crate::proto::pop3::client::excerpt;
+use crate::proto::{ClientMachine, Machine, Output, Protocol};
 
 /// The longest reply line accepted, line end excluded (RFC 5321 allows 512 octets).
 pub const MAX_REPLY_LINE: usize = 64 * 1024;
@@ -92,6 +95,9 @@ pub struct SmtpReply {
     pub reply: Reply,
     /// What it answers.
     pub reply_to: ReplyTo,
+    /// Where the reply lies in the server's byte stream (0 is the first byte the server
+    /// sent): its first line up to the line end of its last line.
+    pub stream: Range<u64>,
 }
 
 impl SmtpReply {
@@ -114,15 +120,37 @@ impl SmtpReply {
     }
 }
 
-/// What the driver must do next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SmtpClientOutput {
-    /// Write these bytes to the server.
-    Write(Vec<u8>),
-    /// A complete reply arrived.
-    Reply(SmtpReply),
-    /// The server broke the protocol or the connection; the machine reads no more.
-    Error(SmtpClientError),
+/// What the driver must do next: write to the server, or take an event: a complete reply,
+/// or the error after which the machine reads no more (the server broke the protocol or the
+/// connection).
+pub type SmtpClientOutput = Output<Result<SmtpReply, SmtpClientError>, Infallible>;
+
+impl Machine for SmtpClient {
+    const PROTOCOL: Protocol = Protocol::Smtp;
+    type Event = Result<SmtpReply, SmtpClientError>;
+    type Request = Infallible;
+
+    fn receive(&mut self, bytes: &[u8]) {
+        SmtpClient::receive(self, bytes);
+    }
+
+    fn receive_eof(&mut self) {
+        SmtpClient::receive_eof(self);
+    }
+
+    fn poll_output(&mut self) -> Option<SmtpClientOutput> {
+        SmtpClient::poll_output(self)
+    }
+}
+
+impl ClientMachine for SmtpClient {
+    fn waiting_for(&self) -> Option<String> {
+        SmtpClient::waiting_for(self)
+    }
+
+    fn is_ended(&self) -> bool {
+        SmtpClient::is_ended(self)
+    }
 }
 
 /// Why a session failed or something could not be sent.
@@ -246,6 +274,8 @@ struct Partial {
     code: u16,
     lines: Vec<String>,
     octets: usize,
+    /// Where its first line began in the server's byte stream.
+    start: u64,
 }
 
 /// One SMTP client session.
@@ -267,6 +297,8 @@ pub struct SmtpClient {
     eof: bool,
     /// No more input is processed: the connection closed or the server broke the protocol.
     ended: bool,
+    /// Where the line being handled began in the server's byte stream.
+    line_start: u64,
 }
 
 impl Default for SmtpClient {
@@ -297,6 +329,7 @@ impl SmtpClient {
             quit_sent: false,
             eof: false,
             ended: false,
+            line_start: 0,
         }
     }
 
@@ -337,7 +370,7 @@ impl SmtpClient {
         }
         self.content_expected = false;
         self.outputs
-            .push_back(SmtpClientOutput::Write(stuff_message(content)));
+            .push_back(Output::Write(stuff_message(content)));
         self.awaiting.push_back(ReplyTo::MessageContent);
         Ok(())
     }
@@ -363,6 +396,7 @@ impl SmtpClient {
             if self.ended {
                 return None;
             }
+            self.line_start = self.input.position();
             match self.input.next_line() {
                 Some(line) => self.handle_line(line),
                 None if self.eof => self.handle_eof(),
@@ -416,7 +450,7 @@ impl SmtpClient {
 
     fn write_command(&mut self, command: ClientCommand) {
         let bytes = format!("{command}\r\n").into_bytes();
-        self.outputs.push_back(SmtpClientOutput::Write(bytes));
+        self.outputs.push_back(Output::Write(bytes));
         self.awaiting.push_back(ReplyTo::Command(command));
     }
 
@@ -444,6 +478,7 @@ impl SmtpClient {
             code,
             lines: Vec::new(),
             octets: 0,
+            start: self.line_start,
         });
         if partial.code != code {
             let (awaiting, line) = (self.awaiting_text(), excerpt(&text));
@@ -463,13 +498,14 @@ impl SmtpClient {
             .lines
             .push(String::from_utf8_lossy(rest).into_owned());
         if last {
-            self.finish(Reply::multiline(partial.code, partial.lines));
+            let stream = partial.start..self.input.position();
+            self.finish(Reply::multiline(partial.code, partial.lines), stream);
         } else {
             self.partial = Some(partial);
         }
     }
 
-    fn finish(&mut self, reply: Reply) {
+    fn finish(&mut self, reply: Reply, stream: Range<u64>) {
         let Some(reply_to) = self.awaiting.pop_front() else {
             return;
         };
@@ -492,8 +528,11 @@ impl SmtpClient {
             }
             _ => None,
         };
-        self.outputs
-            .push_back(SmtpClientOutput::Reply(SmtpReply { reply, reply_to }));
+        self.outputs.push_back(Output::Event(Ok(SmtpReply {
+            reply,
+            reply_to,
+            stream,
+        })));
         if let Some(helo) = fallback {
             self.write_command(helo);
         }
@@ -518,7 +557,7 @@ impl SmtpClient {
         self.awaiting.clear();
         self.partial = None;
         self.content_expected = false;
-        self.outputs.push_back(SmtpClientOutput::Error(error));
+        self.outputs.push_back(Output::Event(Err(error)));
     }
 }
 
@@ -582,7 +621,9 @@ mod tests {
     #[derive(Debug, Clone, PartialEq, Eq)]
     struct Run {
         written: String,
+        /// The replies, their stream ranges set aside in `streams`.
         replies: Vec<SmtpReply>,
+        streams: Vec<Range<u64>>,
         errors: Vec<SmtpClientError>,
     }
 
@@ -601,14 +642,20 @@ mod tests {
         let mut run = Run {
             written: String::new(),
             replies: Vec::new(),
+            streams: Vec::new(),
             errors: Vec::new(),
         };
         let mut drain = |client: &mut SmtpClient| {
             while let Some(out) = client.poll_output() {
                 match out {
-                    SmtpClientOutput::Write(b) => run.written += &String::from_utf8_lossy(&b),
-                    SmtpClientOutput::Reply(r) => run.replies.push(r),
-                    SmtpClientOutput::Error(e) => run.errors.push(e),
+                    Output::Write(b) => run.written += &String::from_utf8_lossy(&b),
+                    Output::Event(Ok(mut r)) => {
+                        run.streams.push(std::mem::take(&mut r.stream));
+                        run.replies.push(r);
+                    }
+                    Output::Event(Err(e)) => run.errors.push(e),
+                    Output::Request(never) => match never {},
+                    Output::Close => {}
                 }
             }
         };
@@ -736,7 +783,7 @@ mod tests {
         c.send(ClientCommand::Ehlo("me".into())).unwrap();
         c.receive(b"220 hi\r\n502 no\r\n");
         let writes = std::iter::from_fn(|| c.poll_output())
-            .filter(|o| matches!(o, SmtpClientOutput::Write(_)))
+            .filter(|o| matches!(o, Output::Write(_)))
             .count();
         assert_eq!(writes, 1);
         let r = run_all_chunks(&[
@@ -875,10 +922,10 @@ mod tests {
         let last = std::iter::from_fn(|| c.poll_output()).last();
         assert_eq!(
             last,
-            Some(SmtpClientOutput::Error(SmtpClientError::ReplyTooLong {
+            Some(Output::Event(Err(SmtpClientError::ReplyTooLong {
                 awaiting: "the greeting".into(),
                 max: 50
-            }))
+            })))
         );
     }
 

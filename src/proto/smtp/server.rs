@@ -21,6 +21,7 @@ use std::collections::VecDeque;
 use super::command::{Command, Verb, split_command};
 use super::reply::Reply;
 use crate::proto::line::{Line, LineBuffer, Terminator};
+use crate::proto::{Goodbye, Machine, Output, Protocol, ServerMachine};
 
 /// The longest command line, CRLF excluded (RFC 5321 section 4.5.3.1.4: 512 with CRLF).
 pub const MAX_COMMAND_LINE: usize = 510;
@@ -139,17 +140,36 @@ pub enum SmtpEvent {
     },
 }
 
-/// What the driver must do next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SmtpOutput {
-    /// Write these bytes to the client.
-    Write(Vec<u8>),
-    /// Report this event.
-    Event(SmtpEvent),
-    /// Do this and answer before polling again.
-    Request(SmtpRequest),
-    /// Close the connection (after writing everything before it).
-    Close,
+/// What the driver must do next: write to the client, report an event, answer a request
+/// before polling again, or close (after writing everything before it).
+pub type SmtpOutput = Output<SmtpEvent, SmtpRequest>;
+
+impl Machine for SmtpServer {
+    const PROTOCOL: Protocol = Protocol::Smtp;
+    type Event = SmtpEvent;
+    type Request = SmtpRequest;
+
+    fn receive(&mut self, bytes: &[u8]) {
+        SmtpServer::receive(self, bytes);
+    }
+
+    fn receive_eof(&mut self) {
+        SmtpServer::receive_eof(self);
+    }
+
+    fn poll_output(&mut self) -> Option<SmtpOutput> {
+        SmtpServer::poll_output(self)
+    }
+}
+
+impl ServerMachine for SmtpServer {
+    fn goodbye(&self, why: Goodbye) -> Option<Vec<u8>> {
+        let text = match why {
+            Goodbye::Idle => "421 4.4.2 idle too long, closing connection\r\n",
+            Goodbye::ShuttingDown => "421 4.3.2 server shutting down, closing connection\r\n",
+        };
+        Some(text.as_bytes().to_vec())
+    }
 }
 
 /// The request waiting for an answer.
