@@ -316,7 +316,7 @@ impl Transport for SocketTransport {
             Protocol::Smtp => self.smtp,
         });
         let stream = self.connect_socket(addr, mss).map_err(|e| {
-            let sandboxed = std::env::var_os(super::cli::SANDBOX_ENV).is_some();
+            let sandboxed = crate::capture::sandbox::is_sandboxed_copy();
             if to.is_some() && sandboxed {
                 format!(
                     "{e} (mailwire runs in its own private network, where other servers on \
