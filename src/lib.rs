@@ -4,9 +4,11 @@
 //! code map; in short:
 //! - [`proto`]: sans-IO protocol machines (bytes in, bytes and requests out);
 //! - [`store`]: users and Maildir mailboxes on disk;
-//! - [`servers`]: the tokio drivers that own the sockets and answer the machines' requests.
+//! - [`servers`]: the tokio drivers that own the sockets and answer the machines' requests;
+//! - [`cli`]: the commands of the binary (`src/main.rs` only parses and dispatches).
 
 pub mod capture;
+pub mod cli;
 pub mod client;
 pub mod decode;
 pub mod exchange;

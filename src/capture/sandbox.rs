@@ -13,7 +13,8 @@
 //! Two ways in:
 //! - [`sandboxed_command`]: a [`std::process::Command`] whose child enters a fresh sandbox
 //!   between `fork` and `exec` (where it is single-threaded, as Linux requires). This is the
-//!   robust way; the demo re-executes mailwire through it.
+//!   robust way; [`rerun_in_sandbox`] re-executes mailwire through it (`mailwire run` and
+//!   the window), with [`SANDBOX_ENV`] set so the copy knows where it runs.
 //! - [`enter_sandbox`]: the calling process enters it itself. Linux creates a user namespace
 //!   only for a single-threaded process, so this must run at the start of `main`, before any
 //!   thread (tokio runtime, capture thread, window) exists; it checks and refuses otherwise.
@@ -351,6 +352,56 @@ pub fn sandboxed_command(program: impl AsRef<OsStr>) -> std::process::Command {
         command.pre_exec(|| sys::enter().map_err(|(_, errno)| io::Error::from_raw_os_error(errno)));
     }
     command
+}
+
+/// Set in the environment of the copy of mailwire that [`rerun_in_sandbox`] starts.
+pub const SANDBOX_ENV: &str = "MAILWIRE_IN_SANDBOX";
+
+/// Whether this process is the sandboxed copy of mailwire that [`rerun_in_sandbox`]
+/// started.
+pub fn is_sandboxed_copy() -> bool {
+    std::env::var_os(SANDBOX_ENV).is_some()
+}
+
+/// What becomes of the sandboxed copy if this process dies of a signal it cannot pass on
+/// (SIGKILL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnParentDeath {
+    /// The copy lives on.
+    LiveOn,
+    /// The copy gets SIGTERM (Linux `PR_SET_PDEATHSIG`), so it does not outlive the
+    /// process that started it.
+    Terminate,
+}
+
+/// Runs this program again, with the same arguments, in a fresh sandbox (with
+/// [`SANDBOX_ENV`] set) and waits for it. A stop signal for this process (SIGTERM, SIGINT,
+/// SIGHUP) is passed on to the copy as SIGTERM, so it can clean up before it ends. `Err`
+/// when the copy could not be started (the text says why); its exit status otherwise.
+pub fn rerun_in_sandbox(on_parent_death: OnParentDeath) -> Result<std::process::ExitStatus, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let mut command = sandboxed_command(&exe);
+    command
+        .args(std::env::args_os().skip(1))
+        .env(SANDBOX_ENV, "1");
+    #[cfg(target_os = "linux")]
+    if on_parent_death == OnParentDeath::Terminate {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: runs in the child between fork and exec; prctl is async-signal-safe and
+        // touches no memory of ours.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            });
+        }
+    }
+    crate::signals::run_passing_on_stop_signals(&mut command, |e| {
+        SandboxError::spawn_failed(&exe, e).to_string()
+    })
 }
 
 #[cfg(unix)]

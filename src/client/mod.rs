@@ -7,12 +7,12 @@
 //!   [`Transcript`] (crossbeam channel or callback) for the window.
 //! - [`console`]: `mailwire client`, the menu client of seed 001, on any reader and writer.
 //! - [`telnet`]: `mailwire telnet`, the PuTTY-like raw console of seed 004.
-//! - [`cli`]: their command-line arguments.
+//!
+//! Their command-line arguments and entry points are in `src/cli/` (`client.rs`, `telnet.rs`).
 //!
 //! Invariant: protocol rules (reply framing, dot-stuffing, reply codes) live in the sans-IO
 //! machines; this module only moves bytes, keeps time and talks to the user.
 
-pub mod cli;
 pub mod console;
 mod error;
 mod pop3;

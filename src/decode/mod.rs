@@ -10,17 +10,15 @@
 //!
 //! Invariants: nothing here panics on any input (no unwrap, expect or indexing on frame
 //! bytes); nothing does I/O except [`analyze`] (which reads a capture file through
-//! [`crate::capture::file`]) and [`open`] (the `mailwire open` command).
+//! [`crate::capture::file`]).
 
 pub mod analyzer;
 pub mod error;
 pub mod frame;
 mod layers;
-pub mod open;
 pub mod stream;
 pub mod tree;
 pub mod units;
-pub mod watch;
 
 pub use analyzer::{Analyzer, Carrier, Connection, Frame, Pushed, Segment, Unit, analyze};
 pub use error::{DecodeError, Problem};

@@ -1,7 +1,6 @@
 //! Scripted, step-through sessions: the file format, fixtures, and the step engine that
 //! runs them in memory (the sans-IO machines wired together) or over real sockets.
 
-pub mod cli;
 pub mod engine;
 pub mod fixture;
 pub mod format;

@@ -327,7 +327,7 @@ impl Transport for SocketTransport {
             Protocol::Pop3 => self.pop3,
             Protocol::Smtp => self.smtp,
         });
-        let sandboxed = to.is_some() && std::env::var_os(super::cli::SANDBOX_ENV).is_some();
+        let sandboxed = to.is_some() && crate::capture::sandbox::is_sandboxed_copy();
         let stream = self.connect_socket(addr, mss, sandboxed)?;
         let id = self.next;
         self.next += 1;

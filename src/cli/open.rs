@@ -7,11 +7,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::analyzer::{Analyzer, Connection, Unit};
-use super::stream::Direction;
-use super::units::{ProtocolSource, UnitKind};
 use crate::capture::LinkType;
 use crate::capture::file::CaptureFile;
+use crate::decode::{Analyzer, Connection, Direction, ProtocolSource, TcpFlags, Unit, UnitKind};
 
 /// Arguments of `mailwire open`.
 #[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
@@ -221,7 +219,7 @@ pub fn segment_line(analyzer: &Analyzer, f: usize) -> Option<String> {
         Direction::ClientToServer => "C->S",
         Direction::ServerToClient => "S->C",
     };
-    let ack = if tcp.flags.has(super::frame::TcpFlags::ACK) {
+    let ack = if tcp.flags.has(TcpFlags::ACK) {
         format!(" ack={}", seg.rel_ack)
     } else {
         String::new()

@@ -1,30 +1,11 @@
-//! The command-line arguments of `mailwire client` and `mailwire telnet`, and their entry
-//! points.
+//! `mailwire telnet HOST:PORT`: a raw session on stdin and stdout (the session itself is
+//! [`crate::client::telnet`]'s); here the flags and when to wait for the server's answer.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::ClientOptions;
-use super::console::{ConsoleConfig, run_console};
-use super::telnet::{ReplyWait, TelnetConfig, run_telnet_session};
-
-/// `mailwire client`: the assignment's console mail client.
-#[derive(clap::Args, Debug, Clone)]
-pub struct ClientArgs {
-    /// The POP3 server, HOST:PORT.
-    #[arg(long, default_value = "127.0.0.1:1110")]
-    pub pop3: String,
-    /// The SMTP server, HOST:PORT.
-    #[arg(long, default_value = "127.0.0.1:2525")]
-    pub smtp: String,
-    /// Seconds to wait for a connection, and for the next bytes of a reply.
-    #[arg(long, default_value_t = 30)]
-    pub timeout_secs: u64,
-    /// Also print every line that crosses the wire.
-    #[arg(long, short)]
-    pub verbose: bool,
-}
+use crate::client::telnet::{ReplyWait, TelnetConfig, run_telnet_session};
 
 /// `mailwire telnet`: type protocol commands by hand, as in a PuTTY or telnet session.
 #[derive(clap::Args, Debug, Clone)]
@@ -63,24 +44,6 @@ pub enum WaitForReply {
     Always,
     /// Send each line as soon as it is read.
     Never,
-}
-
-/// Runs the console client on stdin and stdout.
-pub fn run_client(args: ClientArgs) -> Result<(), String> {
-    let timeout = Duration::from_secs(args.timeout_secs);
-    let stdin = std::io::stdin();
-    let config = ConsoleConfig {
-        pop3: args.pop3,
-        smtp: args.smtp,
-        options: ClientOptions {
-            connect_timeout: timeout,
-            read_timeout: timeout,
-            ..ClientOptions::default()
-        },
-        echo_input: !stdin.is_terminal(),
-        show_wire: args.verbose,
-    };
-    run_console(config, stdin.lock(), std::io::stdout().lock())
 }
 
 /// Runs a raw session on stdin and stdout.

@@ -4,18 +4,14 @@
 //! user + network namespace), where it may capture and use the standard ports 110 and 25.
 
 use std::io::{BufRead, Write};
-use std::net::SocketAddr;
 
-use super::format::{self, BUILTIN, Scenario};
-use super::recorder::{Recorder, RecorderOptions};
-use super::{run_in_memory, transcript};
-use crate::capture::sandbox;
-use crate::decode::open::frame_list;
+use super::open::{frame_list, segment_line};
+use crate::capture::sandbox::{self, OnParentDeath};
 use crate::exchange::StepError;
+use crate::scenario::format::{self, BUILTIN, Scenario};
+use crate::scenario::recorder::{Recorder, RecorderOptions};
+use crate::scenario::{run_in_memory, transcript};
 use crate::timeline::{CaptureStatus, Timeline};
-
-/// Set in the environment of the copy of mailwire that runs inside the sandbox.
-pub const SANDBOX_ENV: &str = "MAILWIRE_IN_SANDBOX";
 
 /// Arguments of `mailwire run`.
 #[derive(clap::Args, Debug)]
@@ -49,7 +45,7 @@ pub struct RunArgs {
 }
 
 /// Runs `mailwire run`.
-pub fn run(args: RunArgs) -> Result<(), String> {
+pub fn run_scenario(args: RunArgs) -> Result<(), String> {
     if args.list {
         for (name, text) in BUILTIN {
             let title = Scenario::parse(text, name)
@@ -67,23 +63,13 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     if args.memory {
         return run_memory(&scenario);
     }
-    let in_sandbox = std::env::var_os(SANDBOX_ENV).is_some();
+    let in_sandbox = sandbox::is_sandboxed_copy();
     if !in_sandbox && !args.no_sandbox && !args.no_capture && should_use_sandbox() {
         return reexec_in_sandbox();
     }
-    let options = if in_sandbox {
-        RecorderOptions {
-            pop3: SocketAddr::from(([127, 0, 0, 1], 110)),
-            smtp: SocketAddr::from(([127, 0, 0, 1], 25)),
-            sandboxed: true,
-            capture: !args.no_capture,
-            ..RecorderOptions::default()
-        }
-    } else {
-        RecorderOptions {
-            capture: !args.no_capture,
-            ..RecorderOptions::default()
-        }
+    let options = RecorderOptions {
+        capture: !args.no_capture,
+        ..super::recorder_options(in_sandbox)
     };
     run_live(&scenario, &options, &args)
 }
@@ -96,15 +82,8 @@ fn should_use_sandbox() -> bool {
 }
 
 fn reexec_in_sandbox() -> Result<(), String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let mut command = sandbox::sandboxed_command(&exe);
-    command
-        .args(std::env::args_os().skip(1))
-        .env(SANDBOX_ENV, "1");
     // Ctrl-C or SIGTERM reaches the sandboxed run, which cleans up before it ends.
-    let status = crate::signals::run_passing_on_stop_signals(&mut command, |e| {
-        sandbox::SandboxError::spawn_failed(&exe, e).to_string()
-    })?;
+    let status = sandbox::rerun_in_sandbox(OnParentDeath::LiveOn)?;
     if status.success() {
         Ok(())
     } else {
@@ -250,7 +229,7 @@ fn print_step(t: &Timeline, index: usize) {
         println!("  {tag} {}{extra}{frames}", e.line);
     }
     for f in record.frames.clone() {
-        if let Some(line) = crate::decode::open::segment_line(&t.analyzer, f) {
+        if let Some(line) = segment_line(&t.analyzer, f) {
             println!("     {line}");
         }
     }

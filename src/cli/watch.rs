@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::capture::live::{self, CaptureMessage, LiveConfig};
-use crate::decode::open::{segment_line, unit_line};
+use super::open::{segment_line, unit_line};
 use crate::export::pcapng::{ExportHints, write_pcapng};
 use crate::timeline::{CaptureStatus, Timeline};
 

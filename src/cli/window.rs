@@ -1,0 +1,81 @@
+//! `mailwire` without a command: the classroom window. Like `mailwire run`, it re-launches
+//! itself inside mailwire's private network when that works (capture without root, the
+//! standard ports 110 and 25); if the window cannot open in there (the display is not
+//! reachable), it opens outside and says why.
+
+use std::path::PathBuf;
+
+use crate::capture::sandbox::{self, OnParentDeath};
+use crate::viz::{AppOptions, WindowError, open_window};
+
+/// How `mailwire` (no subcommand) opens the window.
+#[derive(Debug, Clone, Default)]
+pub struct WindowArgs {
+    /// Run the demo, save a PNG of the window here, and exit.
+    pub screenshot: Option<PathBuf>,
+    /// Start in presenter mode: dark theme, larger text, no live-use panel.
+    pub presenter: bool,
+    /// Stay on the real loopback (no private network): other servers on this computer can
+    /// be reached, and capture needs root or CAP_NET_RAW.
+    pub no_sandbox: bool,
+}
+
+/// The exit code of a sandboxed window process whose window could not open (the parent
+/// then opens the window itself, outside the sandbox).
+const WINDOW_FAILED_EXIT: i32 = 3;
+
+/// Opens the window (in mailwire's private network when that works, like `mailwire run`,
+/// so capture needs no root and the servers use ports 110 and 25).
+pub fn run_window(args: WindowArgs) -> Result<(), String> {
+    if cfg!(target_os = "linux")
+        && std::env::var_os("DISPLAY").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none()
+        && std::env::var_os("WAYLAND_SOCKET").is_none()
+    {
+        return Err(
+            "there is no display to open the window on (DISPLAY and WAYLAND_DISPLAY \
+                    are not set). Start mailwire from a desktop session; in a terminal, \
+                    `mailwire run rfc1939` shows the same scenario as text."
+                .to_string(),
+        );
+    }
+    let in_sandbox = sandbox::is_sandboxed_copy();
+    let mut note = None;
+    if !in_sandbox && !args.no_sandbox && sandbox::sandbox_available() {
+        // A stop signal for this process is passed on to the window, which closes cleanly;
+        // if this process is killed, the window goes too (instead of living on without the
+        // process that started it).
+        match sandbox::rerun_in_sandbox(OnParentDeath::Terminate) {
+            Ok(status) if status.success() => return Ok(()),
+            Ok(status) if status.code() == Some(WINDOW_FAILED_EXIT) => {
+                note = Some(
+                    "The window could not open inside mailwire's private network (the display \
+                     is not reachable from there), so it runs outside it: capture then needs \
+                     root or CAP_NET_RAW, and the servers use free ports."
+                        .to_string(),
+                );
+            }
+            Ok(status) => std::process::exit(status.code().unwrap_or(1)),
+            Err(why) => {
+                note = Some(format!(
+                    "mailwire's private network could not be made ({why}); running without it."
+                ));
+            }
+        }
+    }
+    let options = AppOptions {
+        recorder: super::recorder_options(in_sandbox),
+        note,
+        presenter: args.presenter,
+        ..AppOptions::default()
+    };
+    match open_window(options, args.screenshot) {
+        Err(WindowError::NoWindow(why)) if in_sandbox => {
+            eprintln!("mailwire: the window did not open in the private network: {why}");
+            std::process::exit(WINDOW_FAILED_EXIT);
+        }
+        Err(WindowError::NoWindow(why)) => Err(format!("cannot open the window: {why}")),
+        Err(WindowError::Failed(why)) => Err(why),
+        Ok(()) => Ok(()),
+    }
+}
