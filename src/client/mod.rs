@@ -28,7 +28,7 @@ use std::time::Duration;
 pub use error::ClientError;
 pub use pop3::Pop3Connection;
 pub use smtp::SmtpConnection;
-pub use transcript::{Direction, Transcript, TranscriptEntry};
+pub use transcript::{Origin, Transcript, TranscriptEntry};
 
 /// How a connection behaves.
 #[derive(Debug, Clone)]

@@ -5,15 +5,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::proto::Direction;
 use crate::proto::line::{Line, LineBuffer, Terminator};
 
 /// Who a transcript line comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// Sent by the client (`C:`).
-    Client,
-    /// Sent by the server (`S:`).
-    Server,
+pub enum Origin {
+    /// A line that crossed the wire: `C:` from the client, `S:` from the server.
+    Wire(Direction),
     /// Said by mailwire about the connection (`--`): connected, closed, timed out.
     Note,
 }
@@ -24,7 +23,7 @@ pub struct TranscriptEntry {
     /// When the line was sent, received or noted.
     pub at: SystemTime,
     /// Who it comes from.
-    pub direction: Direction,
+    pub origin: Origin,
     /// The line without its line end (invalid UTF-8 replaced).
     pub text: String,
 }
@@ -32,10 +31,9 @@ pub struct TranscriptEntry {
 impl fmt::Display for TranscriptEntry {
     /// `C: STAT`, `S: +OK 2 320`, `-- connected to 127.0.0.1:1110`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tag = match self.direction {
-            Direction::Client => "C:",
-            Direction::Server => "S:",
-            Direction::Note => "--",
+        let tag = match self.origin {
+            Origin::Wire(direction) => direction.tag(),
+            Origin::Note => "--",
         };
         write!(f, "{tag} {}", self.text)
     }
@@ -77,11 +75,11 @@ impl Transcript {
     }
 
     /// Publishes one line.
-    pub fn publish(&self, direction: Direction, text: impl Into<String>) {
+    pub fn publish(&self, origin: Origin, text: impl Into<String>) {
         if let Some(f) = &self.0 {
             f(TranscriptEntry {
                 at: SystemTime::now(),
-                direction,
+                origin,
                 text: text.into(),
             });
         }
@@ -117,7 +115,7 @@ impl LineSplitter {
                 Line::Complete { text, .. } => String::from_utf8_lossy(&text).into_owned(),
                 Line::TooLong { len } => format!("<a line of {len} octets>"),
             };
-            transcript.publish(self.direction, text);
+            transcript.publish(Origin::Wire(self.direction), text);
         }
     }
 
@@ -127,7 +125,7 @@ impl LineSplitter {
         if !rest.is_empty() {
             self.lines = LineBuffer::new(MAX_SHOWN_LINE, Terminator::CrLfOrLf);
             let text = format!("{} (no line end)", String::from_utf8_lossy(&rest));
-            transcript.publish(self.direction, text);
+            transcript.publish(Origin::Wire(self.direction), text);
         }
     }
 }
@@ -140,7 +138,7 @@ mod tests {
     fn lines_are_published_whatever_the_chunks() {
         let (tx, rx) = crossbeam_channel::unbounded();
         let transcript = Transcript::channel(tx);
-        let mut split = LineSplitter::new(Direction::Server);
+        let mut split = LineSplitter::new(Direction::ServerToClient);
         for piece in b"+OK hi\r\n+OK 2 messages\r\n1 1".chunks(3) {
             split.push(piece, &transcript);
         }

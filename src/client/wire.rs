@@ -9,8 +9,8 @@ use tokio::net::TcpStream;
 
 use super::ClientOptions;
 use super::error::ClientError;
-use super::transcript::{Direction, LineSplitter, Transcript};
-use crate::proto::{ClientMachine, Output};
+use super::transcript::{LineSplitter, Origin, Transcript};
+use crate::proto::{ClientMachine, Direction, Output};
 
 /// Resolves `addr` (HOST:PORT) and connects to the first address that answers, all within
 /// `timeout`.
@@ -72,14 +72,14 @@ impl Wire {
         let _ = stream.set_nodelay(true);
         options
             .transcript
-            .publish(Direction::Note, format!("connected to {peer}"));
+            .publish(Origin::Note, format!("connected to {peer}"));
         Ok(Self {
             stream,
             peer,
             read_timeout: options.read_timeout,
             transcript: options.transcript.clone(),
-            sent: LineSplitter::new(Direction::Client),
-            received: LineSplitter::new(Direction::Server),
+            sent: LineSplitter::new(Direction::ClientToServer),
+            received: LineSplitter::new(Direction::ServerToClient),
             broken: false,
         })
     }
@@ -124,7 +124,7 @@ impl Wire {
 
     /// Notes something about the connection in the transcript.
     pub(crate) fn note(&self, text: String) {
-        self.transcript.publish(Direction::Note, text);
+        self.transcript.publish(Origin::Note, text);
     }
 
     async fn write(&mut self, bytes: &[u8]) -> Result<(), ClientError> {

@@ -48,8 +48,6 @@ pub struct SmtpView {
     /// Messages delivered: recipients and size in octets.
     pub delivered: Vec<(Vec<String>, usize)>,
     pub closed: Option<String>,
-    /// The command waiting for its reply.
-    pending: Option<String>,
 }
 
 /// Every server session seen so far.
@@ -108,7 +106,6 @@ impl ServerView {
                 refused: Vec::new(),
                 delivered: Vec::new(),
                 closed: None,
-                pending: None,
             });
         }
         self.smtp.iter_mut().find(|p| p.session == session)
@@ -187,45 +184,20 @@ impl ServerView {
                     s.sender = None;
                 }
             }
-            SmtpEvent::CommandReceived { line } => s.pending = Some(line.clone()),
-            SmtpEvent::ReplySent { code, text } => {
-                let Some(command) = s.pending.take() else {
-                    return;
-                };
-                let upper = command.to_ascii_uppercase();
-                let accepted = (200..300).contains(code);
-                if upper.starts_with("MAIL FROM:") && accepted {
-                    s.sender = Some(angle_address(&command));
-                } else if upper.starts_with("RCPT TO:") {
-                    if accepted {
-                        s.recipients.push(angle_address(&command));
-                    } else {
-                        let first = text.lines().next().unwrap_or_default();
-                        s.refused
-                            .push((angle_address(&command), format!("{code} {first}")));
-                    }
-                }
-            }
+            SmtpEvent::SenderAccepted { address } => s.sender = Some(address.clone()),
+            SmtpEvent::RecipientAccepted { address } => s.recipients.push(address.clone()),
+            SmtpEvent::RecipientRefused {
+                address,
+                code,
+                text,
+            } => s.refused.push((address.clone(), format!("{code} {text}"))),
             SmtpEvent::MessageDelivered { recipients, bytes } => {
                 s.delivered.push((recipients.clone(), *bytes));
             }
-            SmtpEvent::ContentReceived { .. } => {}
+            SmtpEvent::CommandReceived { .. }
+            | SmtpEvent::ReplySent { .. }
+            | SmtpEvent::ContentReceived { .. } => {}
         }
-    }
-}
-
-/// The address in `MAIL FROM:<a@b> SIZE=...` or `RCPT TO:<a@b>`.
-fn angle_address(command: &str) -> String {
-    let after = command.split_once(':').map_or(command, |(_, a)| a).trim();
-    match (after.find('<'), after.find('>')) {
-        (Some(open), Some(close)) if open < close => {
-            after.get(open + 1..close).unwrap_or_default().to_string()
-        }
-        _ => after
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_string(),
     }
 }
 
@@ -335,6 +307,8 @@ fn smtp_ui(ui: &mut Ui, s: &SmtpView, palette: &Palette) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::Output;
+    use crate::proto::smtp::{SmtpConfig, SmtpServer};
     use std::time::SystemTime;
 
     fn ev(session: u64, protocol: Protocol, kind: EventKind) -> ServerEvent {
@@ -399,39 +373,51 @@ mod tests {
 
     #[test]
     fn smtp_envelope() {
-        let s = Protocol::Smtp;
-        let cmd = |l: &str| EventKind::Smtp(SmtpEvent::CommandReceived { line: l.into() });
-        let reply = |c: u16, t: &str| {
-            EventKind::Smtp(SmtpEvent::ReplySent {
-                code: c,
-                text: t.into(),
-            })
-        };
-        let events = vec![
-            ev(7, s, cmd("MAIL FROM:<alice@localhost> SIZE=10")),
-            ev(7, s, reply(250, "2.1.0 Ok")),
-            ev(7, s, cmd("RCPT TO:<bob@localhost>")),
-            ev(7, s, reply(250, "2.1.5 Ok")),
-            ev(7, s, cmd("RCPT TO:<nobody@localhost>")),
-            ev(
-                7,
-                s,
-                reply(550, "5.1.1 <nobody@localhost>: no such user here"),
-            ),
-            ev(
-                7,
-                s,
-                EventKind::Smtp(SmtpEvent::MessageDelivered {
-                    recipients: vec!["bob@localhost".into()],
-                    bytes: 99,
-                }),
-            ),
-        ];
+        // The events of a real SMTP machine: MAIL, one recipient accepted, one refused.
+        let mut server = SmtpServer::new(SmtpConfig {
+            hostname: "localhost".into(),
+            local_domains: Vec::new(),
+            max_message_size: 1000,
+        });
+        server.receive(
+            b"HELO c\r\nMAIL FROM:<alice@localhost> SIZE=10\r\nRCPT TO:<bob@localhost>\r\n\
+              RCPT TO:<nobody@localhost>\r\nRCPT TO:<x@elsewhere.org>\r\n",
+        );
+        let mut events = Vec::new();
+        let mut known = [true, false].into_iter();
+        while let Some(output) = server.poll_output() {
+            match output {
+                Output::Event(e) => events.push(ev(7, Protocol::Smtp, EventKind::Smtp(e))),
+                Output::Request(_) => server.answer_recipient(known.next().unwrap_or(false)),
+                Output::Write(_) | Output::Close => {}
+            }
+        }
+        events.push(ev(
+            7,
+            Protocol::Smtp,
+            EventKind::Smtp(SmtpEvent::MessageDelivered {
+                recipients: vec!["bob@localhost".into()],
+                bytes: 99,
+            }),
+        ));
         let v = ServerView::from_events(&events);
         let m = &v.smtp[0];
         assert_eq!(m.sender.as_deref(), Some("alice@localhost"));
         assert_eq!(m.recipients, vec!["bob@localhost".to_string()]);
-        assert_eq!(m.refused.len(), 1);
+        assert_eq!(
+            m.refused,
+            vec![
+                (
+                    "nobody@localhost".to_string(),
+                    "550 5.1.1 <nobody@localhost>: no such user here".to_string()
+                ),
+                (
+                    "x@elsewhere.org".to_string(),
+                    "550 5.7.1 Relaying denied: <x@elsewhere.org> is not a local address"
+                        .to_string()
+                ),
+            ]
+        );
         assert_eq!(m.delivered, vec![(vec!["bob@localhost".to_string()], 99)]);
     }
 }

@@ -130,6 +130,16 @@ pub enum SmtpEvent {
     ReplySent { code: u16, text: String },
     /// The session state changed.
     StateChanged { from: SmtpState, to: SmtpState },
+    /// MAIL was accepted: a transaction begins with this reverse-path (empty for `<>`).
+    SenderAccepted { address: String },
+    /// RCPT was accepted for this forward-path.
+    RecipientAccepted { address: String },
+    /// RCPT was refused with this reply (code and first text line).
+    RecipientRefused {
+        address: String,
+        code: u16,
+        text: String,
+    },
     /// The content of DATA ended: its size (octets after unstuffing, CRLF line ends) and line
     /// count, whether or not it is then accepted.
     ContentReceived { bytes: usize, lines: usize },
@@ -282,10 +292,8 @@ impl SmtpServer {
             return;
         };
         let Some(mailbox) = mailbox else {
-            self.reply(Reply::new(
-                550,
-                format!("5.1.1 <{}>: no such user here", recipient.address),
-            ));
+            let text = format!("5.1.1 <{}>: no such user here", recipient.address);
+            self.refuse_recipient(recipient.address, Reply::new(550, text));
             return;
         };
         recipient.user = mailbox;
@@ -300,7 +308,20 @@ impl SmtpServer {
             }
         }
         self.reply(Reply::new(250, format!("2.1.5 Recipient <{address}> OK")));
+        self.event(SmtpEvent::RecipientAccepted { address });
         self.set_state(SmtpState::Rcpt);
+    }
+
+    /// Refuses a recipient with `reply`, and says so.
+    fn refuse_recipient(&mut self, address: String, reply: Reply) {
+        let code = reply.code;
+        let text = reply.lines.first().cloned().unwrap_or_default();
+        self.reply(reply);
+        self.event(SmtpEvent::RecipientRefused {
+            address,
+            code,
+            text,
+        });
     }
 
     /// Answers [`SmtpRequest::Deliver`]: `Ok(())` once stored for every recipient, or why it
@@ -450,6 +471,9 @@ impl SmtpServer {
                 }
                 let sender = mail.path.address;
                 self.reply(Reply::new(250, format!("2.1.0 Sender <{sender}> OK")));
+                self.event(SmtpEvent::SenderAccepted {
+                    address: sender.clone(),
+                });
                 self.envelope = Some(Envelope {
                     helo: self.helo.clone(),
                     esmtp: self.esmtp,
@@ -461,15 +485,14 @@ impl SmtpServer {
             Command::Rcpt(path) => {
                 let count = self.envelope.as_ref().map_or(0, |e| e.recipients.len());
                 if count >= MAX_RECIPIENTS {
-                    self.reply(Reply::new(452, "4.5.3 Too many recipients"));
+                    let reply = Reply::new(452, "4.5.3 Too many recipients");
+                    self.refuse_recipient(path.address, reply);
                 } else if !self.is_local(&path.domain) {
-                    self.reply(Reply::new(
-                        550,
-                        format!(
-                            "5.7.1 Relaying denied: <{}> is not a local address",
-                            path.address
-                        ),
-                    ));
+                    let text = format!(
+                        "5.7.1 Relaying denied: <{}> is not a local address",
+                        path.address
+                    );
+                    self.refuse_recipient(path.address, Reply::new(550, text));
                 } else {
                     self.outputs
                         .push_back(SmtpOutput::Request(SmtpRequest::CheckRecipient {

@@ -706,6 +706,9 @@ fn events_of_one_command_come_in_order() {
                 code: 250,
                 text: "2.1.0 Sender <a@localhost> OK".into()
             }),
+            SmtpOutput::Event(SmtpEvent::SenderAccepted {
+                address: "a@localhost".into()
+            }),
             SmtpOutput::Event(SmtpEvent::StateChanged {
                 from: SmtpState::Ready,
                 to: SmtpState::Mail
@@ -737,6 +740,9 @@ fn events_of_one_command_come_in_order() {
             SmtpOutput::Event(SmtpEvent::ReplySent {
                 code: 250,
                 text: "2.1.5 Recipient <gb@localhost> OK".into()
+            }),
+            SmtpOutput::Event(SmtpEvent::RecipientAccepted {
+                address: "gb@localhost".into()
             }),
             SmtpOutput::Event(SmtpEvent::StateChanged {
                 from: SmtpState::Mail,
