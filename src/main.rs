@@ -52,8 +52,7 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let args = Cli::parse();
-    if args.command.is_some() && (args.screenshot.is_some() || args.presenter || args.no_sandbox)
-    {
+    if args.command.is_some() && (args.screenshot.is_some() || args.presenter || args.no_sandbox) {
         eprintln!(
             "mailwire: --screenshot, --presenter and --no-sandbox (before a command) are for \
              the window; `mailwire run --no-sandbox` is the scenario runner's"

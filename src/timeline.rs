@@ -60,15 +60,29 @@ impl CaptureStatus {
                     ports.join(", ")
                 )
             }
-            CaptureStatus::InMemory => {
-                "not captured: this run has no network (the machines talk in memory)".to_string()
-            }
-            CaptureStatus::Unavailable { why } => format!("not captured: {why}"),
+            CaptureStatus::InMemory | CaptureStatus::Unavailable { .. } => format!(
+                "not captured: {}",
+                self.why_not_captured().unwrap_or_default()
+            ),
             CaptureStatus::Stopped { received, dropped } => format!(
                 "capture stopped, {dropped} packets dropped (libpcap counted {received} \
                  received; on loopback it counts each packet twice, as sent and as received)"
             ),
             CaptureStatus::Failed { why } => format!("capture failed: {why}"),
+        }
+    }
+
+    /// Why there are no packets, when there are none: the reason alone, without
+    /// "not captured:" (the caller words the sentence).
+    pub fn why_not_captured(&self) -> Option<String> {
+        match self {
+            CaptureStatus::InMemory => {
+                Some("this run has no network (the machines talk in memory)".to_string())
+            }
+            CaptureStatus::Unavailable { why } => Some(why.clone()),
+            CaptureStatus::Failed { why } => Some(format!("capture failed: {why}")),
+            CaptureStatus::NotStarted => Some("capture not started".to_string()),
+            CaptureStatus::Live { .. } | CaptureStatus::Stopped { .. } => None,
         }
     }
 
@@ -113,7 +127,7 @@ pub struct StepRecord {
 }
 
 /// Everything a run has produced so far.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Timeline {
     pub title: String,
     pub steps: Vec<StepRecord>,

@@ -235,7 +235,7 @@ fn the_console_sends_a_command_and_its_reply_arrives() {
 fn send_mail_checks_the_address_format_first() {
     let mut h = harness();
     loaded(&mut h);
-    h.state_mut().state.send.to = "not-an-address".into();
+    h.state_mut().state.forms.send.to = "not-an-address".into();
     h.step();
     h.get_by_label("Send mail").click();
     h.step();
@@ -346,9 +346,8 @@ fn export_writes_the_transcript_svg_and_pcapng() {
             h.step();
         }
         h.get_by_label(item).click();
-        for _ in 0..4 {
-            h.step();
-        }
+        // Exports are written on their own thread; the window keeps drawing meanwhile.
+        wait_until(&mut h, item, |h| !h.state().is_busy());
     }
     let transcript = std::fs::read_to_string(base.with_extension("txt")).unwrap();
     assert!(transcript.contains("+OK POP3 server ready"), "{transcript}");

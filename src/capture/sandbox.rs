@@ -378,7 +378,9 @@ pub enum OnParentDeath {
 /// [`SANDBOX_ENV`] set) and waits for it. A stop signal for this process (SIGTERM, SIGINT,
 /// SIGHUP) is passed on to the copy as SIGTERM, so it can clean up before it ends. `Err`
 /// when the copy could not be started (the text says why); its exit status otherwise.
-pub fn rerun_in_sandbox(on_parent_death: OnParentDeath) -> Result<std::process::ExitStatus, String> {
+pub fn rerun_in_sandbox(
+    on_parent_death: OnParentDeath,
+) -> Result<std::process::ExitStatus, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let mut command = sandboxed_command(&exe);
     command

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::capture::live::{self, CaptureMessage, LiveConfig};
 use super::open::{segment_line, unit_line};
+use crate::capture::live::{self, CaptureMessage, LiveConfig};
 use crate::export::pcapng::{ExportHints, write_pcapng};
 use crate::timeline::{CaptureStatus, Timeline};
 

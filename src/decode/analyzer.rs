@@ -166,7 +166,7 @@ pub struct Pushed {
 }
 
 /// Frames in, summaries, connections and units out.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Analyzer {
     frames: Vec<Frame>,
     conns: Vec<Connection>,

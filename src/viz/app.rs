@@ -6,7 +6,11 @@
 //! [`UiAction`]s, which are applied after drawing: state changes here, commands to the
 //! worker there. Nothing in drawing code mutates the model.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
 
 use eframe::egui;
 use eframe::egui::{CentralPanel, Panel, RichText, ScrollArea, Theme, Ui, ViewportCommand};
@@ -62,8 +66,9 @@ struct Applied {
 
 /// The window's application state.
 pub struct MailwireApp {
-    /// The window's copy of the run's timeline.
-    pub timeline: Timeline,
+    /// The window's copy of the run's timeline (shared with export threads: an update
+    /// while one writes makes the window a copy of its own).
+    pub timeline: Arc<Timeline>,
     /// Selection, cursor, settings, forms.
     pub state: UiState,
     /// The worker's last report.
@@ -87,6 +92,13 @@ pub struct MailwireApp {
     pub export_path: String,
     applied: Applied,
     screenshot: Option<ScreenshotPlan>,
+    /// Results of exports written on their own threads.
+    exports: (
+        Sender<Result<String, String>>,
+        Receiver<Result<String, String>>,
+    ),
+    /// Exports started and not yet finished.
+    exporting: usize,
 }
 
 impl MailwireApp {
@@ -119,7 +131,7 @@ impl MailwireApp {
     /// A window showing a timeline, without a worker (benchmarks, tests of drawing).
     pub fn with_timeline(timeline: Timeline) -> Self {
         Self {
-            timeline,
+            timeline: Arc::new(timeline),
             state: UiState::default(),
             status: WorkerStatus::default(),
             errors: Vec::new(),
@@ -135,6 +147,8 @@ impl MailwireApp {
             export_path: String::new(),
             applied: Applied::default(),
             screenshot: None,
+            exports: crossbeam_channel::unbounded(),
+            exporting: 0,
         }
     }
 
@@ -145,7 +159,7 @@ impl MailwireApp {
 
     /// Whether commands are waiting for the worker.
     pub fn is_busy(&self) -> bool {
-        self.pending > 0
+        self.pending > 0 || self.exporting > 0
     }
 
     /// The bytes highlighted in the hex dump: the selected field's, when a frame is shown.
@@ -186,6 +200,10 @@ impl MailwireApp {
     /// presenter settings. Never blocks.
     pub fn logic(&mut self, ctx: &egui::Context) {
         self.drain_worker();
+        self.drain_exports();
+        if self.exporting > 0 {
+            ctx.request_repaint_after(std::time::Duration::from_millis(50));
+        }
         let now = ctx.input(|i| i.time);
         let commands = self.state.tick(now, &self.timeline, &self.status);
         for c in commands {
@@ -210,7 +228,7 @@ impl MailwireApp {
                 reset = true;
                 self.generation += 1;
             }
-            self.timeline.apply(update);
+            Arc::make_mut(&mut self.timeline).apply(update);
         }
         if reset {
             self.state.forget_run();
@@ -438,7 +456,7 @@ impl MailwireApp {
                             ui.add_space(4.0);
                             live::live_ui(
                                 ui,
-                                &mut self.state,
+                                &mut self.state.forms,
                                 &self.timeline,
                                 &self.status,
                                 &palette,
@@ -510,6 +528,8 @@ impl MailwireApp {
             .unwrap_or_default()
     }
 
+    /// Starts writing an export on its own thread (a large capture takes a while; the
+    /// window goes on drawing). The result arrives through `exports`.
     fn export(&mut self, kind: ExportKind) {
         let base = if self.export_path.trim().is_empty() {
             format!("mailwire-{}", self.state.scenario)
@@ -517,30 +537,55 @@ impl MailwireApp {
             self.export_path.trim().to_string()
         };
         let path = std::path::PathBuf::from(format!("{base}.{}", kind.extension()));
-        let result = match kind {
-            ExportKind::Pcapng => {
-                let hints = crate::export::pcapng::ExportHints::from_timeline(&self.timeline);
-                crate::export::pcapng::write_pcapng(&self.timeline, &path, &hints)
-                    .map_err(|e| e.to_string())
+        let timeline = Arc::clone(&self.timeline);
+        let done = self.exports.0.clone();
+        let spawned = std::thread::Builder::new()
+            .name("export".into())
+            .spawn(move || {
+                let result = write_export(&timeline, kind, &path).map(|()| {
+                    let shown = std::fs::canonicalize(&path).unwrap_or(path);
+                    format!("wrote {}", shown.display())
+                });
+                let _ = done.send(result);
+            });
+        match spawned {
+            Ok(_) => {
+                self.exporting += 1;
+                self.export_message = Some(format!("writing the {} ...", kind.extension()));
             }
-            ExportKind::Transcript => {
-                let text = crate::export::transcript::transcript_text(&self.timeline);
-                std::fs::write(&path, text)
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))
-            }
-            ExportKind::Svg => {
-                let svg = crate::export::svg::sequence_svg(&self.timeline);
-                std::fs::write(&path, svg)
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))
-            }
-        };
-        match result {
-            Ok(()) => {
-                let shown = std::fs::canonicalize(&path).unwrap_or(path);
-                self.export_message = Some(format!("wrote {}", shown.display()));
-            }
-            Err(e) => self.errors.push(e),
+            Err(e) => self.errors.push(format!("cannot start the export: {e}")),
         }
+    }
+
+    /// Takes the results of finished exports.
+    fn drain_exports(&mut self) {
+        while let Ok(result) = self.exports.1.try_recv() {
+            self.exporting = self.exporting.saturating_sub(1);
+            match result {
+                Ok(message) => self.export_message = Some(message),
+                Err(e) => {
+                    self.export_message = None;
+                    self.errors.push(e);
+                }
+            }
+        }
+    }
+}
+
+/// Writes one export of `timeline` to `path`.
+fn write_export(timeline: &Timeline, kind: ExportKind, path: &Path) -> Result<(), String> {
+    let write = |bytes: &[u8]| {
+        std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
+    match kind {
+        ExportKind::Pcapng => {
+            let hints = crate::export::pcapng::ExportHints::from_timeline(timeline);
+            crate::export::pcapng::write_pcapng(timeline, path, &hints).map_err(|e| e.to_string())
+        }
+        ExportKind::Transcript => {
+            write(crate::export::transcript::transcript_text(timeline).as_bytes())
+        }
+        ExportKind::Svg => write(crate::export::svg::sequence_svg(timeline).as_bytes()),
     }
 }
 

@@ -244,7 +244,7 @@ pub fn banner_ui(
             } else {
                 format!(
                     "Packets NOT captured: {}",
-                    super::details::why_not_captured(&status)
+                    status.why_not_captured().unwrap_or_default()
                 )
             };
             ui.label(RichText::new(head).strong().color(text_color));

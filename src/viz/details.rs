@@ -102,15 +102,6 @@ pub fn frame_tree_with_units(timeline: &Timeline, frame: usize) -> Option<FrameT
     Some(tree)
 }
 
-/// The capture status without a leading "not captured: ".
-pub fn why_not_captured(status: &crate::timeline::CaptureStatus) -> String {
-    let text = status.describe();
-    match text.strip_prefix("not captured: ") {
-        Some(rest) => rest.to_string(),
-        None => text,
-    }
-}
-
 /// Decoded text made drawable with the window's fonts (which lack "→"), control
 /// characters shown as "·".
 pub fn shown(text: &str) -> String {
@@ -148,9 +139,12 @@ pub fn details_ui(
             ui.label("No packet captured yet: run a step.");
         } else {
             ui.label(
-                RichText::new(format!("Not captured: {}", why_not_captured(&status)))
-                    .color(palette.negative)
-                    .strong(),
+                RichText::new(format!(
+                    "Not captured: {}",
+                    status.why_not_captured().unwrap_or_default()
+                ))
+                .color(palette.negative)
+                .strong(),
             );
             ui.label(
                 "mailwire shows only packets it really captured; the commands and replies \

@@ -10,7 +10,9 @@
 use eframe::egui;
 use eframe::egui::{RichText, TextEdit, Ui};
 
-use super::state::{UiAction, UiState, extra_step, server_target};
+use super::state::{
+    ConsoleForm, LiveForms, ManageForm, SendForm, UiAction, extra_step, server_target,
+};
 use super::theme::Palette;
 use super::worker::{MENU_POP3_SESSION, WorkerStatus};
 use crate::proto::Direction;
@@ -24,7 +26,7 @@ const CONSOLE_LINES: usize = 8;
 /// Draws the live-use panel: console | Manage Mail | Send Mail, side by side.
 pub fn live_ui(
     ui: &mut Ui,
-    state: &mut UiState,
+    forms: &mut LiveForms,
     timeline: &Timeline,
     status: &WorkerStatus,
     palette: &Palette,
@@ -34,9 +36,16 @@ pub fn live_ui(
     ui.separator();
     ui.columns(3, |columns| {
         if let [console, manage, send] = columns {
-            console_ui(console, state, timeline, status, palette, actions);
-            manage_ui(manage, state, status, palette, actions);
-            send_ui(send, state, status, palette, actions);
+            console_ui(
+                console,
+                &mut forms.console,
+                timeline,
+                status,
+                palette,
+                actions,
+            );
+            manage_ui(manage, &mut forms.manage, status, palette, actions);
+            send_ui(send, &mut forms.send, status, palette, actions);
         }
     });
 }
@@ -128,7 +137,7 @@ fn server_field(
 
 fn console_ui(
     ui: &mut Ui,
-    state: &mut UiState,
+    form: &mut ConsoleForm,
     timeline: &Timeline,
     status: &WorkerStatus,
     palette: &Palette,
@@ -136,20 +145,20 @@ fn console_ui(
 ) {
     ui.label(RichText::new("Console (type commands by hand)").strong());
     let mut send = false;
-    let session = state.console.session.trim().to_string();
+    let session = form.session.trim().to_string();
     let connected = status.connected.contains(&session);
     egui::Grid::new("console-grid")
         .num_columns(2)
         .show(ui, |ui| {
             let label = ui.label("Session");
             ui.horizontal(|ui| {
-                ui.add(TextEdit::singleline(&mut state.console.session).desired_width(70.0))
+                ui.add(TextEdit::singleline(&mut form.session).desired_width(70.0))
                     .labelled_by(label.id);
-                ui.radio_value(&mut state.console.protocol, Protocol::Pop3, "POP3");
-                ui.radio_value(&mut state.console.protocol, Protocol::Smtp, "SMTP");
+                ui.radio_value(&mut form.protocol, Protocol::Pop3, "POP3");
+                ui.radio_value(&mut form.protocol, Protocol::Smtp, "SMTP");
             });
             ui.end_row();
-            server_field(ui, "Server", &mut state.console.server, status, palette);
+            server_field(ui, "Server", &mut form.server, status, palette);
             ui.label("");
             ui.horizontal(|ui| {
                 if connected {
@@ -171,7 +180,7 @@ fn console_ui(
             ui.horizontal(|ui| {
                 let response = ui
                     .add(
-                        TextEdit::singleline(&mut state.console.line)
+                        TextEdit::singleline(&mut form.line)
                             .hint_text("USER mrose")
                             .font(egui::TextStyle::Monospace)
                             .desired_width((ui.available_width() - 60.0).max(80.0)),
@@ -188,11 +197,7 @@ fn console_ui(
             ui.end_row();
         });
     if send {
-        let steps = state.console_steps(status);
-        if !steps.is_empty() {
-            actions.push(UiAction::Run(steps));
-        }
-        state.console.line.clear();
+        actions.push(UiAction::ConsoleSend);
     }
     // The session's recent lines, as a terminal would show them.
     let session = session.as_str();
@@ -238,7 +243,7 @@ fn console_ui(
 
 fn manage_ui(
     ui: &mut Ui,
-    state: &mut UiState,
+    form: &mut ManageForm,
     status: &WorkerStatus,
     palette: &Palette,
     actions: &mut Vec<UiAction>,
@@ -248,33 +253,27 @@ fn manage_ui(
         .num_columns(2)
         .show(ui, |ui| {
             let label = ui.label("User");
-            ui.add(TextEdit::singleline(&mut state.manage.user).desired_width(140.0))
+            ui.add(TextEdit::singleline(&mut form.user).desired_width(140.0))
                 .labelled_by(label.id);
             ui.end_row();
             let label = ui.label("Password");
             ui.add(
-                TextEdit::singleline(&mut state.manage.password)
+                TextEdit::singleline(&mut form.password)
                     .password(true)
                     .desired_width(140.0),
             )
             .labelled_by(label.id);
             ui.end_row();
             let label = ui.label("Message number");
-            ui.add(TextEdit::singleline(&mut state.manage.number).desired_width(50.0))
+            ui.add(TextEdit::singleline(&mut form.number).desired_width(50.0))
                 .labelled_by(label.id);
             ui.end_row();
-            server_field(ui, "POP3 server", &mut state.manage.server, status, palette);
+            server_field(ui, "POP3 server", &mut form.server, status, palette);
         });
     let connected = status.connected.contains(MENU_POP3_SESSION);
     ui.horizontal_wrapped(|ui| {
         if ui.button("Log in").clicked() {
-            match state.manage_login_steps(status) {
-                Ok(steps) => {
-                    state.manage.problem = None;
-                    actions.push(UiAction::Run(steps));
-                }
-                Err(why) => state.manage.problem = Some(why),
-            }
+            actions.push(UiAction::ManageLogIn);
         }
         let step = |caption: &str, action: Action| {
             extra_step(MENU_POP3_SESSION, format!("Manage Mail: {caption}"), action)
@@ -290,18 +289,7 @@ fn manage_ui(
                 .add_enabled(connected, egui::Button::new(label))
                 .clicked()
             {
-                match state.manage_number() {
-                    Ok(n) => {
-                        state.manage.problem = None;
-                        let (caption, action) = if read {
-                            (format!("RETR {n}"), Action::Read(n))
-                        } else {
-                            (format!("DELE {n}"), Action::Delete(n))
-                        };
-                        actions.push(UiAction::Run(vec![step(&caption, action)]));
-                    }
-                    Err(why) => state.manage.problem = Some(why),
-                }
+                actions.push(UiAction::ManageMessage { read });
             }
         }
         if ui
@@ -314,14 +302,14 @@ fn manage_ui(
     if !connected {
         ui.label(RichText::new("Log in first (connects to the POP3 server).").color(palette.weak));
     }
-    if let Some(problem) = &state.manage.problem {
+    if let Some(problem) = &form.problem {
         ui.label(RichText::new(problem).color(palette.negative));
     }
 }
 
 fn send_ui(
     ui: &mut Ui,
-    state: &mut UiState,
+    form: &mut SendForm,
     status: &WorkerStatus,
     palette: &Palette,
     actions: &mut Vec<UiAction>,
@@ -329,9 +317,9 @@ fn send_ui(
     ui.label(RichText::new("Send Mail (SMTP)").strong());
     egui::Grid::new("send-mail").num_columns(2).show(ui, |ui| {
         for (name, value) in [
-            ("From", &mut state.send.from),
-            ("To", &mut state.send.to),
-            ("Subject", &mut state.send.subject),
+            ("From", &mut form.from),
+            ("To", &mut form.to),
+            ("Subject", &mut form.subject),
         ] {
             let label = ui.label(name);
             ui.add(TextEdit::singleline(value).desired_width(f32::INFINITY))
@@ -340,24 +328,18 @@ fn send_ui(
         }
         let label = ui.label("Body");
         ui.add(
-            TextEdit::multiline(&mut state.send.body)
+            TextEdit::multiline(&mut form.body)
                 .desired_rows(2)
                 .desired_width(f32::INFINITY),
         )
         .labelled_by(label.id);
         ui.end_row();
-        server_field(ui, "SMTP server", &mut state.send.server, status, palette);
+        server_field(ui, "SMTP server", &mut form.server, status, palette);
     });
     if ui.button("Send mail").clicked() {
-        match state.send_mail_steps() {
-            Ok(steps) => {
-                state.send.problem = None;
-                actions.push(UiAction::Run(steps));
-            }
-            Err(why) => state.send.problem = Some(why),
-        }
+        actions.push(UiAction::SendMail);
     }
-    if let Some(problem) = &state.send.problem {
+    if let Some(problem) = &form.problem {
         ui.label(RichText::new(problem).strong().color(palette.negative));
     }
 }

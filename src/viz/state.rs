@@ -73,6 +73,14 @@ pub enum UiAction {
     SetLivePanel(bool),
     /// Run ad-hoc steps (the console, the menu client's forms), in order.
     Run(Vec<Step>),
+    /// Send the console's line (connecting first when needed).
+    ConsoleSend,
+    /// Manage Mail: log in (connecting first when needed).
+    ManageLogIn,
+    /// Manage Mail: read (RETR) or delete (DELE) the message whose number is typed.
+    ManageMessage { read: bool },
+    /// Send Mail: send the typed mail.
+    SendMail,
 }
 
 /// The raw command console's fields.
@@ -145,6 +153,13 @@ pub struct UiState {
     pub reveal_field: bool,
     /// The scenario picked in the picker.
     pub scenario: String,
+    /// What is typed in the live-use panel.
+    pub forms: LiveForms,
+}
+
+/// The live-use panel's forms: the text its fields edit, and what went wrong last.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveForms {
     pub console: ConsoleForm,
     pub manage: ManageForm,
     pub send: SendForm,
@@ -153,24 +168,9 @@ pub struct UiState {
 /// The scenario the window starts with.
 pub const DEFAULT_SCENARIO: &str = "rfc1939";
 
-impl Default for UiState {
+impl Default for LiveForms {
     fn default() -> Self {
-        Self {
-            selection: Selection::default(),
-            cursor: None,
-            awaiting_step: false,
-            playing: false,
-            seconds_per_step: 2.0,
-            next_tick: 0.0,
-            tcp_view: true,
-            zoom: 1.0,
-            dark: false,
-            fullscreen: false,
-            live_panel: true,
-            scroll_to_row: None,
-            scroll_to_selection: false,
-            reveal_field: false,
-            scenario: DEFAULT_SCENARIO.to_string(),
+        LiveForms {
             console: ConsoleForm {
                 session: CONSOLE_SESSION.to_string(),
                 protocol: Protocol::Pop3,
@@ -192,6 +192,29 @@ impl Default for UiState {
                 server: String::new(),
                 problem: None,
             },
+        }
+    }
+}
+
+impl Default for UiState {
+    fn default() -> Self {
+        Self {
+            selection: Selection::default(),
+            cursor: None,
+            awaiting_step: false,
+            playing: false,
+            seconds_per_step: 2.0,
+            next_tick: 0.0,
+            tcp_view: true,
+            zoom: 1.0,
+            dark: false,
+            fullscreen: false,
+            live_panel: true,
+            scroll_to_row: None,
+            scroll_to_selection: false,
+            reveal_field: false,
+            scenario: DEFAULT_SCENARIO.to_string(),
+            forms: LiveForms::default(),
         }
     }
 }
@@ -270,12 +293,61 @@ impl UiState {
             UiAction::SetDark(on) => self.dark = on,
             UiAction::SetFullscreen(on) => self.fullscreen = on,
             UiAction::SetLivePanel(on) => self.live_panel = on,
-            UiAction::Run(steps) => {
-                self.awaiting_step = true;
-                return steps.into_iter().map(WorkerCommand::Extra).collect();
+            UiAction::Run(steps) => return self.run(steps),
+            UiAction::ConsoleSend => {
+                let steps = self.console_steps(status);
+                self.forms.console.line.clear();
+                return self.run(steps);
+            }
+            UiAction::ManageLogIn => {
+                let steps = self.manage_login_steps(status);
+                return self.run_or_explain(steps, |f| &mut f.manage.problem);
+            }
+            UiAction::ManageMessage { read } => {
+                let steps = self.manage_number().map(|n| {
+                    let (caption, action) = if read {
+                        (format!("RETR {n}"), Action::Read(n))
+                    } else {
+                        (format!("DELE {n}"), Action::Delete(n))
+                    };
+                    let caption = format!("Manage Mail: {caption}");
+                    vec![extra_step(MENU_POP3_SESSION, caption, action)]
+                });
+                return self.run_or_explain(steps, |f| &mut f.manage.problem);
+            }
+            UiAction::SendMail => {
+                let steps = self.send_mail_steps();
+                return self.run_or_explain(steps, |f| &mut f.send.problem);
             }
         }
         Vec::new()
+    }
+
+    /// Asks the worker to run ad-hoc steps, in order.
+    fn run(&mut self, steps: Vec<Step>) -> Vec<WorkerCommand> {
+        if steps.is_empty() {
+            return Vec::new();
+        }
+        self.awaiting_step = true;
+        steps.into_iter().map(WorkerCommand::Extra).collect()
+    }
+
+    /// Runs the steps a form asked for, or shows the form's problem.
+    fn run_or_explain(
+        &mut self,
+        steps: Result<Vec<Step>, String>,
+        problem: impl Fn(&mut LiveForms) -> &mut Option<String>,
+    ) -> Vec<WorkerCommand> {
+        match steps {
+            Ok(steps) => {
+                *problem(&mut self.forms) = None;
+                self.run(steps)
+            }
+            Err(why) => {
+                *problem(&mut self.forms) = Some(why);
+                Vec::new()
+            }
+        }
     }
 
     fn next(&mut self, timeline: &Timeline, status: &WorkerStatus) -> Vec<WorkerCommand> {
@@ -404,14 +476,15 @@ impl UiState {
     /// typed QUIT is the QUIT action (so the session is closed afterwards). Nothing when the
     /// Server field is not an address (the panel shows why).
     pub fn console_steps(&self, status: &WorkerStatus) -> Vec<Step> {
-        let Ok(to) = server_target(&self.console.server) else {
+        let Ok(to) = server_target(&self.forms.console.server) else {
             return Vec::new();
         };
-        let line = self.console.line.trim_end_matches(['\r', '\n']).to_string();
-        let session = if self.console.session.trim().is_empty() {
+        let line = self.forms.console.line.trim_end_matches(['\r', '\n']);
+        let line = line.to_string();
+        let session = if self.forms.console.session.trim().is_empty() {
             CONSOLE_SESSION.to_string()
         } else {
-            self.console.session.trim().to_string()
+            self.forms.console.session.trim().to_string()
         };
         let mut steps = Vec::new();
         if !status.connected.contains(&session) {
@@ -419,10 +492,10 @@ impl UiState {
                 &session,
                 format!(
                     "Console: connect ({})",
-                    protocol_name(self.console.protocol)
+                    protocol_name(self.forms.console.protocol)
                 ),
                 Action::Connect {
-                    protocol: self.console.protocol,
+                    protocol: self.forms.console.protocol,
                     mss: None,
                     to,
                 },
@@ -443,7 +516,7 @@ impl UiState {
     /// Manage Mail: log in (connecting first when needed), or why the Server field is not
     /// an address.
     pub fn manage_login_steps(&self, status: &WorkerStatus) -> Result<Vec<Step>, String> {
-        let to = server_target(&self.manage.server)?;
+        let to = server_target(&self.forms.manage.server)?;
         let mut steps = Vec::new();
         if !status.connected.contains(MENU_POP3_SESSION) {
             steps.push(extra_step(
@@ -458,10 +531,10 @@ impl UiState {
         }
         steps.push(extra_step(
             MENU_POP3_SESSION,
-            format!("Manage Mail: log in as {}", self.manage.user),
+            format!("Manage Mail: log in as {}", self.forms.manage.user),
             Action::Login {
-                user: self.manage.user.clone(),
-                password: self.manage.password.clone(),
+                user: self.forms.manage.user.clone(),
+                password: self.forms.manage.password.clone(),
                 apop: false,
             },
         ));
@@ -470,7 +543,7 @@ impl UiState {
 
     /// Manage Mail: the message number typed, or why it is not one.
     pub fn manage_number(&self) -> Result<u32, String> {
-        let text = self.manage.number.trim();
+        let text = self.forms.manage.number.trim();
         match text.parse::<u32>() {
             Ok(n) if n > 0 => Ok(n),
             _ => Err(format!(
@@ -482,8 +555,9 @@ impl UiState {
     /// Send Mail: the steps (connect, HELO, the mail, QUIT), or "Incorrect format" when an
     /// address is not of the form X@Y (as the seed-001 client says).
     pub fn send_mail_steps(&self) -> Result<Vec<Step>, String> {
-        let from = self.send.from.trim().to_string();
+        let from = self.forms.send.from.trim().to_string();
         let to: Vec<String> = self
+            .forms
             .send
             .to
             .split(',')
@@ -494,7 +568,7 @@ impl UiState {
         if !valid {
             return Err("Incorrect format".to_string());
         }
-        let target = server_target(&self.send.server)?;
+        let target = server_target(&self.forms.send.server)?;
         let domain = from
             .rsplit_once('@')
             .map_or("localhost", |(_, d)| d)
@@ -524,8 +598,8 @@ impl UiState {
                 Action::SendMail(MailSpec {
                     from,
                     to,
-                    subject: self.send.subject.clone(),
-                    body: self.send.body.clone(),
+                    subject: self.forms.send.subject.clone(),
+                    body: self.forms.send.body.clone(),
                 }),
             ),
             extra_step(session, "Send Mail: QUIT".to_string(), Action::Quit),
@@ -700,7 +774,7 @@ mod tests {
     #[test]
     fn the_console_connects_first_and_quit_closes() {
         let mut s = UiState::default();
-        s.console.line = "USER mrose".into();
+        s.forms.console.line = "USER mrose".into();
         let mut st = status(false);
         let steps = s.console_steps(&st);
         assert_eq!(steps.len(), 2);
@@ -715,7 +789,7 @@ mod tests {
         assert_eq!(steps[1].session, "console");
         st.connected.insert("console".into());
         assert_eq!(s.console_steps(&st).len(), 1);
-        s.console.line = "quit".into();
+        s.forms.console.line = "quit".into();
         assert_eq!(s.console_steps(&st)[0].action, Action::Quit);
     }
 
@@ -723,29 +797,29 @@ mod tests {
     fn a_server_field_names_another_server_or_says_why_not() {
         let mut s = UiState::default();
         let st = status(false);
-        s.console.line = "STAT".into();
-        s.console.server = "127.0.0.1:8110".into();
+        s.forms.console.line = "STAT".into();
+        s.forms.console.server = "127.0.0.1:8110".into();
         let steps = s.console_steps(&st);
         assert!(matches!(
             steps[0].action,
             Action::Connect { to: Some(a), .. } if a.port() == 8110
         ));
-        s.console.server = "nonsense".into();
+        s.forms.console.server = "nonsense".into();
         assert!(s.console_steps(&st).is_empty(), "nothing is sent");
         assert!(
             server_target("nonsense")
                 .unwrap_err()
                 .contains("not a server address")
         );
-        s.manage.server = "localhost:8110".into();
+        s.forms.manage.server = "localhost:8110".into();
         let steps = s.manage_login_steps(&st).unwrap();
         assert!(matches!(
             steps[0].action,
             Action::Connect { to: Some(_), .. }
         ));
-        s.send.server = "x".into();
+        s.forms.send.server = "x".into();
         assert!(s.send_mail_steps().is_err());
-        s.send.server = String::new();
+        s.forms.send.server = String::new();
         let steps = s.send_mail_steps().unwrap();
         assert!(matches!(steps[0].action, Action::Connect { to: None, .. }));
     }
@@ -753,9 +827,9 @@ mod tests {
     #[test]
     fn send_mail_says_incorrect_format_unless_x_at_y() {
         let mut s = UiState::default();
-        s.send.to = "bob".into();
+        s.forms.send.to = "bob".into();
         assert_eq!(s.send_mail_steps().unwrap_err(), "Incorrect format");
-        s.send.to = "bob@localhost, carol@localhost".into();
+        s.forms.send.to = "bob@localhost, carol@localhost".into();
         let steps = s.send_mail_steps().unwrap();
         assert_eq!(steps.len(), 4);
         assert_eq!(steps[1].action, Action::Send("HELO localhost".into()));
@@ -763,9 +837,9 @@ mod tests {
             Action::SendMail(m) => assert_eq!(m.to, vec!["bob@localhost", "carol@localhost"]),
             other => panic!("{other:?}"),
         }
-        s.manage.number = "x".into();
+        s.forms.manage.number = "x".into();
         assert!(s.manage_number().is_err());
-        s.manage.number = "2".into();
+        s.forms.manage.number = "2".into();
         assert_eq!(s.manage_number(), Ok(2));
     }
 }
