@@ -21,7 +21,7 @@ pub mod summary;
 pub mod telnet;
 mod transcript;
 mod tty;
-mod wire;
+pub(crate) mod wire;
 
 use std::time::Duration;
 

@@ -5,12 +5,21 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use super::ClientOptions;
 use super::error::ClientError;
 use super::transcript::{LineSplitter, Origin, Transcript};
 use crate::proto::{ClientMachine, Direction, Output};
+
+/// Socket options set before a connection is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SocketSetup {
+    /// Ask for this maximum segment size.
+    pub mss: Option<u16>,
+    /// Send each write at once (TCP_NODELAY) instead of waiting to fill a segment (Nagle).
+    pub nodelay: bool,
+}
 
 /// Resolves `addr` (HOST:PORT) and connects to the first address that answers, all within
 /// `timeout`.
@@ -73,7 +82,46 @@ impl Wire {
         options
             .transcript
             .publish(Origin::Note, format!("connected to {peer}"));
-        Ok(Self {
+        Ok(Self::over(stream, peer, options))
+    }
+
+    /// Connects to `addr` with socket options set before the handshake (a small MSS, so
+    /// long replies visibly span many segments), and notes it in the transcript.
+    pub(crate) async fn connect_with(
+        addr: SocketAddr,
+        setup: SocketSetup,
+        options: &ClientOptions,
+    ) -> Result<Self, ClientError> {
+        let connect_error = |source| ClientError::Connect {
+            addr: addr.to_string(),
+            source,
+        };
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4(),
+            SocketAddr::V6(_) => TcpSocket::new_v6(),
+        }
+        .map_err(connect_error)?;
+        if let Some(mss) = setup.mss {
+            socket2::SockRef::from(&socket)
+                .set_tcp_mss(u32::from(mss))
+                .map_err(connect_error)?;
+        }
+        socket.set_nodelay(setup.nodelay).map_err(connect_error)?;
+        let stream = tokio::time::timeout(options.connect_timeout, socket.connect(addr))
+            .await
+            .map_err(|_| ClientError::ConnectTimeout {
+                addr: addr.to_string(),
+                after: options.connect_timeout,
+            })?
+            .map_err(connect_error)?;
+        options
+            .transcript
+            .publish(Origin::Note, format!("connected to {addr}"));
+        Ok(Self::over(stream, addr, options))
+    }
+
+    fn over(stream: TcpStream, peer: SocketAddr, options: &ClientOptions) -> Self {
+        Self {
             stream,
             peer,
             read_timeout: options.read_timeout,
@@ -81,12 +129,27 @@ impl Wire {
             sent: LineSplitter::new(Direction::ClientToServer),
             received: LineSplitter::new(Direction::ServerToClient),
             broken: false,
-        })
+        }
     }
 
     /// The server's address.
     pub(crate) fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// This end's address.
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        self.stream.local_addr().ok()
+    }
+
+    /// Writes bytes as they are (one write: one segment when small enough).
+    pub(crate) async fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.write(bytes).await
+    }
+
+    /// The next bytes from the server, or `None` once it closed the connection.
+    pub(crate) async fn receive_bytes(&mut self) -> Result<Option<Vec<u8>>, ClientError> {
+        self.read("a reply".to_string()).await
     }
 
     /// Drives `machine` until it hands out a reply: writes what it asks, reads what the

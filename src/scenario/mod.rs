@@ -89,7 +89,8 @@ pub fn run_on_sockets(scenario: &Scenario) -> Result<Vec<StepOutcome>, String> {
         .take_events()
         .ok_or("the server events were already taken")?;
     let transport =
-        transport::SocketTransport::new(servers.pop3_addr(), servers.smtp_addr(), events);
+        transport::SocketTransport::new(servers.pop3_addr(), servers.smtp_addr(), events)
+            .map_err(|e| e.to_string())?;
     let mut engine = Engine::new(scenario.clone(), transport);
     Ok(engine.run_all())
 }

@@ -99,7 +99,7 @@ impl Recorder {
             (None, None)
         };
         let (pop3, smtp) = (servers.pop3_addr(), servers.smtp_addr());
-        let transport = SocketTransport::new(pop3, smtp, events);
+        let transport = SocketTransport::new(pop3, smtp, events).map_err(|e| e.to_string())?;
         Ok(Self {
             engine: Engine::new(scenario.clone(), transport),
             capture,

@@ -2,11 +2,13 @@
 //! client's bytes directly, no sockets) or over real TCP sockets on loopback.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::client::ClientError;
+use crate::client::ClientOptions;
+use crate::client::wire::{SocketSetup, Wire};
 use crate::exchange::{ConnId, TransportError};
 use crate::proto::pop3::{Pop3Config, Pop3Server};
 use crate::proto::smtp::{SmtpConfig, SmtpServer};
@@ -230,11 +232,14 @@ impl Transport for MemoryTransport {
 }
 
 /// Real TCP connections to real servers (started elsewhere) on loopback, or to another
-/// server a connect step names (whose events, if any, are not seen).
+/// server a connect step names (whose events, if any, are not seen). The sockets are the
+/// client's own ([`Wire`], the one owner of a client socket), driven on a small runtime
+/// of this transport's.
 pub struct SocketTransport {
     pop3: SocketAddr,
     smtp: SocketAddr,
-    conns: HashMap<ConnId, TcpStream>,
+    runtime: tokio::runtime::Runtime,
+    conns: HashMap<ConnId, Wire>,
     next: ConnId,
     events: crossbeam_channel::Receiver<ServerEvent>,
     seen: Vec<ServerEvent>,
@@ -242,7 +247,7 @@ pub struct SocketTransport {
     client_addrs: HashMap<ConnId, SocketAddr>,
     /// Connections to another server (no events come from it, so close does not wait).
     remote: HashSet<ConnId>,
-    timeout: Duration,
+    options: ClientOptions,
 }
 
 impl SocketTransport {
@@ -251,10 +256,19 @@ impl SocketTransport {
         pop3: SocketAddr,
         smtp: SocketAddr,
         events: crossbeam_channel::Receiver<ServerEvent>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, TransportError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| TransportError::Setup {
+                what: "start the client's runtime".into(),
+                detail: e.to_string(),
+            })?;
+        let timeout = Duration::from_secs(10);
+        Ok(Self {
             pop3,
             smtp,
+            runtime,
             conns: HashMap::new(),
             next: 0,
             events,
@@ -262,8 +276,12 @@ impl SocketTransport {
             session_of: HashMap::new(),
             client_addrs: HashMap::new(),
             remote: HashSet::new(),
-            timeout: Duration::from_secs(10),
-        }
+            options: ClientOptions {
+                connect_timeout: timeout,
+                read_timeout: timeout,
+                ..ClientOptions::default()
+            },
+        })
     }
 
     /// Keeps an event, and which server session serves which client address.
@@ -273,46 +291,34 @@ impl SocketTransport {
         }
         self.seen.push(event);
     }
+}
 
-    fn stream(&mut self, conn: ConnId) -> Result<&mut TcpStream, TransportError> {
-        self.conns.get_mut(&conn).ok_or(TransportError::Closed)
-    }
-
-    fn connect_socket(
-        &self,
-        addr: SocketAddr,
-        mss: Option<u16>,
-        sandboxed: bool,
-    ) -> Result<TcpStream, TransportError> {
-        let setup = |what: String| {
-            move |e: std::io::Error| TransportError::Setup {
-                what,
-                detail: e.to_string(),
-            }
-        };
-        let domain = socket2::Domain::for_address(addr);
-        let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None)
-            .map_err(setup("create a socket".into()))?;
-        if let Some(mss) = mss {
-            socket
-                .set_tcp_mss(u32::from(mss))
-                .map_err(setup(format!("set the MSS to {mss}")))?;
-        }
-        socket
-            .set_tcp_nodelay(true)
-            .map_err(setup("set TCP_NODELAY".into()))?;
-        socket
-            .connect_timeout(&addr.into(), self.timeout)
-            .map_err(|e| TransportError::Connect {
+/// A client socket's error, as the scenario reports it.
+fn transport_error(e: ClientError, sandboxed: bool) -> TransportError {
+    let detail = |source: &std::io::Error| source.to_string();
+    match e {
+        ClientError::Connect { addr, source } => match addr.parse() {
+            Ok(addr) => TransportError::Connect {
                 addr,
-                detail: e.to_string(),
+                detail: detail(&source),
                 sandboxed,
-            })?;
-        let stream: TcpStream = socket.into();
-        stream
-            .set_read_timeout(Some(self.timeout))
-            .map_err(setup("set a read timeout".into()))?;
-        Ok(stream)
+            },
+            Err(_) => TransportError::Io {
+                action: "connect",
+                detail: format!("{addr}: {source}"),
+            },
+        },
+        ClientError::ConnectTimeout { after, .. } => TransportError::NoReply { after },
+        ClientError::ReadTimeout { after, .. } => TransportError::NoReply { after },
+        ClientError::Io { action, source, .. } => TransportError::Io {
+            action,
+            detail: detail(&source),
+        },
+        ClientError::Closed { .. } => TransportError::Closed,
+        other => TransportError::Io {
+            action: "connect",
+            detail: other.to_string(),
+        },
     }
 }
 
@@ -328,13 +334,17 @@ impl Transport for SocketTransport {
             Protocol::Smtp => self.smtp,
         });
         let sandboxed = to.is_some() && crate::capture::sandbox::is_sandboxed_copy();
-        let stream = self.connect_socket(addr, mss, sandboxed)?;
+        let setup = SocketSetup { mss, nodelay: true };
+        let wire = self
+            .runtime
+            .block_on(Wire::connect_with(addr, setup, &self.options))
+            .map_err(|e| transport_error(e, sandboxed))?;
         let id = self.next;
         self.next += 1;
-        if let Ok(local) = stream.local_addr() {
+        if let Some(local) = wire.local_addr() {
             self.client_addrs.insert(id, local);
         }
-        self.conns.insert(id, stream);
+        self.conns.insert(id, wire);
         if to.is_some_and(|a| a != self.pop3 && a != self.smtp) {
             self.remote.insert(id);
         }
@@ -342,44 +352,30 @@ impl Transport for SocketTransport {
     }
 
     fn write(&mut self, conn: ConnId, bytes: &[u8]) -> Result<(), TransportError> {
-        self.stream(conn)?
-            .write_all(bytes)
-            .map_err(|e| TransportError::Io {
-                action: "write",
-                detail: e.to_string(),
-            })
+        let runtime = &self.runtime;
+        let wire = self.conns.get_mut(&conn).ok_or(TransportError::Closed)?;
+        runtime
+            .block_on(wire.send_bytes(bytes))
+            .map_err(|e| transport_error(e, false))
     }
 
     fn read(&mut self, conn: ConnId) -> Result<Vec<u8>, TransportError> {
-        let timeout = self.timeout;
-        let stream = self.stream(conn)?;
-        let mut buf = vec![0u8; 64 * 1024];
-        match stream.read(&mut buf) {
-            Ok(n) => {
-                buf.truncate(n);
-                Ok(buf)
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                Err(TransportError::NoReply { after: timeout })
-            }
-            Err(e) => Err(TransportError::Io {
-                action: "read",
-                detail: e.to_string(),
-            }),
+        let runtime = &self.runtime;
+        let wire = self.conns.get_mut(&conn).ok_or(TransportError::Closed)?;
+        match runtime.block_on(wire.receive_bytes()) {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Ok(Vec::new()),
+            Err(e) => Err(transport_error(e, false)),
         }
     }
 
     fn close(&mut self, conn: ConnId) {
-        let Some(stream) = self.conns.remove(&conn) else {
+        let Some(wire) = self.conns.remove(&conn) else {
             return;
         };
-        let local = stream.local_addr().ok();
-        drop(stream);
+        let local = wire.local_addr();
+        // Dropped inside the runtime: the socket is closed at once.
+        self.runtime.block_on(async move { drop(wire) });
         if self.remote.contains(&conn) {
             return;
         }
