@@ -2,8 +2,8 @@
 //! and 25 and capture its own loopback — as root and as user `nobody`.
 //!
 //! Entering a namespace changes the whole process, so every check runs in a child process:
-//! - `sandboxed_command` re-executes this test binary (filtered to `sandbox_child`), whose
-//!   child enters the sandbox between fork and exec;
+//! - `sandboxed_command` re-executes this test binary (filtered to
+//!   `capture_sandbox::sandbox_child`), whose child enters the sandbox between fork and exec;
 //! - `enter_sandbox` needs a single-threaded process, which a test harness never is; so this
 //!   binary has a start-up hook (run from `.init_array`, before `main` and before any thread)
 //!   that, when an environment variable asks for it, enters the sandbox, does the same work,

@@ -1,15 +1,18 @@
 //! The integration tests, as one binary: the crate and its dependencies are linked once for
-//! all of them instead of once per file. Each module is one area of mailwire; `common`
-//! (temp folders, servers on free ports, child processes, captured frames) and
-//! `decode_support` (hand-built frames and captures) are the shared helpers.
+//! all of them instead of once per file. Each module is one area of mailwire; the shared
+//! helpers are `common` (temp folders, servers on free ports), `children` (child processes
+//! killed and reaped on drop), `frames` (the TCP part of a captured frame) and
+//! `decode_support` (hand-built frames and captures).
 //!
 //! All tests run as threads of this one process, so no test may change what the process
 //! shares: environment variables, the current folder, signal handlers, the umask, namespaces.
 //! A test that needs any of those runs a child (this binary filtered to one test, or
 //! `mailwire` itself) and sets them on the child's `Command`.
 
+mod children;
 mod common;
 mod decode_support;
+mod frames;
 
 mod capture_live;
 mod capture_sandbox;
