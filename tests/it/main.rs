@@ -6,7 +6,8 @@
 //!
 //! All tests run as threads of this one process, so no test may change what the process
 //! shares: environment variables, the current folder, signal handlers, the umask, namespaces.
-//! A test that needs any of those runs a child (this binary filtered to one test, or
+//! A test that needs any of those, or that depends on what the process counts (the servers'
+//! session ids), runs a child (this binary filtered with `--exact module::test`, or
 //! `mailwire` itself) and sets them on the child's `Command`.
 
 mod children;
