@@ -9,7 +9,7 @@
 //! segments, and a FIN exchange. Deterministic: the same arguments give the same file.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-#[path = "../tests/decode_support/mod.rs"]
+#[path = "../tests/it/decode_support.rs"]
 mod decode_support;
 
 use std::io::{BufWriter, Write};

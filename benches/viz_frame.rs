@@ -11,7 +11,7 @@
 //! frame). Target: under 8 ms per frame.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-#[path = "../tests/decode_support/mod.rs"]
+#[path = "../tests/it/decode_support.rs"]
 mod decode_support;
 
 use std::net::{IpAddr, SocketAddr};

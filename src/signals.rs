@@ -106,7 +106,10 @@ pub fn run_passing_on_stop_signals(
     on_stop_signal(move || {
         let pid = target.load(Ordering::SeqCst);
         if pid > 0 {
-            // SAFETY: signals our own child, which is not reaped before `wait` returns.
+            // SAFETY: kill takes no pointers, so it cannot touch this process's memory.
+            // `pid` is stored only once `spawn` returned our child, and the `wait` below is
+            // the only thing that reaps it: until then the pid names that child (at worst as
+            // a zombie) and cannot have been reused by another process.
             unsafe { libc::kill(pid, libc::SIGTERM) };
         } else {
             std::process::exit(1);

@@ -8,8 +8,9 @@ pub struct EchoOff {
 
 impl EchoOff {
     pub fn new() -> EchoOff {
-        // SAFETY: tcgetattr/tcsetattr only read and write the termios struct we own, on
-        // file descriptor 0, which outlives this guard.
+        // SAFETY: termios is plain integers and arrays, so all-zero bytes are a valid value.
+        // isatty, tcgetattr and tcsetattr take file descriptor 0 (which outlives this guard)
+        // and a pointer to `settings`, a local that lives across each call and is not kept.
         let saved = unsafe {
             let mut settings: libc::termios = std::mem::zeroed();
             if libc::isatty(libc::STDIN_FILENO) != 1
@@ -31,7 +32,8 @@ impl EchoOff {
 impl Drop for EchoOff {
     fn drop(&mut self) {
         if let Some(saved) = &self.saved {
-            // SAFETY: as in `new`; restores the settings read there.
+            // SAFETY: tcsetattr takes file descriptor 0 and a pointer to `saved`, which
+            // lives across the call and is not kept; it restores the settings read in `new`.
             unsafe {
                 libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, saved);
             }

@@ -6,30 +6,27 @@
     reason = "test helpers: a failure should stop the test"
 )]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Raw, TempDir};
+use common::{Raw, Spawned, TempDir};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mailwire");
+const BIN: &str = common::MAILWIRE;
 
 /// `mailwire serve` with `home` as HOME (first run: demo data), POP3 at `pop3`, SMTP on a
 /// free port; its stdout as lines.
-fn serve_in(
-    home: &std::path::Path,
-    pop3: &str,
-) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--pop3", pop3, "--smtp", "127.0.0.1:0"])
-        .env("HOME", home)
-        .env_remove("XDG_DATA_HOME")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+fn serve_in(home: &std::path::Path, pop3: &str) -> (Spawned, BufReader<std::process::ChildStdout>) {
+    let mut child = Spawned::new(
+        Command::new(BIN)
+            .args(["serve", "--pop3", pop3, "--smtp", "127.0.0.1:0"])
+            .env("HOME", home)
+            .env_remove("XDG_DATA_HOME")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     let out = BufReader::new(child.stdout.take().unwrap());
     (child, out)
 }
@@ -85,10 +82,8 @@ fn first_run_creates_demo_data_serves_it_and_stops_on_sigterm() {
     assert!(transcript.contains("C: USER mrose"), "{transcript}");
     assert!(transcript.contains("S: +OK mrose's maildrop has 2 messages (320 octets)"));
 
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    // SAFETY: sends a signal to the child this test started, which has not been reaped.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let status = wait(&mut child, Duration::from_secs(10));
+    child.signal(libc::SIGTERM);
+    let status = child.wait_within(Duration::from_secs(10));
     assert!(status.success(), "exit status {status}");
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
@@ -105,20 +100,6 @@ fn first_run_creates_demo_data_serves_it_and_stops_on_sigterm() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&second.stdout);
     assert!(stdout.contains("using the data directory"), "{stdout}");
-}
-
-fn wait(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("mailwire did not stop within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -278,14 +259,14 @@ fn a_stopped_run_removes_its_temporary_folder() {
             .collect()
     };
     // --step waits for Enter, which never comes: the run is stopped while it waits.
-    let mut child = Command::new(BIN)
-        .args(["run", "rfc1939", "--step"])
-        .env("TMPDIR", tmp.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Spawned::new(
+        Command::new(BIN)
+            .args(["run", "rfc1939", "--step"])
+            .env("TMPDIR", tmp.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut seen = String::new();
     while !seen.contains("Enter for step 1") {
@@ -297,10 +278,8 @@ fn a_stopped_run_removes_its_temporary_folder() {
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
     assert_eq!(folders().len(), 1, "{seen}");
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    // SAFETY: signals the child this test started, which has not been reaped.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    let status = wait(&mut child, Duration::from_secs(30));
+    child.signal(libc::SIGINT);
+    let status = child.wait_within(Duration::from_secs(30));
     assert_eq!(status.code(), Some(130), "{status}");
     assert_eq!(folders(), Vec::<String>::new());
 }
@@ -368,10 +347,8 @@ fn serve_keeps_serving_when_its_output_pipe_closes() {
         assert!(c.cmd("PASS tanstaaf").starts_with("+OK"));
         assert!(c.cmd("QUIT").starts_with("+OK"));
     }
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    // SAFETY: signals the child this test started, which has not been reaped.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let status = wait(&mut child, Duration::from_secs(10));
+    child.signal(libc::SIGTERM);
+    let status = child.wait_within(Duration::from_secs(10));
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(status.success(), "{status}: {err}");

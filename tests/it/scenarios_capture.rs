@@ -2,30 +2,19 @@
 //! is linked to the captured unit that carried it, with the same text. Needs CAP_NET_RAW
 //! (root in CI); without it the test says it skipped and why.
 
-use mailwire::scenario::{format, recorder};
+use mailwire::scenario::format;
+
+use crate::common;
 
 #[test]
 fn every_exchange_is_linked_to_its_captured_unit() {
     for (name, _) in format::BUILTIN {
-        let s = format::find(name).unwrap();
-        let mut r = recorder::Recorder::start(&s, &recorder::RecorderOptions::default()).unwrap();
-        if !r.timeline().capture_status().is_capturing() {
-            eprintln!(
-                "SKIPPED capture check: {}",
-                r.timeline().capture_status().describe()
-            );
+        let Some(t) = common::record_with_capture(name, "capture check") else {
             return;
-        }
-        while r.step().is_some() {}
-        let t = r.finish();
+        };
         assert!(!t.packets.is_empty(), "{name}: packets captured");
+        common::assert_every_step_passed(name, &t);
         for (i, step) in t.steps.iter().enumerate() {
-            assert!(
-                step.outcome.check.is_ok(),
-                "{name} step {}: {:?}",
-                i + 1,
-                step.outcome.check
-            );
             for (k, exchange) in step.outcome.exchanges.iter().enumerate() {
                 let unit = t.unit(i, k).unwrap_or_else(|| {
                     panic!(
@@ -45,14 +34,9 @@ fn every_exchange_is_linked_to_its_captured_unit() {
 
 #[test]
 fn small_mss_makes_a_long_reply_span_many_segments() {
-    let s = format::find("pipelining").unwrap();
-    let mut r = recorder::Recorder::start(&s, &recorder::RecorderOptions::default()).unwrap();
-    if !r.timeline().capture_status().is_capturing() {
-        eprintln!("SKIPPED: {}", r.timeline().capture_status().describe());
+    let Some(t) = common::record_with_capture("pipelining", "the segment count") else {
         return;
-    }
-    while r.step().is_some() {}
-    let t = r.finish();
+    };
     // Step 2: three pipelined commands in one segment.
     let step2 = &t.steps[1];
     let frames: Vec<Vec<usize>> = (0..3).map(|k| t.unit(1, k).unwrap().frames()).collect();

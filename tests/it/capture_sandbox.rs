@@ -2,8 +2,8 @@
 //! and 25 and capture its own loopback — as root and as user `nobody`.
 //!
 //! Entering a namespace changes the whole process, so every check runs in a child process:
-//! - `sandboxed_command` re-executes this test binary (filtered to `sandbox_child`), whose
-//!   child enters the sandbox between fork and exec;
+//! - `sandboxed_command` re-executes this test binary (filtered to
+//!   `capture_sandbox::sandbox_child`), whose child enters the sandbox between fork and exec;
 //! - `enter_sandbox` needs a single-threaded process, which a test harness never is; so this
 //!   binary has a start-up hook (run from `.init_array`, before `main` and before any thread)
 //!   that, when an environment variable asks for it, enters the sandbox, does the same work,
@@ -13,7 +13,9 @@
 //! If this machine forbids user namespaces, the tests print that they skipped and why.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
+use common::effective_ids as ids;
+use common::{TCP_ACK as ACK, TCP_SYN as SYN, tcp_segment};
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -23,9 +25,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::unbounded;
+use mailwire::capture::CapturedPacket;
 use mailwire::capture::live::{self, CaptureMessage, LiveConfig, port_filter};
 use mailwire::capture::sandbox::{self, SandboxError};
-use mailwire::capture::{CapturedPacket, LinkType};
 
 /// `sandbox_child` does its work only when this is set (to the parent's netns inode).
 const CHILD_ENV: &str = "MAILWIRE_SANDBOX_CHILD";
@@ -39,41 +41,13 @@ const FAILED_MARKER: &str = "MAILWIRE-SANDBOX-FAILED";
 // ---------------------------------------------------------------------------------------
 // The work done inside the sandbox.
 
-const SYN: u8 = 0x02;
-const ACK: u8 = 0x10;
-
 /// `(dst_port, flags, payload)` of a captured IPv4/TCP frame.
 fn tcp_of(packet: &CapturedPacket) -> Option<(u16, u8, &[u8])> {
-    let ip_start = match packet.link_type {
-        LinkType::ETHERNET => 14,
-        LinkType::NULL | LinkType::LOOP => 4,
-        LinkType::RAW | LinkType::IPV4 => 0,
-        LinkType::LINUX_SLL => 16,
-        LinkType::LINUX_SLL2 => 20,
-        _ => return None,
-    };
-    let ip = packet.data.get(ip_start..)?;
-    if ip.first()? >> 4 != 4 || *ip.get(9)? != 6 {
-        return None;
-    }
-    let header_len = usize::from(ip.first()? & 0x0f) * 4;
-    let total_len = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
-    let tcp = ip.get(header_len..total_len)?;
-    let data_offset = usize::from(tcp.get(12)? >> 4) * 4;
-    Some((
-        u16::from_be_bytes([*tcp.get(2)?, *tcp.get(3)?]),
-        *tcp.get(13)?,
-        tcp.get(data_offset..)?,
-    ))
+    tcp_segment(packet).map(|s| (s.dst_port, s.flags, s.payload))
 }
 
 fn netns_inode() -> u64 {
     std::fs::metadata("/proc/self/ns/net").unwrap().ino()
-}
-
-fn ids() -> (u32, u32) {
-    // SAFETY: geteuid and getegid have no preconditions.
-    unsafe { (libc::geteuid(), libc::getegid()) }
 }
 
 /// Binds the standard POP3 and SMTP ports, captures `lo`, sends a POP3 command and checks
@@ -159,6 +133,10 @@ extern "C" fn enter_sandbox_before_main() {
     }
 }
 
+// SAFETY: `.init_array` holds pointers to `extern "C" fn()`s that the C runtime calls before
+// `main`; this static is exactly one such pointer, to a function that takes no arguments and
+// never unwinds into the C runtime (it returns or calls `exit`; a panic in an `extern "C"`
+// function aborts the process).
 #[used]
 #[unsafe(link_section = ".init_array")]
 static ENTER_SANDBOX_BEFORE_MAIN: extern "C" fn() = enter_sandbox_before_main;
@@ -210,7 +188,7 @@ fn run_sandbox_child() -> Result<Output, SandboxError> {
     sandbox::sandboxed_command(&exe)
         .args([
             "--exact",
-            "sandbox_child",
+            "capture_sandbox::sandbox_child",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -331,7 +309,12 @@ fn sandboxed_command_captures_as_nobody() {
         return;
     };
     let output = command
-        .args(["--exact", "nobody_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "capture_sandbox::nobody_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(NOBODY_ENV, "1")
         .output()
         .unwrap();

@@ -257,13 +257,12 @@ fn frames_cut_by_a_snapshot_length_keep_their_lengths_and_leave_gaps() {
     let Some(dir) = captures_and_tshark() else {
         return;
     };
-    let tmp = std::env::temp_dir().join(format!("mailwire-snaplen-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp = crate::common::TempDir::new("snaplen");
     let mut cut_frames = 0;
     for file in captures(&dir) {
         let name = file.file_name().unwrap().to_string_lossy().to_string();
         // editcap (Wireshark's) keeps the first 70 bytes of every frame, as `tcpdump -s 70`.
-        let cut = tmp.join(&name);
+        let cut = tmp.path().join(&name);
         let status = Command::new("editcap")
             .args(["-s", "70"])
             .arg(&file)
@@ -328,7 +327,6 @@ fn frames_cut_by_a_snapshot_length_keep_their_lengths_and_leave_gaps() {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&tmp);
     println!("{cut_frames} frames were cut");
     assert!(cut_frames > 0);
 }

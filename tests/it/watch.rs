@@ -6,7 +6,7 @@
 //! checks that watch refuses with the fix, and says it did so.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::assert_in_order;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mailwire");
+const BIN: &str = common::MAILWIRE;
 
 #[test]
 fn watch_prints_a_poplib_and_smtplib_session_live_and_writes_a_pcapng() {
@@ -22,27 +22,27 @@ fn watch_prints_a_poplib_and_smtplib_session_live_and_writes_a_pcapng() {
     let dir = common::TempDir::new("watch");
     let pcap = dir.path().join("watched.pcapng");
     let (pop3, smtp) = (s.pop3.port().to_string(), s.smtp.port().to_string());
-    let mut child = Command::new(BIN)
-        .args([
-            "watch",
-            "--port",
-            &pop3,
-            "--port",
-            &smtp,
-            "--seconds",
-            "60",
-            "--pcap",
-        ])
-        .arg(&pcap)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::Spawned::new(
+        Command::new(BIN)
+            .args([
+                "watch",
+                "--port",
+                &pop3,
+                "--port",
+                &smtp,
+                "--seconds",
+                "60",
+                "--pcap",
+            ])
+            .arg(&pcap)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut banner = String::new();
     out.read_line(&mut banner).unwrap();
     if banner.is_empty() {
-        let status = child.wait().unwrap();
+        let status = child.wait_within(Duration::from_secs(60));
         let mut err = String::new();
         child
             .stderr
@@ -84,11 +84,9 @@ with smtplib.SMTP("127.0.0.1", int(sys.argv[2]), timeout=20) as m:
         seen.push_str(&line);
         assert!(start.elapsed() < Duration::from_secs(60), "{seen}");
     }
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    // SAFETY: signals the child this test started, which has not been reaped.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    child.signal(libc::SIGTERM);
     out.read_to_string(&mut seen).unwrap();
-    let status = child.wait().unwrap();
+    let status = child.wait_within(Duration::from_secs(60));
     assert!(status.success(), "{status}\n{seen}");
     assert_in_order(
         &seen,

@@ -4,7 +4,7 @@
 // Test helpers: a panic is how a test reports a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -19,29 +19,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs `mailwire ARGS` with `stdin` as its input; returns (success, stdout, stderr).
 fn mailwire(args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailwire"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.as_bytes()).unwrap();
-    drop(input);
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > LIMIT {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "mailwire {args:?} did not finish within {LIMIT:?}; its output:\n{}",
-                String::from_utf8_lossy(&out.stdout)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = common::run_with_input(Command::new(common::MAILWIRE).args(args), stdin, LIMIT);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -208,7 +186,7 @@ sys.stdout.write(seen.decode(errors="replace"))
 fn a_password_typed_on_a_terminal_is_not_shown() {
     let s = start_demo();
     let (pop3, smtp) = (s.pop3.to_string(), s.smtp.to_string());
-    let exe = env!("CARGO_BIN_EXE_mailwire");
+    let exe = common::MAILWIRE;
     let shown = common::run_program("python3", &["-c", ON_A_TERMINAL, exe, &pop3, &smtp], LIMIT);
     // The terminal echoes the username as it is typed, not the password.
     assert_in_order(&shown, &["Username: alice", "Password: ", "1. Manage Mail"]);
@@ -336,14 +314,14 @@ fn telnet_stopped_by_sigterm_keeps_its_transcript() {
     let s = start_demo();
     let dir = common::TempDir::new("telnet-term");
     let log = dir.path().join("session.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailwire"))
-        .args(["telnet", &s.pop3.to_string(), "--save"])
-        .arg(&log)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::Spawned::new(
+        Command::new(common::MAILWIRE)
+            .args(["telnet", &s.pop3.to_string(), "--save"])
+            .arg(&log)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     // The input stays open: the session waits for more commands.
     let mut input = child.stdin.take().unwrap();
     input.write_all(b"user mrose\n").unwrap();
@@ -358,10 +336,8 @@ fn telnet_stopped_by_sigterm_keeps_its_transcript() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    // SAFETY: signals the child this test started, which has not been reaped.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let out = child.wait_with_output().unwrap();
+    child.signal(libc::SIGTERM);
+    let out = child.output_within(LIMIT);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

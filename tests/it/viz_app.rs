@@ -331,9 +331,8 @@ fn export_writes_the_transcript_svg_and_pcapng() {
     wait_until(&mut h, "step 1", |h| {
         h.state().timeline.steps.len() == 1 && !h.state().is_busy()
     });
-    let dir = std::env::temp_dir().join(format!("mailwire-viz-export-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let base = dir.join("run");
+    let dir = crate::common::TempDir::new("viz-export");
+    let base = dir.path().join("run");
     h.state_mut().export_path = base.display().to_string();
     let captured = capturing(&h);
     for item in [
@@ -369,7 +368,6 @@ fn export_writes_the_transcript_svg_and_pcapng() {
                 .any(|e| e.contains("no captured packets"))
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

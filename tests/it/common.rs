@@ -1,5 +1,7 @@
-//! Shared test support: a demo data directory in a temp folder and both servers running on
-//! 127.0.0.1:0 in a background runtime.
+//! Shared test support: temp folders and files, and a demo data directory with both servers
+//! running on 127.0.0.1:0 in a background runtime. Also the one place tests take child
+//! processes ([`Spawned`], from `children`) and captured frames ([`tcp_segment`], from
+//! `frames`) from.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -10,6 +12,9 @@ use std::time::Duration;
 
 use mailwire::servers::{self, EventSink, ServerConfig, ServerEvent};
 use mailwire::store::{self, Store};
+
+pub use crate::children::{MAILWIRE, Spawned, run_with_input};
+pub use crate::frames::{TCP_ACK, TCP_SYN, contains_bytes, tcp_segment};
 
 /// A temporary folder removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -38,6 +43,16 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A path for one temporary file (`.0`), in a [`TempDir`] of its own removed on drop.
+pub struct TempFile(pub PathBuf, TempDir);
+
+impl TempFile {
+    pub fn new(name: &str) -> Self {
+        let dir = TempDir::new("file");
+        TempFile(dir.path().join(name), dir)
     }
 }
 
@@ -136,32 +151,15 @@ pub fn start_with(config: ServerConfig, make_store: impl FnOnce(&Path) -> Store)
 /// Runs a program to completion (bounded by `timeout`) and returns its stdout; panics with
 /// its stderr if it fails.
 pub fn run_program(program: &str, args: &[&str], timeout: Duration) -> String {
-    let mut child = std::process::Command::new(program)
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {program}: {e}. Is it installed? (.ci/run installs it)")
-        });
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let out = child.wait_with_output().unwrap();
-            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-            assert!(
-                status.success(),
-                "{program} {args:?} failed ({status}):\nstdout:\n{stdout}\nstderr:\n{stderr}"
-            );
-            return stdout;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            panic!("{program} {args:?} did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let out = run_with_input(std::process::Command::new(program).args(args), "", timeout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    stdout
 }
 
 /// A raw line-oriented TCP conversation, for exact protocol checks.
@@ -255,5 +253,47 @@ pub fn assert_in_order(out: &str, parts: &[&str]) {
             Some(at) => from += at + part.len(),
             None => panic!("{part:?} not found (in this order) in:\n{out}"),
         }
+    }
+}
+
+/// The effective user and group ids of this process.
+pub fn effective_ids() -> (u32, u32) {
+    // SAFETY: geteuid and getegid take no arguments, cannot fail and touch no memory of ours.
+    unsafe { (libc::geteuid(), libc::getegid()) }
+}
+
+/// Whether this process runs as root.
+pub fn running_as_root() -> bool {
+    effective_ids().0 == 0
+}
+
+/// Runs every step of the built-in scenario `name` on real sockets with live capture on
+/// loopback. `None`, after saying "SKIPPED {what}" and why, when this process cannot
+/// capture (no root or CAP_NET_RAW).
+pub fn record_with_capture(name: &str, what: &str) -> Option<mailwire::timeline::Timeline> {
+    use mailwire::scenario::format;
+    use mailwire::scenario::recorder::{Recorder, RecorderOptions};
+    let scenario = format::find(name).unwrap();
+    let mut r = Recorder::start(&scenario, &RecorderOptions::default()).unwrap();
+    if !r.timeline().capture_status().is_capturing() {
+        eprintln!(
+            "SKIPPED {what}: the recorder could not capture: {}",
+            r.timeline().capture_status().describe()
+        );
+        return None;
+    }
+    while r.step().is_some() {}
+    Some(r.finish())
+}
+
+/// Panics unless every step of `t` (a run of scenario `name`) met its expectation.
+pub fn assert_every_step_passed(name: &str, t: &mailwire::timeline::Timeline) {
+    for (i, step) in t.steps.iter().enumerate() {
+        assert!(
+            step.outcome.check.is_ok(),
+            "{name} step {}: {:?}",
+            i + 1,
+            step.outcome.check
+        );
     }
 }

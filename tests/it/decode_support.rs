@@ -282,22 +282,3 @@ pub fn write_pcap_record(
     out.write_all(&orig_len.to_le_bytes())?;
     out.write_all(data)
 }
-
-/// A temporary file path, removed on drop.
-pub struct TempFile(pub std::path::PathBuf);
-
-impl TempFile {
-    pub fn new(name: &str) -> Self {
-        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        TempFile(
-            std::env::temp_dir().join(format!("mailwire-decode-{}-{n}-{name}", std::process::id())),
-        )
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}

@@ -14,7 +14,6 @@ use std::process::{Command, Stdio};
 
 use mailwire::export::{sequence_svg, transcript_text};
 use mailwire::scenario::format::{self, Scenario};
-use mailwire::scenario::recorder::{Recorder, RecorderOptions};
 use mailwire::scenario::run_in_memory;
 use mailwire::timeline::Timeline;
 
@@ -171,17 +170,9 @@ quit = true
 
 #[test]
 fn recorded_diagram_and_transcript_show_the_frames() {
-    let s = format::find("rfc1939").unwrap();
-    let mut r = Recorder::start(&s, &RecorderOptions::default()).unwrap();
-    if !r.timeline().capture_status().is_capturing() {
-        eprintln!(
-            "SKIPPED the frame notes: the recorder could not capture: {}",
-            r.timeline().capture_status().describe()
-        );
+    let Some(t) = crate::common::record_with_capture("rfc1939", "the frame notes") else {
         return;
-    }
-    while r.step().is_some() {}
-    let t = r.finish();
+    };
 
     let svg = sequence_svg(&t);
     keep("rfc1939.svg", &svg);

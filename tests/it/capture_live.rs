@@ -7,7 +7,9 @@
 //! and why. The permission test runs a copy of this binary as user `nobody` when run as root.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
+use common::tcp_segment as segment;
+use common::{TCP_ACK as ACK, TCP_SYN as SYN, contains_bytes as contains, running_as_root};
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -15,56 +17,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, unbounded};
+use mailwire::capture::LinkType;
 use mailwire::capture::live::{self, CaptureError, CaptureMessage, LiveConfig, port_filter};
-use mailwire::capture::{CapturedPacket, LinkType};
 
 const CHILD_ENV: &str = "MAILWIRE_CAPTURE_CHILD";
 const PERMISSION_MARKER: &str = "MAILWIRE-PERMISSION-ERROR:";
-
-/// The TCP part of a captured IPv4 frame.
-struct Segment<'a> {
-    src_port: u16,
-    dst_port: u16,
-    flags: u8,
-    payload: &'a [u8],
-}
-
-const SYN: u8 = 0x02;
-const ACK: u8 = 0x10;
-
-fn segment(packet: &CapturedPacket) -> Option<Segment<'_>> {
-    let ip_start = match packet.link_type {
-        LinkType::ETHERNET => 14,
-        LinkType::NULL | LinkType::LOOP => 4,
-        LinkType::RAW | LinkType::IPV4 => 0,
-        LinkType::LINUX_SLL => 16,
-        LinkType::LINUX_SLL2 => 20,
-        _ => return None,
-    };
-    let ip = packet.data.get(ip_start..)?;
-    if ip.first()? >> 4 != 4 || *ip.get(9)? != 6 {
-        return None;
-    }
-    let header_len = usize::from(ip.first()? & 0x0f) * 4;
-    let total_len = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
-    let tcp = ip.get(header_len..total_len)?;
-    let data_offset = usize::from(tcp.get(12)? >> 4) * 4;
-    Some(Segment {
-        src_port: u16::from_be_bytes([*tcp.first()?, *tcp.get(1)?]),
-        dst_port: u16::from_be_bytes([*tcp.get(2)?, *tcp.get(3)?]),
-        flags: *tcp.get(13)?,
-        payload: tcp.get(data_offset..)?,
-    })
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 /// Starts a capture, or says plainly why this test is skipped (no CAP_NET_RAW).
 fn start_or_skip(
@@ -315,7 +272,7 @@ fn without_cap_net_raw_the_error_explains_setcap() {
         .arg(&copy.exe)
         .args([
             "--exact",
-            "child_try_capture_without_permission",
+            "capture_live::child_try_capture_without_permission",
             "--nocapture",
             "--test-threads=1",
         ])

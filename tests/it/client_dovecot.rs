@@ -11,9 +11,11 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::common::{self, Spawned, TempDir};
 
 use mailwire::client::{ClientOptions, Pop3Connection};
 use mailwire::proto::pop3::Command as Pop3;
@@ -30,8 +32,8 @@ const MAIL_2: &str = "From: carol@example.org\r\nSubject: Second\r\n\
 
 /// A Dovecot POP3 server in a temp folder, stopped (by its process id) and removed on drop.
 struct Dovecot {
-    child: Child,
-    dir: PathBuf,
+    child: Spawned,
+    dir: TempDir,
     addr: String,
 }
 
@@ -42,13 +44,11 @@ impl Dovecot {
             "{DOVECOT} is missing, so the client cannot be tested against Dovecot. Install it \
              with `apt-get install dovecot-pop3d` (CI installs it)."
         );
-        let dir =
-            std::env::temp_dir().join(format!("mailwire-dovecot-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = TempDir::new(&format!("dovecot-{tag}"));
+        let dir = tmp.path();
         // Dovecot's login processes run as `nobody` and must reach base_dir inside it.
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let (uid, gid) = mail_owner(&dir);
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (uid, gid) = mail_owner(dir);
         let home = dir.join("home").join("alice");
         for sub in ["new", "cur", "tmp"] {
             std::fs::create_dir_all(home.join("Maildir").join(sub)).unwrap();
@@ -60,19 +60,19 @@ impl Dovecot {
         let passwd = format!("alice:{{PLAIN}}secret:{uid}:{gid}::{}::\n", home.display());
         std::fs::write(dir.join("passwd"), passwd).unwrap();
         let port = free_port();
-        std::fs::write(dir.join("dovecot.conf"), config(&dir, port)).unwrap();
-        let child = Command::new(DOVECOT)
-            .arg("-F")
-            .arg("-c")
-            .arg(dir.join("dovecot.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        std::fs::write(dir.join("dovecot.conf"), config(dir, port)).unwrap();
+        let child = Spawned::new(
+            Command::new(DOVECOT)
+                .arg("-F")
+                .arg("-c")
+                .arg(dir.join("dovecot.conf"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
         let server = Dovecot {
             child,
-            dir,
+            dir: tmp,
             addr: format!("127.0.0.1:{port}"),
         };
         server.wait_until_ready();
@@ -100,11 +100,11 @@ impl Dovecot {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("dovecot.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
     }
 
     fn maildir_count(&self) -> usize {
-        let maildir = self.dir.join("home").join("alice").join("Maildir");
+        let maildir = self.dir.path().join("home").join("alice").join("Maildir");
         ["new", "cur"]
             .iter()
             .map(|sub| std::fs::read_dir(maildir.join(sub)).unwrap().count())
@@ -113,21 +113,9 @@ impl Dovecot {
 }
 
 impl Drop for Dovecot {
+    /// Stops Dovecot the way it likes (SIGTERM), before its folder goes.
     fn drop(&mut self) {
-        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: signals the Dovecot master this test started and has not reaped.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.child.stop(libc::SIGTERM, Duration::from_secs(5));
     }
 }
 
@@ -270,28 +258,17 @@ fn pop3_connection_against_dovecot() {
 fn console_client_against_dovecot() {
     let dovecot = Dovecot::start("console");
     let script = "alice\nwrong\n1\nalice\nsecret\n3\n1\n4\n2\n5\n3\n";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailwire"))
-        .args(["client", "--pop3", &dovecot.addr, "--timeout-secs", "10"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > LIMIT {
-            let _ = child.kill();
-            panic!("mailwire client did not finish within {LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = common::run_with_input(
+        Command::new(common::MAILWIRE).args([
+            "client",
+            "--pop3",
+            &dovecot.addr,
+            "--timeout-secs",
+            "10",
+        ]),
+        script,
+        LIMIT,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -10,37 +10,19 @@
 // Helpers fail the test the way an assert does.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use mailwire::export::{ExportHints, write_pcapng};
 use mailwire::scenario::format;
-use mailwire::scenario::recorder::{Recorder, RecorderOptions};
 use mailwire::timeline::Timeline;
 
 /// Runs a built-in scenario with capture; `None` (after saying why) when it cannot capture.
 fn record(name: &str) -> Option<Timeline> {
-    let s = format::find(name).unwrap();
-    let mut r = Recorder::start(&s, &RecorderOptions::default()).unwrap();
-    if !r.timeline().capture_status().is_capturing() {
-        eprintln!(
-            "SKIPPED export of {name}: the recorder could not capture: {}",
-            r.timeline().capture_status().describe()
-        );
-        return None;
-    }
-    while r.step().is_some() {}
-    let t = r.finish();
-    for (i, step) in t.steps.iter().enumerate() {
-        assert!(
-            step.outcome.check.is_ok(),
-            "{name} step {}: {:?}",
-            i + 1,
-            step.outcome.check
-        );
-    }
+    let t = common::record_with_capture(name, &format!("export of {name}"))?;
+    common::assert_every_step_passed(name, &t);
     assert!(!t.packets.is_empty(), "{name}: packets were captured");
     Some(t)
 }

@@ -5,18 +5,20 @@
 //! Skips, saying so, where Xvfb is not installed (`.ci/run` installs it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mailwire");
+use common::Spawned;
 
-/// A virtual X display, stopped on drop.
+const BIN: &str = common::MAILWIRE;
+
+/// A virtual X display, stopped (killed) when the `Spawned` is dropped.
 struct Xvfb {
-    child: Child,
+    _child: Spawned,
     display: String,
 }
 
@@ -37,7 +39,7 @@ impl Xvfb {
             .stderr(Stdio::null())
             .spawn();
         let mut child = match spawned {
-            Ok(c) => c,
+            Ok(c) => Spawned::from(c, "Xvfb"),
             Err(e) => {
                 println!("SKIPPED {test}: cannot run Xvfb ({e}); scripts/setup.sh installs it");
                 return None;
@@ -57,30 +59,9 @@ impl Xvfb {
             "Xvfb did not report its display number (got {number:?})"
         );
         Some(Xvfb {
-            child,
+            _child: child,
             display: format!(":{number}"),
         })
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_for_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("mailwire did not end within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -110,18 +91,18 @@ fn screenshot_with(args: &[&str], test: &str) {
     };
     let tmp = common::TempDir::new("viz-shot");
     let shot = tmp.path().join("window.png");
-    let mut child = Command::new(BIN)
-        .args(args)
-        .arg("--screenshot")
-        .arg(&shot)
-        .env("DISPLAY", &x.display)
-        .env("TMPDIR", tmp.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status = wait_for_exit(&mut child, Duration::from_secs(180));
-    let out = child.wait_with_output().unwrap();
+    let child = Spawned::new(
+        Command::new(BIN)
+            .args(args)
+            .arg("--screenshot")
+            .arg(&shot)
+            .env("DISPLAY", &x.display)
+            .env("TMPDIR", tmp.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let out = child.output_within(Duration::from_secs(180));
+    let status = out.status;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(status.success(), "{status}\n{stdout}\n{stderr}");
@@ -155,18 +136,18 @@ fn sigterm_closes_the_window_and_removes_its_temporary_folder() {
         return;
     };
     let tmp = common::TempDir::new("viz-term");
-    let mut child = Command::new(BIN)
-        .env("DISPLAY", &x.display)
-        .env("TMPDIR", tmp.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Spawned::new(
+        Command::new(BIN)
+            .env("DISPLAY", &x.display)
+            .env("TMPDIR", tmp.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
     // The demo scenario's folder appears once the window runs its worker.
     let start = Instant::now();
     while scenario_folders(tmp.path()).is_empty() {
         if let Some(status) = child.try_wait().unwrap() {
-            let out = child.wait_with_output().unwrap();
+            let out = child.output_within(Duration::ZERO);
             panic!(
                 "mailwire ended early ({status}): {}",
                 String::from_utf8_lossy(&out.stderr)
@@ -178,11 +159,9 @@ fn sigterm_closes_the_window_and_removes_its_temporary_folder() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    // SAFETY: signals the mailwire process this test started and has not reaped.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let status = wait_for_exit(&mut child, Duration::from_secs(60));
-    let out = child.wait_with_output().unwrap();
+    child.signal(libc::SIGTERM);
+    let out = child.output_within(Duration::from_secs(60));
+    let status = out.status;
     assert!(
         status.success(),
         "{status}: {}",

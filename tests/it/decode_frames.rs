@@ -4,7 +4,7 @@
 // Test code: a failed lookup or index is a test failure, which is what a panic reports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod decode_support;
+use crate::decode_support;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

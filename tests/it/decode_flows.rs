@@ -5,7 +5,7 @@
 // Test code: a failed lookup or index is a test failure, which is what a panic reports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod decode_support;
+use crate::decode_support;
 
 use decode_support::*;
 use mailwire::capture::{CapturedPacket, LinkType};

@@ -1,7 +1,7 @@
 //! The servers on real sockets, driven by programs we did not write: Python's poplib and
 //! smtplib, and curl. Also raw-socket checks of locking, dropped connections and delivery.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

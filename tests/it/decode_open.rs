@@ -4,7 +4,8 @@
 // Test code: a failed lookup or index is a test failure, which is what a panic reports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod decode_support;
+use crate::common::TempFile;
+use crate::decode_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
