@@ -33,6 +33,7 @@ mod scenarios_memory;
 mod scenarios_remote;
 mod scenarios_sockets;
 mod servers_peers;
+mod timeline_links;
 mod viz_app;
 mod viz_window;
 mod watch;

@@ -1,11 +1,9 @@
 //! Exchanges are linked to captured units by stream offsets: a unit the capture missed, or
 //! one no step logged, must not shift the links of the exchanges after it.
 
-mod decode_support;
-
 use std::net::SocketAddr;
 
-use decode_support::Conversation;
+use crate::decode_support::{self, Conversation};
 use mailwire::capture::LinkType;
 use mailwire::exchange::{Exchange, ExchangeKind, StepOutcome};
 use mailwire::proto::Protocol;
