@@ -32,6 +32,8 @@ pub(super) struct Waiting {
     /// Its local index.
     pub(super) local: u32,
     pub(super) expect: Expect,
+    /// Server stream bytes the client had received (acknowledged) when it sent this.
+    pub(super) seen: u64,
 }
 
 /// The cutter of one connection: both sides, the commands waiting for replies.
@@ -44,6 +46,11 @@ pub(crate) struct Dialog {
     pub(super) waiting: VecDeque<Waiting>,
     pub(super) greeted: bool,
     pub(super) auth: bool,
+    /// Server stream bytes the client has acknowledged so far.
+    client_seen: u64,
+    /// Where the first server-side capture gap since the last paired reply began: until a
+    /// reply is paired again, replies may have been lost in it.
+    pub(super) server_gap: Option<u64>,
     next_local: u32,
     /// Units cut and not yet taken by the analyzer.
     pub drafts: Vec<Draft>,
@@ -77,6 +84,8 @@ impl Dialog {
             waiting: VecDeque::new(),
             greeted: false,
             auth: false,
+            client_seen: 0,
+            server_gap: None,
             next_local: 0,
             drafts: Vec::new(),
         }
@@ -114,6 +123,14 @@ impl Dialog {
                 StreamEvent::Gap { offset, len } => self.gap(d, offset, len),
                 StreamEvent::End => self.end(d),
             },
+        }
+    }
+
+    /// The sender of a segment going `dir` had received `received` bytes of the other
+    /// direction's stream (its acknowledgment number as a stream offset).
+    pub fn on_ack(&mut self, dir: Direction, received: u64) {
+        if dir == Direction::ClientToServer {
+            self.client_seen = self.client_seen.max(received);
         }
     }
 
@@ -163,14 +180,15 @@ impl Dialog {
     /// Bytes `offset..offset + len` of side `d` were never captured.
     pub(super) fn gap(&mut self, d: usize, offset: u64, len: u64) {
         let side = self.side(d);
-        let note = format!("{len} bytes at stream offset {offset} were not captured");
+        let note = format!("incomplete: {len} bytes at stream offset {offset} were not captured");
         match side.mode {
             Mode::Blocked => self.hold(d, StreamEvent::Gap { offset, len }),
             Mode::Lines => {
                 if let Some(u) = side.unit.as_mut() {
                     u.notes.push(note);
                 }
-                if side.line_len > 0 {
+                let cut_line = side.line_len > 0;
+                if cut_line {
                     let mut line = side.take_line(false);
                     line.cut_by_gap = true;
                     self.on_line(d, line);
@@ -179,6 +197,11 @@ impl Dialog {
                 side.line_start = offset + len;
                 side.consumed = offset + len;
                 side.line_gap = side.unit.is_none();
+                side.line_after_gap = true;
+                side.line_tail = cut_line;
+                if d == SERVER {
+                    self.server_gap = Some(self.server_gap.map_or(offset, |g| g.min(offset)));
+                }
             }
             Mode::Chunk { remaining } => {
                 if let Some(u) = side.unit.as_mut() {
@@ -261,10 +284,7 @@ impl Dialog {
             }
             (CLIENT, Building::Content) => {
                 if let Some(local) = self.close_unit(d, end, note) {
-                    self.waiting.push_back(Waiting {
-                        local,
-                        expect: Expect::Single,
-                    });
+                    self.wait_for_reply(local, Expect::Single);
                 }
             }
             _ => {
@@ -393,6 +413,72 @@ impl Dialog {
             && let Some(d) = self.drafts.iter_mut().rev().find(|d| d.local == id)
         {
             d.reply_to = Some(front.local);
+            self.server_gap = None;
+        }
+    }
+
+    /// Client unit `local` waits for its reply.
+    pub(super) fn wait_for_reply(&mut self, local: u32, expect: Expect) {
+        self.waiting.push_back(Waiting {
+            local,
+            expect,
+            seen: self.client_seen,
+        });
+    }
+
+    /// The front command, which the server reply being cut answers (the caller pairs
+    /// them); `None` when no command waits.
+    pub(super) fn take_front(&mut self) -> Option<Waiting> {
+        let front = self.waiting.pop_front();
+        if front.is_some() {
+            self.server_gap = None;
+        }
+        front
+    }
+
+    /// A server reply line starts at stream offset `start` after a capture gap: settles
+    /// which command it can answer, so that no command is paired with a reply across the
+    /// gap. The front command's reply was lost in the gap when the next command was sent
+    /// after the client had received bytes of the gap (a client sends its next command once
+    /// the reply it waits for is complete; pipelined commands are sent together, having
+    /// received the same bytes): an open reply to it is then closed as incomplete (its end
+    /// was not captured), and a command with no reply cut yet is left unanswered.
+    pub(super) fn settle_after_gap(&mut self, start: u64) {
+        let Some(gap) = self.server_gap else {
+            return;
+        };
+        while let (Some(front), Some(next)) = (self.waiting.front(), self.waiting.get(1)) {
+            let lost = gap < next.seen && next.seen <= start && next.seen > front.seen;
+            if !lost {
+                break;
+            }
+            match self.server.unit.as_ref().map(|u| u.building) {
+                Some(Building::Pop3Multi) => {
+                    let id = self.close_unit(
+                        SERVER,
+                        start,
+                        Some("incomplete: its end was not captured".into()),
+                    );
+                    self.pair_front(id);
+                }
+                Some(Building::SmtpReply) => {
+                    let code = self
+                        .server
+                        .unit
+                        .as_ref()
+                        .and_then(|u| smtp_code(u.text.as_bytes()))
+                        .unwrap_or(0);
+                    self.finish_smtp_reply(
+                        start,
+                        code,
+                        Some("incomplete: its end was not captured".into()),
+                    );
+                }
+                _ => {
+                    self.waiting.pop_front();
+                }
+            }
+            self.server_gap = Some(gap);
         }
     }
 

@@ -73,6 +73,10 @@ pub(super) struct Line {
     pub(super) gap: bool,
     /// The line was cut short by bytes that were never captured.
     pub(super) cut_by_gap: bool,
+    /// The line starts right after bytes that were never captured (inside a unit or not).
+    pub(super) after_gap: bool,
+    /// ... and those bytes cut the line before them: this is that line's rest.
+    pub(super) tail: bool,
 }
 
 impl Line {
@@ -144,6 +148,10 @@ pub(super) struct Side {
     last_byte: u8,
     before_last: u8,
     pub(super) line_gap: bool,
+    /// The current line starts right after a capture gap.
+    pub(super) line_after_gap: bool,
+    /// ... which cut the line before it.
+    pub(super) line_tail: bool,
     /// Stream offset of the next byte to process (held bytes are not processed yet).
     pub(super) consumed: u64,
     pub(super) prev_line_crlf: bool,
@@ -165,6 +173,8 @@ impl Side {
             last_byte: 0,
             before_last: 0,
             line_gap: false,
+            line_after_gap: false,
+            line_tail: false,
             consumed: 0,
             prev_line_crlf: true,
             unit: None,
@@ -212,10 +222,14 @@ impl Side {
             complete,
             gap: self.line_gap,
             cut_by_gap: false,
+            after_gap: self.line_after_gap,
+            tail: self.line_tail,
         };
         self.line_start += self.line_len;
         self.line_len = 0;
         self.line_gap = false;
+        self.line_after_gap = false;
+        self.line_tail = false;
         line
     }
 

@@ -34,6 +34,9 @@ mod pop3;
 mod smtp;
 mod tls;
 
+#[cfg(test)]
+mod tests;
+
 pub(crate) use dialog::Dialog;
 
 /// Bytes of each line kept for parsing and for a unit's text.

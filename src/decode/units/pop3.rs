@@ -3,7 +3,7 @@
 //! up to the "." line.
 
 use super::UnitKind;
-use super::dialog::{CLIENT, Dialog, Expect, SERVER, Waiting};
+use super::dialog::{CLIENT, Dialog, Expect, SERVER};
 use super::line::{Building, Line, Mode};
 use crate::proto::pop3::command::Command as Pop3Command;
 
@@ -17,7 +17,7 @@ impl Dialog {
         };
         let notes = line.notes();
         let local = self.emit(CLIENT, kind, &line, None, notes);
-        self.waiting.push_back(Waiting { local, expect });
+        self.wait_for_reply(local, expect);
         if expect == Expect::StartTls {
             self.client.mode = Mode::Blocked;
         }
@@ -26,8 +26,10 @@ impl Dialog {
 
     /// A line the POP3 server sent: the greeting, a reply, or a line of a multi-line reply.
     pub(super) fn pop3_server_line(&mut self, line: Line) -> Option<Vec<u8>> {
+        self.settle_after_gap(line.start);
         if let Some(u) = self.server.unit.as_mut() {
-            if line.content() == b"." {
+            // Only a whole "." line ends it: not one that a capture gap cut short.
+            if line.content() == b"." && !line.cut_by_gap {
                 let id = self.close_unit(SERVER, line.end, None);
                 self.pair_front(id);
                 return Some(line.head);
@@ -55,10 +57,7 @@ impl Dialog {
         }
         self.greeted = true;
         if !(line.head.first() == Some(&b'+') || line.head.first() == Some(&b'-')) {
-            let mut notes = notes;
-            notes.push("not a POP3 reply: it does not start with +OK or -ERR".into());
-            self.emit(SERVER, UnitKind::Reply, &line, None, notes);
-            return Some(line.head);
+            return self.pop3_stray_line(line, notes);
         }
         let positive = line.starts_with_ci(b"+OK");
         let continuation = !positive && line.head.first() == Some(&b'+');
@@ -67,7 +66,7 @@ impl Dialog {
             self.open_reply(&line, Building::Pop3Multi, notes, front.map(|w| w.local));
             return Some(line.head);
         }
-        let reply_to = self.waiting.pop_front();
+        let reply_to = self.take_front();
         let mut notes = notes;
         if reply_to.is_none() {
             notes.push("no command was waiting for this reply".into());
@@ -81,6 +80,35 @@ impl Dialog {
         );
         if let Some(w) = reply_to {
             self.after_reply(w.expect, positive, continuation);
+        }
+        Some(line.head)
+    }
+
+    /// A server line outside any reply that does not start like one. Right after a capture
+    /// gap that began at a line start, it is the rest of the reply to the front command,
+    /// whose first line was lost (of a multi-line reply: then the cutter reads on to the
+    /// "." line). Otherwise it is not a POP3 reply, and answers nothing.
+    fn pop3_stray_line(&mut self, line: Line, mut notes: Vec<String>) -> Option<Vec<u8>> {
+        let front = self.waiting.front().copied();
+        match front {
+            Some(w) if line.after_gap && !line.tail => {
+                notes.push("incomplete: its start was not captured".into());
+                if w.expect == Expect::MultiIfPositive {
+                    self.open_reply(&line, Building::Pop3Multi, notes, Some(w.local));
+                    if line.content() == b"." {
+                        let id = self.close_unit(SERVER, line.end, None);
+                        self.pair_front(id);
+                    }
+                } else {
+                    self.take_front();
+                    self.emit(SERVER, UnitKind::Reply, &line, Some(w.local), notes);
+                    self.after_reply(w.expect, false, false);
+                }
+            }
+            _ => {
+                notes.push("not a POP3 reply: it does not start with +OK or -ERR".into());
+                self.emit(SERVER, UnitKind::Reply, &line, None, notes);
+            }
         }
         Some(line.head)
     }

@@ -2,7 +2,7 @@
 //! replies (`250-` continues, `250 ` ends), message content after `354` up to CRLF.CRLF,
 //! and the chunk after `BDAT n`.
 
-use super::dialog::{CLIENT, Dialog, Expect, SERVER, Waiting};
+use super::dialog::{CLIENT, Dialog, Expect, SERVER};
 use super::line::{Building, Line, Mode, unit_text};
 use super::{MAX_HEAD, UnitKind};
 
@@ -21,10 +21,7 @@ impl Dialog {
         let notes = line.notes();
         if self.auth {
             let local = self.emit(CLIENT, UnitKind::AuthData, &line, None, notes);
-            self.waiting.push_back(Waiting {
-                local,
-                expect: Expect::Auth,
-            });
+            self.wait_for_reply(local, Expect::Auth);
             return Some(line.head);
         }
         let content = line.content();
@@ -40,7 +37,7 @@ impl Dialog {
             _ => Expect::Single,
         };
         let local = self.emit(CLIENT, UnitKind::Command, &line, None, notes);
-        self.waiting.push_back(Waiting { local, expect });
+        self.wait_for_reply(local, expect);
         match expect {
             Expect::Data | Expect::StartTls => self.client.mode = Mode::Blocked,
             _ => {}
@@ -75,10 +72,7 @@ impl Dialog {
                 {
                     d.text = "(empty message)".into();
                 }
-                self.waiting.push_back(Waiting {
-                    local,
-                    expect: Expect::Single,
-                });
+                self.wait_for_reply(local, Expect::Single);
             }
             return Some(line.head);
         }
@@ -103,6 +97,7 @@ impl Dialog {
 
     /// A line the SMTP server sent: a reply line (maybe one of several) or the greeting.
     pub(super) fn smtp_server_line(&mut self, line: Line) -> Option<Vec<u8>> {
+        self.settle_after_gap(line.start);
         let content = line.content();
         let code = smtp_code(content);
         let continues = code.is_some() && content.get(3) == Some(&b'-');
@@ -111,7 +106,10 @@ impl Dialog {
             if line.gap {
                 u.notes.push("some bytes were not captured".into());
             }
-            if !continues {
+            // A line a capture gap cut, or the rest of one, does not say whether the reply
+            // goes on: the next whole line will.
+            let unsure = line.cut_by_gap || (line.tail && code.is_none());
+            if !continues && !unsure {
                 let code = smtp_code(u.text.as_bytes()).unwrap_or(0);
                 self.finish_smtp_reply(line.end, code, None);
             }
@@ -143,7 +141,7 @@ impl Dialog {
             self.close_unit(SERVER, end, note);
             return;
         }
-        let front = self.waiting.pop_front();
+        let front = self.take_front();
         if let Some(u) = self.server.unit.as_mut() {
             u.reply_to = front.map(|w| w.local);
             if front.is_none() {
