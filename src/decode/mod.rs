@@ -16,6 +16,7 @@ pub mod analyzer;
 pub mod error;
 pub mod frame;
 mod layers;
+mod layout;
 pub mod open;
 pub mod stream;
 pub mod tree;

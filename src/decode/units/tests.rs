@@ -100,31 +100,44 @@ fn says_incomplete(u: Option<&Unit>) -> bool {
     u.is_some_and(|u| u.notes.iter().any(|n| n.starts_with("incomplete")))
 }
 
-#[test]
-fn pop3_gap_inside_a_multi_line_reply_keeps_later_pairs() {
+/// A POP3 session: RETR, whose reply `retr_reply` sends (with segments the capture
+/// missed), then LIST, STAT and QUIT, captured whole.
+fn pop3_retr(retr_reply: impl FnOnce(&mut Talk)) -> Analyzer {
     let mut t = Talk::new(110);
     t.server(b"+OK ready\r\n");
     t.client(b"RETR 1\r\n");
-    t.server(b"+OK 120 octets\r\nSubject: one\r\n\r\n.");
-    t.server_lost(b"..a line that starts with a dot\r\n+OK in the body\r\nmore");
-    t.server(b" of the body\r\n.\r\n");
+    retr_reply(&mut t);
     t.client(b"LIST\r\n");
     t.server(b"+OK 2 messages\r\n1 120\r\n2 200\r\n.\r\n");
     t.client(b"STAT\r\n");
     t.server(b"+OK 2 320\r\n");
     t.client(b"QUIT\r\n");
     t.server(b"+OK bye\r\n");
-    let a = t.analyze();
-    assert_eq!(
-        pairs(&a),
-        [
-            "- -> +OK ready",
-            "RETR 1 -> +OK 120 octets",
-            "LIST -> +OK 2 messages",
-            "STAT -> +OK 2 320",
-            "QUIT -> +OK bye",
-        ]
-    );
+    t.analyze()
+}
+
+/// The pairs of [`pop3_retr`], with the RETR reply's pair as given (none: unanswered).
+fn pop3_retr_pairs(retr: Option<&str>) -> Vec<String> {
+    let later = [
+        "LIST -> +OK 2 messages",
+        "STAT -> +OK 2 320",
+        "QUIT -> +OK bye",
+    ];
+    std::iter::once("- -> +OK ready")
+        .chain(retr)
+        .chain(later)
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn pop3_gap_inside_a_multi_line_reply_keeps_later_pairs() {
+    let a = pop3_retr(|t| {
+        t.server(b"+OK 120 octets\r\nSubject: one\r\n\r\n.");
+        t.server_lost(b"..a line that starts with a dot\r\n+OK in the body\r\nmore");
+        t.server(b" of the body\r\n.\r\n");
+    });
+    assert_eq!(pairs(&a), pop3_retr_pairs(Some("RETR 1 -> +OK 120 octets")));
     let retr = unit(&a, "+OK 120 octets");
     assert!(says_incomplete(retr), "{retr:?}");
     assert!(retr.is_some_and(|u| u.multi_line));
@@ -132,28 +145,11 @@ fn pop3_gap_inside_a_multi_line_reply_keeps_later_pairs() {
 
 #[test]
 fn pop3_gap_that_ate_the_first_line_of_a_multi_line_reply() {
-    let mut t = Talk::new(110);
-    t.server(b"+OK ready\r\n");
-    t.client(b"RETR 1\r\n");
-    t.server_lost(b"+OK 120 octets\r\nSubject: one\r\n");
-    t.server(b"\r\nthe body\r\n.\r\n");
-    t.client(b"LIST\r\n");
-    t.server(b"+OK 2 messages\r\n1 120\r\n2 200\r\n.\r\n");
-    t.client(b"STAT\r\n");
-    t.server(b"+OK 2 320\r\n");
-    t.client(b"QUIT\r\n");
-    t.server(b"+OK bye\r\n");
-    let a = t.analyze();
-    assert_eq!(
-        pairs(&a),
-        [
-            "- -> +OK ready",
-            "RETR 1 -> ",
-            "LIST -> +OK 2 messages",
-            "STAT -> +OK 2 320",
-            "QUIT -> +OK bye",
-        ]
-    );
+    let a = pop3_retr(|t| {
+        t.server_lost(b"+OK 120 octets\r\nSubject: one\r\n");
+        t.server(b"\r\nthe body\r\n.\r\n");
+    });
+    assert_eq!(pairs(&a), pop3_retr_pairs(Some("RETR 1 -> ")));
     let retr = a.units().iter().find(|u| u.text.is_empty());
     assert!(says_incomplete(retr), "{retr:?}");
     assert_eq!(retr.map(|u| (u.multi_line, u.lines)), Some((true, 2)));
@@ -161,26 +157,10 @@ fn pop3_gap_that_ate_the_first_line_of_a_multi_line_reply() {
 
 #[test]
 fn pop3_gap_that_ate_a_whole_reply_leaves_its_command_unanswered() {
-    let mut t = Talk::new(110);
-    t.server(b"+OK ready\r\n");
-    t.client(b"RETR 1\r\n");
-    t.server_lost(b"+OK 120 octets\r\nSubject: one\r\n\r\nthe body\r\n.\r\n");
-    t.client(b"LIST\r\n");
-    t.server(b"+OK 2 messages\r\n1 120\r\n2 200\r\n.\r\n");
-    t.client(b"STAT\r\n");
-    t.server(b"+OK 2 320\r\n");
-    t.client(b"QUIT\r\n");
-    t.server(b"+OK bye\r\n");
-    let a = t.analyze();
-    assert_eq!(
-        pairs(&a),
-        [
-            "- -> +OK ready",
-            "LIST -> +OK 2 messages",
-            "STAT -> +OK 2 320",
-            "QUIT -> +OK bye",
-        ]
-    );
+    let a = pop3_retr(|t| {
+        t.server_lost(b"+OK 120 octets\r\nSubject: one\r\n\r\nthe body\r\n.\r\n");
+    });
+    assert_eq!(pairs(&a), pop3_retr_pairs(None));
 }
 
 #[test]
