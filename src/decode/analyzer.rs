@@ -346,6 +346,9 @@ impl Analyzer {
                 other.base_from_peer_ack(tcp.ack);
                 segment.rel_ack = other.relative(tcp.ack);
                 other.peer_acked(tcp.ack, &mut |ev| dialog.on_event(dir.reverse(), ev));
+                if let Some(received) = other.acked_offset(tcp.ack) {
+                    dialog.on_ack(dir, received);
+                }
             }
             segment.notes = this.accept(
                 frame,

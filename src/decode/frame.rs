@@ -163,16 +163,12 @@ pub fn summarize(ts_micros: i64, link: LinkType, data: &[u8], orig_len: u32) -> 
     });
     let tcp = walk.tcp.as_ref().map(|t| {
         let h = &t.header;
-        let raw = h.slice();
         TcpSummary {
             src_port: h.source_port(),
             dst_port: h.destination_port(),
             seq: h.sequence_number(),
             ack: h.acknowledgment_number(),
-            flags: TcpFlags::from_header_bytes(
-                raw.get(12).copied().unwrap_or(0),
-                raw.get(13).copied().unwrap_or(0),
-            ),
+            flags: t.flags(),
             window: h.window_size(),
             window_scale: if h.syn() { window_scale(h) } else { None },
             payload_offset: to_u32(t.payload.start),

@@ -12,6 +12,8 @@ use std::ops::Range;
 use etherparse::{Ethernet2HeaderSlice, Ipv4HeaderSlice, Ipv6HeaderSlice, TcpHeaderSlice};
 
 use super::error::DecodeError;
+use super::frame::TcpFlags;
+use super::layout::{at, be16, ethernet, four, ipv4, ipv6, loopback, sll, sll2, tcp, vlan};
 use crate::capture::LinkType;
 
 /// EtherType of IPv4.
@@ -22,18 +24,6 @@ pub(crate) const ETHERTYPE_IPV6: u16 = 0x86DD;
 pub(crate) const ETHERTYPE_VLAN: u16 = 0x8100;
 /// IP protocol number of TCP.
 pub(crate) const IP_PROTO_TCP: u8 = 6;
-
-/// Big-endian u16 at `at`, if the bytes are there.
-pub(crate) fn be16(data: &[u8], at: usize) -> Option<u16> {
-    let b = data.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
-}
-
-/// The 4 bytes at `at`, if they are there.
-pub(crate) fn four(data: &[u8], at: usize) -> Option<[u8; 4]> {
-    let b = data.get(at..at.checked_add(4)?)?;
-    b.try_into().ok()
-}
 
 /// How the link layer is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,18 +107,24 @@ fn parse_ethernet(data: &[u8]) -> Result<Link, DecodeError> {
     if ethertype != ETHERTYPE_VLAN {
         return Ok(Link {
             kind: LinkKind::Ethernet,
-            header: 0..14,
+            header: 0..ethernet::HEADER_LEN,
             vlan_at: None,
             next: next_from_ethertype(ethertype),
         });
     }
-    let inner = be16(data, 16).ok_or_else(|| {
-        DecodeError::truncated("802.1Q VLAN tag", 14, 4, data.len().saturating_sub(14))
+    let tag = ethernet::HEADER_LEN;
+    let inner = be16(data, at(tag, vlan::ETHERTYPE)).ok_or_else(|| {
+        DecodeError::truncated(
+            "802.1Q VLAN tag",
+            tag,
+            vlan::LEN,
+            data.len().saturating_sub(tag),
+        )
     })?;
     Ok(Link {
         kind: LinkKind::Ethernet,
-        header: 0..18,
-        vlan_at: Some(14),
+        header: 0..tag + vlan::LEN,
+        vlan_at: Some(tag),
         next: next_from_ethertype(inner),
     })
 }
@@ -150,7 +146,8 @@ fn parse_loopback(link: LinkType, data: &[u8]) -> Result<Link, DecodeError> {
     } else {
         "NULL/loopback header"
     };
-    let bytes = four(data, 0).ok_or_else(|| DecodeError::truncated(name, 0, 4, data.len()))?;
+    let bytes = four(data, loopback::FAMILY)
+        .ok_or_else(|| DecodeError::truncated(name, 0, loopback::HEADER_LEN, data.len()))?;
     let (family, kind) = if link == LinkType::LOOP {
         (u32::from_be_bytes(bytes), LinkKind::Loop)
     } else {
@@ -159,36 +156,37 @@ fn parse_loopback(link: LinkType, data: &[u8]) -> Result<Link, DecodeError> {
     };
     Ok(Link {
         kind,
-        header: 0..4,
+        header: 0..loopback::HEADER_LEN,
         vlan_at: None,
         next: next_from_family(family),
     })
 }
 
 fn parse_sll(data: &[u8]) -> Result<Link, DecodeError> {
-    let protocol = be16(data, 14)
-        .ok_or_else(|| DecodeError::truncated("Linux cooked (SLL) header", 0, 16, data.len()))?;
+    let protocol = be16(data, sll::PROTOCOL).ok_or_else(|| {
+        DecodeError::truncated("Linux cooked (SLL) header", 0, sll::HEADER_LEN, data.len())
+    })?;
     Ok(Link {
         kind: LinkKind::LinuxSll,
-        header: 0..16,
+        header: 0..sll::HEADER_LEN,
         vlan_at: None,
         next: next_from_ethertype(protocol),
     })
 }
 
 fn parse_sll2(data: &[u8]) -> Result<Link, DecodeError> {
-    if data.len() < 20 {
+    if data.len() < sll2::HEADER_LEN {
         return Err(DecodeError::truncated(
             "Linux cooked (SLL2) header",
             0,
-            20,
+            sll2::HEADER_LEN,
             data.len(),
         ));
     }
-    let protocol = be16(data, 0).unwrap_or(0);
+    let protocol = be16(data, sll2::PROTOCOL).unwrap_or(0);
     Ok(Link {
         kind: LinkKind::LinuxSll2,
-        header: 0..20,
+        header: 0..sll2::HEADER_LEN,
         vlan_at: None,
         next: next_from_ethertype(protocol),
     })
@@ -309,7 +307,7 @@ fn ipv4_error(
     use etherparse::err::ipv4::{HeaderError, HeaderSliceError};
     const LAYER: &str = "IPv4 header";
     match e {
-        HeaderSliceError::Len(len) if len.required_len <= 20 => {
+        HeaderSliceError::Len(len) if len.required_len <= ipv4::MIN_HEADER_LEN => {
             DecodeError::truncated(LAYER, start, len.required_len, rest.len())
         }
         HeaderSliceError::Len(len) => {
@@ -319,7 +317,13 @@ fn ipv4_error(
             DecodeError::bad_value(LAYER, "version", start, version_number.into(), 4)
         }
         HeaderSliceError::Content(HeaderError::HeaderLengthSmallerThanHeader { ihl }) => {
-            DecodeError::length_too_small(LAYER, "header length", start, usize::from(ihl) * 4, 20)
+            DecodeError::length_too_small(
+                LAYER,
+                "header length",
+                start,
+                usize::from(ihl) * 4,
+                ipv4::MIN_HEADER_LEN,
+            )
         }
     }
 }
@@ -361,14 +365,16 @@ pub(crate) fn parse_ipv6(
     let header = Ipv6HeaderSlice::from_slice(rest).map_err(|e| {
         use etherparse::err::ipv6::{HeaderError, HeaderSliceError};
         match e {
-            HeaderSliceError::Len(_) => DecodeError::truncated(LAYER, start, 40, rest.len()),
+            HeaderSliceError::Len(_) => {
+                DecodeError::truncated(LAYER, start, ipv6::HEADER_LEN, rest.len())
+            }
             HeaderSliceError::Content(HeaderError::UnexpectedVersion { version_number }) => {
                 DecodeError::bad_value(LAYER, "version", start, version_number.into(), 6)
             }
         }
     })?;
     let declared = usize::from(header.payload_length());
-    let available = rest.len().saturating_sub(40);
+    let available = rest.len().saturating_sub(ipv6::HEADER_LEN);
     let mut problem = None;
     let end = if declared == 0 {
         data.len()
@@ -377,30 +383,33 @@ pub(crate) fn parse_ipv6(
             "IPv6 packet",
             "payload length",
             start,
-            declared + 40,
+            declared + ipv6::HEADER_LEN,
             rest.len(),
         ));
         data.len()
     } else {
-        start + 40 + declared
+        start + ipv6::HEADER_LEN + declared
     };
     let mut protocol = header.next_header().0;
-    let mut at = start + 40;
+    let mut at = start + ipv6::HEADER_LEN;
     let mut exts = Vec::new();
     let mut fragment = false;
     while is_ipv6_ext(protocol) {
-        let (Some(&next), Some(&len_byte)) = (data.get(at), data.get(at + 1)) else {
+        let (Some(&next), Some(&len_byte)) = (
+            data.get(at + ipv6::ext::NEXT_HEADER),
+            data.get(at + ipv6::ext::LENGTH),
+        ) else {
             return Err(DecodeError::truncated(
                 "IPv6 extension header",
                 at,
-                8,
+                ipv6::ext::UNIT,
                 end.saturating_sub(at),
             ));
         };
         let len = if protocol == 44 {
-            8
+            ipv6::ext::UNIT
         } else {
-            (usize::from(len_byte) + 1) * 8
+            (usize::from(len_byte) + 1) * ipv6::ext::UNIT
         };
         if at + len > end {
             return Err(DecodeError::length_exceeds(
@@ -445,6 +454,17 @@ pub(crate) struct Tcp<'a> {
     pub payload: Range<usize>,
 }
 
+impl Tcp<'_> {
+    /// The flag bits (from the data-offset byte and the one after it).
+    pub fn flags(&self) -> TcpFlags {
+        let raw = self.header.slice();
+        TcpFlags::from_header_bytes(
+            raw.get(tcp::DATA_OFFSET).copied().unwrap_or(0),
+            raw.get(tcp::FLAGS_LOW).copied().unwrap_or(0),
+        )
+    }
+}
+
 /// Reads a TCP header at the start of `segment` (the IP payload, at `start` in the frame).
 pub(crate) fn parse_tcp(data: &[u8], segment: Range<usize>) -> Result<Tcp<'_>, DecodeError> {
     const LAYER: &str = "TCP header";
@@ -453,8 +473,8 @@ pub(crate) fn parse_tcp(data: &[u8], segment: Range<usize>) -> Result<Tcp<'_>, D
     let header = TcpHeaderSlice::from_slice(bytes).map_err(|e| {
         use etherparse::err::tcp::{HeaderError, HeaderSliceError};
         match e {
-            HeaderSliceError::Len(len) if len.required_len <= 20 => {
-                DecodeError::truncated(LAYER, start, 20, bytes.len())
+            HeaderSliceError::Len(len) if len.required_len <= tcp::MIN_HEADER_LEN => {
+                DecodeError::truncated(LAYER, start, tcp::MIN_HEADER_LEN, bytes.len())
             }
             HeaderSliceError::Len(len) => DecodeError::length_exceeds(
                 LAYER,
@@ -469,7 +489,7 @@ pub(crate) fn parse_tcp(data: &[u8], segment: Range<usize>) -> Result<Tcp<'_>, D
                     "data offset",
                     start,
                     usize::from(data_offset) * 4,
-                    20,
+                    tcp::MIN_HEADER_LEN,
                 )
             }
         }
@@ -524,7 +544,7 @@ impl Net<'_> {
             }
             Net::V6(v6) => {
                 let declared = usize::from(v6.header.payload_length());
-                (declared != 0).then_some(v6.start + 40 + declared)
+                (declared != 0).then_some(v6.start + ipv6::HEADER_LEN + declared)
             }
         }
     }

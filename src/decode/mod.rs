@@ -16,6 +16,7 @@ pub mod analyzer;
 pub mod error;
 pub mod frame;
 mod layers;
+mod layout;
 pub mod stream;
 pub mod tree;
 pub mod units;

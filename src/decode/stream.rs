@@ -179,6 +179,14 @@ impl Stream {
         out
     }
 
+    /// How many of this stream's bytes the peer had received when it sent acknowledgment
+    /// number `ack` (a stream offset); `None` before the base is known or for an `ack`
+    /// before the stream's start.
+    pub fn acked_offset(&self, ack: u32) -> Option<u64> {
+        self.base_seq?;
+        u64::try_from(self.offset_of(ack)).ok()
+    }
+
     /// The stream offset of sequence number `seq`, unwrapped near the next expected byte.
     /// Negative: before the stream's start.
     fn offset_of(&self, seq: u32) -> i64 {

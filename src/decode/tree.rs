@@ -8,7 +8,11 @@ use std::ops::Range;
 use etherparse::{TcpOptionElement, TcpOptionReadError, TcpOptionsIterator};
 
 use super::error::DecodeError;
-use super::layers::{self, Ipv4, Ipv6, Link, LinkKind, Net, Next, Tcp, be16, four};
+use super::layers::{self, Ipv4, Ipv6, Link, LinkKind, Net, Next, Tcp};
+use super::layout::{
+    ARPHRD_LOOPBACK, at, be16, ethernet, four, ipv4, ipv6, loopback, one, option, sll, sll2, tcp,
+    vlan,
+};
 use crate::capture::LinkType;
 
 /// One named field: its value as text, the bytes it occupies in the frame, sub-fields, and a
@@ -273,9 +277,11 @@ fn family_name(f: u32) -> String {
 fn is_loopback_link(data: &[u8], l: &Link) -> bool {
     match l.kind {
         LinkKind::Null { .. } | LinkKind::Loop => true,
-        LinkKind::Ethernet => data.get(0..12).is_some_and(|m| m.iter().all(|b| *b == 0)),
-        LinkKind::LinuxSll => be16(data, 2) == Some(772),
-        LinkKind::LinuxSll2 => be16(data, 8) == Some(772),
+        LinkKind::Ethernet => data
+            .get(ethernet::ADDRESSES)
+            .is_some_and(|m| m.iter().all(|b| *b == 0)),
+        LinkKind::LinuxSll => be16(data, sll::HW_TYPE) == Some(ARPHRD_LOOPBACK),
+        LinkKind::LinuxSll2 => be16(data, sll2::HW_TYPE) == Some(ARPHRD_LOOPBACK),
         LinkKind::Raw => false,
     }
 }
@@ -284,54 +290,64 @@ fn link_layer(data: &[u8], l: &Link) -> Field {
     match l.kind {
         LinkKind::Ethernet => ethernet_layer(data, l),
         LinkKind::Null { big_endian } => {
-            let (family, _) = layers::null_family(four(data, 0).unwrap_or_default());
+            let (family, _) = layers::null_family(four(data, loopback::FAMILY).unwrap_or_default());
             let order = if big_endian {
                 "big-endian"
             } else {
                 "little-endian"
             };
-            Field::new("Null/Loopback", family_name(family), 0..4).with_children(vec![
-                Field::new("Address family", family_name(family), 0..4).with_note(format!(
+            Field::new("Null/Loopback", family_name(family), l.header.clone()).with_children(vec![
+                Field::new("Address family", family_name(family), loopback::FAMILY).with_note(format!(
                     "{order}: the capturing machine's byte order (BSD/macOS lo0, Windows loopback)"
                 )),
             ])
         }
         LinkKind::Loop => {
-            let family = u32::from_be_bytes(four(data, 0).unwrap_or_default());
-            Field::new("OpenBSD loopback", family_name(family), 0..4).with_children(vec![
-                Field::new("Address family", family_name(family), 0..4)
-                    .with_note("network byte order"),
-            ])
+            let family = u32::from_be_bytes(four(data, loopback::FAMILY).unwrap_or_default());
+            Field::new("OpenBSD loopback", family_name(family), l.header.clone()).with_children(
+                vec![
+                    Field::new("Address family", family_name(family), loopback::FAMILY)
+                        .with_note("network byte order"),
+                ],
+            )
         }
         LinkKind::LinuxSll => sll_layer(data),
         LinkKind::LinuxSll2 => sll2_layer(data),
-        LinkKind::Raw => Field::new("Raw IP", "no link-layer header", 0..0),
+        LinkKind::Raw => Field::new("Raw IP", "no link-layer header", l.header.clone()),
     }
 }
 
 fn ethernet_layer(data: &[u8], l: &Link) -> Field {
-    let dst = data.get(0..6).unwrap_or_default();
-    let src = data.get(6..12).unwrap_or_default();
-    let outer = be16(data, 12).unwrap_or(0);
+    let dst = data.get(ethernet::DESTINATION).unwrap_or_default();
+    let src = data.get(ethernet::SOURCE).unwrap_or_default();
+    let outer = be16(data, ethernet::ETHERTYPE).unwrap_or(0);
     let mut children = vec![
-        Field::new("Destination", mac(dst), 0..6),
-        Field::new("Source", mac(src), 6..12),
-        Field::new("Type", ethertype_name(outer), 12..14),
+        Field::new("Destination", mac(dst), ethernet::DESTINATION),
+        Field::new("Source", mac(src), ethernet::SOURCE),
+        Field::new("Type", ethertype_name(outer), ethernet::ETHERTYPE),
     ];
-    if let Some(at) = l.vlan_at {
-        let tci = be16(data, at).unwrap_or(0);
-        let inner = be16(data, at + 2).unwrap_or(0);
+    if let Some(v) = l.vlan_at {
+        let tci = be16(data, at(v, vlan::TCI)).unwrap_or(0);
+        let inner = be16(data, at(v, vlan::ETHERTYPE)).unwrap_or(0);
         children.push(
             Field::new(
                 "802.1Q VLAN tag",
                 format!("VLAN {}", tci & 0x0fff),
-                at..at + 4,
+                v..v + vlan::LEN,
             )
             .with_children(vec![
-                Field::new("Priority", (tci >> 13).to_string(), at..at + 1),
-                Field::new("Drop eligible", ((tci >> 12) & 1).to_string(), at..at + 1),
-                Field::new("VLAN ID", (tci & 0x0fff).to_string(), at..at + 2),
-                Field::new("Type", ethertype_name(inner), at + 2..at + 4),
+                Field::new(
+                    "Priority",
+                    (tci >> 13).to_string(),
+                    one(v, vlan::PRIORITY_DEI),
+                ),
+                Field::new(
+                    "Drop eligible",
+                    ((tci >> 12) & 1).to_string(),
+                    one(v, vlan::PRIORITY_DEI),
+                ),
+                Field::new("VLAN ID", (tci & 0x0fff).to_string(), at(v, vlan::TCI)),
+                Field::new("Type", ethertype_name(inner), at(v, vlan::ETHERTYPE)),
             ]),
         );
     }
@@ -365,44 +381,62 @@ fn sll_packet_type(t: u16) -> String {
 }
 
 fn sll_layer(data: &[u8]) -> Field {
-    let ptype = be16(data, 0).unwrap_or(0);
-    let hw = be16(data, 2).unwrap_or(0);
-    let alen = usize::from(be16(data, 4).unwrap_or(0)).min(8);
-    let proto = be16(data, 14).unwrap_or(0);
-    Field::new("Linux cooked capture v1", ethertype_name(proto), 0..16).with_children(vec![
-        Field::new("Packet type", sll_packet_type(ptype), 0..2),
-        Field::new("Link-layer address type", hw.to_string(), 2..4),
-        Field::new("Link-layer address length", alen.to_string(), 4..6),
-        Field::new(
-            "Source",
-            mac(data.get(6..6 + alen).unwrap_or_default()),
-            6..14,
-        ),
-        Field::new("Protocol", ethertype_name(proto), 14..16),
+    let ptype = be16(data, sll::PACKET_TYPE).unwrap_or(0);
+    let hw = be16(data, sll::HW_TYPE).unwrap_or(0);
+    let alen = usize::from(be16(data, sll::ADDR_LEN).unwrap_or(0)).min(sll::ADDR.len());
+    let proto = be16(data, sll::PROTOCOL).unwrap_or(0);
+    let addr = sll::ADDR.start..sll::ADDR.start + alen;
+    Field::new(
+        "Linux cooked capture v1",
+        ethertype_name(proto),
+        0..sll::HEADER_LEN,
+    )
+    .with_children(vec![
+        Field::new("Packet type", sll_packet_type(ptype), sll::PACKET_TYPE),
+        Field::new("Link-layer address type", hw.to_string(), sll::HW_TYPE),
+        Field::new("Link-layer address length", alen.to_string(), sll::ADDR_LEN),
+        Field::new("Source", mac(data.get(addr).unwrap_or_default()), sll::ADDR),
+        Field::new("Protocol", ethertype_name(proto), sll::PROTOCOL),
     ])
 }
 
 fn sll2_layer(data: &[u8]) -> Field {
-    let proto = be16(data, 0).unwrap_or(0);
-    let ifindex = four(data, 4).map(u32::from_be_bytes).unwrap_or(0);
-    let hw = be16(data, 8).unwrap_or(0);
-    let ptype = data.get(10).copied().unwrap_or(0);
-    let alen = usize::from(data.get(11).copied().unwrap_or(0)).min(8);
-    Field::new("Linux cooked capture v2", ethertype_name(proto), 0..20).with_children(vec![
-        Field::new("Protocol", ethertype_name(proto), 0..2),
+    let proto = be16(data, sll2::PROTOCOL).unwrap_or(0);
+    let ifindex = four(data, sll2::IF_INDEX)
+        .map(u32::from_be_bytes)
+        .unwrap_or(0);
+    let hw = be16(data, sll2::HW_TYPE).unwrap_or(0);
+    let ptype = data.get(sll2::PACKET_TYPE).copied().unwrap_or(0);
+    let alen = usize::from(data.get(sll2::ADDR_LEN).copied().unwrap_or(0)).min(sll2::ADDR.len());
+    let addr = sll2::ADDR.start..sll2::ADDR.start + alen;
+    Field::new(
+        "Linux cooked capture v2",
+        ethertype_name(proto),
+        0..sll2::HEADER_LEN,
+    )
+    .with_children(vec![
+        Field::new("Protocol", ethertype_name(proto), sll2::PROTOCOL),
         Field::new(
             "Reserved",
-            format!("0x{:04x}", be16(data, 2).unwrap_or(0)),
-            2..4,
+            format!("0x{:04x}", be16(data, sll2::RESERVED).unwrap_or(0)),
+            sll2::RESERVED,
         ),
-        Field::new("Interface index", ifindex.to_string(), 4..8),
-        Field::new("Link-layer address type", hw.to_string(), 8..10),
-        Field::new("Packet type", sll_packet_type(ptype.into()), 10..11),
-        Field::new("Link-layer address length", alen.to_string(), 11..12),
+        Field::new("Interface index", ifindex.to_string(), sll2::IF_INDEX),
+        Field::new("Link-layer address type", hw.to_string(), sll2::HW_TYPE),
+        Field::new(
+            "Packet type",
+            sll_packet_type(ptype.into()),
+            one(0, sll2::PACKET_TYPE),
+        ),
+        Field::new(
+            "Link-layer address length",
+            alen.to_string(),
+            one(0, sll2::ADDR_LEN),
+        ),
         Field::new(
             "Source",
-            mac(data.get(12..12 + alen).unwrap_or_default()),
-            12..20,
+            mac(data.get(addr).unwrap_or_default()),
+            sll2::ADDR,
         ),
     ])
 }
@@ -431,52 +465,66 @@ fn ipv4_layer(data: &[u8], v4: &Ipv4<'_>) -> Field {
     let h = &v4.header;
     let s = v4.start;
     let hl = v4.header_len();
-    let byte6 = data.get(s + 6).copied().unwrap_or(0);
+    let byte6 = data.get(s + ipv4::FLAGS).copied().unwrap_or(0);
     let frag = h.fragments_offset().value();
     let mut children = vec![
-        Field::new("Version", h.version().to_string(), s..s + 1),
+        Field::new("Version", h.version().to_string(), one(s, ipv4::VER_IHL)),
         Field::new(
             "Header length",
             format!("{hl} bytes ({})", h.ihl()),
-            s..s + 1,
+            one(s, ipv4::VER_IHL),
         ),
         Field::new(
             "Differentiated services",
             format!("DSCP {}, ECN {}", h.dcp().value(), h.ecn().value()),
-            s + 1..s + 2,
+            one(s, ipv4::DSCP_ECN),
         ),
         total_length_field(v4),
         Field::new(
             "Identification",
             format!("0x{0:04x} ({0})", h.identification()),
-            s + 4..s + 6,
+            at(s, ipv4::IDENT),
         ),
-        Field::new("Flags", format!("0x{:x}", byte6 >> 5), s + 6..s + 7).with_children(vec![
-            Field::new("Reserved bit", set(byte6 & 0x80 != 0), s + 6..s + 7),
-            Field::new("Don't fragment", set(h.dont_fragment()), s + 6..s + 7),
-            Field::new("More fragments", set(h.more_fragments()), s + 6..s + 7),
-        ]),
+        Field::new("Flags", format!("0x{:x}", byte6 >> 5), one(s, ipv4::FLAGS)).with_children(
+            vec![
+                Field::new("Reserved bit", set(byte6 & 0x80 != 0), one(s, ipv4::FLAGS)),
+                Field::new(
+                    "Don't fragment",
+                    set(h.dont_fragment()),
+                    one(s, ipv4::FLAGS),
+                ),
+                Field::new(
+                    "More fragments",
+                    set(h.more_fragments()),
+                    one(s, ipv4::FLAGS),
+                ),
+            ],
+        ),
         Field::new(
             "Fragment offset",
             format!("{frag} (byte {})", u32::from(frag) * 8),
-            s + 6..s + 8,
+            at(s, ipv4::FLG_OFF),
         ),
-        Field::new("Time to live", h.ttl().to_string(), s + 8..s + 9),
-        Field::new("Protocol", protocol_name(h.protocol().0), s + 9..s + 10),
+        Field::new("Time to live", h.ttl().to_string(), one(s, ipv4::TTL)),
+        Field::new(
+            "Protocol",
+            protocol_name(h.protocol().0),
+            one(s, ipv4::PROTOCOL),
+        ),
         ipv4_checksum_field(v4),
         Field::new(
             "Source address",
             Ipv4Addr::from(h.source()).to_string(),
-            s + 12..s + 16,
+            at(s, ipv4::SRC_ADDR),
         ),
         Field::new(
             "Destination address",
             Ipv4Addr::from(h.destination()).to_string(),
-            s + 16..s + 20,
+            at(s, ipv4::DST_ADDR),
         ),
     ];
-    if hl > 20 {
-        children.push(ipv4_options(data, s + 20..s + hl));
+    if hl > ipv4::MIN_HEADER_LEN {
+        children.push(ipv4_options(data, s + ipv4::OPTIONS.start..s + hl));
     }
     let mut f = Field::new(
         LAYER_IPV4,
@@ -505,7 +553,11 @@ fn ipv4_layer(data: &[u8], v4: &Ipv4<'_>) -> Field {
 fn total_length_field(v4: &Ipv4<'_>) -> Field {
     let s = v4.start;
     let total = v4.header.total_len();
-    let f = Field::new("Total length", format!("{total} bytes"), s + 2..s + 4);
+    let f = Field::new(
+        "Total length",
+        format!("{total} bytes"),
+        at(s, ipv4::TOTAL_LEN),
+    );
     if v4.total_len_zero {
         f.with_note("0: the sender left it to segmentation offload; using the captured length")
     } else if usize::from(total) > v4.payload.end - s {
@@ -528,7 +580,7 @@ fn ipv4_checksum_field(v4: &Ipv4<'_>) -> Field {
     } else {
         format!("0x{found:04x} (incorrect, should be 0x{expected:04x})")
     };
-    Field::new("Header checksum", value, s + 10..s + 12)
+    Field::new("Header checksum", value, at(s, ipv4::CHECKSUM))
 }
 
 fn ipv4_option_name(kind: u8) -> &'static str {
@@ -550,7 +602,7 @@ fn ipv4_options(data: &[u8], range: Range<usize>) -> Field {
     let mut children = Vec::new();
     let mut at = range.start;
     while at < range.end {
-        let kind = data.get(at).copied().unwrap_or(0);
+        let kind = data.get(at + option::KIND).copied().unwrap_or(0);
         if kind == 0 {
             children.push(Field::new(ipv4_option_name(0), "", at..range.end));
             break;
@@ -560,7 +612,7 @@ fn ipv4_options(data: &[u8], range: Range<usize>) -> Field {
             at += 1;
             continue;
         }
-        let len = usize::from(data.get(at + 1).copied().unwrap_or(0));
+        let len = usize::from(data.get(at + option::LENGTH).copied().unwrap_or(0));
         if len < 2 || at + len > range.end {
             children.push(
                 Field::new(
@@ -586,41 +638,48 @@ fn ipv6_layer(data: &[u8], v6: &Ipv6<'_>) -> Field {
     let h = &v6.header;
     let s = v6.start;
     let mut children = vec![
-        Field::new("Version", h.version().to_string(), s..s + 1),
+        Field::new("Version", h.version().to_string(), one(s, ipv6::VERSION)),
         Field::new(
             "Traffic class",
             format!("0x{:02x}", h.traffic_class()),
-            s..s + 2,
+            at(s, ipv6::TRAFFIC_CLASS),
         ),
         Field::new(
             "Flow label",
             format!("0x{:05x}", h.flow_label().value()),
-            s + 1..s + 4,
+            at(s, ipv6::FLOW_LABEL),
         ),
         Field::new(
             "Payload length",
             format!("{} bytes", h.payload_length()),
-            s + 4..s + 6,
+            at(s, ipv6::PAYLOAD_LEN),
         ),
         Field::new(
             "Next header",
             protocol_name(h.next_header().0),
-            s + 6..s + 7,
+            one(s, ipv6::NEXT_HEADER),
         ),
-        Field::new("Hop limit", h.hop_limit().to_string(), s + 7..s + 8),
+        Field::new(
+            "Hop limit",
+            h.hop_limit().to_string(),
+            one(s, ipv6::HOP_LIMIT),
+        ),
         Field::new(
             "Source address",
             Ipv6Addr::from(h.source()).to_string(),
-            s + 8..s + 24,
+            at(s, ipv6::SRC_ADDR),
         ),
         Field::new(
             "Destination address",
             Ipv6Addr::from(h.destination()).to_string(),
-            s + 24..s + 40,
+            at(s, ipv6::DST_ADDR),
         ),
     ];
     for ext in &v6.exts {
-        let next = data.get(ext.range.start).copied().unwrap_or(0);
+        let next = data
+            .get(ext.range.start + ipv6::ext::NEXT_HEADER)
+            .copied()
+            .unwrap_or(0);
         children.push(
             Field::new(
                 protocol_name(ext.kind),
@@ -630,7 +689,7 @@ fn ipv6_layer(data: &[u8], v6: &Ipv6<'_>) -> Field {
             .with_children(vec![Field::new(
                 "Next header",
                 protocol_name(next),
-                ext.range.start..ext.range.start + 1,
+                one(ext.range.start, ipv6::ext::NEXT_HEADER),
             )]),
         );
     }
@@ -653,16 +712,20 @@ fn ipv6_layer(data: &[u8], v6: &Ipv6<'_>) -> Field {
 fn flag_bits(s: usize, flags: super::frame::TcpFlags) -> Vec<Field> {
     use super::frame::TcpFlags as F;
     let bits: [(&str, u16, Range<usize>); 10] = [
-        ("Reserved", 0, s + 12..s + 13),
-        ("Accurate ECN / Nonce (NS)", F::NS, s + 12..s + 13),
-        ("Congestion Window Reduced (CWR)", F::CWR, s + 13..s + 14),
-        ("ECN-Echo (ECE)", F::ECE, s + 13..s + 14),
-        ("Urgent (URG)", F::URG, s + 13..s + 14),
-        ("Acknowledgment (ACK)", F::ACK, s + 13..s + 14),
-        ("Push (PSH)", F::PSH, s + 13..s + 14),
-        ("Reset (RST)", F::RST, s + 13..s + 14),
-        ("Syn (SYN)", F::SYN, s + 13..s + 14),
-        ("Fin (FIN)", F::FIN, s + 13..s + 14),
+        ("Reserved", 0, one(s, tcp::DATA_OFFSET)),
+        ("Accurate ECN / Nonce (NS)", F::NS, one(s, tcp::DATA_OFFSET)),
+        (
+            "Congestion Window Reduced (CWR)",
+            F::CWR,
+            one(s, tcp::FLAGS_LOW),
+        ),
+        ("ECN-Echo (ECE)", F::ECE, one(s, tcp::FLAGS_LOW)),
+        ("Urgent (URG)", F::URG, one(s, tcp::FLAGS_LOW)),
+        ("Acknowledgment (ACK)", F::ACK, one(s, tcp::FLAGS_LOW)),
+        ("Push (PSH)", F::PSH, one(s, tcp::FLAGS_LOW)),
+        ("Reset (RST)", F::RST, one(s, tcp::FLAGS_LOW)),
+        ("Syn (SYN)", F::SYN, one(s, tcp::FLAGS_LOW)),
+        ("Fin (FIN)", F::FIN, one(s, tcp::FLAGS_LOW)),
     ];
     bits.into_iter()
         .map(|(name, bit, range)| {
@@ -680,49 +743,49 @@ fn tcp_layer(data: &[u8], net: &Net<'_>, t: &Tcp<'_>, loopback_link: bool) -> Fi
     let h = &t.header;
     let s = t.start;
     let hl = h.slice().len();
-    let raw = h.slice();
-    let flags = super::frame::TcpFlags::from_header_bytes(
-        raw.get(12).copied().unwrap_or(0),
-        raw.get(13).copied().unwrap_or(0),
-    );
+    let flags = t.flags();
     let mut children = vec![
-        Field::new("Source port", h.source_port().to_string(), s..s + 2),
+        Field::new(
+            "Source port",
+            h.source_port().to_string(),
+            at(s, tcp::SRC_PORT),
+        ),
         Field::new(
             "Destination port",
             h.destination_port().to_string(),
-            s + 2..s + 4,
+            at(s, tcp::DST_PORT),
         ),
         Field::new(
             "Sequence number",
             h.sequence_number().to_string(),
-            s + 4..s + 8,
+            at(s, tcp::SEQ_NUM),
         ),
         Field::new(
             "Acknowledgment number",
             h.acknowledgment_number().to_string(),
-            s + 8..s + 12,
+            at(s, tcp::ACK_NUM),
         ),
         Field::new(
             "Data offset",
             format!("{hl} bytes ({})", h.data_offset()),
-            s + 12..s + 13,
+            one(s, tcp::DATA_OFFSET),
         ),
         Field::new(
             "Flags",
             format!("0x{:03x} ({flags})", flags.0),
-            s + 12..s + 14,
+            at(s, tcp::FLAGS),
         )
         .with_children(flag_bits(s, flags)),
-        Field::new("Window", h.window_size().to_string(), s + 14..s + 16),
+        Field::new("Window", h.window_size().to_string(), at(s, tcp::WIN_SIZE)),
         tcp_checksum_field(data, net, t, loopback_link),
         Field::new(
             "Urgent pointer",
             h.urgent_pointer().to_string(),
-            s + 18..s + 20,
+            at(s, tcp::URGENT),
         ),
     ];
-    if hl > 20 {
-        children.push(tcp_options(h.options(), s + 20));
+    if hl > tcp::MIN_HEADER_LEN {
+        children.push(tcp_options(h.options(), s + tcp::OPTIONS.start));
     }
     Field::new(
         LAYER_TCP,
@@ -753,7 +816,7 @@ fn is_loopback_ip(net: &Net<'_>) -> bool {
 fn tcp_checksum_field(data: &[u8], net: &Net<'_>, t: &Tcp<'_>, loopback_link: bool) -> Field {
     let s = t.start;
     let found = t.header.checksum();
-    let range = s + 16..s + 18;
+    let range = at(s, tcp::CHECKSUM);
     let payload = data.get(t.payload.clone()).unwrap_or_default();
     let complete = match net {
         Net::V4(v4) => {
@@ -761,7 +824,8 @@ fn tcp_checksum_field(data: &[u8], net: &Net<'_>, t: &Tcp<'_>, loopback_link: bo
         }
         Net::V6(v6) => {
             v6.header.payload_length() != 0
-                && usize::from(v6.header.payload_length()) + 40 == v6.payload.end - v6.start
+                && usize::from(v6.header.payload_length()) + ipv6::HEADER_LEN
+                    == v6.payload.end - v6.start
         }
     };
     if !complete {
@@ -810,7 +874,7 @@ fn tcp_options(options: &[u8], start: usize) -> Field {
                 offset += used.max(1);
             }
             Some(Err(TcpOptionReadError::UnknownId(kind))) => {
-                let len = usize::from(rest.get(1).copied().unwrap_or(0));
+                let len = usize::from(rest.get(option::LENGTH).copied().unwrap_or(0));
                 if len < 2 || len > rest.len() {
                     children.push(
                         Field::new(format!("Option kind {kind}"), "", at..start + total)
@@ -863,8 +927,9 @@ fn tcp_option_field(element: &TcpOptionElement, range: Range<usize>) -> Field {
                 .iter()
                 .enumerate()
                 .map(|(i, (l, r))| {
-                    let at = s + 2 + i * 8;
-                    Field::new(format!("Block {}", i + 1), format!("{l}-{r}"), at..at + 8)
+                    let b = s + tcp::option::SACK_BLOCKS.start + i * tcp::option::SACK_BLOCK_LEN;
+                    let range = b..b + tcp::option::SACK_BLOCK_LEN;
+                    Field::new(format!("Block {}", i + 1), format!("{l}-{r}"), range)
                 })
                 .collect();
             Field::new("SACK", format!("{} block(s)", blocks.len()), range).with_children(children)
@@ -872,8 +937,16 @@ fn tcp_option_field(element: &TcpOptionElement, range: Range<usize>) -> Field {
         TcpOptionElement::Timestamp(val, ecr) => {
             Field::new("Timestamps", format!("TSval {val}, TSecr {ecr}"), range).with_children(
                 vec![
-                    Field::new("Timestamp value", val.to_string(), s + 2..s + 6),
-                    Field::new("Timestamp echo reply", ecr.to_string(), s + 6..s + 10),
+                    Field::new(
+                        "Timestamp value",
+                        val.to_string(),
+                        at(s, tcp::option::TS_VALUE),
+                    ),
+                    Field::new(
+                        "Timestamp echo reply",
+                        ecr.to_string(),
+                        at(s, tcp::option::TS_ECHO),
+                    ),
                 ],
             )
         }
