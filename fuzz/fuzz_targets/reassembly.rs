@@ -9,7 +9,8 @@
 use etherparse::{PacketBuilder, TcpHeader};
 use libfuzzer_sys::fuzz_target;
 use mailwire::capture::LinkType;
-use mailwire::decode::{Analyzer, Direction};
+use mailwire::decode::Analyzer;
+use mailwire::proto::Direction;
 
 const PORTS: [u16; 4] = [110, 25, 2525, 9999];
 

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use crate::capture::LinkType;
 use crate::capture::file::CaptureFile;
-use crate::decode::{Analyzer, Connection, Direction, ProtocolSource, TcpFlags, Unit, UnitKind};
+use crate::decode::{Analyzer, Connection, ProtocolSource, TcpFlags, Unit, UnitKind};
+use crate::proto::Direction;
 
 /// Arguments of `mailwire open`.
 #[derive(clap::Args, Debug, Clone, PartialEq, Eq)]

@@ -12,11 +12,13 @@ use std::ops::Range;
 use std::path::Path;
 
 use super::frame::{FrameSummary, IpSummary, TcpFlags, TcpSummary, summarize};
-use super::stream::{Direction, SegmentNotes, Stream};
+use super::stream::{SegmentNotes, Stream};
 use super::tree::{FrameTree, LAYER_TCP, decode_captured_frame};
-use super::units::{Dialog, Draft, Protocol, ProtocolSource, UnitKind};
+use super::units::{Detected, Dialog, Draft, ProtocolSource, UnitKind};
 use crate::capture::file::{CaptureFile, FileError};
 use crate::capture::{CapturedPacket, LinkType};
+use crate::proto::Direction;
+use crate::proto::Protocol;
 
 /// A frame's place in a TCP connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,9 +134,14 @@ impl Connection {
         }
     }
 
-    /// POP3, SMTP, or neither.
-    pub fn protocol(&self) -> Protocol {
+    /// POP3, SMTP, or neither (or not known yet).
+    pub fn protocol(&self) -> Detected {
         self.dialog.protocol
+    }
+
+    /// The mail protocol, once known.
+    pub fn mail_protocol(&self) -> Option<Protocol> {
+        self.dialog.protocol.mail()
     }
 
     /// How the protocol was recognised.

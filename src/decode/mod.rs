@@ -24,6 +24,6 @@ pub mod units;
 pub use analyzer::{Analyzer, Carrier, Connection, Frame, Pushed, Segment, Unit, analyze};
 pub use error::{DecodeError, Problem};
 pub use frame::{FrameSummary, IpSummary, TcpFlags, TcpSummary, summarize};
-pub use stream::{Direction, SegmentNotes, Stream, StreamEvent, StreamPiece};
+pub use stream::{SegmentNotes, Stream, StreamEvent, StreamPiece};
 pub use tree::{Field, FrameTree, decode_captured_frame, decode_frame, decode_frame_partial};
-pub use units::{Protocol, ProtocolSource, UnitKind};
+pub use units::{Detected, ProtocolSource, UnitKind};

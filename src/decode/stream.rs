@@ -12,9 +12,6 @@ use std::ops::Range;
 
 use super::frame::TcpFlags;
 
-// The one direction type of mailwire; re-exported here while decode's users move to it.
-pub use crate::proto::Direction;
-
 /// Bytes of a stream carried by one frame: stream offsets
 /// `stream_start..stream_start + len` are the frame's bytes `frame_offset..frame_offset + len`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

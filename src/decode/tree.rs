@@ -25,6 +25,9 @@ pub struct Field {
     pub range: Range<usize>,
     pub children: Vec<Field>,
     pub note: Option<String>,
+    /// For a protocol unit's bytes shown under the payload: the unit's index in the
+    /// analyzer (set by whoever adds such fields; the frame decoder knows no units).
+    pub unit: Option<usize>,
 }
 
 impl Field {
@@ -36,6 +39,7 @@ impl Field {
             range,
             children: Vec::new(),
             note: None,
+            unit: None,
         }
     }
 

@@ -212,13 +212,8 @@ fn describe_control(timeline: &Timeline, index: usize) -> String {
         .analyzer
         .connections()
         .get(seg.conn as usize)
-        .map(|c| c.protocol())
-        .and_then(|p| match p {
-            crate::decode::units::Protocol::Pop3 => Some("POP3 "),
-            crate::decode::units::Protocol::Smtp => Some("SMTP "),
-            _ => None,
-        })
-        .unwrap_or("");
+        .and_then(|c| c.mail_protocol())
+        .map_or(String::new(), |p| format!("{p} "));
     let (from, to) = match seg.direction {
         Direction::ClientToServer => (format!("the {protocol}client"), "the server"),
         Direction::ServerToClient => (format!("the {protocol}server"), "the client"),

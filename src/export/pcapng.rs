@@ -27,7 +27,7 @@ use pcap_file::{DataLink, Endianness};
 
 use super::{ExportError, describe_control, owning_step, visible};
 use crate::capture::LinkType;
-use crate::decode::units::Protocol;
+use crate::proto::Protocol;
 use crate::timeline::{CaptureStatus, Timeline};
 
 /// Which TCP ports carry which protocol, for the section comment (and the reader's
@@ -73,10 +73,10 @@ impl ExportHints {
     pub fn from_timeline(timeline: &Timeline) -> Self {
         let mut hints = ExportHints::default();
         for c in timeline.analyzer.connections() {
-            match c.protocol() {
-                Protocol::Pop3 => hints.pop3_ports.push(c.server.port()),
-                Protocol::Smtp => hints.smtp_ports.push(c.server.port()),
-                Protocol::Undecided | Protocol::Other => {}
+            match c.mail_protocol() {
+                Some(Protocol::Pop3) => hints.pop3_ports.push(c.server.port()),
+                Some(Protocol::Smtp) => hints.smtp_ports.push(c.server.port()),
+                None => {}
             }
         }
         hints.normalize();

@@ -15,8 +15,8 @@ use super::{
     ConnectionNote, ExportError, connection_notes, exchange_frames, frame_list, frames_by_step,
     shorten, visible,
 };
-use crate::decode::units::Protocol;
 use crate::proto::Direction;
+use crate::proto::Protocol;
 use crate::timeline::Timeline;
 
 const MARGIN: f64 = 24.0;
@@ -131,20 +131,16 @@ fn pairs(timeline: &Timeline) -> Vec<Pair> {
                     .connection_of(client)
                     .and_then(|c| timeline.analyzer.connections().get(c))
                 {
-                    server = Some((conn.protocol(), conn.server));
+                    server = Some((conn.mail_protocol(), conn.server));
                     break;
                 }
             }
         }
-        let protocol = match server.map(|(p, _)| p) {
-            Some(Protocol::Pop3) => "POP3",
-            Some(Protocol::Smtp) => "SMTP",
-            // Not captured: the engine knows what the session spoke.
-            _ => steps
-                .clone()
-                .find_map(|s| s.outcome.protocol)
-                .map_or("mail", crate::proto::Protocol::name),
-        };
+        // Not captured: the engine knows what the session spoke.
+        let protocol = server
+            .and_then(|(p, _)| p)
+            .or_else(|| steps.clone().find_map(|s| s.outcome.protocol))
+            .map_or("mail", Protocol::name);
         let client_label = match client_addr {
             Some(a) => format!("client \"{session}\"\n{a}"),
             None => format!("client \"{session}\""),

@@ -11,10 +11,9 @@ use eframe::egui;
 use eframe::egui::text::{LayoutJob, TextFormat};
 use eframe::egui::{CollapsingHeader, FontId, RichText, ScrollArea, Sense, Ui, vec2};
 
-use super::state::{SelectedField, UiAction, UiState};
+use super::state::{FieldKey, SelectedField, UiAction, UiState};
 use super::theme::Palette;
 use crate::decode::tree::{Field, FrameTree, LAYER_PAYLOAD};
-use crate::decode::units::Protocol as WireProtocol;
 use crate::timeline::Timeline;
 
 /// Bytes per hex-dump line when the pane is wide enough (else half as many).
@@ -66,10 +65,7 @@ pub fn frame_tree_with_units(timeline: &Timeline, frame: usize) -> Option<FrameT
     let Some(connection) = conn.and_then(|c| timeline.analyzer.connections().get(c)) else {
         return Some(tree);
     };
-    let protocol = match connection.protocol() {
-        p @ (WireProtocol::Pop3 | WireProtocol::Smtp) => p.name(),
-        _ => "",
-    };
+    let protocol = connection.mail_protocol().map_or("", |p| p.name());
     let mut children = Vec::new();
     for &u in &connection.units {
         let Some(unit) = timeline.analyzer.units().get(u) else {
@@ -84,6 +80,7 @@ pub fn frame_tree_with_units(timeline: &Timeline, frame: usize) -> Option<FrameT
                 .trim()
                 .to_string();
             let mut field = Field::new(name, unit.text.clone(), carrier.range.clone());
+            field.unit = Some(u);
             if count > 1 {
                 field.note = Some(format!(
                     "part {} of {count}: this {} is carried by {count} segments",
@@ -232,7 +229,7 @@ pub fn details_ui(
                 });
                 if response.header_response.secondary_clicked() {
                     actions.push(UiAction::SelectField(SelectedField {
-                        name: layer.name.clone(),
+                        key: FieldKey::of(layer),
                         range: layer.range.clone(),
                     }));
                 }
@@ -254,7 +251,8 @@ fn fields_ui(
     actions: &mut Vec<UiAction>,
 ) {
     for field in fields {
-        let is_selected = selected.is_some_and(|s| s.name == field.name && s.range == field.range);
+        let is_selected =
+            selected.is_some_and(|s| s.key == FieldKey::of(field) && s.range == field.range);
         let text = if field.value.is_empty() {
             shown(&field.name)
         } else {
@@ -266,7 +264,7 @@ fn fields_ui(
         }
         if response.clicked() {
             actions.push(UiAction::SelectField(SelectedField {
-                name: field.name.clone(),
+                key: FieldKey::of(field),
                 range: field.range.clone(),
             }));
         }
@@ -347,7 +345,7 @@ fn hex_ui(
                         && let Some(field) = field_at(&tree.layers, byte)
                     {
                         actions.push(UiAction::SelectField(SelectedField {
-                            name: field.name.clone(),
+                            key: FieldKey::of(field),
                             range: field.range.clone(),
                         }));
                     }

@@ -15,7 +15,6 @@ use super::rows::{DiagramRows, Row};
 use super::state::{UiAction, UiState};
 use super::theme::{Palette, is_negative_reply};
 use crate::decode::frame::TcpFlags;
-use crate::decode::stream::Direction as WireDirection;
 use crate::proto::Direction;
 use crate::timeline::Timeline;
 
@@ -385,8 +384,8 @@ pub fn segment_label(timeline: &Timeline, frame: usize) -> String {
         return format!("#{}", frame + 1);
     };
     let dir = match f.segment.map(|s| s.direction) {
-        Some(WireDirection::ClientToServer) => "C->S ",
-        Some(WireDirection::ServerToClient) => "S->C ",
+        Some(Direction::ClientToServer) => "C->S ",
+        Some(Direction::ServerToClient) => "S->C ",
         None => "",
     };
     format!("#{} {dir}{}", frame + 1, segment_text(timeline, frame))
@@ -445,7 +444,7 @@ fn segment_row(
     };
     let y = rect.bottom() - 6.0;
     match f.segment.map(|s| s.direction) {
-        Some(WireDirection::ClientToServer) => {
+        Some(Direction::ClientToServer) => {
             arrow(
                 painter,
                 pos2(lanes.client_x, y - 2.0),
@@ -453,7 +452,7 @@ fn segment_row(
                 Stroke::new(1.2, color),
             );
         }
-        Some(WireDirection::ServerToClient) => {
+        Some(Direction::ServerToClient) => {
             arrow(
                 painter,
                 pos2(lanes.server_x, y - 2.0),

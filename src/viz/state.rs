@@ -17,10 +17,29 @@ use crate::timeline::Timeline;
 /// One header field (or protocol unit) picked in the packet details.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SelectedField {
-    /// The field's name, as the tree shows it.
-    pub name: String,
+    /// Which field.
+    pub key: FieldKey,
     /// Its bytes in the frame.
     pub range: Range<usize>,
+}
+
+/// What identifies a field of the packet details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldKey {
+    /// A layer or header field of the decoded frame, by its name in the tree.
+    Header(String),
+    /// The part of a protocol unit (index into the analyzer's units) the frame carries.
+    Unit(usize),
+}
+
+impl FieldKey {
+    /// The key of a field of the tree.
+    pub fn of(field: &crate::decode::tree::Field) -> Self {
+        match field.unit {
+            Some(u) => FieldKey::Unit(u),
+            None => FieldKey::Header(field.name.clone()),
+        }
+    }
 }
 
 /// What is selected, everywhere at once.
@@ -435,9 +454,11 @@ impl UiState {
             step: Some(step),
             exchange: Some(exchange),
             frame: carrier.map(|c| c.frame),
-            field: carrier.map(|c| SelectedField {
-                name: unit_field_name(timeline, step, exchange),
-                range: c.range.clone(),
+            field: carrier.and_then(|c| {
+                Some(SelectedField {
+                    key: FieldKey::Unit(timeline.unit_index(step, exchange)?),
+                    range: c.range.clone(),
+                })
             }),
         };
     }
@@ -458,7 +479,7 @@ impl UiState {
             (Some(s), Some(e)) => timeline.unit(s, e).and_then(|u| {
                 let c = u.carriers.iter().find(|c| c.frame == frame)?;
                 Some(SelectedField {
-                    name: unit_field_name(timeline, s, e),
+                    key: FieldKey::Unit(timeline.unit_index(s, e)?),
                     range: c.range.clone(),
                 })
             }),
@@ -640,26 +661,6 @@ fn protocol_name(p: Protocol) -> &'static str {
 pub fn step_of_frame(timeline: &Timeline, frame: usize) -> Option<usize> {
     let after = timeline.steps.partition_point(|s| s.frames.start <= frame);
     after.checked_sub(1)
-}
-
-/// The name the packet details give the protocol unit of an exchange ("POP3 command").
-pub fn unit_field_name(timeline: &Timeline, step: usize, exchange: usize) -> String {
-    let Some(unit) = timeline.unit(step, exchange) else {
-        return String::new();
-    };
-    use crate::decode::units::Protocol as WireProtocol;
-    let protocol = match timeline
-        .analyzer
-        .connections()
-        .get(unit.conn)
-        .map(|c| c.protocol())
-    {
-        Some(p @ (WireProtocol::Pop3 | WireProtocol::Smtp)) => p.name(),
-        _ => "",
-    };
-    format!("{protocol} {}", unit.kind.name())
-        .trim()
-        .to_string()
 }
 
 #[cfg(test)]

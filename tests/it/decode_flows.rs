@@ -9,9 +9,8 @@ use crate::decode_support;
 
 use decode_support::*;
 use mailwire::capture::{CapturedPacket, LinkType};
-use mailwire::decode::{
-    Analyzer, Direction, Protocol, ProtocolSource, SegmentNotes, Unit, UnitKind,
-};
+use mailwire::decode::{Analyzer, Detected, ProtocolSource, SegmentNotes, Unit, UnitKind};
+use mailwire::proto::{Direction, Protocol};
 
 fn analyze(frames: &[CapturedPacket]) -> Analyzer {
     let mut a = Analyzer::new();
@@ -88,7 +87,7 @@ fn rfc1939_session_transcript_and_pairs() {
     let a = analyze(&c.frames);
     assert_eq!(a.connections().len(), 1);
     let conn = &a.connections()[0];
-    assert_eq!(conn.protocol(), Protocol::Pop3);
+    assert_eq!(conn.protocol(), Detected::Mail(Protocol::Pop3));
     assert_eq!(conn.protocol_source(), ProtocolSource::Port);
     assert_eq!(conn.client.port(), 40000);
     assert!(conn.is_closed());
@@ -623,7 +622,10 @@ fn protocol_from_the_greeting_on_other_ports() {
         (false, b"+OK\r\nUSER\r\n.\r\n"),
     ];
     let a = chunked(&pop3, 10110, 2);
-    assert_eq!(a.connections()[0].protocol(), Protocol::Pop3);
+    assert_eq!(
+        a.connections()[0].protocol(),
+        Detected::Mail(Protocol::Pop3)
+    );
     assert_eq!(
         a.connections()[0].protocol_source(),
         ProtocolSource::Greeting
@@ -636,7 +638,10 @@ fn protocol_from_the_greeting_on_other_ports() {
         (false, b"250 ok\r\n"),
     ];
     let a = chunked(&smtp, 10025, 1);
-    assert_eq!(a.connections()[0].protocol(), Protocol::Smtp);
+    assert_eq!(
+        a.connections()[0].protocol(),
+        Detected::Mail(Protocol::Smtp)
+    );
     assert_eq!(transcript(&a, 0), ["S: 220 hi", "C: HELO x", "S: 250 ok"]);
 
     let http: Vec<(bool, &[u8])> = vec![
@@ -644,7 +649,7 @@ fn protocol_from_the_greeting_on_other_ports() {
         (false, b"HTTP/1.0 200 OK\r\n\r\n"),
     ];
     let a = chunked(&http, 8080, 5);
-    assert_eq!(a.connections()[0].protocol(), Protocol::Other);
+    assert_eq!(a.connections()[0].protocol(), Detected::Other);
     assert!(a.units().is_empty());
 }
 

@@ -15,7 +15,8 @@ use std::path::Path;
 use decode_support::*;
 use mailwire::capture::LinkType;
 use mailwire::capture::file::read_all;
-use mailwire::decode::{Analyzer, Direction, Field, decode_frame_partial, summarize};
+use mailwire::decode::{Analyzer, Field, decode_frame_partial, summarize};
+use mailwire::proto::Direction;
 
 /// A small deterministic generator (xorshift64*).
 struct Rng(u64);

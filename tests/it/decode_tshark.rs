@@ -14,7 +14,8 @@ use std::process::Command;
 
 use mailwire::capture::CapturedPacket;
 use mailwire::capture::file::read_all;
-use mailwire::decode::{Analyzer, Direction, TcpFlags};
+use mailwire::decode::{Analyzer, TcpFlags};
+use mailwire::proto::Direction;
 
 fn reference_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference-captures");
@@ -342,10 +343,7 @@ fn unit_bytes_tile_each_stream() {
         let packets = read_all(&file).unwrap();
         let analyzer = analyze(&packets);
         for conn in analyzer.connections() {
-            if !matches!(
-                conn.protocol(),
-                mailwire::decode::Protocol::Pop3 | mailwire::decode::Protocol::Smtp
-            ) {
+            if conn.mail_protocol().is_none() {
                 continue;
             }
             for dir in [Direction::ClientToServer, Direction::ServerToClient] {

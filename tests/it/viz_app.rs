@@ -154,7 +154,10 @@ fn selecting_a_field_highlights_its_bytes() {
         .field
         .clone()
         .expect("a field is selected");
-    assert_eq!(field.name, "Source port");
+    assert_eq!(
+        field.key,
+        mailwire::viz::state::FieldKey::Header("Source port".into())
+    );
     // Linux lo: 14 bytes of Ethernet, 20 of IPv4, then the TCP source port.
     assert_eq!(field.range, 34..36);
     assert_eq!(app.highlighted_bytes(), Some(34..36));

@@ -6,7 +6,8 @@ use super::dialog::{CLIENT, Dialog, SERVER};
 use super::hold::HeldItem;
 use super::line::Side;
 use super::smtp::smtp_code;
-use super::{Protocol, ProtocolSource};
+use super::{Detected, ProtocolSource};
+use crate::proto::Protocol;
 
 /// Bytes a client may send before the server's first words, on a port that does not say
 /// the protocol, before mailwire gives up guessing.
@@ -20,15 +21,15 @@ impl Dialog {
         let server_ended = self.server.held.iter().any(|h| matches!(h, HeldItem::End));
         let decided = guess_protocol(&first, force || server_ended);
         let decided = match decided {
-            None if self.client.held_bytes > MAX_UNDECIDED => Some(Protocol::Other),
-            None if force => Some(Protocol::Other),
+            None if self.client.held_bytes > MAX_UNDECIDED => Some(Detected::Other),
+            None if force => Some(Detected::Other),
             other => other,
         };
         let Some(protocol) = decided else {
             return;
         };
         self.protocol = protocol;
-        if protocol == Protocol::Other {
+        if protocol == Detected::Other {
             self.client = Side::new();
             self.server = Side::new();
             return;
@@ -43,10 +44,10 @@ impl Dialog {
 }
 
 /// The protocol the server's first bytes show, or `None` if more bytes are needed.
-fn guess_protocol(first: &[u8], final_answer: bool) -> Option<Protocol> {
+fn guess_protocol(first: &[u8], final_answer: bool) -> Option<Detected> {
     let pop3 = [&b"+OK"[..], b"-ERR"];
     if pop3.iter().any(|p| first.starts_with(p)) {
-        return Some(Protocol::Pop3);
+        return Some(Detected::Mail(Protocol::Pop3));
     }
     let partial_pop3 = pop3.iter().any(|p| p.starts_with(first));
     let partial_smtp = first.len() < 3 && first.iter().all(u8::is_ascii_digit);
@@ -54,7 +55,7 @@ fn guess_protocol(first: &[u8], final_answer: bool) -> Option<Protocol> {
         return None;
     }
     if smtp_code(first).is_some() {
-        return Some(Protocol::Smtp);
+        return Some(Detected::Mail(Protocol::Smtp));
     }
-    Some(Protocol::Other)
+    Some(Detected::Other)
 }

@@ -8,8 +8,10 @@ use std::collections::VecDeque;
 
 use super::line::{Building, Line, Mode, OpenUnit, Side};
 use super::smtp::smtp_code;
-use super::{Draft, Protocol, ProtocolSource, UnitKind};
-use crate::decode::stream::{Direction, StreamEvent};
+use super::{Detected, Draft, ProtocolSource, UnitKind};
+use crate::decode::stream::StreamEvent;
+use crate::proto::Direction;
+use crate::proto::Protocol;
 
 /// What a command waiting for its reply expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +41,7 @@ pub(super) struct Waiting {
 /// The cutter of one connection: both sides, the commands waiting for replies.
 #[derive(Debug, Clone)]
 pub(crate) struct Dialog {
-    pub protocol: Protocol,
+    pub protocol: Detected,
     pub source: ProtocolSource,
     pub(super) client: Side,
     pub(super) server: Side,
@@ -73,8 +75,8 @@ impl Dialog {
     /// A dialog for a connection to `server_port`.
     pub fn new(server_port: u16) -> Self {
         let (protocol, source) = match Protocol::from_port(server_port) {
-            Some(p) => (p, ProtocolSource::Port),
-            None => (Protocol::Undecided, ProtocolSource::None),
+            Some(p) => (Detected::Mail(p), ProtocolSource::Port),
+            None => (Detected::Undecided, ProtocolSource::None),
         };
         Dialog {
             protocol,
@@ -113,12 +115,12 @@ impl Dialog {
     pub fn on_event(&mut self, dir: Direction, event: StreamEvent<'_>) {
         let d = dir.index();
         match self.protocol {
-            Protocol::Other => {}
-            Protocol::Undecided => {
+            Detected::Other => {}
+            Detected::Undecided => {
                 self.hold(d, event);
                 self.try_decide(false);
             }
-            Protocol::Pop3 | Protocol::Smtp => match event {
+            Detected::Mail(_) => match event {
                 StreamEvent::Data { offset, bytes } => self.feed(d, offset, bytes),
                 StreamEvent::Gap { offset, len } => self.gap(d, offset, len),
                 StreamEvent::End => self.end(d),
@@ -136,10 +138,10 @@ impl Dialog {
 
     /// The capture is over: decide what is undecided, cut what is left.
     pub fn finish(&mut self) {
-        if self.protocol == Protocol::Undecided {
+        if self.protocol == Detected::Undecided {
             self.try_decide(true);
         }
-        if matches!(self.protocol, Protocol::Pop3 | Protocol::Smtp) {
+        if matches!(self.protocol, Detected::Mail(_)) {
             if self.client.mode == Mode::Blocked {
                 self.force_unblock();
             }
@@ -394,9 +396,9 @@ impl Dialog {
     pub(super) fn on_line(&mut self, d: usize, line: Line) {
         let crlf = line.crlf;
         let head = match (d, self.protocol) {
-            (CLIENT, Protocol::Pop3) => self.pop3_client_line(line),
+            (CLIENT, Detected::Mail(Protocol::Pop3)) => self.pop3_client_line(line),
             (CLIENT, _) => self.smtp_client_line(line),
-            (_, Protocol::Pop3) => self.pop3_server_line(line),
+            (_, Detected::Mail(Protocol::Pop3)) => self.pop3_server_line(line),
             (_, _) => self.smtp_server_line(line),
         };
         let side = self.side(d);

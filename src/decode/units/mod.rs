@@ -10,7 +10,7 @@
 //! server's verdict is cut. Nothing else is buffered: a line keeps at most its first
 //! [`MAX_HEAD`] bytes, and long units (a message) are counted, not stored.
 //!
-//! This file holds the vocabulary the rest of the crate uses ([`Protocol`],
+//! This file holds the vocabulary the rest of the crate uses ([`Detected`],
 //! [`ProtocolSource`], [`UnitKind`]); the work is split by job:
 //! - `dialog.rs`: one connection's cutter ([`Dialog`]): stream events in, the queue of
 //!   commands waiting for replies, capture gaps, the end of a stream, drafts out;
@@ -24,7 +24,7 @@
 
 use std::ops::Range;
 
-use super::stream::Direction;
+use crate::proto::{Direction, Protocol};
 
 mod detect;
 mod dialog;
@@ -44,34 +44,32 @@ pub const MAX_HEAD: usize = 512;
 /// Characters of a unit's text at most.
 pub const MAX_TEXT: usize = 240;
 
-/// The application protocol of a connection.
+/// What the analyzer knows of a connection's application protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    Pop3,
-    Smtp,
+pub enum Detected {
+    /// POP3 or SMTP.
+    Mail(Protocol),
     /// Not known yet: the server port is not a mail port and the server has not spoken.
     Undecided,
     /// Not POP3 or SMTP (or implicit TLS on an unknown port): no units.
     Other,
 }
 
-impl Protocol {
-    /// The protocol's usual name.
+impl Detected {
+    /// The protocol's usual name ("POP3"), or what is known instead.
     pub fn name(self) -> &'static str {
         match self {
-            Protocol::Pop3 => "POP3",
-            Protocol::Smtp => "SMTP",
-            Protocol::Undecided => "undecided",
-            Protocol::Other => "not POP3 or SMTP",
+            Detected::Mail(p) => p.name(),
+            Detected::Undecided => "undecided",
+            Detected::Other => "not POP3 or SMTP",
         }
     }
 
-    /// The protocol a server port implies (POP3: 110, 1110, 995; SMTP: 25, 587, 2525, 465).
-    pub fn from_port(port: u16) -> Option<Protocol> {
-        match port {
-            110 | 1110 | 995 => Some(Protocol::Pop3),
-            25 | 587 | 2525 | 465 => Some(Protocol::Smtp),
-            _ => None,
+    /// The mail protocol, when it is one.
+    pub fn mail(self) -> Option<Protocol> {
+        match self {
+            Detected::Mail(p) => Some(p),
+            Detected::Undecided | Detected::Other => None,
         }
     }
 }

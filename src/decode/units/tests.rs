@@ -6,7 +6,8 @@ use std::net::Ipv4Addr;
 use etherparse::PacketBuilder;
 
 use crate::capture::LinkType;
-use crate::decode::{Analyzer, Direction, Unit};
+use crate::decode::{Analyzer, Unit};
+use crate::proto::Direction;
 
 /// A scripted connection on a raw-IP link: sequence numbers tracked, segments the capture
 /// missed left out of the frames.
