@@ -108,22 +108,7 @@ fn link_name(link: LinkType) -> String {
 
 /// 1-based frame numbers, with runs shortened: `4`, `8-9`, `4, 6-9`.
 pub fn frame_list(frames: &[usize]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while let Some(&first) = frames.get(i) {
-        let mut last = first;
-        while frames.get(i + 1) == Some(&(last + 1)) {
-            last += 1;
-            i += 1;
-        }
-        parts.push(if last == first {
-            format!("{}", first + 1)
-        } else {
-            format!("{}-{}", first + 1, last + 1)
-        });
-        i += 1;
-    }
-    parts.join(", ")
+    crate::export::frame_numbers(frames).0
 }
 
 fn render_connection(out: &mut String, analyzer: &Analyzer, conn: &Connection, packets: bool) {

@@ -1,7 +1,8 @@
 //! The mail client: drives the sans-IO client machines of [`crate::proto`] over TCP; the
 //! assignment's console client; the raw command console.
 //!
-//! - [`Pop3Connection`] and [`SmtpConnection`]: one socket owner each; connect with a
+//! - [`Connection`] ([`Pop3Connection`], [`SmtpConnection`]): a client machine over one
+//!   socket ([`wire`], the only owner of a client socket); connect with a
 //!   timeout, then `command(...)` returns the reply (or a [`ClientError`] that says what
 //!   went wrong, a read timeout included). Every line sent and received is published to a
 //!   [`Transcript`] (crossbeam channel or callback) for the window.
@@ -13,6 +14,7 @@
 //! Invariant: protocol rules (reply framing, dot-stuffing, reply codes) live in the sans-IO
 //! machines; this module only moves bytes, keeps time and talks to the user.
 
+mod connection;
 pub mod console;
 mod error;
 mod pop3;
@@ -25,6 +27,7 @@ pub(crate) mod wire;
 
 use std::time::Duration;
 
+pub use connection::Connection;
 pub use error::ClientError;
 pub use pop3::Pop3Connection;
 pub use smtp::SmtpConnection;

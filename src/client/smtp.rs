@@ -1,47 +1,13 @@
 //! [`SmtpConnection`]: the SMTP client machine driven over TCP.
 
-use std::net::SocketAddr;
-
-use super::ClientOptions;
+use super::connection::Connection;
 use super::error::ClientError;
-use super::wire::Wire;
 use crate::proto::smtp::client::{ClientCommand, SmtpClient, SmtpReply};
 
 /// An SMTP session with a server: one command at a time, each answered by its reply.
-///
-/// A 4xx or 5xx reply is a normal [`SmtpReply`]; `Err` means the connection or the protocol
-/// failed, after which the connection is unusable.
-#[derive(Debug)]
-pub struct SmtpConnection {
-    wire: Wire,
-    machine: SmtpClient,
-    greeting: SmtpReply,
-}
+pub type SmtpConnection = Connection<SmtpClient>;
 
-impl SmtpConnection {
-    /// Connects to `addr` (HOST:PORT) and waits for the greeting (220, or 554 if the server
-    /// refuses the session).
-    pub async fn connect(addr: &str, options: &ClientOptions) -> Result<Self, ClientError> {
-        let mut wire = Wire::connect(addr, options).await?;
-        let mut machine = SmtpClient::new();
-        let greeting = wire.next_reply(&mut machine).await?;
-        Ok(Self {
-            wire,
-            machine,
-            greeting,
-        })
-    }
-
-    /// The server's greeting.
-    pub fn greeting(&self) -> &SmtpReply {
-        &self.greeting
-    }
-
-    /// The server's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.wire.peer()
-    }
-
+impl Connection<SmtpClient> {
     /// The extensions announced in the reply to EHLO (empty before EHLO or after HELO).
     pub fn extensions(&self) -> &[String] {
         self.machine.extensions()
@@ -74,7 +40,7 @@ impl SmtpConnection {
     /// Waits until no more replies are expected and returns the last one.
     async fn last_reply(&mut self) -> Result<SmtpReply, ClientError> {
         loop {
-            let reply = self.wire.next_reply(&mut self.machine).await?;
+            let reply = self.next_reply().await?;
             if !self.machine.is_waiting() {
                 return Ok(reply);
             }

@@ -154,10 +154,9 @@ impl Wire {
 
     /// Drives `machine` until it hands out a reply: writes what it asks, reads what the
     /// server sends, and turns its protocol errors into [`ClientError`]s.
-    pub(crate) async fn next_reply<M, R, E>(&mut self, machine: &mut M) -> Result<R, ClientError>
+    pub(crate) async fn next_reply<M>(&mut self, machine: &mut M) -> Result<M::Reply, ClientError>
     where
-        M: ClientMachine<Event = Result<R, E>>,
-        E: Into<ClientError>,
+        M: ClientMachine<Error: Into<ClientError>>,
     {
         loop {
             while let Some(output) = machine.poll_output() {

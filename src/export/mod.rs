@@ -119,6 +119,14 @@ fn shorten(text: &str, max: usize) -> String {
 
 /// 1-based frame numbers, runs compressed: `frame 4`, `frames 5-7, 9`.
 fn frame_list(frames: &[usize]) -> String {
+    let (numbers, count) = frame_numbers(frames);
+    let noun = if count == 1 { "frame" } else { "frames" };
+    format!("{noun} {numbers}")
+}
+
+/// 1-based frame numbers (Wireshark's), each once, runs compressed: `4`, `8-9`, `4, 6-9`;
+/// and how many frames that is.
+pub fn frame_numbers(frames: &[usize]) -> (String, usize) {
     let mut sorted = frames.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
@@ -137,8 +145,7 @@ fn frame_list(frames: &[usize]) -> String {
         });
         i += 1;
     }
-    let noun = if sorted.len() == 1 { "frame" } else { "frames" };
-    format!("{noun} {}", parts.join(", "))
+    (parts.join(", "), sorted.len())
 }
 
 /// Frames (0-based, ascending) that carried exchange `exchange` of step `step`; empty when

@@ -5,6 +5,14 @@
 //! A line longer than the limit is never buffered whole: its bytes are dropped as they come
 //! and a single [`Line::TooLong`] is reported once its terminator is seen, so a hostile
 //! 1 MB line costs at most `max_len` bytes of memory.
+//!
+//! Line-based client machines share their input handling here too: [`ClientInput`] and
+//! [`LineReader`], through which they are [`Machine`]s.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+
+use super::{Machine, Output, Protocol};
 
 /// Which byte sequences end a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +162,98 @@ impl LineBuffer {
         *self.discarding.get_or_insert(0) += drop;
         self.buf.drain(self.start..self.start + drop);
         self.scanned -= drop;
+    }
+}
+
+/// A client machine's input: the server's bytes cut into lines, and whether the stream
+/// ended (the server closed) or the machine stopped reading (it broke the protocol).
+#[derive(Debug, Clone)]
+pub struct ClientInput {
+    pub buf: LineBuffer,
+    /// The server closed the connection.
+    pub eof: bool,
+    /// No more input is processed: the connection closed or the server broke the protocol.
+    pub ended: bool,
+    /// Where the line being handled began in the server's byte stream.
+    pub line_start: u64,
+}
+
+impl ClientInput {
+    /// Input cut by `buf`.
+    pub fn new(buf: LineBuffer) -> Self {
+        Self {
+            buf,
+            eof: false,
+            ended: false,
+            line_start: 0,
+        }
+    }
+
+    /// Buffers bytes from the server (none once the stream ended).
+    pub fn receive(&mut self, bytes: &[u8]) {
+        if !self.ended && !self.eof {
+            self.buf.push(bytes);
+        }
+    }
+}
+
+/// A line-based client machine (POP3's, SMTP's): what it does with each line and with the
+/// end of the stream. Every such machine is a [`Machine`] through the one loop below.
+pub trait LineReader {
+    /// The protocol spoken.
+    const PROTOCOL: Protocol;
+    /// A complete reply.
+    type Reply;
+    /// Why the session failed.
+    type Error;
+    /// The queue of outputs and the input.
+    #[allow(clippy::type_complexity)] // an output queue and the input, nothing more
+    fn parts(&mut self) -> (&mut VecDeque<ReaderOutput<Self>>, &mut ClientInput);
+    /// Handles one line from the server (or a line over the limit).
+    fn handle_line(&mut self, line: Line);
+    /// The server closed the connection and every line before was handled.
+    fn handle_eof(&mut self);
+}
+
+/// What a line-based client machine hands out: bytes to write, replies, its one error.
+pub type ReaderOutput<M> =
+    Output<Result<<M as LineReader>::Reply, <M as LineReader>::Error>, Infallible>;
+
+impl<M: LineReader> Machine for M {
+    const PROTOCOL: Protocol = M::PROTOCOL;
+    type Event = Result<M::Reply, M::Error>;
+    type Request = Infallible;
+
+    fn receive(&mut self, bytes: &[u8]) {
+        self.parts().1.receive(bytes);
+    }
+
+    fn receive_eof(&mut self) {
+        self.parts().1.eof = true;
+    }
+
+    /// Queued outputs first, then one line at a time, until the machine needs more input
+    /// or has ended. An over-long line is refused as soon as it is over the limit, without
+    /// waiting for an end that may never come.
+    fn poll_output(&mut self) -> Option<ReaderOutput<M>> {
+        loop {
+            let (outputs, input) = self.parts();
+            if let Some(out) = outputs.pop_front() {
+                return Some(out);
+            }
+            if input.ended {
+                return None;
+            }
+            input.line_start = input.buf.position();
+            match input.buf.next_line() {
+                Some(line) => self.handle_line(line),
+                None if input.eof => self.handle_eof(),
+                None => match input.buf.overlong() {
+                    Some(len) => self.handle_line(Line::TooLong { len }),
+                    None => return None,
+                },
+            }
+        }
     }
 }
 

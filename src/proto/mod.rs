@@ -122,6 +122,32 @@ pub trait Machine {
     fn poll_output(&mut self) -> Option<Output<Self::Event, Self::Request>>;
 }
 
+/// The text of a client's error when the server sent a line nobody asked for (both
+/// protocols' clients say it alike).
+pub(crate) fn unsolicited_line(f: &mut fmt::Formatter<'_>, line: &str) -> fmt::Result {
+    write!(
+        f,
+        "The server sent \"{line}\" although no reply was expected."
+    )
+}
+
+/// The text of a client's error when the server closed the connection before a reply
+/// began (with what it had sent of an unfinished line).
+pub(crate) fn closed_before_reply(
+    f: &mut fmt::Formatter<'_>,
+    awaiting: &str,
+    partial: Option<&str>,
+) -> fmt::Result {
+    write!(
+        f,
+        "The server closed the connection while we waited for {awaiting}"
+    )?;
+    match partial {
+        None => f.write_str("."),
+        Some(p) => write!(f, "; it had sent \"{p}\" without a line end."),
+    }
+}
+
 /// Why a server ends a session on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Goodbye {
@@ -140,7 +166,16 @@ pub trait ServerMachine: Machine {
 
 /// A client machine: its events are replies (`Ok`) or the one error after which it reads
 /// no more (`Err`).
-pub trait ClientMachine: Machine<Request = std::convert::Infallible> {
+pub trait ClientMachine:
+    Machine<
+        Event = Result<<Self as ClientMachine>::Reply, <Self as ClientMachine>::Error>,
+        Request = std::convert::Infallible,
+    >
+{
+    /// A complete reply (or the greeting).
+    type Reply;
+    /// Why the session failed (the server broke the protocol or the connection).
+    type Error;
     /// What the machine waits for, in words ("the greeting", "the reply to DATA").
     fn waiting_for(&self) -> Option<String>;
     /// Whether the session is over: the connection closed or the server broke the protocol.

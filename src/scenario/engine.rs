@@ -499,15 +499,9 @@ impl Heard for SmtpReply {
 }
 
 /// Takes every reply a client machine has: logged, and kept for the expectation.
-fn drain<M, R, E>(
-    machine: &mut M,
-    log: &mut Vec<Exchange>,
-    got: &mut Vec<Got>,
-) -> Result<(), StepError>
+fn drain<M>(machine: &mut M, log: &mut Vec<Exchange>, got: &mut Vec<Got>) -> Result<(), StepError>
 where
-    M: ClientMachine<Event = Result<R, E>>,
-    R: Heard,
-    E: Display,
+    M: ClientMachine<Reply: Heard, Error: Display>,
 {
     while let Some(output) = machine.poll_output() {
         match output {

@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 
 use crate::proto::pop3::{Pop3Event, Pop3Request, Pop3Server};
 use crate::proto::smtp::{SmtpEvent, SmtpRequest, SmtpServer};
-use crate::proto::{Machine, Protocol};
+use crate::proto::{Machine, Protocol, ServerMachine};
 use crate::store::Store;
 
 /// Settings shared by every session.
@@ -242,9 +242,9 @@ pub fn start(
         pop3,
         stopped.clone(),
         shared.clone(),
-        pop3::session_task,
+        pop3::start_session,
     ));
-    tasks.spawn(accept_loop(smtp, stopped, shared, smtp::session_task));
+    tasks.spawn(accept_loop(smtp, stopped, shared, smtp::start_session));
     Ok(Servers {
         pop3_addr,
         smtp_addr,
@@ -261,16 +261,16 @@ struct Shared {
     events: EventSink,
 }
 
-/// Accepts connections until shutdown and runs `session` for each; waits for the sessions
-/// to end before returning.
-async fn accept_loop<F, Fut>(
+/// Accepts connections until shutdown and drives a session for each (its machine and
+/// responder made by `start`); waits for the sessions to end before returning.
+async fn accept_loop<M, R>(
     listener: TcpListener,
     stopped: watch::Receiver<bool>,
     shared: Shared,
-    session: F,
+    start: fn(&Shared, u64, Option<SocketAddr>) -> (M, R),
 ) where
-    F: Fn(tokio::net::TcpStream, u64, Shared, watch::Receiver<bool>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
+    M: ServerMachine<Request: Send, Event: Into<EventKind> + Send> + Send + 'static,
+    R: driver::Responder<M> + 'static,
 {
     let mut sessions = JoinSet::new();
     let mut stop = stopped.clone();
@@ -279,7 +279,17 @@ async fn accept_loop<F, Fut>(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    sessions.spawn(session(stream, next_session(), shared.clone(), stopped.clone()));
+                    let session = next_session();
+                    let (machine, responder) = start(&shared, session, stream.peer_addr().ok());
+                    sessions.spawn(driver::drive(
+                        stream,
+                        machine,
+                        responder,
+                        session,
+                        shared.config.idle_limit,
+                        shared.events.clone(),
+                        stopped.clone(),
+                    ));
                 }
                 // Out of file descriptors and the like: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,

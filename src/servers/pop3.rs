@@ -1,31 +1,25 @@
 //! The POP3 server: answers the machine's login, fetch and update requests with the store.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::net::TcpStream;
-use tokio::sync::watch;
-
-use super::driver::{Responder, drive};
+use super::driver::Responder;
 use super::{ServerConfig, Shared};
+use crate::proto::Machine;
 use crate::proto::pop3::{
     Credential, LoginOutcome, MessageInfo, Pop3Config, Pop3Request, Pop3Server,
 };
 use crate::store::{Maildrop, Store, StoreError};
 
-/// Runs one session on an accepted connection.
-pub(super) async fn session_task(
-    stream: TcpStream,
-    session: u64,
-    shared: Shared,
-    stopped: watch::Receiver<bool>,
-) {
-    let Shared {
-        store,
-        config,
-        events,
-    } = shared;
+/// The machine and responder of a new session.
+pub(super) fn start_session(
+    shared: &Shared,
+    _session: u64,
+    _peer: Option<SocketAddr>,
+) -> (Pop3Server, Pop3Responder) {
+    let config = &shared.config;
     let timestamp = config
         .fixed_timestamp
         .clone()
@@ -35,19 +29,10 @@ pub(super) async fn session_task(
         timestamp,
     });
     let responder = Pop3Responder {
-        backend: Some(Pop3Backend::new(store)),
+        backend: Some(Pop3Backend::new(shared.store.clone())),
         config: config.clone(),
     };
-    drive(
-        stream,
-        machine,
-        responder,
-        session,
-        config.idle_limit,
-        events,
-        stopped,
-    )
-    .await;
+    (machine, responder)
 }
 
 /// An APOP timestamp unique per connection: `<pid.counter.nanos@host>` (RFC 1939 section 7
@@ -142,7 +127,7 @@ impl Pop3Backend {
 }
 
 /// Runs the backend on blocking threads, and waits before answering a failed login.
-struct Pop3Responder {
+pub(super) struct Pop3Responder {
     backend: Option<Pop3Backend>,
     config: Arc<ServerConfig>,
 }

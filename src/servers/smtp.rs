@@ -2,49 +2,32 @@
 //! A message is acknowledged (`250`) only after [`Store::deliver`] has it on disk in every
 //! recipient's Maildir.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpStream;
-use tokio::sync::watch;
-
-use super::driver::{Responder, drive, peer_text};
+use super::driver::{Responder, peer_text};
 use super::{ServerConfig, Shared};
 use crate::proto::smtp::{
     Envelope, SmtpConfig, SmtpRequest, SmtpServer, received_header, return_path_header,
 };
 use crate::store::Store;
 
-/// Runs one session on an accepted connection.
-pub(super) async fn session_task(
-    stream: TcpStream,
+/// The machine and responder of a new session with the client at `peer`.
+pub(super) fn start_session(
+    shared: &Shared,
     session: u64,
-    shared: Shared,
-    stopped: watch::Receiver<bool>,
-) {
-    let Shared {
-        store,
-        config,
-        events,
-    } = shared;
+    peer: Option<SocketAddr>,
+) -> (SmtpServer, SmtpResponder) {
+    let config = &shared.config;
     let machine = SmtpServer::new(SmtpConfig {
         hostname: config.hostname.clone(),
         local_domains: config.local_domains.clone(),
         max_message_size: config.max_message_size,
     });
-    let peer = peer_text(stream.peer_addr().ok());
     let responder = SmtpResponder {
-        backend: SmtpBackend::new(store, &config, peer, session),
+        backend: SmtpBackend::new(shared.store.clone(), config, peer_text(peer), session),
     };
-    drive(
-        stream,
-        machine,
-        responder,
-        session,
-        config.idle_limit,
-        events,
-        stopped,
-    )
-    .await;
+    (machine, responder)
 }
 
 /// Answers an SMTP machine's requests with the store, synchronously: recipient checks, and
@@ -129,7 +112,7 @@ impl SmtpBackend {
 }
 
 /// Runs deliveries on blocking threads (they sync to disk).
-struct SmtpResponder {
+pub(super) struct SmtpResponder {
     backend: SmtpBackend,
 }
 

@@ -217,19 +217,38 @@ pub fn server_state_ui(ui: &mut Ui, view: &ServerView, palette: &Palette) {
     }
 }
 
-fn pop3_ui(ui: &mut Ui, s: &Pop3View, palette: &Palette) {
+/// A session's first line: protocol, number, state (large), and why it closed.
+fn session_header_ui(
+    ui: &mut Ui,
+    protocol: &str,
+    session: u64,
+    state: &str,
+    closed: Option<&str>,
+    palette: &Palette,
+) {
     ui.horizontal_wrapped(|ui| {
-        ui.label(RichText::new(format!("POP3 session #{}", s.session)).strong());
+        ui.label(RichText::new(format!("{protocol} session #{session}")).strong());
         ui.label(
-            RichText::new(s.state.name())
+            RichText::new(state)
                 .strong()
                 .size(18.0)
                 .color(palette.accent),
         );
-        if let Some(reason) = &s.closed {
+        if let Some(reason) = closed {
             ui.label(RichText::new(format!("closed: {reason}")).color(palette.weak));
         }
     });
+}
+
+fn pop3_ui(ui: &mut Ui, s: &Pop3View, palette: &Palette) {
+    session_header_ui(
+        ui,
+        "POP3",
+        s.session,
+        s.state.name(),
+        s.closed.as_deref(),
+        palette,
+    );
     for (user, in_use) in &s.failed_logins {
         let why = if *in_use {
             "maildrop locked by another session"
@@ -269,18 +288,14 @@ fn pop3_ui(ui: &mut Ui, s: &Pop3View, palette: &Palette) {
 }
 
 fn smtp_ui(ui: &mut Ui, s: &SmtpView, palette: &Palette) {
-    ui.horizontal_wrapped(|ui| {
-        ui.label(RichText::new(format!("SMTP session #{}", s.session)).strong());
-        ui.label(
-            RichText::new(s.state.name())
-                .strong()
-                .size(18.0)
-                .color(palette.accent),
-        );
-        if let Some(reason) = &s.closed {
-            ui.label(RichText::new(format!("closed: {reason}")).color(palette.weak));
-        }
-    });
+    session_header_ui(
+        ui,
+        "SMTP",
+        s.session,
+        s.state.name(),
+        s.closed.as_deref(),
+        palette,
+    );
     if let Some(sender) = &s.sender {
         ui.label(format!("envelope sender: <{sender}>"));
     }
@@ -307,8 +322,8 @@ fn smtp_ui(ui: &mut Ui, s: &SmtpView, palette: &Palette) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::Output;
     use crate::proto::smtp::{SmtpConfig, SmtpServer};
+    use crate::proto::{Machine, Output};
     use std::time::SystemTime;
 
     fn ev(session: u64, protocol: Protocol, kind: EventKind) -> ServerEvent {

@@ -18,8 +18,8 @@ use std::ops::Range;
 
 use super::command::Command;
 use super::server::apop_digest;
-use crate::proto::line::{Line, LineBuffer, Terminator};
-use crate::proto::{ClientMachine, Machine, Output, Protocol};
+use crate::proto::line::{ClientInput, Line, LineBuffer, LineReader, Terminator};
+use crate::proto::{ClientMachine, Output, Protocol, closed_before_reply, unsolicited_line};
 
 /// The longest reply line accepted, line end excluded (RFC 1939 allows 512 octets; real
 /// servers and students' servers send longer message lines).
@@ -82,31 +82,67 @@ impl Pop3Reply {
 /// the protocol or the connection).
 pub type Pop3ClientOutput = Output<Result<Pop3Reply, Pop3ClientError>, Infallible>;
 
-impl Machine for Pop3Client {
+impl LineReader for Pop3Client {
     const PROTOCOL: Protocol = Protocol::Pop3;
-    type Event = Result<Pop3Reply, Pop3ClientError>;
-    type Request = Infallible;
+    type Reply = Pop3Reply;
+    type Error = Pop3ClientError;
 
-    fn receive(&mut self, bytes: &[u8]) {
-        Pop3Client::receive(self, bytes);
+    fn parts(&mut self) -> (&mut VecDeque<Pop3ClientOutput>, &mut ClientInput) {
+        (&mut self.outputs, &mut self.input)
     }
 
-    fn receive_eof(&mut self) {
-        Pop3Client::receive_eof(self);
+    fn handle_line(&mut self, line: Line) {
+        let text = match line {
+            Line::TooLong { len } => {
+                let awaiting = self.waiting_for().unwrap_or_else(|| "nothing".into());
+                let max = self.max_line;
+                return self.fail(Pop3ClientError::LineTooLong { awaiting, len, max });
+            }
+            Line::Complete { text, .. } => text,
+        };
+        if self.partial.is_some() {
+            self.body_line(&text);
+            return;
+        }
+        match self.awaiting.pop_front() {
+            None => self.fail(Pop3ClientError::UnsolicitedLine {
+                line: excerpt(&text),
+            }),
+            Some(command) => self.status_line(&text, command),
+        }
     }
 
-    fn poll_output(&mut self) -> Option<Pop3ClientOutput> {
-        Pop3Client::poll_output(self)
+    fn handle_eof(&mut self) {
+        if let Some(p) = self.partial.take() {
+            let awaiting = describe_awaited(p.reply.command.as_ref());
+            let lines = p.lines;
+            return self.fail(Pop3ClientError::ClosedMidReply { awaiting, lines });
+        }
+        match self.awaiting.front() {
+            None => self.input.ended = true,
+            Some(command) => {
+                let awaiting = describe_awaited(command.as_ref());
+                let pending = self.input.buf.pending();
+                let partial = (!pending.is_empty()).then(|| excerpt(pending));
+                self.fail(Pop3ClientError::ClosedBeforeReply { awaiting, partial });
+            }
+        }
     }
 }
 
 impl ClientMachine for Pop3Client {
+    type Reply = Pop3Reply;
+    type Error = Pop3ClientError;
+
     fn waiting_for(&self) -> Option<String> {
-        Pop3Client::waiting_for(self)
+        if let Some(p) = &self.partial {
+            return Some(describe_awaited(p.reply.command.as_ref()));
+        }
+        self.awaiting.front().map(|c| describe_awaited(c.as_ref()))
     }
 
     fn is_ended(&self) -> bool {
-        Pop3Client::is_ended(self)
+        self.input.ended
     }
 }
 
@@ -167,25 +203,10 @@ impl fmt::Display for Pop3ClientError {
                     )
                 }
             }
-            Self::UnsolicitedLine { line } => write!(
-                f,
-                "The server sent \"{line}\" although no reply was expected."
-            ),
-            Self::ClosedBeforeReply {
-                awaiting,
-                partial: None,
-            } => write!(
-                f,
-                "The server closed the connection while we waited for {awaiting}."
-            ),
-            Self::ClosedBeforeReply {
-                awaiting,
-                partial: Some(p),
-            } => write!(
-                f,
-                "The server closed the connection while we waited for {awaiting}; it had \
-                 sent \"{p}\" without a line end."
-            ),
+            Self::UnsolicitedLine { line } => unsolicited_line(f, line),
+            Self::ClosedBeforeReply { awaiting, partial } => {
+                closed_before_reply(f, awaiting, partial.as_deref())
+            }
             Self::ClosedMidReply { awaiting, lines } => write!(
                 f,
                 "The server closed the connection in the middle of {awaiting}, after {lines} \
@@ -221,7 +242,8 @@ struct Partial {
 /// One POP3 client session.
 #[derive(Debug, Clone)]
 pub struct Pop3Client {
-    input: LineBuffer,
+    /// Bytes from the server, cut into lines.
+    input: ClientInput,
     outputs: VecDeque<Pop3ClientOutput>,
     /// Replies still to come, oldest first; `None` stands for the greeting.
     awaiting: VecDeque<Option<Command>>,
@@ -230,11 +252,6 @@ pub struct Pop3Client {
     max_line: usize,
     max_reply_octets: usize,
     quit_sent: bool,
-    eof: bool,
-    /// No more input is processed: the connection closed or the server broke the protocol.
-    ended: bool,
-    /// Where the line being handled began in the server's byte stream.
-    line_start: u64,
 }
 
 impl Default for Pop3Client {
@@ -252,7 +269,7 @@ impl Pop3Client {
     /// A session with other limits (line length, multi-line reply size, in octets).
     pub fn with_limits(max_line: usize, max_reply_octets: usize) -> Self {
         Self {
-            input: LineBuffer::new(max_line, Terminator::CrLfOrLf),
+            input: ClientInput::new(LineBuffer::new(max_line, Terminator::CrLfOrLf)),
             outputs: VecDeque::new(),
             awaiting: VecDeque::from([None]),
             partial: None,
@@ -260,16 +277,13 @@ impl Pop3Client {
             max_line,
             max_reply_octets,
             quit_sent: false,
-            eof: false,
-            ended: false,
-            line_start: 0,
         }
     }
 
     /// Queues `command` to be written and expects its reply. Fails after QUIT, after the
     /// connection ended, and for arguments holding CR or LF.
     pub fn send(&mut self, command: Command) -> Result<(), Pop3ClientError> {
-        if self.quit_sent || self.eof || self.ended {
+        if self.quit_sent || self.input.eof || self.input.ended {
             return Err(Pop3ClientError::SessionEnded {
                 command: describe_command(&command),
             });
@@ -298,40 +312,6 @@ impl Pop3Client {
         })
     }
 
-    /// Buffers bytes from the server. Nothing is processed until [`Self::poll_output`].
-    pub fn receive(&mut self, bytes: &[u8]) {
-        if !self.ended && !self.eof {
-            self.input.push(bytes);
-        }
-    }
-
-    /// The server closed the connection. Lines already received are still processed first.
-    pub fn receive_eof(&mut self) {
-        self.eof = true;
-    }
-
-    /// The next thing to do, or `None` when the machine needs more input or has ended.
-    pub fn poll_output(&mut self) -> Option<Pop3ClientOutput> {
-        loop {
-            if let Some(out) = self.outputs.pop_front() {
-                return Some(out);
-            }
-            if self.ended {
-                return None;
-            }
-            self.line_start = self.input.position();
-            match self.input.next_line() {
-                Some(line) => self.handle_line(line),
-                None if self.eof => self.handle_eof(),
-                // Refused anyway: do not wait for the end of a line that may never come.
-                None => match self.input.overlong() {
-                    Some(len) => self.handle_line(Line::TooLong { len }),
-                    None => return None,
-                },
-            }
-        }
-    }
-
     /// The greeting, once it has arrived.
     pub fn greeting(&self) -> Option<&Pop3Reply> {
         self.greeting.as_ref()
@@ -350,40 +330,6 @@ impl Pop3Client {
         !self.awaiting.is_empty() || self.partial.is_some()
     }
 
-    /// What the machine waits for, in words ("the greeting", "the reply to RETR 1").
-    pub fn waiting_for(&self) -> Option<String> {
-        if let Some(p) = &self.partial {
-            return Some(describe_awaited(p.reply.command.as_ref()));
-        }
-        self.awaiting.front().map(|c| describe_awaited(c.as_ref()))
-    }
-
-    /// Whether the session is over: the connection closed or the server broke the protocol.
-    pub fn is_ended(&self) -> bool {
-        self.ended
-    }
-
-    fn handle_line(&mut self, line: Line) {
-        let text = match line {
-            Line::TooLong { len } => {
-                let awaiting = self.waiting_for().unwrap_or_else(|| "nothing".into());
-                let max = self.max_line;
-                return self.fail(Pop3ClientError::LineTooLong { awaiting, len, max });
-            }
-            Line::Complete { text, .. } => text,
-        };
-        if self.partial.is_some() {
-            self.body_line(&text);
-            return;
-        }
-        match self.awaiting.pop_front() {
-            None => self.fail(Pop3ClientError::UnsolicitedLine {
-                line: excerpt(&text),
-            }),
-            Some(command) => self.status_line(&text, command),
-        }
-    }
-
     fn status_line(&mut self, line: &[u8], command: Option<Command>) {
         let Some((positive, text)) = parse_status(line) else {
             let awaiting = describe_awaited(command.as_ref());
@@ -398,7 +344,7 @@ impl Pop3Client {
             text,
             body: None,
             command,
-            stream: self.line_start..self.line_start,
+            stream: self.input.line_start..self.input.line_start,
         };
         if multiline {
             self.partial = Some(Partial {
@@ -431,25 +377,8 @@ impl Pop3Client {
         self.partial = Some(partial);
     }
 
-    fn handle_eof(&mut self) {
-        if let Some(p) = self.partial.take() {
-            let awaiting = describe_awaited(p.reply.command.as_ref());
-            let lines = p.lines;
-            return self.fail(Pop3ClientError::ClosedMidReply { awaiting, lines });
-        }
-        match self.awaiting.front() {
-            None => self.ended = true,
-            Some(command) => {
-                let awaiting = describe_awaited(command.as_ref());
-                let pending = self.input.pending();
-                let partial = (!pending.is_empty()).then(|| excerpt(pending));
-                self.fail(Pop3ClientError::ClosedBeforeReply { awaiting, partial });
-            }
-        }
-    }
-
     fn emit(&mut self, mut reply: Pop3Reply) {
-        reply.stream.end = self.input.position();
+        reply.stream.end = self.input.buf.position();
         if reply.is_greeting() {
             self.greeting = Some(reply.clone());
         }
@@ -457,7 +386,7 @@ impl Pop3Client {
     }
 
     fn fail(&mut self, error: Pop3ClientError) {
-        self.ended = true;
+        self.input.ended = true;
         self.awaiting.clear();
         self.partial = None;
         self.outputs.push_back(Output::Event(Err(error)));
@@ -547,6 +476,7 @@ pub fn excerpt(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::Machine;
 
     /// Everything one run produced, replies and errors in order.
     #[derive(Debug, Clone, PartialEq, Eq)]

@@ -165,15 +165,33 @@ impl Machine for Pop3Server {
     type Request = Pop3Request;
 
     fn receive(&mut self, bytes: &[u8]) {
-        Pop3Server::receive(self, bytes);
+        if self.state != Pop3State::Closed {
+            self.input.push(bytes);
+        }
     }
 
     fn receive_eof(&mut self) {
-        Pop3Server::receive_eof(self);
+        if self.state != Pop3State::Closed {
+            let from = self.state;
+            self.state = Pop3State::Closed;
+            self.event(Pop3Event::StateChanged {
+                from,
+                to: Pop3State::Closed,
+            });
+        }
     }
 
     fn poll_output(&mut self) -> Option<Pop3Output> {
-        Pop3Server::poll_output(self)
+        loop {
+            if let Some(out) = self.outputs.pop_front() {
+                return Some(out);
+            }
+            if self.pending.is_some() || self.state == Pop3State::Closed {
+                return None;
+            }
+            let line = self.input.next_line()?;
+            self.handle_line(line);
+        }
     }
 }
 
@@ -232,41 +250,6 @@ impl Pop3Server {
         };
         server.ok(&greeting);
         server
-    }
-
-    /// Buffers bytes from the client. Nothing is processed until [`Self::poll_output`].
-    pub fn receive(&mut self, bytes: &[u8]) {
-        if self.state != Pop3State::Closed {
-            self.input.push(bytes);
-        }
-    }
-
-    /// The client closed the connection. Nothing is deleted: RFC 1939 enters UPDATE only on
-    /// QUIT.
-    pub fn receive_eof(&mut self) {
-        if self.state != Pop3State::Closed {
-            let from = self.state;
-            self.state = Pop3State::Closed;
-            self.event(Pop3Event::StateChanged {
-                from,
-                to: Pop3State::Closed,
-            });
-        }
-    }
-
-    /// The next thing to do, or `None` when the machine needs more input, waits for the
-    /// answer to a request, or is closed.
-    pub fn poll_output(&mut self) -> Option<Pop3Output> {
-        loop {
-            if let Some(out) = self.outputs.pop_front() {
-                return Some(out);
-            }
-            if self.pending.is_some() || self.state == Pop3State::Closed {
-                return None;
-            }
-            let line = self.input.next_line()?;
-            self.handle_line(line);
-        }
     }
 
     /// The session state.

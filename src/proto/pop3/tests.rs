@@ -2,6 +2,7 @@
 //! hostile input.
 
 use super::*;
+use crate::proto::Machine;
 
 /// An in-memory maildrop answering the machine's requests.
 #[derive(Clone)]

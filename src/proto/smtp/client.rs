@@ -20,9 +20,9 @@ use std::fmt;
 use std::ops::Range;
 
 use super::reply::Reply;
-use crate::proto::line::{Line, LineBuffer, Terminator};
+use crate::proto::line::{ClientInput, Line, LineBuffer, LineReader, Terminator};
 use crate::proto::pop3::client::excerpt;
-use crate::proto::{ClientMachine, Machine, Output, Protocol};
+use crate::proto::{ClientMachine, Output, Protocol, closed_before_reply, unsolicited_line};
 
 /// The longest reply line accepted, line end excluded (RFC 5321 allows 512 octets).
 pub const MAX_REPLY_LINE: usize = 64 * 1024;
@@ -125,31 +125,87 @@ impl SmtpReply {
 /// connection).
 pub type SmtpClientOutput = Output<Result<SmtpReply, SmtpClientError>, Infallible>;
 
-impl Machine for SmtpClient {
+impl LineReader for SmtpClient {
     const PROTOCOL: Protocol = Protocol::Smtp;
-    type Event = Result<SmtpReply, SmtpClientError>;
-    type Request = Infallible;
+    type Reply = SmtpReply;
+    type Error = SmtpClientError;
 
-    fn receive(&mut self, bytes: &[u8]) {
-        SmtpClient::receive(self, bytes);
+    fn parts(&mut self) -> (&mut VecDeque<SmtpClientOutput>, &mut ClientInput) {
+        (&mut self.outputs, &mut self.input)
     }
 
-    fn receive_eof(&mut self) {
-        SmtpClient::receive_eof(self);
+    fn handle_line(&mut self, line: Line) {
+        let text = match line {
+            Line::TooLong { len } => {
+                let (awaiting, max) = (self.awaiting_text(), self.max_line);
+                return self.fail(SmtpClientError::LineTooLong { awaiting, len, max });
+            }
+            Line::Complete { text, .. } => text,
+        };
+        if self.awaiting.is_empty() {
+            let line = excerpt(&text);
+            return self.fail(SmtpClientError::UnsolicitedLine { line });
+        }
+        let Some((code, last, rest)) = parse_reply_line(&text) else {
+            let (awaiting, line) = (self.awaiting_text(), excerpt(&text));
+            return self.fail(SmtpClientError::NotAReplyLine { awaiting, line });
+        };
+        let mut partial = self.partial.take().unwrap_or(Partial {
+            code,
+            lines: Vec::new(),
+            octets: 0,
+            start: self.input.line_start,
+        });
+        if partial.code != code {
+            let (awaiting, line) = (self.awaiting_text(), excerpt(&text));
+            let first = partial.code;
+            return self.fail(SmtpClientError::CodeChanged {
+                awaiting,
+                first,
+                line,
+            });
+        }
+        partial.octets += text.len() + 2;
+        if partial.octets > self.max_reply_octets {
+            let (awaiting, max) = (self.awaiting_text(), self.max_reply_octets);
+            return self.fail(SmtpClientError::ReplyTooLong { awaiting, max });
+        }
+        partial
+            .lines
+            .push(String::from_utf8_lossy(rest).into_owned());
+        if last {
+            let stream = partial.start..self.input.buf.position();
+            self.finish(Reply::multiline(partial.code, partial.lines), stream);
+        } else {
+            self.partial = Some(partial);
+        }
     }
 
-    fn poll_output(&mut self) -> Option<SmtpClientOutput> {
-        SmtpClient::poll_output(self)
+    fn handle_eof(&mut self) {
+        let Some(awaiting) = self.waiting_for() else {
+            self.input.ended = true;
+            return;
+        };
+        if let Some(p) = self.partial.take() {
+            let lines = p.lines.len();
+            return self.fail(SmtpClientError::ClosedMidReply { awaiting, lines });
+        }
+        let pending = self.input.buf.pending();
+        let partial = (!pending.is_empty()).then(|| excerpt(pending));
+        self.fail(SmtpClientError::ClosedBeforeReply { awaiting, partial });
     }
 }
 
 impl ClientMachine for SmtpClient {
+    type Reply = SmtpReply;
+    type Error = SmtpClientError;
+
     fn waiting_for(&self) -> Option<String> {
-        SmtpClient::waiting_for(self)
+        self.awaiting.front().map(ToString::to_string)
     }
 
     fn is_ended(&self) -> bool {
-        SmtpClient::is_ended(self)
+        self.input.ended
     }
 }
 
@@ -220,25 +276,10 @@ impl fmt::Display for SmtpClientError {
                  {first} while we waited for {awaiting}; every line of a reply must carry the \
                  same code (RFC 5321 section 4.2.1)."
             ),
-            Self::UnsolicitedLine { line } => write!(
-                f,
-                "The server sent \"{line}\" although no reply was expected."
-            ),
-            Self::ClosedBeforeReply {
-                awaiting,
-                partial: None,
-            } => write!(
-                f,
-                "The server closed the connection while we waited for {awaiting}."
-            ),
-            Self::ClosedBeforeReply {
-                awaiting,
-                partial: Some(p),
-            } => write!(
-                f,
-                "The server closed the connection while we waited for {awaiting}; it had \
-                 sent \"{p}\" without a line end."
-            ),
+            Self::UnsolicitedLine { line } => unsolicited_line(f, line),
+            Self::ClosedBeforeReply { awaiting, partial } => {
+                closed_before_reply(f, awaiting, partial.as_deref())
+            }
             Self::ClosedMidReply { awaiting, lines } => write!(
                 f,
                 "The server closed the connection in the middle of {awaiting}, after {lines} \
@@ -281,7 +322,8 @@ struct Partial {
 /// One SMTP client session.
 #[derive(Debug, Clone)]
 pub struct SmtpClient {
-    input: LineBuffer,
+    /// Bytes from the server, cut into lines.
+    input: ClientInput,
     outputs: VecDeque<SmtpClientOutput>,
     /// Replies still to come, oldest first.
     awaiting: VecDeque<ReplyTo>,
@@ -294,11 +336,6 @@ pub struct SmtpClient {
     max_line: usize,
     max_reply_octets: usize,
     quit_sent: bool,
-    eof: bool,
-    /// No more input is processed: the connection closed or the server broke the protocol.
-    ended: bool,
-    /// Where the line being handled began in the server's byte stream.
-    line_start: u64,
 }
 
 impl Default for SmtpClient {
@@ -316,7 +353,7 @@ impl SmtpClient {
     /// A session with other limits (line length, reply size, in octets).
     pub fn with_limits(max_line: usize, max_reply_octets: usize) -> Self {
         Self {
-            input: LineBuffer::new(max_line, Terminator::CrLfOrLf),
+            input: ClientInput::new(LineBuffer::new(max_line, Terminator::CrLfOrLf)),
             outputs: VecDeque::new(),
             awaiting: VecDeque::from([ReplyTo::Greeting]),
             partial: None,
@@ -327,9 +364,6 @@ impl SmtpClient {
             max_line,
             max_reply_octets,
             quit_sent: false,
-            eof: false,
-            ended: false,
-            line_start: 0,
         }
     }
 
@@ -341,7 +375,7 @@ impl SmtpClient {
     /// Queues `command` to be written and expects its reply.
     pub fn send(&mut self, command: ClientCommand) -> Result<(), SmtpClientError> {
         let line = command.to_string();
-        if self.quit_sent || self.eof || self.ended {
+        if self.quit_sent || self.input.eof || self.input.ended {
             return Err(SmtpClientError::SessionEnded { what: line });
         }
         if self.content_expected {
@@ -360,7 +394,7 @@ impl SmtpClient {
     /// Queues the message content after DATA got its 354: line ends made CRLF, lines that
     /// begin with "." doubled, a last line end added if missing, then ".\r\n".
     pub fn send_content(&mut self, content: &[u8]) -> Result<(), SmtpClientError> {
-        if self.quit_sent || self.eof || self.ended {
+        if self.quit_sent || self.input.eof || self.input.ended {
             return Err(SmtpClientError::SessionEnded {
                 what: "the message content".into(),
             });
@@ -373,40 +407,6 @@ impl SmtpClient {
             .push_back(Output::Write(stuff_message(content)));
         self.awaiting.push_back(ReplyTo::MessageContent);
         Ok(())
-    }
-
-    /// Buffers bytes from the server. Nothing is processed until [`Self::poll_output`].
-    pub fn receive(&mut self, bytes: &[u8]) {
-        if !self.ended && !self.eof {
-            self.input.push(bytes);
-        }
-    }
-
-    /// The server closed the connection. Lines already received are still processed first.
-    pub fn receive_eof(&mut self) {
-        self.eof = true;
-    }
-
-    /// The next thing to do, or `None` when the machine needs more input or has ended.
-    pub fn poll_output(&mut self) -> Option<SmtpClientOutput> {
-        loop {
-            if let Some(out) = self.outputs.pop_front() {
-                return Some(out);
-            }
-            if self.ended {
-                return None;
-            }
-            self.line_start = self.input.position();
-            match self.input.next_line() {
-                Some(line) => self.handle_line(line),
-                None if self.eof => self.handle_eof(),
-                // Refused anyway: do not wait for the end of a line that may never come.
-                None => match self.input.overlong() {
-                    Some(len) => self.handle_line(Line::TooLong { len }),
-                    None => return None,
-                },
-            }
-        }
     }
 
     /// The greeting, once it has arrived.
@@ -438,16 +438,6 @@ impl SmtpClient {
         !self.awaiting.is_empty()
     }
 
-    /// What the machine waits for, in words ("the greeting", "the reply to DATA").
-    pub fn waiting_for(&self) -> Option<String> {
-        self.awaiting.front().map(ToString::to_string)
-    }
-
-    /// Whether the session is over: the connection closed or the server broke the protocol.
-    pub fn is_ended(&self) -> bool {
-        self.ended
-    }
-
     fn write_command(&mut self, command: ClientCommand) {
         let bytes = format!("{command}\r\n").into_bytes();
         self.outputs.push_back(Output::Write(bytes));
@@ -456,53 +446,6 @@ impl SmtpClient {
 
     fn awaiting_text(&self) -> String {
         self.waiting_for().unwrap_or_else(|| "nothing".into())
-    }
-
-    fn handle_line(&mut self, line: Line) {
-        let text = match line {
-            Line::TooLong { len } => {
-                let (awaiting, max) = (self.awaiting_text(), self.max_line);
-                return self.fail(SmtpClientError::LineTooLong { awaiting, len, max });
-            }
-            Line::Complete { text, .. } => text,
-        };
-        if self.awaiting.is_empty() {
-            let line = excerpt(&text);
-            return self.fail(SmtpClientError::UnsolicitedLine { line });
-        }
-        let Some((code, last, rest)) = parse_reply_line(&text) else {
-            let (awaiting, line) = (self.awaiting_text(), excerpt(&text));
-            return self.fail(SmtpClientError::NotAReplyLine { awaiting, line });
-        };
-        let mut partial = self.partial.take().unwrap_or(Partial {
-            code,
-            lines: Vec::new(),
-            octets: 0,
-            start: self.line_start,
-        });
-        if partial.code != code {
-            let (awaiting, line) = (self.awaiting_text(), excerpt(&text));
-            let first = partial.code;
-            return self.fail(SmtpClientError::CodeChanged {
-                awaiting,
-                first,
-                line,
-            });
-        }
-        partial.octets += text.len() + 2;
-        if partial.octets > self.max_reply_octets {
-            let (awaiting, max) = (self.awaiting_text(), self.max_reply_octets);
-            return self.fail(SmtpClientError::ReplyTooLong { awaiting, max });
-        }
-        partial
-            .lines
-            .push(String::from_utf8_lossy(rest).into_owned());
-        if last {
-            let stream = partial.start..self.input.position();
-            self.finish(Reply::multiline(partial.code, partial.lines), stream);
-        } else {
-            self.partial = Some(partial);
-        }
     }
 
     fn finish(&mut self, reply: Reply, stream: Range<u64>) {
@@ -538,22 +481,8 @@ impl SmtpClient {
         }
     }
 
-    fn handle_eof(&mut self) {
-        let Some(awaiting) = self.waiting_for() else {
-            self.ended = true;
-            return;
-        };
-        if let Some(p) = self.partial.take() {
-            let lines = p.lines.len();
-            return self.fail(SmtpClientError::ClosedMidReply { awaiting, lines });
-        }
-        let pending = self.input.pending();
-        let partial = (!pending.is_empty()).then(|| excerpt(pending));
-        self.fail(SmtpClientError::ClosedBeforeReply { awaiting, partial });
-    }
-
     fn fail(&mut self, error: SmtpClientError) {
-        self.ended = true;
+        self.input.ended = true;
         self.awaiting.clear();
         self.partial = None;
         self.content_expected = false;
@@ -616,6 +545,7 @@ pub fn stuff_message(content: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::Machine;
 
     /// What one run produced.
     #[derive(Debug, Clone, PartialEq, Eq)]

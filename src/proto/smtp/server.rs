@@ -160,15 +160,38 @@ impl Machine for SmtpServer {
     type Request = SmtpRequest;
 
     fn receive(&mut self, bytes: &[u8]) {
-        SmtpServer::receive(self, bytes);
+        if self.state != SmtpState::Closed {
+            self.input.push(bytes);
+        }
     }
 
     fn receive_eof(&mut self) {
-        SmtpServer::receive_eof(self);
+        if self.state == SmtpState::Closed {
+            return;
+        }
+        self.outputs.retain(|o| matches!(o, SmtpOutput::Event(_)));
+        self.pending = None;
+        self.envelope = None;
+        self.content = Content::default();
+        self.input = LineBuffer::new(MAX_COMMAND_LINE, Terminator::CrLfOrLf);
+        self.set_state(SmtpState::Closed);
     }
 
     fn poll_output(&mut self) -> Option<SmtpOutput> {
-        SmtpServer::poll_output(self)
+        loop {
+            if let Some(out) = self.outputs.pop_front() {
+                return Some(out);
+            }
+            if self.pending.is_some() || self.state == SmtpState::Closed {
+                return None;
+            }
+            let line = self.input.next_line()?;
+            if self.state == SmtpState::Data {
+                self.content_line(line);
+            } else {
+                self.command_line(line);
+            }
+        }
     }
 }
 
@@ -232,48 +255,6 @@ impl SmtpServer {
         };
         server.reply(Reply::new(220, greeting));
         server
-    }
-
-    /// Buffers bytes from the client. Nothing is processed until [`Self::poll_output`].
-    pub fn receive(&mut self, bytes: &[u8]) {
-        if self.state != SmtpState::Closed {
-            self.input.push(bytes);
-        }
-    }
-
-    /// The client closed the connection. A transaction under way is abandoned (an unanswered
-    /// request is dropped with it); the only output still to come is the change to `Closed`
-    /// (events already queued stay, queued writes and requests are dropped).
-    pub fn receive_eof(&mut self) {
-        if self.state == SmtpState::Closed {
-            return;
-        }
-        self.outputs.retain(|o| matches!(o, SmtpOutput::Event(_)));
-        self.pending = None;
-        self.envelope = None;
-        self.content = Content::default();
-        self.input = LineBuffer::new(MAX_COMMAND_LINE, Terminator::CrLfOrLf);
-        self.set_state(SmtpState::Closed);
-    }
-
-    /// The next thing to do, or `None` when the machine needs more input, waits for the
-    /// answer to a request, or is closed. Input is processed here, one line at a time, only
-    /// once every output of the previous line has been taken.
-    pub fn poll_output(&mut self) -> Option<SmtpOutput> {
-        loop {
-            if let Some(out) = self.outputs.pop_front() {
-                return Some(out);
-            }
-            if self.pending.is_some() || self.state == SmtpState::Closed {
-                return None;
-            }
-            let line = self.input.next_line()?;
-            if self.state == SmtpState::Data {
-                self.content_line(line);
-            } else {
-                self.command_line(line);
-            }
-        }
     }
 
     /// Answers [`SmtpRequest::CheckRecipient`]: whether the user exists.

@@ -2,6 +2,7 @@
 //! sequence and syntax errors, SMTP smuggling, hostile and oversized input.
 
 use super::*;
+use crate::proto::Machine;
 
 /// A fake store answering the machine's requests: known users and the deliveries made.
 #[derive(Clone, Debug)]
