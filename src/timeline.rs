@@ -97,6 +97,8 @@ impl CaptureStatus {
 
 /// One change to a timeline. A recorder sends these to mirrors (the window's own copy of the
 /// timeline); applying the same updates in the same order gives the same timeline.
+// Updates pass through a channel one at a time; a step's is the largest and the rarest.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum TimelineUpdate {
     /// A new run begins: forget everything.

@@ -320,7 +320,7 @@ struct ConnectionNote {
 
 impl ConnectionNote {
     /// Whether only the server sent it (an arrow from the server).
-    fn from_server_only(&self) -> bool {
+    fn sent_by_server_only(&self) -> bool {
         matches!(
             self.event,
             ConnectionEvent::Close {

@@ -305,7 +305,7 @@ pub fn sequence_svg(timeline: &Timeline) -> String {
             connection_notes(timeline, by_step.get(s).map_or(&[][..], Vec::as_slice));
         let tcp_note = |body: &mut String, y: &mut f64, note: &ConnectionNote| {
             *y += 30.0;
-            let (x1, x2) = if note.from_server_only() {
+            let (x1, x2) = if note.sent_by_server_only() {
                 (sx, cx)
             } else {
                 (cx, sx)

@@ -93,10 +93,7 @@ pub struct MailwireApp {
     applied: Applied,
     screenshot: Option<ScreenshotPlan>,
     /// Results of exports written on their own threads.
-    exports: (
-        Sender<Result<String, String>>,
-        Receiver<Result<String, String>>,
-    ),
+    exports: (Sender<ExportResult>, Receiver<ExportResult>),
     /// Exports started and not yet finished.
     exporting: usize,
 }
@@ -571,6 +568,9 @@ impl MailwireApp {
         }
     }
 }
+
+/// What an export thread reports: what it wrote, or why it could not.
+type ExportResult = Result<String, String>;
 
 /// Writes one export of `timeline` to `path`.
 fn write_export(timeline: &Timeline, kind: ExportKind, path: &Path) -> Result<(), String> {

@@ -1,6 +1,8 @@
 //! Exchanges are linked to captured units by stream offsets: a unit the capture missed, or
 //! one no step logged, must not shift the links of the exchanges after it.
 
+#![allow(clippy::indexing_slicing)] // test data built just above
+
 use std::net::SocketAddr;
 
 use crate::decode_support::{self, Conversation};
