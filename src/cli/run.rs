@@ -83,7 +83,7 @@ fn should_use_sandbox() -> bool {
 
 fn reexec_in_sandbox() -> Result<(), String> {
     // Ctrl-C or SIGTERM reaches the sandboxed run, which cleans up before it ends.
-    let status = sandbox::rerun_in_sandbox(OnParentDeath::LiveOn)?;
+    let status = sandbox::rerun_in_sandbox(OnParentDeath::LiveOn).map_err(|e| e.to_string())?;
     if status.success() {
         Ok(())
     } else {
@@ -124,7 +124,8 @@ fn run_live(scenario: &Scenario, options: &RecorderOptions, args: &RunArgs) -> R
         let _ = std::fs::remove_dir_all(&work_dir);
         eprintln!("\nstopped.");
         std::process::exit(130);
-    })?;
+    })
+    .map_err(|e| e.to_string())?;
     println!("{}", scenario.title);
     println!("{}", wrap(&scenario.description, 88));
     let status = recorder.timeline().capture_status();
