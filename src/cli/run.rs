@@ -94,7 +94,7 @@ fn reexec_in_sandbox() -> Result<(), String> {
 fn run_memory(scenario: &Scenario) -> Result<(), String> {
     println!("{}", scenario.title);
     println!("(in memory: the machines are wired together directly; no sockets, no packets)");
-    let outcomes = run_in_memory(scenario)?;
+    let outcomes = run_in_memory(scenario).map_err(|e| e.to_string())?;
     print!("{}", transcript(scenario, &outcomes));
     match outcomes.iter().find(|o| o.check.is_err()) {
         Some(o) => Err(failure(scenario, o.index, o.check.as_ref().err())),
@@ -116,7 +116,7 @@ fn failure(scenario: &Scenario, index: usize, why: Option<&StepError>) -> String
 }
 
 fn run_live(scenario: &Scenario, options: &RecorderOptions, args: &RunArgs) -> Result<(), String> {
-    let mut recorder = Recorder::start(scenario, options)?;
+    let mut recorder = Recorder::start(scenario, options).map_err(|e| e.to_string())?;
     // A stop signal (Ctrl-C) may come while a step waits for Enter: remove the scenario's
     // temporary folder, then end. The fixture in it is a throwaway copy.
     let work_dir = recorder.work_dir().to_path_buf();
