@@ -220,6 +220,47 @@ impl fmt::Display for SandboxError {
 
 impl std::error::Error for SandboxError {}
 
+/// Why [`rerun_in_sandbox`] could not run the sandboxed copy of mailwire to its end.
+#[derive(Debug)]
+pub enum RerunError {
+    /// The path of this program is unknown (`current_exe` failed).
+    NoProgram(io::Error),
+    /// The stop signals could not be listened for (so none could be passed on).
+    Signals(crate::signals::SignalError),
+    /// The copy did not start: the sandbox's explanation.
+    Start(SandboxError),
+    /// The copy started, but waiting for it failed.
+    Wait {
+        /// The program that was started.
+        program: String,
+        /// The operating system's error.
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for RerunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RerunError::NoProgram(e) => write!(f, "cannot find this program: {e}"),
+            RerunError::Signals(e) => e.fmt(f),
+            RerunError::Start(e) => e.fmt(f),
+            RerunError::Wait { program, source } => {
+                write!(f, "cannot wait for {program}: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RerunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RerunError::NoProgram(e) | RerunError::Wait { source: e, .. } => Some(e),
+            RerunError::Signals(e) => Some(e),
+            RerunError::Start(e) => Some(e),
+        }
+    }
+}
+
 /// What a blocking sysctl means and how to change it.
 fn setting_explanation(sysctl: &str, value: u64) -> String {
     match sysctl {
@@ -377,11 +418,11 @@ pub enum OnParentDeath {
 /// Runs this program again, with the same arguments, in a fresh sandbox (with
 /// [`SANDBOX_ENV`] set) and waits for it. A stop signal for this process (SIGTERM, SIGINT,
 /// SIGHUP) is passed on to the copy as SIGTERM, so it can clean up before it ends. `Err`
-/// when the copy could not be started (the text says why); its exit status otherwise.
+/// when the copy could not be started or waited for; its exit status otherwise.
 pub fn rerun_in_sandbox(
     on_parent_death: OnParentDeath,
-) -> Result<std::process::ExitStatus, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+) -> Result<std::process::ExitStatus, RerunError> {
+    let exe = std::env::current_exe().map_err(RerunError::NoProgram)?;
     let mut command = sandboxed_command(&exe);
     command
         .args(std::env::args_os().skip(1))
@@ -401,8 +442,11 @@ pub fn rerun_in_sandbox(
             });
         }
     }
-    crate::signals::run_passing_on_stop_signals(&mut command, |e| {
-        SandboxError::spawn_failed(&exe, e).to_string()
+    use crate::signals::LaunchError;
+    crate::signals::run_passing_on_stop_signals(&mut command).map_err(|e| match e {
+        LaunchError::Signals(e) => RerunError::Signals(e),
+        LaunchError::Spawn(e) => RerunError::Start(SandboxError::spawn_failed(&exe, &e)),
+        LaunchError::Wait { program, source } => RerunError::Wait { program, source },
     })
 }
 
@@ -602,6 +646,29 @@ mod sys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rerun_errors_say_what_failed() {
+        let os = || io::Error::other("gone");
+        assert_eq!(
+            RerunError::NoProgram(os()).to_string(),
+            "cannot find this program: gone"
+        );
+        assert_eq!(
+            RerunError::Wait {
+                program: "/usr/bin/mailwire".into(),
+                source: os()
+            }
+            .to_string(),
+            "cannot wait for /usr/bin/mailwire: gone"
+        );
+        assert_eq!(
+            RerunError::Signals(crate::signals::SignalError::ThreadEnded).to_string(),
+            "the signal thread ended before it was ready"
+        );
+        let start = RerunError::Start(SandboxError::Unsupported);
+        assert_eq!(start.to_string(), SandboxError::Unsupported.to_string());
+    }
 
     fn policy() -> UsernsPolicy {
         UsernsPolicy {

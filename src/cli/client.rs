@@ -39,5 +39,5 @@ pub fn run_client(args: ClientArgs) -> Result<(), String> {
         echo_input: !stdin.is_terminal(),
         show_wire: args.verbose,
     };
-    run_console(config, stdin.lock(), std::io::stdout().lock())
+    run_console(config, stdin.lock(), std::io::stdout().lock()).map_err(|e| e.to_string())
 }

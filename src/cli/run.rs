@@ -83,7 +83,7 @@ fn should_use_sandbox() -> bool {
 
 fn reexec_in_sandbox() -> Result<(), String> {
     // Ctrl-C or SIGTERM reaches the sandboxed run, which cleans up before it ends.
-    let status = sandbox::rerun_in_sandbox(OnParentDeath::LiveOn)?;
+    let status = sandbox::rerun_in_sandbox(OnParentDeath::LiveOn).map_err(|e| e.to_string())?;
     if status.success() {
         Ok(())
     } else {
@@ -94,7 +94,7 @@ fn reexec_in_sandbox() -> Result<(), String> {
 fn run_memory(scenario: &Scenario) -> Result<(), String> {
     println!("{}", scenario.title);
     println!("(in memory: the machines are wired together directly; no sockets, no packets)");
-    let outcomes = run_in_memory(scenario)?;
+    let outcomes = run_in_memory(scenario).map_err(|e| e.to_string())?;
     print!("{}", transcript(scenario, &outcomes));
     match outcomes.iter().find(|o| o.check.is_err()) {
         Some(o) => Err(failure(scenario, o.index, o.check.as_ref().err())),
@@ -116,7 +116,7 @@ fn failure(scenario: &Scenario, index: usize, why: Option<&StepError>) -> String
 }
 
 fn run_live(scenario: &Scenario, options: &RecorderOptions, args: &RunArgs) -> Result<(), String> {
-    let mut recorder = Recorder::start(scenario, options)?;
+    let mut recorder = Recorder::start(scenario, options).map_err(|e| e.to_string())?;
     // A stop signal (Ctrl-C) may come while a step waits for Enter: remove the scenario's
     // temporary folder, then end. The fixture in it is a throwaway copy.
     let work_dir = recorder.work_dir().to_path_buf();
@@ -124,7 +124,8 @@ fn run_live(scenario: &Scenario, options: &RecorderOptions, args: &RunArgs) -> R
         let _ = std::fs::remove_dir_all(&work_dir);
         eprintln!("\nstopped.");
         std::process::exit(130);
-    })?;
+    })
+    .map_err(|e| e.to_string())?;
     println!("{}", scenario.title);
     println!("{}", wrap(&scenario.description, 88));
     let status = recorder.timeline().capture_status();

@@ -97,7 +97,7 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
             EventSink::new(tx)
         };
         // Listening before the servers say they are ready.
-        let mut stop = crate::signals::StopSignals::new()?;
+        let mut stop = crate::signals::StopSignals::new().map_err(|e| e.to_string())?;
         let running = servers::start(Arc::new(store), config, pop3, smtp, events)
             .map_err(|e| format!("cannot start the servers: {e}"))?;
         say(format!(

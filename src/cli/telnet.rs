@@ -71,4 +71,5 @@ pub fn run_telnet(args: TelnetArgs) -> Result<(), String> {
         std::io::BufReader::new(stdin),
         std::io::stdout().lock(),
     )
+    .map_err(|e| e.to_string())
 }

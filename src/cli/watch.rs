@@ -43,7 +43,8 @@ pub fn run_watch(args: WatchArgs) -> Result<(), String> {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
-    crate::signals::on_stop_signal(move || flag.store(true, Ordering::SeqCst))?;
+    crate::signals::on_stop_signal(move || flag.store(true, Ordering::SeqCst))
+        .map_err(|e| e.to_string())?;
     let (tx, rx) = crossbeam_channel::unbounded();
     let config = LiveConfig {
         interface: args.interface.clone(),

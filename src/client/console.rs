@@ -9,6 +9,7 @@
 //! drive it through stdin; the end of the input ends the program cleanly. Network calls run
 //! on a current-thread tokio runtime, one at a time, between reads of the keyboard.
 
+use std::fmt;
 use std::future::Future;
 use std::io::{self, BufRead, Write};
 
@@ -50,16 +51,46 @@ impl From<io::Error> for Stop {
     }
 }
 
+/// Why the console client stopped with an error (a server's error is not one: the console
+/// shows it and goes on).
+#[derive(Debug)]
+pub enum ConsoleError {
+    /// The async runtime could not be built.
+    Runtime(io::Error),
+    /// Reading the input failed.
+    Input(io::Error),
+    /// Writing the output failed.
+    Output(io::Error),
+}
+
+impl fmt::Display for ConsoleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConsoleError::Runtime(e) => write!(f, "cannot start the async runtime: {e}"),
+            ConsoleError::Input(e) => write!(f, "cannot read the keyboard input: {e}"),
+            ConsoleError::Output(e) => write!(f, "cannot write to the terminal: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConsoleError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConsoleError::Runtime(e) | ConsoleError::Input(e) | ConsoleError::Output(e) => Some(e),
+        }
+    }
+}
+
 /// Runs the console client until the user chooses Quit or the input ends.
 pub fn run_console(
     config: ConsoleConfig,
     input: impl BufRead,
     output: impl Write,
-) -> Result<(), String> {
+) -> Result<(), ConsoleError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(ConsoleError::Runtime)?;
     let (wire_tx, wire_rx) = crossbeam_channel::unbounded();
     let mut config = config;
     config.options.transcript = if config.show_wire {
@@ -78,8 +109,8 @@ pub fn run_console(
     };
     match console.run() {
         Ok(()) | Err(Stop::InputEnded) => Ok(()),
-        Err(Stop::Input(e)) => Err(format!("cannot read the keyboard input: {e}")),
-        Err(Stop::Output(e)) => Err(format!("cannot write to the terminal: {e}")),
+        Err(Stop::Input(e)) => Err(ConsoleError::Input(e)),
+        Err(Stop::Output(e)) => Err(ConsoleError::Output(e)),
     }
 }
 
@@ -506,6 +537,23 @@ pub fn compose(from: &str, to: &str, subject: &str, body: &[String]) -> Vec<u8> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_say_what_failed() {
+        let os = || io::Error::other("closed");
+        assert_eq!(
+            ConsoleError::Runtime(os()).to_string(),
+            "cannot start the async runtime: closed"
+        );
+        assert_eq!(
+            ConsoleError::Input(os()).to_string(),
+            "cannot read the keyboard input: closed"
+        );
+        assert_eq!(
+            ConsoleError::Output(os()).to_string(),
+            "cannot write to the terminal: closed"
+        );
+    }
 
     #[test]
     fn addresses_must_be_x_at_y() {

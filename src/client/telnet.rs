@@ -8,14 +8,82 @@
 //! line waits for the server's answer to the one before, so the transcript reads in order.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, Write};
+use std::fmt;
+use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use super::ClientError;
 use super::wire::connect_tcp;
+use crate::signals::SignalError;
+
+/// Why a raw session failed.
+#[derive(Debug)]
+pub enum TelnetError {
+    /// The async runtime could not be built.
+    Runtime(io::Error),
+    /// The transcript file could not be created or written.
+    Save {
+        /// The file asked for.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The connection could not be made.
+    Connect(ClientError),
+    /// The stop signals could not be listened for.
+    Signals(SignalError),
+    /// Reading from the server failed.
+    Read {
+        /// The server's address.
+        peer: String,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// Writing to the server failed.
+    Write {
+        /// The server's address.
+        peer: String,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// Writing to the terminal (the output) failed.
+    Terminal(io::Error),
+}
+
+impl fmt::Display for TelnetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TelnetError::Runtime(e) => write!(f, "cannot start the async runtime: {e}"),
+            TelnetError::Save { path, source } => write!(
+                f,
+                "cannot save the transcript to {}: {source}",
+                path.display()
+            ),
+            TelnetError::Connect(e) => e.fmt(f),
+            TelnetError::Signals(e) => e.fmt(f),
+            TelnetError::Read { peer, source } => write!(f, "reading from {peer} failed: {source}"),
+            TelnetError::Write { peer, source } => write!(f, "writing to {peer} failed: {source}"),
+            TelnetError::Terminal(e) => write!(f, "cannot write to the terminal: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TelnetError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TelnetError::Runtime(e) | TelnetError::Terminal(e) => Some(e),
+            TelnetError::Save { source, .. }
+            | TelnetError::Read { source, .. }
+            | TelnetError::Write { source, .. } => Some(source),
+            TelnetError::Connect(e) => Some(e),
+            TelnetError::Signals(e) => Some(e),
+        }
+    }
+}
 
 /// Settings of one raw session.
 #[derive(Debug, Clone)]
@@ -117,15 +185,17 @@ pub fn run_telnet_session(
     config: TelnetConfig,
     input: impl BufRead + Send + 'static,
     mut output: impl Write,
-) -> Result<(), String> {
+) -> Result<(), TelnetError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(TelnetError::Runtime)?;
     let mut log = match &config.save {
         Some(path) => {
-            let file = std::fs::File::create(path)
-                .map_err(|e| format!("cannot save the transcript to {}: {e}", path.display()))?;
+            let file = std::fs::File::create(path).map_err(|source| TelnetError::Save {
+                path: path.clone(),
+                source,
+            })?;
             let mut log = Transcript {
                 file: std::io::BufWriter::new(file),
                 path: path.clone(),
@@ -169,15 +239,15 @@ impl Transcript {
         }
     }
 
-    fn finish(mut self) -> Result<(), String> {
+    fn finish(mut self) -> Result<(), TelnetError> {
         let flushed = self.file.flush();
-        match self.failed.take().map_or(flushed, Err) {
-            Ok(()) => Ok(()),
-            Err(e) => Err(format!(
-                "cannot save the transcript to {}: {e}",
-                self.path.display()
-            )),
-        }
+        self.failed
+            .take()
+            .map_or(flushed, Err)
+            .map_err(|source| TelnetError::Save {
+                path: self.path,
+                source,
+            })
     }
 }
 
@@ -192,10 +262,10 @@ async fn session(
     input: impl BufRead + Send + 'static,
     output: &mut impl Write,
     log: &mut Option<Transcript>,
-) -> Result<(), String> {
+) -> Result<(), TelnetError> {
     let stream = connect_tcp(&config.addr, config.connect_timeout)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(TelnetError::Connect)?;
     let peer = stream
         .peer_addr()
         .map_or(config.addr.clone(), |a| a.to_string());
@@ -211,7 +281,7 @@ async fn session(
     let mut buf = vec![0u8; 16 * 1024];
     let mut at_line_start = true;
     let mut linger_until: Option<tokio::time::Instant> = None;
-    let mut stop = crate::signals::StopSignals::new()?;
+    let mut stop = crate::signals::StopSignals::new().map_err(TelnetError::Signals)?;
     let ending = loop {
         if !input_open && pending.is_empty() && linger_until.is_none() {
             let _ = writer.shutdown().await;
@@ -221,7 +291,7 @@ async fn session(
         let send_turn = sleep_until((!pending.is_empty()).then(|| pace.ready_at()));
         tokio::select! {
             read = reader.read(&mut buf) => {
-                let n = read.map_err(|e| format!("reading from {peer} failed: {e}"))?;
+                let n = read.map_err(|source| TelnetError::Read { peer: peer.clone(), source })?;
                 let Some(bytes) = buf.get(..n).filter(|b| !b.is_empty()) else {
                     break Ending::ServerClosed;
                 };
@@ -237,7 +307,10 @@ async fn session(
             () = send_turn => {
                 let Some(mut sent) = pending.pop_front() else { continue };
                 sent.extend_from_slice(b"\r\n");
-                writer.write_all(&sent).await.map_err(|e| format!("writing to {peer} failed: {e}"))?;
+                writer
+                    .write_all(&sent)
+                    .await
+                    .map_err(|source| TelnetError::Write { peer: peer.clone(), source })?;
                 if config.echo_input {
                     show(output, &sent)?;
                 }
@@ -293,9 +366,59 @@ fn spawn_line_reader(mut input: impl BufRead + Send + 'static) -> mpsc::Receiver
     rx
 }
 
-fn show(output: &mut impl Write, bytes: &[u8]) -> Result<(), String> {
+fn show(output: &mut impl Write, bytes: &[u8]) -> Result<(), TelnetError> {
     output
         .write_all(bytes)
         .and_then(|()| output.flush())
-        .map_err(|e| format!("cannot write to the terminal: {e}"))
+        .map_err(TelnetError::Terminal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_say_what_failed_and_where() {
+        let os = || io::Error::other("no space left");
+        let cases = [
+            (
+                TelnetError::Runtime(os()),
+                "cannot start the async runtime: no space left",
+            ),
+            (
+                TelnetError::Save {
+                    path: PathBuf::from("/tmp/x.log"),
+                    source: os(),
+                },
+                "cannot save the transcript to /tmp/x.log: no space left",
+            ),
+            (
+                TelnetError::Read {
+                    peer: "127.0.0.1:110".into(),
+                    source: os(),
+                },
+                "reading from 127.0.0.1:110 failed: no space left",
+            ),
+            (
+                TelnetError::Write {
+                    peer: "127.0.0.1:110".into(),
+                    source: os(),
+                },
+                "writing to 127.0.0.1:110 failed: no space left",
+            ),
+            (
+                TelnetError::Terminal(os()),
+                "cannot write to the terminal: no space left",
+            ),
+            (
+                TelnetError::Signals(SignalError::ThreadEnded),
+                "the signal thread ended before it was ready",
+            ),
+        ];
+        for (error, text) in cases {
+            assert_eq!(error.to_string(), text);
+        }
+        let none = || ClientError::NoAddress { addr: "x".into() };
+        assert_eq!(TelnetError::Connect(none()).to_string(), none().to_string());
+    }
 }

@@ -410,7 +410,8 @@ impl Scenario {
                         ),
                     ));
                 }
-                super::fixture::message_bytes(fixture, user, mail).map_err(|p| (at_mail, p))?;
+                super::fixture::message_bytes(fixture, user, mail)
+                    .map_err(|e| (at_mail, e.to_string()))?;
             }
         }
         Ok(())
@@ -467,7 +468,7 @@ fn validate_step(raw: RawStep, line: usize, text: &str) -> Result<Step, StepErro
     }
     if let Some(protocol) = raw.connect {
         let to = match raw.to.as_deref() {
-            Some(text) => Some(parse_server_address(text).map_err(|e| format!("to = {e}"))?),
+            Some(text) => Some(server_address(text).map_err(|e| format!("to = {e}"))?),
             None => None,
         };
         actions.push(Action::Connect {
@@ -573,9 +574,35 @@ fn parse_expect(status: String, text: Option<String>) -> Result<Expect, String> 
     Ok(Expect { status, text })
 }
 
+/// Why a typed server address is not one (the text as typed, trimmed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddressError {
+    /// Not `HOST:PORT` with an IP address or `localhost`.
+    NotAnAddress { text: String },
+    /// Port 0.
+    PortZero { text: String },
+}
+
+impl fmt::Display for AddressError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddressError::NotAnAddress { text } => write!(
+                f,
+                "\"{text}\" is not a server address: write HOST:PORT with an IP address or \
+                 localhost, such as \"127.0.0.1:8110\""
+            ),
+            AddressError::PortZero { text } => {
+                write!(f, "\"{text}\": port 0 cannot be connected to")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AddressError {}
+
 /// A server address as typed, `HOST:PORT` with an IP address or `localhost` as the host
 /// (`127.0.0.1:8110`, `[::1]:110`, `localhost:8110`; no name lookup), or why it is not one.
-pub fn parse_server_address(text: &str) -> Result<SocketAddr, String> {
+pub fn server_address(text: &str) -> Result<SocketAddr, AddressError> {
     let text = text.trim();
     let localhost = text
         .strip_prefix("localhost:")
@@ -583,17 +610,21 @@ pub fn parse_server_address(text: &str) -> Result<SocketAddr, String> {
         .map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
     let addr = match localhost {
         Some(addr) => addr,
-        None => text.parse().map_err(|_| {
-            format!(
-                "\"{text}\" is not a server address: write HOST:PORT with an IP address or \
-                 localhost, such as \"127.0.0.1:8110\""
-            )
+        None => text.parse().map_err(|_| AddressError::NotAnAddress {
+            text: text.to_string(),
         })?,
     };
     if addr.port() == 0 {
-        return Err(format!("\"{text}\": port 0 cannot be connected to"));
+        return Err(AddressError::PortZero {
+            text: text.to_string(),
+        });
     }
     Ok(addr)
+}
+
+/// [`server_address`] with the error as its text, for the window's forms (which show it).
+pub fn parse_server_address(text: &str) -> Result<SocketAddr, String> {
+    server_address(text).map_err(|e| e.to_string())
 }
 
 /// The 1-based line of byte `offset` in `text`.
@@ -849,6 +880,32 @@ expect = "+OK"
         let bad_user = MINIMAL.replace("name = \"mrose\"", "name = \"../x\"");
         let e = Scenario::parse(&bad_user, "x.toml").unwrap_err();
         assert!(e.problem.contains("not a plain user name"), "{e}");
+    }
+
+    #[test]
+    fn server_addresses_as_typed() {
+        assert_eq!(
+            server_address(" localhost:8110 "),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 8110)))
+        );
+        assert_eq!(server_address("[::1]:110").map(|a| a.port()), Ok(110));
+        let e = server_address("mail.example.com:110").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "\"mail.example.com:110\" is not a server address: write HOST:PORT with an IP \
+             address or localhost, such as \"127.0.0.1:8110\""
+        );
+        let e = server_address("127.0.0.1:0").unwrap_err();
+        assert_eq!(
+            e,
+            AddressError::PortZero {
+                text: "127.0.0.1:0".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "\"127.0.0.1:0\": port 0 cannot be connected to"
+        );
     }
 
     #[test]

@@ -1,12 +1,67 @@
 //! Real servers for a scenario: both protocols on loopback, on a runtime of their own, with
 //! their events on a channel, stopped when dropped.
 
+use std::fmt;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::proto::Protocol;
 use crate::servers::{self, EventSink, ServerConfig, ServerEvent};
 use crate::store::Store;
+
+/// How long [`LiveServers::start`] waits for the servers to listen.
+const START_LIMIT: Duration = Duration::from_secs(10);
+
+/// Why the scenario's servers did not start.
+#[derive(Debug)]
+pub enum ServersError {
+    /// Their thread could not be started.
+    Thread(io::Error),
+    /// Their tokio runtime could not be built.
+    Runtime(io::Error),
+    /// A listening socket could not be bound (the port is taken, or needs privileges).
+    Listen {
+        protocol: Protocol,
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    /// The bound listeners could not be started as servers.
+    Start(io::Error),
+    /// They were not listening after [`START_LIMIT`].
+    Timeout,
+}
+
+impl fmt::Display for ServersError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServersError::Thread(e) => write!(f, "cannot start the server thread: {e}"),
+            ServersError::Runtime(e) => write!(f, "cannot start a runtime: {e}"),
+            ServersError::Listen {
+                protocol,
+                addr,
+                source,
+            } => write!(f, "cannot listen for {protocol} on {addr}: {source}"),
+            ServersError::Start(e) => write!(f, "cannot start the servers: {e}"),
+            ServersError::Timeout => write!(
+                f,
+                "the servers did not start within {} s",
+                START_LIMIT.as_secs()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ServersError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServersError::Thread(e) | ServersError::Runtime(e) | ServersError::Start(e) => Some(e),
+            ServersError::Listen { source, .. } => Some(source),
+            ServersError::Timeout => None,
+        }
+    }
+}
 
 /// Servers running in a background thread.
 pub struct LiveServers {
@@ -24,7 +79,7 @@ impl LiveServers {
         config: ServerConfig,
         pop3: SocketAddr,
         smtp: SocketAddr,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ServersError> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -39,20 +94,25 @@ impl LiveServers {
                 {
                     Ok(rt) => rt,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(format!("cannot start a runtime: {e}")));
+                        let _ = ready_tx.send(Err(ServersError::Runtime(e)));
                         return;
                     }
                 };
                 runtime.block_on(async move {
                     let bound = async {
-                        let p = tokio::net::TcpListener::bind(pop3)
-                            .await
-                            .map_err(|e| format!("cannot listen for POP3 on {pop3}: {e}"))?;
-                        let s = tokio::net::TcpListener::bind(smtp)
-                            .await
-                            .map_err(|e| format!("cannot listen for SMTP on {smtp}: {e}"))?;
+                        let listen = |protocol, addr| async move {
+                            tokio::net::TcpListener::bind(addr).await.map_err(|source| {
+                                ServersError::Listen {
+                                    protocol,
+                                    addr,
+                                    source,
+                                }
+                            })
+                        };
+                        let p = listen(Protocol::Pop3, pop3).await?;
+                        let s = listen(Protocol::Smtp, smtp).await?;
                         servers::start(store, config, p, s, EventSink::new(tx))
-                            .map_err(|e| format!("cannot start the servers: {e}"))
+                            .map_err(ServersError::Start)
                     };
                     match bound.await {
                         Ok(running) => {
@@ -66,10 +126,10 @@ impl LiveServers {
                     }
                 });
             })
-            .map_err(|e| format!("cannot start the server thread: {e}"))?;
+            .map_err(ServersError::Thread)?;
         let (pop3, smtp) = ready_rx
-            .recv_timeout(Duration::from_secs(10))
-            .map_err(|_| "the servers did not start within 10 s".to_string())??;
+            .recv_timeout(START_LIMIT)
+            .map_err(|_| ServersError::Timeout)??;
         Ok(Self {
             pop3,
             smtp,
@@ -103,5 +163,61 @@ impl Drop for LiveServers {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_say_which_server_and_where() {
+        let os = || io::Error::new(io::ErrorKind::AddrInUse, "address in use");
+        let addr = SocketAddr::from(([127, 0, 0, 1], 110));
+        let cases = [
+            (
+                ServersError::Listen {
+                    protocol: Protocol::Pop3,
+                    addr,
+                    source: os(),
+                },
+                "cannot listen for POP3 on 127.0.0.1:110: address in use",
+            ),
+            (
+                ServersError::Thread(os()),
+                "cannot start the server thread: address in use",
+            ),
+            (
+                ServersError::Runtime(os()),
+                "cannot start a runtime: address in use",
+            ),
+            (
+                ServersError::Start(os()),
+                "cannot start the servers: address in use",
+            ),
+            (
+                ServersError::Timeout,
+                "the servers did not start within 10 s",
+            ),
+        ];
+        for (error, text) in cases {
+            assert_eq!(error.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn a_taken_port_is_a_listen_error() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let dir = super::super::WorkDir::new().unwrap();
+        let store = Arc::new(Store::create(dir.path(), &[]).unwrap());
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let e = LiveServers::start(store, ServerConfig::default(), any, addr)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(e, ServersError::Listen { protocol: Protocol::Smtp, addr: a, .. } if a == addr),
+            "{e}"
+        );
     }
 }

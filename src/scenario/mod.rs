@@ -11,11 +11,70 @@ pub mod transport;
 pub use engine::{Engine, transcript};
 pub use format::{Action, Scenario, ScenarioError, Step};
 
+use std::fmt;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::exchange::StepOutcome;
+use crate::exchange::{StepOutcome, TransportError};
 use crate::servers::ServerConfig;
+
+/// Why a scenario could not start running (its file was fine).
+#[derive(Debug)]
+pub enum StartError {
+    /// Its private work folder could not be made.
+    WorkDir(io::Error),
+    /// Its fixture could not be written.
+    Fixture(fixture::FixtureError),
+    /// Its servers did not start.
+    Servers(live::ServersError),
+    /// The servers' events were taken by someone else (a bug of mailwire's).
+    EventsTaken,
+    /// The client side could not be set up.
+    Transport(TransportError),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::WorkDir(e) => write!(f, "cannot make a work folder: {e}"),
+            StartError::Fixture(e) => e.fmt(f),
+            StartError::Servers(e) => e.fmt(f),
+            StartError::EventsTaken => f.write_str("the server events were already taken"),
+            StartError::Transport(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::WorkDir(e) => Some(e),
+            StartError::Fixture(e) => Some(e),
+            StartError::Servers(e) => Some(e),
+            StartError::Transport(e) => Some(e),
+            StartError::EventsTaken => None,
+        }
+    }
+}
+
+impl From<fixture::FixtureError> for StartError {
+    fn from(e: fixture::FixtureError) -> Self {
+        StartError::Fixture(e)
+    }
+}
+
+impl From<live::ServersError> for StartError {
+    fn from(e: live::ServersError) -> Self {
+        StartError::Servers(e)
+    }
+}
+
+impl From<TransportError> for StartError {
+    fn from(e: TransportError) -> Self {
+        StartError::Transport(e)
+    }
+}
 
 /// A scenario's private working folder (its fresh fixture), removed when dropped.
 #[derive(Debug)]
@@ -65,14 +124,16 @@ pub fn server_config(scenario: &Scenario) -> ServerConfig {
 }
 
 /// A fresh copy of the scenario's fixture in a new work folder.
-pub fn fresh_fixture(scenario: &Scenario) -> Result<(WorkDir, Arc<crate::store::Store>), String> {
-    let dir = WorkDir::new().map_err(|e| format!("cannot make a work folder: {e}"))?;
+pub fn fresh_fixture(
+    scenario: &Scenario,
+) -> Result<(WorkDir, Arc<crate::store::Store>), StartError> {
+    let dir = WorkDir::new().map_err(StartError::WorkDir)?;
     let store = fixture::build(&scenario.fixture, dir.path())?;
     Ok((dir, Arc::new(store)))
 }
 
 /// Runs the whole scenario through the sans-IO machines in memory: no sockets, no threads.
-pub fn run_in_memory(scenario: &Scenario) -> Result<Vec<StepOutcome>, String> {
+pub fn run_in_memory(scenario: &Scenario) -> Result<Vec<StepOutcome>, StartError> {
     let (_dir, store) = fresh_fixture(scenario)?;
     let transport = transport::MemoryTransport::new(store, server_config(scenario));
     let mut engine = Engine::new(scenario.clone(), transport);
@@ -81,16 +142,40 @@ pub fn run_in_memory(scenario: &Scenario) -> Result<Vec<StepOutcome>, String> {
 
 /// Runs the whole scenario on real sockets: its own servers on 127.0.0.1 (free ports), the
 /// client over TCP. Returns the outcomes.
-pub fn run_on_sockets(scenario: &Scenario) -> Result<Vec<StepOutcome>, String> {
+pub fn run_on_sockets(scenario: &Scenario) -> Result<Vec<StepOutcome>, StartError> {
     let (_dir, store) = fresh_fixture(scenario)?;
     let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let mut servers = live::LiveServers::start(store, server_config(scenario), any, any)?;
-    let events = servers
-        .take_events()
-        .ok_or("the server events were already taken")?;
+    let events = servers.take_events().ok_or(StartError::EventsTaken)?;
     let transport =
-        transport::SocketTransport::new(servers.pop3_addr(), servers.smtp_addr(), events)
-            .map_err(|e| e.to_string())?;
+        transport::SocketTransport::new(servers.pop3_addr(), servers.smtp_addr(), events)?;
     let mut engine = Engine::new(scenario.clone(), transport);
     Ok(engine.run_all())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_errors_say_what_did_not_start() {
+        assert_eq!(
+            StartError::WorkDir(io::Error::other("read-only file system")).to_string(),
+            "cannot make a work folder: read-only file system"
+        );
+        assert_eq!(
+            StartError::EventsTaken.to_string(),
+            "the server events were already taken"
+        );
+        assert_eq!(
+            StartError::from(live::ServersError::Timeout).to_string(),
+            "the servers did not start within 10 s"
+        );
+        let size = fixture::FixtureError::SizeTooLarge { size: 1 };
+        assert_eq!(StartError::from(size).to_string(), "size 1 is too large");
+        assert_eq!(
+            StartError::from(TransportError::Closed).to_string(),
+            TransportError::Closed.to_string()
+        );
+    }
 }

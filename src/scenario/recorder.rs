@@ -11,8 +11,8 @@ use super::engine::Engine;
 use super::format::{Action, Scenario, Step};
 use super::live::LiveServers;
 use super::transport::{SocketTransport, Transport};
-use super::{WorkDir, fresh_fixture, server_config};
-use crate::capture::live::{self, CaptureMessage, LiveCapture, LiveConfig};
+use super::{StartError, WorkDir, fresh_fixture, server_config};
+use crate::capture::live::{self, CaptureError, CaptureMessage, LiveCapture, LiveConfig};
 use crate::exchange::StepOutcome;
 use crate::timeline::{CaptureStatus, Timeline, TimelineUpdate};
 
@@ -69,12 +69,13 @@ pub struct Recorder {
 const CATCH_UP: Duration = Duration::from_secs(10);
 
 impl Recorder {
-    /// Builds a fresh fixture, starts the servers and the capture.
-    pub fn start(scenario: &Scenario, options: &RecorderOptions) -> Result<Self, String> {
+    /// Builds a fresh fixture, starts the servers and the capture (a capture that cannot
+    /// start is no error: the timeline's capture status says why).
+    pub fn start(scenario: &Scenario, options: &RecorderOptions) -> Result<Self, StartError> {
         let (dir, store) = fresh_fixture(scenario)?;
         let mut servers =
             LiveServers::start(store, server_config(scenario), options.pop3, options.smtp)?;
-        let events = servers.take_events().ok_or("server events already taken")?;
+        let events = servers.take_events().ok_or(StartError::EventsTaken)?;
         let mut timeline = Timeline::new(scenario.title.clone());
         let ports = vec![servers.pop3_addr().port(), servers.smtp_addr().port()];
         let (capture, packets) = if options.capture {
@@ -87,8 +88,8 @@ impl Recorder {
                     });
                     (Some(capture), Some(rx))
                 }
-                Err(why) => {
-                    timeline.capture = Some(CaptureStatus::Unavailable { why });
+                Err(e) => {
+                    timeline.capture = Some(CaptureStatus::Unavailable { why: e.to_string() });
                     (None, None)
                 }
             }
@@ -99,7 +100,7 @@ impl Recorder {
             (None, None)
         };
         let (pop3, smtp) = (servers.pop3_addr(), servers.smtp_addr());
-        let transport = SocketTransport::new(pop3, smtp, events).map_err(|e| e.to_string())?;
+        let transport = SocketTransport::new(pop3, smtp, events)?;
         Ok(Self {
             engine: Engine::new(scenario.clone(), transport),
             capture,
@@ -318,13 +319,13 @@ impl Recorder {
 fn start_capture(
     interface: &str,
     ports: &[u16],
-) -> Result<(LiveCapture, crossbeam_channel::Receiver<CaptureMessage>), String> {
+) -> Result<(LiveCapture, crossbeam_channel::Receiver<CaptureMessage>), CaptureError> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let config = LiveConfig {
         interface: interface.to_string(),
         filter: live::port_filter(ports),
         ..LiveConfig::default()
     };
-    let capture = live::start(config, tx).map_err(|e| e.to_string())?;
+    let capture = live::start(config, tx)?;
     Ok((capture, rx))
 }

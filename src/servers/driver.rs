@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::{EventKind, EventSink, ServerEvent};
+use super::{EventKind, EventSink, ServerEvent, SessionEnd};
 use crate::proto::{Goodbye, Machine, Output, ServerMachine};
 
 /// Replies are gathered and written together, up to this many bytes.
@@ -76,7 +76,7 @@ async fn run<M, R>(
     idle_limit: Duration,
     publish: &impl Fn(EventKind),
     shutdown: &mut watch::Receiver<bool>,
-) -> String
+) -> SessionEnd
 where
     M: ServerMachine + Send,
     M::Request: Send,
@@ -117,7 +117,7 @@ where
             return e;
         }
         if close {
-            return "closed by the server after QUIT".to_string();
+            return SessionEnd::Quit;
         }
         let read = tokio::select! {
             r = tokio::time::timeout(idle_limit, stream.read(&mut buf)) => r,
@@ -125,7 +125,7 @@ where
                 if let Some(bye) = machine.goodbye(Goodbye::ShuttingDown) {
                     let _ = tokio::time::timeout(GOODBYE_LIMIT, stream.write_all(&bye)).await;
                 }
-                return "server shutting down".to_string();
+                return SessionEnd::ShuttingDown;
             }
         };
         match read {
@@ -133,17 +133,21 @@ where
                 if let Some(bye) = machine.goodbye(Goodbye::Idle) {
                     let _ = tokio::time::timeout(GOODBYE_LIMIT, stream.write_all(&bye)).await;
                 }
-                return format!("idle for {} s (autologout)", idle_limit.as_secs());
+                return SessionEnd::Idle {
+                    secs: idle_limit.as_secs(),
+                };
             }
             Ok(Err(e)) => {
                 machine.receive_eof();
                 drain_events(machine, publish);
-                return format!("read failed: {e}");
+                return SessionEnd::ReadFailed {
+                    error: e.to_string(),
+                };
             }
             Ok(Ok(0)) => {
                 machine.receive_eof();
                 drain_events(machine, publish);
-                return "connection closed by the client".to_string();
+                return SessionEnd::ClientClosed;
             }
             Ok(Ok(n)) => machine.receive(buf.get(..n).unwrap_or_default()),
         }
@@ -160,13 +164,19 @@ async fn write_out(
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
     limit: Duration,
-) -> Result<(), String> {
+) -> Result<(), SessionEnd> {
     if !out.is_empty() {
         match tokio::time::timeout(limit, stream.write_all(out)).await {
             Ok(Ok(())) => out.clear(),
-            Ok(Err(e)) => return Err(format!("write failed: {e}")),
+            Ok(Err(e)) => {
+                return Err(SessionEnd::WriteFailed {
+                    error: e.to_string(),
+                });
+            }
             Err(_) => {
-                return Err(format!("the client read nothing for {} s", limit.as_secs()));
+                return Err(SessionEnd::ClientNotReading {
+                    secs: limit.as_secs(),
+                });
             }
         }
     }

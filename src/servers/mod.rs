@@ -12,6 +12,7 @@ mod smtp;
 pub use pop3::Pop3Backend;
 pub use smtp::SmtpBackend;
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,9 +74,44 @@ pub struct ServerEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
     SessionOpened { peer: SocketAddr, local: SocketAddr },
-    SessionClosed { reason: String },
+    SessionClosed { reason: SessionEnd },
     Pop3(Pop3Event),
     Smtp(SmtpEvent),
+}
+
+/// Why a server session ended. Displayed after "closed: " in transcripts and the window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The machine closed it after QUIT.
+    Quit,
+    /// The server is stopping.
+    ShuttingDown,
+    /// No command came for this long (RFC 1939's autologout timer).
+    Idle { secs: u64 },
+    /// The client closed its side.
+    ClientClosed,
+    /// The client read nothing for this long: replies could not be written.
+    ClientNotReading { secs: u64 },
+    /// Reading the socket failed; the operating system's message.
+    ReadFailed { error: String },
+    /// Writing the socket failed; the operating system's message.
+    WriteFailed { error: String },
+}
+
+impl fmt::Display for SessionEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionEnd::Quit => f.write_str("closed by the server after QUIT"),
+            SessionEnd::ShuttingDown => f.write_str("server shutting down"),
+            SessionEnd::Idle { secs } => write!(f, "idle for {secs} s (autologout)"),
+            SessionEnd::ClientClosed => f.write_str("connection closed by the client"),
+            SessionEnd::ClientNotReading { secs } => {
+                write!(f, "the client read nothing for {secs} s")
+            }
+            SessionEnd::ReadFailed { error } => write!(f, "read failed: {error}"),
+            SessionEnd::WriteFailed { error } => write!(f, "write failed: {error}"),
+        }
+    }
 }
 
 /// Answers a machine's requests synchronously with the store. The scenario runner's
@@ -173,6 +209,55 @@ pub fn transcript_line(event: &ServerEvent) -> Option<String> {
         _ => return None,
     };
     Some(format!("{tag} {body}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ends_read_after_closed() {
+        let cases = [
+            (SessionEnd::Quit, "closed by the server after QUIT"),
+            (SessionEnd::ShuttingDown, "server shutting down"),
+            (
+                SessionEnd::Idle { secs: 600 },
+                "idle for 600 s (autologout)",
+            ),
+            (SessionEnd::ClientClosed, "connection closed by the client"),
+            (
+                SessionEnd::ClientNotReading { secs: 30 },
+                "the client read nothing for 30 s",
+            ),
+            (
+                SessionEnd::ReadFailed {
+                    error: "reset".into(),
+                },
+                "read failed: reset",
+            ),
+            (
+                SessionEnd::WriteFailed {
+                    error: "broken pipe".into(),
+                },
+                "write failed: broken pipe",
+            ),
+        ];
+        for (end, text) in cases {
+            assert_eq!(end.to_string(), text);
+        }
+        let event = ServerEvent {
+            session: 7,
+            protocol: Protocol::Pop3,
+            at: SystemTime::UNIX_EPOCH,
+            kind: EventKind::SessionClosed {
+                reason: SessionEnd::Quit,
+            },
+        };
+        assert_eq!(
+            transcript_line(&event).as_deref(),
+            Some("[POP3 #7] closed: closed by the server after QUIT")
+        );
+    }
 }
 
 /// Returns once shutdown was requested (or the handle is gone).

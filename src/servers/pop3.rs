@@ -9,7 +9,7 @@ use super::driver::Responder;
 use super::{ServerConfig, Shared};
 use crate::proto::Machine;
 use crate::proto::pop3::{
-    Credential, LoginOutcome, MessageInfo, Pop3Config, Pop3Request, Pop3Server,
+    Credential, LoginOutcome, MaildropError, MessageInfo, Pop3Config, Pop3Request, Pop3Server,
 };
 use crate::store::{Maildrop, Store, StoreError};
 
@@ -105,20 +105,20 @@ impl Pop3Backend {
 
     /// A store error: the whole of it on the server's standard error (paths and hints are
     /// for whoever runs the server), the brief form for the reply to the client.
-    fn report(e: &StoreError) -> String {
+    fn report(e: &StoreError) -> MaildropError {
         eprintln!("mailwire: POP3 server: {e}");
-        e.brief()
+        MaildropError::Store { brief: e.brief() }
     }
 
     /// Reads message `index` of the locked maildrop.
-    pub fn fetch(&mut self, index: usize) -> Result<Vec<u8>, String> {
-        let maildrop = self.maildrop.as_ref().ok_or("no maildrop is open")?;
+    pub fn fetch(&mut self, index: usize) -> Result<Vec<u8>, MaildropError> {
+        let maildrop = self.maildrop.as_ref().ok_or(MaildropError::NotLocked)?;
         maildrop.read(index).map_err(|e| Self::report(&e))
     }
 
     /// Removes the marked messages and releases the maildrop.
-    pub fn update(&mut self, delete: &[usize]) -> Result<(), String> {
-        let mut maildrop = self.maildrop.take().ok_or("no maildrop is open")?;
+    pub fn update(&mut self, delete: &[usize]) -> Result<(), MaildropError> {
+        let mut maildrop = self.maildrop.take().ok_or(MaildropError::NotLocked)?;
         maildrop
             .expunge(delete)
             .map(|_| ())
@@ -172,6 +172,6 @@ impl Responder<Pop3Server> for Pop3Responder {
 
 enum Answer {
     Login(LoginOutcome),
-    Fetch(Result<Vec<u8>, String>),
-    Update(Result<(), String>),
+    Fetch(Result<Vec<u8>, MaildropError>),
+    Update(Result<(), MaildropError>),
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use super::driver::{Responder, peer_text};
 use super::{ServerConfig, Shared};
 use crate::proto::smtp::{
-    Envelope, SmtpConfig, SmtpRequest, SmtpServer, received_header, return_path_header,
+    DeliveryError, Envelope, SmtpConfig, SmtpRequest, SmtpServer, received_header,
+    return_path_header,
 };
 use crate::store::Store;
 
@@ -89,8 +90,14 @@ impl SmtpBackend {
     }
 
     /// Stores the message in every recipient's Maildir, with a Received header on top;
-    /// returns only once it is on disk.
-    pub fn deliver(&self, id: &str, envelope: &Envelope, content: &[u8]) -> Result<(), String> {
+    /// returns only once it is on disk. A store error goes whole to the server's standard
+    /// error (paths and hints are for whoever runs the server), briefly into the reply.
+    pub fn deliver(
+        &self,
+        id: &str,
+        envelope: &Envelope,
+        content: &[u8],
+    ) -> Result<(), DeliveryError> {
         let helo = envelope.helo.clone().unwrap_or_default();
         let date = self
             .fixed_date
@@ -107,7 +114,10 @@ impl SmtpBackend {
         self.store
             .deliver(&users, &message)
             .map(|_paths| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| {
+                eprintln!("mailwire: SMTP server: {e}");
+                DeliveryError::Store { brief: e.brief() }
+            })
     }
 }
 
@@ -125,7 +135,7 @@ impl Responder<SmtpServer> for SmtpResponder {
                 let result =
                     tokio::task::spawn_blocking(move || backend.deliver(&id, &envelope, &content))
                         .await
-                        .unwrap_or_else(|e| Err(format!("internal error: {e}")));
+                        .unwrap_or(Err(DeliveryError::Internal));
                 machine.answer_delivery(result);
             }
             other => self.backend.answer(machine, other),

@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 pub use demo::{create_demo, default_data_dir};
 pub use import::{ImportReport, import_assignment};
 pub use maildir::{Maildrop, StoredMessage};
+pub use users::UsersLineProblem;
 
 /// Name of the users file inside a data directory.
 pub const USERS_FILE: &str = "users.txt";
@@ -68,7 +69,7 @@ pub enum StoreError {
         /// 1-based line number.
         line: usize,
         /// What is wrong with the line and how to fix it.
-        problem: String,
+        problem: UsersLineProblem,
     },
     /// A password that cannot be written as the second field of a `users.txt` line.
     BadPassword {

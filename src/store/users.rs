@@ -5,10 +5,61 @@
 //! mark at the start (Windows editors write one) is skipped.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io::Write;
 use std::path::Path;
 
 use super::{MAX_USERNAME_LEN, StoreError, is_plain_username};
+
+/// What is wrong with one line of a users file (the file and line are in
+/// [`StoreError::UsersFile`]); the Display says how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsersLineProblem {
+    /// The line is not UTF-8.
+    NotUtf8,
+    /// The first field is not a plain user name.
+    NotPlainName { user: String },
+    /// A user name alone.
+    NoPassword { user: String },
+    /// More than `username password`.
+    ExtraFields,
+    /// The password holds a control character.
+    ControlInPassword { user: String },
+    /// The user was listed before, on `first_line`.
+    Duplicate { user: String, first_line: usize },
+}
+
+impl fmt::Display for UsersLineProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsersLineProblem::NotUtf8 => f.write_str(
+                "the line is not valid UTF-8; save the file as UTF-8 (user names are ASCII)",
+            ),
+            UsersLineProblem::NotPlainName { user } => write!(
+                f,
+                "{user:?} is not a plain user name; use 1 to {MAX_USERNAME_LEN} characters \
+                 among letters, digits and . _ @ + -, not starting with a dot"
+            ),
+            UsersLineProblem::NoPassword { user } => write!(
+                f,
+                "user `{user}` has no password; write the line as `{user} PASSWORD`"
+            ),
+            UsersLineProblem::ExtraFields => f.write_str(
+                "the line has more than two fields; write `username password` (passwords \
+                 cannot contain spaces)",
+            ),
+            UsersLineProblem::ControlInPassword { user } => write!(
+                f,
+                "the password of `{user}` contains a control character; remove it"
+            ),
+            UsersLineProblem::Duplicate { user, first_line } => write!(
+                f,
+                "user `{user}` is already listed on line {first_line}; remove one of the two \
+                 lines"
+            ),
+        }
+    }
+}
 
 /// Reads and parses a users file.
 pub(crate) fn read_users_file(path: &Path) -> Result<BTreeMap<String, String>, StoreError> {
@@ -30,17 +81,14 @@ pub(crate) fn parse_users(
     let mut out = Vec::new();
     for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let line_no = i + 1;
-        let err = |problem: String| StoreError::UsersFile {
+        let err = |problem: UsersLineProblem| StoreError::UsersFile {
             path: path.to_path_buf(),
             line: line_no,
             problem,
         };
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         let Ok(line) = std::str::from_utf8(raw) else {
-            return Err(err(
-                "the line is not valid UTF-8; save the file as UTF-8 (user names are ASCII)"
-                    .to_string(),
-            ));
+            return Err(err(UsersLineProblem::NotUtf8));
         };
         let line = line.trim_matches(|c: char| c == ' ' || c == '\t');
         if line.is_empty() || line.starts_with('#') {
@@ -51,32 +99,28 @@ pub(crate) fn parse_users(
             continue;
         };
         if !is_plain_username(user) {
-            return Err(err(format!(
-                "{user:?} is not a plain user name; use 1 to {MAX_USERNAME_LEN} characters \
-                 among letters, digits and . _ @ + -, not starting with a dot"
-            )));
+            return Err(err(UsersLineProblem::NotPlainName {
+                user: user.to_string(),
+            }));
         }
         let Some(password) = password else {
-            return Err(err(format!(
-                "user `{user}` has no password; write the line as `{user} PASSWORD`"
-            )));
+            return Err(err(UsersLineProblem::NoPassword {
+                user: user.to_string(),
+            }));
         };
         if extra.is_some() {
-            return Err(err(
-                "the line has more than two fields; write `username password` (passwords \
-                 cannot contain spaces)"
-                    .to_string(),
-            ));
+            return Err(err(UsersLineProblem::ExtraFields));
         }
         if password.chars().any(char::is_control) {
-            return Err(err(format!(
-                "the password of `{user}` contains a control character; remove it"
-            )));
+            return Err(err(UsersLineProblem::ControlInPassword {
+                user: user.to_string(),
+            }));
         }
-        if let Some(first) = seen.get(user) {
-            return Err(err(format!(
-                "user `{user}` is already listed on line {first}; remove one of the two lines"
-            )));
+        if let Some(&first_line) = seen.get(user) {
+            return Err(err(UsersLineProblem::Duplicate {
+                user: user.to_string(),
+                first_line,
+            }));
         }
         seen.insert(user.to_string(), line_no);
         out.push((user.to_string(), password.to_string(), line_no));
@@ -154,4 +198,73 @@ pub(crate) fn merge_users_file(path: &Path, users: &[(String, String)]) -> Resul
         .map_err(StoreError::io(&tmp, "write the new users file"))?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(StoreError::io(path, "replace the users file"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The problem of the first bad line of `text`.
+    fn problem(text: &str) -> (usize, UsersLineProblem) {
+        match parse_users(text.as_bytes(), Path::new("users.txt")) {
+            Err(StoreError::UsersFile { line, problem, .. }) => (line, problem),
+            other => panic!("expected a users file error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_bad_line_says_what_is_wrong_and_how_to_fix_it() {
+        assert_eq!(
+            problem("a x\n.b y\n"),
+            (2, UsersLineProblem::NotPlainName { user: ".b".into() })
+        );
+        assert_eq!(
+            problem("alone\n"),
+            (
+                1,
+                UsersLineProblem::NoPassword {
+                    user: "alone".into()
+                }
+            )
+        );
+        assert_eq!(problem("a x y\n"), (1, UsersLineProblem::ExtraFields));
+        assert_eq!(
+            problem("a x\u{7}\n"),
+            (1, UsersLineProblem::ControlInPassword { user: "a".into() })
+        );
+        assert_eq!(
+            problem("a x\nb y\na z\n"),
+            (
+                3,
+                UsersLineProblem::Duplicate {
+                    user: "a".into(),
+                    first_line: 1
+                }
+            )
+        );
+        match parse_users(b"a x\n\xff y\n", Path::new("u")) {
+            Err(StoreError::UsersFile {
+                line: 2, problem, ..
+            }) => {
+                assert_eq!(problem, UsersLineProblem::NotUtf8);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            UsersLineProblem::NoPassword { user: "gb".into() }.to_string(),
+            "user `gb` has no password; write the line as `gb PASSWORD`"
+        );
+        assert_eq!(
+            UsersLineProblem::ExtraFields.to_string(),
+            "the line has more than two fields; write `username password` (passwords cannot \
+             contain spaces)"
+        );
+        assert!(
+            UsersLineProblem::NotPlainName {
+                user: "../x".into()
+            }
+            .to_string()
+            .starts_with("\"../x\" is not a plain user name; use 1 to ")
+        );
+    }
 }

@@ -84,7 +84,8 @@ pub fn open_window(options: AppOptions, screenshot: Option<PathBuf>) -> Result<(
     };
     let wanted = screenshot.is_some();
     let plan_result = result.clone();
-    let close_on_signal = stop::CloseOnSignal::install().map_err(WindowError::Failed)?;
+    let close_on_signal =
+        stop::CloseOnSignal::install().map_err(|e| WindowError::Failed(e.to_string()))?;
     let run = eframe::run_native(
         "mailwire",
         native,

@@ -122,12 +122,12 @@ impl ServerView {
             }
             (EventKind::SessionClosed { reason }, Protocol::Pop3) => {
                 if let Some(s) = self.pop3_mut(event.session) {
-                    s.closed = Some(reason.clone());
+                    s.closed = Some(reason.to_string());
                 }
             }
             (EventKind::SessionClosed { reason }, Protocol::Smtp) => {
                 if let Some(s) = self.smtp_mut(event.session) {
-                    s.closed = Some(reason.clone());
+                    s.closed = Some(reason.to_string());
                 }
             }
             (EventKind::Pop3(e), _) => self.pop3_event(event.session, e),

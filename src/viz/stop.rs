@@ -21,7 +21,7 @@ pub struct CloseOnSignal {
 
 impl CloseOnSignal {
     /// Installs the handlers.
-    pub fn install() -> Result<CloseOnSignal, String> {
+    pub fn install() -> Result<CloseOnSignal, crate::signals::SignalError> {
         let this = CloseOnSignal::default();
         let handler = this.clone();
         let mut first: Option<Instant> = None;

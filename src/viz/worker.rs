@@ -8,6 +8,7 @@
 //! a QUIT) still arrive.
 
 use std::collections::BTreeSet;
+use std::fmt;
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -71,6 +72,30 @@ pub enum WorkerMessage {
     Error(String),
 }
 
+/// The worker's thread could not be started.
+#[derive(Debug)]
+pub struct SpawnError(std::io::Error);
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot start the demo worker thread: {}", self.0)
+    }
+}
+
+impl std::error::Error for SpawnError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// The window's start-up error is its printed text (eframe takes any error), so `?` turns
+/// this into it.
+impl From<SpawnError> for String {
+    fn from(e: SpawnError) -> String {
+        e.to_string()
+    }
+}
+
 /// The window's handle on the worker thread. Dropping it shuts the worker down.
 pub struct Worker {
     commands: Sender<WorkerCommand>,
@@ -87,7 +112,7 @@ impl Worker {
     pub fn spawn(
         options: RecorderOptions,
         wake: impl Fn() + Send + 'static,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SpawnError> {
         let (commands, command_rx) = crossbeam_channel::unbounded();
         let (update_tx, updates) = crossbeam_channel::unbounded();
         let (message_tx, messages) = crossbeam_channel::unbounded();
@@ -105,7 +130,7 @@ impl Worker {
                 };
                 state.run(&command_rx, &wake);
             })
-            .map_err(|e| format!("cannot start the demo worker thread: {e}"))?;
+            .map_err(SpawnError)?;
         Ok(Self {
             commands,
             updates,
@@ -277,4 +302,22 @@ pub fn is_extra_session(session: &str) -> bool {
     session.starts_with(CONSOLE_SESSION)
         || session == MENU_POP3_SESSION
         || session == MENU_SMTP_SESSION
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spawn_error_says_which_thread() {
+        let e = SpawnError(std::io::Error::other("too many threads"));
+        assert_eq!(
+            e.to_string(),
+            "cannot start the demo worker thread: too many threads"
+        );
+        assert_eq!(
+            String::from(e),
+            "cannot start the demo worker thread: too many threads"
+        );
+    }
 }

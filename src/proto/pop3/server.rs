@@ -7,6 +7,7 @@
 //! commands are answered strictly in order and a scenario can let one output through at a time.
 
 use std::collections::VecDeque;
+use std::fmt;
 
 use super::command::Command;
 use crate::proto::line::{Line, LineBuffer, Terminator};
@@ -115,9 +116,35 @@ pub enum LoginOutcome {
     Rejected,
     /// Another session holds the maildrop.
     InUse,
-    /// The store failed; the text says why.
-    Failed(String),
+    /// The store failed.
+    Failed(MaildropError),
 }
+
+/// Why the outside world could not open, read or update a maildrop (the answer to a failed
+/// [`Pop3Request`]). The machine puts its Display, on one line, into the `-ERR` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MaildropError {
+    /// The store failed; `brief` says how in one line fit for the client (no paths: those
+    /// are for whoever runs the server).
+    Store {
+        /// One line for the reply, such as "could not read the message: ...".
+        brief: String,
+    },
+    /// No maildrop is locked for this session (a request the machine should not have
+    /// made).
+    NotLocked,
+}
+
+impl fmt::Display for MaildropError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MaildropError::Store { brief } => f.write_str(brief),
+            MaildropError::NotLocked => f.write_str("no maildrop is open"),
+        }
+    }
+}
+
+impl std::error::Error for MaildropError {}
 
 /// Things the machine reports as they happen, for the window and the scenario runner.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -324,7 +351,7 @@ impl Pop3Server {
                 });
                 self.err(&format!(
                     "[SYS/TEMP] cannot open maildrop: {}",
-                    one_line(&why)
+                    one_line(&why.to_string())
                 ));
             }
         }
@@ -332,7 +359,7 @@ impl Pop3Server {
 
     /// Answers [`Pop3Request::Fetch`] with the message's bytes (CRLF line ends expected;
     /// bare LFs are sent as CRLF) or why it could not be read.
-    pub fn answer_fetch(&mut self, content: Result<Vec<u8>, String>) {
+    pub fn answer_fetch(&mut self, content: Result<Vec<u8>, MaildropError>) {
         let Some(Pending::Fetch { msg, top_lines }) = self.pending else {
             return;
         };
@@ -342,7 +369,7 @@ impl Pop3Server {
             Err(why) => {
                 self.err(&format!(
                     "[SYS/TEMP] cannot read message {msg}: {}",
-                    one_line(&why)
+                    one_line(&why.to_string())
                 ));
                 return;
             }
@@ -368,7 +395,7 @@ impl Pop3Server {
     }
 
     /// Answers [`Pop3Request::Update`]: `Ok(())` once the marked messages are removed.
-    pub fn answer_update(&mut self, result: Result<(), String>) {
+    pub fn answer_update(&mut self, result: Result<(), MaildropError>) {
         if self.pending != Some(Pending::Update) {
             return;
         }
@@ -396,7 +423,7 @@ impl Pop3Server {
             }
             Err(why) => self.err(&format!(
                 "[SYS/PERM] some deleted messages not removed: {}",
-                one_line(&why)
+                one_line(&why.to_string())
             )),
         }
         self.close();
@@ -717,4 +744,18 @@ fn plural(n: usize) -> &'static str {
 
 fn one_line(text: &str) -> String {
     text.replace(['\r', '\n'], " ")
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::MaildropError;
+
+    #[test]
+    fn maildrop_errors_read_as_the_clause_of_a_reply() {
+        let store = MaildropError::Store {
+            brief: "could not read the message: disk gone".into(),
+        };
+        assert_eq!(store.to_string(), "could not read the message: disk gone");
+        assert_eq!(MaildropError::NotLocked.to_string(), "no maildrop is open");
+    }
 }

@@ -50,7 +50,13 @@ impl Fake {
                 server.answer_login(outcome);
             }
             Pop3Request::Fetch { index } => {
-                let msg = self.messages.get(index).cloned().ok_or("gone".to_string());
+                let msg = self
+                    .messages
+                    .get(index)
+                    .cloned()
+                    .ok_or(MaildropError::Store {
+                        brief: "gone".into(),
+                    });
                 server.answer_fetch(msg);
             }
             Pop3Request::Update { delete } => {

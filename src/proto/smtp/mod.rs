@@ -17,7 +17,8 @@ pub use command::{Command, Path, Verb};
 pub use header::{received_header, return_path_header};
 pub use reply::Reply;
 pub use server::{
-    Envelope, Recipient, SmtpConfig, SmtpEvent, SmtpOutput, SmtpRequest, SmtpServer, SmtpState,
+    DeliveryError, Envelope, Recipient, SmtpConfig, SmtpEvent, SmtpOutput, SmtpRequest, SmtpServer,
+    SmtpState,
 };
 
 #[cfg(test)]

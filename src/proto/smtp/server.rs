@@ -17,6 +17,7 @@
 //! (SMTP smuggling). Bare LFs inside content lines are kept as they are.
 
 use std::collections::VecDeque;
+use std::fmt;
 
 use super::command::{Command, Verb, split_command};
 use super::reply::Reply;
@@ -120,6 +121,32 @@ pub enum SmtpRequest {
         content: Vec<u8>,
     },
 }
+
+/// Why a delivery failed (the answer to a failed [`SmtpRequest::Deliver`]): the `451` reply
+/// says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryError {
+    /// The store failed; `brief` says how in one line fit for the client (no paths: those
+    /// are for whoever runs the server).
+    Store {
+        /// One line for the reply, such as "could not write the message: ...".
+        brief: String,
+    },
+    /// The delivery ended without an answer (the work doing it stopped): nothing more to
+    /// tell the client.
+    Internal,
+}
+
+impl fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeliveryError::Store { brief } => f.write_str(brief),
+            DeliveryError::Internal => f.write_str("local error in processing"),
+        }
+    }
+}
+
+impl std::error::Error for DeliveryError {}
 
 /// Things the machine reports as they happen, for the window and the scenario runner.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,7 +335,7 @@ impl SmtpServer {
     /// Answers [`SmtpRequest::Deliver`]: `Ok(())` once stored for every recipient, or why it
     /// failed (then "451 4.3.0" and the message is not accepted). Either way the transaction
     /// ends.
-    pub fn answer_delivery(&mut self, result: Result<(), String>) {
+    pub fn answer_delivery(&mut self, result: Result<(), DeliveryError>) {
         let Some(Pending::Delivery { bytes }) = self.pending else {
             return;
         };
@@ -323,13 +350,12 @@ impl SmtpServer {
                 self.reply(Reply::new(250, "2.0.0 Message accepted for delivery"));
                 self.event(SmtpEvent::MessageDelivered { recipients, bytes });
             }
-            Err(why) => {
-                let why = why.trim();
-                let text = if why.is_empty() {
-                    "4.3.0 Local error in processing, message not accepted".to_string()
-                } else {
-                    format!("4.3.0 Message not accepted: {why}")
-                };
+            Err(DeliveryError::Store { brief }) if !brief.trim().is_empty() => {
+                let text = format!("4.3.0 Message not accepted: {}", brief.trim());
+                self.reply(Reply::new(451, text));
+            }
+            Err(_) => {
+                let text = "4.3.0 Local error in processing, message not accepted";
                 self.reply(Reply::new(451, text));
             }
         }
@@ -628,5 +654,22 @@ impl SmtpServer {
             self.state = to;
             self.event(SmtpEvent::StateChanged { from, to });
         }
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::DeliveryError;
+
+    #[test]
+    fn delivery_errors_read_as_the_clause_of_a_reply() {
+        let store = DeliveryError::Store {
+            brief: "disk full".into(),
+        };
+        assert_eq!(store.to_string(), "disk full");
+        assert_eq!(
+            DeliveryError::Internal.to_string(),
+            "local error in processing"
+        );
     }
 }

@@ -28,7 +28,9 @@ impl Fake {
                 server.answer_recipient(self.users.contains(&user.as_str()));
             }
             SmtpRequest::Deliver { envelope, content } => match &self.fail {
-                Some(why) => server.answer_delivery(Err(why.clone())),
+                Some(why) => {
+                    server.answer_delivery(Err(DeliveryError::Store { brief: why.clone() }))
+                }
                 None => {
                     self.delivered.push((envelope, content));
                     server.answer_delivery(Ok(()));
