@@ -34,9 +34,15 @@ pub struct ServeArgs {
     /// A mail domain delivered locally besides `localhost` (repeatable).
     #[arg(long = "domain")]
     pub domains: Vec<String>,
-    /// Fixed APOP timestamp for reproducible demos, e.g. '<1896.697170952@dbc.mtview.ca.us>'.
+    /// Fixed APOP timestamp, e.g. '<1896.697170952@dbc.mtview.ca.us>', to replay RFC 1939's
+    /// example. Only for demos: RFC 1939 section 7 requires a fresh one per session (the
+    /// default), or a captured APOP digest can be replayed.
     #[arg(long)]
     pub apop_timestamp: Option<String>,
+    /// Accept only APOP, not USER/PASS, as RFC 1939 section 13 advises for users who have an
+    /// APOP secret (here every user's password is one).
+    #[arg(long)]
+    pub apop_only: bool,
     /// Delay before answering a failed POP3 login, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub login_delay_ms: u64,
@@ -68,6 +74,7 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
         failed_login_delay: Duration::from_millis(args.login_delay_ms),
         idle_limit: Duration::from_secs(args.idle_secs),
         fixed_timestamp: args.apop_timestamp,
+        apop_only: args.apop_only,
         fixed_date: None,
         max_message_size: args.max_message_size,
         local_domains: args.domains,

@@ -147,7 +147,8 @@ impl<T: Transport> Engine<T> {
                     session: step.session.clone(),
                 });
             }
-            let conn = self.transport.connect(*protocol, *mss, *to)?;
+            let nagle = self.scenario.fixture.client_nagle;
+            let conn = self.transport.connect(*protocol, *mss, *to, nagle)?;
             let client = match protocol {
                 Protocol::Pop3 => Client::Pop3(Pop3Client::new()),
                 Protocol::Smtp => {

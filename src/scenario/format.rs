@@ -64,9 +64,24 @@ pub struct Fixture {
     /// The server's host name (greetings, sign-offs, Received headers).
     #[serde(default = "default_hostname")]
     pub hostname: String,
-    /// The APOP timestamp of every POP3 greeting, for a reproducible run.
-    #[serde(default = "default_timestamp")]
-    pub apop_timestamp: String,
+    /// One APOP timestamp for every POP3 greeting, to replay a published session (RFC 1939's
+    /// example) byte for byte. Without it each session gets a fresh one, as RFC 1939
+    /// section 7 requires: a timestamp used twice lets a captured APOP digest be replayed.
+    #[serde(default)]
+    pub apop_timestamp: Option<String>,
+    /// POP3 accepts only APOP, not USER/PASS (RFC 1939 section 13).
+    #[serde(default)]
+    pub apop_only: bool,
+    /// The client sends with Nagle's algorithm (RFC 896: small writes wait for the ACK of
+    /// what is in flight) instead of with TCP_NODELAY, mailwire's default so each command
+    /// goes out at once. With delayed ACKs (RFC 9293 section 3.8.6.3) the two can hold a
+    /// write back by up to 40 ms on Linux.
+    #[serde(default)]
+    pub client_nagle: bool,
+    /// The autologout timer, in milliseconds (RFC 1939 section 3: at least 10 minutes on a
+    /// real server; a scenario may shorten it to show what happens).
+    #[serde(default)]
+    pub autologout_ms: Option<u64>,
     /// The date written into Received headers, for a reproducible run.
     #[serde(default = "default_date")]
     pub date: String,
@@ -269,10 +284,6 @@ struct RawLogin {
 
 fn default_hostname() -> String {
     "localhost".to_string()
-}
-
-fn default_timestamp() -> String {
-    "<1896.697170952@dbc.mtview.ca.us>".to_string()
 }
 
 fn default_date() -> String {
@@ -670,6 +681,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "top-and-uidl",
         include_str!("../../scenarios/top-and-uidl.toml"),
     ),
+    ("apop-only", include_str!("../../scenarios/apop-only.toml")),
     (
         "smtp-errors",
         include_str!("../../scenarios/smtp-errors.toml"),

@@ -116,7 +116,12 @@ pub fn server_config(scenario: &Scenario) -> ServerConfig {
     ServerConfig {
         hostname: f.hostname.clone(),
         failed_login_delay: std::time::Duration::from_millis(f.login_delay_ms),
-        fixed_timestamp: Some(f.apop_timestamp.clone()),
+        fixed_timestamp: f.apop_timestamp.clone(),
+        apop_only: f.apop_only,
+        idle_limit: f.autologout_ms.map_or(
+            ServerConfig::default().idle_limit,
+            std::time::Duration::from_millis,
+        ),
         fixed_date: Some(f.date.clone()),
         local_domains: f.domains.clone(),
         ..ServerConfig::default()

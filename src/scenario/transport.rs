@@ -19,12 +19,14 @@ use crate::store::Store;
 /// Moves the client's bytes to a server and back.
 pub trait Transport {
     /// Opens a connection; `mss` asks for a small maximum segment size; `to` names another
-    /// server than the transport's own one for `protocol`.
+    /// server than the transport's own one for `protocol`; `nagle` sends with Nagle's
+    /// algorithm instead of TCP_NODELAY.
     fn connect(
         &mut self,
         protocol: Protocol,
         mss: Option<u16>,
         to: Option<SocketAddr>,
+        nagle: bool,
     ) -> Result<ConnId, TransportError>;
     /// Writes bytes to the server (one write: one segment when small enough).
     fn write(&mut self, conn: ConnId, bytes: &[u8]) -> Result<(), TransportError>;
@@ -155,6 +157,7 @@ impl Transport for MemoryTransport {
         protocol: Protocol,
         _mss: Option<u16>,
         to: Option<SocketAddr>,
+        _nagle: bool,
     ) -> Result<ConnId, TransportError> {
         if to.is_some() {
             return Err(TransportError::NoOtherServersInMemory);
@@ -164,11 +167,13 @@ impl Transport for MemoryTransport {
             Protocol::Pop3 => Box::new(Served {
                 machine: Pop3Server::new(Pop3Config {
                     hostname: self.config.hostname.clone(),
-                    timestamp: self
-                        .config
-                        .fixed_timestamp
-                        .clone()
-                        .unwrap_or_else(|| "<0.0@mailwire>".to_string()),
+                    // Without a clock or a process id, a run in memory still gives each
+                    // session its own timestamp (RFC 1939 section 7), the same every run so
+                    // that its snapshot does not change.
+                    timestamp: self.config.fixed_timestamp.clone().unwrap_or_else(|| {
+                        format!("<{session}.{}@{}>", 1000 + session, self.config.hostname)
+                    }),
+                    apop_only: self.config.apop_only,
                 }),
                 backend: Some(Pop3Backend::new(self.store.clone())),
             }),
@@ -328,13 +333,17 @@ impl Transport for SocketTransport {
         protocol: Protocol,
         mss: Option<u16>,
         to: Option<SocketAddr>,
+        nagle: bool,
     ) -> Result<ConnId, TransportError> {
         let addr = to.unwrap_or(match protocol {
             Protocol::Pop3 => self.pop3,
             Protocol::Smtp => self.smtp,
         });
         let sandboxed = to.is_some() && crate::capture::sandbox::is_sandboxed_copy();
-        let setup = SocketSetup { mss, nodelay: true };
+        let setup = SocketSetup {
+            mss,
+            nodelay: !nagle,
+        };
         let wire = self
             .runtime
             .block_on(Wire::connect_with(addr, setup, &self.options))

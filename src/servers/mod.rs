@@ -36,8 +36,11 @@ pub struct ServerConfig {
     pub failed_login_delay: Duration,
     /// Close a session after this long without a command (RFC 1939's autologout timer).
     pub idle_limit: Duration,
-    /// A fixed APOP timestamp for reproducible demos; `None` makes a unique one per session.
+    /// A fixed APOP timestamp for reproducible demos (only RFC 1939's own example session
+    /// uses one); `None` makes a unique one per session, as RFC 1939 section 7 requires.
     pub fixed_timestamp: Option<String>,
+    /// POP3 accepts only APOP, not USER/PASS (RFC 1939 section 13).
+    pub apop_only: bool,
     /// A fixed date for Received headers, for reproducible demos; `None` uses the clock.
     pub fixed_date: Option<String>,
     /// Largest message the SMTP server accepts, in octets.
@@ -53,6 +56,7 @@ impl Default for ServerConfig {
             failed_login_delay: Duration::from_secs(1),
             idle_limit: Duration::from_secs(600),
             fixed_timestamp: None,
+            apop_only: false,
             fixed_date: None,
             max_message_size: 10 * 1024 * 1024,
             local_domains: Vec::new(),

@@ -27,6 +27,7 @@ pub(super) fn start_session(
     let machine = Pop3Server::new(Pop3Config {
         hostname: config.hostname.clone(),
         timestamp,
+        apop_only: config.apop_only,
     });
     let responder = Pop3Responder {
         backend: Some(Pop3Backend::new(shared.store.clone())),

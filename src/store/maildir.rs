@@ -34,7 +34,9 @@ pub struct StoredMessage {
     /// the file moves from `new/` to `cur/`.
     pub uid: String,
     /// Size with CRLF line ends (what STAT and LIST report): from `,W=<n>` in the file name
-    /// when present, otherwise counted from the file (bytes plus bare LFs).
+    /// when present, otherwise counted from the file (bytes plus bare LFs). RFC 1939
+    /// section 11 says sizes count each line end as CRLF and are taken before byte-stuffing
+    /// (the "." added in front of lines that begin with one is not counted).
     pub size: u64,
     /// Whether the file was in `new/` (not yet seen by a POP3 client).
     pub is_new: bool,

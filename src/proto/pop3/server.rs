@@ -24,6 +24,9 @@ pub struct Pop3Config {
     /// The APOP timestamp of this session's greeting, with its angle brackets, e.g.
     /// `<1896.697170952@dbc.mtview.ca.us>`. It must be unique per connection; the driver makes it.
     pub timestamp: String,
+    /// Refuse USER/PASS: every user here has an APOP secret, and RFC 1939 section 13 says a
+    /// server should then not also accept the password in the clear.
+    pub apop_only: bool,
 }
 
 /// The session states of RFC 1939 section 3.
@@ -224,12 +227,15 @@ impl Machine for Pop3Server {
 
 impl ServerMachine for Pop3Server {
     fn goodbye(&self, why: Goodbye) -> Option<Vec<u8>> {
-        // RFC 1939: on autologout the session ends without entering UPDATE.
-        let text = match why {
-            Goodbye::Idle => "-ERR autologout timer expired, nothing deleted\r\n",
-            Goodbye::ShuttingDown => "-ERR [SYS/TEMP] server shutting down, nothing deleted\r\n",
-        };
-        Some(text.as_bytes().to_vec())
+        match why {
+            // RFC 1939 section 3: when the autologout timer expires the session is closed
+            // "without sending any response to the client", and without entering UPDATE.
+            Goodbye::Idle => None,
+            // Not in RFC 1939; RFC 2449's [SYS/TEMP] says the problem is passing.
+            Goodbye::ShuttingDown => {
+                Some(b"-ERR [SYS/TEMP] server shutting down, nothing deleted\r\n".to_vec())
+            }
+        }
     }
 }
 
@@ -459,6 +465,13 @@ impl Pop3Server {
                 self.ok(&format!("{host} POP3 server signing off"));
                 self.close();
             }
+            (Pop3State::Authorization, Command::User(_)) if self.config.apop_only => {
+                // RFC 1939 section 13: a user with an APOP secret should not also be allowed
+                // to send the password in the clear.
+                self.err(
+                    "[AUTH] this server accepts only APOP (no USER/PASS: RFC 1939 section 13)",
+                );
+            }
             (Pop3State::Authorization, Command::User(name)) => {
                 self.ok(&format!("send PASS for {name}"));
                 self.user_given = Some(name);
@@ -578,18 +591,19 @@ impl Pop3Server {
     }
 
     fn capa(&mut self) {
-        let lines: Vec<String> = [
-            "TOP",
-            "UIDL",
-            "USER",
-            "RESP-CODES",
-            "AUTH-RESP-CODE",
-            "PIPELINING",
-            "IMPLEMENTATION mailwire",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        // RFC 2449 section 6.8: USER is announced only where USER/PASS is accepted.
+        let user = (!self.config.apop_only).then_some("USER");
+        let lines: Vec<String> = ["TOP", "UIDL"]
+            .into_iter()
+            .chain(user)
+            .chain([
+                "RESP-CODES",
+                "AUTH-RESP-CODE",
+                "PIPELINING",
+                "IMPLEMENTATION mailwire",
+            ])
+            .map(str::to_string)
+            .collect();
         self.multiline("capability list follows", &lines);
     }
 

@@ -2,7 +2,7 @@
 //! hostile input.
 
 use super::*;
-use crate::proto::Machine;
+use crate::proto::{Machine, ServerMachine};
 
 /// An in-memory maildrop answering the machine's requests.
 #[derive(Clone)]
@@ -80,6 +80,7 @@ fn config() -> Pop3Config {
     Pop3Config {
         hostname: "dewey".into(),
         timestamp: TIMESTAMP.into(),
+        apop_only: false,
     }
 }
 
@@ -431,4 +432,37 @@ fn events_tell_the_story_in_order() {
             "state CLOSED",
         ]
     );
+}
+
+#[test]
+fn apop_only_refuses_user_and_leaves_it_out_of_capa() {
+    // RFC 1939 section 13: a user with an APOP secret should not also log in with USER/PASS;
+    // RFC 2449 section 6.8: USER is announced only where it is accepted.
+    let mut server = Pop3Server::new(Pop3Config {
+        apop_only: true,
+        ..config()
+    });
+    server.receive(b"CAPA\r\nUSER mrose\r\nPASS tanstaaf\r\n");
+    let mut written = Vec::new();
+    while let Some(out) = server.poll_output() {
+        if let Pop3Output::Write(b) = out {
+            written.extend_from_slice(&b);
+        }
+    }
+    let text = String::from_utf8(written).unwrap();
+    assert!(!text.contains("\r\nUSER\r\n"), "{text}");
+    assert!(text.contains("\r\nTOP\r\n"), "{text}");
+    assert!(
+        text.contains("-ERR [AUTH] this server accepts only APOP"),
+        "{text}"
+    );
+    assert!(text.ends_with("-ERR give USER first\r\n"), "{text}");
+    assert_eq!(server.state(), Pop3State::Authorization);
+}
+
+#[test]
+fn autologout_closes_without_a_response() {
+    // RFC 1939 section 3: the session ends "without sending any response to the client".
+    let server = Pop3Server::new(config());
+    assert_eq!(server.goodbye(crate::proto::Goodbye::Idle), None);
 }
