@@ -13,6 +13,7 @@ pub mod client;
 pub mod decode;
 pub mod exchange;
 pub mod export;
+pub mod lesson;
 pub mod proto;
 pub mod scenario;
 pub mod servers;

@@ -37,6 +37,8 @@ pub enum CaptureStatus {
     Stopped { received: u32, dropped: u32 },
     /// Capture failed while running.
     Failed { why: String },
+    /// The packets were read from a capture file.
+    FromFile { path: std::path::PathBuf },
 }
 
 impl CaptureStatus {
@@ -69,6 +71,7 @@ impl CaptureStatus {
                  received; on loopback it counts each packet twice, as sent and as received)"
             ),
             CaptureStatus::Failed { why } => format!("capture failed: {why}"),
+            CaptureStatus::FromFile { path } => format!("read from {}", path.display()),
         }
     }
 
@@ -82,7 +85,9 @@ impl CaptureStatus {
             CaptureStatus::Unavailable { why } => Some(why.clone()),
             CaptureStatus::Failed { why } => Some(format!("capture failed: {why}")),
             CaptureStatus::NotStarted => Some("capture not started".to_string()),
-            CaptureStatus::Live { .. } | CaptureStatus::Stopped { .. } => None,
+            CaptureStatus::Live { .. }
+            | CaptureStatus::Stopped { .. }
+            | CaptureStatus::FromFile { .. } => None,
         }
     }
 
@@ -90,7 +95,9 @@ impl CaptureStatus {
     pub fn is_capturing(&self) -> bool {
         matches!(
             self,
-            CaptureStatus::Live { .. } | CaptureStatus::Stopped { .. }
+            CaptureStatus::Live { .. }
+                | CaptureStatus::Stopped { .. }
+                | CaptureStatus::FromFile { .. }
         )
     }
 }

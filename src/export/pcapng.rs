@@ -150,7 +150,7 @@ fn encode(timeline: &Timeline, path: &Path, hints: &ExportHints) -> Result<Vec<u
         major_version: 1,
         minor_version: 0,
         section_length: -1,
-        options: vec![
+        options: [
             SectionHeaderOption::Common(CommonOption::Comment(Cow::Owned(fit(section_comment(
                 timeline, &hints, &file_name,
             ))))),
@@ -158,7 +158,15 @@ fn encode(timeline: &Timeline, path: &Path, hints: &ExportHints) -> Result<Vec<u
                 "mailwire ",
                 env!("CARGO_PKG_VERSION")
             ))),
-        ],
+        ]
+        .into_iter()
+        // The steps, one comment each, so that `lesson::load` can step the file again.
+        .chain(timeline.steps.iter().enumerate().map(|(i, record)| {
+            SectionHeaderOption::Common(CommonOption::Comment(Cow::Owned(fit(
+                crate::lesson::step_line(i, record),
+            ))))
+        }))
+        .collect(),
     };
     let mut writer =
         PcapNgWriter::with_section_header(Vec::new(), section).map_err(encode_error)?;

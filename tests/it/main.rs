@@ -28,6 +28,7 @@ mod decode_open;
 mod decode_tshark;
 mod export_pcapng;
 mod export_svg;
+mod lesson;
 mod scenarios_capture;
 mod scenarios_memory;
 mod scenarios_remote;

@@ -1,0 +1,266 @@
+//! A recorded lesson: the steps of a run, kept in the pcapng file mailwire exports, and read
+//! back so the lesson can be stepped through without servers.
+//!
+//! The export writes one section-header comment per step, a line of tab-separated fields
+//! that this module alone writes ([`step_line`]) and reads ([`parse_step_line`]):
+//!
+//! ```text
+//! mailwire-step <TAB> 3 <TAB> 5-9 <TAB> main <TAB> RFC 1939 section 7 <TAB> caption
+//! ```
+//!
+//! (step number from 1, the frames captured while it ran, 1-based and inclusive, the
+//! session, the RFC reference or "-", the caption). Reading a file back, [`load`] decodes
+//! its packets again and makes each step's exchanges from the units the analyzer cut in
+//! those frames, linked by stream offset as in a live run. A capture without such lines (one
+//! from Wireshark, a student's) loads with no steps.
+
+use std::fmt;
+use std::io::Read;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::capture::file::{CaptureFile, FileError};
+use crate::decode::UnitKind;
+use crate::exchange::{Exchange, ExchangeKind, StepOutcome};
+use crate::timeline::{CaptureStatus, StepRecord, Timeline};
+
+/// The first field of a step line.
+const TAG: &str = "mailwire-step";
+
+/// One step as an export records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LessonStep {
+    /// 0-based step index.
+    pub index: usize,
+    /// Frames (0-based indices) captured while the step ran.
+    pub frames: Range<usize>,
+    pub session: String,
+    pub rfc: Option<String>,
+    pub caption: String,
+}
+
+/// Tabs and line ends would break the line's fields: shown as spaces.
+fn field(text: &str) -> String {
+    text.replace(['\t', '\r', '\n'], " ")
+}
+
+/// The section-header comment line for step `index` of a timeline.
+pub fn step_line(index: usize, record: &StepRecord) -> String {
+    let frames = if record.frames.is_empty() {
+        "-".to_string()
+    } else {
+        format!("{}-{}", record.frames.start + 1, record.frames.end)
+    };
+    let rfc = record.rfc.as_deref().map_or_else(|| "-".to_string(), field);
+    format!(
+        "{TAG}\t{}\t{frames}\t{}\t{rfc}\t{}",
+        index + 1,
+        field(&record.outcome.session),
+        field(&record.caption)
+    )
+}
+
+/// A step line read back; `None` for any other comment.
+pub fn parse_step_line(line: &str) -> Option<LessonStep> {
+    let mut fields = line.splitn(6, '\t');
+    if fields.next()? != TAG {
+        return None;
+    }
+    let number: usize = fields.next()?.parse().ok()?;
+    let frames = match fields.next()? {
+        "-" => 0..0,
+        range => {
+            let (first, last) = range.split_once('-')?;
+            let (first, last): (usize, usize) = (first.parse().ok()?, last.parse().ok()?);
+            first.checked_sub(1)?..last
+        }
+    };
+    let session = fields.next()?.to_string();
+    let rfc = match fields.next()? {
+        "-" => None,
+        rfc => Some(rfc.to_string()),
+    };
+    let caption = fields.next()?.to_string();
+    Some(LessonStep {
+        index: number.checked_sub(1)?,
+        frames,
+        session,
+        rfc,
+        caption,
+    })
+}
+
+/// Why a lesson could not be loaded.
+#[derive(Debug)]
+pub enum LessonError {
+    /// The packets could not be read.
+    Packets(FileError),
+    /// The file is pcapng but its header could not be read for the steps.
+    Header { path: PathBuf, detail: String },
+}
+
+impl fmt::Display for LessonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LessonError::Packets(e) => e.fmt(f),
+            LessonError::Header { path, detail } => write!(
+                f,
+                "cannot read the section header of {} for its steps: {detail}; the packets \
+                 can still be opened with `mailwire open`",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LessonError {}
+
+/// The step lines in a pcapng file's first section header; none for a classic pcap file.
+pub fn read_steps(path: &Path) -> Result<Vec<LessonStep>, LessonError> {
+    let header_error = |detail: String| LessonError::Header {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| header_error(e.to_string()))?;
+    let mut magic = [0u8; 4];
+    if file.read_exact(&mut magic).is_err() || magic != [0x0a, 0x0d, 0x0d, 0x0a] {
+        return Ok(Vec::new()); // not pcapng: no header comments to read
+    }
+    let file = std::fs::File::open(path).map_err(|e| header_error(e.to_string()))?;
+    let reader = pcap_file::pcapng::PcapNgReader::new(std::io::BufReader::new(file))
+        .map_err(|e| header_error(e.to_string()))?;
+    let mut steps: Vec<LessonStep> = reader
+        .section()
+        .options
+        .iter()
+        .filter_map(|option| match option {
+            pcap_file::pcapng::blocks::section_header::SectionHeaderOption::Common(
+                pcap_file::pcapng::blocks::opt_common::CommonOption::Comment(text),
+            ) => parse_step_line(text),
+            _ => None,
+        })
+        .collect();
+    steps.sort_by_key(|s| s.index);
+    Ok(steps)
+}
+
+/// A capture file as a timeline: every packet decoded, and, for a lesson mailwire exported,
+/// its steps with their captions and exchanges.
+pub fn load(path: &Path) -> Result<Timeline, LessonError> {
+    let steps = read_steps(path)?;
+    let file = CaptureFile::open(path).map_err(LessonError::Packets)?;
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let mut timeline = Timeline::new(name);
+    timeline.capture = Some(CaptureStatus::FromFile {
+        path: path.to_path_buf(),
+    });
+    for packet in file {
+        timeline.push_packet(packet.map_err(LessonError::Packets)?);
+    }
+    timeline.analyzer.finish();
+    for step in steps {
+        let (outcome, client) = step_outcome(&timeline, &step);
+        timeline.push_step(outcome, step.caption, step.rfc, client, step.frames);
+    }
+    Ok(timeline)
+}
+
+/// A recorded step's exchanges: the units cut in its frames, each with its stream range so
+/// that the timeline links it back to the same unit.
+fn step_outcome(
+    timeline: &Timeline,
+    step: &LessonStep,
+) -> (StepOutcome, Option<std::net::SocketAddr>) {
+    let units = timeline.analyzer.units();
+    let in_step: Vec<usize> = (0..units.len())
+        .filter(|&u| {
+            units.get(u).is_some_and(|unit| {
+                unit.frames()
+                    .first()
+                    .is_some_and(|f| step.frames.contains(f))
+            })
+        })
+        .collect();
+    let conn = in_step.first().and_then(|&u| units.get(u)).map(|u| u.conn);
+    let connection = conn.and_then(|c| timeline.analyzer.connections().get(c));
+    let exchanges = in_step
+        .iter()
+        .filter_map(|&u| units.get(u))
+        .filter(|unit| Some(unit.conn) == conn)
+        .filter_map(|unit| {
+            let kind = match unit.kind {
+                UnitKind::Command | UnitKind::AuthData => ExchangeKind::Command,
+                UnitKind::Greeting | UnitKind::Reply => ExchangeKind::Reply,
+                UnitKind::MailContent => ExchangeKind::Content,
+                UnitKind::Tls | UnitKind::Undecoded => return None,
+            };
+            Some(Exchange {
+                kind,
+                line: unit.text.clone(),
+                more: Vec::new(),
+                octets: usize::try_from(unit.len()).unwrap_or(usize::MAX),
+                stream: Some(unit.stream.clone()),
+            })
+        })
+        .collect();
+    let outcome = StepOutcome {
+        index: step.index,
+        session: step.session.clone(),
+        protocol: connection.and_then(|c| c.mail_protocol()),
+        conn,
+        exchanges,
+        check: Ok(()),
+        events: Vec::new(),
+    };
+    (outcome, connection.map(|c| c.client))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_line_reads_back_as_written() {
+        let step = LessonStep {
+            index: 2,
+            frames: 4..9,
+            session: "main".into(),
+            rfc: Some("RFC 1939 section 7".into()),
+            caption: "APOP: the name and a digest".into(),
+        };
+        let line = format!("{TAG}\t3\t5-9\tmain\tRFC 1939 section 7\tAPOP: the name and a digest");
+        assert_eq!(parse_step_line(&line), Some(step));
+        assert_eq!(
+            parse_step_line(&format!("{TAG}\t1\t-\tmain\t-\tConnect.")),
+            Some(LessonStep {
+                index: 0,
+                frames: 0..0,
+                session: "main".into(),
+                rfc: None,
+                caption: "Connect.".into()
+            })
+        );
+    }
+
+    #[test]
+    fn other_comments_and_broken_lines_are_not_steps() {
+        for line in [
+            "mailwire capture of the scenario \"x\"",
+            "mailwire-step\tx\t1-2\tmain\t-\tc",
+            "mailwire-step\t0\t1-2\tmain\t-\tc",
+            "mailwire-step\t1\t0-2\tmain\t-\tc",
+            "mailwire-step\t1\t1-2\tmain",
+            "",
+        ] {
+            assert_eq!(parse_step_line(line), None, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn a_caption_with_tabs_and_line_ends_stays_one_field() {
+        assert_eq!(field("a\tb\r\nc"), "a b  c");
+    }
+}
