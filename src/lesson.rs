@@ -12,7 +12,8 @@
 //! session, the RFC reference or "-", the caption). Reading a file back, [`load`] decodes
 //! its packets again and makes each step's exchanges from the units the analyzer cut in
 //! those frames, linked by stream offset as in a live run. A capture without such lines (one
-//! from Wireshark, a student's) loads with no steps.
+//! from Wireshark, a student's) gets a step per command and its reply ([`dialog_steps`]), so
+//! it can be stepped through the same way.
 
 use std::fmt;
 use std::io::Read;
@@ -37,6 +38,9 @@ pub struct LessonStep {
     pub session: String,
     pub rfc: Option<String>,
     pub caption: String,
+    /// The units (indices into the analyzer's) the step is made of, when known; otherwise
+    /// those whose first frame is in `frames`, on the connection of the first of them.
+    pub units: Option<Vec<usize>>,
 }
 
 /// Tabs and line ends would break the line's fields: shown as spaces.
@@ -87,6 +91,7 @@ pub fn parse_step_line(line: &str) -> Option<LessonStep> {
         session,
         rfc,
         caption,
+        units: None,
     })
 }
 
@@ -161,11 +166,81 @@ pub fn load(path: &Path) -> Result<Timeline, LessonError> {
         timeline.push_packet(packet.map_err(LessonError::Packets)?);
     }
     timeline.analyzer.finish();
+    let steps = if steps.is_empty() {
+        dialog_steps(&timeline)
+    } else {
+        steps
+    };
     for step in steps {
         let (outcome, client) = step_outcome(&timeline, &step);
         timeline.push_step(outcome, step.caption, step.rfc, client, step.frames);
     }
     Ok(timeline)
+}
+
+/// Steps for a capture that has none: in capture order, a greeting alone, and each command
+/// (or message content) with the reply that answers it. The caption says which connection
+/// and what was sent; the frames run from the step's first unit to its last.
+pub fn dialog_steps(timeline: &Timeline) -> Vec<LessonStep> {
+    let units = timeline.analyzer.units();
+    let connections = timeline.analyzer.connections();
+    let mut answered: Vec<Option<usize>> = vec![None; units.len()];
+    for (u, unit) in units.iter().enumerate() {
+        if let Some(slot) = unit.reply_to.and_then(|c| answered.get_mut(c)) {
+            *slot = Some(u);
+        }
+    }
+    let mut steps = Vec::new();
+    for (u, unit) in units.iter().enumerate() {
+        let opens = match unit.kind {
+            UnitKind::Greeting | UnitKind::Command | UnitKind::AuthData | UnitKind::MailContent => {
+                true
+            }
+            // A reply that answers nothing known (its command was not captured).
+            UnitKind::Reply => unit.reply_to.is_none(),
+            UnitKind::Tls | UnitKind::Undecoded => false,
+        };
+        if !opens {
+            continue;
+        }
+        let reply = answered
+            .get(u)
+            .copied()
+            .flatten()
+            .and_then(|r| units.get(r));
+        let frames: Vec<usize> = unit
+            .frames()
+            .into_iter()
+            .chain(reply.map(|r| r.frames()).unwrap_or_default())
+            .collect();
+        let (Some(&first), Some(&last)) = (frames.iter().min(), frames.iter().max()) else {
+            continue;
+        };
+        let connection = connections.get(unit.conn);
+        let who = connection.map_or_else(String::new, |c| {
+            let protocol = c.mail_protocol().map_or("TCP", |p| p.name());
+            format!("{protocol} {} -> {}: ", c.client, c.server)
+        });
+        let what = match unit.kind {
+            UnitKind::Greeting => "the server's greeting".to_string(),
+            UnitKind::MailContent => "the message content".to_string(),
+            UnitKind::Reply => format!("a reply to no captured command: {}", unit.text),
+            _ => unit.text.clone(),
+        };
+        steps.push(LessonStep {
+            index: steps.len(),
+            frames: first..last + 1,
+            session: format!("conn {}", unit.conn + 1),
+            rfc: None,
+            caption: format!("{who}{what}"),
+            units: Some(
+                std::iter::once(u)
+                    .chain(answered.get(u).copied().flatten())
+                    .collect(),
+            ),
+        });
+    }
+    steps
 }
 
 /// A recorded step's exchanges: the units cut in its frames, each with its stream range so
@@ -175,15 +250,18 @@ fn step_outcome(
     step: &LessonStep,
 ) -> (StepOutcome, Option<std::net::SocketAddr>) {
     let units = timeline.analyzer.units();
-    let in_step: Vec<usize> = (0..units.len())
-        .filter(|&u| {
-            units.get(u).is_some_and(|unit| {
-                unit.frames()
-                    .first()
-                    .is_some_and(|f| step.frames.contains(f))
+    let in_step: Vec<usize> = match &step.units {
+        Some(chosen) => chosen.clone(),
+        None => (0..units.len())
+            .filter(|&u| {
+                units.get(u).is_some_and(|unit| {
+                    unit.frames()
+                        .first()
+                        .is_some_and(|f| step.frames.contains(f))
+                })
             })
-        })
-        .collect();
+            .collect(),
+    };
     let conn = in_step.first().and_then(|&u| units.get(u)).map(|u| u.conn);
     let connection = conn.and_then(|c| timeline.analyzer.connections().get(c));
     let exchanges = in_step
@@ -230,6 +308,7 @@ mod tests {
             session: "main".into(),
             rfc: Some("RFC 1939 section 7".into()),
             caption: "APOP: the name and a digest".into(),
+            units: None,
         };
         let line = format!("{TAG}\t3\t5-9\tmain\tRFC 1939 section 7\tAPOP: the name and a digest");
         assert_eq!(parse_step_line(&line), Some(step));
@@ -240,7 +319,8 @@ mod tests {
                 frames: 0..0,
                 session: "main".into(),
                 rfc: None,
-                caption: "Connect.".into()
+                caption: "Connect.".into(),
+                units: None,
             })
         );
     }
