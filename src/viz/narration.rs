@@ -449,7 +449,7 @@ fn specific_meaning(asked: Asked, line: &str) -> Option<ReplyMeaning> {
         Asked::Nothing if positive => Some(answer(
             "+OK",
             "the connection",
-            "The greeting: the server is ready and the session is in the AUTHORIZATION state. A timestamp in angle brackets, when there is one, is what APOP digests (RFC 1939 sections 4 and 7).",
+            "The greeting: the server is ready, and the client must now identify itself (USER and PASS, or APOP) before anything else. A timestamp in angle brackets, when there is one, is what APOP digests (RFC 1939 sections 4 and 7).",
         )),
         Asked::Pop3(p) if positive => pop3_positive(p),
         Asked::Pop3(p) if negative => pop3_negative(p, line),
@@ -962,7 +962,7 @@ mod tests {
         assert!(by("CAPA").starts_with("A multi-line answer"));
         // UIDL marks nothing as new: the client compares ids (RFC 1939 section 7).
         assert!(by("UIDL").contains("compares the ids"));
-        assert!(by("the connection").contains("AUTHORIZATION"));
+        assert!(by("the connection").contains("identify itself"));
         assert!(by("PASS/APOP").contains("TRANSACTION"));
     }
 
