@@ -365,7 +365,7 @@ fn ethernet_layer(data: &[u8], l: &Link) -> Field {
         f.note = Some("all-zero addresses: captured on Linux loopback (lo)".into());
     } else if data.len() > 1514 {
         f.note = Some(format!(
-            "{} bytes, more than Ethernet's 1514: the capturing host's network card splits it (segmentation offload)",
+            "{} bytes, more than Ethernet's 1514: not one frame on the wire. Captured inside this host: a frame it sent is cut into wire-sized ones later, by the network card or the driver (TSO/GSO); a frame it received was merged from several before the capture saw it (GRO)",
             data.len()
         ));
     }
@@ -488,28 +488,53 @@ fn ipv4_layer(data: &[u8], v4: &Ipv4<'_>) -> Field {
             "Identification",
             format!("0x{0:04x} ({0})", h.identification()),
             at(s, ipv4::IDENT),
-        ),
-        Field::new("Flags", format!("0x{:x}", byte6 >> 5), one(s, ipv4::FLAGS)).with_children(
-            vec![
-                Field::new("Reserved bit", set(byte6 & 0x80 != 0), one(s, ipv4::FLAGS)),
+        )
+        .with_note(if h.dont_fragment() && !v4.is_fragment() {
+            "identifies the fragments of one datagram so the receiver can join them (RFC 791 \
+             section 3.2). Don't fragment is set, so this packet is never cut: the ID is not used \
+             for reassembly and may hold any value (RFC 6864 section 4)"
+        } else {
+            "identifies the fragments of one datagram: the receiver joins the fragments with the \
+             same ID, addresses and protocol (RFC 791 section 3.2; RFC 6864 section 4)"
+        }),
+        Field::new("Flags", format!("0x{:x}", byte6 >> 5), one(s, ipv4::FLAGS))
+            .with_children(vec![
+                Field::new("Reserved bit", set(byte6 & 0x80 != 0), one(s, ipv4::FLAGS))
+                    .with_note("must be zero (RFC 791 section 3.2)"),
                 Field::new(
                     "Don't fragment",
                     set(h.dont_fragment()),
                     one(s, ipv4::FLAGS),
+                )
+                .with_note(
+                    "DF: a router must not cut this packet; if it is too big for the next link the \
+                     router drops it and says so in ICMP, which is how a sender finds the path's \
+                     largest size (RFC 791 section 3.2; RFC 1191)",
                 ),
                 Field::new(
                     "More fragments",
                     set(h.more_fragments()),
                     one(s, ipv4::FLAGS),
+                )
+                .with_note(
+                    "MF: set on every fragment of a datagram but the last; clear on a whole packet \
+                     (RFC 791 section 3.2)",
                 ),
-            ],
-        ),
+            ]),
         Field::new(
             "Fragment offset",
             format!("{frag} (byte {})", u32::from(frag) * 8),
             at(s, ipv4::FLG_OFF),
+        )
+        .with_note(
+            "where this fragment's data belongs in the original datagram, in units of 8 octets; \
+             offset 0 with MF clear means a whole packet, not a fragment (RFC 791 section 3.2)",
         ),
-        Field::new("Time to live", h.ttl().to_string(), one(s, ipv4::TTL)),
+        Field::new("Time to live", h.ttl().to_string(), one(s, ipv4::TTL)).with_note(
+            "TTL, a hop limit: every router that forwards the packet subtracts 1 and drops it at 0, \
+             so a packet caught in a loop dies out (RFC 791 section 3.2). Linux starts at 64; on \
+             loopback no router is passed",
+        ),
         Field::new(
             "Protocol",
             protocol_name(h.protocol().0),
@@ -563,7 +588,7 @@ fn total_length_field(v4: &Ipv4<'_>) -> Field {
         at(s, ipv4::TOTAL_LEN),
     );
     if v4.total_len_zero {
-        f.with_note("0: the sender left it to segmentation offload; using the captured length")
+        f.with_note("0: not filled in, as segmentation offload does for a packet larger than the wire carries (TSO/GSO when sent, GRO when merged on receipt); using the captured length")
     } else if usize::from(total) > v4.payload.end - s {
         f.with_note(format!(
             "only {} bytes of the packet are in the frame",
@@ -667,6 +692,10 @@ fn ipv6_layer(data: &[u8], v6: &Ipv6<'_>) -> Field {
             "Hop limit",
             h.hop_limit().to_string(),
             one(s, ipv6::HOP_LIMIT),
+        )
+        .with_note(
+            "IPv4's TTL under a truthful name: every router that forwards the packet subtracts 1 \
+             and drops it at 0 (RFC 8200 section 3)",
         ),
         Field::new(
             "Source address",
@@ -764,11 +793,7 @@ fn tcp_layer(data: &[u8], net: &Net<'_>, t: &Tcp<'_>, loopback_link: bool) -> Fi
             h.sequence_number().to_string(),
             at(s, tcp::SEQ_NUM),
         ),
-        Field::new(
-            "Acknowledgment number",
-            h.acknowledgment_number().to_string(),
-            at(s, tcp::ACK_NUM),
-        ),
+        ack_number_field(s, h.acknowledgment_number(), flags),
         Field::new(
             "Data offset",
             format!("{hl} bytes ({})", h.data_offset()),
@@ -802,6 +827,24 @@ fn tcp_layer(data: &[u8], net: &Net<'_>, t: &Tcp<'_>, loopback_link: bool) -> Fi
         s..s + hl,
     )
     .with_children(children)
+}
+
+/// The acknowledgment number, with what it acknowledges (RFC 9293 section 3.4).
+fn ack_number_field(s: usize, ack: u32, flags: super::frame::TcpFlags) -> Field {
+    let f = Field::new(
+        "Acknowledgment number",
+        ack.to_string(),
+        at(s, tcp::ACK_NUM),
+    );
+    if flags.has(super::frame::TcpFlags::ACK) {
+        f.with_note(format!(
+            "the next sequence number this side expects: every byte up to {} has arrived \
+             (RFC 9293 section 3.4)",
+            ack.wrapping_sub(1)
+        ))
+    } else {
+        f.with_note("not used: the ACK flag is not set (RFC 9293 section 3.1)")
+    }
 }
 
 fn is_loopback_ip(net: &Net<'_>) -> bool {
@@ -843,15 +886,24 @@ fn tcp_checksum_field(data: &[u8], net: &Net<'_>, t: &Tcp<'_>, loopback_link: bo
     match expected {
         Some(e) if e == found => Field::new("Checksum", format!("0x{found:04x} (correct)"), range),
         Some(_) if loopback_link || is_loopback_ip(net) => {
-            Field::new("Checksum", format!("0x{found:04x}"), range)
-                .with_note("not verified: loopback checksum offload (the kernel never fills it in on loopback)")
+            Field::new("Checksum", format!("0x{found:04x}"), range).with_note(
+                "not verified: loopback checksum offload. On loopback Linux puts only the \
+                     pseudo-header part of the sum in this field (CHECKSUM_PARTIAL) and leaves \
+                     the rest to a network card that does not exist; the receiving kernel knows \
+                     and skips the check, so this value is expected, not an error \
+                     (RFC 9293 section 3.1 defines the full sum)",
+            )
         }
         Some(e) => Field::new(
             "Checksum",
             format!("0x{found:04x} (incorrect, should be 0x{e:04x})"),
             range,
         )
-        .with_note("if this host sent the segment, its network card may fill the checksum in later (checksum offload)"),
+        .with_note(
+            "if this host sent the segment, its network card fills the checksum in after the \
+             capture (checksum offload); a received segment with a wrong checksum is dropped \
+             (RFC 9293 section 3.1)",
+        ),
         None => Field::new("Checksum", format!("0x{found:04x}"), range)
             .with_note("not verified: segment too long"),
     }
@@ -954,5 +1006,76 @@ fn tcp_option_field(element: &TcpOptionElement, range: Range<usize>) -> Field {
                 ],
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    /// A raw IPv4 packet (DF set, TTL 64) with a TCP segment from 127.0.0.1:110 acknowledging
+    /// `ack`, its checksums as Linux leaves them on loopback or correct.
+    fn loopback_segment(ack: u32, partial_checksum: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let built = PacketBuilder::ipv4([127, 0, 0, 1], [127, 0, 0, 1], 64)
+            .tcp(110, 40000, 1000, 65535)
+            .ack(ack)
+            .write(&mut out, b"+OK\r\n");
+        assert!(built.is_ok());
+        if partial_checksum && let Some(c) = out.get_mut(36..38) {
+            c.copy_from_slice(&[0xfe, 0x30]);
+        }
+        out
+    }
+
+    fn note<'a>(tree: &'a FrameTree, name: &str) -> &'a str {
+        tree.find(name)
+            .and_then(|f| f.note.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// RFC 9293 section 3.4: an ACK of N acknowledges the bytes up to N-1; N is the next
+    /// byte expected.
+    #[test]
+    fn ack_number_says_the_next_byte_expected() {
+        let tree = decode_frame(LinkType::RAW, &loopback_segment(58, false));
+        let tree = tree.unwrap_or_else(|e| panic!("{e}"));
+        let n = note(&tree, "Acknowledgment number");
+        assert!(n.contains("every byte up to 57 has arrived"), "{n}");
+        assert!(n.contains("next sequence number this side expects"), "{n}");
+        assert!(n.contains("RFC 9293 section 3.4"), "{n}");
+    }
+
+    /// On loopback the checksum holds only the pseudo-header part (CHECKSUM_PARTIAL): not
+    /// an error.
+    #[test]
+    fn loopback_checksum_is_explained_not_blamed() {
+        let tree = decode_frame(LinkType::RAW, &loopback_segment(58, true));
+        let tree = tree.unwrap_or_else(|e| panic!("{e}"));
+        let c = tree.find("Checksum");
+        assert_eq!(c.map(|c| c.value.as_str()), Some("0xfe30"));
+        let n = note(&tree, "Checksum");
+        assert!(n.contains("pseudo-header part"), "{n}");
+        assert!(n.contains("CHECKSUM_PARTIAL"), "{n}");
+        assert!(n.contains("skips the check"), "{n}");
+        assert!(!n.contains("incorrect"), "{n}");
+    }
+
+    /// TTL, IP ID, DF/MF and the fragment offset each say what they are for (RFC 791,
+    /// RFC 6864).
+    #[test]
+    fn ip_fields_are_explained() {
+        let tree = decode_frame(LinkType::RAW, &loopback_segment(1, false));
+        let tree = tree.unwrap_or_else(|e| panic!("{e}"));
+        assert!(note(&tree, "Time to live").contains("router"));
+        assert!(note(&tree, "Time to live").contains("RFC 791 section 3.2"));
+        let id = note(&tree, "Identification");
+        assert!(id.contains("fragments of one datagram"), "{id}");
+        assert!(id.contains("not used for reassembly"), "{id}");
+        assert!(id.contains("RFC 6864"), "{id}");
+        assert!(note(&tree, "Don't fragment").contains("RFC 791"));
+        assert!(note(&tree, "More fragments").contains("RFC 791"));
+        assert!(note(&tree, "Fragment offset").contains("units of 8 octets"));
     }
 }

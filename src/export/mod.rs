@@ -233,7 +233,8 @@ fn describe_control(timeline: &Timeline, index: usize) -> String {
         Control::Fin => format!("TCP close: FIN from {from} (it will send no more data)"),
         Control::Rst => format!("TCP reset: RST from {from} (the connection is aborted)"),
         Control::Ack => format!(
-            "TCP: ACK from {from}, no data (acknowledges {to}'s bytes up to relative {})",
+            "TCP: ACK from {from}, no data (acknowledges {to}'s bytes up to relative {}: {} is the next it expects, RFC 9293 section 3.4)",
+            seg.rel_ack.saturating_sub(1),
             seg.rel_ack
         ),
         Control::Data => {

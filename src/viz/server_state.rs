@@ -20,7 +20,13 @@ use crate::timeline::Timeline;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pop3View {
     pub session: u64,
+    /// The last of RFC 1939's three states the session was in (AUTHORIZATION, TRANSACTION,
+    /// UPDATE). The machine's final [`Pop3State::Closed`] is not an RFC state: it sets
+    /// [`Pop3View::ended`] instead, so a session that quit shows UPDATE, where its deletions
+    /// happened (RFC 1939 section 6), and not a jump to "CLOSED".
     pub state: Pop3State,
+    /// The server ended the session (after QUIT's answer, or when the connection broke).
+    pub ended: bool,
     pub user: Option<String>,
     /// Messages and octets in the maildrop at login.
     pub maildrop: Option<(usize, u64)>,
@@ -84,6 +90,7 @@ impl ServerView {
             self.pop3.push(Pop3View {
                 session,
                 state: Pop3State::Authorization,
+                ended: false,
                 user: None,
                 maildrop: None,
                 marked: BTreeSet::new(),
@@ -140,6 +147,10 @@ impl ServerView {
             return;
         };
         match event {
+            Pop3Event::StateChanged {
+                to: Pop3State::Closed,
+                ..
+            } => s.ended = true,
             Pop3Event::StateChanged { to, .. } => s.state = *to,
             Pop3Event::LoggedIn {
                 user,
@@ -241,14 +252,12 @@ fn session_header_ui(
 }
 
 fn pop3_ui(ui: &mut Ui, s: &Pop3View, palette: &Palette) {
-    session_header_ui(
-        ui,
-        "POP3",
-        s.session,
-        s.state.name(),
-        s.closed.as_deref(),
-        palette,
-    );
+    let closed = match (&s.closed, s.ended) {
+        (Some(reason), _) => Some(reason.as_str()),
+        (None, true) => Some("the server ended the session"),
+        (None, false) => None,
+    };
+    session_header_ui(ui, "POP3", s.session, s.state.name(), closed, palette);
     for (user, in_use) in &s.failed_logins {
         let why = if *in_use {
             "maildrop locked by another session"
@@ -276,14 +285,54 @@ fn pop3_ui(ui: &mut Ui, s: &Pop3View, palette: &Palette) {
             ui.label(RichText::new(text).monospace().color(color));
         }
     });
-    if !s.expunged.is_empty() {
-        let list: Vec<String> = s.expunged.iter().map(u32::to_string).collect();
-        ui.label(format!(
-            "QUIT (UPDATE state) removed message(s) {} from the maildrop.",
-            list.join(", ")
-        ));
-    } else if !s.marked.is_empty() && s.closed.is_some() {
-        ui.label("The session ended without QUIT: nothing was deleted.");
+    if let Some(note) = pop3_ending(s) {
+        ui.label(note);
+    }
+}
+
+/// What the end of a POP3 session did to the maildrop (RFC 1939 section 6), once it ended
+/// or reached UPDATE; `None` while it goes on.
+pub fn pop3_ending(s: &Pop3View) -> Option<String> {
+    let over = s.ended || s.closed.is_some();
+    match s.state {
+        Pop3State::Update => {
+            let removed = if s.expunged.is_empty() && s.marked.is_empty() {
+                "no message was marked, so none was removed".to_string()
+            } else if s.marked.is_empty() {
+                let list: Vec<String> = s.expunged.iter().map(u32::to_string).collect();
+                format!("the server removed message(s) {}", list.join(", "))
+            } else {
+                // Still marked in UPDATE: the removal failed and QUIT was answered -ERR.
+                let list: Vec<String> = s.marked.iter().map(u32::to_string).collect();
+                format!(
+                    "message(s) {} could not be removed (QUIT got -ERR)",
+                    list.join(", ")
+                )
+            };
+            let then = if over {
+                "it answered QUIT, released the maildrop's lock and closed the connection"
+            } else {
+                "then it answers QUIT, releases the maildrop's lock and closes the connection"
+            };
+            Some(format!(
+                "UPDATE (RFC 1939 section 6), entered by QUIT from TRANSACTION: {removed}; {then}."
+            ))
+        }
+        Pop3State::Authorization if over => Some(
+            "The session ended in AUTHORIZATION: it never entered UPDATE, and no maildrop was \
+             opened (RFC 1939 section 6)."
+                .to_string(),
+        ),
+        Pop3State::Transaction if over => Some(if s.marked.is_empty() {
+            "The session ended in TRANSACTION without QUIT: it never entered UPDATE (RFC 1939 \
+             section 6)."
+                .to_string()
+        } else {
+            "The session ended in TRANSACTION without QUIT: it never entered UPDATE, so the \
+             messages marked deleted were not removed (RFC 1939 section 6)."
+                .to_string()
+        }),
+        Pop3State::Authorization | Pop3State::Transaction | Pop3State::Closed => None,
     }
 }
 
@@ -384,6 +433,107 @@ mod tests {
         assert_eq!(v.pop3[0].state, Pop3State::Update);
         assert_eq!(v.pop3[0].expunged, vec![1]);
         assert!(v.pop3[0].marked.is_empty());
+    }
+
+    /// Every event a real POP3 machine reports for `input`, logins accepted with two
+    /// messages and the update answered `update`.
+    fn pop3_machine_events(
+        input: &[u8],
+        update: Result<(), crate::proto::pop3::MaildropError>,
+    ) -> Vec<ServerEvent> {
+        use crate::proto::pop3::{LoginOutcome, MessageInfo, Pop3Config, Pop3Request, Pop3Server};
+        let mut server = Pop3Server::new(Pop3Config {
+            hostname: "localhost".into(),
+            timestamp: "<1.2@localhost>".into(),
+        });
+        server.receive(input);
+        let mut events = Vec::new();
+        while let Some(output) = server.poll_output() {
+            match output {
+                Output::Event(e) => events.push(ev(3, Protocol::Pop3, EventKind::Pop3(e))),
+                Output::Request(Pop3Request::Login { .. }) => {
+                    server.answer_login(LoginOutcome::Accepted(vec![
+                        MessageInfo {
+                            size: 10,
+                            uid: "a".into(),
+                        },
+                        MessageInfo {
+                            size: 20,
+                            uid: "b".into(),
+                        },
+                    ]));
+                }
+                Output::Request(Pop3Request::Update { .. }) => {
+                    server.answer_update(update.clone());
+                }
+                Output::Request(Pop3Request::Fetch { .. }) | Output::Write(_) | Output::Close => {}
+            }
+        }
+        events
+    }
+
+    /// RFC 1939 section 6: QUIT in TRANSACTION enters UPDATE, where the marked messages are
+    /// removed; then the session ends. The panel shows UPDATE, not a jump to "CLOSED".
+    #[test]
+    fn quit_from_transaction_shows_update() {
+        let events = pop3_machine_events(b"USER u\r\nPASS p\r\nDELE 2\r\nQUIT\r\n", Ok(()));
+        let v = ServerView::from_events(&events);
+        let s = &v.pop3[0];
+        assert_eq!(s.state, Pop3State::Update);
+        assert!(s.ended);
+        assert_eq!(s.expunged, vec![2]);
+        let note = pop3_ending(s).unwrap_or_default();
+        assert!(note.starts_with("UPDATE (RFC 1939 section 6)"), "{note}");
+        assert!(note.contains("removed message(s) 2"), "{note}");
+        assert!(note.contains("released the maildrop's lock"), "{note}");
+    }
+
+    /// RFC 1939 section 6: a failed removal in UPDATE is answered -ERR; the marks stay.
+    #[test]
+    fn failed_update_is_told() {
+        let events = pop3_machine_events(
+            b"USER u\r\nPASS p\r\nDELE 1\r\nQUIT\r\n",
+            Err(crate::proto::pop3::MaildropError::Store {
+                brief: "disk full".into(),
+            }),
+        );
+        let v = ServerView::from_events(&events);
+        let s = &v.pop3[0];
+        assert_eq!(s.state, Pop3State::Update);
+        let note = pop3_ending(s).unwrap_or_default();
+        assert!(note.contains("message(s) 1 could not be removed"), "{note}");
+    }
+
+    /// QUIT in AUTHORIZATION ends the session without UPDATE (RFC 1939 section 6); a
+    /// session that breaks off in TRANSACTION never reaches UPDATE either.
+    #[test]
+    fn sessions_that_never_reach_update() {
+        let v = ServerView::from_events(&pop3_machine_events(b"QUIT\r\n", Ok(())));
+        let s = &v.pop3[0];
+        assert_eq!(s.state, Pop3State::Authorization);
+        assert!(s.ended);
+        assert!(
+            pop3_ending(s)
+                .unwrap_or_default()
+                .contains("never entered UPDATE")
+        );
+
+        let mut events = pop3_machine_events(b"USER u\r\nPASS p\r\nDELE 1\r\n", Ok(()));
+        let v = ServerView::from_events(&events);
+        assert_eq!(v.pop3[0].state, Pop3State::Transaction);
+        assert_eq!(pop3_ending(&v.pop3[0]), None);
+        events.push(ev(
+            3,
+            Protocol::Pop3,
+            EventKind::Pop3(Pop3Event::StateChanged {
+                from: Pop3State::Transaction,
+                to: Pop3State::Closed,
+            }),
+        ));
+        let v = ServerView::from_events(&events);
+        assert_eq!(v.pop3[0].state, Pop3State::Transaction);
+        let note = pop3_ending(&v.pop3[0]).unwrap_or_default();
+        assert!(note.contains("marked deleted were not removed"), "{note}");
     }
 
     #[test]
