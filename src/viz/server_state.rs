@@ -445,6 +445,7 @@ mod tests {
         let mut server = Pop3Server::new(Pop3Config {
             hostname: "localhost".into(),
             timestamp: "<1.2@localhost>".into(),
+            apop_only: false,
         });
         server.receive(input);
         let mut events = Vec::new();
