@@ -90,6 +90,8 @@ pub enum UiAction {
     SetFullscreen(bool),
     /// Show or hide the live-use panel.
     SetLivePanel(bool),
+    /// Unfold (true) or fold a pane.
+    SetPane(Pane, bool),
     /// Run ad-hoc steps (the console, the menu client's forms), in order.
     Run(Vec<Step>),
     /// Send the console's line (connecting first when needed).
@@ -100,6 +102,17 @@ pub enum UiAction {
     ManageMessage { read: bool },
     /// Send Mail: send the typed mail.
     SendMail,
+}
+
+/// A pane that folds to its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    /// The step's narration and the server state, above the diagram.
+    Narration,
+    /// The packet details (headers over the hex dump), right of the diagram.
+    Details,
+    /// The live-use panel (console and menu client), below.
+    Live,
 }
 
 /// The raw command console's fields.
@@ -164,6 +177,10 @@ pub struct UiState {
     pub fullscreen: bool,
     /// The live-use panel (console and menu client) is shown.
     pub live_panel: bool,
+    /// The narration and server-state pane is unfolded.
+    pub narration_panel: bool,
+    /// The packet-details pane is unfolded.
+    pub details_panel: bool,
     /// A row the diagram should scroll to on the next frame.
     pub scroll_to_row: Option<usize>,
     /// The diagram should scroll the selection into view on the next frame.
@@ -229,6 +246,8 @@ impl Default for UiState {
             dark: false,
             fullscreen: false,
             live_panel: true,
+            narration_panel: true,
+            details_panel: true,
             scroll_to_row: None,
             scroll_to_selection: false,
             reveal_field: false,
@@ -312,6 +331,15 @@ impl UiState {
             UiAction::SetDark(on) => self.dark = on,
             UiAction::SetFullscreen(on) => self.fullscreen = on,
             UiAction::SetLivePanel(on) => self.live_panel = on,
+            UiAction::SetPane(pane, on) => {
+                *match pane {
+                    Pane::Narration => &mut self.narration_panel,
+                    Pane::Details => &mut self.details_panel,
+                    Pane::Live => &mut self.live_panel,
+                } = on;
+                // The diagram's height or width changed: keep the selection in view.
+                self.scroll_to_selection();
+            }
             UiAction::Run(steps) => return self.run(steps),
             UiAction::ConsoleSend => {
                 let steps = self.console_steps(status);
