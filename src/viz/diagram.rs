@@ -553,3 +553,28 @@ fn single_line(
     job.wrap = egui::text::TextWrapping::truncate_at_width(max_width);
     ui.painter().layout_job(job)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reveal_scrolls_as_little_as_needed() {
+        let h = ROW_HEIGHT;
+        let step = |a: usize, b: usize, focus: usize| Reveal {
+            rows: a..b,
+            focus,
+        };
+        // Already in view: no move.
+        assert_eq!(reveal_offset(&step(2, 5, 3), 0.0, 10.0 * h), 0.0);
+        // Below the view: its last row at the bottom.
+        assert_eq!(reveal_offset(&step(20, 25, 21), 0.0, 10.0 * h), 15.0 * h);
+        // Above the view: its band at the top.
+        assert_eq!(reveal_offset(&step(3, 6, 4), 40.0 * h, 10.0 * h), 3.0 * h);
+        // Taller than the view: the band at the top while the selected row fits.
+        assert_eq!(reveal_offset(&step(10, 40, 15), 0.0, 10.0 * h), 10.0 * h);
+        // Else the selected row in the middle.
+        let off = reveal_offset(&step(10, 40, 30), 0.0, 10.0 * h);
+        assert!(off < 30.0 * h && off + 10.0 * h > 31.0 * h, "{off}");
+    }
+}

@@ -113,7 +113,7 @@ fn next_shows_the_greeting_arrow_and_its_packet_details() {
         let greeting = &app.timeline.packets[frame].data[unit.carriers[0].range.clone()];
         assert!(greeting.starts_with(b"+OK POP3 server ready"));
         // Without the TCP view only the commands and replies are drawn.
-        h.get_by_label("TCP segments").click();
+        h.get_by_label("TCP").click();
         for _ in 0..4 {
             h.step();
         }
@@ -335,8 +335,11 @@ fn export_writes_the_transcript_svg_and_pcapng() {
         h.state().timeline.steps.len() == 1 && !h.state().is_busy()
     });
     let dir = crate::common::TempDir::new("viz-export");
-    let base = dir.path().join("run");
-    h.state_mut().export_path = base.display().to_string();
+    h.state_mut().export_dir = dir.path().display().to_string();
+    // A file already there is never overwritten: the export takes a numbered name.
+    let taken = dir.path().join("mailwire-rfc1939.txt");
+    std::fs::write(&taken, "keep me").unwrap();
+    let base = dir.path().join("mailwire-rfc1939");
     let captured = capturing(&h);
     for item in [
         "Transcript (.txt)",
@@ -351,7 +354,13 @@ fn export_writes_the_transcript_svg_and_pcapng() {
         // Exports are written on their own thread; the window keeps drawing meanwhile.
         wait_until(&mut h, item, |h| !h.state().is_busy());
     }
-    let transcript = std::fs::read_to_string(base.with_extension("txt")).unwrap();
+    assert_eq!(std::fs::read_to_string(&taken).unwrap(), "keep me");
+    let transcript = std::fs::read_to_string(dir.path().join("mailwire-rfc1939-2.txt")).unwrap();
+    if captured {
+        // The window says where it wrote, in full.
+        let message = h.state().export_message.clone().unwrap_or_default();
+        assert!(message.contains(&dir.path().display().to_string()), "{message}");
+    }
     assert!(transcript.contains("+OK POP3 server ready"), "{transcript}");
     let svg = std::fs::read_to_string(base.with_extension("svg")).unwrap();
     assert!(
