@@ -469,7 +469,9 @@ impl MailwireApp {
                             || "Narration and server state (folded)".to_string(),
                             |(s, r)| format!("Step {}: {}", s + 1, r.caption),
                         );
-                    ui.add(egui::Label::new(RichText::new(caption).color(palette.accent)).truncate());
+                    ui.add(
+                        egui::Label::new(RichText::new(caption).color(palette.accent)).truncate(),
+                    );
                 });
             });
         }
@@ -651,16 +653,17 @@ impl MailwireApp {
         let spawned = std::thread::Builder::new()
             .name("export".into())
             .spawn(move || {
-                let result = reserve_export_path(&folder, &stem, kind.extension()).and_then(
-                    |path| match write_export(&timeline, kind, &path) {
-                        Ok(()) => Ok(format!("wrote {}", path.display())),
-                        Err(e) => {
-                            // Leave no empty file behind.
-                            let _ = std::fs::remove_file(&path);
-                            Err(e)
+                let result =
+                    reserve_export_path(&folder, &stem, kind.extension()).and_then(|path| {
+                        match write_export(&timeline, kind, &path) {
+                            Ok(()) => Ok(format!("wrote {}", path.display())),
+                            Err(e) => {
+                                // Leave no empty file behind.
+                                let _ = std::fs::remove_file(&path);
+                                Err(e)
+                            }
                         }
-                    },
-                );
+                    });
                 let _ = done.send(result);
             });
         match spawned {

@@ -185,9 +185,9 @@ pub fn controls_ui(
             .speed(0.05)
             .max_decimals(1)
             .suffix(" s");
-        let response = ui.add(drag).on_hover_text(
-            "Seconds between steps while playing (drag, or click and type)",
-        );
+        let response = ui
+            .add(drag)
+            .on_hover_text("Seconds between steps while playing (drag, or click and type)");
         response.widget_info(|| {
             egui::WidgetInfo::slider(true, f64::from(speed), "Seconds between steps")
         });
@@ -270,9 +270,9 @@ fn view_menu(ui: &mut Ui, state: &UiState, actions: &mut Vec<UiAction>) {
             }
         }
     });
-    response.response.widget_info(|| {
-        egui::WidgetInfo::labeled(egui::Role::Button, true, "View")
-    });
+    response
+        .response
+        .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, "View"));
 }
 
 /// The Export menu: the folder (shown in full), then one item per format. Files are named
@@ -396,6 +396,9 @@ mod tests {
         }
         // The proportional font lacks them: a glyph drawn in it would be a box.
         let boxed = ctx.fonts_mut(|f| f.has_glyphs(&egui::FontId::proportional(15.0), glyph::PLAY));
-        assert!(!boxed, "if this fails, the glyphs may use the proportional font again");
+        assert!(
+            !boxed,
+            "if this fails, the glyphs may use the proportional font again"
+        );
     }
 }

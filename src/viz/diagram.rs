@@ -85,7 +85,8 @@ pub fn diagram_ui(
         scroll = scroll.vertical_scroll_offset(offset);
     } else if let Some(reveal) = reveal {
         let id = ui.make_persistent_id(egui::IdSalt::new(DIAGRAM_SCROLL));
-        let offset = egui::scroll_area::State::load(ui.ctx(), id).map_or(0.0, |s| s.clamped_offset().y);
+        let offset =
+            egui::scroll_area::State::load(ui.ctx(), id).map_or(0.0, |s| s.clamped_offset().y);
         // Never past the end: the scroll area would spring back, and coast on.
         let max = (rows.rows.len() as f32 * ROW_HEIGHT - visible).max(0.0);
         scroll = scroll.vertical_scroll_offset(reveal_offset(reveal, offset, visible).min(max));
@@ -561,10 +562,7 @@ mod tests {
     #[test]
     fn reveal_scrolls_as_little_as_needed() {
         let h = ROW_HEIGHT;
-        let step = |a: usize, b: usize, focus: usize| Reveal {
-            rows: a..b,
-            focus,
-        };
+        let step = |a: usize, b: usize, focus: usize| Reveal { rows: a..b, focus };
         // Already in view: no move.
         assert_eq!(reveal_offset(&step(2, 5, 3), 0.0, 10.0 * h), 0.0);
         // Below the view: its last row at the bottom.

@@ -9,6 +9,7 @@ use std::ops::Range;
 
 use super::worker::{
     CONSOLE_SESSION, MENU_POP3_SESSION, MENU_SMTP_SESSION, WorkerCommand, WorkerStatus,
+    is_extra_session,
 };
 use crate::proto::Protocol;
 use crate::scenario::format::{Action, MailSpec, Step};
@@ -140,6 +141,9 @@ pub struct ManageForm {
     pub server: String,
     /// Why the last action was refused before anything was sent.
     pub problem: Option<String>,
+    /// How many Manage Mail steps the timeline held when Log in was last pressed: the log-in's
+    /// outcome is read from the steps after them.
+    pub login_after: Option<usize>,
 }
 
 /// The menu client's Send Mail form (SMTP).
@@ -154,6 +158,9 @@ pub struct SendForm {
     pub server: String,
     /// "Incorrect format" when an address is not X@Y, as the seed-001 client says.
     pub problem: Option<String>,
+    /// How many Send Mail steps the timeline held when Send mail was last pressed: whether
+    /// the mail went through is read from the steps after them.
+    pub sent_after: Option<usize>,
 }
 
 /// Everything the window remembers between frames, apart from the timeline itself.
@@ -219,6 +226,7 @@ impl Default for LiveForms {
                 number: "1".to_string(),
                 server: String::new(),
                 problem: None,
+                login_after: None,
             },
             send: SendForm {
                 from: "alice@localhost".to_string(),
@@ -227,6 +235,7 @@ impl Default for LiveForms {
                 body: "Hi, this went through mailwire's SMTP server.".to_string(),
                 server: String::new(),
                 problem: None,
+                sent_after: None,
             },
         }
     }
@@ -347,6 +356,7 @@ impl UiState {
                 return self.run(steps);
             }
             UiAction::ManageLogIn => {
+                self.forms.manage.login_after = Some(session_steps(timeline, MENU_POP3_SESSION));
                 let steps = self.manage_login_steps(status);
                 return self.run_or_explain(steps, |f| &mut f.manage.problem);
             }
@@ -363,6 +373,7 @@ impl UiState {
                 return self.run_or_explain(steps, |f| &mut f.manage.problem);
             }
             UiAction::SendMail => {
+                self.forms.send.sent_after = Some(session_steps(timeline, MENU_SMTP_SESSION));
                 let steps = self.send_mail_steps();
                 return self.run_or_explain(steps, |f| &mut f.send.problem);
             }
@@ -411,7 +422,12 @@ impl UiState {
             _ if self.awaiting_step || status.done => Vec::new(),
             _ => {
                 self.awaiting_step = true;
-                vec![WorkerCommand::Next]
+                let mut commands: Vec<WorkerCommand> = live_pop3_quits(timeline, status)
+                    .into_iter()
+                    .map(WorkerCommand::Extra)
+                    .collect();
+                commands.push(WorkerCommand::Next);
+                commands
             }
         }
     }
@@ -654,6 +670,46 @@ impl UiState {
             extra_step(session, "Send Mail: QUIT".to_string(), Action::Quit),
         ])
     }
+}
+
+/// How many steps of `session` the timeline holds.
+pub fn session_steps(timeline: &Timeline, session: &str) -> usize {
+    timeline
+        .steps
+        .iter()
+        .filter(|s| s.outcome.session == session)
+        .count()
+}
+
+/// Before the scenario goes on, its live-use POP3 sessions (the console's, Manage Mail's)
+/// that are still connected say QUIT: a session logged in holds its maildrop's lock (RFC
+/// 1939 section 8), and the scenario's own log-in would then fail with -ERR [IN-USE].
+pub fn live_pop3_quits(timeline: &Timeline, status: &WorkerStatus) -> Vec<Step> {
+    status
+        .connected
+        .iter()
+        .filter(|session| is_extra_session(session))
+        .filter(|session| {
+            timeline
+                .steps
+                .iter()
+                .rev()
+                .find(|s| s.outcome.session == **session)
+                .and_then(|s| s.outcome.protocol)
+                == Some(Protocol::Pop3)
+        })
+        .map(|session| {
+            extra_step(
+                session,
+                format!(
+                    "Live use: QUIT closes session \"{session}\" before the scenario goes on \
+                     (a POP3 session holds its maildrop's lock until QUIT, and the scenario \
+                     may need that maildrop)"
+                ),
+                Action::Quit,
+            )
+        })
+        .collect()
 }
 
 /// A Server field as typed: `None` (empty: mailwire's own server), another server's

@@ -69,8 +69,14 @@ fn assert_toolbar_is_one_row(h: &Harness<'static, MailwireApp>, what: &str) {
     }
     // And the row fits the window.
     let screen = h.ctx.content_rect();
-    assert!(screen.width() < 1280.0 / 1.29 || !h.state().state.dark, "{what}: {screen:?}");
-    assert!(last.right() <= screen.right() + 0.5, "{what}: {last:?} in {screen:?}");
+    assert!(
+        screen.width() < 1280.0 / 1.29 || !h.state().state.dark,
+        "{what}: {screen:?}"
+    );
+    assert!(
+        last.right() <= screen.right() + 0.5,
+        "{what}: {last:?} in {screen:?}"
+    );
 }
 
 #[test]
@@ -104,7 +110,11 @@ fn after_next_the_selected_step_is_in_the_diagrams_view() {
         let app = h.state();
         let view = app.diagram_rect.expect("the diagram is drawn");
         let step = app.state.selection.step.expect("a step is selected");
-        let exchange = app.state.selection.exchange.expect("an exchange is selected");
+        let exchange = app
+            .state
+            .selection
+            .exchange
+            .expect("an exchange is selected");
         let label = mailwire::viz::diagram::exchange_label(&app.timeline, step, exchange);
         let caption = format!("Step {}: {}", step + 1, app.timeline.steps[step].caption);
         for what in [label.as_str(), caption.as_str()] {
@@ -112,7 +122,10 @@ fn after_next_the_selected_step_is_in_the_diagrams_view() {
                 .get_all_by_label(what)
                 .map(|n| n.rect())
                 .any(|r| r.top() >= view.top() - 0.5 && r.bottom() <= view.bottom() + 0.5);
-            assert!(inside, "after Next {n}: {what:?} is not inside the diagram's view {view:?}");
+            assert!(
+                inside,
+                "after Next {n}: {what:?} is not inside the diagram's view {view:?}"
+            );
         }
     }
     // Back to step 2: its rows come back into view.
