@@ -475,6 +475,30 @@ impl MailwireApp {
                 });
             });
         }
+        // Below, across the whole width (before the details pane takes the right side).
+        if self.state.live_panel {
+            // At most 45% of the height, so the diagram keeps room on a 720-line projector.
+            let live_height = (ui.available_height() * 0.45).min(275.0);
+            Panel::bottom("live")
+                .resizable(true)
+                .default_size(live_height)
+                .show(ui, |ui| {
+                    ScrollArea::vertical()
+                        .id_salt("live-scroll")
+                        .auto_shrink([false, false])
+                        .show(ui, |ui| {
+                            ui.add_space(4.0);
+                            live::live_ui(
+                                ui,
+                                &mut self.state.forms,
+                                &self.timeline,
+                                &self.status,
+                                &palette,
+                                &mut actions,
+                            );
+                        });
+                });
+        }
         // Its width follows the window's width in points (which the zoom changes): when that
         // changes, a fresh panel (and so its default width) is used. The divider drags.
         let details_width = (ui.available_width() * 0.42).clamp(320.0, 620.0);
@@ -520,27 +544,6 @@ impl MailwireApp {
                         true,
                         &mut actions,
                     );
-                });
-        }
-        if self.state.live_panel {
-            Panel::bottom("live")
-                .resizable(true)
-                .default_size(275.0)
-                .show(ui, |ui| {
-                    ScrollArea::vertical()
-                        .id_salt("live-scroll")
-                        .auto_shrink([false, false])
-                        .show(ui, |ui| {
-                            ui.add_space(4.0);
-                            live::live_ui(
-                                ui,
-                                &mut self.state.forms,
-                                &self.timeline,
-                                &self.status,
-                                &palette,
-                                &mut actions,
-                            );
-                        });
                 });
         }
         let upto = self.diagram_upto();

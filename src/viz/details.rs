@@ -202,7 +202,9 @@ pub fn details_ui(
         return;
     };
     let highlight = sel.field.as_ref().map(|f| f.range.clone());
-    let tree_height = (ui.available_height() * 0.55).max(120.0);
+    // Never taller than the pane: a pane's content that overflows makes the pane itself
+    // (and its divider line) reach over the panes below it.
+    let tree_height = (ui.available_height() * 0.55).max(60.0);
     ScrollArea::vertical()
         .id_salt("field-tree")
         .max_height(tree_height)

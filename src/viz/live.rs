@@ -316,7 +316,7 @@ fn manage_ui(
             .labelled_by(label.id)
             .on_hover_text("The message number for Read and Delete (LIST shows them)");
         ui.end_row();
-        server_field(ui, width, "Server", &mut form.server, status, palette);
+        server_field(ui, width, "POP3 server", &mut form.server, status, palette);
     });
     let connected = status.connected.contains(MENU_POP3_SESSION);
     ui.horizontal_wrapped(|ui| {

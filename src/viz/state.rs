@@ -339,7 +339,11 @@ impl UiState {
             UiAction::SetZoom(z) => self.zoom = z.clamp(0.5, 3.0),
             UiAction::SetDark(on) => self.dark = on,
             UiAction::SetFullscreen(on) => self.fullscreen = on,
-            UiAction::SetLivePanel(on) => self.live_panel = on,
+            UiAction::SetLivePanel(on) => {
+                self.live_panel = on;
+                // The diagram's height changed: keep the selection in view.
+                self.scroll_to_selection();
+            }
             UiAction::SetPane(pane, on) => {
                 *match pane {
                     Pane::Narration => &mut self.narration_panel,
