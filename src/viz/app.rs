@@ -556,6 +556,7 @@ impl MailwireApp {
         }
         let reveal = self.reveal(rebuilt);
         let mut diagram_rect = None;
+        let previous_height = self.diagram_rect.map(|r| r.height());
         CentralPanel::default().show(ui, |ui| {
             diagram_rect = diagram::diagram_ui(
                 ui,
@@ -563,10 +564,26 @@ impl MailwireApp {
                 &self.rows,
                 &self.state,
                 reveal.as_ref(),
+                previous_height,
                 &palette,
                 &mut actions,
             );
         });
+        // The diagram grew or shrank (a pane folded, unfolded or opened, a divider dragged):
+        // bring the step it last revealed back into view on the next frame.
+        let resized = match (self.diagram_rect, diagram_rect) {
+            (Some(old), Some(new)) => (old.height() - new.height()).abs() > 1.0,
+            _ => false,
+        };
+        if resized
+            && self
+                .revealed
+                .as_ref()
+                .is_some_and(|(step, _)| *step == self.state.selection.step)
+        {
+            self.state.scroll_to_selection = true;
+            ui.ctx().request_repaint();
+        }
         self.diagram_rect = diagram_rect;
         // A scroll request is honoured once.
         self.state.scroll_to_row = None;

@@ -208,6 +208,7 @@ pub fn details_ui(
     ScrollArea::vertical()
         .id_salt("field-tree")
         .max_height(tree_height)
+        .min_scrolled_height(20.0)
         .auto_shrink([false, true])
         .show(ui, |ui| {
             for (i, layer) in tree.layers.iter().enumerate() {
@@ -315,6 +316,7 @@ fn hex_ui(
     ScrollArea::vertical()
         .id_salt("hex-dump")
         .auto_shrink([false, false])
+        .min_scrolled_height(20.0)
         .show_rows(ui, row_height, lines, |ui, range| {
             for line in range {
                 let start = line * per_line;

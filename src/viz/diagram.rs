@@ -52,14 +52,17 @@ impl Lanes {
 /// Draws the diagram. `rows` must have been refreshed for this timeline. With `reveal`,
 /// scrolls (at once, as little as needed) so the step's rows are in view, or, when they
 /// are taller than the diagram, its band and as much as fits down to the selected row, or
-/// else the selected row in the middle. Returns the part of the screen the rows are drawn
-/// in (none when there is no row).
+/// else the selected row in the middle; `previous_height` is the rows' height on screen in
+/// the last frame. Returns the part of the screen the rows are drawn in (none when there is
+/// no row).
+#[allow(clippy::too_many_arguments)]
 pub fn diagram_ui(
     ui: &mut Ui,
     timeline: &Timeline,
     rows: &DiagramRows,
     state: &UiState,
     reveal: Option<&Reveal>,
+    previous_height: Option<f32>,
     palette: &Palette,
     actions: &mut Vec<UiAction>,
 ) -> Option<Rect> {
@@ -87,8 +90,12 @@ pub fn diagram_ui(
         let id = ui.make_persistent_id(egui::IdSalt::new(DIAGRAM_SCROLL));
         let offset =
             egui::scroll_area::State::load(ui.ctx(), id).map_or(0.0, |s| s.clamped_offset().y);
-        // Never past the end: the scroll area would spring back, and coast on.
-        let max = (rows.rows.len() as f32 * ROW_HEIGHT - visible).max(0.0);
+        // Never past the end, now or as the scroll area still knows it from the last frame
+        // (when the diagram just got shorter): past it, it springs back and coasts on. The
+        // window reveals again the frame after a resize.
+        let total = rows.rows.len() as f32 * ROW_HEIGHT;
+        let last_visible = previous_height.unwrap_or(visible);
+        let max = (total - visible.max(last_visible)).max(0.0);
         scroll = scroll.vertical_scroll_offset(reveal_offset(reveal, offset, visible).min(max));
     }
     let output = scroll.show_viewport(ui, |ui, viewport| {
