@@ -20,10 +20,10 @@ use super::details::{self, DetailsCache};
 use super::diagram;
 use super::live;
 use super::narration;
-use super::rows::DiagramRows;
+use super::rows::{DiagramRows, Reveal};
 use super::screenshot::{self, Phase, ScreenshotPlan};
 use super::server_state::{self, ServerView};
-use super::state::{DEFAULT_SCENARIO, UiAction, UiState};
+use super::state::{DEFAULT_SCENARIO, Pane, UiAction, UiState};
 use super::theme::{self, Palette};
 use super::worker::{Worker, WorkerCommand, WorkerMessage, WorkerStatus};
 use crate::scenario::recorder::RecorderOptions;
@@ -83,13 +83,19 @@ pub struct MailwireApp {
     /// Commands sent to the worker and not yet answered.
     pending: usize,
     rows: DiagramRows,
+    /// The step (and rows) the diagram last brought into view.
+    revealed: Option<(Option<usize>, Reveal)>,
+    /// The rows were rebuilt last frame: check whether the revealed step grew.
+    reveal_after_rebuild: bool,
+    /// Where the diagram's rows were drawn in the last frame (screen points).
+    pub diagram_rect: Option<egui::Rect>,
     details: DetailsCache,
     server_view: Option<(ServerViewKey, ServerView)>,
     choices: Vec<(&'static str, String)>,
     note: Option<String>,
-    /// Where exports go: this path with the format's extension added (empty: a name made
-    /// from the scenario's, in the current folder).
-    pub export_path: String,
+    /// The folder exports go to, as typed (empty: the current folder); the Export menu
+    /// shows it in full. Files are named after the scenario, never overwriting one.
+    pub export_dir: String,
     applied: Applied,
     screenshot: Option<ScreenshotPlan>,
     /// Results of exports written on their own threads.
@@ -137,11 +143,14 @@ impl MailwireApp {
             worker: None,
             pending: 0,
             rows: DiagramRows::default(),
+            revealed: None,
+            reveal_after_rebuild: false,
+            diagram_rect: None,
             details: DetailsCache::default(),
             server_view: None,
             choices: controls::scenario_choices(),
             note: None,
-            export_path: String::new(),
+            export_dir: String::new(),
             applied: Applied::default(),
             screenshot: None,
             exports: crossbeam_channel::unbounded(),
@@ -325,7 +334,8 @@ impl MailwireApp {
                 } else {
                     let (step, exchange) = plan.select;
                     self.act(UiAction::SelectExchange { step, exchange });
-                    self.state.scroll_to_row = Some(0);
+                    // The selected step in view, as after Next.
+                    self.state.scroll_to_selection = true;
                     plan.phase = Phase::Settling {
                         since: Instant::now(),
                         frames: 0,
@@ -372,7 +382,7 @@ impl MailwireApp {
                 &self.timeline,
                 &self.status,
                 &self.choices,
-                &mut self.export_path,
+                &mut self.export_dir,
                 &mut actions,
                 &mut exports,
             );
@@ -391,60 +401,87 @@ impl MailwireApp {
         });
         let focus = self.state.focus_step();
         let view = self.server_view(focus);
-        Panel::top("narration")
-            .resizable(true)
-            .default_size(190.0)
-            .show(ui, |ui| {
-                ui.columns(2, |columns| {
-                    if let [left, right] = columns {
-                        ScrollArea::vertical()
-                            .id_salt("narration-scroll")
-                            .auto_shrink([false, false])
-                            .show(left, |ui| {
-                                narration::narration_ui(
-                                    ui,
-                                    &self.timeline,
-                                    focus,
-                                    &self.status.title,
-                                    &self.status.description,
-                                    &palette,
-                                );
+        if self.state.narration_panel {
+            Panel::top("narration")
+                .resizable(true)
+                .default_size(190.0)
+                .show(ui, |ui| {
+                    ui.columns(2, |columns| {
+                        if let [left, right] = columns {
+                            // Columns lay out "justified", which stretches the spaces of
+                            // wrapped labels to the full width: draw top-down instead.
+                            unjustified(left, |ui| {
+                                ScrollArea::vertical()
+                                    .id_salt("narration-scroll")
+                                    .auto_shrink([false, false])
+                                    .show(ui, |ui| {
+                                        narration::narration_ui(
+                                            ui,
+                                            &self.timeline,
+                                            focus,
+                                            &self.status.title,
+                                            &self.status.description,
+                                            &palette,
+                                        );
+                                    });
                             });
-                        right.label(RichText::new("Server state").strong().size(17.0));
-                        ScrollArea::vertical()
-                            .id_salt("server-scroll")
-                            .auto_shrink([false, false])
-                            .show(right, |ui| {
-                                server_state::server_state_ui(ui, &view, &palette);
+                            unjustified(right, |ui| {
+                                ui.horizontal(|ui| {
+                                    ui.label(RichText::new("Server state").strong().size(17.0));
+                                    ui.with_layout(
+                                        egui::Layout::right_to_left(egui::Align::Center),
+                                        |ui| {
+                                            fold_button(
+                                                ui,
+                                                controls::glyph::FOLD_UP,
+                                                "Fold the narration",
+                                                Pane::Narration,
+                                                false,
+                                                &mut actions,
+                                            );
+                                        },
+                                    );
+                                });
+                                ScrollArea::vertical()
+                                    .id_salt("server-scroll")
+                                    .auto_shrink([false, false])
+                                    .show(ui, |ui| {
+                                        server_state::server_state_ui(ui, &view, &palette);
+                                    });
                             });
-                    }
+                        }
+                    });
+                });
+        } else {
+            Panel::top("narration-folded").show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    fold_button(
+                        ui,
+                        controls::glyph::FOLD_DOWN,
+                        "Unfold the narration",
+                        Pane::Narration,
+                        true,
+                        &mut actions,
+                    );
+                    let caption = focus
+                        .and_then(|s| self.timeline.steps.get(s).map(|r| (s, r)))
+                        .map_or_else(
+                            || "Narration and server state (folded)".to_string(),
+                            |(s, r)| format!("Step {}: {}", s + 1, r.caption),
+                        );
+                    ui.add(
+                        egui::Label::new(RichText::new(caption).color(palette.accent)).truncate(),
+                    );
                 });
             });
-        // Its width follows the window's width in points (which the zoom changes): when that
-        // changes, a fresh panel (and so its default width) is used.
-        let details_width = (ui.available_width() * 0.42).clamp(320.0, 620.0);
-        let width_key = (ui.available_width() / 20.0).round() as i32;
-        Panel::right(("details", width_key))
-            .resizable(true)
-            .default_size(details_width)
-            .show(ui, |ui| {
-                // Fill the panel: a panel shrinks to what its content uses.
-                ui.set_min_width(ui.available_width());
-                ui.label(RichText::new("Packet details").strong().size(17.0));
-                details::details_ui(
-                    ui,
-                    &self.timeline,
-                    self.generation,
-                    &self.state,
-                    &mut self.details,
-                    &palette,
-                    &mut actions,
-                );
-            });
+        }
+        // Below, across the whole width (before the details pane takes the right side).
         if self.state.live_panel {
+            // At most 45% of the height, so the diagram keeps room on a 720-line projector.
+            let live_height = (ui.available_height() * 0.45).min(275.0);
             Panel::bottom("live")
                 .resizable(true)
-                .default_size(275.0)
+                .default_size(live_height)
                 .show(ui, |ui| {
                     ScrollArea::vertical()
                         .id_salt("live-scroll")
@@ -462,24 +499,92 @@ impl MailwireApp {
                         });
                 });
         }
-        let upto = self.diagram_upto();
-        self.rows
-            .refresh(&self.timeline, self.generation, upto, self.state.tcp_view);
-        if self.state.scroll_to_selection {
-            let sel = &self.state.selection;
-            self.state.scroll_to_row = self.rows.row_of(sel.step, sel.exchange, sel.frame);
-            self.state.scroll_to_selection = false;
+        // Its width follows the window's width in points (which the zoom changes): when that
+        // changes, a fresh panel (and so its default width) is used. The divider drags.
+        let details_width = (ui.available_width() * 0.42).clamp(320.0, 620.0);
+        let width_key = (ui.available_width() / 20.0).round() as i32;
+        if self.state.details_panel {
+            Panel::right(("details", width_key))
+                .resizable(true)
+                .default_size(details_width)
+                .min_size(220.0)
+                .max_size((ui.available_width() - 260.0).max(240.0))
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        fold_button(
+                            ui,
+                            controls::glyph::FOLD_RIGHT,
+                            "Fold the packet details",
+                            Pane::Details,
+                            false,
+                            &mut actions,
+                        );
+                        ui.label(RichText::new("Packet details").strong().size(17.0));
+                    });
+                    details::details_ui(
+                        ui,
+                        &self.timeline,
+                        self.generation,
+                        &self.state,
+                        &mut self.details,
+                        &palette,
+                        &mut actions,
+                    );
+                });
+        } else {
+            Panel::right("details-folded")
+                .resizable(false)
+                .exact_size(34.0)
+                .show(ui, |ui| {
+                    fold_button(
+                        ui,
+                        controls::glyph::FOLD_LEFT,
+                        "Unfold the packet details",
+                        Pane::Details,
+                        true,
+                        &mut actions,
+                    );
+                });
         }
+        let upto = self.diagram_upto();
+        let rebuilt = self
+            .rows
+            .refresh(&self.timeline, self.generation, upto, self.state.tcp_view);
+        if rebuilt {
+            // The scroll to new rows waits for the next frame (see `reveal`).
+            ui.ctx().request_repaint();
+        }
+        let reveal = self.reveal(rebuilt);
+        let mut diagram_rect = None;
+        let previous_height = self.diagram_rect.map(|r| r.height());
         CentralPanel::default().show(ui, |ui| {
-            diagram::diagram_ui(
+            diagram_rect = diagram::diagram_ui(
                 ui,
                 &self.timeline,
                 &self.rows,
                 &self.state,
+                reveal.as_ref(),
+                previous_height,
                 &palette,
                 &mut actions,
             );
         });
+        // The diagram grew or shrank (a pane folded, unfolded or opened, a divider dragged):
+        // bring the step it last revealed back into view on the next frame.
+        let resized = match (self.diagram_rect, diagram_rect) {
+            (Some(old), Some(new)) => (old.height() - new.height()).abs() > 1.0,
+            _ => false,
+        };
+        if resized
+            && self
+                .revealed
+                .as_ref()
+                .is_some_and(|(step, _)| *step == self.state.selection.step)
+        {
+            self.state.scroll_to_selection = true;
+            ui.ctx().request_repaint();
+        }
+        self.diagram_rect = diagram_rect;
         // A scroll request is honoured once.
         self.state.scroll_to_row = None;
         self.state.reveal_field = false;
@@ -500,6 +605,39 @@ impl MailwireApp {
         let ctx = ui.ctx().clone();
         self.logic(&ctx);
         self.ui(ui);
+    }
+
+    /// What the diagram must bring into view this frame: the selection's step after a
+    /// step change (Next, Back, a new step), and again when the rows of the step it last
+    /// revealed changed (segments captured late), so the whole exchange stays in view.
+    fn reveal(&mut self, rebuilt: bool) -> Option<Reveal> {
+        let sel = &self.state.selection;
+        // Rows that appeared this frame are not yet known to the scroll area (its bounds are
+        // last frame's): a scroll to them now would overshoot, spring back and coast. Wait
+        // one frame.
+        if self.state.scroll_to_selection && !rebuilt {
+            self.state.scroll_to_selection = false;
+            let reveal = self.rows.reveal(sel.step, sel.exchange, sel.frame);
+            self.revealed = reveal.clone().map(|r| (sel.step, r));
+            return reveal;
+        }
+        if rebuilt {
+            self.reveal_after_rebuild = true;
+            return None;
+        }
+        if !std::mem::take(&mut self.reveal_after_rebuild) || self.state.scroll_to_selection {
+            return None;
+        }
+        let (step, old) = self.revealed.as_ref()?;
+        if *step != sel.step {
+            return None;
+        }
+        let fresh = self.rows.reveal(sel.step, sel.exchange, sel.frame)?;
+        if &fresh == old {
+            return None;
+        }
+        self.revealed = Some((sel.step, fresh.clone()));
+        Some(fresh)
     }
 
     /// The last step the diagram shows: the cursor (all recorded steps when it is at the
@@ -528,21 +666,24 @@ impl MailwireApp {
     /// Starts writing an export on its own thread (a large capture takes a while; the
     /// window goes on drawing). The result arrives through `exports`.
     fn export(&mut self, kind: ExportKind) {
-        let base = if self.export_path.trim().is_empty() {
-            format!("mailwire-{}", self.state.scenario)
-        } else {
-            self.export_path.trim().to_string()
-        };
-        let path = std::path::PathBuf::from(format!("{base}.{}", kind.extension()));
+        let folder = controls::export_folder(&self.export_dir);
+        let stem = format!("mailwire-{}", self.state.scenario);
         let timeline = Arc::clone(&self.timeline);
         let done = self.exports.0.clone();
         let spawned = std::thread::Builder::new()
             .name("export".into())
             .spawn(move || {
-                let result = write_export(&timeline, kind, &path).map(|()| {
-                    let shown = std::fs::canonicalize(&path).unwrap_or(path);
-                    format!("wrote {}", shown.display())
-                });
+                let result =
+                    reserve_export_path(&folder, &stem, kind.extension()).and_then(|path| {
+                        match write_export(&timeline, kind, &path) {
+                            Ok(()) => Ok(format!("wrote {}", path.display())),
+                            Err(e) => {
+                                // Leave no empty file behind.
+                                let _ = std::fs::remove_file(&path);
+                                Err(e)
+                            }
+                        }
+                    });
                 let _ = done.send(result);
             });
         match spawned {
@@ -571,6 +712,43 @@ impl MailwireApp {
 
 /// What an export thread reports: what it wrote, or why it could not.
 type ExportResult = Result<String, String>;
+
+/// Claims a new file `STEM.EXT` in `folder`, or `STEM-2.EXT`, `STEM-3.EXT`, ... when
+/// taken (created empty, atomically, so two exports never pick the same name and nothing is
+/// overwritten). Returns its path.
+pub fn reserve_export_path(
+    folder: &Path,
+    stem: &str,
+    extension: &str,
+) -> Result<std::path::PathBuf, String> {
+    for n in 1..10_000u32 {
+        let name = if n == 1 {
+            format!("{stem}.{extension}")
+        } else {
+            format!("{stem}-{n}.{extension}")
+        };
+        let path = folder.join(name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(_) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(format!(
+                    "cannot write the export in {}: {e}. Pick another folder in the Export menu.",
+                    folder.display()
+                ));
+            }
+        }
+    }
+    Err(format!(
+        "{} already holds 9999 files named {stem}-N.{extension}: pick another folder in the \
+         Export menu.",
+        folder.display()
+    ))
+}
 
 /// Writes one export of `timeline` to `path`.
 fn write_export(timeline: &Timeline, kind: ExportKind, path: &Path) -> Result<(), String> {
@@ -610,5 +788,29 @@ impl eframe::App for MailwireApp {
 
     fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {
         visuals.panel_fill.to_normalized_gamma_f32()
+    }
+}
+
+/// Runs `add` in a top-down, left-aligned, unjustified layout (inside `ui.columns`, whose
+/// justified layout would stretch the spaces of every wrapped line).
+pub fn unjustified<R>(ui: &mut Ui, add: impl FnOnce(&mut Ui) -> R) -> R {
+    ui.with_layout(egui::Layout::top_down(egui::Align::Min), add)
+        .inner
+}
+
+/// A pane's fold (or unfold) button: a glyph, named for screen readers and tests.
+fn fold_button(
+    ui: &mut Ui,
+    glyph: &str,
+    name: &str,
+    pane: Pane,
+    unfold: bool,
+    actions: &mut Vec<UiAction>,
+) {
+    if controls::named_button(ui, true, controls::glyph::text(glyph), name)
+        .on_hover_text(name)
+        .clicked()
+    {
+        actions.push(UiAction::SetPane(pane, unfold));
     }
 }

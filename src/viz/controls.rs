@@ -1,11 +1,12 @@
 //! The control bar (scenario picker, Reset, Home/Back/Next, Play/Pause with its speed, the
-//! TCP view, presenter settings, export) and the capture-status banner; and the keyboard:
-//! Space or → for Next, ← for Back, Home for the first step.
+//! TCP view, the View menu with the presenter settings and panes, the Export menu) and the
+//! capture-status banner; and the keyboard: Space or → for Next, ← for Back, Home for the
+//! first step.
 
 use eframe::egui;
 use eframe::egui::{Key, RichText, Ui};
 
-use super::state::{UiAction, UiState};
+use super::state::{Pane, UiAction, UiState};
 use super::theme::Palette;
 use super::worker::WorkerStatus;
 use crate::scenario::format::{BUILTIN, Scenario};
@@ -46,7 +47,59 @@ pub fn scenario_choices() -> Vec<(&'static str, String)> {
         .collect()
 }
 
-/// Draws the control bar.
+/// Glyphs the toolbar and the panes' fold buttons draw: all in egui's default monospace
+/// font (Hack; the proportional font lacks them, and emoji fonts are not built in). A test
+/// checks.
+pub mod glyph {
+    /// The View menu.
+    pub const VIEW: &str = "\u{2261}";
+    /// Fold a pane up, unfold it down, fold right, unfold left.
+    pub const FOLD_UP: &str = "\u{25B2}";
+    pub const FOLD_DOWN: &str = "\u{25BC}";
+    pub const FOLD_RIGHT: &str = "\u{25B6}";
+    pub const FOLD_LEFT: &str = "\u{25C0}";
+    /// Play.
+    pub const PLAY: &str = "\u{25B6}";
+    /// Every glyph above.
+    pub const ALL: [&str; 6] = [VIEW, FOLD_UP, FOLD_DOWN, FOLD_RIGHT, FOLD_LEFT, PLAY];
+
+    /// A glyph as text, in the font that has it.
+    pub fn text(glyph: &str) -> eframe::egui::RichText {
+        eframe::egui::RichText::new(glyph).monospace()
+    }
+}
+
+/// A button showing `atoms` whose accessible name is `name` (a glyph reads badly aloud, and
+/// tests find buttons by name).
+pub fn named_button<'a>(
+    ui: &mut Ui,
+    enabled: bool,
+    atoms: impl egui::IntoAtoms<'a>,
+    name: &str,
+) -> egui::Response {
+    let response = ui.add_enabled(enabled, egui::Button::new(atoms));
+    let name = name.to_string();
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, enabled, &name));
+    response
+}
+
+/// The export folder as typed (empty: the current folder), made absolute for showing.
+pub fn export_folder(typed: &str) -> std::path::PathBuf {
+    let typed = typed.trim();
+    let path = if typed.is_empty() {
+        std::path::PathBuf::from(".")
+    } else {
+        std::path::PathBuf::from(typed)
+    };
+    std::path::absolute(&path)
+        .ok()
+        .and_then(|p| std::fs::canonicalize(&p).ok().or(Some(p)))
+        .unwrap_or(path)
+}
+
+/// Draws the control bar: one row at 1280x720 in presenter mode (zoom 1.3): the scenario,
+/// Reset, Home/Back/Next, Play with its speed, where the view stands, the TCP and live-use
+/// switches, then the View menu (zoom, theme, full screen, panes) and the Export menu.
 #[allow(clippy::too_many_arguments)]
 pub fn controls_ui(
     ui: &mut Ui,
@@ -54,20 +107,23 @@ pub fn controls_ui(
     timeline: &Timeline,
     status: &WorkerStatus,
     choices: &[(&'static str, String)],
-    export_path: &mut String,
+    export_dir: &mut String,
     actions: &mut Vec<UiAction>,
     exports: &mut Vec<ExportKind>,
 ) {
     ui.horizontal_wrapped(|ui| {
-        ui.spacing_mut().item_spacing.x = 8.0;
-        let label = ui.label("Scenario");
+        ui.spacing_mut().item_spacing.x = 6.0;
         let current = choices
             .iter()
             .find(|(n, _)| *n == state.scenario)
             .map_or_else(|| state.scenario.clone(), |(n, _)| (*n).to_string());
+        let title = choices
+            .iter()
+            .find(|(n, _)| *n == state.scenario)
+            .map_or("", |(_, t)| t.as_str());
         egui::ComboBox::from_id_salt("scenario-picker")
             .selected_text(current)
-            .width(170.0)
+            .width(120.0)
             .show_ui(ui, |ui| {
                 for (name, title) in choices {
                     let text = format!("{name}: {title}");
@@ -79,7 +135,7 @@ pub fn controls_ui(
                 }
             })
             .response
-            .labelled_by(label.id);
+            .on_hover_text(format!("Scenario: {title}"));
         if ui
             .button("Reset")
             .on_hover_text("Run the scenario again from a fresh start")
@@ -112,89 +168,132 @@ pub fn controls_ui(
         {
             actions.push(UiAction::Next);
         }
-        let play = if state.playing { "Pause" } else { "Play" };
-        if ui.button(play).clicked() {
+        let play = if state.playing {
+            named_button(ui, true, "Pause", "Pause")
+        } else {
+            named_button(ui, true, (glyph::text(glyph::PLAY), "Play"), "Play")
+        };
+        if play
+            .on_hover_text("Run the steps one after another")
+            .clicked()
+        {
             actions.push(UiAction::TogglePlay);
         }
         let mut speed = state.seconds_per_step;
-        ui.spacing_mut().slider_width = 70.0;
-        let slider = egui::Slider::new(&mut speed, 0.5..=10.0)
-            .suffix(" s")
-            .max_decimals(1);
-        let label = ui.label("Speed");
-        if ui
-            .add(slider)
-            .labelled_by(label.id)
-            .on_hover_text("Seconds between steps while playing")
-            .changed()
-        {
+        let drag = egui::DragValue::new(&mut speed)
+            .range(0.5..=10.0)
+            .speed(0.05)
+            .max_decimals(1)
+            .suffix(" s");
+        let response = ui
+            .add(drag)
+            .on_hover_text("Seconds between steps while playing (drag, or click and type)");
+        response.widget_info(|| {
+            egui::WidgetInfo::slider(true, f64::from(speed), "Seconds between steps")
+        });
+        if response.changed() {
             actions.push(UiAction::SetSpeed(speed));
         }
         let position = match state.cursor {
-            Some(c) => format!("Step {} of {}", c + 1, recorded),
+            Some(c) => format!("Step {}/{}", c + 1, recorded),
             None => "No step yet".to_string(),
         };
-        let scenario = if status.total_steps > 0 && status.steps_run < status.total_steps {
-            format!(" ({} to go)", status.total_steps - status.steps_run)
-        } else {
-            String::new()
-        };
-        ui.label(RichText::new(format!("{position}{scenario}")).strong());
+        let to_go = status.total_steps.saturating_sub(status.steps_run);
+        let label = ui.label(RichText::new(position).strong());
+        if status.total_steps > 0 {
+            label.on_hover_text(format!(
+                "{} of the scenario's {} steps have run; {to_go} to go",
+                status.steps_run, status.total_steps
+            ));
+        }
         if state.awaiting_step {
             ui.spinner();
         }
         ui.separator();
         let mut tcp = state.tcp_view;
-        if ui.checkbox(&mut tcp, "TCP segments").changed() {
+        if ui
+            .checkbox(&mut tcp, "TCP")
+            .on_hover_text("Show every TCP segment in the diagram")
+            .changed()
+        {
             actions.push(UiAction::SetTcpView(tcp));
         }
         let mut live = state.live_panel;
-        if ui.checkbox(&mut live, "Live use").changed() {
+        if ui
+            .checkbox(&mut live, "Live")
+            .on_hover_text("Live use: the console and the menu client (Manage Mail, Send Mail)")
+            .changed()
+        {
             actions.push(UiAction::SetLivePanel(live));
         }
         ui.separator();
-        if ui
-            .button("A-")
-            .on_hover_text("Smaller (presenter zoom)")
-            .clicked()
-        {
-            actions.push(UiAction::SetZoom(state.zoom - 0.1));
-        }
-        ui.label(format!("{:.0}%", state.zoom * 100.0));
-        if ui
-            .button("A+")
-            .on_hover_text("Larger (presenter zoom)")
-            .clicked()
-        {
-            actions.push(UiAction::SetZoom(state.zoom + 0.1));
-        }
-        let theme = if state.dark { "Light" } else { "Dark" };
-        if ui.button(theme).clicked() {
-            actions.push(UiAction::SetDark(!state.dark));
-        }
-        let full = if state.fullscreen {
-            "Leave full screen"
-        } else {
-            "Full screen"
-        };
-        if ui.button(full).clicked() {
-            actions.push(UiAction::SetFullscreen(!state.fullscreen));
-        }
-        ui.menu_button("Export", |ui| {
-            ui.horizontal(|ui| {
-                let label = ui.label("File name (no extension)");
-                ui.text_edit_singleline(export_path).labelled_by(label.id);
-            });
-            for (kind, text) in [
-                (ExportKind::Pcapng, "Capture for Wireshark (.pcapng)"),
-                (ExportKind::Transcript, "Transcript (.txt)"),
-                (ExportKind::Svg, "Sequence diagram (.svg)"),
-            ] {
-                if ui.button(text).clicked() {
-                    exports.push(kind);
-                }
+        view_menu(ui, state, actions);
+        export_menu(ui, export_dir, exports);
+    });
+}
+
+/// The View menu: zoom, theme, full screen, and which panes are unfolded.
+fn view_menu(ui: &mut Ui, state: &UiState, actions: &mut Vec<UiAction>) {
+    let response = ui.menu_button((glyph::text(glyph::VIEW), "View"), |ui| {
+        ui.horizontal(|ui| {
+            ui.label("Zoom");
+            if named_button(ui, true, "\u{2212}", "Smaller").clicked() {
+                actions.push(UiAction::SetZoom(state.zoom - 0.1));
+            }
+            ui.label(format!("{:.0}%", state.zoom * 100.0));
+            if named_button(ui, true, "+", "Larger").clicked() {
+                actions.push(UiAction::SetZoom(state.zoom + 0.1));
             }
         });
+        let mut dark = state.dark;
+        if ui.checkbox(&mut dark, "Dark theme").changed() {
+            actions.push(UiAction::SetDark(dark));
+        }
+        let mut full = state.fullscreen;
+        if ui.checkbox(&mut full, "Full screen").changed() {
+            actions.push(UiAction::SetFullscreen(full));
+        }
+        ui.separator();
+        ui.label(RichText::new("Panes").strong());
+        for (pane, shown, name) in [
+            (
+                Pane::Narration,
+                state.narration_panel,
+                "Narration and server state",
+            ),
+            (Pane::Details, state.details_panel, "Packet details"),
+            (Pane::Live, state.live_panel, "Live use"),
+        ] {
+            let mut on = shown;
+            if ui.checkbox(&mut on, name).changed() {
+                actions.push(UiAction::SetPane(pane, on));
+            }
+        }
+    });
+    response
+        .response
+        .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, "View"));
+}
+
+/// The Export menu: the folder (shown in full), then one item per format. Files are named
+/// after the scenario and never overwrite one already there (a number is added).
+fn export_menu(ui: &mut Ui, export_dir: &mut String, exports: &mut Vec<ExportKind>) {
+    ui.menu_button("Export", |ui| {
+        let label = ui.label("Folder (empty: the current folder)");
+        ui.text_edit_singleline(export_dir).labelled_by(label.id);
+        let folder = export_folder(export_dir);
+        ui.label(RichText::new(format!("Files go to {}", folder.display())).monospace());
+        ui.label("An existing file is never overwritten: a number is added to the name.");
+        ui.separator();
+        for (kind, text) in [
+            (ExportKind::Pcapng, "Capture for Wireshark (.pcapng)"),
+            (ExportKind::Transcript, "Transcript (.txt)"),
+            (ExportKind::Svg, "Sequence diagram (.svg)"),
+        ] {
+            if ui.button(text).clicked() {
+                exports.push(kind);
+            }
+        }
     });
 }
 
@@ -279,5 +378,27 @@ pub fn banner_ui(
                     }
                 });
             });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_toolbar_glyphs_are_in_the_default_fonts() {
+        let ctx = egui::Context::default();
+        let mut out = ctx.run_ui(egui::RawInput::default(), |_| {});
+        out.textures_delta.clear();
+        for g in glyph::ALL {
+            let found = ctx.fonts_mut(|f| f.has_glyphs(&egui::FontId::monospace(15.0), g));
+            assert!(found, "{g:?} is not in the default monospace font");
+        }
+        // The proportional font lacks them: a glyph drawn in it would be a box.
+        let boxed = ctx.fonts_mut(|f| f.has_glyphs(&egui::FontId::proportional(15.0), glyph::PLAY));
+        assert!(
+            !boxed,
+            "if this fails, the glyphs may use the proportional font again"
+        );
     }
 }

@@ -202,10 +202,13 @@ pub fn details_ui(
         return;
     };
     let highlight = sel.field.as_ref().map(|f| f.range.clone());
-    let tree_height = (ui.available_height() * 0.55).max(120.0);
+    // Never taller than the pane: a pane's content that overflows makes the pane itself
+    // (and its divider line) reach over the panes below it.
+    let tree_height = (ui.available_height() * 0.55).max(60.0);
     ScrollArea::vertical()
         .id_salt("field-tree")
         .max_height(tree_height)
+        .min_scrolled_height(20.0)
         .auto_shrink([false, true])
         .show(ui, |ui| {
             for (i, layer) in tree.layers.iter().enumerate() {
@@ -313,6 +316,7 @@ fn hex_ui(
     ScrollArea::vertical()
         .id_salt("hex-dump")
         .auto_shrink([false, false])
+        .min_scrolled_height(20.0)
         .show_rows(ui, row_height, lines, |ui, range| {
             for line in range {
                 let start = line * per_line;

@@ -11,7 +11,7 @@ use eframe::egui::{
     WidgetInfo, pos2, vec2,
 };
 
-use super::rows::{DiagramRows, Row};
+use super::rows::{DiagramRows, Reveal, Row};
 use super::state::{UiAction, UiState};
 use super::theme::{Palette, is_negative_reply};
 use crate::decode::frame::TcpFlags;
@@ -22,6 +22,8 @@ use crate::timeline::Timeline;
 pub const ROW_HEIGHT: f32 = 30.0;
 /// The width of the frame-number and time column at the left.
 const LEFT_COLUMN: f32 = 118.0;
+/// The diagram's scroll area (its offset is read to scroll as little as needed).
+const DIAGRAM_SCROLL: &str = "sequence-diagram";
 /// Room kept right of the server lifeline.
 const RIGHT_MARGIN: f32 = 40.0;
 
@@ -47,15 +49,23 @@ impl Lanes {
     }
 }
 
-/// Draws the diagram. `rows` must have been refreshed for this timeline.
+/// Draws the diagram. `rows` must have been refreshed for this timeline. With `reveal`,
+/// scrolls (at once, as little as needed) so the step's rows are in view, or, when they
+/// are taller than the diagram, its band and as much as fits down to the selected row, or
+/// else the selected row in the middle; `previous_height` is the rows' height on screen in
+/// the last frame. Returns the part of the screen the rows are drawn in (none when there is
+/// no row).
+#[allow(clippy::too_many_arguments)]
 pub fn diagram_ui(
     ui: &mut Ui,
     timeline: &Timeline,
     rows: &DiagramRows,
     state: &UiState,
+    reveal: Option<&Reveal>,
+    previous_height: Option<f32>,
     palette: &Palette,
     actions: &mut Vec<UiAction>,
-) {
+) -> Option<Rect> {
     header_ui(ui, timeline, state, palette);
     if rows.rows.is_empty() {
         ui.add_space(12.0);
@@ -66,18 +76,29 @@ pub fn diagram_ui(
             "No rows to show."
         };
         ui.label(egui::RichText::new(text).size(16.0).color(palette.weak));
-        return;
+        return None;
     }
     let mut scroll = ScrollArea::vertical()
-        .id_salt("sequence-diagram")
+        .id_salt(DIAGRAM_SCROLL)
         .auto_shrink([false, false]);
+    let visible = ui.available_height();
     if let Some(row) = state.scroll_to_row {
         // Put the row a third of the way down.
-        let visible = ui.available_height();
         let offset = (row as f32 * ROW_HEIGHT - visible / 3.0).max(0.0);
         scroll = scroll.vertical_scroll_offset(offset);
+    } else if let Some(reveal) = reveal {
+        let id = ui.make_persistent_id(egui::IdSalt::new(DIAGRAM_SCROLL));
+        let offset =
+            egui::scroll_area::State::load(ui.ctx(), id).map_or(0.0, |s| s.clamped_offset().y);
+        // Never past the end, now or as the scroll area still knows it from the last frame
+        // (when the diagram just got shorter): past it, it springs back and coasts on. The
+        // window reveals again the frame after a resize.
+        let total = rows.rows.len() as f32 * ROW_HEIGHT;
+        let last_visible = previous_height.unwrap_or(visible);
+        let max = (total - visible.max(last_visible)).max(0.0);
+        scroll = scroll.vertical_scroll_offset(reveal_offset(reveal, offset, visible).min(max));
     }
-    scroll.show_viewport(ui, |ui, viewport| {
+    let output = scroll.show_viewport(ui, |ui, viewport| {
         let total = rows.rows.len() as f32 * ROW_HEIGHT;
         ui.set_height(total);
         let width = ui.available_width();
@@ -104,6 +125,32 @@ pub fn diagram_ui(
             );
         }
     });
+    Some(output.inner_rect)
+}
+
+/// The scroll offset (top of the view, in points from row 0) that brings `reveal` into
+/// view from `offset`, for a view `visible` points tall: unchanged when the step's rows are
+/// already in view; else moved as little as needed; a step taller than the view shows its
+/// band and as much as fits down to the selected row, or else the selected row in the
+/// middle.
+pub fn reveal_offset(reveal: &Reveal, offset: f32, visible: f32) -> f32 {
+    let top = reveal.rows.start as f32 * ROW_HEIGHT;
+    let bottom = reveal.rows.end as f32 * ROW_HEIGHT;
+    let focus_bottom = (reveal.focus + 1) as f32 * ROW_HEIGHT;
+    let target = if bottom - top <= visible {
+        if top < offset {
+            top
+        } else if bottom > offset + visible {
+            bottom - visible
+        } else {
+            offset
+        }
+    } else if focus_bottom - top <= visible {
+        top
+    } else {
+        focus_bottom - ROW_HEIGHT / 2.0 - visible / 2.0
+    };
+    target.max(0.0)
 }
 
 /// The frames that carried the selected exchange.
@@ -215,6 +262,13 @@ fn row_ui(
     }
     if selected {
         painter.rect_filled(rect.shrink2(vec2(0.0, 1.0)), 3.0, palette.selected);
+        // An outline too, so the selection stands out without relying on the fill alone.
+        painter.rect_stroke(
+            rect.shrink2(vec2(0.0, 1.0)),
+            3.0,
+            Stroke::new(1.5, palette.accent),
+            egui::StrokeKind::Inside,
+        );
     } else if is_related || (matches!(row, Row::Segment { frame } if sel.frame == Some(frame))) {
         painter.rect_filled(rect.shrink2(vec2(0.0, 1.0)), 3.0, palette.related);
     }
@@ -506,4 +560,26 @@ fn single_line(
     let mut job = egui::text::LayoutJob::simple_singleline(text, font, color);
     job.wrap = egui::text::TextWrapping::truncate_at_width(max_width);
     ui.painter().layout_job(job)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reveal_scrolls_as_little_as_needed() {
+        let h = ROW_HEIGHT;
+        let step = |a: usize, b: usize, focus: usize| Reveal { rows: a..b, focus };
+        // Already in view: no move.
+        assert_eq!(reveal_offset(&step(2, 5, 3), 0.0, 10.0 * h), 0.0);
+        // Below the view: its last row at the bottom.
+        assert_eq!(reveal_offset(&step(20, 25, 21), 0.0, 10.0 * h), 15.0 * h);
+        // Above the view: its band at the top.
+        assert_eq!(reveal_offset(&step(3, 6, 4), 40.0 * h, 10.0 * h), 3.0 * h);
+        // Taller than the view: the band at the top while the selected row fits.
+        assert_eq!(reveal_offset(&step(10, 40, 15), 0.0, 10.0 * h), 10.0 * h);
+        // Else the selected row in the middle.
+        let off = reveal_offset(&step(10, 40, 30), 0.0, 10.0 * h);
+        assert!(off < 30.0 * h && off + 10.0 * h > 31.0 * h, "{off}");
+    }
 }

@@ -13,8 +13,8 @@ use eframe::egui::{RichText, TextEdit, Ui};
 use super::state::{
     ConsoleForm, LiveForms, ManageForm, SendForm, UiAction, extra_step, server_target,
 };
-use super::theme::Palette;
-use super::worker::{MENU_POP3_SESSION, WorkerStatus};
+use super::theme::{Palette, is_negative_reply};
+use super::worker::{MENU_POP3_SESSION, MENU_SMTP_SESSION, WorkerStatus};
 use crate::proto::Direction;
 use crate::proto::Protocol;
 use crate::scenario::format::Action;
@@ -36,18 +36,46 @@ pub fn live_ui(
     ui.separator();
     ui.columns(3, |columns| {
         if let [console, manage, send] = columns {
-            console_ui(
-                console,
-                &mut forms.console,
-                timeline,
-                status,
-                palette,
-                actions,
-            );
-            manage_ui(manage, &mut forms.manage, status, palette, actions);
-            send_ui(send, &mut forms.send, status, palette, actions);
+            // Each column stays inside its own width (nothing spills over the next one) and
+            // lays out top-down (a column's justified layout would stretch wrapped text).
+            in_column(console, |ui| {
+                console_ui(ui, &mut forms.console, timeline, status, palette, actions);
+            });
+            in_column(manage, |ui| {
+                manage_ui(ui, &mut forms.manage, timeline, status, palette, actions);
+            });
+            in_column(send, |ui| {
+                send_ui(ui, &mut forms.send, timeline, status, palette, actions);
+            });
         }
     });
+}
+
+/// The width of the labels' column in the forms' grids.
+const LABEL_WIDTH: f32 = 92.0;
+
+/// Runs `add` top-down inside the column's width, clipped to it.
+fn in_column(ui: &mut Ui, add: impl FnOnce(&mut Ui)) {
+    let width = ui.available_width();
+    let mut clip = ui.clip_rect();
+    clip.max.x = clip.max.x.min(ui.max_rect().right() + 2.0);
+    ui.set_clip_rect(clip);
+    ui.with_layout(egui::Layout::top_down(egui::Align::Min), |ui| {
+        ui.set_max_width(width);
+        add(ui);
+    });
+}
+
+/// The width left for a field right of the labels' column.
+fn field_width(ui: &Ui) -> f32 {
+    (ui.available_width() - LABEL_WIDTH - ui.spacing().item_spacing.x).max(60.0)
+}
+
+/// A two-column grid whose labels' column has a fixed width.
+fn form_grid(id: &str) -> egui::Grid {
+    egui::Grid::new(id)
+        .num_columns(2)
+        .min_col_width(LABEL_WIDTH)
 }
 
 /// The command that lets mailwire capture on the real loopback, naming this program.
@@ -73,16 +101,23 @@ fn sandbox_note() -> String {
 /// client), or, in the sandbox, why outside programs cannot reach them.
 fn settings_ui(ui: &mut Ui, status: &WorkerStatus, palette: &Palette) {
     if status.sandboxed {
-        ui.label(
-            RichText::new(format!(
-                "Outside programs (Thunderbird, curl, your own client) cannot reach mailwire's \
+        egui::CollapsingHeader::new(
+            RichText::new("Outside programs cannot reach mailwire's servers (private network)")
+                .color(palette.weak),
+        )
+        .id_salt("outside-programs")
+        .show(ui, |ui| {
+            ui.label(
+                RichText::new(format!(
+                    "Outside programs (Thunderbird, curl, your own client) cannot reach mailwire's \
                  servers: mailwire runs in its own private network (no root needed). To let \
                  them connect, start the window with `mailwire --no-sandbox`; capture on the \
                  real loopback then needs root or capture rights: {}",
-                setcap_fix()
-            ))
-            .color(palette.weak),
-        );
+                    setcap_fix()
+                ))
+                .color(palette.weak),
+            );
+        });
         return;
     }
     match (status.pop3_addr, status.smtp_addr) {
@@ -106,6 +141,7 @@ fn settings_ui(ui: &mut Ui, status: &WorkerStatus, palette: &Palette) {
 /// text is not an address and, in the sandbox, why another server cannot be reached.
 fn server_field(
     ui: &mut Ui,
+    width: f32,
     name: &str,
     text: &mut String,
     status: &WorkerStatus,
@@ -115,7 +151,7 @@ fn server_field(
     ui.add(
         TextEdit::singleline(text)
             .hint_text("empty: mailwire's own")
-            .desired_width(140.0),
+            .desired_width(width),
     )
     .labelled_by(label.id)
     .on_hover_text("Empty: mailwire's own server. HOST:PORT (127.0.0.1:8110): another server.");
@@ -147,55 +183,62 @@ fn console_ui(
     let mut send = false;
     let session = form.session.trim().to_string();
     let connected = status.connected.contains(&session);
-    egui::Grid::new("console-grid")
-        .num_columns(2)
-        .show(ui, |ui| {
-            let label = ui.label("Session");
-            ui.horizontal(|ui| {
-                ui.add(TextEdit::singleline(&mut form.session).desired_width(70.0))
-                    .labelled_by(label.id);
-                ui.radio_value(&mut form.protocol, Protocol::Pop3, "POP3");
-                ui.radio_value(&mut form.protocol, Protocol::Smtp, "SMTP");
-            });
-            ui.end_row();
-            server_field(ui, "Server", &mut form.server, status, palette);
-            ui.label("");
-            ui.horizontal(|ui| {
-                if connected {
-                    ui.label(RichText::new("connected").color(palette.positive));
-                    if ui.button("Disconnect").clicked() {
-                        actions.push(UiAction::Run(vec![extra_step(
-                            &session,
-                            "Console: close the connection without QUIT".to_string(),
-                            Action::Drop,
-                        )]));
-                    }
-                } else {
-                    ui.label(RichText::new("not connected").color(palette.weak))
-                        .on_hover_text("The first line sent connects the session.");
-                }
-            });
-            ui.end_row();
-            let label = ui.label("Command");
-            ui.horizontal(|ui| {
-                let response = ui
-                    .add(
-                        TextEdit::singleline(&mut form.line)
-                            .hint_text("USER mrose")
-                            .font(egui::TextStyle::Monospace)
-                            .desired_width((ui.available_width() - 60.0).max(80.0)),
-                    )
-                    .labelled_by(label.id);
-                if response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
-                    send = true;
-                    response.request_focus();
-                }
-                if ui.button("Send").clicked() {
-                    send = true;
-                }
-            });
-            ui.end_row();
+    let width = field_width(ui);
+    form_grid("console-grid").show(ui, |ui| {
+        let label = ui.label("Session");
+        ui.add(TextEdit::singleline(&mut form.session).desired_width(width))
+            .labelled_by(label.id)
+            .on_hover_text(
+                "Its own session name, so a typed command never disturbs the scenario's \
+                     session (type a scenario's session name, such as main, to type into it)",
+            );
+        ui.end_row();
+        ui.label("Protocol");
+        ui.horizontal_wrapped(|ui| {
+            ui.radio_value(&mut form.protocol, Protocol::Pop3, "POP3");
+            ui.radio_value(&mut form.protocol, Protocol::Smtp, "SMTP");
         });
+        ui.end_row();
+        server_field(ui, width, "Server", &mut form.server, status, palette);
+        ui.label("");
+        ui.horizontal(|ui| {
+            if connected {
+                ui.label(RichText::new("connected").color(palette.positive));
+                if ui.button("Disconnect").clicked() {
+                    actions.push(UiAction::Run(vec![extra_step(
+                        &session,
+                        "Console: close the connection without QUIT".to_string(),
+                        Action::Drop,
+                    )]));
+                }
+            } else {
+                ui.label(RichText::new("not connected").color(palette.weak))
+                    .on_hover_text("The first line sent connects the session.");
+            }
+        });
+        ui.end_row();
+        let label = ui.label("Command");
+        ui.horizontal(|ui| {
+            ui.set_max_width(width);
+            let send_width = 52.0;
+            let response = ui
+                .add(
+                    TextEdit::singleline(&mut form.line)
+                        .hint_text("USER mrose")
+                        .font(egui::TextStyle::Monospace)
+                        .desired_width((width - send_width).max(40.0)),
+                )
+                .labelled_by(label.id);
+            if response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                send = true;
+                response.request_focus();
+            }
+            if ui.button("Send").clicked() {
+                send = true;
+            }
+        });
+        ui.end_row();
+    });
     if send {
         actions.push(UiAction::ConsoleSend);
     }
@@ -244,32 +287,37 @@ fn console_ui(
 fn manage_ui(
     ui: &mut Ui,
     form: &mut ManageForm,
+    timeline: &Timeline,
     status: &WorkerStatus,
     palette: &Palette,
     actions: &mut Vec<UiAction>,
 ) {
     ui.label(RichText::new("Manage Mail (POP3)").strong());
-    egui::Grid::new("manage-mail")
-        .num_columns(2)
-        .show(ui, |ui| {
-            let label = ui.label("User");
-            ui.add(TextEdit::singleline(&mut form.user).desired_width(140.0))
-                .labelled_by(label.id);
-            ui.end_row();
-            let label = ui.label("Password");
-            ui.add(
-                TextEdit::singleline(&mut form.password)
-                    .password(true)
-                    .desired_width(140.0),
-            )
+    let width = field_width(ui);
+    form_grid("manage-mail").show(ui, |ui| {
+        let label = ui.label("User");
+        ui.add(TextEdit::singleline(&mut form.user).desired_width(width))
             .labelled_by(label.id);
-            ui.end_row();
-            let label = ui.label("Message number");
-            ui.add(TextEdit::singleline(&mut form.number).desired_width(50.0))
-                .labelled_by(label.id);
-            ui.end_row();
-            server_field(ui, "POP3 server", &mut form.server, status, palette);
-        });
+        ui.end_row();
+        let label = ui.label("Password");
+        ui.add(
+            TextEdit::singleline(&mut form.password)
+                .password(true)
+                .desired_width(width),
+        )
+        .labelled_by(label.id);
+        ui.end_row();
+        // Who can log in: the scenario's users (on mailwire's own server).
+        ui.label("");
+        users_ui(ui, form, status, palette);
+        ui.end_row();
+        let label = ui.label("Message");
+        ui.add(TextEdit::singleline(&mut form.number).desired_width(50.0))
+            .labelled_by(label.id)
+            .on_hover_text("The message number for Read and Delete (LIST shows them)");
+        ui.end_row();
+        server_field(ui, width, "POP3 server", &mut form.server, status, palette);
+    });
     let connected = status.connected.contains(MENU_POP3_SESSION);
     ui.horizontal_wrapped(|ui| {
         if ui.button("Log in").clicked() {
@@ -299,30 +347,145 @@ fn manage_ui(
             actions.push(UiAction::Run(vec![step("QUIT", Action::Quit)]));
         }
     });
-    if !connected {
-        ui.label(RichText::new("Log in first (connects to the POP3 server).").color(palette.weak));
-    }
     if let Some(problem) = &form.problem {
         ui.label(RichText::new(problem).color(palette.negative));
+    } else if let Some(outcome) = form
+        .login_after
+        .and_then(|after| login_outcome(timeline, after, &form.user))
+    {
+        let color = if outcome.is_ok() {
+            palette.positive
+        } else {
+            palette.negative
+        };
+        ui.label(RichText::new(outcome.unwrap_or_else(|e| e)).color(color));
+    } else if !connected {
+        ui.label(RichText::new("Log in first (connects to the POP3 server).").color(palette.weak));
     }
+}
+
+/// The scenario's users, each a button that fills in the name and password.
+fn users_ui(ui: &mut Ui, form: &mut ManageForm, status: &WorkerStatus, palette: &Palette) {
+    ui.horizontal_wrapped(|ui| {
+        if status.users.is_empty() {
+            ui.label(RichText::new("(the scenario has no users)").color(palette.weak));
+            return;
+        }
+        ui.label(RichText::new("Users:").color(palette.weak));
+        for (name, password) in &status.users {
+            let chosen = form.user == *name;
+            if ui
+                .selectable_label(chosen, name)
+                .on_hover_text(format!("Log in as {name} (password {password})"))
+                .clicked()
+            {
+                form.user = name.clone();
+                form.password = password.clone();
+            }
+        }
+    });
+}
+
+/// How the last log-in went, from the Manage Mail steps after the first `after`: logged in,
+/// refused (with the server's reply; a maildrop locked by the scenario's own session is
+/// explained), failed, or `None` while it runs.
+pub fn login_outcome(
+    timeline: &Timeline,
+    after: usize,
+    user: &str,
+) -> Option<Result<String, String>> {
+    let steps: Vec<_> = timeline
+        .steps
+        .iter()
+        .filter(|s| s.outcome.session == MENU_POP3_SESSION)
+        .skip(after)
+        .collect();
+    if let Some(e) = steps.iter().find_map(|s| s.outcome.check.as_ref().err()) {
+        return Some(Err(format!("Not logged in: {e}")));
+    }
+    let last = steps.last()?;
+    let reply = last
+        .outcome
+        .exchanges
+        .iter()
+        .rev()
+        .find(|e| e.direction() == Direction::ServerToClient)?;
+    if !is_negative_reply(&reply.line) {
+        return Some(Ok(format!("Logged in as {user}: {}", reply.line)));
+    }
+    // RFC 2449's IN-USE response code: another session holds the maildrop's lock.
+    if reply.line.starts_with("-ERR [IN-USE]") {
+        return Some(Err(format!(
+            "{}: {user}'s maildrop is in use. A POP3 session holds its maildrop's lock from \
+             log-in to QUIT (RFC 1939 section 8), and another session (the scenario's own, or \
+             the console's) is logged in as {user} now. Log in as another user, or press Next until the scenario has said \
+             QUIT. (Before each scenario step, the window closes its own POP3 sessions with \
+             QUIT, so the scenario is never blocked by them.)",
+            reply.line
+        )));
+    }
+    Some(Err(format!(
+        "Not logged in: the server said {}",
+        reply.line
+    )))
+}
+
+/// Whether the last Send mail went through, from the Send Mail steps after the first
+/// `after`: the reply to the message (250), the first refusal, the error, or `None` while
+/// it runs.
+pub fn send_outcome(timeline: &Timeline, after: usize) -> Option<Result<String, String>> {
+    let steps: Vec<_> = timeline
+        .steps
+        .iter()
+        .filter(|s| s.outcome.session == MENU_SMTP_SESSION)
+        .skip(after)
+        .collect();
+    for step in &steps {
+        for (i, e) in step.outcome.exchanges.iter().enumerate() {
+            if e.direction() == Direction::ServerToClient && is_negative_reply(&e.line) {
+                return Some(Err(format!("Not sent: the server said {}", e.line)));
+            }
+            if e.kind == crate::exchange::ExchangeKind::Content {
+                let reply = step
+                    .outcome
+                    .exchanges
+                    .iter()
+                    .skip(i + 1)
+                    .find(|r| r.direction() == Direction::ServerToClient);
+                if let Some(reply) = reply {
+                    return Some(if is_negative_reply(&reply.line) {
+                        Err(format!("Not sent: the server said {}", reply.line))
+                    } else {
+                        Ok(format!("Sent: the server said {}", reply.line))
+                    });
+                }
+            }
+        }
+        if let Err(e) = &step.outcome.check {
+            return Some(Err(format!("Not sent: {e}")));
+        }
+    }
+    None
 }
 
 fn send_ui(
     ui: &mut Ui,
     form: &mut SendForm,
+    timeline: &Timeline,
     status: &WorkerStatus,
     palette: &Palette,
     actions: &mut Vec<UiAction>,
 ) {
     ui.label(RichText::new("Send Mail (SMTP)").strong());
-    egui::Grid::new("send-mail").num_columns(2).show(ui, |ui| {
+    let width = field_width(ui);
+    form_grid("send-mail").show(ui, |ui| {
         for (name, value) in [
             ("From", &mut form.from),
             ("To", &mut form.to),
             ("Subject", &mut form.subject),
         ] {
             let label = ui.label(name);
-            ui.add(TextEdit::singleline(value).desired_width(f32::INFINITY))
+            ui.add(TextEdit::singleline(value).desired_width(width))
                 .labelled_by(label.id);
             ui.end_row();
         }
@@ -330,16 +493,28 @@ fn send_ui(
         ui.add(
             TextEdit::multiline(&mut form.body)
                 .desired_rows(2)
-                .desired_width(f32::INFINITY),
+                .desired_width(width),
         )
         .labelled_by(label.id);
         ui.end_row();
-        server_field(ui, "SMTP server", &mut form.server, status, palette);
+        server_field(ui, width, "SMTP server", &mut form.server, status, palette);
     });
     if ui.button("Send mail").clicked() {
         actions.push(UiAction::SendMail);
     }
     if let Some(problem) = &form.problem {
         ui.label(RichText::new(problem).strong().color(palette.negative));
+    } else if let Some(after) = form.sent_after {
+        match send_outcome(timeline, after) {
+            Some(Ok(ok)) => {
+                ui.label(RichText::new(ok).strong().color(palette.positive));
+            }
+            Some(Err(e)) => {
+                ui.label(RichText::new(e).strong().color(palette.negative));
+            }
+            None => {
+                ui.label(RichText::new("Sending ...").color(palette.weak));
+            }
+        }
     }
 }

@@ -89,6 +89,48 @@ impl DiagramRows {
     }
 }
 
+/// What the diagram should bring into view: a step's rows (its band, arrows and segments)
+/// and, within them, the selected row, which must be visible when the step is taller than
+/// the diagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reveal {
+    /// The step's rows.
+    pub rows: std::ops::Range<usize>,
+    /// The selected row (inside `rows`, or the band when nothing in the step is selected).
+    pub focus: usize,
+}
+
+impl DiagramRows {
+    /// The rows of `step`: from its band up to the next step's band (or the end).
+    pub fn step_rows(&self, step: usize) -> Option<std::ops::Range<usize>> {
+        let band = self.rows.iter().position(|r| *r == Row::Band { step })?;
+        let end = self
+            .rows
+            .iter()
+            .enumerate()
+            .skip(band + 1)
+            .find(|(_, r)| matches!(r, Row::Band { .. }))
+            .map_or(self.rows.len(), |(i, _)| i);
+        Some(band..end)
+    }
+
+    /// What to bring into view for a selection: the selected step's rows around the
+    /// selected row.
+    pub fn reveal(
+        &self,
+        step: Option<usize>,
+        exchange: Option<usize>,
+        frame: Option<usize>,
+    ) -> Option<Reveal> {
+        let focus = self.row_of(step, exchange, frame)?;
+        let rows = match step.and_then(|s| self.step_rows(s)) {
+            Some(r) if r.contains(&focus) => r,
+            _ => focus..focus + 1,
+        };
+        Some(Reveal { rows, focus })
+    }
+}
+
 /// The rows for the steps up to `upto` (all recorded steps when it is the last one; none
 /// when `None`). Frames captured after the last shown step appear only when that step is
 /// the newest.

@@ -9,6 +9,7 @@ use std::ops::Range;
 
 use super::worker::{
     CONSOLE_SESSION, MENU_POP3_SESSION, MENU_SMTP_SESSION, WorkerCommand, WorkerStatus,
+    is_extra_session,
 };
 use crate::proto::Protocol;
 use crate::scenario::format::{Action, MailSpec, Step};
@@ -90,6 +91,8 @@ pub enum UiAction {
     SetFullscreen(bool),
     /// Show or hide the live-use panel.
     SetLivePanel(bool),
+    /// Unfold (true) or fold a pane.
+    SetPane(Pane, bool),
     /// Run ad-hoc steps (the console, the menu client's forms), in order.
     Run(Vec<Step>),
     /// Send the console's line (connecting first when needed).
@@ -100,6 +103,17 @@ pub enum UiAction {
     ManageMessage { read: bool },
     /// Send Mail: send the typed mail.
     SendMail,
+}
+
+/// A pane that folds to its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    /// The step's narration and the server state, above the diagram.
+    Narration,
+    /// The packet details (headers over the hex dump), right of the diagram.
+    Details,
+    /// The live-use panel (console and menu client), below.
+    Live,
 }
 
 /// The raw command console's fields.
@@ -127,6 +141,9 @@ pub struct ManageForm {
     pub server: String,
     /// Why the last action was refused before anything was sent.
     pub problem: Option<String>,
+    /// How many Manage Mail steps the timeline held when Log in was last pressed: the log-in's
+    /// outcome is read from the steps after them.
+    pub login_after: Option<usize>,
 }
 
 /// The menu client's Send Mail form (SMTP).
@@ -141,6 +158,9 @@ pub struct SendForm {
     pub server: String,
     /// "Incorrect format" when an address is not X@Y, as the seed-001 client says.
     pub problem: Option<String>,
+    /// How many Send Mail steps the timeline held when Send mail was last pressed: whether
+    /// the mail went through is read from the steps after them.
+    pub sent_after: Option<usize>,
 }
 
 /// Everything the window remembers between frames, apart from the timeline itself.
@@ -164,6 +184,10 @@ pub struct UiState {
     pub fullscreen: bool,
     /// The live-use panel (console and menu client) is shown.
     pub live_panel: bool,
+    /// The narration and server-state pane is unfolded.
+    pub narration_panel: bool,
+    /// The packet-details pane is unfolded.
+    pub details_panel: bool,
     /// A row the diagram should scroll to on the next frame.
     pub scroll_to_row: Option<usize>,
     /// The diagram should scroll the selection into view on the next frame.
@@ -202,6 +226,7 @@ impl Default for LiveForms {
                 number: "1".to_string(),
                 server: String::new(),
                 problem: None,
+                login_after: None,
             },
             send: SendForm {
                 from: "alice@localhost".to_string(),
@@ -210,6 +235,7 @@ impl Default for LiveForms {
                 body: "Hi, this went through mailwire's SMTP server.".to_string(),
                 server: String::new(),
                 problem: None,
+                sent_after: None,
             },
         }
     }
@@ -229,6 +255,8 @@ impl Default for UiState {
             dark: false,
             fullscreen: false,
             live_panel: true,
+            narration_panel: true,
+            details_panel: true,
             scroll_to_row: None,
             scroll_to_selection: false,
             reveal_field: false,
@@ -311,7 +339,20 @@ impl UiState {
             UiAction::SetZoom(z) => self.zoom = z.clamp(0.5, 3.0),
             UiAction::SetDark(on) => self.dark = on,
             UiAction::SetFullscreen(on) => self.fullscreen = on,
-            UiAction::SetLivePanel(on) => self.live_panel = on,
+            UiAction::SetLivePanel(on) => {
+                self.live_panel = on;
+                // The diagram's height changed: keep the selection in view.
+                self.scroll_to_selection();
+            }
+            UiAction::SetPane(pane, on) => {
+                *match pane {
+                    Pane::Narration => &mut self.narration_panel,
+                    Pane::Details => &mut self.details_panel,
+                    Pane::Live => &mut self.live_panel,
+                } = on;
+                // The diagram's height or width changed: keep the selection in view.
+                self.scroll_to_selection();
+            }
             UiAction::Run(steps) => return self.run(steps),
             UiAction::ConsoleSend => {
                 let steps = self.console_steps(status);
@@ -319,6 +360,7 @@ impl UiState {
                 return self.run(steps);
             }
             UiAction::ManageLogIn => {
+                self.forms.manage.login_after = Some(session_steps(timeline, MENU_POP3_SESSION));
                 let steps = self.manage_login_steps(status);
                 return self.run_or_explain(steps, |f| &mut f.manage.problem);
             }
@@ -335,6 +377,7 @@ impl UiState {
                 return self.run_or_explain(steps, |f| &mut f.manage.problem);
             }
             UiAction::SendMail => {
+                self.forms.send.sent_after = Some(session_steps(timeline, MENU_SMTP_SESSION));
                 let steps = self.send_mail_steps();
                 return self.run_or_explain(steps, |f| &mut f.send.problem);
             }
@@ -383,7 +426,12 @@ impl UiState {
             _ if self.awaiting_step || status.done => Vec::new(),
             _ => {
                 self.awaiting_step = true;
-                vec![WorkerCommand::Next]
+                let mut commands: Vec<WorkerCommand> = live_pop3_quits(timeline, status)
+                    .into_iter()
+                    .map(WorkerCommand::Extra)
+                    .collect();
+                commands.push(WorkerCommand::Next);
+                commands
             }
         }
     }
@@ -626,6 +674,46 @@ impl UiState {
             extra_step(session, "Send Mail: QUIT".to_string(), Action::Quit),
         ])
     }
+}
+
+/// How many steps of `session` the timeline holds.
+pub fn session_steps(timeline: &Timeline, session: &str) -> usize {
+    timeline
+        .steps
+        .iter()
+        .filter(|s| s.outcome.session == session)
+        .count()
+}
+
+/// Before the scenario goes on, its live-use POP3 sessions (the console's, Manage Mail's)
+/// that are still connected say QUIT: a session logged in holds its maildrop's lock (RFC
+/// 1939 section 8), and the scenario's own log-in would then fail with -ERR [IN-USE].
+pub fn live_pop3_quits(timeline: &Timeline, status: &WorkerStatus) -> Vec<Step> {
+    status
+        .connected
+        .iter()
+        .filter(|session| is_extra_session(session))
+        .filter(|session| {
+            timeline
+                .steps
+                .iter()
+                .rev()
+                .find(|s| s.outcome.session == **session)
+                .and_then(|s| s.outcome.protocol)
+                == Some(Protocol::Pop3)
+        })
+        .map(|session| {
+            extra_step(
+                session,
+                format!(
+                    "Live use: QUIT closes session \"{session}\" before the scenario goes on \
+                     (a POP3 session holds its maildrop's lock until QUIT, and the scenario \
+                     may need that maildrop)"
+                ),
+                Action::Quit,
+            )
+        })
+        .collect()
 }
 
 /// A Server field as typed: `None` (empty: mailwire's own server), another server's

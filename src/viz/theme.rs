@@ -44,8 +44,9 @@ impl Palette {
                 negative: Color32::from_rgb(255, 110, 100),
                 segment: Color32::from_gray(175),
                 band: Color32::from_rgb(28, 36, 60),
-                selected: Color32::from_rgb(120, 95, 0),
-                related: Color32::from_rgb(60, 50, 10),
+                // Dark enough that every colour drawn on it keeps 4.5:1 (see the test).
+                selected: Color32::from_rgb(60, 48, 0),
+                related: Color32::from_rgb(34, 28, 4),
                 lifeline: Color32::from_gray(140),
                 accent: Color32::from_rgb(255, 210, 80),
                 ok_banner: Color32::from_rgb(0, 80, 30),
@@ -81,6 +82,39 @@ impl Palette {
     }
 }
 
+/// The colours drawn on a selected row (text, times, arrows' labels, captions).
+pub fn colours_on_selected(p: &Palette) -> [(&'static str, Color32); 7] {
+    [
+        ("text", p.text),
+        ("weak", p.weak),
+        ("client", p.client),
+        ("positive", p.positive),
+        ("negative", p.negative),
+        ("segment", p.segment),
+        ("accent", p.accent),
+    ]
+}
+
+/// WCAG 2 relative luminance of an sRGB colour (alpha ignored).
+pub fn relative_luminance(c: Color32) -> f64 {
+    let channel = |v: u8| {
+        let v = f64::from(v) / 255.0;
+        if v <= 0.04045 {
+            v / 12.92
+        } else {
+            ((v + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    0.2126 * channel(c.r()) + 0.7152 * channel(c.g()) + 0.0722 * channel(c.b())
+}
+
+/// WCAG 2 contrast ratio of two colours, from 1 (none) to 21 (black on white).
+pub fn contrast_ratio(a: Color32, b: Color32) -> f64 {
+    let (la, lb) = (relative_luminance(a), relative_luminance(b));
+    let (hi, lo) = if la >= lb { (la, lb) } else { (lb, la) };
+    (hi + 0.05) / (lo + 0.05)
+}
+
 /// Whether a reply line is negative: -ERR, or an SMTP 4xx/5xx code.
 pub fn is_negative_reply(line: &str) -> bool {
     line.starts_with("-ERR") || line.starts_with('4') || line.starts_with('5')
@@ -106,4 +140,36 @@ pub fn visuals(dark: bool) -> Visuals {
     v.selection.stroke = Stroke::new(1.0, p.text);
     v.hyperlink_color = p.accent;
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contrast_follows_wcag() {
+        assert!((contrast_ratio(Color32::BLACK, Color32::WHITE) - 21.0).abs() < 1e-9);
+        assert!((contrast_ratio(Color32::WHITE, Color32::WHITE) - 1.0).abs() < 1e-9);
+        // #767676 on white is the classic 4.54:1.
+        let grey = Color32::from_gray(0x76);
+        assert!((contrast_ratio(grey, Color32::WHITE) - 4.54).abs() < 0.01);
+    }
+
+    #[test]
+    fn the_selected_row_keeps_4_5_to_1_in_both_themes() {
+        for dark in [false, true] {
+            let p = Palette::new(dark);
+            for (name, colour) in colours_on_selected(&p) {
+                let ratio = contrast_ratio(colour, p.selected);
+                assert!(
+                    ratio >= 4.5,
+                    "{name} on the selected row, dark={dark}: {ratio:.2}:1"
+                );
+            }
+            // The selected row stands out from the rows around it.
+            assert_ne!(p.selected, p.background);
+            assert_ne!(p.selected, p.related);
+            assert_ne!(p.selected, p.band);
+        }
+    }
 }

@@ -61,6 +61,8 @@ pub struct WorkerStatus {
     pub smtp_addr: Option<SocketAddr>,
     /// Whether the worker runs in mailwire's private network (nothing outside reaches it).
     pub sandboxed: bool,
+    /// The loaded scenario's users (name, password), from its fixture: who can log in.
+    pub users: Vec<(String, String)>,
 }
 
 /// What the worker tells the window besides timeline updates.
@@ -281,6 +283,9 @@ impl WorkerState {
             status.steps_run = self.steps_run;
             status.pop3_addr = Some(recorder.pop3_addr());
             status.smtp_addr = Some(recorder.smtp_addr());
+            status.users = (scenario.fixture.users.iter())
+                .map(|u| (u.name.clone(), u.password.clone()))
+                .collect();
         }
         let _ = self.messages.send(WorkerMessage::Status(status));
     }

@@ -113,7 +113,7 @@ fn next_shows_the_greeting_arrow_and_its_packet_details() {
         let greeting = &app.timeline.packets[frame].data[unit.carriers[0].range.clone()];
         assert!(greeting.starts_with(b"+OK POP3 server ready"));
         // Without the TCP view only the commands and replies are drawn.
-        h.get_by_label("TCP segments").click();
+        h.get_by_label("TCP").click();
         for _ in 0..4 {
             h.step();
         }
@@ -335,8 +335,11 @@ fn export_writes_the_transcript_svg_and_pcapng() {
         h.state().timeline.steps.len() == 1 && !h.state().is_busy()
     });
     let dir = crate::common::TempDir::new("viz-export");
-    let base = dir.path().join("run");
-    h.state_mut().export_path = base.display().to_string();
+    h.state_mut().export_dir = dir.path().display().to_string();
+    // A file already there is never overwritten: the export takes a numbered name.
+    let taken = dir.path().join("mailwire-rfc1939.txt");
+    std::fs::write(&taken, "keep me").unwrap();
+    let base = dir.path().join("mailwire-rfc1939");
     let captured = capturing(&h);
     for item in [
         "Transcript (.txt)",
@@ -351,7 +354,16 @@ fn export_writes_the_transcript_svg_and_pcapng() {
         // Exports are written on their own thread; the window keeps drawing meanwhile.
         wait_until(&mut h, item, |h| !h.state().is_busy());
     }
-    let transcript = std::fs::read_to_string(base.with_extension("txt")).unwrap();
+    assert_eq!(std::fs::read_to_string(&taken).unwrap(), "keep me");
+    let transcript = std::fs::read_to_string(dir.path().join("mailwire-rfc1939-2.txt")).unwrap();
+    if captured {
+        // The window says where it wrote, in full.
+        let message = h.state().export_message.clone().unwrap_or_default();
+        assert!(
+            message.contains(&dir.path().display().to_string()),
+            "{message}"
+        );
+    }
     assert!(transcript.contains("+OK POP3 server ready"), "{transcript}");
     let svg = std::fs::read_to_string(base.with_extension("svg")).unwrap();
     assert!(
@@ -396,4 +408,66 @@ fn play_runs_the_steps_by_itself_and_pause_stops_it() {
         steps,
         "paused: no more steps"
     );
+}
+
+#[test]
+fn live_use_beside_the_scenario_lists_users_explains_the_lock_and_quits_before_next() {
+    let mut h = harness();
+    loaded(&mut h);
+    // The scenario's users are listed beside the log-in fields.
+    assert_eq!(
+        h.state().status.users,
+        vec![("mrose".to_string(), "tanstaaf".to_string())]
+    );
+    h.get_by_label("Users:");
+    h.get_by_label("mrose");
+    // Two steps: the scenario's session is logged in as mrose and holds the maildrop.
+    for n in 1..=2 {
+        h.get_by_label("Next").click();
+        wait_until(&mut h, "a step", |h| {
+            h.state().timeline.steps.len() == n && !h.state().is_busy()
+        });
+    }
+    h.get_by_label("Log in").click();
+    wait_until(&mut h, "the menu's log-in", |h| {
+        !h.state().is_busy()
+            && h.state()
+                .timeline
+                .steps
+                .iter()
+                .any(|s| s.outcome.session == "menu-pop3")
+    });
+    h.get_by_label_contains("mrose's maildrop is in use");
+    h.get_by_label_contains("RFC 1939 section 8");
+    assert!(h.state().status.connected.contains("menu-pop3"));
+    // Send Mail says whether it worked: the reply to the message.
+    h.get_by_label("Send mail").click();
+    wait_until(&mut h, "the mail", |h| {
+        !h.state().is_busy()
+            && h.state()
+                .timeline
+                .steps
+                .iter()
+                .any(|s| s.outcome.session == "menu-smtp" && s.caption.ends_with("QUIT"))
+    });
+    h.get_by_label_contains("Sent: the server said 250");
+    // Next: the menu's POP3 session is closed with QUIT first, then the scenario goes on
+    // (its step 3 would otherwise find the maildrop locked by a session of the window's).
+    let before = h.state().timeline.steps.len();
+    h.get_by_label("Next").click();
+    wait_until(&mut h, "the QUIT and step 3", |h| {
+        !h.state().is_busy() && h.state().timeline.steps.len() == before + 2
+    });
+    let app = h.state();
+    let quit = &app.timeline.steps[before];
+    assert_eq!(quit.outcome.session, "menu-pop3");
+    assert!(
+        quit.caption.starts_with("Live use: QUIT"),
+        "{}",
+        quit.caption
+    );
+    assert!(!app.status.connected.contains("menu-pop3"));
+    let step3 = &app.timeline.steps[before + 1];
+    assert_eq!(step3.outcome.session, "main");
+    assert!(step3.outcome.check.is_ok(), "{:?}", step3.outcome.check);
 }
