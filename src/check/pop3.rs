@@ -79,6 +79,20 @@ pub fn unstuff(lines: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
+/// [`unstuff`] with every line end written as CR LF (line ends are judged by
+/// `pop3.line-ends`, not by the checks of content).
+pub fn unstuff_crlf(lines: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in body_lines(lines) {
+        let line = line.strip_prefix(b".").unwrap_or(line);
+        out.extend_from_slice(trim_end(line));
+        if line.ends_with(b"\n") {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out
+}
+
 /// The octets of a body's lines (before the final ".", byte-stuffing undone) counting
 /// every line end as CR LF (two octets), as RFC 1939 counts sizes.
 pub fn crlf_size(lines: &[Vec<u8>]) -> u64 {
@@ -122,10 +136,19 @@ fn ask(p: &mut Probe, c: ConnId, cmd: &[u8], expected: &str) -> Result<Vec<u8>, 
 }
 
 /// [`ask`], and the line must begin with `want`.
-fn ask_for(p: &mut Probe, c: ConnId, cmd: &[u8], want: Status, expected: &str) -> Result<Vec<u8>, Stop> {
+fn ask_for(
+    p: &mut Probe,
+    c: ConnId,
+    cmd: &[u8],
+    want: Status,
+    expected: &str,
+) -> Result<Vec<u8>, Stop> {
     let line = ask(p, c, cmd, expected)?;
     if status(&line) != want {
-        return Err(fail(p, format!("got \"{}\"", visible(trim_end(&line), 200))));
+        return Err(fail(
+            p,
+            format!("got \"{}\"", visible(trim_end(&line), 200)),
+        ));
     }
     Ok(line)
 }
@@ -152,7 +175,9 @@ fn need_body(p: &mut Probe, c: ConnId, what: &str, see: &str) -> Result<Vec<Vec<
 /// A fresh connection and its +OK greeting.
 fn open(ctx: &Ctx, p: &mut Probe) -> Result<ConnId, Stop> {
     let addr = ctx.pop3_addr();
-    let c = p.connect(&addr).map_err(needs("connecting", "pop3.greeting"))?;
+    let c = p
+        .connect(&addr)
+        .map_err(needs("connecting", "pop3.greeting"))?;
     let line = p.line(c).map_err(needs("the greeting", "pop3.greeting"))?;
     if status(&line) != Status::Ok {
         return Err(Verdict::Skip(format!(
@@ -234,7 +259,11 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 /// The lines RETR sends of the checker's mail with this subject line, from a session of
 /// its own (a skip when it is not in the maildrop).
-pub(super) fn retr_own(ctx: &Ctx, p: &mut Probe, subject: &[u8]) -> Result<Option<Vec<Vec<u8>>>, Stop> {
+pub(super) fn retr_own(
+    ctx: &Ctx,
+    p: &mut Probe,
+    subject: &[u8],
+) -> Result<Option<Vec<Vec<u8>>>, Stop> {
     let c = session(ctx, p)?;
     let list = listing(p, c)?;
     for &(n, _) in list.iter().rev().take(SEARCH_DEPTH) {
@@ -257,7 +286,9 @@ fn deletable(ctx: &Ctx, p: &mut Probe, c: ConnId) -> Result<(u64, Vec<u8>), Stop
     if ctx.settings.allow_delete {
         let list = listing(p, c)?;
         let Some(&(n, _)) = list.last() else {
-            return Err(Verdict::Skip("the maildrop is empty: nothing to delete".into()));
+            return Err(Verdict::Skip(
+                "the maildrop is empty: nothing to delete".into(),
+            ));
         };
         let lines = retr(p, c, n)?;
         return Ok((n, unstuff(&lines)));
@@ -301,36 +332,266 @@ pub fn checks() -> Vec<(CheckInfo, CheckFn)> {
     };
     use Level::{Must, Should};
     vec![
-        (c("pop3.greeting", "RFC 1939 section 4", Must, "the server greets with +OK"), greeting as CheckFn),
-        (c("pop3.line-ends", "RFC 1939 section 3", Must, "every reply line ends with CRLF"), line_ends),
-        (c("pop3.status-indicators", "RFC 1939 section 3", Must, "replies begin with \"+OK\" or \"-ERR\" (upper case)"), status_indicators),
-        (c("pop3.user-pass", "RFC 1939 section 7", Must, "USER and PASS log in"), user_pass),
-        (c("pop3.login-failure", "RFC 1939 section 7", Must, "a wrong password gets -ERR"), login_failure),
-        (c("pop3.pass-before-user", "RFC 1939 section 7", Must, "PASS without USER gets -ERR"), pass_before_user),
-        (c("pop3.command-case", "RFC 1939 section 3", Must, "command names in any case"), command_case),
-        (c("pop3.unknown-command", "RFC 1939 section 3", Must, "an unknown command is answered -ERR, not dropped"), unknown_command),
-        (c("pop3.wrong-state-authorization", "RFC 1939 section 5", Must, "STAT before logging in gets -ERR"), wrong_state_authorization),
-        (c("pop3.wrong-state-transaction", "RFC 1939 section 7", Must, "USER after logging in gets -ERR"), wrong_state_transaction),
-        (c("pop3.stat", "RFC 1939 section 5", Must, "STAT answers \"+OK nn mm\""), stat_check),
-        (c("pop3.multiline-end", "RFC 1939 section 3", Must, "LIST's scan listing ends with a line holding only \".\""), multiline_end),
-        (c("pop3.stat-list-agree", "RFC 1939 section 5", Must, "STAT's count and size agree with LIST"), stat_list_agree),
-        (c("pop3.list-one", "RFC 1939 section 5", Must, "LIST n answers \"+OK n size\" as in the listing"), list_one),
-        (c("pop3.no-such-message", "RFC 1939 section 5", Must, "LIST and RETR of a message that does not exist get -ERR"), no_such_message),
-        (c("pop3.retr", "RFC 1939 section 5", Must, "RETR sends +OK, the message and a line holding only \".\""), retr_check),
-        (c("pop3.sizes-crlf", "RFC 1939 section 11", Must, "sizes count CRLF line ends (two octets), before byte-stuffing"), sizes_crlf),
-        (c("pop3.byte-stuffing", "RFC 1939 section 3", Must, "lines beginning with \".\" are sent with one more \".\""), byte_stuffing),
-        (c("pop3.noop", "RFC 1939 section 5", Must, "NOOP gets +OK"), noop),
-        (c("pop3.capa", "RFC 2449 section 5", Should, "CAPA answers a capability list ended by \".\" (or -ERR)"), capa),
-        (c("pop3.split-command", "RFC 1939 section 3", Must, "a command split over two TCP segments"), split_command),
-        (c("pop3.pipelining", "RFC 2449 section 6.6", Should, "commands sent together are all answered, in order"), pipelining),
-        (c("pop3.long-line", "RFC 2449 section 4", Should, "a 1000-octet command is answered -ERR, and the session goes on"), long_line),
-        (c("pop3.lock", "RFC 1939 section 4", Should, "a second session on a locked maildrop is refused"), lock),
-        (c("pop3.dele", "RFC 1939 section 5", Must, "DELE marks: the message is gone from RETR and STAT"), dele),
-        (c("pop3.rset", "RFC 1939 section 5", Must, "RSET undoes DELE"), rset),
-        (c("pop3.drop-deletes-nothing", "RFC 1939 section 6", Must, "a connection dropped without QUIT deletes nothing"), drop_deletes_nothing),
-        (c("pop3.quit-authorization", "RFC 1939 section 6", Must, "QUIT before logging in: +OK and the connection closes"), quit_authorization),
-        (c("pop3.quit", "RFC 1939 section 6", Must, "QUIT: +OK and the connection closes"), quit),
-        (c("pop3.quit-deletes", "RFC 1939 section 6", Must, "messages marked by DELE are removed at QUIT"), quit_deletes),
+        (
+            c(
+                "pop3.greeting",
+                "RFC 1939 section 4",
+                Must,
+                "the server greets with +OK",
+            ),
+            greeting as CheckFn,
+        ),
+        (
+            c(
+                "pop3.line-ends",
+                "RFC 1939 section 3",
+                Must,
+                "every reply line ends with CRLF",
+            ),
+            line_ends,
+        ),
+        (
+            c(
+                "pop3.status-indicators",
+                "RFC 1939 section 3",
+                Must,
+                "replies begin with \"+OK\" or \"-ERR\" (upper case)",
+            ),
+            status_indicators,
+        ),
+        (
+            c(
+                "pop3.user-pass",
+                "RFC 1939 section 7",
+                Must,
+                "USER and PASS log in",
+            ),
+            user_pass,
+        ),
+        (
+            c(
+                "pop3.login-failure",
+                "RFC 1939 section 7",
+                Must,
+                "a wrong password gets -ERR",
+            ),
+            login_failure,
+        ),
+        (
+            c(
+                "pop3.pass-before-user",
+                "RFC 1939 section 7",
+                Must,
+                "PASS without USER gets -ERR",
+            ),
+            pass_before_user,
+        ),
+        (
+            c(
+                "pop3.command-case",
+                "RFC 1939 section 3",
+                Must,
+                "command names in any case",
+            ),
+            command_case,
+        ),
+        (
+            c(
+                "pop3.unknown-command",
+                "RFC 1939 section 3",
+                Must,
+                "an unknown command is answered -ERR, not dropped",
+            ),
+            unknown_command,
+        ),
+        (
+            c(
+                "pop3.wrong-state-authorization",
+                "RFC 1939 section 5",
+                Must,
+                "STAT before logging in gets -ERR",
+            ),
+            wrong_state_authorization,
+        ),
+        (
+            c(
+                "pop3.wrong-state-transaction",
+                "RFC 1939 section 7",
+                Must,
+                "USER after logging in gets -ERR",
+            ),
+            wrong_state_transaction,
+        ),
+        (
+            c(
+                "pop3.stat",
+                "RFC 1939 section 5",
+                Must,
+                "STAT answers \"+OK nn mm\"",
+            ),
+            stat_check,
+        ),
+        (
+            c(
+                "pop3.multiline-end",
+                "RFC 1939 section 3",
+                Must,
+                "LIST's scan listing ends with a line holding only \".\"",
+            ),
+            multiline_end,
+        ),
+        (
+            c(
+                "pop3.stat-list-agree",
+                "RFC 1939 section 5",
+                Must,
+                "STAT's count and size agree with LIST",
+            ),
+            stat_list_agree,
+        ),
+        (
+            c(
+                "pop3.list-one",
+                "RFC 1939 section 5",
+                Must,
+                "LIST n answers \"+OK n size\" as in the listing",
+            ),
+            list_one,
+        ),
+        (
+            c(
+                "pop3.no-such-message",
+                "RFC 1939 section 5",
+                Must,
+                "LIST and RETR of a message that does not exist get -ERR",
+            ),
+            no_such_message,
+        ),
+        (
+            c(
+                "pop3.retr",
+                "RFC 1939 section 5",
+                Must,
+                "RETR sends +OK, the message and a line holding only \".\"",
+            ),
+            retr_check,
+        ),
+        (
+            c(
+                "pop3.sizes-crlf",
+                "RFC 1939 section 11",
+                Must,
+                "sizes count CRLF line ends (two octets), before byte-stuffing",
+            ),
+            sizes_crlf,
+        ),
+        (
+            c(
+                "pop3.byte-stuffing",
+                "RFC 1939 section 3",
+                Must,
+                "lines beginning with \".\" are sent with one more \".\"",
+            ),
+            byte_stuffing,
+        ),
+        (
+            c("pop3.noop", "RFC 1939 section 5", Must, "NOOP gets +OK"),
+            noop,
+        ),
+        (
+            c(
+                "pop3.capa",
+                "RFC 2449 section 5",
+                Should,
+                "CAPA answers a capability list ended by \".\" (or -ERR)",
+            ),
+            capa,
+        ),
+        (
+            c(
+                "pop3.split-command",
+                "RFC 1939 section 3",
+                Must,
+                "a command split over two TCP segments",
+            ),
+            split_command,
+        ),
+        (
+            c(
+                "pop3.pipelining",
+                "RFC 2449 section 6.6",
+                Should,
+                "commands sent together are all answered, in order",
+            ),
+            pipelining,
+        ),
+        (
+            c(
+                "pop3.long-line",
+                "RFC 2449 section 4",
+                Should,
+                "a 1000-octet command is answered -ERR, and the session goes on",
+            ),
+            long_line,
+        ),
+        (
+            c(
+                "pop3.lock",
+                "RFC 1939 section 4",
+                Should,
+                "a second session on a locked maildrop is refused",
+            ),
+            lock,
+        ),
+        (
+            c(
+                "pop3.dele",
+                "RFC 1939 section 5",
+                Must,
+                "DELE marks: the message is gone from RETR and STAT",
+            ),
+            dele,
+        ),
+        (
+            c("pop3.rset", "RFC 1939 section 5", Must, "RSET undoes DELE"),
+            rset,
+        ),
+        (
+            c(
+                "pop3.drop-deletes-nothing",
+                "RFC 1939 section 6",
+                Must,
+                "a connection dropped without QUIT deletes nothing",
+            ),
+            drop_deletes_nothing,
+        ),
+        (
+            c(
+                "pop3.quit-authorization",
+                "RFC 1939 section 6",
+                Must,
+                "QUIT before logging in: +OK and the connection closes",
+            ),
+            quit_authorization,
+        ),
+        (
+            c(
+                "pop3.quit",
+                "RFC 1939 section 6",
+                Must,
+                "QUIT: +OK and the connection closes",
+            ),
+            quit,
+        ),
+        (
+            c(
+                "pop3.quit-deletes",
+                "RFC 1939 section 6",
+                Must,
+                "messages marked by DELE are removed at QUIT",
+            ),
+            quit_deletes,
+        ),
     ]
 }
 
@@ -342,12 +603,18 @@ fn greeting(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let line = p.line(c).map_err(|e| match e {
         StepError::Silent { waited } => fail_at(
             level,
-            format!("no greeting within {:.1} s after the connection opened", waited.as_secs_f64()),
+            format!(
+                "no greeting within {:.1} s after the connection opened",
+                waited.as_secs_f64()
+            ),
         ),
         other => failed(level)(other),
     })?;
     if status(&line) != Status::Ok {
-        return Err(fail(p, format!("got \"{}\"", visible(trim_end(&line), 200))));
+        return Err(fail(
+            p,
+            format!("got \"{}\"", visible(trim_end(&line), 200)),
+        ));
     }
     p.quit_quietly(c);
     Ok(Verdict::Pass)
@@ -355,7 +622,9 @@ fn greeting(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
 
 fn line_ends(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let addr = ctx.pop3_addr();
-    let c = p.connect(&addr).map_err(needs("connecting", "pop3.greeting"))?;
+    let c = p
+        .connect(&addr)
+        .map_err(needs("connecting", "pop3.greeting"))?;
     let mut seen: Vec<Vec<u8>> = Vec::new();
     let greeting = p.line(c).map_err(needs("the greeting", "pop3.greeting"))?;
     seen.push(greeting);
@@ -363,11 +632,18 @@ fn line_ends(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let pass = format!("PASS {}\r\n", ctx.settings.pass);
     for cmd in [user.as_bytes(), pass.as_bytes(), b"STAT\r\n", b"NOOP\r\n"] {
         let what = visible(trim_end(cmd), 40);
-        p.send(c, cmd).map_err(needs(&what, "the check of that command"))?;
-        seen.push(p.line(c).map_err(needs(&what, "the check of that command"))?);
+        p.send(c, cmd)
+            .map_err(needs(&what, "the check of that command"))?;
+        seen.push(
+            p.line(c)
+                .map_err(needs(&what, "the check of that command"))?,
+        );
     }
-    if seen.iter().any(|l| status(l) == Status::Ok) && status(seen.last().map_or(&[][..], |l| l)) == Status::Ok {
-        p.send(c, b"LIST\r\n").map_err(needs("LIST", "pop3.multiline-end"))?;
+    if seen.iter().any(|l| status(l) == Status::Ok)
+        && status(seen.last().map_or(&[][..], |l| l)) == Status::Ok
+    {
+        p.send(c, b"LIST\r\n")
+            .map_err(needs("LIST", "pop3.multiline-end"))?;
         let first = p.line(c).map_err(needs("LIST", "pop3.multiline-end"))?;
         let ok = status(&first) == Status::Ok;
         seen.push(first);
@@ -386,7 +662,10 @@ fn line_ends(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     if let Some(bad) = seen.iter().find(|l| !ends_crlf(l)) {
         return Err(fail(
             p,
-            format!("the line \"{}\" ends with a bare LF, without CR", visible(bad, 200)),
+            format!(
+                "the line \"{}\" ends with a bare LF, without CR",
+                visible(bad, 200)
+            ),
         ));
     }
     Ok(Verdict::Pass)
@@ -403,28 +682,52 @@ fn session_sent(user: &str, pass: &str, more: &[&[u8]]) -> Vec<u8> {
 
 fn status_indicators(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let addr = ctx.pop3_addr();
-    let c = p.connect(&addr).map_err(needs("connecting", "pop3.greeting"))?;
+    let c = p
+        .connect(&addr)
+        .map_err(needs("connecting", "pop3.greeting"))?;
     let mut seen = vec![p.line(c).map_err(needs("the greeting", "pop3.greeting"))?];
     let user = format!("USER {}\r\n", ctx.settings.user);
     let bad = format!("PASS {}\r\n", ctx.wrong_password());
     let pass = format!("PASS {}\r\n", ctx.settings.pass);
-    for cmd in [user.as_bytes(), bad.as_bytes(), user.as_bytes(), pass.as_bytes(), b"NOOP\r\n"] {
+    for cmd in [
+        user.as_bytes(),
+        bad.as_bytes(),
+        user.as_bytes(),
+        pass.as_bytes(),
+        b"NOOP\r\n",
+    ] {
         let what = visible(trim_end(cmd), 40);
-        p.send(c, cmd).map_err(needs(&what, "the check of that command"))?;
-        seen.push(p.line(c).map_err(needs(&what, "the check of that command"))?);
+        p.send(c, cmd)
+            .map_err(needs(&what, "the check of that command"))?;
+        seen.push(
+            p.line(c)
+                .map_err(needs(&what, "the check of that command"))?,
+        );
     }
     p.quit_quietly(c);
-    let sent = [user.as_bytes(), bad.as_bytes(), user.as_bytes(), pass.as_bytes(), b"NOOP\r\n"].concat();
+    let sent = [
+        user.as_bytes(),
+        bad.as_bytes(),
+        user.as_bytes(),
+        pass.as_bytes(),
+        b"NOOP\r\n",
+    ]
+    .concat();
     p.restart_evidence();
     p.sent = sent;
-    p.expect("each reply's first line beginning \"+OK\" or \"-ERR\" in upper case, then a space or CRLF");
+    p.expect(
+        "each reply's first line beginning \"+OK\" or \"-ERR\" in upper case, then a space or CRLF",
+    );
     for line in &seen {
         p.got.extend_from_slice(line);
     }
     if let Some(bad) = seen.iter().find(|l| status(l) == Status::Other) {
         return Err(fail(
             p,
-            format!("the reply \"{}\" has no status indicator", visible(trim_end(bad), 200)),
+            format!(
+                "the reply \"{}\" has no status indicator",
+                visible(trim_end(bad), 200)
+            ),
         ));
     }
     Ok(Verdict::Pass)
@@ -435,7 +738,13 @@ fn user_pass(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let user = format!("USER {}\r\n", ctx.settings.user);
     let pass = format!("PASS {}\r\n", ctx.settings.pass);
     ask_for(p, c, user.as_bytes(), Status::Ok, "a line beginning +OK")?;
-    ask_for(p, c, pass.as_bytes(), Status::Ok, "a line beginning +OK (the maildrop is open)")?;
+    ask_for(
+        p,
+        c,
+        pass.as_bytes(),
+        Status::Ok,
+        "a line beginning +OK (the maildrop is open)",
+    )?;
     p.quit_quietly(c);
     Ok(Verdict::Pass)
 }
@@ -450,7 +759,13 @@ fn login_failure(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
         p.quit_quietly(c);
         return Ok(Verdict::Pass);
     }
-    ask_for(p, c, pass.as_bytes(), Status::Err, "a line beginning -ERR (a wrong password)")?;
+    ask_for(
+        p,
+        c,
+        pass.as_bytes(),
+        Status::Err,
+        "a line beginning -ERR (a wrong password)",
+    )?;
     p.quit_quietly(c);
     Ok(Verdict::Pass)
 }
@@ -465,7 +780,13 @@ fn p_send_line(p: &mut Probe, c: ConnId, cmd: &[u8], see: &str) -> Result<Vec<u8
 fn pass_before_user(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let c = open(ctx, p)?;
     let pass = format!("PASS {}\r\n", ctx.settings.pass);
-    ask_for(p, c, pass.as_bytes(), Status::Err, "a line beginning -ERR (no USER came first)")?;
+    ask_for(
+        p,
+        c,
+        pass.as_bytes(),
+        Status::Err,
+        "a line beginning -ERR (no USER came first)",
+    )?;
     p.quit_quietly(c);
     Ok(Verdict::Pass)
 }
@@ -475,7 +796,13 @@ fn command_case(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let user = format!("user {}\r\n", ctx.settings.user);
     let pass = format!("Pass {}\r\n", ctx.settings.pass);
     for cmd in [user.as_bytes(), pass.as_bytes(), b"stat\r\n", b"nOoP\r\n"] {
-        ask_for(p, c, cmd, Status::Ok, "a line beginning +OK (command names are case-insensitive)")?;
+        ask_for(
+            p,
+            c,
+            cmd,
+            Status::Ok,
+            "a line beginning +OK (command names are case-insensitive)",
+        )?;
     }
     p.quit_quietly(c);
     Ok(Verdict::Pass)
@@ -490,7 +817,13 @@ fn unknown_command(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
 
 fn wrong_state_authorization(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let c = open(ctx, p)?;
-    ask_for(p, c, b"STAT\r\n", Status::Err, "a line beginning -ERR (not logged in yet)")?;
+    ask_for(
+        p,
+        c,
+        b"STAT\r\n",
+        Status::Err,
+        "a line beginning -ERR (not logged in yet)",
+    )?;
     p.quit_quietly(c);
     Ok(Verdict::Pass)
 }
@@ -498,16 +831,31 @@ fn wrong_state_authorization(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, St
 fn wrong_state_transaction(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let c = session(ctx, p)?;
     let user = format!("USER {}\r\n", ctx.settings.user);
-    ask_for(p, c, user.as_bytes(), Status::Err, "a line beginning -ERR (USER is only valid before logging in)")?;
+    ask_for(
+        p,
+        c,
+        user.as_bytes(),
+        Status::Err,
+        "a line beginning -ERR (USER is only valid before logging in)",
+    )?;
     p.quit_quietly(c);
     Ok(Verdict::Pass)
 }
 
 fn stat_check(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let c = session(ctx, p)?;
-    let line = ask_for(p, c, b"STAT\r\n", Status::Ok, "\"+OK nn mm\": the number of messages and their size in octets")?;
+    let line = ask_for(
+        p,
+        c,
+        b"STAT\r\n",
+        Status::Ok,
+        "\"+OK nn mm\": the number of messages and their size in octets",
+    )?;
     if parse_stat(&line).is_none() {
-        return Err(fail(p, "the answer is not \"+OK\", a space, a number, a space, a number"));
+        return Err(fail(
+            p,
+            "the answer is not \"+OK\", a space, a number, a space, a number",
+        ));
     }
     p.quit_quietly(c);
     Ok(Verdict::Pass)
@@ -529,7 +877,13 @@ fn multiline_end(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
         other => failed(level)(other),
     })?;
     if let Some(bad) = body_lines(&lines).find(|l| two_numbers(l).is_none()) {
-        return Err(fail(p, format!("the line \"{}\" is not \"msg size\"", visible(trim_end(bad), 200))));
+        return Err(fail(
+            p,
+            format!(
+                "the line \"{}\" is not \"msg size\"",
+                visible(trim_end(bad), 200)
+            ),
+        ));
     }
     p.quit_quietly(c);
     Ok(Verdict::Pass)
@@ -565,9 +919,18 @@ fn list_one(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
         return Ok(Verdict::Skip("the maildrop is empty".into()));
     };
     let expected = format!("\"+OK {n} {size}\" (as in LIST's listing)");
-    let line = ask_for(p, c, format!("LIST {n}\r\n").as_bytes(), Status::Ok, &expected)?;
+    let line = ask_for(
+        p,
+        c,
+        format!("LIST {n}\r\n").as_bytes(),
+        Status::Ok,
+        &expected,
+    )?;
     if line.strip_prefix(b"+OK ").and_then(two_numbers) != Some((n, size)) {
-        return Err(fail(p, format!("got \"{}\"", visible(trim_end(&line), 200))));
+        return Err(fail(
+            p,
+            format!("got \"{}\"", visible(trim_end(&line), 200)),
+        ));
     }
     p.quit_quietly(c);
     Ok(Verdict::Pass)
@@ -575,8 +938,20 @@ fn list_one(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
 
 fn no_such_message(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let c = session(ctx, p)?;
-    ask_for(p, c, b"LIST 999999\r\n", Status::Err, "a line beginning -ERR (no such message)")?;
-    ask_for(p, c, b"RETR 999999\r\n", Status::Err, "a line beginning -ERR (no such message)")?;
+    ask_for(
+        p,
+        c,
+        b"LIST 999999\r\n",
+        Status::Err,
+        "a line beginning -ERR (no such message)",
+    )?;
+    ask_for(
+        p,
+        c,
+        b"RETR 999999\r\n",
+        Status::Err,
+        "a line beginning -ERR (no such message)",
+    )?;
     p.quit_quietly(c);
     Ok(Verdict::Pass)
 }
@@ -601,11 +976,20 @@ fn retr_check(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let c = session(ctx, p)?;
     let (n, _) = message_to_read(ctx, p, c)?;
     let expected = "+OK, the message's lines, then a line holding only \".\"";
-    ask_for(p, c, format!("RETR {n}\r\n").as_bytes(), Status::Ok, expected)?;
+    ask_for(
+        p,
+        c,
+        format!("RETR {n}\r\n").as_bytes(),
+        Status::Ok,
+        expected,
+    )?;
     p.dot_body(c).map_err(|e| match e {
         StepError::Silent { waited } => fail_at(
             level,
-            format!("no line holding only \".\" came within {:.1} s: the message never ended", waited.as_secs_f64()),
+            format!(
+                "no line holding only \".\" came within {:.1} s: the message never ended",
+                waited.as_secs_f64()
+            ),
         ),
         other => failed(level)(other),
     })?;
@@ -624,7 +1008,9 @@ fn sizes_crlf(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     p.quit_quietly(c);
     if size != crlf {
         let why = if size == lf_size(&lines) {
-            format!("LIST says {size} octets: that counts each line end as one octet (LF); with CRLF it is {crlf}")
+            format!(
+                "LIST says {size} octets: that counts each line end as one octet (LF); with CRLF it is {crlf}"
+            )
         } else {
             format!("LIST says {size} octets; the message RETR sent has {crlf}")
         };
@@ -660,7 +1046,10 @@ fn byte_stuffing(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
             p.got.extend_from_slice(bad);
             return Err(fail(
                 p,
-                format!("RETR {n} sent the line \"{}\" without the extra \".\"", visible(trim_end(bad), 200)),
+                format!(
+                    "RETR {n} sent the line \"{}\" without the extra \".\"",
+                    visible(trim_end(bad), 200)
+                ),
             ));
         }
     }
@@ -688,7 +1077,12 @@ fn noop(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
 
 fn capa(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let c = open(ctx, p)?;
-    let line = ask(p, c, b"CAPA\r\n", "+OK, capability lines, then a line holding only \".\"; or -ERR from a server without CAPA")?;
+    let line = ask(
+        p,
+        c,
+        b"CAPA\r\n",
+        "+OK, capability lines, then a line holding only \".\"; or -ERR from a server without CAPA",
+    )?;
     match status(&line) {
         Status::Err => {}
         Status::Ok => {
@@ -697,7 +1091,12 @@ fn capa(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
                 .map(|l| String::from_utf8_lossy(trim_end(l)).to_ascii_uppercase())
                 .collect();
         }
-        Status::Other => return Err(fail(p, format!("got \"{}\"", visible(trim_end(&line), 200)))),
+        Status::Other => {
+            return Err(fail(
+                p,
+                format!("got \"{}\"", visible(trim_end(&line), 200)),
+            ));
+        }
     }
     p.quit_quietly(c);
     Ok(Verdict::Pass)
@@ -712,7 +1111,10 @@ fn split_command(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     p.send(c, b"AT\r\n").map_err(failed(level))?;
     let line = p.line(c).map_err(failed(level))?;
     if parse_stat(&line).is_none() {
-        return Err(fail(p, format!("got \"{}\"", visible(trim_end(&line), 200))));
+        return Err(fail(
+            p,
+            format!("got \"{}\"", visible(trim_end(&line), 200)),
+        ));
     }
     p.quit_quietly(c);
     Ok(Verdict::Pass)
@@ -725,12 +1127,26 @@ fn pipelining(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let c = session(ctx, p)?;
     p.expect("three replies in order: +OK (NOOP), \"+OK nn mm\" (STAT), +OK (NOOP)");
     let level = p.level;
-    p.send(c, b"NOOP\r\nSTAT\r\nNOOP\r\n").map_err(failed(level))?;
+    p.send(c, b"NOOP\r\nSTAT\r\nNOOP\r\n")
+        .map_err(failed(level))?;
     for i in 0..3 {
-        let line = p.line(c).map_err(|e| fail_at(level, format!("reply {} of 3: {e}", i + 1)))?;
-        let good = if i == 1 { parse_stat(&line).is_some() } else { status(&line) == Status::Ok };
+        let line = p
+            .line(c)
+            .map_err(|e| fail_at(level, format!("reply {} of 3: {e}", i + 1)))?;
+        let good = if i == 1 {
+            parse_stat(&line).is_some()
+        } else {
+            status(&line) == Status::Ok
+        };
         if !good {
-            return Err(fail(p, format!("reply {} of 3 was \"{}\"", i + 1, visible(trim_end(&line), 200))));
+            return Err(fail(
+                p,
+                format!(
+                    "reply {} of 3 was \"{}\"",
+                    i + 1,
+                    visible(trim_end(&line), 200)
+                ),
+            ));
         }
     }
     p.quit_quietly(c);
@@ -742,14 +1158,25 @@ fn long_line(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let mut cmd = b"XLONG ".to_vec();
     cmd.extend(std::iter::repeat_n(b'a', 1000));
     cmd.extend_from_slice(b"\r\n");
-    ask_for(p, c, &cmd, Status::Err, "a line beginning -ERR (a command longer than 255 octets)")?;
+    ask_for(
+        p,
+        c,
+        &cmd,
+        Status::Err,
+        "a line beginning -ERR (a command longer than 255 octets)",
+    )?;
     p.expect("+OK to NOOP: the session goes on (or the server closed it after its -ERR)");
     let level = p.level;
     p.send(c, b"NOOP\r\n").map_err(failed(level))?;
     match p.line(c) {
         Ok(line) if status(&line) == Status::Ok => {}
         Err(StepError::Closed | StepError::Reset) => {}
-        Ok(line) => return Err(fail(p, format!("got \"{}\"", visible(trim_end(&line), 200)))),
+        Ok(line) => {
+            return Err(fail(
+                p,
+                format!("got \"{}\"", visible(trim_end(&line), 200)),
+            ));
+        }
         Err(e) => return Err(failed(level)(e)),
     }
     p.quit_quietly(c);
@@ -763,15 +1190,28 @@ fn lock(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let pass = format!("PASS {}\r\n", ctx.settings.pass);
     let line = p_send_line(p, second, user.as_bytes(), "pop3.user-pass")?;
     if status(&line) != Status::Err {
-        let line = ask(p, second, pass.as_bytes(), "-ERR: the maildrop is locked by another session")?;
+        let line = ask(
+            p,
+            second,
+            pass.as_bytes(),
+            "-ERR: the maildrop is locked by another session",
+        )?;
         match status(&line) {
             Status::Err => {}
             Status::Ok => {
                 p.quit_quietly(second);
                 p.quit_quietly(first);
-                return Err(fail(p, "a second session logged in while the first held the maildrop: both may change it"));
+                return Err(fail(
+                    p,
+                    "a second session logged in while the first held the maildrop: both may change it",
+                ));
             }
-            Status::Other => return Err(fail(p, format!("got \"{}\"", visible(trim_end(&line), 200)))),
+            Status::Other => {
+                return Err(fail(
+                    p,
+                    format!("got \"{}\"", visible(trim_end(&line), 200)),
+                ));
+            }
         }
     }
     p.quit_quietly(second);
@@ -783,16 +1223,44 @@ fn dele(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let c = session(ctx, p)?;
     let (count, _) = stat(p, c)?;
     let (n, _) = deletable(ctx, p, c)?;
-    ask_for(p, c, format!("DELE {n}\r\n").as_bytes(), Status::Ok, "a line beginning +OK")?;
-    ask_for(p, c, format!("RETR {n}\r\n").as_bytes(), Status::Err, "-ERR: the message is marked as deleted")?;
-    let line = ask_for(p, c, b"STAT\r\n", Status::Ok, &format!("\"+OK {} ...\": deleted messages are not counted", count.saturating_sub(1)))?;
+    ask_for(
+        p,
+        c,
+        format!("DELE {n}\r\n").as_bytes(),
+        Status::Ok,
+        "a line beginning +OK",
+    )?;
+    ask_for(
+        p,
+        c,
+        format!("RETR {n}\r\n").as_bytes(),
+        Status::Err,
+        "-ERR: the message is marked as deleted",
+    )?;
+    let line = ask_for(
+        p,
+        c,
+        b"STAT\r\n",
+        Status::Ok,
+        &format!(
+            "\"+OK {} ...\": deleted messages are not counted",
+            count.saturating_sub(1)
+        ),
+    )?;
     let after = parse_stat(&line).map(|(n, _)| n);
     // Undo before leaving (a server that gets RSET wrong fails pop3.rset).
     let _ = p.send(c, b"RSET\r\n");
     let _ = p.line(c);
     p.quit_quietly(c);
     if after != Some(count.saturating_sub(1)) {
-        return Err(fail(p, format!("STAT counted {} messages before DELE and \"{}\" after", count, visible(trim_end(&line), 100))));
+        return Err(fail(
+            p,
+            format!(
+                "STAT counted {} messages before DELE and \"{}\" after",
+                count,
+                visible(trim_end(&line), 100)
+            ),
+        ));
     }
     Ok(Verdict::Pass)
 }
@@ -803,12 +1271,30 @@ fn rset(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let (n, content) = deletable(ctx, p, c)?;
     need_ok(p, c, format!("DELE {n}\r\n").as_bytes(), "pop3.dele")?;
     ask_for(p, c, b"RSET\r\n", Status::Ok, "a line beginning +OK")?;
-    let line = ask_for(p, c, b"STAT\r\n", Status::Ok, &format!("\"+OK {count} ...\": the message is back"))?;
+    let line = ask_for(
+        p,
+        c,
+        b"STAT\r\n",
+        Status::Ok,
+        &format!("\"+OK {count} ...\": the message is back"),
+    )?;
     if parse_stat(&line).map(|(n, _)| n) != Some(count) {
         p.drop_conn(c);
-        return Err(fail(p, format!("after RSET STAT says \"{}\", before DELE {count} messages", visible(trim_end(&line), 100))));
+        return Err(fail(
+            p,
+            format!(
+                "after RSET STAT says \"{}\", before DELE {count} messages",
+                visible(trim_end(&line), 100)
+            ),
+        ));
     }
-    ask_for(p, c, format!("RETR {n}\r\n").as_bytes(), Status::Ok, "+OK: the message is back")?;
+    ask_for(
+        p,
+        c,
+        format!("RETR {n}\r\n").as_bytes(),
+        Status::Ok,
+        "+OK: the message is back",
+    )?;
     let lines = p.dot_body(c).map_err(needs("RETR", "pop3.retr"))?;
     p.quit_quietly(c);
     if unstuff(&lines) != content {
@@ -825,11 +1311,18 @@ fn drop_deletes_nothing(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     std::thread::sleep(Duration::from_millis(300));
     let c = session_retrying(ctx, p)?;
     p.restart_evidence();
-    p.expect(format!("message {n} still there: DELE then a dropped connection (no QUIT) deletes nothing"));
+    p.expect(format!(
+        "message {n} still there: DELE then a dropped connection (no QUIT) deletes nothing"
+    ));
     let there = holds(p, c, &content)?;
     p.quit_quietly(c);
     if !there {
-        return Err(fail(p, format!("message {n} is gone: the server deleted it although the client never sent QUIT")));
+        return Err(fail(
+            p,
+            format!(
+                "message {n} is gone: the server deleted it although the client never sent QUIT"
+            ),
+        ));
     }
     Ok(Verdict::Pass)
 }
@@ -837,16 +1330,30 @@ fn drop_deletes_nothing(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
 fn quit_authorization(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let level = p.level;
     let c = open(ctx, p)?;
-    ask_for(p, c, b"QUIT\r\n", Status::Ok, "a line beginning +OK, then the server closes the connection")?;
-    p.closes(c).map_err(|e| fail_at(level, format!("after +OK the connection stayed open: {e}")))?;
+    ask_for(
+        p,
+        c,
+        b"QUIT\r\n",
+        Status::Ok,
+        "a line beginning +OK, then the server closes the connection",
+    )?;
+    p.closes(c)
+        .map_err(|e| fail_at(level, format!("after +OK the connection stayed open: {e}")))?;
     Ok(Verdict::Pass)
 }
 
 fn quit(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let level = p.level;
     let c = session(ctx, p)?;
-    ask_for(p, c, b"QUIT\r\n", Status::Ok, "a line beginning +OK, then the server closes the connection")?;
-    p.closes(c).map_err(|e| fail_at(level, format!("after +OK the connection stayed open: {e}")))?;
+    ask_for(
+        p,
+        c,
+        b"QUIT\r\n",
+        Status::Ok,
+        "a line beginning +OK, then the server closes the connection",
+    )?;
+    p.closes(c)
+        .map_err(|e| fail_at(level, format!("after +OK the connection stayed open: {e}")))?;
     Ok(Verdict::Pass)
 }
 
@@ -863,7 +1370,13 @@ fn quit_deletes(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     for (n, _) in &targets {
         need_ok(p, c, format!("DELE {n}\r\n").as_bytes(), "pop3.dele")?;
     }
-    ask_for(p, c, b"QUIT\r\n", Status::Ok, "a line beginning +OK (the marked messages are removed)")?;
+    ask_for(
+        p,
+        c,
+        b"QUIT\r\n",
+        Status::Ok,
+        "a line beginning +OK (the marked messages are removed)",
+    )?;
     let _ = p.closes(c);
     let c = session_retrying(ctx, p)?;
     p.restart_evidence();
@@ -871,7 +1384,10 @@ fn quit_deletes(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     for (n, content) in &targets {
         if holds(p, c, content)? {
             p.quit_quietly(c);
-            return Err(fail(p, format!("message {n} is still there after DELE {n} and QUIT")));
+            return Err(fail(
+                p,
+                format!("message {n} is still there after DELE {n} and QUIT"),
+            ));
         }
     }
     p.quit_quietly(c);

@@ -75,7 +75,10 @@ impl Flaw {
 #[derive(Debug)]
 pub enum ReplayError {
     /// The temporary data directory.
-    Folder { path: PathBuf, source: std::io::Error },
+    Folder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The demo data directory or the servers.
     Servers(String),
     /// A proxy's listening socket.
@@ -90,7 +93,9 @@ impl fmt::Display for ReplayError {
                 "The replay server's temporary folder {} could not be made: {source}. Check that the temporary folder is writable.",
                 path.display()
             ),
-            ReplayError::Servers(why) => write!(f, "The replay server's mail servers did not start: {why}."),
+            ReplayError::Servers(why) => {
+                write!(f, "The replay server's mail servers did not start: {why}.")
+            }
             ReplayError::Bind(e) => write!(
                 f,
                 "The replay server could not listen on a loopback port: {e}."
@@ -214,7 +219,11 @@ pub fn start(flaw: Flaw) -> Result<Replay, ReplayError> {
 
 /// Listens on a loopback port and relays each connection to `upstream`, rewriting the
 /// server's replies for `flaw`.
-fn proxy(upstream: SocketAddr, flaw: Option<Flaw>, stop: Arc<AtomicBool>) -> Result<SocketAddr, ReplayError> {
+fn proxy(
+    upstream: SocketAddr,
+    flaw: Option<Flaw>,
+    stop: Arc<AtomicBool>,
+) -> Result<SocketAddr, ReplayError> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(ReplayError::Bind)?;
     let addr = listener.local_addr().map_err(ReplayError::Bind)?;
     let spawned = std::thread::Builder::new()
@@ -293,8 +302,12 @@ fn relay(client: TcpStream, server: TcpStream, flaw: Option<Flaw>) {
         }
         let _ = client_w.shutdown(Shutdown::Both);
     };
-    let _ = std::thread::Builder::new().name("replay-up".into()).spawn(up);
-    let _ = std::thread::Builder::new().name("replay-down".into()).spawn(down);
+    let _ = std::thread::Builder::new()
+        .name("replay-up".into())
+        .spawn(up);
+    let _ = std::thread::Builder::new()
+        .name("replay-down".into())
+        .spawn(down);
 }
 
 /// The server-to-client rewriting of one connection (sans-IO: lines in, bytes out).
@@ -383,8 +396,16 @@ impl Rewriter {
             }
             None => {
                 let upper = command.map(|c| c.to_ascii_uppercase()).unwrap_or_default();
-                let word = upper.split(|b| b.is_ascii_whitespace()).next().unwrap_or_default().to_vec();
-                let has_argument = upper.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty()).count() > 1;
+                let word = upper
+                    .split(|b| b.is_ascii_whitespace())
+                    .next()
+                    .unwrap_or_default()
+                    .to_vec();
+                let has_argument = upper
+                    .split(|b| b.is_ascii_whitespace())
+                    .filter(|w| !w.is_empty())
+                    .count()
+                    > 1;
                 let multi = line.starts_with(b"+OK")
                     && match word.as_slice() {
                         b"LIST" | b"UIDL" => !has_argument,
@@ -417,7 +438,10 @@ mod tests {
         assert!(r.line(b"1 33\r\n", None).is_empty());
         assert!(r.line(b"2 8\r\n", None).is_empty());
         assert_eq!(r.line(b".\r\n", None), b"2.txt 8\r\n1.txt 33\r\n");
-        assert_eq!(r.line(b"+OK 1 33\r\n", Some(b"LIST 1\r\n")), b"+OK 1 33\r\n");
+        assert_eq!(
+            r.line(b"+OK 1 33\r\n", Some(b"LIST 1\r\n")),
+            b"+OK 1 33\r\n"
+        );
         assert_eq!(r.line(b"+OK\r\n", Some(b"RETR 1\r\n")), b"+OK\r\n");
         assert_eq!(r.line(b"..x\r\n", None), b"..x\r\n");
         assert_eq!(r.line(b".\r\n", None), b".\r\n");
@@ -427,7 +451,10 @@ mod tests {
     fn assignment_answers_data_with_250_and_nothing_after() {
         let mut r = Rewriter::new(Some(Flaw::Assignment));
         assert_eq!(r.line(b"220 hi\r\n", None), b"220 hi\r\n");
-        assert_eq!(r.line(b"354 go\r\n", None), b"250 OK Message accepted for delivery\r\n");
+        assert_eq!(
+            r.line(b"354 go\r\n", None),
+            b"250 OK Message accepted for delivery\r\n"
+        );
         assert!(r.line(b"250 stored\r\n", None).is_empty());
         assert_eq!(r.line(b"221 bye\r\n", None), b"221 bye\r\n");
     }

@@ -56,7 +56,10 @@ impl Report {
         if self.checks.iter().any(CheckResult::fails_run) {
             ExitStatus::MustFailed
         } else if !self.unreachable.is_empty()
-            || self.checks.iter().all(|c| matches!(c.verdict, Verdict::Skip(_)))
+            || self
+                .checks
+                .iter()
+                .all(|c| matches!(c.verdict, Verdict::Skip(_)))
         {
             ExitStatus::NothingChecked
         } else {
@@ -96,8 +99,20 @@ impl Report {
     /// sent, what the RFC expects, what came back and why it is wrong.
     pub fn details(&self) -> String {
         let mut out = String::new();
-        for r in self.checks.iter().filter(|r| matches!(r.verdict, Verdict::Fail(_) | Verdict::Warn(_))) {
-            let _ = writeln!(out, "\n{} {} ({}, {}): {}", r.verdict.label().to_uppercase(), r.info.id, r.info.rfc, r.level.label(), r.info.title);
+        for r in self
+            .checks
+            .iter()
+            .filter(|r| matches!(r.verdict, Verdict::Fail(_) | Verdict::Warn(_)))
+        {
+            let _ = writeln!(
+                out,
+                "\n{} {} ({}, {}): {}",
+                r.verdict.label().to_uppercase(),
+                r.info.id,
+                r.info.rfc,
+                r.level.label(),
+                r.info.title
+            );
             let _ = writeln!(out, "  sent:     {}", visible(&r.sent, 400));
             let _ = writeln!(out, "  expected: {}", r.expected);
             let _ = writeln!(out, "  got:      {}", visible(&r.got, 400));
@@ -211,14 +226,23 @@ impl Report {
                 xml(suite),
                 members.len(),
                 members.iter().filter(|r| r.fails_run()).count(),
-                members.iter().filter(|r| matches!(r.verdict, Verdict::Skip(_))).count()
+                members
+                    .iter()
+                    .filter(|r| matches!(r.verdict, Verdict::Skip(_)))
+                    .count()
             );
             for r in members {
                 let _ = write!(
                     out,
                     "    <testcase classname=\"mailwire.check.{}\" name=\"{}\">",
                     xml(suite),
-                    xml(&format!("{} ({}, {}): {}", r.info.id, r.info.rfc, r.level.label(), r.info.title))
+                    xml(&format!(
+                        "{} ({}, {}): {}",
+                        r.info.id,
+                        r.info.rfc,
+                        r.level.label(),
+                        r.info.title
+                    ))
                 );
                 let body = format!(
                     "sent: {}\nexpected: {}\ngot: {}\nwhy: {}",
@@ -238,7 +262,11 @@ impl Report {
                         );
                     }
                     Verdict::Fail(_) | Verdict::Warn(_) => {
-                        let _ = write!(out, "\n      <system-out>warning: {}</system-out>\n    ", xml(&body));
+                        let _ = write!(
+                            out,
+                            "\n      <system-out>warning: {}</system-out>\n    ",
+                            xml(&body)
+                        );
                     }
                     Verdict::Skip(why) => {
                         let _ = write!(out, "\n      <skipped message=\"{}\"/>\n    ", xml(why));
@@ -321,11 +349,14 @@ mod tests {
     #[test]
     fn exit_status_follows_the_musts() {
         let mut r = Report::default();
-        r.checks.push(result(Verdict::Skip("x".into()), Level::Must));
+        r.checks
+            .push(result(Verdict::Skip("x".into()), Level::Must));
         assert_eq!(r.exit_status(), ExitStatus::NothingChecked);
-        r.checks.push(result(Verdict::Warn("x".into()), Level::Should));
+        r.checks
+            .push(result(Verdict::Warn("x".into()), Level::Should));
         assert_eq!(r.exit_status(), ExitStatus::Passed);
-        r.checks.push(result(Verdict::Fail("x".into()), Level::Must));
+        r.checks
+            .push(result(Verdict::Fail("x".into()), Level::Must));
         assert_eq!(r.exit_status(), ExitStatus::MustFailed);
         assert_eq!(r.exit_status().code(), 1);
     }
@@ -333,13 +364,22 @@ mod tests {
     #[test]
     fn escaping() {
         assert_eq!(json_string("a\"b\\c\u{1}"), "\"a\\\"b\\\\c\\u0001\"");
-        assert_eq!(xml("<a href='x'>&\u{1}"), "&lt;a href=&apos;x&apos;&gt;&amp;\\u{1}");
+        assert_eq!(
+            xml("<a href='x'>&\u{1}"),
+            "&lt;a href=&apos;x&apos;&gt;&amp;\\u{1}"
+        );
         let mut r = Report::default();
-        r.checks.push(result(Verdict::Fail("no \"end\" <dot>".into()), Level::Must));
+        r.checks.push(result(
+            Verdict::Fail("no \"end\" <dot>".into()),
+            Level::Must,
+        ));
         let junit = r.to_junit();
         assert!(junit.contains("failures=\"1\""));
         assert!(!junit.contains("<title>"));
         let json = r.to_json();
-        assert!(json.contains("\"got\": \"2.txt 8\\\\r\\\\n\\\\x01\""), "{json}");
+        assert!(
+            json.contains("\"got\": \"2.txt 8\\\\r\\\\n\\\\x01\""),
+            "{json}"
+        );
     }
 }

@@ -133,9 +133,15 @@ pub fn run(settings: &Settings, each: &mut dyn FnMut(&CheckResult)) -> Report {
     }
     for (info, check) in super::smtp::round_trip_checks() {
         let result = if settings.smtp.is_none() || settings.pop3.is_none() {
-            skipped(info, "needs both --smtp and --pop3: mail sent through one is read back through the other")
+            skipped(
+                info,
+                "needs both --smtp and --pop3: mail sent through one is read back through the other",
+            )
         } else if !smtp_greeted || !pop3_greeted {
-            skipped(info, "one of the servers did not greet; see smtp.greeting and pop3.greeting")
+            skipped(
+                info,
+                "one of the servers did not greet; see smtp.greeting and pop3.greeting",
+            )
         } else {
             perform(&mut ctx, info, check, &pop3_gate, true)
         };
@@ -183,7 +189,12 @@ fn given(addr: Option<&str>, protocol: Protocol) -> Gate {
 
 /// A greeting check that could not even connect: the server is unreachable, the
 /// greeting is a skip (nothing was checked) and the gate closes for the other checks.
-fn unreachable(report: &mut Report, greeting: &mut CheckResult, gate: &mut Gate, protocol: Protocol) {
+fn unreachable(
+    report: &mut Report,
+    greeting: &mut CheckResult,
+    gate: &mut Gate,
+    protocol: Protocol,
+) {
     if !greeting.clients.is_empty() || !gate.is_open() {
         return;
     }
@@ -208,7 +219,13 @@ fn skipped(info: CheckInfo, why: &str) -> CheckResult {
 }
 
 /// Runs one check (or skips it when its server is not there or did not greet).
-fn perform(ctx: &mut Ctx, info: CheckInfo, check: CheckFn, gate: &Gate, greeted: bool) -> CheckResult {
+fn perform(
+    ctx: &mut Ctx,
+    info: CheckInfo,
+    check: CheckFn,
+    gate: &Gate,
+    greeted: bool,
+) -> CheckResult {
     match gate {
         Gate::NotGiven(p) => {
             let flag = match p {
@@ -219,8 +236,15 @@ fn perform(ctx: &mut Ctx, info: CheckInfo, check: CheckFn, gate: &Gate, greeted:
         }
         Gate::Unreachable(why) => return skipped(info, why),
         Gate::Open if !greeted && !info.id.ends_with(".greeting") => {
-            let see = if info.protocols.first() == Some(&Protocol::Smtp) { "smtp.greeting" } else { "pop3.greeting" };
-            return skipped(info, &format!("the server did not greet properly; see {see}"));
+            let see = if info.protocols.first() == Some(&Protocol::Smtp) {
+                "smtp.greeting"
+            } else {
+                "pop3.greeting"
+            };
+            return skipped(
+                info,
+                &format!("the server did not greet properly; see {see}"),
+            );
         }
         Gate::Open => {}
     }

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::pop3::{self, DOT_LINE, fail, fail_at, trim_end, unstuff};
+use super::pop3::{self, DOT_LINE, fail, fail_at, trim_end, unstuff_crlf};
 use super::runner::{Ctx, SentMail};
 use super::wire::{ConnId, Lines, Probe, StepError, Stop, failed, needs};
 use super::{CheckInfo, Level, Verdict, visible};
@@ -31,13 +31,19 @@ pub fn parse_reply(lines: &[Vec<u8>]) -> Result<u16, String> {
             matches!(d, [a, b, c] if (b'2'..=b'5').contains(a) && (b'0'..=b'5').contains(b) && c.is_ascii_digit())
         });
         let Some(digits) = digits else {
-            return Err(format!("\"{}\" does not begin with a 3-digit reply code", visible(text, 120)));
+            return Err(format!(
+                "\"{}\" does not begin with a 3-digit reply code",
+                visible(text, 120)
+            ));
         };
         let value = digits
             .iter()
             .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
         if code.is_some_and(|c| c != value) {
-            return Err(format!("the lines of one reply carry different codes (\"{}\")", visible(text, 120)));
+            return Err(format!(
+                "the lines of one reply carry different codes (\"{}\")",
+                visible(text, 120)
+            ));
         }
         code = Some(value);
         let last = i + 1 == count;
@@ -45,8 +51,18 @@ pub fn parse_reply(lines: &[Vec<u8>]) -> Result<u16, String> {
             None if last => {}
             Some(b' ') if last => {}
             Some(b'-') if !last => {}
-            Some(b'-') => return Err(format!("the last line \"{}\" has \"-\" after its code, as if more followed", visible(text, 120))),
-            _ => return Err(format!("\"{}\": after the code comes neither a space nor \"-\"", visible(text, 120))),
+            Some(b'-') => {
+                return Err(format!(
+                    "the last line \"{}\" has \"-\" after its code, as if more followed",
+                    visible(text, 120)
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "\"{}\": after the code comes neither a space nor \"-\"",
+                    visible(text, 120)
+                ));
+            }
         }
     }
     code.ok_or_else(|| "an empty reply".to_string())
@@ -59,7 +75,11 @@ pub fn code_of(lines: &[Vec<u8>]) -> Option<u16> {
     if !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(digits.iter().fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0')))
+    Some(
+        digits
+            .iter()
+            .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0')),
+    )
 }
 
 /// The EHLO keywords of a 250 reply (upper case, first word of each line after the first).
@@ -68,7 +88,8 @@ pub fn ehlo_keywords(lines: &[Vec<u8>]) -> Vec<String> {
         .iter()
         .skip(1)
         .filter_map(|l| {
-            let text = String::from_utf8_lossy(trim_end(l).get(4..).unwrap_or_default()).to_ascii_uppercase();
+            let text = String::from_utf8_lossy(trim_end(l).get(4..).unwrap_or_default())
+                .to_ascii_uppercase();
             text.split_whitespace().next().map(str::to_string)
         })
         .collect()
@@ -87,7 +108,13 @@ fn ask(p: &mut Probe, c: ConnId, cmd: &[u8], expected: &str) -> Result<Vec<Vec<u
 }
 
 /// [`ask`], and the reply's code must be one of `want`.
-fn ask_code(p: &mut Probe, c: ConnId, cmd: &[u8], want: &[u16], expected: &str) -> Result<u16, Stop> {
+fn ask_code(
+    p: &mut Probe,
+    c: ConnId,
+    cmd: &[u8],
+    want: &[u16],
+    expected: &str,
+) -> Result<u16, Stop> {
     let lines = ask(p, c, cmd, expected)?;
     match code_of(&lines) {
         Some(code) if want.contains(&code) => Ok(code),
@@ -112,8 +139,12 @@ fn need(p: &mut Probe, c: ConnId, cmd: &[u8], class: u16, see: &str) -> Result<V
 /// A fresh connection and its 220 greeting.
 fn open(ctx: &Ctx, p: &mut Probe) -> Result<ConnId, Stop> {
     let addr = ctx.smtp_addr();
-    let c = p.connect(&addr).map_err(needs("connecting", "smtp.greeting"))?;
-    let lines = p.smtp_reply(c).map_err(needs("the greeting", "smtp.greeting"))?;
+    let c = p
+        .connect(&addr)
+        .map_err(needs("connecting", "smtp.greeting"))?;
+    let lines = p
+        .smtp_reply(c)
+        .map_err(needs("the greeting", "smtp.greeting"))?;
     if code_of(&lines) != Some(220) {
         return Err(Verdict::Skip(format!(
             "the greeting was \"{}\", not 220; see smtp.greeting.",
@@ -126,7 +157,8 @@ fn open(ctx: &Ctx, p: &mut Probe) -> Result<ConnId, Stop> {
 /// A fresh connection, greeted with EHLO (HELO when EHLO is refused).
 fn session(ctx: &Ctx, p: &mut Probe) -> Result<ConnId, Stop> {
     let c = open(ctx, p)?;
-    p.send(c, b"EHLO mailwire.check\r\n").map_err(needs("EHLO", "smtp.ehlo"))?;
+    p.send(c, b"EHLO mailwire.check\r\n")
+        .map_err(needs("EHLO", "smtp.ehlo"))?;
     let lines = p.smtp_reply(c).map_err(needs("EHLO", "smtp.ehlo"))?;
     if code_of(&lines) != Some(250) {
         need(p, c, b"HELO mailwire.check\r\n", 2, "smtp.helo")?;
@@ -145,7 +177,13 @@ fn rcpt_to(ctx: &Ctx) -> Vec<u8> {
 /// MAIL and RCPT on the way.
 fn envelope(ctx: &Ctx, p: &mut Probe, c: ConnId) -> Result<(), Stop> {
     need(p, c, &mail_from(), 2, "smtp.data-354")?;
-    need(p, c, &rcpt_to(ctx), 2, "smtp.data-354 (is --rcpt a local mailbox of this server?)")?;
+    need(
+        p,
+        c,
+        &rcpt_to(ctx),
+        2,
+        "smtp.data-354 (is --rcpt a local mailbox of this server?)",
+    )?;
     Ok(())
 }
 
@@ -191,27 +229,195 @@ pub fn checks() -> Vec<(CheckInfo, CheckFn)> {
     };
     use Level::{Must, Should};
     vec![
-        (c("smtp.greeting", "RFC 5321 section 4.2", Must, "the server greets with 220"), greeting as CheckFn),
-        (c("smtp.reply-syntax", "RFC 5321 section 4.2", Must, "replies are 3-digit codes, multi-line with \"-\", one code per reply"), reply_syntax),
-        (c("smtp.line-ends", "RFC 5321 section 2.3.8", Must, "every reply line ends with CRLF"), line_ends),
-        (c("smtp.ehlo", "RFC 5321 section 4.1.1.1", Must, "EHLO gets 250"), ehlo),
-        (c("smtp.helo", "RFC 5321 section 4.1.1.1", Must, "HELO gets 250"), helo),
-        (c("smtp.command-case", "RFC 5321 section 2.4", Must, "command names in any case"), command_case),
-        (c("smtp.unknown-command", "RFC 5321 section 4.2.4", Must, "an unknown command gets 500, not silence"), unknown_command),
-        (c("smtp.rcpt-before-mail", "RFC 5321 section 4.1.4", Must, "RCPT before MAIL gets 503"), rcpt_before_mail),
-        (c("smtp.data-before-rcpt", "RFC 5321 section 4.1.4", Must, "DATA before RCPT gets 503 (or 554)"), data_before_rcpt),
-        (c("smtp.mail-syntax", "RFC 5321 section 4.1.1.2", Must, "MAIL with a broken path gets 501"), mail_syntax),
-        (c("smtp.rcpt-syntax", "RFC 5321 section 4.1.1.3", Must, "RCPT without a path gets 501"), rcpt_syntax),
-        (c("smtp.data-354", "RFC 5321 section 4.1.1.4", Must, "DATA gets 354 before the message is sent"), data_354),
-        (c("smtp.data-end", "RFC 5321 section 4.1.1.4", Must, "CRLF.CRLF ends the message; 250 accepts it"), data_end),
-        (c("smtp.no-smuggling", "RFC 5321 section 4.1.1.4", Must, "only CRLF.CRLF ends DATA, not \"\\n.\\n\" (SMTP smuggling)"), no_smuggling),
-        (c("smtp.rset", "RFC 5321 section 4.1.1.5", Must, "RSET gets 250 and ends the transaction"), rset),
-        (c("smtp.noop", "RFC 5321 section 4.1.1.9", Must, "NOOP gets 250"), noop),
-        (c("smtp.split-command", "RFC 5321 section 2.3.8", Must, "a command split over two TCP segments"), split_command),
-        (c("smtp.pipelining", "RFC 2920 section 3", Should, "commands sent together are all answered, in order"), pipelining),
-        (c("smtp.line-512", "RFC 5321 section 4.5.3.1.4", Must, "a 512-octet command line is accepted"), line_512),
-        (c("smtp.line-too-long", "RFC 5321 section 4.5.3.1.4", Should, "a 2000-octet command gets 500, and the session goes on"), line_too_long),
-        (c("smtp.quit", "RFC 5321 section 4.1.1.10", Must, "QUIT: 221 and the connection closes"), quit),
+        (
+            c(
+                "smtp.greeting",
+                "RFC 5321 section 4.2",
+                Must,
+                "the server greets with 220",
+            ),
+            greeting as CheckFn,
+        ),
+        (
+            c(
+                "smtp.reply-syntax",
+                "RFC 5321 section 4.2",
+                Must,
+                "replies are 3-digit codes, multi-line with \"-\", one code per reply",
+            ),
+            reply_syntax,
+        ),
+        (
+            c(
+                "smtp.line-ends",
+                "RFC 5321 section 2.3.8",
+                Must,
+                "every reply line ends with CRLF",
+            ),
+            line_ends,
+        ),
+        (
+            c(
+                "smtp.ehlo",
+                "RFC 5321 section 4.1.1.1",
+                Must,
+                "EHLO gets 250",
+            ),
+            ehlo,
+        ),
+        (
+            c(
+                "smtp.helo",
+                "RFC 5321 section 4.1.1.1",
+                Must,
+                "HELO gets 250",
+            ),
+            helo,
+        ),
+        (
+            c(
+                "smtp.command-case",
+                "RFC 5321 section 2.4",
+                Must,
+                "command names in any case",
+            ),
+            command_case,
+        ),
+        (
+            c(
+                "smtp.unknown-command",
+                "RFC 5321 section 4.2.4",
+                Must,
+                "an unknown command gets 500, not silence",
+            ),
+            unknown_command,
+        ),
+        (
+            c(
+                "smtp.rcpt-before-mail",
+                "RFC 5321 section 4.1.4",
+                Must,
+                "RCPT before MAIL gets 503",
+            ),
+            rcpt_before_mail,
+        ),
+        (
+            c(
+                "smtp.data-before-rcpt",
+                "RFC 5321 section 4.1.4",
+                Must,
+                "DATA before RCPT gets 503 (or 554)",
+            ),
+            data_before_rcpt,
+        ),
+        (
+            c(
+                "smtp.mail-syntax",
+                "RFC 5321 section 4.1.1.2",
+                Must,
+                "MAIL with a broken path gets 501",
+            ),
+            mail_syntax,
+        ),
+        (
+            c(
+                "smtp.rcpt-syntax",
+                "RFC 5321 section 4.1.1.3",
+                Must,
+                "RCPT without a path gets 501",
+            ),
+            rcpt_syntax,
+        ),
+        (
+            c(
+                "smtp.data-354",
+                "RFC 5321 section 4.1.1.4",
+                Must,
+                "DATA gets 354 before the message is sent",
+            ),
+            data_354,
+        ),
+        (
+            c(
+                "smtp.data-end",
+                "RFC 5321 section 4.1.1.4",
+                Must,
+                "CRLF.CRLF ends the message; 250 accepts it",
+            ),
+            data_end,
+        ),
+        (
+            c(
+                "smtp.no-smuggling",
+                "RFC 5321 section 4.1.1.4",
+                Must,
+                "only CRLF.CRLF ends DATA, not \"\\n.\\n\" (SMTP smuggling)",
+            ),
+            no_smuggling,
+        ),
+        (
+            c(
+                "smtp.rset",
+                "RFC 5321 section 4.1.1.5",
+                Must,
+                "RSET gets 250 and ends the transaction",
+            ),
+            rset,
+        ),
+        (
+            c(
+                "smtp.noop",
+                "RFC 5321 section 4.1.1.9",
+                Must,
+                "NOOP gets 250",
+            ),
+            noop,
+        ),
+        (
+            c(
+                "smtp.split-command",
+                "RFC 5321 section 2.3.8",
+                Must,
+                "a command split over two TCP segments",
+            ),
+            split_command,
+        ),
+        (
+            c(
+                "smtp.pipelining",
+                "RFC 2920 section 3",
+                Should,
+                "commands sent together are all answered, in order",
+            ),
+            pipelining,
+        ),
+        (
+            c(
+                "smtp.line-512",
+                "RFC 5321 section 4.5.3.1.4",
+                Must,
+                "a 512-octet command line is accepted",
+            ),
+            line_512,
+        ),
+        (
+            c(
+                "smtp.line-too-long",
+                "RFC 5321 section 4.5.3.1.4",
+                Should,
+                "a 2000-octet command gets 500, and the session goes on",
+            ),
+            line_too_long,
+        ),
+        (
+            c(
+                "smtp.quit",
+                "RFC 5321 section 4.1.1.10",
+                Must,
+                "QUIT: 221 and the connection closes",
+            ),
+            quit,
+        ),
     ]
 }
 
@@ -249,7 +455,10 @@ fn greeting(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let lines = p.smtp_reply(c).map_err(|e| match e {
         StepError::Silent { waited } => fail_at(
             level,
-            format!("no greeting within {:.1} s after the connection opened", waited.as_secs_f64()),
+            format!(
+                "no greeting within {:.1} s after the connection opened",
+                waited.as_secs_f64()
+            ),
         ),
         other => failed(level)(other),
     })?;
@@ -263,13 +472,27 @@ fn greeting(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
 /// The replies of a short session: greeting, EHLO (or HELO), NOOP, MAIL, RSET.
 fn short_session(ctx: &Ctx, p: &mut Probe) -> Result<Vec<Vec<Vec<u8>>>, Stop> {
     let addr = ctx.smtp_addr();
-    let c = p.connect(&addr).map_err(needs("connecting", "smtp.greeting"))?;
-    let mut replies = vec![p.smtp_reply(c).map_err(needs("the greeting", "smtp.greeting"))?];
+    let c = p
+        .connect(&addr)
+        .map_err(needs("connecting", "smtp.greeting"))?;
+    let mut replies = vec![
+        p.smtp_reply(c)
+            .map_err(needs("the greeting", "smtp.greeting"))?,
+    ];
     let mail = mail_from();
-    for cmd in [&b"EHLO mailwire.check\r\n"[..], b"NOOP\r\n", &mail, b"RSET\r\n"] {
+    for cmd in [
+        &b"EHLO mailwire.check\r\n"[..],
+        b"NOOP\r\n",
+        &mail,
+        b"RSET\r\n",
+    ] {
         let what = visible(trim_end(cmd), 40);
-        p.send(c, cmd).map_err(needs(&what, "the check of that command"))?;
-        replies.push(p.smtp_reply(c).map_err(needs(&what, "the check of that command"))?);
+        p.send(c, cmd)
+            .map_err(needs(&what, "the check of that command"))?;
+        replies.push(
+            p.smtp_reply(c)
+                .map_err(needs(&what, "the check of that command"))?,
+        );
     }
     p.quit_quietly(c);
     p.restart_evidence();
@@ -295,14 +518,25 @@ fn line_ends(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let replies = short_session(ctx, p)?;
     p.expect("every reply line ended by CR LF (greeting, EHLO, NOOP, MAIL, RSET)");
     if let Some(bad) = replies.iter().flatten().find(|l| !pop3::ends_crlf(l)) {
-        return Err(fail(p, format!("the line \"{}\" ends with a bare LF, without CR", visible(bad, 200))));
+        return Err(fail(
+            p,
+            format!(
+                "the line \"{}\" ends with a bare LF, without CR",
+                visible(bad, 200)
+            ),
+        ));
     }
     Ok(Verdict::Pass)
 }
 
 fn ehlo(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let c = open(ctx, p)?;
-    let lines = ask(p, c, b"EHLO mailwire.check\r\n", "a reply with code 250 (one line, or several: the extensions)")?;
+    let lines = ask(
+        p,
+        c,
+        b"EHLO mailwire.check\r\n",
+        "a reply with code 250 (one line, or several: the extensions)",
+    )?;
     if code_of(&lines) != Some(250) {
         return Err(fail(p, format!("got \"{}\"", shown(&lines))));
     }
@@ -313,7 +547,13 @@ fn ehlo(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
 
 fn helo(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let c = open(ctx, p)?;
-    ask_code(p, c, b"HELO mailwire.check\r\n", &[250], "a reply with code 250")?;
+    ask_code(
+        p,
+        c,
+        b"HELO mailwire.check\r\n",
+        &[250],
+        "a reply with code 250",
+    )?;
     p.quit_quietly(c);
     Ok(Verdict::Pass)
 }
@@ -321,8 +561,19 @@ fn helo(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
 fn command_case(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let c = open(ctx, p)?;
     let mail = format!("mail from:<{SENDER}>\r\n");
-    for cmd in [&b"ehlo mailwire.check\r\n"[..], b"nOoP\r\n", mail.as_bytes(), b"rset\r\n"] {
-        ask_code(p, c, cmd, &[250], "a reply with code 250 (command names are case-insensitive)")?;
+    for cmd in [
+        &b"ehlo mailwire.check\r\n"[..],
+        b"nOoP\r\n",
+        mail.as_bytes(),
+        b"rset\r\n",
+    ] {
+        ask_code(
+            p,
+            c,
+            cmd,
+            &[250],
+            "a reply with code 250 (command names are case-insensitive)",
+        )?;
     }
     p.quit_quietly(c);
     Ok(Verdict::Pass)
@@ -330,11 +581,18 @@ fn command_case(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
 
 fn unknown_command(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let c = session(ctx, p)?;
-    let lines = ask(p, c, b"XYZZY\r\n", "a reply with code 500 (command not recognized)")?;
+    let lines = ask(
+        p,
+        c,
+        b"XYZZY\r\n",
+        "a reply with code 500 (command not recognized)",
+    )?;
     p.quit_quietly(c);
     match code_of(&lines) {
         Some(500) => Ok(Verdict::Pass),
-        Some(code) if code / 100 == 5 => Ok(Verdict::Warn(format!("{code} is a refusal, but 500 says \"not recognized\""))),
+        Some(code) if code / 100 == 5 => Ok(Verdict::Warn(format!(
+            "{code} is a refusal, but 500 says \"not recognized\""
+        ))),
         _ => Err(fail(p, format!("got \"{}\"", shown(&lines)))),
     }
 }
@@ -346,7 +604,10 @@ fn refused(p: &mut Probe, lines: &[Vec<u8>], best: &[u16]) -> Result<Verdict, St
         Some(code) if best.contains(&code) => Ok(Verdict::Pass),
         Some(code) if code / 100 == 5 => Ok(Verdict::Warn(format!(
             "{code} refuses it, but RFC 5321 gives {} for this",
-            best.iter().map(u16::to_string).collect::<Vec<_>>().join(" or ")
+            best.iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(" or ")
         ))),
         _ => Err(fail(p, format!("got \"{}\"", shown(lines)))),
     }
@@ -354,7 +615,12 @@ fn refused(p: &mut Probe, lines: &[Vec<u8>], best: &[u16]) -> Result<Verdict, St
 
 fn rcpt_before_mail(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let c = session(ctx, p)?;
-    let lines = ask(p, c, &rcpt_to(ctx), "a reply with code 503 (bad sequence: no MAIL yet)")?;
+    let lines = ask(
+        p,
+        c,
+        &rcpt_to(ctx),
+        "a reply with code 503 (bad sequence: no MAIL yet)",
+    )?;
     p.quit_quietly(c);
     refused(p, &lines, &[503])
 }
@@ -362,14 +628,24 @@ fn rcpt_before_mail(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
 fn data_before_rcpt(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let c = session(ctx, p)?;
     need(p, c, &mail_from(), 2, "smtp.command-case")?;
-    let lines = ask(p, c, b"DATA\r\n", "a reply with code 503 or 554 (no recipient yet), never 354")?;
+    let lines = ask(
+        p,
+        c,
+        b"DATA\r\n",
+        "a reply with code 503 or 554 (no recipient yet), never 354",
+    )?;
     p.drop_conn(c);
     refused(p, &lines, &[503, 554])
 }
 
 fn mail_syntax(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let c = session(ctx, p)?;
-    let lines = ask(p, c, b"MAIL FROM:<broken@path\r\n", "a reply with code 501 (syntax error in the path)")?;
+    let lines = ask(
+        p,
+        c,
+        b"MAIL FROM:<broken@path\r\n",
+        "a reply with code 501 (syntax error in the path)",
+    )?;
     p.quit_quietly(c);
     refused(p, &lines, &[501, 553, 555])
 }
@@ -377,7 +653,12 @@ fn mail_syntax(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
 fn rcpt_syntax(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let c = session(ctx, p)?;
     need(p, c, &mail_from(), 2, "smtp.command-case")?;
-    let lines = ask(p, c, b"RCPT TO:\r\n", "a reply with code 501 (syntax error: no path)")?;
+    let lines = ask(
+        p,
+        c,
+        b"RCPT TO:\r\n",
+        "a reply with code 501 (syntax error: no path)",
+    )?;
     p.quit_quietly(c);
     refused(p, &lines, &[501, 553, 555])
 }
@@ -396,7 +677,12 @@ fn finish_quietly(ctx: &mut Ctx, p: &mut Probe, c: ConnId, text: Vec<u8>, wire: 
 fn data_354(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let c = session(ctx, p)?;
     envelope(ctx, p, c)?;
-    let lines = ask(p, c, b"DATA\r\n", "a reply with code 354 (send the message), before any of it is sent")?;
+    let lines = ask(
+        p,
+        c,
+        b"DATA\r\n",
+        "a reply with code 354 (send the message), before any of it is sent",
+    )?;
     if code_of(&lines) != Some(354) {
         p.drop_conn(c);
         return Err(fail(p, format!("got \"{}\"", shown(&lines))));
@@ -414,7 +700,13 @@ fn data_end(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     envelope(ctx, p, c)?;
     need(p, c, b"DATA\r\n", 3, "smtp.data-354")?;
     let (text, wire) = own_message(ctx, ctx.sent.len() + 1);
-    let code = ask_code(p, c, &wire, &[250], "a reply with code 250 after the line holding only \".\" (CRLF.CRLF)")?;
+    let code = ask_code(
+        p,
+        c,
+        &wire,
+        &[250],
+        "a reply with code 250 after the line holding only \".\" (CRLF.CRLF)",
+    )?;
     if code == 250 {
         ctx.sent.push(SentMail { content: text });
     }
@@ -450,7 +742,10 @@ fn no_smuggling(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
         Ok(bytes) if bytes.is_empty() => {}
         Ok(_) => {
             p.drop_conn(c);
-            return Err(fail(p, "the server answered before CRLF.CRLF: a dot line with a bare LF ended the data, and what followed was read as commands"));
+            return Err(fail(
+                p,
+                "the server answered before CRLF.CRLF: a dot line with a bare LF ended the data, and what followed was read as commands",
+            ));
         }
         Err(e) => {
             return Err(fail(p, format!("the data was not ended, yet: {e}")));
@@ -462,11 +757,16 @@ fn no_smuggling(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let extra = p.listen(c, Duration::from_millis(300)).unwrap_or_default();
     p.quit_quietly(c);
     if !extra.is_empty() {
-        return Err(fail(p, "more than one reply came after CRLF.CRLF: the smuggled lines were read as commands"));
+        return Err(fail(
+            p,
+            "more than one reply came after CRLF.CRLF: the smuggled lines were read as commands",
+        ));
     }
     match code_of(&lines).map(|c| c / 100) {
         Some(2) => {
-            ctx.sent.push(SentMail { content: Vec::new() });
+            ctx.sent.push(SentMail {
+                content: Vec::new(),
+            });
             Ok(Verdict::Pass)
         }
         Some(5 | 4) => Ok(Verdict::Pass),
@@ -478,11 +778,19 @@ fn rset(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let c = session(ctx, p)?;
     need(p, c, &mail_from(), 2, "smtp.command-case")?;
     ask_code(p, c, b"RSET\r\n", &[250], "a reply with code 250")?;
-    let lines = ask(p, c, &rcpt_to(ctx), "503 to RCPT: RSET ended the transaction, so there is no MAIL")?;
+    let lines = ask(
+        p,
+        c,
+        &rcpt_to(ctx),
+        "503 to RCPT: RSET ended the transaction, so there is no MAIL",
+    )?;
     p.quit_quietly(c);
     match code_of(&lines).map(|c| c / 100) {
         Some(5) => Ok(Verdict::Pass),
-        _ => Err(fail(p, format!("got \"{}\": the transaction survived RSET", shown(&lines)))),
+        _ => Err(fail(
+            p,
+            format!("got \"{}\": the transaction survived RSET", shown(&lines)),
+        )),
     }
 }
 
@@ -519,13 +827,19 @@ fn pipelining(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     p.expect("four replies in order: 250 (MAIL), a reply to RCPT, 250 (RSET), 250 (NOOP)");
     let level = p.level;
     p.send(c, &batch).map_err(failed(level))?;
-    for (i, want) in [Some(250), None, Some(250), Some(250)].into_iter().enumerate() {
+    for (i, want) in [Some(250), None, Some(250), Some(250)]
+        .into_iter()
+        .enumerate()
+    {
         let lines = p
             .smtp_reply(c)
             .map_err(|e| fail_at(level, format!("reply {} of 4: {e}", i + 1)))?;
         let code = code_of(&lines);
         if code.is_none() || want.is_some_and(|w| Some(w) != code) {
-            return Err(fail(p, format!("reply {} of 4 was \"{}\"", i + 1, shown(&lines))));
+            return Err(fail(
+                p,
+                format!("reply {} of 4 was \"{}\"", i + 1, shown(&lines)),
+            ));
         }
     }
     p.quit_quietly(c);
@@ -537,7 +851,13 @@ fn line_512(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let mut cmd = b"NOOP ".to_vec();
     cmd.extend(std::iter::repeat_n(b'x', 512 - 5 - 2));
     cmd.extend_from_slice(b"\r\n");
-    ask_code(p, c, &cmd, &[250], "a reply with code 250 to NOOP with a parameter: the line is 512 octets with CRLF, the least a server must accept")?;
+    ask_code(
+        p,
+        c,
+        &cmd,
+        &[250],
+        "a reply with code 250 to NOOP with a parameter: the line is 512 octets with CRLF, the least a server must accept",
+    )?;
     p.quit_quietly(c);
     Ok(Verdict::Pass)
 }
@@ -566,7 +886,13 @@ fn line_too_long(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
 
 fn quit(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let c = session(ctx, p)?;
-    ask_code(p, c, b"QUIT\r\n", &[221], "a reply with code 221, then the server closes the connection")?;
+    ask_code(
+        p,
+        c,
+        b"QUIT\r\n",
+        &[221],
+        "a reply with code 221, then the server closes the connection",
+    )?;
     let level = p.level;
     p.closes(c)
         .map_err(|e| fail_at(level, format!("after 221 the connection stayed open: {e}")))?;
@@ -576,8 +902,15 @@ fn quit(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
 /// The checker's dotted mail as RETR sent it, found in the maildrop (a skip when it is
 /// not there).
 fn find_dotted(ctx: &mut Ctx, p: &mut Probe) -> Result<(Vec<u8>, Option<Lines>), Stop> {
-    let Some(sent) = ctx.sent.iter().find(|m| !m.content.is_empty()).map(|m| m.content.clone()) else {
-        return Err(Verdict::Skip("no mail was accepted through SMTP; see smtp.data-354 and smtp.data-end".into()));
+    let Some(sent) = ctx
+        .sent
+        .iter()
+        .find(|m| !m.content.is_empty())
+        .map(|m| m.content.clone())
+    else {
+        return Err(Verdict::Skip(
+            "no mail was accepted through SMTP; see smtp.data-354 and smtp.data-end".into(),
+        ));
     };
     let subject = sent
         .split(|&b| b == b'\n')
@@ -604,17 +937,25 @@ fn round_trip(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let Some(lines) = lines else {
         return Err(fail(p, not_found(ctx)));
     };
-    let read = unstuff(&lines);
+    let read = unstuff_crlf(&lines);
     p.restart_evidence();
     p.sent = sent.clone();
     p.got = read.clone();
-    p.expect("the message as sent, byte for byte, after any trace lines (Return-Path:, Received:) the server added at the top");
+    p.expect("the message as sent, byte for byte (line ends aside: see pop3.line-ends), after any trace lines (Return-Path:, Received:) the server added at the top");
     if !read.ends_with(&sent) {
         let why = if read.len() < sent.len() {
-            format!("POP3 gave {} octets, fewer than the {} sent", read.len(), sent.len())
+            format!(
+                "POP3 gave {} octets, fewer than the {} sent",
+                read.len(),
+                sent.len()
+            )
         } else {
             let tail = read.get(read.len() - sent.len()..).unwrap_or_default();
-            let at = tail.iter().zip(&sent).position(|(a, b)| a != b).unwrap_or(0);
+            let at = tail
+                .iter()
+                .zip(&sent)
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
             format!(
                 "the message differs from what was sent at its octet {at}: sent \"{}\", read \"{}\"",
                 visible(sent.get(at..).unwrap_or_default(), 40),
@@ -625,7 +966,10 @@ fn round_trip(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     }
     let added = read.get(..read.len() - sent.len()).unwrap_or_default();
     if !is_header_block(added) {
-        return Err(fail(p, "the server added something before the message that is not header lines"));
+        return Err(fail(
+            p,
+            "the server added something before the message that is not header lines",
+        ));
     }
     Ok(Verdict::Pass)
 }
@@ -639,7 +983,10 @@ pub fn is_header_block(bytes: &[u8]) -> bool {
             && (text.starts_with(b" ")
                 || text.starts_with(b"\t")
                 || text.iter().position(|&b| b == b':').is_some_and(|colon| {
-                    colon > 0 && text.get(..colon).is_some_and(|name| name.iter().all(|b| b.is_ascii_graphic()))
+                    colon > 0
+                        && text
+                            .get(..colon)
+                            .is_some_and(|name| name.iter().all(|b| b.is_ascii_graphic()))
                 }))
     })
 }
@@ -647,14 +994,20 @@ pub fn is_header_block(bytes: &[u8]) -> bool {
 fn dot_unstuffing(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let (_, lines) = find_dotted(ctx, p)?;
     let Some(lines) = lines else {
-        return Err(Verdict::Skip(format!("{}; see roundtrip.smtp-pop3", not_found(ctx))));
+        return Err(Verdict::Skip(format!(
+            "{}; see roundtrip.smtp-pop3",
+            not_found(ctx)
+        )));
     };
     let target = DOT_LINE.trim_start_matches('.');
     let Some(line) = lines
         .iter()
         .find(|l| trim_end(l).ends_with(target.as_bytes()))
     else {
-        return Err(fail(p, "the line beginning with a dot is missing from the message read back"));
+        return Err(fail(
+            p,
+            "the line beginning with a dot is missing from the message read back",
+        ));
     };
     p.restart_evidence();
     let (_, wire) = own_message(ctx, 1);
@@ -669,7 +1022,13 @@ fn dot_unstuffing(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     ));
     let dots = line.iter().take_while(|&&b| b == b'.').count();
     if dots > 2 {
-        return Err(fail(p, format!("POP3 sends \"{}\": the server stored the line with SMTP's extra \".\" still on", visible(trim_end(line), 100))));
+        return Err(fail(
+            p,
+            format!(
+                "POP3 sends \"{}\": the server stored the line with SMTP's extra \".\" still on",
+                visible(trim_end(line), 100)
+            ),
+        ));
     }
     Ok(Verdict::Pass)
 }
@@ -679,7 +1038,9 @@ mod tests {
     use super::*;
 
     fn lines(text: &[u8]) -> Vec<Vec<u8>> {
-        text.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec).collect()
+        text.split_inclusive(|&b| b == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect()
     }
 
     #[test]
@@ -696,7 +1057,9 @@ mod tests {
     #[test]
     fn trace_lines_are_header_lines() {
         assert!(is_header_block(b""));
-        assert!(is_header_block(b"Return-Path: <a@b>\r\nReceived: from x\r\n\tby y\r\n"));
+        assert!(is_header_block(
+            b"Return-Path: <a@b>\r\nReceived: from x\r\n\tby y\r\n"
+        ));
         assert!(!is_header_block(b"hello\r\n"));
         assert!(!is_header_block(b"X: y\n"));
     }

@@ -48,7 +48,10 @@ impl fmt::Display for StepError {
                 waited.as_secs_f64()
             ),
             StepError::Closed => {
-                write!(f, "The server closed the connection before answering completely.")
+                write!(
+                    f,
+                    "The server closed the connection before answering completely."
+                )
             }
             StepError::Reset => write!(f, "The server reset the connection (TCP RST)."),
             StepError::Io(why) => write!(f, "The connection failed: {why}."),
@@ -342,7 +345,10 @@ impl Probe {
 /// Reads once (whatever is there, up to the deadline) into the connection's buffer.
 fn fill(conn: &mut Conn, deadline: Instant) -> Result<(), StepError> {
     let now = Instant::now();
-    let Some(left) = deadline.checked_duration_since(now).filter(|d| !d.is_zero()) else {
+    let Some(left) = deadline
+        .checked_duration_since(now)
+        .filter(|d| !d.is_zero())
+    else {
         return Err(StepError::Silent {
             waited: Duration::ZERO,
         });
@@ -357,7 +363,8 @@ fn fill(conn: &mut Conn, deadline: Instant) -> Result<(), StepError> {
             Ok(())
         }
         Ok(n) => {
-            conn.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            conn.buf
+                .extend_from_slice(chunk.get(..n).unwrap_or_default());
             Ok(())
         }
         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {

@@ -73,14 +73,18 @@ pub fn run_check(args: CheckArgs) -> u8 {
 
 fn check_with(args: CheckArgs) -> Result<ExitStatus, String> {
     if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 600.0) {
-        return Err(format!("--timeout {}: give a number of seconds between 0 and 600", args.timeout));
+        return Err(format!(
+            "--timeout {}: give a number of seconds between 0 and 600",
+            args.timeout
+        ));
     }
     let timeout = Duration::from_secs_f64(args.timeout);
     // A replay server lives until the end of the run.
     let mut _replay = None;
     let settings = match args.against.as_deref() {
         Some(name) => {
-            let flaw = Flaw::from_name(name).ok_or_else(|| format!("--against {name}: no such replay server"))?;
+            let flaw = Flaw::from_name(name)
+                .ok_or_else(|| format!("--against {name}: no such replay server"))?;
             if args.pop3.is_some() || args.smtp.is_some() {
                 return Err("--against runs its own servers: leave out --pop3 and --smtp".into());
             }
@@ -112,7 +116,10 @@ fn check_with(args: CheckArgs) -> Result<ExitStatus, String> {
             let (Some(user), Some(pass)) = (args.user.clone(), args.pass.clone()) else {
                 return Err("give --user and --pass: a mailbox on the server the checker may log in to and send mail to".into());
             };
-            let rcpt = args.rcpt.clone().unwrap_or_else(|| format!("{user}@localhost"));
+            let rcpt = args
+                .rcpt
+                .clone()
+                .unwrap_or_else(|| format!("{user}@localhost"));
             Settings {
                 pop3: args.pop3.clone(),
                 smtp: args.smtp.clone(),
@@ -157,7 +164,10 @@ fn check_with(args: CheckArgs) -> Result<ExitStatus, String> {
     }
     if let (Some(path), Some(capture)) = (&args.pcap, capture) {
         match capture.finish(&report, path, &args.interface) {
-            Ok(packets) => println!("wrote {} ({packets} packets, each commented with its check)", path.display()),
+            Ok(packets) => println!(
+                "wrote {} ({packets} packets, each commented with its check)",
+                path.display()
+            ),
             Err(why) => println!("no capture written to {}: {why}", path.display()),
         }
     }
@@ -180,7 +190,11 @@ struct Capture {
 /// Starts capturing the servers' ports; says why not and returns `None` when it cannot.
 fn start_capture(settings: &Settings, interface: &str) -> Option<Capture> {
     let port_of = |addr: &Option<String>| -> Option<u16> {
-        addr.as_deref()?.to_socket_addrs().ok()?.next().map(|a| a.port())
+        addr.as_deref()?
+            .to_socket_addrs()
+            .ok()?
+            .next()
+            .map(|a| a.port())
     };
     let pop3_ports: Vec<u16> = port_of(&settings.pop3).into_iter().collect();
     let smtp_ports: Vec<u16> = port_of(&settings.smtp).into_iter().collect();
@@ -234,7 +248,9 @@ impl Capture {
             for client in &r.clients {
                 let check = match &r.verdict {
                     Verdict::Pass | Verdict::Skip(_) => Ok(()),
-                    Verdict::Fail(why) | Verdict::Warn(why) => Err(StepError::Expectation(why.clone())),
+                    Verdict::Fail(why) | Verdict::Warn(why) => {
+                        Err(StepError::Expectation(why.clone()))
+                    }
                 };
                 let outcome = StepOutcome {
                     index,
@@ -257,7 +273,13 @@ impl Capture {
                     }
                 );
                 // An empty frame range: each packet goes to the step of its connection.
-                timeline.push_step(outcome, caption, Some(r.info.rfc.to_string()), Some(*client), 0..0);
+                timeline.push_step(
+                    outcome,
+                    caption,
+                    Some(r.info.rfc.to_string()),
+                    Some(*client),
+                    0..0,
+                );
                 index += 1;
             }
         }
