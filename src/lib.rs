@@ -8,6 +8,7 @@
 //! - [`cli`]: the commands of the binary (`src/main.rs` only parses and dispatches).
 
 pub mod capture;
+pub mod check;
 pub mod cli;
 pub mod client;
 pub mod decode;

@@ -48,6 +48,8 @@ enum Cmd {
     Telnet(cli::telnet::TelnetArgs),
     /// Run a scenario step by step on real sockets, with live capture; --list shows them.
     Run(cli::run::RunArgs),
+    /// Check your own POP3 and SMTP servers against the RFCs (exit 0: every must passed).
+    Check(cli::check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Some(Cmd::Client(a)) => cli::client::run_client(a),
         Some(Cmd::Telnet(a)) => cli::telnet::run_telnet(a),
         Some(Cmd::Run(a)) => cli::run::run_scenario(a),
+        Some(Cmd::Check(a)) => return ExitCode::from(cli::check::run_check(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,6 +17,7 @@
 //! Invariant: this is the top of the library: nothing outside `cli` (but `main.rs`) uses it.
 //! Code that another module needs does not belong here.
 
+pub mod check;
 pub mod client;
 pub mod import_assignment;
 pub mod open;

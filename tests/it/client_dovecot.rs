@@ -31,14 +31,14 @@ const MAIL_2: &str = "From: carol@example.org\r\nSubject: Second\r\n\
     Date: Wed, 2 Jul 2025 08:00:00 +0000\r\n\r\nshort\r\n";
 
 /// A Dovecot POP3 server in a temp folder, stopped (by its process id) and removed on drop.
-struct Dovecot {
+pub(crate) struct Dovecot {
     child: Spawned,
     dir: TempDir,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Dovecot {
-    fn start(tag: &str) -> Dovecot {
+    pub(crate) fn start(tag: &str) -> Dovecot {
         assert!(
             Path::new(DOVECOT).exists(),
             "{DOVECOT} is missing, so the client cannot be tested against Dovecot. Install it \

@@ -17,6 +17,7 @@ mod frames;
 
 mod capture_live;
 mod capture_sandbox;
+mod check;
 mod cli;
 mod client_console;
 mod client_dovecot;

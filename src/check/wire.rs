@@ -1,0 +1,449 @@
+//! The probe a check drives: raw TCP connections with a limit on every step, and the
+//! evidence of the step being judged (the bytes sent and the bytes that came back).
+//!
+//! Reading never interprets more than it must: a line is everything up to and including a
+//! LF (so a bare LF is seen as such), a multi-line POP3 reply ends at a line holding only
+//! "." (with CRLF or a bare LF: the line-end check judges that), an SMTP reply at the first
+//! line whose fourth byte is not "-". Everything else is judged by the checks.
+
+use std::fmt;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use super::{Level, Verdict};
+
+/// The longest line read (a server that never sends a LF cannot fill the memory).
+const MAX_LINE: usize = 64 * 1024;
+/// The most bytes of one multi-line reply (or of one check's evidence) kept.
+const MAX_REPLY: usize = 16 * 1024 * 1024;
+
+/// Why a step did not get what it waited for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepError {
+    /// No TCP connection could be made.
+    Connect { addr: String, why: String },
+    /// Nothing (more) came within the step's limit.
+    Silent { waited: Duration },
+    /// The server closed the connection (FIN) before the step's answer was complete.
+    Closed,
+    /// The connection was reset (RST).
+    Reset,
+    /// Another socket error.
+    Io(String),
+    /// A line longer than [`MAX_LINE`] bytes without a LF.
+    TooLong,
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StepError::Connect { addr, why } => write!(
+                f,
+                "Could not connect to {addr}: {why}. Is the server running and listening there?"
+            ),
+            StepError::Silent { waited } => write!(
+                f,
+                "The server sent nothing (more) for {:.1} s: no complete answer.",
+                waited.as_secs_f64()
+            ),
+            StepError::Closed => {
+                write!(
+                    f,
+                    "The server closed the connection before answering completely."
+                )
+            }
+            StepError::Reset => write!(f, "The server reset the connection (TCP RST)."),
+            StepError::Io(why) => write!(f, "The connection failed: {why}."),
+            StepError::TooLong => write!(
+                f,
+                "The server sent more than {MAX_LINE} bytes without a line end (LF)."
+            ),
+        }
+    }
+}
+
+/// The lines of a reply, each with its line end.
+pub type Lines = Vec<Vec<u8>>;
+
+/// How a check ends early: its verdict.
+pub type Stop = Verdict;
+
+/// A connection of one check (an index into the probe's connections).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnId(usize);
+
+struct Conn {
+    stream: TcpStream,
+    /// Received and not yet handed out.
+    buf: Vec<u8>,
+    eof: bool,
+}
+
+/// What one check uses: its connections, the step limit, and the evidence.
+pub struct Probe {
+    timeout: Duration,
+    conns: Vec<Option<Conn>>,
+    /// The local end of every connection opened.
+    pub clients: Vec<SocketAddr>,
+    /// What the current step expects (shown with a failure).
+    pub expected: String,
+    /// Bytes sent in the current step.
+    pub sent: Vec<u8>,
+    /// Bytes received in the current step.
+    pub got: Vec<u8>,
+    /// Whether the last thing done was a read (the next send starts a new step).
+    read_since_send: bool,
+    /// The level applied (a check may raise it).
+    pub level: Level,
+}
+
+impl Probe {
+    /// A probe whose every step waits at most `timeout`.
+    pub fn new(timeout: Duration, level: Level) -> Self {
+        Self {
+            timeout,
+            conns: Vec::new(),
+            clients: Vec::new(),
+            expected: String::new(),
+            sent: Vec::new(),
+            got: Vec::new(),
+            read_since_send: false,
+            level,
+        }
+    }
+
+    /// The step limit.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Sets what the next step expects.
+    pub fn expect(&mut self, expected: impl Into<String>) {
+        self.expected = expected.into();
+    }
+
+    /// Opens a fresh connection to `addr` (HOST:PORT) within the step limit.
+    pub fn connect(&mut self, addr: &str) -> Result<ConnId, StepError> {
+        self.new_step();
+        let connect_error = |why: String| StepError::Connect {
+            addr: addr.to_string(),
+            why,
+        };
+        let addrs: Vec<SocketAddr> = addr
+            .to_socket_addrs()
+            .map_err(|e| connect_error(e.to_string()))?
+            .collect();
+        let mut last = connect_error("the name has no address".to_string());
+        for a in addrs {
+            match TcpStream::connect_timeout(&a, self.timeout) {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    if let Ok(local) = stream.local_addr() {
+                        self.clients.push(local);
+                    }
+                    self.conns.push(Some(Conn {
+                        stream,
+                        buf: Vec::new(),
+                        eof: false,
+                    }));
+                    return Ok(ConnId(self.conns.len() - 1));
+                }
+                Err(e) => last = connect_error(e.to_string()),
+            }
+        }
+        Err(last)
+    }
+
+    fn conn(&mut self, id: ConnId) -> Result<&mut Conn, StepError> {
+        self.conns
+            .get_mut(id.0)
+            .and_then(Option::as_mut)
+            .ok_or(StepError::Closed)
+    }
+
+    fn new_step(&mut self) {
+        if self.read_since_send {
+            self.sent.clear();
+            self.got.clear();
+            self.read_since_send = false;
+        }
+    }
+
+    /// Starts a new step of evidence even if nothing was read since the last send.
+    pub fn restart_evidence(&mut self) {
+        self.sent.clear();
+        self.got.clear();
+        self.read_since_send = false;
+    }
+
+    /// Sends bytes in one write (one segment when small).
+    pub fn send(&mut self, id: ConnId, bytes: &[u8]) -> Result<(), StepError> {
+        self.new_step();
+        if self.sent.len() < MAX_REPLY {
+            self.sent.extend_from_slice(bytes);
+        }
+        let conn = self.conn(id)?;
+        conn.stream.write_all(bytes).map_err(io_error)?;
+        let _ = conn.stream.flush();
+        Ok(())
+    }
+
+    /// Closes a connection at once, without a goodbye (as a crashed client would).
+    pub fn drop_conn(&mut self, id: ConnId) {
+        if let Some(slot) = self.conns.get_mut(id.0)
+            && let Some(conn) = slot.take()
+        {
+            let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Says goodbye (`QUIT`) outside the evidence, waits briefly for the answer (so the
+    /// server can release a lock), and closes.
+    pub fn quit_quietly(&mut self, id: ConnId) {
+        let limit = self.timeout.min(Duration::from_secs(2));
+        if let Ok(conn) = self.conn(id) {
+            let _ = conn.stream.write_all(b"QUIT\r\n");
+            let deadline = Instant::now() + limit;
+            while !conn.eof && Instant::now() < deadline {
+                if fill(conn, deadline).is_err() {
+                    break;
+                }
+                conn.buf.clear();
+            }
+        }
+        self.drop_conn(id);
+    }
+
+    fn record(&mut self, bytes: &[u8]) {
+        self.read_since_send = true;
+        if self.got.len() < MAX_REPLY {
+            self.got.extend_from_slice(bytes);
+        }
+    }
+
+    /// The next line, with its line end (everything up to and including a LF).
+    pub fn line(&mut self, id: ConnId) -> Result<Vec<u8>, StepError> {
+        let deadline = Instant::now() + self.timeout;
+        self.line_until(id, deadline)
+    }
+
+    fn line_until(&mut self, id: ConnId, deadline: Instant) -> Result<Vec<u8>, StepError> {
+        self.read_since_send = true;
+        let timeout = self.timeout;
+        let conn = self.conn(id)?;
+        loop {
+            if let Some(end) = conn.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = conn.buf.drain(..=end).collect();
+                self.record(&line);
+                return Ok(line);
+            }
+            if conn.buf.len() > MAX_LINE {
+                let partial = std::mem::take(&mut conn.buf);
+                self.record(&partial);
+                return Err(StepError::TooLong);
+            }
+            if conn.eof {
+                let partial = std::mem::take(&mut conn.buf);
+                self.record(&partial);
+                return Err(StepError::Closed);
+            }
+            if let Err(e) = fill(conn, deadline) {
+                let partial = std::mem::take(&mut conn.buf);
+                self.record(&partial);
+                return Err(match e {
+                    StepError::Silent { .. } => StepError::Silent { waited: timeout },
+                    other => other,
+                });
+            }
+        }
+    }
+
+    /// The lines of a POP3 multi-line body after its first line: up to and including the
+    /// line holding only "." (CRLF or bare LF). The whole body shares one step limit,
+    /// renewed whenever bytes arrive.
+    pub fn dot_body(&mut self, id: ConnId) -> Result<Vec<Vec<u8>>, StepError> {
+        let mut lines = Vec::new();
+        let mut total = 0usize;
+        loop {
+            let line = self.line(id)?;
+            total += line.len();
+            let end = line == b".\r\n" || line == b".\n";
+            lines.push(line);
+            if end {
+                return Ok(lines);
+            }
+            if total > MAX_REPLY {
+                return Err(StepError::TooLong);
+            }
+        }
+    }
+
+    /// The lines of one SMTP reply: up to the first line whose fourth byte is not "-".
+    pub fn smtp_reply(&mut self, id: ConnId) -> Result<Vec<Vec<u8>>, StepError> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line(id)?;
+            let more = line.get(3) == Some(&b'-') && lines.len() < 1000;
+            lines.push(line);
+            if !more {
+                return Ok(lines);
+            }
+        }
+    }
+
+    /// Waits `wait` and returns whatever arrived meanwhile (empty when nothing did);
+    /// `Closed` or `Reset` when the connection ended.
+    pub fn listen(&mut self, id: ConnId, wait: Duration) -> Result<Vec<u8>, StepError> {
+        let deadline = Instant::now() + wait;
+        let conn = self.conn(id)?;
+        let mut result = Ok(());
+        while Instant::now() < deadline && !conn.eof {
+            match fill(conn, deadline) {
+                Ok(()) => {}
+                Err(StepError::Silent { .. }) => break,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        let eof = conn.eof;
+        let bytes = std::mem::take(&mut conn.buf);
+        self.record(&bytes);
+        result?;
+        if eof && bytes.is_empty() {
+            return Err(StepError::Closed);
+        }
+        Ok(bytes)
+    }
+
+    /// Whether the server closes the connection within the step limit (bytes that arrive
+    /// first are recorded and skipped).
+    pub fn closes(&mut self, id: ConnId) -> Result<(), StepError> {
+        let deadline = Instant::now() + self.timeout;
+        let timeout = self.timeout;
+        let conn = self.conn(id)?;
+        loop {
+            if conn.eof {
+                let rest = std::mem::take(&mut conn.buf);
+                self.record(&rest);
+                return Ok(());
+            }
+            match fill(conn, deadline) {
+                Ok(()) => {}
+                Err(StepError::Reset) => return Ok(()),
+                Err(StepError::Silent { .. }) => {
+                    return Err(StepError::Silent { waited: timeout });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Reads once (whatever is there, up to the deadline) into the connection's buffer.
+fn fill(conn: &mut Conn, deadline: Instant) -> Result<(), StepError> {
+    let now = Instant::now();
+    let Some(left) = deadline
+        .checked_duration_since(now)
+        .filter(|d| !d.is_zero())
+    else {
+        return Err(StepError::Silent {
+            waited: Duration::ZERO,
+        });
+    };
+    conn.stream
+        .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+        .map_err(io_error)?;
+    let mut chunk = [0u8; 16 * 1024];
+    match conn.stream.read(&mut chunk) {
+        Ok(0) => {
+            conn.eof = true;
+            Ok(())
+        }
+        Ok(n) => {
+            conn.buf
+                .extend_from_slice(chunk.get(..n).unwrap_or_default());
+            Ok(())
+        }
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            Err(StepError::Silent {
+                waited: Duration::ZERO,
+            })
+        }
+        Err(e) if e.kind() == ErrorKind::Interrupted => Ok(()),
+        Err(e) => Err(io_error(e)),
+    }
+}
+
+fn io_error(e: std::io::Error) -> StepError {
+    match e.kind() {
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => StepError::Reset,
+        ErrorKind::BrokenPipe => StepError::Closed,
+        _ => StepError::Io(e.to_string()),
+    }
+}
+
+/// A step that failed in what the check names: a failure (or a warning for a `should`).
+pub fn failed(level: Level) -> impl Fn(StepError) -> Stop {
+    move |e| match level {
+        Level::Must => Verdict::Fail(e.to_string()),
+        Level::Should => Verdict::Warn(e.to_string()),
+    }
+}
+
+/// A step the check only needed on its way (a login, a 354): a skip naming the check that
+/// tests it.
+pub fn needs(what: &str, see: &str) -> impl Fn(StepError) -> Stop {
+    let text = format!("{what} did not work ({{}}); see {see}.");
+    move |e| Verdict::Skip(text.replace("{}", e.to_string().trim_end_matches('.')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn serve(reply: &'static [u8]) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = l.accept() {
+                let _ = s.write_all(reply);
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn lines_keep_their_ends_and_silence_is_an_error() {
+        let addr = serve(b"+OK hi\r\nbare\nrest");
+        let mut p = Probe::new(Duration::from_millis(200), Level::Must);
+        let c = p.connect(&addr).unwrap();
+        assert_eq!(p.line(c).unwrap(), b"+OK hi\r\n");
+        assert_eq!(p.line(c).unwrap(), b"bare\n");
+        assert!(matches!(p.line(c), Err(StepError::Silent { .. })));
+        assert_eq!(p.got, b"+OK hi\r\nbare\nrest");
+    }
+
+    #[test]
+    fn smtp_replies_end_at_the_last_line() {
+        let addr = serve(b"250-a\r\n250 b\r\n220 x\r\n");
+        let mut p = Probe::new(Duration::from_millis(500), Level::Must);
+        let c = p.connect(&addr).unwrap();
+        assert_eq!(p.smtp_reply(c).unwrap().len(), 2);
+        assert_eq!(p.smtp_reply(c).unwrap(), vec![b"220 x\r\n".to_vec()]);
+    }
+
+    #[test]
+    fn a_refused_connection_says_where() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        drop(l);
+        let mut p = Probe::new(Duration::from_millis(500), Level::Must);
+        let e = p.connect(&addr).unwrap_err();
+        assert!(e.to_string().contains(&addr), "{e}");
+    }
+}
