@@ -25,6 +25,8 @@ pub enum ClientError {
         peer: SocketAddr,
         waiting_for: String,
         after: Duration,
+        /// What had arrived of the reply, and the rule it broke, when part of it had.
+        so_far: Option<String>,
     },
     /// Reading or writing the socket failed.
     Io {
@@ -70,9 +72,21 @@ impl fmt::Display for ClientError {
                 peer,
                 waiting_for,
                 after,
+                so_far: None,
             } => write!(
                 f,
                 "The server at {peer} sent nothing for {} while we waited for {waiting_for}.",
+                seconds(*after)
+            ),
+            Self::ReadTimeout {
+                peer,
+                waiting_for,
+                after,
+                so_far: Some(so_far),
+            } => write!(
+                f,
+                "The server at {peer} stopped in the middle of {waiting_for}: it sent {so_far}, \
+                 then nothing for {}.",
                 seconds(*after)
             ),
             Self::Io {
@@ -135,6 +149,7 @@ mod tests {
             peer,
             waiting_for: "the reply to STAT".into(),
             after: Duration::from_millis(250),
+            so_far: None,
         };
         assert_eq!(
             e.to_string(),

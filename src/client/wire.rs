@@ -149,7 +149,7 @@ impl Wire {
 
     /// The next bytes from the server, or `None` once it closed the connection.
     pub(crate) async fn receive_bytes(&mut self) -> Result<Option<Vec<u8>>, ClientError> {
-        self.read("a reply".to_string()).await
+        self.read("a reply".to_string(), None).await
     }
 
     /// Drives `machine` until it hands out a reply: writes what it asks, reads what the
@@ -177,7 +177,7 @@ impl Wire {
                 return Err(ClientError::Closed { peer: self.peer });
             }
             let waiting_for = machine.waiting_for().unwrap_or_else(|| "nothing".into());
-            match self.read(waiting_for).await? {
+            match self.read(waiting_for, machine.progress()).await? {
                 Some(bytes) => machine.receive(&bytes),
                 None => machine.receive_eof(),
             }
@@ -199,7 +199,11 @@ impl Wire {
     }
 
     /// The next bytes from the server, or `None` once it closed the connection.
-    async fn read(&mut self, waiting_for: String) -> Result<Option<Vec<u8>>, ClientError> {
+    async fn read(
+        &mut self,
+        waiting_for: String,
+        so_far: Option<String>,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
         if self.broken {
             return Err(ClientError::Closed { peer: self.peer });
         }
@@ -216,6 +220,7 @@ impl Wire {
                     peer,
                     waiting_for,
                     after,
+                    so_far,
                 })
             }
             Ok(Err(source)) => Err(self.fail("reading", source)),

@@ -180,4 +180,19 @@ pub trait ClientMachine:
     fn waiting_for(&self) -> Option<String>;
     /// Whether the session is over: the connection closed or the server broke the protocol.
     fn is_ended(&self) -> bool;
+    /// What has arrived of the reply being read, when part of it has and the rest is
+    /// missing, with the rule that says how it should have ended: for a driver that waited in
+    /// vain, so it can say why instead of only "no reply".
+    fn progress(&self) -> Option<String>;
+}
+
+/// Bytes as a short quoted excerpt for a diagnosis (lossy UTF-8, control bytes escaped).
+pub(crate) fn quoted(bytes: &[u8]) -> String {
+    const MAX: usize = 60;
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text.chars().take(MAX).flat_map(char::escape_debug).collect();
+    if text.chars().count() > MAX {
+        out.push('…');
+    }
+    format!("\"{out}\"")
 }

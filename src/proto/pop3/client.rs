@@ -144,6 +144,30 @@ impl ClientMachine for Pop3Client {
     fn is_ended(&self) -> bool {
         self.input.ended
     }
+
+    fn progress(&self) -> Option<String> {
+        let pending = self.input.buf.pending();
+        let unended = (!pending.is_empty()).then(|| {
+            format!(
+                "{} without a line end (RFC 1939 section 3: every line ends with CRLF)",
+                crate::proto::quoted(pending)
+            )
+        });
+        let Some(p) = &self.partial else {
+            return unended;
+        };
+        let lines = p.lines;
+        let mut text = format!(
+            "\"{}\" and {lines} line{}, but no \".\" line (RFC 1939 section 3: a multi-line \
+             reply ends with a line holding only \".\")",
+            p.reply.status_line(),
+            if lines == 1 { "" } else { "s" }
+        );
+        if let Some(u) = unended {
+            text.push_str(&format!("; then {u}"));
+        }
+        Some(text)
+    }
 }
 
 /// Why a session failed or a command could not be sent.

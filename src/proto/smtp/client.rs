@@ -207,6 +207,31 @@ impl ClientMachine for SmtpClient {
     fn is_ended(&self) -> bool {
         self.input.ended
     }
+
+    fn progress(&self) -> Option<String> {
+        let pending = self.input.buf.pending();
+        let unended = (!pending.is_empty()).then(|| {
+            format!(
+                "{} without a line end (RFC 5321 section 2.3.8: every line ends with CRLF)",
+                crate::proto::quoted(pending)
+            )
+        });
+        let Some(p) = &self.partial else {
+            return unended;
+        };
+        let lines = p.lines.len();
+        let mut text = format!(
+            "{lines} line{} of a {} reply, all \"{}-\", but not its last line (RFC 5321 \
+             section 4.2.1: the last line has a space after the code)",
+            if lines == 1 { "" } else { "s" },
+            p.code,
+            p.code
+        );
+        if let Some(u) = unended {
+            text.push_str(&format!("; then {u}"));
+        }
+        Some(text)
+    }
 }
 
 /// Why a session failed or something could not be sent.
