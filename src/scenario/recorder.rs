@@ -235,7 +235,8 @@ impl Recorder {
             .conn
             .and_then(|c| self.engine.transport_mut().client_addr(c));
         if let Some(client) = client {
-            let closing = matches!(step.action, Action::Quit | Action::Drop);
+            let closing = outcome.server_closed
+                || matches!(step.action, Action::Quit | Action::Drop | Action::Abort);
             self.catch_up(client, &outcome, closing);
         } else {
             self.drain_packets(Duration::ZERO);
