@@ -736,6 +736,18 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "pipelining",
         include_str!("../../scenarios/pipelining.toml"),
     ),
+    (
+        "pop3-commands",
+        include_str!("../../scenarios/pop3-commands.toml"),
+    ),
+    (
+        "smtp-commands",
+        include_str!("../../scenarios/smtp-commands.toml"),
+    ),
+    (
+        "autologout",
+        include_str!("../../scenarios/autologout.toml"),
+    ),
 ];
 
 /// Loads a built-in scenario by name, or a scenario file by path.
