@@ -748,6 +748,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "autologout",
         include_str!("../../scenarios/autologout.toml"),
     ),
+    ("tcp-close", include_str!("../../scenarios/tcp-close.toml")),
+    ("nagle", include_str!("../../scenarios/nagle.toml")),
 ];
 
 /// Loads a built-in scenario by name, or a scenario file by path.
