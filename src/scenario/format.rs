@@ -955,6 +955,49 @@ expect = "+OK"
     }
 
     #[test]
+    fn wait_abort_and_split_pauses() {
+        let s = Scenario::parse(
+            &format!(
+                "{MINIMAL}[[step]]\ncaption = \"w\"\nwait_ms = 1500\n\
+                 [[step]]\ncaption = \"s\"\nsplit = [\"NO\", \"OP\"]\npause_ms = 0\n\
+                 [[step]]\ncaption = \"t\"\nsplit = [\"NO\", \"OP\"]\n\
+                 [[step]]\ncaption = \"a\"\nabort = true\n"
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        let actions: Vec<&Action> = s.steps.iter().skip(1).map(|s| &s.action).collect();
+        let pieces = vec!["NO".to_string(), "OP".to_string()];
+        assert_eq!(
+            actions,
+            [
+                &Action::Wait(Duration::from_millis(1500)),
+                &Action::Split {
+                    pieces: pieces.clone(),
+                    pause: Duration::ZERO
+                },
+                &Action::Split {
+                    pieces,
+                    pause: Duration::from_millis(DEFAULT_SPLIT_PAUSE_MS)
+                },
+                &Action::Abort,
+            ]
+        );
+
+        let e = error_with("[[step]]\ncaption = \"w\"\nwait_ms = 0\n");
+        assert!(
+            e.problem.starts_with("wait_ms = 0: give a wait from 1 to"),
+            "{e}"
+        );
+        let e = error_with("[[step]]\ncaption = \"w\"\nwait_ms = 600000\n");
+        assert!(e.problem.contains("60000 milliseconds (a minute)"), "{e}");
+        let e = error_with("[[step]]\ncaption = \"a\"\nabort = true\nexpect = \"+OK\"\n");
+        assert!(e.problem.contains("cannot expect one"), "{e}");
+        let e = error_with("[[step]]\ncaption = \"p\"\nsend = \"NOOP\"\npause_ms = 5\n");
+        assert_eq!(e.problem, "pause_ms is only meaningful with split");
+    }
+
+    #[test]
     fn server_addresses_as_typed() {
         assert_eq!(
             server_address(" localhost:8110 "),

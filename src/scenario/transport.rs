@@ -440,9 +440,9 @@ impl Transport for SocketTransport {
         let deadline = tokio::time::Instant::now() + duration;
         let mut waited = Waited::default();
         // A read cancelled by the deadline loses nothing (tokio's reads are cancel-safe).
-        while let Ok(read) = runtime.block_on(async {
-            tokio::time::timeout_at(deadline, wire.receive_bytes()).await
-        }) {
+        while let Ok(read) = runtime
+            .block_on(async { tokio::time::timeout_at(deadline, wire.receive_bytes()).await })
+        {
             match read.map_err(|e| transport_error(e, false))? {
                 Some(bytes) => waited.bytes.extend_from_slice(&bytes),
                 None => {
