@@ -79,6 +79,7 @@ fn step(
         exchanges,
         check: Ok(()),
         events: Vec::new(),
+        server_closed: false,
     };
     let end = timeline.packets.len();
     timeline.push_step(outcome, caption.to_string(), None, Some(client), start..end);

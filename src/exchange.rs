@@ -81,6 +81,10 @@ pub struct StepOutcome {
     pub exchanges: Vec<Exchange>,
     /// `Err` says which expectation failed or what went wrong.
     pub check: Result<(), StepError>,
+    /// The client read the end of the server's byte stream during this step: the server
+    /// closed the connection (its FIN) on its own or after QUIT, and the client then closed
+    /// its side. (After a `quit` step the client closes without waiting, so it is not noted.)
+    pub server_closed: bool,
     /// Server events during the step.
     pub events: Vec<ServerEvent>,
 }

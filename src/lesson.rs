@@ -292,6 +292,7 @@ fn step_outcome(
         exchanges,
         check: Ok(()),
         events: Vec::new(),
+        server_closed: false,
     };
     (outcome, connection.map(|c| c.client))
 }

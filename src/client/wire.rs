@@ -142,6 +142,13 @@ impl Wire {
         self.stream.local_addr().ok()
     }
 
+    /// Closes the connection at once with a reset: SO_LINGER 0 makes the close send an RST
+    /// (and drop anything unsent) instead of a FIN.
+    pub(crate) fn abort(self) {
+        let _ = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+        self.note("connection aborted (RST)".into());
+    }
+
     /// Writes bytes as they are (one write: one segment when small enough).
     pub(crate) async fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         self.write(bytes).await

@@ -70,6 +70,8 @@ pub struct Engine<T: Transport> {
     /// The protocol each session name spoke (kept after it closed).
     protocols: HashMap<String, Protocol>,
     next: usize,
+    /// The step being run read the end of the server's stream.
+    server_closed: bool,
 }
 
 impl<T: Transport> Engine<T> {
@@ -82,6 +84,7 @@ impl<T: Transport> Engine<T> {
             last_conn: HashMap::new(),
             protocols: HashMap::new(),
             next: 0,
+            server_closed: false,
         }
     }
 
@@ -117,6 +120,7 @@ impl<T: Transport> Engine<T> {
     /// menu action); `index` is what the outcome reports.
     pub fn run_step(&mut self, step: &Step, index: usize) -> StepOutcome {
         let mut exchanges = Vec::new();
+        self.server_closed = false;
         let result = self.perform(step, &mut exchanges);
         let check = result.and_then(|got| check_expectation(step.expect.as_ref(), got.as_ref()));
         StepOutcome {
@@ -127,6 +131,7 @@ impl<T: Transport> Engine<T> {
             exchanges,
             check,
             events: self.transport.take_events(),
+            server_closed: self.server_closed,
         }
     }
 
@@ -181,11 +186,20 @@ impl<T: Transport> Engine<T> {
                 }
                 Ok(None)
             }
-            Action::Send(line) => {
-                self.send_lines(&step.session, std::slice::from_ref(line), false, log)
+            Action::Abort => {
+                if let Some(s) = self.sessions.remove(&step.session) {
+                    self.transport.abort(s.conn);
+                }
+                Ok(None)
             }
-            Action::Pipeline(lines) => self.send_lines(&step.session, lines, false, log),
-            Action::Split(pieces) => self.send_lines(&step.session, pieces, true, log),
+            Action::Wait(duration) => self.wait(&step.session, *duration, log),
+            Action::Send(line) => {
+                self.send_lines(&step.session, std::slice::from_ref(line), None, log)
+            }
+            Action::Pipeline(lines) => self.send_lines(&step.session, lines, None, log),
+            Action::Split { pieces, pause } => {
+                self.send_lines(&step.session, pieces, Some(*pause), log)
+            }
             Action::Login {
                 user,
                 password,
@@ -230,17 +244,50 @@ impl<T: Transport> Engine<T> {
         }
     }
 
-    /// Sends raw lines (each plus CRLF) in one write, or, when `split`, the pieces of one
-    /// line in separate writes; waits for every reply.
+    /// Sends nothing for up to `duration`: logs what the server sends meanwhile and, when
+    /// it closes the connection, notes it and closes this side too.
+    fn wait(
+        &mut self,
+        name: &str,
+        duration: std::time::Duration,
+        log: &mut Vec<Exchange>,
+    ) -> Result<Option<Got>, StepError> {
+        let conn = self.session(name)?.conn;
+        let waited = self.transport.wait(conn, duration)?;
+        let session = self.session(name)?;
+        let mut got = Vec::new();
+        if !waited.bytes.is_empty() {
+            session.client.receive(&waited.bytes);
+        }
+        if waited.closed {
+            session.client.receive(&[]);
+        }
+        let drained = session.client.drain(log, &mut got);
+        if waited.closed {
+            self.server_closed = true;
+            if let Some(s) = self.sessions.remove(name) {
+                self.transport.close(s.conn);
+            }
+        }
+        drained?;
+        Ok(got.pop())
+    }
+
+    /// Sends raw lines (each plus CRLF) in one write, or, with a `split` pause, the pieces
+    /// of one line in separate writes; waits for every reply.
     fn send_lines(
         &mut self,
         name: &str,
         lines: &[String],
-        split: bool,
+        split: Option<std::time::Duration>,
         log: &mut Vec<Exchange>,
     ) -> Result<Option<Got>, StepError> {
         let whole = lines.concat();
-        let commands: Vec<String> = if split { vec![whole] } else { lines.to_vec() };
+        let commands: Vec<String> = if split.is_some() {
+            vec![whole]
+        } else {
+            lines.to_vec()
+        };
         let session = self.session(name)?;
         let mut wire = Vec::new();
         let mut expected = 0;
@@ -275,7 +322,7 @@ impl<T: Transport> Engine<T> {
                 stream: Some(start..session.sent + wire.len() as u64),
             });
         }
-        if split {
+        if let Some(pause) = split {
             let count = lines.len();
             for (i, piece) in lines.iter().enumerate() {
                 let mut bytes = piece.as_bytes().to_vec();
@@ -283,8 +330,8 @@ impl<T: Transport> Engine<T> {
                     bytes.extend_from_slice(b"\r\n");
                 }
                 self.transport_write(name, &bytes)?;
-                if i + 1 < count {
-                    self.transport.pause();
+                if i + 1 < count && !pause.is_zero() {
+                    self.transport.pause(pause);
                 }
             }
         } else {
@@ -625,6 +672,9 @@ pub fn transcript(scenario: &Scenario, outcomes: &[StepOutcome]) -> String {
             for l in &e.more {
                 out.push_str(&format!("{tag}   {l}\n"));
             }
+        }
+        if o.server_closed {
+            out.push_str("-- the server closed the connection; the client closed its side\n");
         }
         if let Err(why) = &o.check {
             out.push_str(&format!("!! FAILED: {why}\n"));

@@ -33,13 +33,17 @@
 //! server, Dovecot...); without `to` it reaches mailwire's own server for that protocol.
 //!
 //! Each step has exactly one action: `connect`, `send`, `pipeline`, `split`, `login`, `list`,
-//! `read`, `delete`, `send_mail`, `quit` or `drop`. A broken file gets a [`ScenarioError`]
-//! naming the file, the line and what was expected.
+//! `read`, `delete`, `send_mail`, `quit`, `drop`, `abort` or `wait_ms`. A broken file gets a
+//! [`ScenarioError`] naming the file, the line and what was expected.
+//!
+//! A `split` step may set `pause_ms`: 0 writes the pieces back to back (so Nagle's algorithm,
+//! the fixture's `client_nagle`, may hold them back); 30 unless set.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::proto::Protocol;
 use serde::Deserialize;
@@ -152,8 +156,12 @@ pub enum Action {
     Send(String),
     /// Several command lines in one write.
     Pipeline(Vec<String>),
-    /// One command line written in several pieces (the pieces joined, plus CRLF).
-    Split(Vec<String>),
+    /// One command line written in several pieces (the pieces joined, plus CRLF), with a
+    /// pause between two writes (0: back to back, so Nagle's algorithm may hold them).
+    Split {
+        pieces: Vec<String>,
+        pause: Duration,
+    },
     /// USER and PASS (or APOP) as a client does it.
     Login {
         user: String,
@@ -170,8 +178,14 @@ pub enum Action {
     SendMail(MailSpec),
     /// QUIT.
     Quit,
-    /// Close the connection without QUIT.
+    /// Close the connection without QUIT (a FIN).
     Drop,
+    /// Close the connection at once with a reset (SO_LINGER 0: an RST, no FIN).
+    Abort,
+    /// Send nothing for a while (at most this long): what the server sends meanwhile is
+    /// recorded, and when it closes the connection (an autologout, or after QUIT) the step
+    /// notes it and the client closes its side too.
+    Wait(Duration),
 }
 
 /// A mail sent by a `send_mail` step.
@@ -237,6 +251,7 @@ struct RawStep {
     send: Option<String>,
     pipeline: Option<Vec<String>>,
     split: Option<Vec<String>>,
+    pause_ms: Option<u64>,
     login: Option<RawLogin>,
     list: Option<bool>,
     read: Option<u32>,
@@ -244,6 +259,8 @@ struct RawStep {
     send_mail: Option<MailSpec>,
     quit: Option<bool>,
     drop: Option<bool>,
+    abort: Option<bool>,
+    wait_ms: Option<u64>,
     expect: Option<Spanned<String>>,
     expect_text: Option<String>,
 }
@@ -272,6 +289,13 @@ pub const MAX_FIXTURE_MAIL: u64 = 16 * 1024 * 1024;
 
 /// The smallest MSS Linux accepts (`TCP_MIN_MSS`).
 pub const MIN_MSS: u16 = 88;
+
+/// The longest `wait_ms` (a minute): enough for any short autologout timer.
+pub const MAX_WAIT_MS: u64 = 60_000;
+
+/// The pause between the pieces of a `split` step unless `pause_ms` says otherwise: long
+/// enough that each piece leaves in a segment of its own (without Nagle's algorithm).
+pub const DEFAULT_SPLIT_PAUSE_MS: u64 = 30;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -492,6 +516,9 @@ fn validate_step(raw: RawStep, line: usize, text: &str) -> Result<Step, StepErro
     } else if raw.to.is_some() {
         return Err("to is only meaningful with connect".into());
     }
+    if raw.pause_ms.is_some() && raw.split.is_none() {
+        return Err("pause_ms is only meaningful with split".into());
+    }
     if let Some(line) = raw.send {
         actions.push(Action::Send(line));
     }
@@ -505,7 +532,14 @@ fn validate_step(raw: RawStep, line: usize, text: &str) -> Result<Step, StepErro
         if pieces.len() < 2 {
             return Err("split needs at least two pieces".into());
         }
-        actions.push(Action::Split(pieces));
+        let pause_ms = raw.pause_ms.unwrap_or(DEFAULT_SPLIT_PAUSE_MS);
+        if pause_ms > MAX_WAIT_MS {
+            return Err(format!("pause_ms = {pause_ms}: at most {MAX_WAIT_MS} (a minute)").into());
+        }
+        actions.push(Action::Split {
+            pieces,
+            pause: Duration::from_millis(pause_ms),
+        });
     }
     if let Some(l) = raw.login {
         actions.push(Action::Login {
@@ -532,12 +566,24 @@ fn validate_step(raw: RawStep, line: usize, text: &str) -> Result<Step, StepErro
     if raw.drop == Some(true) {
         actions.push(Action::Drop);
     }
+    if raw.abort == Some(true) {
+        actions.push(Action::Abort);
+    }
+    if let Some(ms) = raw.wait_ms {
+        if ms == 0 || ms > MAX_WAIT_MS {
+            return Err(format!(
+                "wait_ms = {ms}: give a wait from 1 to {MAX_WAIT_MS} milliseconds (a minute)"
+            )
+            .into());
+        }
+        actions.push(Action::Wait(Duration::from_millis(ms)));
+    }
     let action = match actions.len() {
         1 => actions.pop().ok_or("no action")?,
         0 => {
             return Err(
                 "the step has no action; expected one of connect, send, pipeline, \
-                        split, login, list, read, delete, send_mail, quit, drop"
+                        split, login, list, read, delete, send_mail, quit, drop, abort, wait_ms"
                     .into(),
             );
         }
@@ -560,8 +606,8 @@ fn validate_step(raw: RawStep, line: usize, text: &str) -> Result<Step, StepErro
         }
         (None, None) => None,
     };
-    if matches!(action, Action::Drop) && expect.is_some() {
-        return Err("drop gets no reply, so it cannot expect one".into());
+    if matches!(action, Action::Drop | Action::Abort) && expect.is_some() {
+        return Err("drop and abort get no reply, so they cannot expect one".into());
     }
     Ok(Step {
         caption: raw.caption,
@@ -690,6 +736,20 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "pipelining",
         include_str!("../../scenarios/pipelining.toml"),
     ),
+    (
+        "pop3-commands",
+        include_str!("../../scenarios/pop3-commands.toml"),
+    ),
+    (
+        "smtp-commands",
+        include_str!("../../scenarios/smtp-commands.toml"),
+    ),
+    (
+        "autologout",
+        include_str!("../../scenarios/autologout.toml"),
+    ),
+    ("tcp-close", include_str!("../../scenarios/tcp-close.toml")),
+    ("nagle", include_str!("../../scenarios/nagle.toml")),
 ];
 
 /// Loads a built-in scenario by name, or a scenario file by path.
@@ -892,6 +952,49 @@ expect = "+OK"
         let bad_user = MINIMAL.replace("name = \"mrose\"", "name = \"../x\"");
         let e = Scenario::parse(&bad_user, "x.toml").unwrap_err();
         assert!(e.problem.contains("not a plain user name"), "{e}");
+    }
+
+    #[test]
+    fn wait_abort_and_split_pauses() {
+        let s = Scenario::parse(
+            &format!(
+                "{MINIMAL}[[step]]\ncaption = \"w\"\nwait_ms = 1500\n\
+                 [[step]]\ncaption = \"s\"\nsplit = [\"NO\", \"OP\"]\npause_ms = 0\n\
+                 [[step]]\ncaption = \"t\"\nsplit = [\"NO\", \"OP\"]\n\
+                 [[step]]\ncaption = \"a\"\nabort = true\n"
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        let actions: Vec<&Action> = s.steps.iter().skip(1).map(|s| &s.action).collect();
+        let pieces = vec!["NO".to_string(), "OP".to_string()];
+        assert_eq!(
+            actions,
+            [
+                &Action::Wait(Duration::from_millis(1500)),
+                &Action::Split {
+                    pieces: pieces.clone(),
+                    pause: Duration::ZERO
+                },
+                &Action::Split {
+                    pieces,
+                    pause: Duration::from_millis(DEFAULT_SPLIT_PAUSE_MS)
+                },
+                &Action::Abort,
+            ]
+        );
+
+        let e = error_with("[[step]]\ncaption = \"w\"\nwait_ms = 0\n");
+        assert!(
+            e.problem.starts_with("wait_ms = 0: give a wait from 1 to"),
+            "{e}"
+        );
+        let e = error_with("[[step]]\ncaption = \"w\"\nwait_ms = 600000\n");
+        assert!(e.problem.contains("60000 milliseconds (a minute)"), "{e}");
+        let e = error_with("[[step]]\ncaption = \"a\"\nabort = true\nexpect = \"+OK\"\n");
+        assert!(e.problem.contains("cannot expect one"), "{e}");
+        let e = error_with("[[step]]\ncaption = \"p\"\nsend = \"NOOP\"\npause_ms = 5\n");
+        assert_eq!(e.problem, "pause_ms is only meaningful with split");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::client::wire::{SocketSetup, Wire};
 use crate::exchange::{ConnId, TransportError};
 use crate::proto::pop3::{Pop3Config, Pop3Server};
 use crate::proto::smtp::{SmtpConfig, SmtpServer};
-use crate::proto::{Output, Protocol, ServerMachine};
+use crate::proto::{Goodbye, Output, Protocol, ServerMachine};
 use crate::servers::{Backend, EventKind, Pop3Backend, ServerConfig, ServerEvent, SmtpBackend};
 use crate::store::Store;
 
@@ -35,14 +35,33 @@ pub trait Transport {
     /// Closes the connection from the client side (no QUIT) and waits until the server has
     /// seen it, so the next step meets a server that has released the session's lock.
     fn close(&mut self, conn: ConnId);
-    /// Waits so that the writes before and after go out in separate segments.
-    fn pause(&mut self) {}
+    /// Closes the connection at once with a reset (an RST instead of a FIN: SO_LINGER 0),
+    /// and waits, like [`Transport::close`], until the server has seen it. In memory there
+    /// are no segments: the server machine sees its input end, as with `close`.
+    fn abort(&mut self, conn: ConnId);
+    /// Sends nothing for up to `duration` and returns what the server sent meanwhile;
+    /// returns sooner when the server closes the connection. In memory, where there is no
+    /// clock, a wait at least as long as the autologout timer lets that timer run out for
+    /// this connection (only this one).
+    fn wait(&mut self, conn: ConnId, duration: Duration) -> Result<Waited, TransportError>;
+    /// Waits `duration` between two writes (so that without Nagle's algorithm they go out
+    /// in separate segments).
+    fn pause(&mut self, _duration: Duration) {}
     /// Server events seen so far (session opened, command received, state changed...).
     fn take_events(&mut self) -> Vec<ServerEvent>;
     /// The client's address of a connection (also after it closed), if it had one.
     fn client_addr(&self, _conn: ConnId) -> Option<SocketAddr> {
         None
     }
+}
+
+/// What a [`Transport::wait`] saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Waited {
+    /// The bytes the server sent.
+    pub bytes: Vec<u8>,
+    /// The server closed the connection (the end of its byte stream was read).
+    pub closed: bool,
 }
 
 /// A server machine and the backend that answers its requests, run without sockets.
@@ -62,6 +81,8 @@ trait MemorySession {
     /// The connection is gone: give up what the session holds (the maildrop lock).
     fn release(&mut self);
     fn protocol(&self) -> Protocol;
+    /// What the server says before closing on its own, if anything.
+    fn goodbye(&self, why: Goodbye) -> Option<Vec<u8>>;
 }
 
 impl<M, B> MemorySession for Served<M, B>
@@ -102,6 +123,10 @@ where
 
     fn protocol(&self) -> Protocol {
         M::PROTOCOL
+    }
+
+    fn goodbye(&self, why: Goodbye) -> Option<Vec<u8>> {
+        self.machine.goodbye(why)
     }
 }
 
@@ -229,6 +254,29 @@ impl Transport for MemoryTransport {
             c.closed = true;
             c.served.release();
         }
+    }
+
+    fn abort(&mut self, conn: ConnId) {
+        // No segments in memory: the server machine sees its input end, as with a FIN.
+        self.close(conn);
+    }
+
+    fn wait(&mut self, conn: ConnId, duration: Duration) -> Result<Waited, TransportError> {
+        let idle_limit = self.config.idle_limit;
+        let c = self.conns.get_mut(conn).ok_or(TransportError::Closed)?;
+        if !c.closed && duration >= idle_limit {
+            // The autologout timer runs out, as the socket driver's does: its goodbye, if
+            // the protocol has one (POP3 has none, RFC 1939 section 3), then the close.
+            if let Some(bye) = c.served.goodbye(Goodbye::Idle) {
+                c.to_client.extend_from_slice(&bye);
+            }
+            c.closed = true;
+            c.served.release();
+        }
+        Ok(Waited {
+            bytes: std::mem::take(&mut c.to_client),
+            closed: c.closed,
+        })
     }
 
     fn take_events(&mut self) -> Vec<ServerEvent> {
@@ -379,12 +427,65 @@ impl Transport for SocketTransport {
     }
 
     fn close(&mut self, conn: ConnId) {
+        self.end(conn, false);
+    }
+
+    fn abort(&mut self, conn: ConnId) {
+        self.end(conn, true);
+    }
+
+    fn wait(&mut self, conn: ConnId, duration: Duration) -> Result<Waited, TransportError> {
+        let runtime = &self.runtime;
+        let wire = self.conns.get_mut(&conn).ok_or(TransportError::Closed)?;
+        let deadline = tokio::time::Instant::now() + duration;
+        let mut waited = Waited::default();
+        // A read cancelled by the deadline loses nothing (tokio's reads are cancel-safe).
+        while let Ok(read) = runtime
+            .block_on(async { tokio::time::timeout_at(deadline, wire.receive_bytes()).await })
+        {
+            match read.map_err(|e| transport_error(e, false))? {
+                Some(bytes) => waited.bytes.extend_from_slice(&bytes),
+                None => {
+                    waited.closed = true;
+                    break;
+                }
+            }
+        }
+        Ok(waited)
+    }
+
+    fn pause(&mut self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
+
+    fn client_addr(&self, conn: ConnId) -> Option<SocketAddr> {
+        self.client_addrs.get(&conn).copied()
+    }
+
+    fn take_events(&mut self) -> Vec<ServerEvent> {
+        while let Ok(e) = self.events.try_recv() {
+            self.note(e);
+        }
+        std::mem::take(&mut self.seen)
+    }
+}
+
+impl SocketTransport {
+    /// Closes a connection (with an RST when `reset`) and waits (bounded) until the server
+    /// has seen it and ended that session.
+    fn end(&mut self, conn: ConnId, reset: bool) {
         let Some(wire) = self.conns.remove(&conn) else {
             return;
         };
         let local = wire.local_addr();
-        // Dropped inside the runtime: the socket is closed at once.
-        self.runtime.block_on(async move { drop(wire) });
+        // Closed inside the runtime: the socket is closed at once.
+        self.runtime.block_on(async move {
+            if reset {
+                wire.abort();
+            } else {
+                drop(wire);
+            }
+        });
         if self.remote.contains(&conn) {
             return;
         }
@@ -402,20 +503,5 @@ impl Transport for SocketTransport {
                 self.note(e);
             }
         }
-    }
-
-    fn pause(&mut self) {
-        std::thread::sleep(Duration::from_millis(30));
-    }
-
-    fn client_addr(&self, conn: ConnId) -> Option<SocketAddr> {
-        self.client_addrs.get(&conn).copied()
-    }
-
-    fn take_events(&mut self) -> Vec<ServerEvent> {
-        while let Ok(e) = self.events.try_recv() {
-            self.note(e);
-        }
-        std::mem::take(&mut self.seen)
     }
 }

@@ -773,6 +773,7 @@ mod tests {
                 }],
                 check: Ok(()),
                 events: Vec::new(),
+                server_closed: false,
             };
             t.push_step(outcome, format!("step {i}"), None, None, 0..0);
         }

@@ -375,3 +375,236 @@ fn every_builtin_scenario_exports_with_a_comment_on_every_frame() {
         check_export(name, &t, &dir.join(format!("{name}.pcapng")));
     }
 }
+
+/// One captured frame of a new-coverage scenario, as tshark read it back.
+struct Seen {
+    step: usize,
+    time: f64,
+    /// Sent by the server (its source port is the server's).
+    from_server: bool,
+    fin: bool,
+    rst: bool,
+    len: usize,
+    payload: Vec<u8>,
+    stream: usize,
+}
+
+/// The frames of an export with their step (from the frame comment), time, flags and
+/// payload; `server_ports` tells who sent each.
+fn seen(file: &Path, t: &Timeline, server_ports: &[u16]) -> Vec<Seen> {
+    let names = [
+        "frame.comment",
+        "frame.time_relative",
+        "tcp.srcport",
+        "tcp.flags.fin",
+        "tcp.flags.reset",
+        "tcp.len",
+        "tcp.payload",
+        "tcp.stream",
+    ];
+    let flag = |v: &str| v == "1" || v.eq_ignore_ascii_case("true");
+    fields(file, t, &names)
+        .into_iter()
+        .map(|r| {
+            let get = |i: usize| r.get(i).cloned().unwrap_or_default();
+            let step = get(0)
+                .strip_prefix("step ")
+                .and_then(|c| c.split(':').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap();
+            let payload = get(6).replace(':', "");
+            let payload = (0..payload.len() / 2)
+                .map(|i| u8::from_str_radix(&payload[2 * i..2 * i + 2], 16).unwrap())
+                .collect();
+            Seen {
+                step,
+                time: get(1).parse().unwrap(),
+                from_server: server_ports.contains(&get(2).parse().unwrap()),
+                fin: flag(&get(3)),
+                rst: flag(&get(4)),
+                len: get(5).parse().unwrap(),
+                payload,
+                stream: get(7).parse().unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// The server ports the timeline's capture watched.
+fn server_ports(t: &Timeline) -> Vec<u16> {
+    let hints = ExportHints::from_timeline(t);
+    hints
+        .pop3_ports
+        .into_iter()
+        .chain(hints.smtp_ports)
+        .collect()
+}
+
+#[test]
+fn tcp_close_export_shows_a_fin_close_then_an_rst_abort() {
+    if !tools_present() {
+        return;
+    }
+    let Some(t) = record("tcp-close") else { return };
+    let (_tmp, dir) = out_dir();
+    let file = dir.join("tcp-close.pcapng");
+    check_export("tcp-close", &t, &file);
+    let frames = seen(&file, &t, &server_ports(&t));
+
+    // Step 3, `drop`: the client's FIN comes first, the server answers with its own.
+    let step3: Vec<&Seen> = frames.iter().filter(|f| f.step == 3).collect();
+    let first_fin = step3.iter().find(|f| f.fin).unwrap();
+    assert!(!first_fin.from_server, "the client closes first");
+    assert!(
+        step3.iter().any(|f| f.fin && f.from_server),
+        "the server's FIN"
+    );
+    assert!(step3.iter().all(|f| !f.rst), "no reset in an orderly close");
+
+    // Step 6, `abort`: one RST from the client, and no FIN on that connection at all.
+    let step6: Vec<&Seen> = frames.iter().filter(|f| f.step == 6).collect();
+    assert_eq!(step6.len(), 1, "the abort is a single segment");
+    assert!(
+        step6[0].rst && !step6[0].from_server,
+        "an RST from the client"
+    );
+    let aborted = step6[0].stream;
+    assert!(
+        frames
+            .iter()
+            .filter(|f| f.stream == aborted)
+            .all(|f| !f.fin),
+        "no FIN on the aborted connection"
+    );
+
+    // Step 10, `wait_ms` after QUIT: the server's FIN before the client's.
+    let last: Vec<&Seen> = frames.iter().filter(|f| f.step >= 9 && f.fin).collect();
+    assert_eq!(last.len(), 2, "both FINs of the last connection");
+    assert!(
+        last[0].from_server && !last[1].from_server,
+        "the server closed first"
+    );
+}
+
+#[test]
+fn autologout_export_shows_the_server_closing_without_a_word() {
+    if !tools_present() {
+        return;
+    }
+    let Some(t) = record("autologout") else {
+        return;
+    };
+    let (_tmp, dir) = out_dir();
+    let file = dir.join("autologout.pcapng");
+    check_export("autologout", &t, &file);
+    let frames = seen(&file, &t, &server_ports(&t));
+
+    // RFC 1939 section 3: no response, only the close, after the timer (3 s here).
+    let step3: Vec<&Seen> = frames.iter().filter(|f| f.step == 3).collect();
+    assert!(
+        step3.iter().all(|f| f.len == 0),
+        "no data while logging out"
+    );
+    let fin = step3.iter().find(|f| f.fin).unwrap();
+    assert!(fin.from_server, "the server closes first");
+    let last_command = frames
+        .iter()
+        .filter(|f| f.step == 2 && !f.from_server && f.len > 0)
+        .map(|f| f.time)
+        .fold(0.0, f64::max);
+    let idle = fin.time - last_command;
+    assert!(
+        (2.9..10.0).contains(&idle),
+        "the server closed {idle} s after the last command, not after its 3 s timer"
+    );
+}
+
+#[test]
+fn nagle_export_shows_held_writes_leaving_together_after_a_delayed_ack() {
+    if !tools_present() {
+        return;
+    }
+    let Some(t) = record("nagle") else { return };
+    let (_tmp, dir) = out_dir();
+    let file = dir.join("nagle.pcapng");
+    check_export("nagle", &t, &file);
+    let frames = seen(&file, &t, &server_ports(&t));
+
+    // Step 3: "PA" alone, then "SS" and " wonderland" in one segment, sent right after the
+    // server's (delayed) ACK.
+    let step3: Vec<&Seen> = frames.iter().filter(|f| f.step == 3).collect();
+    let sent: Vec<&&Seen> = step3
+        .iter()
+        .filter(|f| !f.from_server && f.len > 0)
+        .collect();
+    let payloads: Vec<&[u8]> = sent.iter().map(|f| f.payload.as_slice()).collect();
+    assert_eq!(
+        payloads,
+        [b"PA".as_slice(), b"SS wonderland\r\n".as_slice()],
+        "the two later writes were held and sent together"
+    );
+    let pa = sent[0].time;
+    let rest = sent[1].time;
+    let ack = step3
+        .iter()
+        .find(|f| f.from_server && f.len == 0 && f.time > pa)
+        .unwrap();
+    assert!(ack.time <= rest, "the held bytes wait for the ACK");
+    assert!(
+        rest - pa >= 0.02,
+        "the ACK was delayed (Linux waits at least 40 ms), not {} s",
+        rest - pa
+    );
+}
+
+#[test]
+fn new_command_scenarios_are_dissected_by_tshark() {
+    if !tools_present() {
+        return;
+    }
+    let (_tmp, dir) = out_dir();
+    let Some(t) = record("pop3-commands") else {
+        return;
+    };
+    let file = dir.join("pop3-commands.pcapng");
+    check_export("pop3-commands", &t, &file);
+    let rows = fields(&file, &t, &["frame.number", "pop.request.command"]);
+    let pop = commands(&rows, 1);
+    for c in [
+        "STAT", "USER", "QUIT", "PASS", "NOOP", "LIST", "UIDL", "RETR",
+    ] {
+        assert!(
+            pop.contains(&c.to_string()),
+            "tshark dissected {pop:?}, not {c}"
+        );
+    }
+
+    let Some(t) = record("smtp-commands") else {
+        return;
+    };
+    let file = dir.join("smtp-commands.pcapng");
+    check_export("smtp-commands", &t, &file);
+    let rows = fields(
+        &file,
+        &t,
+        &["frame.number", "smtp.req.command", "smtp.response.code"],
+    );
+    let smtp = commands(&rows, 1);
+    for c in [
+        "EHLO", "NOOP", "VRFY", "EXPN", "MAIL", "RCPT", "DATA", "RSET", "QUIT",
+    ] {
+        assert!(
+            smtp.contains(&c.to_string()),
+            "tshark dissected {smtp:?}, not {c}"
+        );
+    }
+    let codes = commands(&rows, 2);
+    for c in [
+        "220", "250", "252", "354", "452", "501", "502", "503", "550", "552", "221",
+    ] {
+        assert!(
+            codes.contains(&c.to_string()),
+            "tshark saw codes {codes:?}, not {c}"
+        );
+    }
+}

@@ -3,9 +3,10 @@
 //! header's id, which counts sessions per process, and the fresh APOP timestamps).
 //!
 //! That count is process-wide and the id's length shows in the message sizes (`+OK 1 261`),
-//! so the comparison runs in a process of its own, where the count starts at 1 as it would
-//! for a user: this test binary, filtered to `sockets_child`. (In the shared test process
-//! other tests' sessions would have counted it up.)
+//! so each scenario's comparison runs in a process of its own, where the count starts at 1
+//! as it would for a user: this test binary, filtered to `sockets_child`. (In the shared
+//! test process other tests' sessions would have counted it up, and so would the scenarios
+//! before it: from the tenth session on, the id has two digits.)
 
 use std::process::Command;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use mailwire::scenario::{self, format};
 
 use crate::common;
 
-/// `sockets_child` does its work only when this is set.
+/// `sockets_child` does its work only when this is set (to the scenario's name).
 const CHILD_ENV: &str = "MAILWIRE_SOCKETS_CHILD";
 
 fn normalized(text: &str) -> String {
@@ -46,36 +47,38 @@ fn normalized(text: &str) -> String {
 #[test]
 fn every_builtin_scenario_passes_on_sockets_like_in_memory() {
     let exe = std::env::current_exe().unwrap();
-    let out = common::run_with_input(
-        Command::new(exe)
-            .args([
-                "--exact",
-                "scenarios_sockets::sockets_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, "1"),
-        "",
-        Duration::from_secs(600),
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("test result: ok. 1 passed"),
-        "{}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for (name, _) in format::BUILTIN {
+        let out = common::run_with_input(
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "scenarios_sockets::sockets_child",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_ENV, name),
+            "",
+            Duration::from_secs(120),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("test result: ok. 1 passed"),
+            "{name}: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// The comparison, in the child process started by the test above.
 #[test]
 fn sockets_child() {
-    if std::env::var_os(CHILD_ENV).is_none() {
+    let Ok(name) = std::env::var(CHILD_ENV) else {
         return;
-    }
+    };
     let mut failures = Vec::new();
-    for (name, _) in format::BUILTIN {
-        let s = format::find(name).unwrap();
+    {
+        let s = format::find(&name).unwrap();
         let on_sockets = scenario::run_on_sockets(&s).unwrap();
         for o in &on_sockets {
             if let Err(why) = &o.check {

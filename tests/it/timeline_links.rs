@@ -86,6 +86,7 @@ fn timeline_of(lines: &[Line]) -> Timeline {
         exchanges,
         check: Ok(()),
         events: Vec::new(),
+        server_closed: false,
     };
     let frames = 0..timeline.packets.len();
     timeline.push_step(outcome, "all".into(), None, Some(client), frames);
