@@ -260,6 +260,7 @@ impl Capture {
                     exchanges: Vec::new(),
                     check,
                     events: Vec::new(),
+                    server_closed: false,
                 };
                 let caption = format!(
                     "check {} [{} {}]: {}{}",
