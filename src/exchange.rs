@@ -109,6 +109,14 @@ pub enum StepError {
     Protocol(String),
     /// The connection failed.
     Transport(TransportError),
+    /// The server stopped sending before the reply was complete (or never began it).
+    Stalled {
+        /// What the client waited for ("the reply to LIST").
+        waiting_for: String,
+        /// What had arrived of it, and the rule it broke, when part of it had.
+        so_far: Option<String>,
+        after: Duration,
+    },
 }
 
 impl StepError {
@@ -149,6 +157,27 @@ impl fmt::Display for StepError {
             }
             StepError::Protocol(why) => f.write_str(why),
             StepError::Transport(e) => e.fmt(f),
+            StepError::Stalled {
+                waiting_for,
+                so_far: None,
+                after,
+            } => write!(
+                f,
+                "no reply within {} s: the server sent nothing while the client waited for \
+                 {waiting_for}",
+                after.as_secs_f32()
+            ),
+            StepError::Stalled {
+                waiting_for,
+                so_far: Some(so_far),
+                after,
+            } => write!(
+                f,
+                "the server stopped in the middle of {waiting_for}: it sent {so_far}, then \
+                 nothing for {} s; the client gave that reply up, so the replies after it \
+                 still pair with their commands",
+                after.as_secs_f32()
+            ),
         }
     }
 }

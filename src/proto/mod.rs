@@ -190,7 +190,11 @@ pub trait ClientMachine:
 pub(crate) fn quoted(bytes: &[u8]) -> String {
     const MAX: usize = 60;
     let text = String::from_utf8_lossy(bytes);
-    let mut out: String = text.chars().take(MAX).flat_map(char::escape_debug).collect();
+    let mut out: String = text
+        .chars()
+        .take(MAX)
+        .flat_map(char::escape_debug)
+        .collect();
     if text.chars().count() > MAX {
         out.push('…');
     }

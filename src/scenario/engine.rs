@@ -6,7 +6,7 @@ use std::fmt::Display;
 
 use super::format::{Action, Expect, MailSpec, Scenario, Step};
 use super::transport::Transport;
-use crate::exchange::{ConnId, Exchange, ExchangeKind, StepError, StepOutcome};
+use crate::exchange::{ConnId, Exchange, ExchangeKind, StepError, StepOutcome, TransportError};
 use crate::proto::pop3::Command;
 use crate::proto::pop3::client::{Pop3Client, Pop3Reply};
 use crate::proto::smtp::client::{ClientCommand, SmtpClient, SmtpReply};
@@ -27,6 +27,14 @@ impl Client {
         }
     }
 
+    /// What has arrived of a reply that is not complete yet.
+    fn progress(&self) -> Option<String> {
+        match self {
+            Client::Pop3(c) => c.progress(),
+            Client::Smtp(c) => c.progress(),
+        }
+    }
+
     /// Bytes from the server; empty: it closed the connection.
     fn receive(&mut self, bytes: &[u8]) {
         match (self, bytes.is_empty()) {
@@ -35,6 +43,37 @@ impl Client {
             (Client::Smtp(c), true) => c.receive_eof(),
             (Client::Smtp(c), false) => c.receive(bytes),
         }
+    }
+
+    /// The server stopped sending: what the client waited for and what had arrived of it;
+    /// the reply begun is given up (and logged as far as it came), so that the replies that
+    /// follow pair with their own commands.
+    fn give_up(&mut self, log: &mut Vec<Exchange>) -> (String, Option<String>) {
+        let waiting_for = match self {
+            Client::Pop3(c) => c.waiting_for(),
+            Client::Smtp(c) => c.waiting_for(),
+        }
+        .unwrap_or_else(|| "a reply".to_string());
+        let so_far = self.progress();
+        let partial = match self {
+            Client::Pop3(c) => c.give_up_reply().map(|r| {
+                // Only what arrived: no "." line came, so none is shown.
+                let mut e = r.exchange();
+                if e.more.last().is_some_and(|l| l == ".") {
+                    e.more.pop();
+                }
+                e
+            }),
+            Client::Smtp(c) => c.give_up_reply().map(|r| r.exchange()),
+        };
+        let partial = partial.map(|mut e| {
+            if let Some(stream) = &e.stream {
+                e.octets = usize::try_from(stream.end - stream.start).unwrap_or(e.octets);
+            }
+            e
+        });
+        log.extend(partial);
+        (waiting_for, so_far)
     }
 
     /// Every reply the machine has: logged, and kept for the expectation.
@@ -470,11 +509,33 @@ impl<T: Transport> Engine<T> {
                 return Ok(got);
             }
             let conn = session.conn;
-            let bytes = self.transport.read(conn)?;
-            self.session(name)?.client.receive(&bytes);
+            // Once part of a reply is in, a pause this long means the rest is not coming.
+            let patience = if session.client.progress().is_some() {
+                REST_OF_REPLY_WAIT
+            } else {
+                REPLY_WAIT
+            };
+            match self.transport.read(conn, patience) {
+                Ok(bytes) => self.session(name)?.client.receive(&bytes),
+                Err(TransportError::NoReply { after }) => {
+                    let (waiting_for, so_far) = self.session(name)?.client.give_up(log);
+                    return Err(StepError::Stalled {
+                        waiting_for,
+                        so_far,
+                        after,
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 }
+
+/// How long the engine waits for a reply to begin.
+const REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long it waits for the rest of a reply that has begun (a multi-line reply without its
+/// end, a line without its line end): the server has sent what it meant to send.
+const REST_OF_REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What the engine needs of a reply, whatever its protocol.
 trait Heard {

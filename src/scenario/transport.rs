@@ -31,7 +31,7 @@ pub trait Transport {
     /// Writes bytes to the server (one write: one segment when small enough).
     fn write(&mut self, conn: ConnId, bytes: &[u8]) -> Result<(), TransportError>;
     /// Bytes the server sent, waiting a while for at least one; empty means it closed.
-    fn read(&mut self, conn: ConnId) -> Result<Vec<u8>, TransportError>;
+    fn read(&mut self, conn: ConnId, patience: Duration) -> Result<Vec<u8>, TransportError>;
     /// Closes the connection from the client side (no QUIT) and waits until the server has
     /// seen it, so the next step meets a server that has released the session's lock.
     fn close(&mut self, conn: ConnId);
@@ -237,7 +237,7 @@ impl Transport for MemoryTransport {
         Ok(())
     }
 
-    fn read(&mut self, conn: ConnId) -> Result<Vec<u8>, TransportError> {
+    fn read(&mut self, conn: ConnId, _patience: Duration) -> Result<Vec<u8>, TransportError> {
         let c = self.conns.get_mut(conn).ok_or(TransportError::Closed)?;
         if c.to_client.is_empty() && !c.closed {
             return Err(TransportError::Silent);
@@ -331,7 +331,8 @@ impl SocketTransport {
             remote: HashSet::new(),
             options: ClientOptions {
                 connect_timeout: timeout,
-                read_timeout: timeout,
+                // The engine's patience for each read is shorter and is what counts.
+                read_timeout: Duration::from_secs(600),
                 ..ClientOptions::default()
             },
         })
@@ -416,13 +417,19 @@ impl Transport for SocketTransport {
             .map_err(|e| transport_error(e, false))
     }
 
-    fn read(&mut self, conn: ConnId) -> Result<Vec<u8>, TransportError> {
+    fn read(&mut self, conn: ConnId, patience: Duration) -> Result<Vec<u8>, TransportError> {
         let runtime = &self.runtime;
         let wire = self.conns.get_mut(&conn).ok_or(TransportError::Closed)?;
-        match runtime.block_on(wire.receive_bytes()) {
-            Ok(Some(bytes)) => Ok(bytes),
-            Ok(None) => Ok(Vec::new()),
-            Err(e) => Err(transport_error(e, false)),
+        // Cut short here, not by the wire's own (longer) limit: a read cancelled by the
+        // deadline loses nothing and leaves the connection usable, so the replies that come
+        // after a broken one still show.
+        let read =
+            runtime.block_on(async { tokio::time::timeout(patience, wire.receive_bytes()).await });
+        match read {
+            Err(_elapsed) => Err(TransportError::NoReply { after: patience }),
+            Ok(Ok(Some(bytes))) => Ok(bytes),
+            Ok(Ok(None)) => Ok(Vec::new()),
+            Ok(Err(e)) => Err(transport_error(e, false)),
         }
     }
 

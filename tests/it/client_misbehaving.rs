@@ -296,11 +296,14 @@ misbehaving_servers! {
         ),
         read_timeout_ms: 300,
         client: Client::Pop3(Command::List(None)),
+        // Diagnosed, not only timed out: what arrived, and the rule the server broke.
         report: |err, addr| {
             err.to_string()
                 == format!(
-                    "The server at {addr} sent nothing for 0.3 s while we waited for the reply \
-                     to LIST."
+                    "The server at {addr} stopped in the middle of the reply to LIST: it sent \
+                     \"+OK 2 messages (320 octets)\" and 2 lines, but no \".\" line (RFC 1939 \
+                     section 3: a multi-line reply ends with a line holding only \".\"), then \
+                     nothing for 0.3 s."
                 )
         },
         then: Some((Command::Noop, |err, _| matches!(err, ClientError::Closed { .. }))),
@@ -378,6 +381,18 @@ misbehaving_servers! {
         },
         then: None,
     },
+    pop3_greeting_without_line_end => Row {
+        server: script(b"+OK POP3 ready", vec![], Then::Hang),
+        read_timeout_ms: 300,
+        client: Client::Pop3Greeting,
+        report: |err, _| {
+            err.to_string().ends_with(
+                "it sent \"+OK POP3 ready\" without a line end (RFC 1939 section 3: every line \
+                 ends with CRLF), then nothing for 0.3 s.",
+            )
+        },
+        then: None,
+    },
     smtp_pop3_greeting => Row {
         server: script(b"+OK POP3 ready\r\n", vec![], Then::Hang),
         read_timeout_ms: 2000,
@@ -411,8 +426,11 @@ misbehaving_servers! {
         read_timeout_ms: 300,
         client: Client::SmtpHello,
         report: |err, _| {
-            err.to_string()
-                .ends_with("while we waited for the reply to EHLO me.")
+            err.to_string().ends_with(
+                "stopped in the middle of the reply to EHLO me: it sent 1 line of a 250 reply, \
+                 all \"250-\", but not its last line (RFC 5321 section 4.2.1: the last line has \
+                 a space after the code), then nothing for 0.3 s.",
+            )
         },
         then: None,
     },

@@ -111,3 +111,103 @@ fn the_recorder_captures_the_other_servers_port_too() {
         }
     }
 }
+
+/// A broken POP3 server of our own: it greets, answers LIST without the final "." line,
+/// and answers every later command with "+OK 2 320". Serves one connection, then ends.
+fn server_without_final_dot() -> SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut out = stream.try_clone().unwrap();
+        out.write_all(b"+OK broken server ready\r\n").unwrap();
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { return };
+            let reply: &[u8] = match line.as_str() {
+                "LIST" => b"+OK 2 messages\r\n1 120\r\n2 200\r\n",
+                "QUIT" => b"+OK bye\r\n",
+                _ => b"+OK 2 320\r\n",
+            };
+            if out.write_all(reply).is_err() || line == "QUIT" {
+                return;
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_reply_without_its_final_dot_is_diagnosed_and_the_next_replies_still_pair() {
+    let to = server_without_final_dot();
+    let text = format!(
+        r#"
+title = "A server that forgets the dot"
+description = "LIST's reply never ends; the replies after it must still be read."
+protocols = ["pop3"]
+[fixture]
+
+[[step]]
+caption = "Connect."
+connect = "pop3"
+to = "{to}"
+expect = "+OK"
+
+[[step]]
+caption = "LIST: the server sends two lines and no final dot."
+send = "LIST"
+expect = "+OK"
+
+[[step]]
+caption = "STAT still gets its own reply."
+send = "STAT"
+expect = "+OK"
+expect_text = "+OK 2 320"
+
+[[step]]
+caption = "QUIT."
+send = "QUIT"
+expect = "+OK"
+expect_text = "bye"
+"#
+    );
+    let s = Scenario::parse(&text, "broken.toml").unwrap();
+    let started = std::time::Instant::now();
+    let outcomes = run_on_sockets(&s).unwrap();
+    // LIST is diagnosed, not only timed out: what came, and the rule it broke.
+    let list = &outcomes[1];
+    match &list.check {
+        Err(mailwire::exchange::StepError::Stalled {
+            waiting_for,
+            so_far: Some(so_far),
+            ..
+        }) => {
+            assert_eq!(waiting_for, "the reply to LIST");
+            assert!(
+                so_far.contains("\"+OK 2 messages\" and 2 lines, but no \".\" line"),
+                "{so_far}"
+            );
+            assert!(so_far.contains("RFC 1939 section 3"), "{so_far}");
+        }
+        other => panic!("LIST: {other:?}"),
+    }
+    // What arrived of it is shown as the reply, with its two lines and no invented ".".
+    let reply = list.exchanges.last().unwrap();
+    assert_eq!(reply.line, "+OK 2 messages");
+    assert_eq!(reply.more, vec!["1 120", "2 200"]);
+    assert_eq!(reply.octets, "+OK 2 messages\r\n1 120\r\n2 200\r\n".len());
+    // The later replies pair with their own commands.
+    assert!(outcomes[2].check.is_ok(), "STAT: {:?}", outcomes[2].check);
+    assert!(outcomes[3].check.is_ok(), "QUIT: {:?}", outcomes[3].check);
+    // The wait for the missing end is short: the server had clearly stopped.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}

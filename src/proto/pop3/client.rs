@@ -336,6 +336,24 @@ impl Pop3Client {
         })
     }
 
+    /// Gives up the reply being read (the server stopped before its end): hands out what
+    /// arrived of it, its body so far, and forgets it, so the next reply is read as the answer
+    /// to the next command. `None` when no reply had begun; then the command waiting first is
+    /// given up instead (its reply never came).
+    pub fn give_up_reply(&mut self) -> Option<Pop3Reply> {
+        match self.partial.take() {
+            Some(mut p) => {
+                p.reply.body = Some(p.body);
+                p.reply.stream.end = self.input.buf.position();
+                Some(p.reply)
+            }
+            None => {
+                self.awaiting.pop_front();
+                None
+            }
+        }
+    }
+
     /// The greeting, once it has arrived.
     pub fn greeting(&self) -> Option<&Pop3Reply> {
         self.greeting.as_ref()

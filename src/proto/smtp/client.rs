@@ -434,6 +434,20 @@ impl SmtpClient {
         Ok(())
     }
 
+    /// Gives up the reply being read (the server stopped before its last line): hands out
+    /// the lines that arrived as a reply to what was awaited, and forgets it, so the next
+    /// reply is read as the answer to the next command. `None` when no line had arrived; then
+    /// what was awaited first is given up instead (its reply never came).
+    pub fn give_up_reply(&mut self) -> Option<SmtpReply> {
+        let reply_to = self.awaiting.pop_front()?;
+        let p = self.partial.take()?;
+        Some(SmtpReply {
+            reply: Reply::multiline(p.code, p.lines),
+            reply_to,
+            stream: p.start..self.input.buf.position(),
+        })
+    }
+
     /// The greeting, once it has arrived.
     pub fn greeting(&self) -> Option<&Reply> {
         self.greeting.as_ref()
