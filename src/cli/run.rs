@@ -229,6 +229,9 @@ fn print_step(t: &Timeline, index: usize) {
         };
         println!("  {tag} {}{extra}{frames}", e.line);
     }
+    if record.outcome.server_closed {
+        println!("  -- the server closed the connection; the client closed its side");
+    }
     for f in record.frames.clone() {
         if let Some(line) = segment_line(&t.analyzer, f) {
             println!("     {line}");
