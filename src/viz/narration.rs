@@ -508,7 +508,7 @@ fn pop3_positive(asked: Pop3Asked) -> Option<ReplyMeaning> {
         Pop3Asked::Top => answer(
             "+OK",
             "TOP",
-            "The message's headers, the blank line and the first n lines of its body follow, multi-line, ended by a line holding only a dot (RFC 1939 section 7).",
+            "The message's headers, the blank line and the first n lines of its body follow, multi-line, ended by a line holding only a dot (RFC 1939 section 7). The number in mailwire's \"+OK n octets\" counts what follows (the part sent, with CRLF line ends, before byte-stuffing), not the whole message: LIST gives that. RFC 1939 sets no text for this line.",
         ),
         Pop3Asked::Dele => answer(
             "+OK",
