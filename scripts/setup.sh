@@ -10,6 +10,7 @@ packages=(
   python3 curl swaks                       # independent clients used by the tests
   dovecot-pop3d                            # an independent POP3 server for the client tests
   tshark                                   # reads our exported captures in the tests
+  nftables                                 # the retransmission scenario loses a segment
   xvfb xauth imagemagick                   # the window under a virtual display (screenshots)
   libxkbcommon-x11-0 libgl1 libegl1        # what eframe loads at run time
 )

@@ -215,6 +215,9 @@ pub enum TransportError {
     Silent,
     /// A run in memory has only mailwire's own servers.
     NoOtherServersInMemory,
+    /// Losing a segment on purpose needs mailwire's private network (a netfilter rule
+    /// there touches nothing else on this computer).
+    NeedsPrivateNetwork,
 }
 
 impl fmt::Display for TransportError {
@@ -247,6 +250,11 @@ impl fmt::Display for TransportError {
             TransportError::NoOtherServersInMemory => {
                 f.write_str("a scenario run in memory cannot reach another server")
             }
+            TransportError::NeedsPrivateNetwork => f.write_str(
+                "losing a segment needs mailwire's private network, where a netfilter rule \
+                 touches nothing else on this computer: use `mailwire run` or the window \
+                 without --no-sandbox",
+            ),
         }
     }
 }

@@ -232,6 +232,11 @@ impl<T: Transport> Engine<T> {
                 Ok(None)
             }
             Action::Wait(duration) => self.wait(&step.session, *duration, log),
+            Action::LoseNextFromServer => {
+                let conn = self.session(&step.session)?.conn;
+                self.transport.lose_next_from_server(conn)?;
+                Ok(None)
+            }
             Action::Send(line) => {
                 self.send_lines(&step.session, std::slice::from_ref(line), None, log)
             }

@@ -33,7 +33,7 @@
 //! server, Dovecot...); without `to` it reaches mailwire's own server for that protocol.
 //!
 //! Each step has exactly one action: `connect`, `send`, `pipeline`, `split`, `login`, `list`,
-//! `read`, `delete`, `send_mail`, `quit`, `drop`, `abort` or `wait_ms`. A broken file gets a
+//! `read`, `delete`, `send_mail`, `quit`, `drop`, `abort`, `wait_ms` or `lose`. A broken file gets a
 //! [`ScenarioError`] naming the file, the line and what was expected.
 //!
 //! A `split` step may set `pause_ms`: 0 writes the pieces back to back (so Nagle's algorithm,
@@ -186,6 +186,9 @@ pub enum Action {
     /// recorded, and when it closes the connection (an autologout, or after QUIT) the step
     /// notes it and the client closes its side too.
     Wait(Duration),
+    /// The next data segment the server sends on this connection is lost once on its way
+    /// in (after the capture saw it), so TCP must send it again (`lose = "server"`).
+    LoseNextFromServer,
 }
 
 /// A mail sent by a `send_mail` step.
@@ -261,6 +264,7 @@ struct RawStep {
     drop: Option<bool>,
     abort: Option<bool>,
     wait_ms: Option<u64>,
+    lose: Option<String>,
     expect: Option<Spanned<String>>,
     expect_text: Option<String>,
 }
@@ -578,12 +582,23 @@ fn validate_step(raw: RawStep, line: usize, text: &str) -> Result<Step, StepErro
         }
         actions.push(Action::Wait(Duration::from_millis(ms)));
     }
+    if let Some(side) = raw.lose {
+        if side != "server" {
+            return Err(format!(
+                "lose = \"{side}\": only \"server\" is possible (the server's next data \
+                 segment is lost once)"
+            )
+            .into());
+        }
+        actions.push(Action::LoseNextFromServer);
+    }
     let action = match actions.len() {
         1 => actions.pop().ok_or("no action")?,
         0 => {
             return Err(
                 "the step has no action; expected one of connect, send, pipeline, \
-                        split, login, list, read, delete, send_mail, quit, drop, abort, wait_ms"
+                        split, login, list, read, delete, send_mail, quit, drop, abort, wait_ms, \
+                        lose"
                     .into(),
             );
         }
@@ -608,6 +623,9 @@ fn validate_step(raw: RawStep, line: usize, text: &str) -> Result<Step, StepErro
     };
     if matches!(action, Action::Drop | Action::Abort) && expect.is_some() {
         return Err("drop and abort get no reply, so they cannot expect one".into());
+    }
+    if matches!(action, Action::LoseNextFromServer) && expect.is_some() {
+        return Err("lose sends nothing, so it cannot expect a reply".into());
     }
     Ok(Step {
         caption: raw.caption,
@@ -728,6 +746,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/top-and-uidl.toml"),
     ),
     ("apop-only", include_str!("../../scenarios/apop-only.toml")),
+    (
+        "retransmission",
+        include_str!("../../scenarios/retransmission.toml"),
+    ),
     (
         "smtp-errors",
         include_str!("../../scenarios/smtp-errors.toml"),
@@ -952,6 +974,17 @@ expect = "+OK"
         let bad_user = MINIMAL.replace("name = \"mrose\"", "name = \"../x\"");
         let e = Scenario::parse(&bad_user, "x.toml").unwrap_err();
         assert!(e.problem.contains("not a plain user name"), "{e}");
+    }
+
+    #[test]
+    fn lose_takes_only_the_server_and_no_expectation() {
+        let e = error_with("[[step]]\ncaption = \"l\"\nlose = \"client\"\n");
+        assert!(
+            e.problem.starts_with("lose = \"client\": only \"server\""),
+            "{e}"
+        );
+        let e = error_with("[[step]]\ncaption = \"l\"\nlose = \"server\"\nexpect = \"+OK\"\n");
+        assert!(e.problem.contains("lose sends nothing"), "{e}");
     }
 
     #[test]

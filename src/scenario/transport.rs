@@ -44,6 +44,11 @@ pub trait Transport {
     /// clock, a wait at least as long as the autologout timer lets that timer run out for
     /// this connection (only this one).
     fn wait(&mut self, conn: ConnId, duration: Duration) -> Result<Waited, TransportError>;
+    /// The next data segment the server sends on `conn` is lost once, after the capture saw
+    /// it, so TCP sends it again. In memory there are no segments to lose: nothing happens.
+    fn lose_next_from_server(&mut self, _conn: ConnId) -> Result<(), TransportError> {
+        Ok(())
+    }
     /// Waits `duration` between two writes (so that without Nagle's algorithm they go out
     /// in separate segments).
     fn pause(&mut self, _duration: Duration) {}
@@ -347,6 +352,41 @@ impl SocketTransport {
     }
 }
 
+/// Installs (in this network namespace) a netfilter rule that drops, on the input hook,
+/// the next segment with data (PSH) from `server_port` to `client_port`, once: `numgen inc`
+/// counts the rule's matches from 0, so only the first is dropped. On loopback the capture
+/// sees a packet as it is sent, before the input hook, so it shows the lost segment and then
+/// TCP's retransmission. Needs the `nft` program and CAP_NET_ADMIN in the namespace: root, or
+/// mailwire's private network (its sandbox), where it is.
+fn lose_once(server_port: u16, client_port: u16) -> Result<(), TransportError> {
+    let nft = |args: &str| -> Result<(), TransportError> {
+        let output = std::process::Command::new("nft")
+            .args(args.split(' '))
+            .output()
+            .map_err(|e| TransportError::Setup {
+                what: "run nft to lose a segment (install the nftables package)".into(),
+                detail: e.to_string(),
+            })?;
+        if output.status.success() {
+            return Ok(());
+        }
+        Err(TransportError::Setup {
+            what: format!("add a netfilter rule with `nft {args}`"),
+            detail: format!(
+                "{} (it needs CAP_NET_ADMIN: run in mailwire's private network, the default \
+                 of `mailwire run`, or as root)",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+        })
+    };
+    nft("add table inet mailwire")?;
+    nft("add chain inet mailwire lose { type filter hook input priority 0 ; }")?;
+    nft(&format!(
+        "add rule inet mailwire lose tcp sport {server_port} tcp dport {client_port} \
+         tcp flags & psh == psh numgen inc mod 1000000000 == 0 drop"
+    ))
+}
+
 /// A client socket's error, as the scenario reports it.
 fn transport_error(e: ClientError, sandboxed: bool) -> TransportError {
     let detail = |source: &std::io::Error| source.to_string();
@@ -459,6 +499,20 @@ impl Transport for SocketTransport {
             }
         }
         Ok(waited)
+    }
+
+    fn lose_next_from_server(&mut self, conn: ConnId) -> Result<(), TransportError> {
+        if !crate::capture::sandbox::is_sandboxed_copy() {
+            return Err(TransportError::NeedsPrivateNetwork);
+        }
+        let client = self
+            .client_addrs
+            .get(&conn)
+            .copied()
+            .ok_or(TransportError::Closed)?;
+        let wire = self.conns.get(&conn).ok_or(TransportError::Closed)?;
+        let server = wire.peer();
+        lose_once(server.port(), client.port())
     }
 
     fn pause(&mut self, duration: Duration) {

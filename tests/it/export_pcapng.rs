@@ -608,3 +608,45 @@ fn new_command_scenarios_are_dissected_by_tshark() {
         );
     }
 }
+
+#[test]
+fn the_retransmission_scenario_shows_a_retransmission_in_tshark() {
+    // `mailwire run` runs in mailwire's private network, where the scenario's netfilter rule
+    // may drop one segment; tshark must see TCP send it again.
+    if !tools_present() {
+        return;
+    }
+    let (_keep, dir) = out_dir();
+    let file = dir.join("retransmission.pcapng");
+    let out = Command::new(env!("CARGO_BIN_EXE_mailwire"))
+        .args(["run", "retransmission", "--pcap"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !file.exists() && stdout.contains("not captured") {
+        eprintln!("SKIPPED: this machine cannot capture here: {stdout}{stderr}");
+        return;
+    }
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let retransmitted = run(
+        "tshark",
+        &[
+            "-r",
+            file.to_str().unwrap(),
+            "-Y",
+            "tcp.analysis.retransmission",
+        ],
+    );
+    assert!(
+        retransmitted
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count()
+            >= 1,
+        "no retransmission in {}:\n{stdout}",
+        file.display()
+    );
+    assert!(stdout.contains("(retransmission)"), "{stdout}");
+}
