@@ -19,6 +19,8 @@ pub(crate) struct SocketSetup {
     pub mss: Option<u16>,
     /// Send each write at once (TCP_NODELAY) instead of waiting to fill a segment (Nagle).
     pub nodelay: bool,
+    /// The receive buffer (SO_RCVBUF), which bounds the window this side advertises.
+    pub rcvbuf: Option<u32>,
 }
 
 /// Resolves `addr` (HOST:PORT) and connects to the first address that answers, all within
@@ -107,6 +109,9 @@ impl Wire {
                 .map_err(connect_error)?;
         }
         socket.set_nodelay(setup.nodelay).map_err(connect_error)?;
+        if let Some(size) = setup.rcvbuf {
+            socket.set_recv_buffer_size(size).map_err(connect_error)?;
+        }
         let stream = tokio::time::timeout(options.connect_timeout, socket.connect(addr))
             .await
             .map_err(|_| ClientError::ConnectTimeout {

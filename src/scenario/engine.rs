@@ -191,8 +191,11 @@ impl<T: Transport> Engine<T> {
                     session: step.session.clone(),
                 });
             }
-            let nagle = self.scenario.fixture.client_nagle;
-            let conn = self.transport.connect(*protocol, *mss, *to, nagle)?;
+            let fixture = &self.scenario.fixture;
+            let (nagle, rcvbuf) = (fixture.client_nagle, fixture.client_rcvbuf);
+            let conn = self
+                .transport
+                .connect(*protocol, *mss, *to, nagle, rcvbuf)?;
             let client = match protocol {
                 Protocol::Pop3 => Client::Pop3(Pop3Client::new()),
                 Protocol::Smtp => {
@@ -521,7 +524,15 @@ impl<T: Transport> Engine<T> {
                 REPLY_WAIT
             };
             match self.transport.read(conn, patience) {
-                Ok(bytes) => self.session(name)?.client.receive(&bytes),
+                Ok(bytes) => {
+                    self.session(name)?.client.receive(&bytes);
+                    // A slow reader: its buffer fills and its window closes meanwhile.
+                    if let Some(ms) = self.scenario.fixture.client_read_pause_ms
+                        && !bytes.is_empty()
+                    {
+                        self.transport.pause(std::time::Duration::from_millis(ms));
+                    }
+                }
                 Err(TransportError::NoReply { after }) => {
                     let (waiting_for, so_far) = self.session(name)?.client.give_up(log);
                     return Err(StepError::Stalled {

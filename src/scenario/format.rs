@@ -82,6 +82,14 @@ pub struct Fixture {
     /// write back by up to 40 ms on Linux.
     #[serde(default)]
     pub client_nagle: bool,
+    /// The client's receive buffer (SO_RCVBUF, set before connecting; Linux doubles it), in
+    /// bytes: small, it makes the window the client advertises small.
+    #[serde(default)]
+    pub client_rcvbuf: Option<u32>,
+    /// The client pauses this long after each read, in milliseconds: a slow reader, whose
+    /// full buffer closes its window (a zero window, RFC 9293 section 3.8.6.1).
+    #[serde(default)]
+    pub client_read_pause_ms: Option<u64>,
     /// The autologout timer, in milliseconds (RFC 1939 section 3: at least 10 minutes on a
     /// real server; a scenario may shorten it to show what happens).
     #[serde(default)]
@@ -749,6 +757,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "retransmission",
         include_str!("../../scenarios/retransmission.toml"),
+    ),
+    (
+        "zero-window",
+        include_str!("../../scenarios/zero-window.toml"),
     ),
     (
         "smtp-errors",

@@ -19,7 +19,8 @@ use crate::store::Store;
 /// Moves the client's bytes to a server and back.
 pub trait Transport {
     /// Opens a connection; `mss` asks for a small maximum segment size; `to` names another
-    /// server than the transport's own one for `protocol`; `nagle` sends with Nagle's
+    /// server than the transport's own one for `protocol`; `rcvbuf` sets the client's
+    /// receive buffer; `nagle` sends with Nagle's
     /// algorithm instead of TCP_NODELAY.
     fn connect(
         &mut self,
@@ -27,6 +28,7 @@ pub trait Transport {
         mss: Option<u16>,
         to: Option<SocketAddr>,
         nagle: bool,
+        rcvbuf: Option<u32>,
     ) -> Result<ConnId, TransportError>;
     /// Writes bytes to the server (one write: one segment when small enough).
     fn write(&mut self, conn: ConnId, bytes: &[u8]) -> Result<(), TransportError>;
@@ -188,6 +190,7 @@ impl Transport for MemoryTransport {
         _mss: Option<u16>,
         to: Option<SocketAddr>,
         _nagle: bool,
+        _rcvbuf: Option<u32>,
     ) -> Result<ConnId, TransportError> {
         if to.is_some() {
             return Err(TransportError::NoOtherServersInMemory);
@@ -423,6 +426,7 @@ impl Transport for SocketTransport {
         mss: Option<u16>,
         to: Option<SocketAddr>,
         nagle: bool,
+        rcvbuf: Option<u32>,
     ) -> Result<ConnId, TransportError> {
         let addr = to.unwrap_or(match protocol {
             Protocol::Pop3 => self.pop3,
@@ -432,6 +436,7 @@ impl Transport for SocketTransport {
         let setup = SocketSetup {
             mss,
             nodelay: !nagle,
+            rcvbuf,
         };
         let wire = self
             .runtime

@@ -650,3 +650,26 @@ fn the_retransmission_scenario_shows_a_retransmission_in_tshark() {
     );
     assert!(stdout.contains("(retransmission)"), "{stdout}");
 }
+
+#[test]
+fn the_zero_window_scenario_shows_zero_windows_and_window_updates_in_tshark() {
+    if !tools_present() {
+        return;
+    }
+    let Some(t) = record("zero-window") else {
+        return;
+    };
+    let (_keep, dir) = out_dir();
+    let file = dir.join("zero-window.pcapng");
+    write_pcapng(&t, &file, &ExportHints::from_timeline(&t)).unwrap();
+    let path = file.to_str().unwrap();
+    let count = |filter: &str| {
+        run("tshark", &["-r", path, "-Y", filter])
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    };
+    assert!(count("tcp.analysis.zero_window") >= 1, "no zero window");
+    assert!(count("tcp.analysis.window_update") >= 1, "no window update");
+    assert_eq!(count("_ws.malformed || _ws.expert.severity >= error"), 0);
+}
