@@ -267,6 +267,26 @@ pub fn running_as_root() -> bool {
     effective_ids().0 == 0
 }
 
+/// Whether the built-in scenario `name` loses a segment on purpose, which only mailwire's
+/// private network allows (its netfilter rule touches nothing else): a test that records in
+/// this process skips it, saying so; `export_pcapng::the_retransmission_scenario_...` runs
+/// it through `mailwire run`, which enters that network.
+pub fn needs_private_network(name: &str) -> bool {
+    use mailwire::scenario::format;
+    let needs = format::find(name).is_ok_and(|s| {
+        s.steps
+            .iter()
+            .any(|step| matches!(step.action, format::Action::LoseNextFromServer))
+    });
+    if needs {
+        eprintln!(
+            "SKIPPED {name} here: it loses a segment with a netfilter rule, which only \
+             mailwire's private network allows (covered through `mailwire run`)"
+        );
+    }
+    needs
+}
+
 /// Runs every step of the built-in scenario `name` on real sockets with live capture on
 /// loopback. `None`, after saying "SKIPPED {what}" and why, when this process cannot
 /// capture (no root or CAP_NET_RAW).
