@@ -17,8 +17,8 @@ pub use command::{Command, Path, Verb};
 pub use header::{received_header, return_path_header};
 pub use reply::Reply;
 pub use server::{
-    DeliveryError, Envelope, Recipient, SmtpConfig, SmtpEvent, SmtpOutput, SmtpRequest, SmtpServer,
-    SmtpState,
+    DeliveryError, Envelope, Recipient, SmtpConfig, SmtpEvent, SmtpOutput, SmtpReplies,
+    SmtpRequest, SmtpServer, SmtpState,
 };
 
 #[cfg(test)]
