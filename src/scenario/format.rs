@@ -198,10 +198,27 @@ pub enum Action {
 #[serde(deny_unknown_fields)]
 pub struct MailSpec {
     pub from: String,
-    pub to: Vec<String>,
+    /// The recipients (a boxed slice: with [`MailDate`] a `Vec` would make every [`Step`]
+    /// 8 octets larger, and the window's step messages over clippy's enum-size limit).
+    pub to: Box<[String]>,
     pub subject: String,
     #[serde(default)]
     pub body: String,
+    /// The Date field's date: the fixture's in a scenario file (not settable there, so
+    /// every run is the same), the clock for mail typed in the window.
+    #[serde(skip)]
+    pub date: MailDate,
+}
+
+/// Which date a sent mail's Date field holds (RFC 5322 section 3.3 and 3.6.1: when the
+/// author finished the message).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MailDate {
+    /// The fixture's fixed date: a scenario's run and its snapshot stay the same.
+    #[default]
+    Fixture,
+    /// The time of sending, from the clock: mail typed by a person.
+    Now,
 }
 
 /// What the last reply of a step must be.
