@@ -78,6 +78,7 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
         fixed_date: None,
         max_message_size: args.max_message_size,
         local_domains: args.domains,
+        replies: Default::default(),
     };
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;

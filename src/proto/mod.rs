@@ -13,6 +13,7 @@ use std::fmt;
 
 pub mod line;
 pub mod pop3;
+pub mod reply_text;
 pub mod smtp;
 
 /// Which mail protocol a connection speaks (`pop3` or `smtp` in a scenario file).

@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 use std::fmt::Display;
 
-use super::format::{Action, Expect, MailSpec, Scenario, Step};
+use super::format::{Action, Expect, MailDate, MailSpec, Scenario, Step};
 use super::transport::Transport;
 use crate::exchange::{ConnId, Exchange, ExchangeKind, StepError, StepOutcome, TransportError};
 use crate::proto::pop3::Command;
 use crate::proto::pop3::client::{Pop3Client, Pop3Reply};
 use crate::proto::smtp::client::{ClientCommand, SmtpClient, SmtpReply};
+use crate::proto::smtp::compose::{Draft, compose};
 use crate::proto::{ClientMachine, Machine, Output, Protocol};
 
 // A run has a handful of sessions: boxing the larger machine would buy nothing.
@@ -452,7 +453,31 @@ impl<T: Transport> Engine<T> {
         mail: &MailSpec,
         log: &mut Vec<Exchange>,
     ) -> Result<Option<Got>, StepError> {
-        let mut got = self.smtp_command(name, ClientCommand::MailFrom(mail.from.clone()), log)?;
+        let date = match mail.date {
+            MailDate::Fixture => self.scenario.fixture.date.clone(),
+            MailDate::Now => chrono::Local::now().to_rfc2822(),
+        };
+        let Client::Smtp(c) = &self.session(name)?.client else {
+            return Err(self.wrong_protocol(name, "send_mail".to_string()));
+        };
+        let draft = Draft {
+            from: &mail.from,
+            to: &mail.to,
+            subject: &mail.subject,
+            body: &mail.body,
+            date: &date,
+        };
+        let composed = compose(&draft, c.supports("8BITMIME"));
+        let mail_from = ClientCommand::MailFrom(mail.from.clone());
+        let mut got = match composed.encoding.mail_parameter() {
+            // The client machine learns which reply comes; the line says BODY=8BITMIME
+            // (RFC 6152 section 2).
+            Some(parameter) => {
+                let line = format!("{mail_from} {parameter}");
+                self.smtp_command_as(name, mail_from, &line, log)?
+            }
+            None => self.smtp_command(name, mail_from, log)?,
+        };
         if !positive(got.as_ref()) {
             return Ok(got);
         }
@@ -464,23 +489,32 @@ impl<T: Transport> Engine<T> {
         if got.as_ref().map(|g| g.status.as_str()) != Some("354") {
             return Ok(got);
         }
-        let date = self.scenario.fixture.date.clone();
-        let mut content = format!(
-            "From: {}\r\nTo: {}\r\nSubject: {}\r\nDate: {date}\r\n\r\n",
-            mail.from,
-            mail.to.join(", "),
-            mail.subject
-        );
-        for line in mail.body.lines() {
-            content.push_str(line);
-            content.push_str("\r\n");
-        }
         let Client::Smtp(c) = &mut self.session(name)?.client else {
             return Err(self.wrong_protocol(name, "send_mail".to_string()));
         };
-        c.send_content(content.as_bytes()).map_err(protocol_error)?;
+        c.send_content(composed.content.as_bytes())
+            .map_err(protocol_error)?;
         let bytes = take_writes(c);
         self.write_and_wait(name, ExchangeKind::Content, &bytes, log)
+    }
+
+    /// Sends `line` in place of `stand_in`'s own (a command with parameters the client
+    /// machine does not write), after telling the machine that `stand_in` went out, so it
+    /// expects its reply.
+    fn smtp_command_as(
+        &mut self,
+        name: &str,
+        stand_in: ClientCommand,
+        line: &str,
+        log: &mut Vec<Exchange>,
+    ) -> Result<Option<Got>, StepError> {
+        let Client::Smtp(c) = &mut self.session(name)?.client else {
+            return Err(self.wrong_protocol(name, stand_in.to_string()));
+        };
+        c.send(stand_in).map_err(protocol_error)?;
+        take_writes(c);
+        let bytes = format!("{line}\r\n").into_bytes();
+        self.write_and_wait(name, ExchangeKind::Command, &bytes, log)
     }
 
     /// Logs what the client sends, writes it, and waits for the one reply it asks for.

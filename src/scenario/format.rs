@@ -29,6 +29,11 @@
 //! expect_text = "2 messages (320 octets)"
 //! ```
 //!
+//! A fixture may replay a published session's wording: `[fixture.replies.pop3]` and
+//! `[fixture.replies.smtp]` set the free text of some replies (`user = "Hello {user}- Send
+//! PASS"`; the status and codes stay the server's), and a mail may be `raw = '''...'''`, the
+//! whole message written as it is with CRLF line ends, no header added.
+//!
 //! A `connect` step may name another server with `to = "127.0.0.1:8110"` (a student's own
 //! server, Dovecot...); without `to` it reaches mailwire's own server for that protocol.
 //!
@@ -46,6 +51,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::proto::Protocol;
+use crate::servers::ReplyTexts;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -103,6 +109,12 @@ pub struct Fixture {
     /// Mail domains delivered locally besides `localhost`.
     #[serde(default)]
     pub domains: Vec<String>,
+    /// Reply texts replacing the servers' own, to replay a published session's wording:
+    /// `[fixture.replies.pop3]` and `[fixture.replies.smtp]` (keys in
+    /// [`crate::proto::pop3::Pop3Replies`] and [`crate::proto::smtp::SmtpReplies`]). Status
+    /// indicators and codes stay the server's, so replies stay valid.
+    #[serde(default)]
+    pub replies: ReplyTexts,
     #[serde(default, rename = "user")]
     pub users: Vec<FixtureUser>,
 }
@@ -117,20 +129,27 @@ pub struct FixtureUser {
     pub mail: Vec<FixtureMail>,
 }
 
-/// One message in a user's mailbox, oldest first.
+/// One message in a user's mailbox, oldest first: either generated (`from`, `subject`
+/// and optionally `to`, `date`, `body`, `size`) or `raw`, written as it is.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FixtureMail {
-    pub from: String,
+    /// The From header of a generated mail (required unless `raw`).
+    pub from: Option<String>,
     /// Defaults to `<user>@<hostname>`.
     pub to: Option<String>,
-    pub subject: String,
-    #[serde(default = "default_mail_date")]
-    pub date: String,
+    /// The Subject header of a generated mail (required unless `raw`).
+    pub subject: Option<String>,
+    /// The Date header of a generated mail; defaults to the fixture's default date.
+    pub date: Option<String>,
     /// The body (line ends become CRLF).
     pub body: Option<String>,
+    /// The whole message, headers and all, written as it is with CRLF line ends (a last
+    /// line without a line end gets one): no header is added. For mail a published
+    /// session showed; then `from`, `to`, `subject`, `date` and `body` are not allowed.
+    pub raw: Option<String>,
     /// Total size in octets with CRLF line ends, as STAT and LIST count it: the body is
-    /// filled up to it.
+    /// filled up to it. With `raw` it is a check: the raw message must have this size.
     pub size: Option<u64>,
     /// Arrived since the last check (kept in Maildir `new/` rather than `cur/`).
     #[serde(default)]
@@ -204,10 +223,27 @@ pub enum Action {
 #[serde(deny_unknown_fields)]
 pub struct MailSpec {
     pub from: String,
-    pub to: Vec<String>,
+    /// The recipients (a boxed slice: with [`MailDate`] a `Vec` would make every [`Step`]
+    /// 8 octets larger, and the window's step messages over clippy's enum-size limit).
+    pub to: Box<[String]>,
     pub subject: String,
     #[serde(default)]
     pub body: String,
+    /// The Date field's date: the fixture's in a scenario file (not settable there, so
+    /// every run is the same), the clock for mail typed in the window.
+    #[serde(skip)]
+    pub date: MailDate,
+}
+
+/// Which date a sent mail's Date field holds (RFC 5322 section 3.3 and 3.6.1: when the
+/// author finished the message).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MailDate {
+    /// The fixture's fixed date: a scenario's run and its snapshot stay the same.
+    #[default]
+    Fixture,
+    /// The time of sending, from the clock: mail typed by a person.
+    Now,
 }
 
 /// What the last reply of a step must be.
@@ -326,7 +362,8 @@ fn default_date() -> String {
     "Thu, 1 Jan 2026 09:00:00 +0000".to_string()
 }
 
-fn default_mail_date() -> String {
+/// The date of a generated fixture mail without `date`.
+pub fn default_mail_date() -> String {
     default_date()
 }
 
@@ -422,6 +459,10 @@ impl Scenario {
         places: &[Spanned<UserPlaces>],
     ) -> Result<(), (Option<Range<usize>>, String)> {
         let fixture = &self.fixture;
+        fixture
+            .replies
+            .check()
+            .map_err(|e| (None, format!("[fixture.replies]: {e}")))?;
         for (i, user) in fixture.users.iter().enumerate() {
             let user_place = places.get(i);
             let at_user = user_place.map(Spanned::span);
@@ -457,7 +498,7 @@ impl Scenario {
                         ),
                     ));
                 }
-                super::fixture::message_bytes(fixture, user, mail)
+                super::fixture::message_bytes(fixture, user, j, mail)
                     .map_err(|e| (at_mail, e.to_string()))?;
             }
         }
@@ -921,6 +962,22 @@ expect = "+OK"
         let message = "[[step]]\ncaption = \"d\"\nsend = \"DATA\"\nexpect = \"354\"\n\
                        [[step]]\ncaption = \"m\"\nsend = \"Subject: s\\n\\nbody\"\n";
         assert!(Scenario::parse(&format!("{MINIMAL}{message}"), "x.toml").is_ok());
+    }
+
+    #[test]
+    fn a_bad_reply_text_is_refused_before_the_run() {
+        let text = "title = \"t\"\ndescription = \"d\"\nprotocols = [\"pop3\"]\n\
+                    [fixture.replies.pop3]\ndele = \"{user} gone\"\n\
+                    [[step]]\ncaption = \"c\"\nconnect = \"pop3\"\n";
+        let e = Scenario::parse(text, "t.toml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.toml: [fixture.replies]: the reply text pop3.dele has the placeholder \
+             {user}, which it does not know: use {msg}"
+        );
+        let unknown = text.replace("dele =", "delete =");
+        let e = Scenario::parse(&unknown, "t.toml").unwrap_err();
+        assert!(e.to_string().contains("unknown field `delete`"), "{e}");
     }
 
     #[test]

@@ -124,6 +124,7 @@ pub fn server_config(scenario: &Scenario) -> ServerConfig {
         ),
         fixed_date: Some(f.date.clone()),
         local_domains: f.domains.clone(),
+        replies: f.replies.clone(),
         ..ServerConfig::default()
     }
 }

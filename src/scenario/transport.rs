@@ -198,24 +198,30 @@ impl Transport for MemoryTransport {
         let session = self.conns.len() as u64 + 1;
         let served: Box<dyn MemorySession + Send> = match protocol {
             Protocol::Pop3 => Box::new(Served {
-                machine: Pop3Server::new(Pop3Config {
-                    hostname: self.config.hostname.clone(),
-                    // Without a clock or a process id, a run in memory still gives each
-                    // session its own timestamp (RFC 1939 section 7), the same every run so
-                    // that its snapshot does not change.
-                    timestamp: self.config.fixed_timestamp.clone().unwrap_or_else(|| {
-                        format!("<{session}.{}@{}>", 1000 + session, self.config.hostname)
-                    }),
-                    apop_only: self.config.apop_only,
-                }),
+                machine: Pop3Server::with_replies(
+                    Pop3Config {
+                        hostname: self.config.hostname.clone(),
+                        // Without a clock or a process id, a run in memory still gives each
+                        // session its own timestamp (RFC 1939 section 7), the same every run so
+                        // that its snapshot does not change.
+                        timestamp: self.config.fixed_timestamp.clone().unwrap_or_else(|| {
+                            format!("<{session}.{}@{}>", 1000 + session, self.config.hostname)
+                        }),
+                        apop_only: self.config.apop_only,
+                    },
+                    self.config.replies.pop3.clone(),
+                ),
                 backend: Some(Pop3Backend::new(self.store.clone())),
             }),
             Protocol::Smtp => Box::new(Served {
-                machine: SmtpServer::new(SmtpConfig {
-                    hostname: self.config.hostname.clone(),
-                    local_domains: self.config.local_domains.clone(),
-                    max_message_size: self.config.max_message_size,
-                }),
+                machine: SmtpServer::with_replies(
+                    SmtpConfig {
+                        hostname: self.config.hostname.clone(),
+                        local_domains: self.config.local_domains.clone(),
+                        max_message_size: self.config.max_message_size,
+                    },
+                    self.config.replies.smtp.clone(),
+                ),
                 backend: Some(SmtpBackend::new(
                     self.store.clone(),
                     &self.config,

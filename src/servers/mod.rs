@@ -22,8 +22,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::proto::pop3::{Pop3Event, Pop3Request, Pop3Server};
-use crate::proto::smtp::{SmtpEvent, SmtpRequest, SmtpServer};
+use crate::proto::pop3::{Pop3Event, Pop3Replies, Pop3Request, Pop3Server};
+use crate::proto::reply_text::ReplyTextError;
+use crate::proto::smtp::{SmtpEvent, SmtpReplies, SmtpRequest, SmtpServer};
 use crate::proto::{Machine, Protocol, ServerMachine};
 use crate::store::Store;
 
@@ -47,6 +48,29 @@ pub struct ServerConfig {
     pub max_message_size: usize,
     /// Mail domains delivered locally besides `localhost`.
     pub local_domains: Vec<String>,
+    /// Reply texts replacing the servers' own (a scenario replaying a published session).
+    pub replies: ReplyTexts,
+}
+
+/// The reply texts of both servers, as a scenario's `[fixture.replies.pop3]` and
+/// `[fixture.replies.smtp]` set them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyTexts {
+    /// The POP3 server's.
+    #[serde(default)]
+    pub pop3: Pop3Replies,
+    /// The SMTP server's.
+    #[serde(default)]
+    pub smtp: SmtpReplies,
+}
+
+impl ReplyTexts {
+    /// Checks every text set (see [`crate::proto::reply_text::check`]).
+    pub fn check(&self) -> Result<(), ReplyTextError> {
+        self.pop3.check()?;
+        self.smtp.check()
+    }
 }
 
 impl Default for ServerConfig {
@@ -60,6 +84,7 @@ impl Default for ServerConfig {
             fixed_date: None,
             max_message_size: 10 * 1024 * 1024,
             local_domains: Vec::new(),
+            replies: ReplyTexts::default(),
         }
     }
 }

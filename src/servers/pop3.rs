@@ -24,11 +24,14 @@ pub(super) fn start_session(
         .fixed_timestamp
         .clone()
         .unwrap_or_else(|| unique_timestamp(&config.hostname));
-    let machine = Pop3Server::new(Pop3Config {
-        hostname: config.hostname.clone(),
-        timestamp,
-        apop_only: config.apop_only,
-    });
+    let machine = Pop3Server::with_replies(
+        Pop3Config {
+            hostname: config.hostname.clone(),
+            timestamp,
+            apop_only: config.apop_only,
+        },
+        config.replies.pop3.clone(),
+    );
     let responder = Pop3Responder {
         backend: Some(Pop3Backend::new(shared.store.clone())),
         config: config.clone(),

@@ -20,11 +20,14 @@ pub(super) fn start_session(
     peer: Option<SocketAddr>,
 ) -> (SmtpServer, SmtpResponder) {
     let config = &shared.config;
-    let machine = SmtpServer::new(SmtpConfig {
-        hostname: config.hostname.clone(),
-        local_domains: config.local_domains.clone(),
-        max_message_size: config.max_message_size,
-    });
+    let machine = SmtpServer::with_replies(
+        SmtpConfig {
+            hostname: config.hostname.clone(),
+            local_domains: config.local_domains.clone(),
+            max_message_size: config.max_message_size,
+        },
+        config.replies.smtp.clone(),
+    );
     let responder = SmtpResponder {
         backend: SmtpBackend::new(shared.store.clone(), config, peer_text(peer), session),
     };

@@ -666,9 +666,10 @@ impl UiState {
                 ),
                 Action::SendMail(MailSpec {
                     from,
-                    to,
+                    to: to.into(),
                     subject: self.forms.send.subject.clone(),
                     body: self.forms.send.body.clone(),
+                    date: crate::scenario::format::MailDate::Now,
                 }),
             ),
             extra_step(session, "Send Mail: QUIT".to_string(), Action::Quit),
@@ -924,7 +925,7 @@ mod tests {
         assert_eq!(steps.len(), 4);
         assert_eq!(steps[1].action, Action::Send("HELO localhost".into()));
         match &steps[2].action {
-            Action::SendMail(m) => assert_eq!(m.to, vec!["bob@localhost", "carol@localhost"]),
+            Action::SendMail(m) => assert_eq!(*m.to, ["bob@localhost", "carol@localhost"]),
             other => panic!("{other:?}"),
         }
         s.forms.manage.number = "x".into();

@@ -30,6 +30,7 @@ mod decode_tshark;
 mod export_pcapng;
 mod export_svg;
 mod lesson;
+mod mail_compose;
 mod scenarios_capture;
 mod scenarios_memory;
 mod scenarios_remote;

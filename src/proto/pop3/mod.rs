@@ -7,7 +7,7 @@ pub mod server;
 pub use command::{Command, ParseError};
 pub use server::{
     Credential, LoginOutcome, MaildropError, MessageInfo, Pop3Config, Pop3Event, Pop3Output,
-    Pop3Request, Pop3Server, Pop3State, apop_digest,
+    Pop3Replies, Pop3Request, Pop3Server, Pop3State, apop_digest,
 };
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::fmt;
 
 use super::command::Command;
 use crate::proto::line::{Line, LineBuffer, Terminator};
+use crate::proto::reply_text::{self, ReplyTextError, render};
 use crate::proto::{Goodbye, Machine, Output, Protocol, ServerMachine};
 
 /// The longest command line accepted, terminator excluded (RFC 2449 allows 255 octets).
@@ -27,6 +28,48 @@ pub struct Pop3Config {
     /// Refuse USER/PASS: every user here has an APOP secret, and RFC 1939 section 13 says a
     /// server should then not also accept the password in the clear.
     pub apop_only: bool,
+}
+
+/// Free texts that replace the server's own in some replies (see
+/// [`crate::proto::reply_text`]): `None` keeps mailwire's text. The status indicator and any
+/// response code stay the machine's, so every reply stays valid (RFC 1939 section 3: a
+/// status indicator, then text; RFC 2449 section 8: the response code in brackets).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pop3Replies {
+    /// The greeting's text before the APOP timestamp: `+OK {text} <timestamp>`.
+    pub greeting: Option<String>,
+    /// `+OK {text}` to USER; may say `{user}`.
+    pub user: Option<String>,
+    /// `+OK {text}` to a PASS or APOP that logged in; may say `{user}`, `{count}` (messages)
+    /// and `{octets}`.
+    pub login: Option<String>,
+    /// `-ERR [AUTH] {text}` to wrong credentials; may say `{user}`.
+    pub login_failed: Option<String>,
+    /// `+OK {text}` to DELE; may say `{msg}`.
+    pub dele: Option<String>,
+    /// `+OK {text}` to QUIT (the sign-off, in AUTHORIZATION or after the update).
+    pub quit: Option<String>,
+}
+
+impl Pop3Replies {
+    /// Checks every text set (printable ASCII, length, placeholders).
+    pub fn check(&self) -> Result<(), ReplyTextError> {
+        let texts: [(&'static str, &Option<String>, &'static [&'static str]); 6] = [
+            ("pop3.greeting", &self.greeting, &[]),
+            ("pop3.user", &self.user, &["user"]),
+            ("pop3.login", &self.login, &["user", "count", "octets"]),
+            ("pop3.login_failed", &self.login_failed, &["user"]),
+            ("pop3.dele", &self.dele, &["msg"]),
+            ("pop3.quit", &self.quit, &[]),
+        ];
+        for (key, text, allowed) in texts {
+            if let Some(text) = text {
+                reply_text::check(key, text, allowed)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The session states of RFC 1939 section 3.
@@ -256,6 +299,7 @@ enum Pending {
 #[derive(Debug, Clone)]
 pub struct Pop3Server {
     config: Pop3Config,
+    replies: Pop3Replies,
     state: Pop3State,
     input: LineBuffer,
     outputs: VecDeque<Pop3Output>,
@@ -270,9 +314,21 @@ pub struct Pop3Server {
 impl Pop3Server {
     /// A new session; its greeting is the first output.
     pub fn new(config: Pop3Config) -> Self {
-        let greeting = format!("POP3 server ready {}", config.timestamp);
+        Self::with_replies(config, Pop3Replies::default())
+    }
+
+    /// A new session that answers with `replies` where they are set (texts checked with
+    /// [`Pop3Replies::check`]; an unchecked one is still sent on one line).
+    pub fn with_replies(config: Pop3Config, replies: Pop3Replies) -> Self {
+        let text = replies.greeting.as_deref().unwrap_or("POP3 server ready");
+        let greeting = if text.is_empty() {
+            config.timestamp.clone()
+        } else {
+            format!("{} {}", render(text, &[]), config.timestamp)
+        };
         let mut server = Self {
             config,
+            replies,
             state: Pop3State::Authorization,
             input: LineBuffer::new(MAX_COMMAND_LINE, Terminator::CrLfOrLf),
             outputs: VecDeque::new(),
@@ -332,19 +388,35 @@ impl Pop3Server {
                     messages: count,
                     octets,
                 });
-                self.ok(&format!(
-                    "{user}'s maildrop has {count} message{} ({octets} octets)",
-                    plural(count)
-                ));
+                let text = match &self.replies.login {
+                    Some(t) => render(
+                        t,
+                        &[
+                            ("user", &user),
+                            ("count", &count.to_string()),
+                            ("octets", &octets.to_string()),
+                        ],
+                    ),
+                    None => format!(
+                        "{user}'s maildrop has {count} message{} ({octets} octets)",
+                        plural(count)
+                    ),
+                };
+                self.ok(&text);
                 self.user = Some(user);
                 self.set_state(Pop3State::Transaction);
             }
             LoginOutcome::Rejected => {
+                let text = match &self.replies.login_failed {
+                    Some(t) => render(t, &[("user", &user)]),
+                    None => "invalid user name or password".to_string(),
+                };
                 self.event(Pop3Event::LoginFailed {
                     user,
                     in_use: false,
                 });
-                self.err("[AUTH] invalid user name or password");
+                // RFC 3206 section 4: [AUTH] covers any problem with the credentials.
+                self.err(&format!("[AUTH] {text}"));
             }
             LoginOutcome::InUse => {
                 self.event(Pop3Event::LoginFailed { user, in_use: true });
@@ -420,12 +492,15 @@ impl Pop3Server {
                 if !deleted.is_empty() {
                     self.event(Pop3Event::Expunged { msgs: deleted });
                 }
-                let status = if left == 0 {
-                    "maildrop empty".to_string()
-                } else {
-                    format!("{left} message{} left", plural(left))
+                let text = match &self.replies.quit {
+                    Some(t) => render(t, &[]),
+                    None if left == 0 => format!("{host} POP3 server signing off (maildrop empty)"),
+                    None => format!(
+                        "{host} POP3 server signing off ({left} message{} left)",
+                        plural(left)
+                    ),
                 };
-                self.ok(&format!("{host} POP3 server signing off ({status})"));
+                self.ok(&text);
             }
             Err(why) => self.err(&format!(
                 "[SYS/PERM] some deleted messages not removed: {}",
@@ -461,8 +536,11 @@ impl Pop3Server {
         match (self.state, cmd) {
             (_, Command::Capa) => self.capa(),
             (Pop3State::Authorization, Command::Quit) => {
-                let host = self.config.hostname.clone();
-                self.ok(&format!("{host} POP3 server signing off"));
+                let text = match &self.replies.quit {
+                    Some(t) => render(t, &[]),
+                    None => format!("{} POP3 server signing off", self.config.hostname),
+                };
+                self.ok(&text);
                 self.close();
             }
             (Pop3State::Authorization, Command::User(_)) if self.config.apop_only => {
@@ -473,7 +551,11 @@ impl Pop3Server {
                 );
             }
             (Pop3State::Authorization, Command::User(name)) => {
-                self.ok(&format!("send PASS for {name}"));
+                let text = match &self.replies.user {
+                    Some(t) => render(t, &[("user", &name)]),
+                    None => format!("send PASS for {name}"),
+                };
+                self.ok(&text);
                 self.user_given = Some(name);
             }
             (Pop3State::Authorization, Command::Pass(pass)) => match self.user_given.clone() {
@@ -530,7 +612,11 @@ impl Pop3Server {
                         e.deleted = true;
                     }
                     self.event(Pop3Event::MessageMarkedDeleted { msg: n });
-                    self.ok(&format!("message {n} deleted"));
+                    let text = match &self.replies.dele {
+                        Some(t) => render(t, &[("msg", &n.to_string())]),
+                        None => format!("message {n} deleted"),
+                    };
+                    self.ok(&text);
                 }
             }
             Command::Rset => {

@@ -466,3 +466,93 @@ fn autologout_closes_without_a_response() {
     let server = Pop3Server::new(config());
     assert_eq!(server.goodbye(crate::proto::Goodbye::Idle), None);
 }
+
+/// Runs `input` in one piece through a server answering with `replies`; the bytes written.
+fn run_with_replies(input: &[u8], replies: Pop3Replies, fake: &Fake) -> String {
+    let mut fake = fake.clone();
+    let mut server = Pop3Server::with_replies(config(), replies);
+    let mut written = Vec::new();
+    server.receive(input);
+    while let Some(out) = server.poll_output() {
+        match out {
+            Pop3Output::Write(b) => written.extend_from_slice(&b),
+            Pop3Output::Request(r) => fake.answer(&mut server, r),
+            Pop3Output::Event(_) | Pop3Output::Close => {}
+        }
+    }
+    String::from_utf8_lossy(&written).into_owned()
+}
+
+#[test]
+fn reply_texts_replace_only_the_free_text() {
+    // The class project's texts (RFC 1939 section 3: "+OK" or "-ERR", then free text).
+    let replies = Pop3Replies {
+        greeting: Some("POP3 Server Ready".into()),
+        user: Some("Hello {user}- Send PASS".into()),
+        login: Some("{user}- Welcome and Proceed ({count}, {octets})".into()),
+        login_failed: Some("login incorrect for {user}".into()),
+        dele: Some("file {msg} deleted".into()),
+        quit: Some("POP3 server saying goodbye...".into()),
+    };
+    assert_eq!(replies.check(), Ok(()));
+    let fake = Fake::new(vec![b"a\r\n".to_vec(), b"bc\r\n".to_vec()]);
+    let t = run_with_replies(
+        b"USER mrose\r\nPASS wrong\r\nUSER mrose\r\nPASS tanstaaf\r\nDELE 2\r\nSTAT\r\nQUIT\r\n",
+        replies.clone(),
+        &fake,
+    );
+    assert_eq!(
+        t,
+        format!(
+            "+OK POP3 Server Ready {TIMESTAMP}\r\n\
+             +OK Hello mrose- Send PASS\r\n\
+             -ERR [AUTH] login incorrect for mrose\r\n\
+             +OK Hello mrose- Send PASS\r\n\
+             +OK mrose- Welcome and Proceed (2, 7)\r\n\
+             +OK file 2 deleted\r\n\
+             +OK 1 3\r\n\
+             +OK POP3 server saying goodbye...\r\n"
+        )
+    );
+    // QUIT in AUTHORIZATION says the same goodbye.
+    let t = run_with_replies(b"QUIT\r\n", replies, &fake);
+    assert!(t.ends_with("+OK POP3 server saying goodbye...\r\n"), "{t}");
+}
+
+#[test]
+fn empty_reply_texts_leave_the_bare_status() {
+    // RFC 2449 section 4: a response is the status indicator, then optional text.
+    let replies = Pop3Replies {
+        greeting: Some(String::new()),
+        user: Some(String::new()),
+        ..Pop3Replies::default()
+    };
+    let fake = Fake::new(Vec::new());
+    let t = run_with_replies(b"USER user\r\n", replies, &fake);
+    assert_eq!(t, format!("+OK {TIMESTAMP}\r\n+OK\r\n"));
+}
+
+#[test]
+fn a_user_name_cannot_smuggle_a_placeholder_or_a_line() {
+    let replies = Pop3Replies {
+        user: Some("Hello {user}".into()),
+        ..Pop3Replies::default()
+    };
+    let t = run_with_replies(b"USER {msg}\r\n", replies, &Fake::new(Vec::new()));
+    assert!(t.ends_with("+OK Hello {msg}\r\n"), "{t}");
+}
+
+#[test]
+fn bad_reply_texts_are_refused_by_check() {
+    let bad = Pop3Replies {
+        dele: Some("{user} deleted".into()),
+        ..Pop3Replies::default()
+    };
+    let e = bad.check().unwrap_err();
+    assert!(e.to_string().contains("pop3.dele"), "{e}");
+    let bad = Pop3Replies {
+        quit: Some("bye\r\n+OK more".into()),
+        ..Pop3Replies::default()
+    };
+    assert!(bad.check().is_err());
+}

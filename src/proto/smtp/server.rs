@@ -22,6 +22,7 @@ use std::fmt;
 use super::command::{Command, Verb, split_command};
 use super::reply::Reply;
 use crate::proto::line::{Line, LineBuffer, Terminator};
+use crate::proto::reply_text::{self, ReplyTextError, render};
 use crate::proto::{Goodbye, Machine, Output, Protocol, ServerMachine};
 
 /// The longest command line, CRLF excluded (RFC 5321 section 4.5.3.1.4: 512 with CRLF).
@@ -51,6 +52,57 @@ impl Default for SmtpConfig {
             local_domains: Vec::new(),
             max_message_size: 10 * 1024 * 1024,
         }
+    }
+}
+
+/// Free texts that replace the server's own in some replies (see
+/// [`crate::proto::reply_text`]): `None` keeps mailwire's text. The reply code, the enhanced
+/// status code (RFC 3463) and, where RFC 5321's grammar puts it first, the server's domain
+/// stay the machine's, so every reply stays valid.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpReplies {
+    /// `220 {hostname} {text}`: the greeting after the domain (RFC 5321 section 4.2).
+    pub greeting: Option<String>,
+    /// `250 {hostname} {text}` to HELO, and the first line of the EHLO reply; may say
+    /// `{domain}` (the client's).
+    pub helo: Option<String>,
+    /// `250 2.1.0 {text}` to MAIL; may say `{address}`.
+    pub mail: Option<String>,
+    /// `250 2.1.5 {text}` to an accepted RCPT; may say `{address}`.
+    pub rcpt: Option<String>,
+    /// `250 2.0.0 {text}` after the message: the server took responsibility for it.
+    pub accepted: Option<String>,
+    /// `221 2.0.0 {text}` to QUIT.
+    pub quit: Option<String>,
+}
+
+impl SmtpReplies {
+    /// Checks every text set (printable ASCII, length, placeholders).
+    pub fn check(&self) -> Result<(), ReplyTextError> {
+        let texts: [(&'static str, &Option<String>, &'static [&'static str]); 6] = [
+            ("smtp.greeting", &self.greeting, &[]),
+            ("smtp.helo", &self.helo, &["domain"]),
+            ("smtp.mail", &self.mail, &["address"]),
+            ("smtp.rcpt", &self.rcpt, &["address"]),
+            ("smtp.accepted", &self.accepted, &[]),
+            ("smtp.quit", &self.quit, &[]),
+        ];
+        for (key, text, allowed) in texts {
+            if let Some(text) = text {
+                reply_text::check(key, text, allowed)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Joins a code or domain and a text with a space; an empty text adds nothing.
+fn joined(first: &str, text: &str) -> String {
+    if text.is_empty() {
+        first.to_string()
+    } else {
+        format!("{first} {text}")
     }
 }
 
@@ -255,6 +307,7 @@ struct Content {
 #[derive(Debug, Clone)]
 pub struct SmtpServer {
     config: SmtpConfig,
+    replies: SmtpReplies,
     state: SmtpState,
     input: LineBuffer,
     outputs: VecDeque<SmtpOutput>,
@@ -268,9 +321,20 @@ pub struct SmtpServer {
 impl SmtpServer {
     /// A new session; its greeting `220 {hostname} ESMTP mailwire ready` is the first output.
     pub fn new(config: SmtpConfig) -> Self {
-        let greeting = format!("{} ESMTP mailwire ready", config.hostname);
+        Self::with_replies(config, SmtpReplies::default())
+    }
+
+    /// A new session that answers with `replies` where they are set (texts checked with
+    /// [`SmtpReplies::check`]).
+    pub fn with_replies(config: SmtpConfig, replies: SmtpReplies) -> Self {
+        let text = replies
+            .greeting
+            .as_deref()
+            .map_or_else(|| "ESMTP mailwire ready".to_string(), |t| render(t, &[]));
+        let greeting = joined(&config.hostname, &text);
         let mut server = Self {
             config,
+            replies,
             state: SmtpState::Connected,
             input: LineBuffer::new(MAX_COMMAND_LINE, Terminator::CrLfOrLf),
             outputs: VecDeque::new(),
@@ -315,7 +379,11 @@ impl SmtpServer {
                 envelope.recipients.push(recipient);
             }
         }
-        self.reply(Reply::new(250, format!("2.1.5 Recipient <{address}> OK")));
+        let text = match &self.replies.rcpt {
+            Some(t) => joined("2.1.5", &render(t, &[("address", &address)])),
+            None => format!("2.1.5 Recipient <{address}> OK"),
+        };
+        self.reply(Reply::new(250, text));
         self.event(SmtpEvent::RecipientAccepted { address });
         self.set_state(SmtpState::Rcpt);
     }
@@ -347,7 +415,11 @@ impl SmtpServer {
                     .as_ref()
                     .map(|e| e.recipients.iter().map(|r| r.address.clone()).collect())
                     .unwrap_or_default();
-                self.reply(Reply::new(250, "2.0.0 Message accepted for delivery"));
+                let text = match &self.replies.accepted {
+                    Some(t) => joined("2.0.0", &render(t, &[])),
+                    None => "2.0.0 Message accepted for delivery".to_string(),
+                };
+                self.reply(Reply::new(250, text));
                 self.event(SmtpEvent::MessageDelivered { recipients, bytes });
             }
             Err(DeliveryError::Store { brief }) if !brief.trim().is_empty() => {
@@ -444,16 +516,14 @@ impl SmtpServer {
     fn execute(&mut self, command: Command) {
         match command {
             Command::Helo(domain) => {
-                let host = &self.config.hostname;
-                let reply = Reply::new(250, format!("{host} Hello {domain}"));
+                let reply = Reply::new(250, self.helo_line(&domain));
                 self.greeted(domain, false, reply);
             }
             Command::Ehlo(domain) => {
-                let host = &self.config.hostname;
                 let reply = Reply::multiline(
                     250,
                     vec![
-                        format!("{host} Hello {domain}"),
+                        self.helo_line(&domain),
                         "PIPELINING".to_string(),
                         format!("SIZE {}", self.config.max_message_size),
                         "8BITMIME".to_string(),
@@ -477,7 +547,11 @@ impl SmtpServer {
                     return;
                 }
                 let sender = mail.path.address;
-                self.reply(Reply::new(250, format!("2.1.0 Sender <{sender}> OK")));
+                let text = match &self.replies.mail {
+                    Some(t) => joined("2.1.0", &render(t, &[("address", &sender)])),
+                    None => format!("2.1.0 Sender <{sender}> OK"),
+                };
+                self.reply(Reply::new(250, text));
                 self.event(SmtpEvent::SenderAccepted {
                     address: sender.clone(),
                 });
@@ -531,8 +605,11 @@ impl SmtpServer {
                 "2.5.2 Cannot VRFY user, but will accept message and attempt delivery",
             )),
             Command::Quit => {
-                let host = &self.config.hostname;
-                self.reply(Reply::new(221, format!("2.0.0 {host} closing connection")));
+                let text = match &self.replies.quit {
+                    Some(t) => joined("2.0.0", &render(t, &[])),
+                    None => format!("2.0.0 {} closing connection", self.config.hostname),
+                };
+                self.reply(Reply::new(221, text));
                 self.envelope = None;
                 self.input = LineBuffer::new(MAX_COMMAND_LINE, Terminator::CrLfOrLf);
                 self.set_state(SmtpState::Closed);
@@ -541,6 +618,16 @@ impl SmtpServer {
             Command::NotImplemented(_) => {
                 self.reply(Reply::new(502, "5.5.1 Command not implemented"));
             }
+        }
+    }
+
+    /// The reply to HELO, or the first line of EHLO's: the server's domain first (RFC 5321
+    /// section 4.1.1.1), then the text.
+    fn helo_line(&self, domain: &str) -> String {
+        let host = &self.config.hostname;
+        match &self.replies.helo {
+            Some(t) => joined(host, &render(t, &[("domain", domain)])),
+            None => format!("{host} Hello {domain}"),
         }
     }
 

@@ -1151,3 +1151,71 @@ fn default_config() {
     assert!(c.local_domains.is_empty());
     assert_eq!(c.max_message_size, 10 * 1024 * 1024);
 }
+
+#[test]
+fn reply_texts_replace_only_the_free_text() {
+    // The assignment's texts; the code, the enhanced status code (RFC 3463) and the domain
+    // the grammar puts first (RFC 5321 sections 4.2 and 4.1.1.1) stay the machine's.
+    let replies = SmtpReplies {
+        greeting: Some("Service ready".into()),
+        helo: Some("OK Hello {domain}".into()),
+        mail: Some("<{address}>... Sender ok".into()),
+        rcpt: Some("{address}... Recipient ok".into()),
+        accepted: Some("OK Message accepted for delivery".into()),
+        quit: Some("iitkgp.edu closing connection".into()),
+    };
+    assert_eq!(replies.check(), Ok(()));
+    let config = SmtpConfig {
+        hostname: "iitkgp.edu".into(),
+        ..config()
+    };
+    let mut fake = Fake::new();
+    let mut server = SmtpServer::with_replies(config, replies);
+    let mut run = Run {
+        written: Vec::new(),
+        outputs: Vec::new(),
+        fake: Fake::new(),
+        closed: false,
+        max_held: 0,
+    };
+    server.receive(
+        b"HELO iit.edu\r\nMAIL FROM:<ag@iit.edu>\r\nRCPT TO:<gb@iit.edu>\r\nDATA\r\nHi\r\n.\r\n\
+          EHLO iit.edu\r\nQUIT\r\n",
+    );
+    drain(&mut server, &mut fake, &mut run);
+    assert_eq!(
+        run.text(),
+        wire(&[
+            "220 iitkgp.edu Service ready",
+            "250 iitkgp.edu OK Hello iit.edu",
+            "250 2.1.0 <ag@iit.edu>... Sender ok",
+            "250 2.1.5 gb@iit.edu... Recipient ok",
+            GO_AHEAD,
+            "250 2.0.0 OK Message accepted for delivery",
+            "250-iitkgp.edu OK Hello iit.edu",
+            "250-PIPELINING",
+            "250-SIZE 10485760",
+            "250-8BITMIME",
+            "250 ENHANCEDSTATUSCODES",
+            "221 2.0.0 iitkgp.edu closing connection",
+        ])
+    );
+}
+
+#[test]
+fn an_empty_greeting_text_leaves_the_domain_alone() {
+    let replies = SmtpReplies {
+        greeting: Some(String::new()),
+        ..SmtpReplies::default()
+    };
+    let mut server = SmtpServer::with_replies(config(), replies);
+    let Some(SmtpOutput::Write(bytes)) = server.poll_output() else {
+        panic!("no greeting");
+    };
+    assert_eq!(bytes, b"220 localhost\r\n");
+    let bad = SmtpReplies {
+        mail: Some("{user}".into()),
+        ..SmtpReplies::default()
+    };
+    assert!(bad.check().unwrap_err().to_string().contains("smtp.mail"));
+}
