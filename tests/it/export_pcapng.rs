@@ -465,13 +465,17 @@ fn tcp_close_export_shows_a_fin_close_then_an_rst_abort() {
     assert!(step3.iter().all(|f| !f.rst), "no reset in an orderly close");
 
     // Step 6, `abort`: one RST from the client, and no FIN on that connection at all.
+    // (Under load a late ACK of the step before can land in this step's frames: only
+    // segments without data, FIN or RST are allowed beside the one RST.)
     let step6: Vec<&Seen> = frames.iter().filter(|f| f.step == 6).collect();
-    assert_eq!(step6.len(), 1, "the abort is a single segment");
+    let resets: Vec<&&Seen> = step6.iter().filter(|f| f.rst).collect();
+    assert_eq!(resets.len(), 1, "the abort is a single RST");
+    assert!(!resets[0].from_server, "an RST from the client");
     assert!(
-        step6[0].rst && !step6[0].from_server,
-        "an RST from the client"
+        step6.iter().all(|f| f.rst || (f.len == 0 && !f.fin)),
+        "nothing but the RST and bare ACKs"
     );
-    let aborted = step6[0].stream;
+    let aborted = resets[0].stream;
     assert!(
         frames
             .iter()
