@@ -15,6 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 use eframe::egui;
 use eframe::egui::{CentralPanel, Panel, RichText, ScrollArea, Theme, Ui, ViewportCommand};
 
+use super::connections::{self, ConnectionList};
 use super::controls::{self, ExportKind};
 use super::details::{self, DetailsCache};
 use super::diagram;
@@ -120,6 +121,8 @@ pub struct MailwireApp {
     leaving_file: bool,
     /// Wakes the window from other threads (the file loader).
     wake: Arc<dyn Fn() + Send + Sync>,
+    /// The connection list's summaries.
+    connections: ConnectionList,
 }
 
 impl MailwireApp {
@@ -303,6 +306,7 @@ impl MailwireApp {
             open_path: String::new(),
             leaving_file: false,
             wake: Arc::new(|| {}),
+            connections: ConnectionList::default(),
         }
     }
 
@@ -716,6 +720,39 @@ impl MailwireApp {
                                 &mut actions,
                             );
                         });
+                });
+        }
+        if self.state.connections_panel {
+            self.connections.refresh(
+                &self.timeline,
+                self.generation,
+                &self.state.connection_filter,
+            );
+            Panel::left("connections")
+                .resizable(true)
+                .default_size(330.0)
+                .min_size(220.0)
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.label(RichText::new("Connections").strong().size(17.0));
+                        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                            fold_button(
+                                ui,
+                                controls::glyph::FOLD_LEFT,
+                                "Fold the connection list",
+                                Pane::Connections,
+                                false,
+                                &mut actions,
+                            );
+                        });
+                    });
+                    connections::connections_ui(
+                        ui,
+                        &self.connections,
+                        &mut self.state.connection_filter,
+                        &palette,
+                        &mut actions,
+                    );
                 });
         }
         // Its width follows the window's width in points (which the zoom changes): when that

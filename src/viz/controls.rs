@@ -165,6 +165,10 @@ pub fn controls_ui(
                 })
                 .response
         });
+        let has_worker = source.has_worker;
+        picker.inner.widget_info(|| {
+            egui::WidgetInfo::labeled(egui::Role::ComboBox, has_worker, "Scenario")
+        });
         match &file_name {
             Some(name) if source.has_worker => picker.inner.on_hover_text(format!(
                 "Capture file {name}; pick a scenario to run it instead"
@@ -268,6 +272,18 @@ pub fn controls_ui(
         {
             actions.push(UiAction::SetLivePanel(live));
         }
+        let mut conns = state.connections_panel;
+        if ui
+            .checkbox(&mut conns, "Connections")
+            .on_hover_text(format!(
+                "The list of the {} TCP connections, with filters; a click shows one's first \
+                 step",
+                timeline.analyzer.connections().len()
+            ))
+            .changed()
+        {
+            actions.push(UiAction::SetPane(Pane::Connections, conns));
+        }
         ui.separator();
         view_menu(ui, state, actions);
         export_menu(ui, export_dir, exports);
@@ -365,6 +381,7 @@ fn view_menu(ui: &mut Ui, state: &UiState, actions: &mut Vec<UiAction>) {
             ),
             (Pane::Details, state.details_panel, "Packet details"),
             (Pane::Live, state.live_panel, "Live use"),
+            (Pane::Connections, state.connections_panel, "Connections"),
         ] {
             let mut on = shown;
             if ui.checkbox(&mut on, name).changed() {

@@ -11,7 +11,10 @@
 //! - [`state`]: the window's state apart from painting (selection, cursor, play timer,
 //!   presenter settings, forms), unit-tested without a window;
 //! - one file per pane: [`diagram`] (with its row model [`rows`]), [`details`],
-//!   [`narration`], [`server_state`], [`controls`] (and the banner), [`live`];
+//!   [`narration`], [`server_state`], [`controls`] (and the banner), [`live`],
+//!   [`connections`] (the connection list and its filters);
+//! - [`loader`]: a capture file read and decoded on its own thread (`mailwire FILE`, Open,
+//!   a file dropped on the window);
 //! - [`theme`] and [`screenshot`] (`mailwire --screenshot FILE`);
 //! - [`open_window`]: runs the window; the `mailwire` command without a subcommand
 //!   (`src/cli/window.rs`) decides first whether it runs in the sandbox.
@@ -23,6 +26,7 @@
 //! [`Recorder`]: crate::scenario::recorder::Recorder
 
 pub mod app;
+pub mod connections;
 pub mod controls;
 pub mod details;
 pub mod diagram;

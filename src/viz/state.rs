@@ -118,6 +118,8 @@ pub enum Pane {
     Details,
     /// The live-use panel (console and menu client), below.
     Live,
+    /// The connection list with its filters, at the left.
+    Connections,
 }
 
 /// The raw command console's fields.
@@ -205,6 +207,10 @@ pub struct UiState {
     /// The steps are all recorded (a capture file): Next walks them and never asks the
     /// worker to run one; Reset and the live panel have nothing to act on.
     pub recorded_only: bool,
+    /// The connection list is shown.
+    pub connections_panel: bool,
+    /// The connection list's filters.
+    pub connection_filter: super::connections::ConnectionFilter,
 }
 
 /// The live-use panel's forms: the text its fields edit, and what went wrong last.
@@ -270,6 +276,8 @@ impl Default for UiState {
             scenario: DEFAULT_SCENARIO.to_string(),
             forms: LiveForms::default(),
             recorded_only: false,
+            connections_panel: false,
+            connection_filter: super::connections::ConnectionFilter::default(),
         }
     }
 }
@@ -358,6 +366,7 @@ impl UiState {
                     Pane::Narration => &mut self.narration_panel,
                     Pane::Details => &mut self.details_panel,
                     Pane::Live => &mut self.live_panel,
+                    Pane::Connections => &mut self.connections_panel,
                 } = on;
                 // The diagram's height or width changed: keep the selection in view.
                 self.scroll_to_selection();
