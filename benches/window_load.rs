@@ -45,7 +45,9 @@ fn timed(args: &[&str], display: Option<&str>) -> Run {
     if let Some(d) = display {
         cmd.env("DISPLAY", d);
     }
-    let out = cmd.output().expect("/usr/bin/time runs (apt-get install time)");
+    let out = cmd
+        .output()
+        .expect("/usr/bin/time runs (apt-get install time)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -62,7 +64,9 @@ fn timed(args: &[&str], display: Option<&str>) -> Run {
     let wall = field("Elapsed (wall clock) time (h:mm:ss or m:ss):")
         .split(':')
         .fold(0.0, |acc, part| acc * 60.0 + part.parse::<f64>().unwrap());
-    let rss_kib: f64 = field("Maximum resident set size (kbytes):").parse().unwrap();
+    let rss_kib: f64 = field("Maximum resident set size (kbytes):")
+        .parse()
+        .unwrap();
     let load = stdout.lines().find_map(|l| {
         let rest = l.strip_prefix("decoded ")?;
         let secs = rest.rsplit_once(" in ")?.1.strip_suffix(" s")?;
@@ -145,8 +149,8 @@ fn main() {
         .collect();
     let file = args.first().map_or_else(generated, PathBuf::from);
     let runs: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(3);
-    let baseline_file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/reference-captures/zeek_smtp.pcap");
+    let baseline_file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference-captures/zeek_smtp.pcap");
     let size = std::fs::metadata(&file).unwrap().len() as f64;
     let display = Display::get();
     let tmp = std::env::temp_dir().join(format!("mailwire-window-load-{}", std::process::id()));
@@ -233,7 +237,11 @@ fn main() {
          2 x file = {:.0} MiB: {} ({:.2}x the file; over open's RSS: {:.0} MiB)",
         mib(extra_kib),
         mib(mem_aim),
-        if extra_kib <= mem_aim { "met" } else { "NOT met" },
+        if extra_kib <= mem_aim {
+            "met"
+        } else {
+            "NOT met"
+        },
         extra_kib * 1024.0 / size,
         mib(window_rss - open_rss)
     );

@@ -54,9 +54,7 @@ fn check_file(path: &std::path::Path) -> Result<(), String> {
             } else {
                 String::new()
             };
-            Err(format!(
-                "cannot open the capture file {name}: {e}.{hint}"
-            ))
+            Err(format!("cannot open the capture file {name}: {e}.{hint}"))
         }
     }
 }

@@ -61,6 +61,9 @@ enum Key {
     Server(Option<Protocol>, Option<SocketAddr>),
 }
 
+/// A server lifeline with its clients, while they are put in order.
+type ServerGroup = (Key, Lifeline, Vec<(Key, Lifeline)>);
+
 /// The lifelines of a timeline, and which two each step and each connection use.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lifelines {
@@ -80,10 +83,8 @@ impl Lifelines {
     pub fn of(timeline: &Timeline) -> Lifelines {
         let connections = timeline.analyzer.connections();
         // The connection of each client address (the last one, as `Timeline::connection_of`).
-        let conn_of: HashMap<SocketAddr, usize> = connections
-            .iter()
-            .map(|c| (c.client, c.index))
-            .collect();
+        let conn_of: HashMap<SocketAddr, usize> =
+            connections.iter().map(|c| (c.client, c.index)).collect();
         // Every pair, in order of appearance: steps first, then connections no step used.
         let mut found: Vec<(Key, Lifeline, Key, Lifeline)> = Vec::new();
         let conn_pair = |c: &crate::decode::analyzer::Connection, session: Option<&str>| {
@@ -158,7 +159,7 @@ impl Lifelines {
             }
         }
         // Servers in order of appearance, each with its clients (in order) before it.
-        let mut servers: Vec<(Key, Lifeline, Vec<(Key, Lifeline)>)> = Vec::new();
+        let mut servers: Vec<ServerGroup> = Vec::new();
         let mut server_at: HashMap<Key, usize> = HashMap::new();
         let mut client_seen: HashMap<Key, ()> = HashMap::new();
         for (ck, cl, sk, sl) in found {

@@ -236,7 +236,9 @@ impl MailwireApp {
                     self.act(UiAction::Home);
                 }
             }
-            Err(e) => self.errors.push(format!("cannot open {}: {e}", path.display())),
+            Err(e) => self
+                .errors
+                .push(format!("cannot open {}: {e}", path.display())),
         }
     }
 

@@ -158,7 +158,10 @@ pub fn connections_ui(
             (ProtocolFilter::Only(Protocol::Smtp), "SMTP"),
             (ProtocolFilter::Other, "Other"),
         ] {
-            if ui.selectable_label(filter.protocol == choice, text).clicked() {
+            if ui
+                .selectable_label(filter.protocol == choice, text)
+                .clicked()
+            {
                 filter.protocol = choice;
             }
         }
@@ -176,11 +179,8 @@ pub fn connections_ui(
     );
     let shown = list.shown.len();
     ui.label(
-        RichText::new(format!(
-            "{shown} of {} connections",
-            list.summaries.len()
-        ))
-        .color(palette.weak),
+        RichText::new(format!("{shown} of {} connections", list.summaries.len()))
+            .color(palette.weak),
     );
     ui.separator();
     let row_height = ui.text_style_height(&egui::TextStyle::Body) * 2.0 + 8.0;

@@ -16,9 +16,9 @@ use eframe::egui::{
 
 use super::rows::{DiagramRows, Reveal, Row};
 use super::state::{UiAction, UiState};
-use crate::export::lifelines::Side;
 use super::theme::{Palette, is_negative_reply};
 use crate::decode::frame::TcpFlags;
+use crate::export::lifelines::Side;
 use crate::proto::Direction;
 use crate::timeline::Timeline;
 
@@ -63,7 +63,10 @@ impl Lanes {
 
     /// The x of a lifeline, if shown.
     fn x(&self, lifeline: usize) -> Option<f32> {
-        self.xs.iter().find(|(l, _)| *l == lifeline).map(|(_, x)| *x)
+        self.xs
+            .iter()
+            .find(|(l, _)| *l == lifeline)
+            .map(|(_, x)| *x)
     }
 
     /// The room between two neighbouring lifelines.
@@ -124,7 +127,7 @@ pub fn diagram_ui(
     actions: &mut Vec<UiAction>,
 ) -> Option<Rect> {
     if rows.rows.is_empty() {
-        header_ui(ui, timeline, rows, &[], palette);
+        header_ui(ui, rows, &[], palette);
         ui.add_space(12.0);
         let text = if state.recorded_only && timeline.steps.is_empty() {
             "This capture holds no POP3 or SMTP command or reply to step through."
@@ -143,8 +146,7 @@ pub fn diagram_ui(
     // The header takes its height from the diagram's.
     let visible = ui.available_height() - HEADER_HEIGHT;
     let id = ui.make_persistent_id(egui::IdSalt::new(DIAGRAM_SCROLL));
-    let offset =
-        egui::scroll_area::State::load(ui.ctx(), id).map_or(0.0, |s| s.clamped_offset().y);
+    let offset = egui::scroll_area::State::load(ui.ctx(), id).map_or(0.0, |s| s.clamped_offset().y);
     let mut target = None;
     if let Some(row) = state.scroll_to_row {
         // Put the row a third of the way down.
@@ -164,7 +166,7 @@ pub fn diagram_ui(
     }
     let first_row = (target.unwrap_or(offset) / ROW_HEIGHT).floor().max(0.0) as usize;
     let shown = shown_lanes(timeline, rows, first_row, visible);
-    header_ui(ui, timeline, rows, &shown, palette);
+    header_ui(ui, rows, &shown, palette);
     let output = scroll.show_viewport(ui, |ui, viewport| {
         let total = rows.rows.len() as f32 * ROW_HEIGHT;
         ui.set_height(total);
@@ -234,14 +236,7 @@ fn related_frames(timeline: &Timeline, state: &UiState) -> Vec<usize> {
 const HEADER_HEIGHT: f32 = 38.0;
 
 /// The lifelines' names (`client "main"`, `POP3 server`) over their address:port.
-fn header_ui(
-    ui: &mut Ui,
-    timeline: &Timeline,
-    rows: &DiagramRows,
-    shown: &[usize],
-    palette: &Palette,
-) {
-    let _ = timeline;
+fn header_ui(ui: &mut Ui, rows: &DiagramRows, shown: &[usize], palette: &Palette) {
     let (rect, _) =
         ui.allocate_exact_size(vec2(ui.available_width(), HEADER_HEIGHT), Sense::hover());
     let lanes = Lanes::new(rect, shown);
@@ -259,7 +254,12 @@ fn header_ui(
         };
         for (text, font, y, c) in [
             (line.title(), big.clone(), rect.top() + 2.0, color),
-            (line.address(), small.clone(), rect.top() + 21.0, palette.weak),
+            (
+                line.address(),
+                small.clone(),
+                rect.top() + 21.0,
+                palette.weak,
+            ),
         ] {
             let galley = single_line(ui, text, font, c, room);
             let w = galley.size().x;
@@ -572,10 +572,8 @@ fn segment_row(
     };
     let y = rect.bottom() - 6.0;
     // A frame that is not TCP has no lifelines: its text goes in the middle.
-    let (client_x, server_x) = pair.unwrap_or((
-        lanes.left + LEFT_COLUMN + 26.0,
-        lanes.right - RIGHT_MARGIN,
-    ));
+    let (client_x, server_x) =
+        pair.unwrap_or((lanes.left + LEFT_COLUMN + 26.0, lanes.right - RIGHT_MARGIN));
     match (pair, f.segment.map(|s| s.direction)) {
         (Some(_), Some(Direction::ClientToServer)) => {
             arrow(

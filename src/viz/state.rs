@@ -796,6 +796,16 @@ pub fn step_of_frame(timeline: &Timeline, frame: usize) -> Option<usize> {
     after.checked_sub(1)
 }
 
+/// The first step on connection `conn` (index into the analyzer's connections): the first
+/// whose client end is that connection's client.
+pub fn first_step_of_connection(timeline: &Timeline, conn: usize) -> Option<usize> {
+    let connection = timeline.analyzer.connections().get(conn)?;
+    timeline
+        .steps
+        .iter()
+        .position(|r| r.client == Some(connection.client))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -976,14 +986,4 @@ mod tests {
         s.forms.manage.number = "2".into();
         assert_eq!(s.manage_number(), Ok(2));
     }
-}
-
-/// The first step on connection `conn` (index into the analyzer's connections): the first
-/// whose client end is that connection's client.
-pub fn first_step_of_connection(timeline: &Timeline, conn: usize) -> Option<usize> {
-    let connection = timeline.analyzer.connections().get(conn)?;
-    timeline
-        .steps
-        .iter()
-        .position(|r| r.client == Some(connection.client))
 }

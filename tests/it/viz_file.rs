@@ -140,10 +140,7 @@ fn a_reference_capture_has_a_lifeline_per_server_and_client_and_a_connection_lis
             .any(|s| s.1 == "SMTP server" && s.2 == "74.53.140.153:25"),
         "{shown:?}"
     );
-    assert!(
-        clients.iter().any(|c| c.2 == "10.10.1.4:1470"),
-        "{shown:?}"
-    );
+    assert!(clients.iter().any(|c| c.2 == "10.10.1.4:1470"), "{shown:?}");
     // No empty column: every lifeline shown carries a row.
     assert_eq!(
         shown.len(),
@@ -160,7 +157,8 @@ fn a_reference_capture_has_a_lifeline_per_server_and_client_and_a_connection_lis
     );
 
     // The connection list, filtered.
-    h.state_mut().act(UiAction::SetPane(Pane::Connections, true));
+    h.state_mut()
+        .act(UiAction::SetPane(Pane::Connections, true));
     h.run();
     h.get_by_label_contains("connections");
     let conn = h.get_by_label_contains("10.10.1.4:1470 -> 74.53.140.153:25");
@@ -199,7 +197,10 @@ fn a_corrupt_file_shows_a_clear_error_and_no_panic() {
         h.state_mut().act(UiAction::Open(cut.display().to_string()));
         wait_loaded(&mut h);
         let errors = h.state().errors.join("\n");
-        assert!(errors.contains("cut.pcap") && errors.contains("packet"), "{errors}");
+        assert!(
+            errors.contains("cut.pcap") && errors.contains("packet"),
+            "{errors}"
+        );
     }
 }
 
