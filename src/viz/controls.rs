@@ -272,18 +272,6 @@ pub fn controls_ui(
         {
             actions.push(UiAction::SetLivePanel(live));
         }
-        let mut conns = state.connections_panel;
-        if ui
-            .checkbox(&mut conns, "Connections")
-            .on_hover_text(format!(
-                "The list of the {} TCP connections, with filters; a click shows one's first \
-                 step",
-                timeline.analyzer.connections().len()
-            ))
-            .changed()
-        {
-            actions.push(UiAction::SetPane(Pane::Connections, conns));
-        }
         ui.separator();
         view_menu(ui, state, actions);
         export_menu(ui, export_dir, exports);
@@ -381,7 +369,11 @@ fn view_menu(ui: &mut Ui, state: &UiState, actions: &mut Vec<UiAction>) {
             ),
             (Pane::Details, state.details_panel, "Packet details"),
             (Pane::Live, state.live_panel, "Live use"),
-            (Pane::Connections, state.connections_panel, "Connections"),
+            (
+                Pane::Connections,
+                state.connections_panel,
+                "Connections (list and filters)",
+            ),
         ] {
             let mut on = shown;
             if ui.checkbox(&mut on, name).changed() {
