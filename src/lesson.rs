@@ -102,6 +102,8 @@ pub enum LessonError {
     Packets(FileError),
     /// The file is pcapng but its header could not be read for the steps.
     Header { path: PathBuf, detail: String },
+    /// The caller stopped the load (another file was opened meanwhile).
+    Cancelled { path: PathBuf },
 }
 
 impl fmt::Display for LessonError {
@@ -112,6 +114,11 @@ impl fmt::Display for LessonError {
                 f,
                 "cannot read the section header of {} for its steps: {detail}; the packets \
                  can still be opened with `mailwire open`",
+                path.display()
+            ),
+            LessonError::Cancelled { path } => write!(
+                f,
+                "the load of {} was stopped before it finished (another file was opened)",
                 path.display()
             ),
         }
@@ -149,9 +156,34 @@ pub fn read_steps(path: &Path) -> Result<Vec<LessonStep>, LessonError> {
     Ok(steps)
 }
 
+/// How far a [`load_with_progress`] has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoadProgress {
+    /// Packets read and decoded so far.
+    pub packets: usize,
+    /// About how many bytes of the file they took (captured bytes plus a record header
+    /// each): with the file's size, the share done.
+    pub bytes: u64,
+    /// All packets are read; the steps are being made.
+    pub decoded: bool,
+}
+
+/// How many packets are read between two progress reports.
+pub const PROGRESS_EVERY: usize = 4096;
+
 /// A capture file as a timeline: every packet decoded, and, for a lesson mailwire exported,
 /// its steps with their captions and exchanges.
 pub fn load(path: &Path) -> Result<Timeline, LessonError> {
+    load_with_progress(path, |_| true)
+}
+
+/// [`load`], telling `progress` how far it is every [`PROGRESS_EVERY`] packets and once the
+/// packets are all decoded; when `progress` returns false the load stops with
+/// [`LessonError::Cancelled`].
+pub fn load_with_progress(
+    path: &Path,
+    mut progress: impl FnMut(LoadProgress) -> bool,
+) -> Result<Timeline, LessonError> {
     let steps = read_steps(path)?;
     let file = CaptureFile::open(path).map_err(LessonError::Packets)?;
     let name = path.file_name().map_or_else(
@@ -162,10 +194,24 @@ pub fn load(path: &Path) -> Result<Timeline, LessonError> {
     timeline.capture = Some(CaptureStatus::FromFile {
         path: path.to_path_buf(),
     });
+    let cancelled = || LessonError::Cancelled {
+        path: path.to_path_buf(),
+    };
+    let mut done = LoadProgress::default();
     for packet in file {
-        timeline.push_packet(packet.map_err(LessonError::Packets)?);
+        let packet = packet.map_err(LessonError::Packets)?;
+        done.packets += 1;
+        done.bytes += 16 + packet.data.len() as u64;
+        timeline.push_packet(packet);
+        if done.packets % PROGRESS_EVERY == 0 && !progress(done) {
+            return Err(cancelled());
+        }
     }
     timeline.analyzer.finish();
+    done.decoded = true;
+    if !progress(done) {
+        return Err(cancelled());
+    }
     let steps = if steps.is_empty() {
         dialog_steps(&timeline)
     } else {

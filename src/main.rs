@@ -9,14 +9,30 @@ use clap::{Parser, Subcommand};
 use mailwire::cli;
 
 /// Real POP3 and SMTP servers and client on your computer, and the packets between them.
+///
+/// Without a command, `mailwire` opens the window on the demo scenario; `mailwire FILE`
+/// opens it on a capture file instead (pcap or pcapng, from Wireshark, tcpdump or
+/// mailwire's own export), stepped through with Next and Back and no servers.
 #[derive(Parser)]
-#[command(name = "mailwire", version, about, long_about = None)]
+#[command(
+    name = "mailwire",
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    after_help = "A FILE named like a command (open, run, ...) is read as the command: write \
+                  ./open to mean the file."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,
-    /// Without a command: run the demo scenario in the window, save a PNG of the window to
-    /// FILE, and exit.
-    #[arg(long, value_name = "FILE")]
+    /// Without a command: open the window on this capture file (pcap or pcapng) instead of
+    /// the demo scenario. Next and Back walk its steps (mailwire's exports keep their
+    /// captions; another capture gets a step per command and reply); no server runs.
+    #[arg(value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Without a command: run the demo scenario (or read FILE) in the window, save a PNG of
+    /// the window to PNG, and exit.
+    #[arg(long, value_name = "PNG")]
     screenshot: Option<PathBuf>,
     /// Without a command: open the window in presenter mode (dark, larger text).
     #[arg(long)]
@@ -67,6 +83,7 @@ fn main() -> ExitCode {
             screenshot: args.screenshot,
             presenter: args.presenter,
             no_sandbox: args.no_sandbox,
+            file: args.file,
         }),
         Some(Cmd::Serve(a)) => cli::serve::run_serve(a),
         Some(Cmd::ImportAssignment(a)) => cli::import_assignment::run_import(a),

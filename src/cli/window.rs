@@ -1,7 +1,8 @@
 //! `mailwire` without a command: the classroom window. Like `mailwire run`, it re-launches
 //! itself inside mailwire's private network when that works (capture without root, the
 //! standard ports 110 and 25); if the window cannot open in there (the display is not
-//! reachable), it opens outside and says why.
+//! reachable), it opens outside and says why. `mailwire FILE` opens the window on a capture
+//! file instead: no servers, no capture, so no private network either.
 
 use std::path::PathBuf;
 
@@ -18,6 +19,44 @@ pub struct WindowArgs {
     /// Stay on the real loopback (no private network): other servers on this computer can
     /// be reached, and capture needs root or CAP_NET_RAW.
     pub no_sandbox: bool,
+    /// Show this capture file instead of running the demo scenario.
+    pub file: Option<PathBuf>,
+}
+
+/// The commands a FILE argument could be mistaken for (clap reads these as commands).
+const COMMANDS: [&str; 8] = [
+    "serve",
+    "import-assignment",
+    "open",
+    "watch",
+    "client",
+    "telnet",
+    "run",
+    "check",
+];
+
+/// A FILE argument that is not a readable file: what to say (a mistyped command reads as a
+/// file name, so the message lists the commands).
+fn check_file(path: &std::path::Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err(format!(
+            "{} is not a file: give a pcap or pcapng capture file",
+            path.display()
+        )),
+        Err(e) => {
+            let name = path.display().to_string();
+            let hint = if path.components().count() == 1 && !name.contains('.') {
+                format!(
+                    " If you meant a command: they are {}; see `mailwire --help`.",
+                    COMMANDS.join(", ")
+                )
+            } else {
+                String::new()
+            };
+            Err(format!("cannot open the capture file {name}: {e}.{hint}"))
+        }
+    }
 }
 
 /// The exit code of a sandboxed window process whose window could not open (the parent
@@ -27,6 +66,9 @@ const WINDOW_FAILED_EXIT: i32 = 3;
 /// Opens the window (in mailwire's private network when that works, like `mailwire run`,
 /// so capture needs no root and the servers use ports 110 and 25).
 pub fn run_window(args: WindowArgs) -> Result<(), String> {
+    if let Some(file) = &args.file {
+        check_file(file)?;
+    }
     if cfg!(target_os = "linux")
         && std::env::var_os("DISPLAY").is_none()
         && std::env::var_os("WAYLAND_DISPLAY").is_none()
@@ -38,6 +80,18 @@ pub fn run_window(args: WindowArgs) -> Result<(), String> {
                     `mailwire run rfc1939` shows the same scenario as text."
                 .to_string(),
         );
+    }
+    if let Some(file) = &args.file {
+        let options = AppOptions {
+            presenter: args.presenter,
+            file: Some(file.clone()),
+            ..AppOptions::default()
+        };
+        return match open_window(options, args.screenshot) {
+            Err(WindowError::NoWindow(why)) => Err(format!("cannot open the window: {why}")),
+            Err(WindowError::Failed(why)) => Err(why),
+            Ok(()) => Ok(()),
+        };
     }
     let in_sandbox = sandbox::is_sandboxed_copy();
     let mut note = None;

@@ -8,6 +8,7 @@
 //! network is made visible (control characters become their Unicode pictures) before it
 //! goes into a comment, and is XML-escaped before it goes into SVG.
 
+pub mod lifelines;
 pub mod pcapng;
 pub mod svg;
 pub mod transcript;

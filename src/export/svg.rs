@@ -1,6 +1,7 @@
-//! The sequence diagram as standalone SVG: for each client session a pair of lifelines
-//! (the client and the server it talks to), one labelled arrow per command (client to
-//! server) and per reply (server to client), TCP set-up and tear-down as grey arrows, and
+//! The sequence diagram as standalone SVG: one lifeline per server (POP3 and SMTP apart)
+//! and per client connection, labelled with address:port ([`super::lifelines`], the same
+//! as the window's; only those a step uses, so no column is empty), one labelled arrow per
+//! command (client to server) and per reply (server to client), TCP set-up and tear-down as grey arrows, and
 //! each step as a band with its caption. Under each arrow: the frames that carried it, its
 //! size and its time from the first frame.
 //!
@@ -11,20 +12,23 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::lifelines::{Lifelines, Side};
 use super::{
     ConnectionNote, ExportError, connection_notes, exchange_frames, frame_list, frames_by_step,
     shorten, visible,
 };
 use crate::proto::Direction;
-use crate::proto::Protocol;
 use crate::timeline::Timeline;
 
 const MARGIN: f64 = 24.0;
-/// Width of one client/server pair of lifelines.
-const PAIR_WIDTH: f64 = 560.0;
-const PAIR_GAP: f64 = 40.0;
-/// Lifeline distance from its pair's edge.
+/// From a client lifeline to the server right of it (room for the arrows' labels).
+const TO_SERVER: f64 = 420.0;
+/// Between two clients, or from a server to the next server's first client.
+const BESIDE: f64 = 210.0;
+/// The first lifeline's distance from the margin.
 const LIFELINE_INSET: f64 = 70.0;
+/// The widest participant box.
+const BOX_WIDTH: f64 = 200.0;
 /// Approximate advance of one monospace character, per pixel of font size.
 const CHAR_ADVANCE: f64 = 0.6;
 const LABEL_SIZE: f64 = 13.0;
@@ -91,71 +95,52 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
-/// One client session: its column and what its lifelines are called.
-struct Pair {
-    session: String,
-    client_label: String,
-    server_label: String,
+/// The columns: each lifeline a step uses, with its x and its two-line label.
+struct Columns {
+    /// (lifeline index, x, label, side)
+    columns: Vec<(usize, f64, String, Side)>,
 }
 
-impl Pair {
-    fn left(index: usize) -> f64 {
-        MARGIN + index as f64 * (PAIR_WIDTH + PAIR_GAP)
-    }
-    fn client_x(index: usize) -> f64 {
-        Self::left(index) + LIFELINE_INSET
-    }
-    fn server_x(index: usize) -> f64 {
-        Self::left(index) + PAIR_WIDTH - LIFELINE_INSET
-    }
-}
-
-/// The sessions of the timeline, in order of first appearance.
-fn pairs(timeline: &Timeline) -> Vec<Pair> {
-    let mut pairs: Vec<Pair> = Vec::new();
-    for step in &timeline.steps {
-        let session = &step.outcome.session;
-        if pairs.iter().any(|p| &p.session == session) {
-            continue;
-        }
-        let steps = timeline
-            .steps
-            .iter()
-            .filter(|s| &s.outcome.session == session);
-        let mut client_addr = None;
-        let mut server = None;
-        for s in steps.clone() {
-            if let Some(client) = s.client {
-                client_addr.get_or_insert(client);
-                if let Some(conn) = timeline
-                    .connection_of(client)
-                    .and_then(|c| timeline.analyzer.connections().get(c))
-                {
-                    server = Some((conn.mail_protocol(), conn.server));
-                    break;
-                }
+impl Columns {
+    fn of(lifelines: &Lifelines) -> Columns {
+        let mut columns = Vec::new();
+        let mut x = MARGIN + LIFELINE_INSET;
+        let mut previous: Option<Side> = None;
+        for l in lifelines.used_by_steps() {
+            let Some(line) = lifelines.lines.get(l) else {
+                continue;
+            };
+            if let Some(p) = previous {
+                x += match (p, line.side) {
+                    (Side::Client, Side::Server) => TO_SERVER,
+                    _ => BESIDE,
+                };
             }
+            let address = line.address();
+            let label = if address.is_empty() {
+                line.title()
+            } else {
+                format!("{}\n{address}", line.title())
+            };
+            columns.push((l, x, label, line.side));
+            previous = Some(line.side);
         }
-        // Not captured: the engine knows what the session spoke.
-        let protocol = server
-            .and_then(|(p, _)| p)
-            .or_else(|| steps.clone().find_map(|s| s.outcome.protocol))
-            .map_or("mail", Protocol::name);
-        let client_label = match client_addr {
-            Some(a) => format!("client \"{session}\"\n{a}"),
-            None => format!("client \"{session}\""),
-        };
-        let server_label = match server {
-            Some((_, a)) => format!("{protocol} server\n{a}"),
-            None => format!("{protocol} server"),
-        };
-        pairs.push(Pair {
-            session: session.clone(),
-            client_label,
-            server_label,
-        });
+        Columns { columns }
     }
-    pairs
+
+    /// The x of a lifeline (the first column's when it has none).
+    fn x(&self, lifeline: usize) -> f64 {
+        self.columns
+            .iter()
+            .find(|(l, ..)| *l == lifeline)
+            .or(self.columns.first())
+            .map_or(MARGIN + LIFELINE_INSET, |c| c.1)
+    }
+
+    /// Right of the last lifeline.
+    fn right(&self) -> f64 {
+        self.columns.last().map_or(0.0, |c| c.1) + LIFELINE_INSET
+    }
 }
 
 /// Whether a reply reports an error (`-ERR`, SMTP 4xx/5xx).
@@ -222,7 +207,7 @@ fn participant(out: &mut String, x: f64, y: f64, label: &str, color: &str) {
         * CHAR_ADVANCE
         * LABEL_SIZE
         + 20.0;
-    let width = width.clamp(120.0, PAIR_WIDTH / 2.0 + 20.0);
+    let width = width.clamp(120.0, BOX_WIDTH);
     let height = 16.0 + 17.0 * lines.len() as f64;
     let _ = writeln!(
         out,
@@ -242,13 +227,11 @@ fn participant(out: &mut String, x: f64, y: f64, label: &str, color: &str) {
 
 /// The sequence diagram of the whole timeline as a standalone SVG document.
 pub fn sequence_svg(timeline: &Timeline) -> String {
-    let pairs = pairs(timeline);
-    let columns = pairs.len().max(1);
-    let width =
-        (2.0 * MARGIN + columns as f64 * PAIR_WIDTH + (columns - 1) as f64 * PAIR_GAP).max(640.0);
+    let lifelines = Lifelines::of(timeline);
+    let columns = Columns::of(&lifelines);
+    let width = (columns.right() + MARGIN).max(640.0);
     let text_width = width - 2.0 * MARGIN - 16.0;
     let caption_chars = (text_width / (CHAR_ADVANCE * CAPTION_SIZE)) as usize;
-    let label_chars = ((PAIR_WIDTH - 16.0) / (CHAR_ADVANCE * LABEL_SIZE)) as usize;
     let t0 = timeline.packets.first().map(|p| p.ts_micros);
 
     // Header: the title (at most two lines), the capture status, the participants.
@@ -272,11 +255,11 @@ pub fn sequence_svg(timeline: &Timeline) -> String {
     let mut y = top;
     let by_step = frames_by_step(timeline);
     for (s, step) in timeline.steps.iter().enumerate() {
-        let pair = pairs
-            .iter()
-            .position(|p| p.session == step.outcome.session)
-            .unwrap_or(0);
-        let (cx, sx) = (Pair::client_x(pair), Pair::server_x(pair));
+        let (client, server) = lifelines.by_step.get(s).copied().unwrap_or((0, 0));
+        let (cx, sx) = (columns.x(client), columns.x(server));
+        // An arrow's label may take the span between its lifelines.
+        let label_chars =
+            (((sx - cx).abs() - 16.0).max(120.0) / (CHAR_ADVANCE * LABEL_SIZE)) as usize;
         let band_top = y;
         y += 8.0;
         let caption = format!("Step {}: {}", s + 1, step.caption);
@@ -403,7 +386,7 @@ pub fn sequence_svg(timeline: &Timeline) -> String {
     let _ = writeln!(out, "<title>{}</title>", xml_escape(&timeline.title));
     let _ = writeln!(
         out,
-        "<style>\n  text {{ font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; fill: #111827; }}\n  .title {{ font-size: 20px; font-weight: bold; }}\n  .status {{ font-size: 12px; fill: #4b5563; }}\n  .caption {{ font-size: {CAPTION_SIZE}px; font-weight: bold; }}\n  .rfc {{ font-size: 12px; font-style: italic; fill: #4b5563; }}\n  .label {{ font-size: {LABEL_SIZE}px; }}\n  .actor {{ font-size: {LABEL_SIZE}px; font-weight: bold; }}\n  .note {{ font-size: 11px; fill: #4b5563; }}\n  .failed {{ font-size: 13px; font-weight: bold; fill: {ERROR_COLOR}; }}\n</style>"
+        "<style>\n  text {{ font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; fill: #111827; }}\n  .title {{ font-size: 20px; font-weight: bold; }}\n  .status {{ font-size: 12px; fill: #4b5563; }}\n  .caption {{ font-size: {CAPTION_SIZE}px; font-weight: bold; }}\n  .rfc {{ font-size: 12px; font-style: italic; fill: #4b5563; }}\n  .label {{ font-size: {LABEL_SIZE}px; paint-order: stroke; stroke: #ffffff; stroke-width: 3px; }}\n  .actor {{ font-size: {LABEL_SIZE}px; font-weight: bold; }}\n  .note {{ font-size: 11px; fill: #4b5563; }}\n  .failed {{ font-size: 13px; font-weight: bold; fill: {ERROR_COLOR}; }}\n</style>"
     );
     let _ = writeln!(out, "<defs>");
     for color in [CLIENT_COLOR, SERVER_COLOR, ERROR_COLOR, TCP_COLOR] {
@@ -436,19 +419,18 @@ pub fn sequence_svg(timeline: &Timeline) -> String {
         ))
     );
     out.push_str(&bands);
-    for (i, pair) in pairs.iter().enumerate() {
-        for (x, label, color) in [
-            (Pair::client_x(i), &pair.client_label, CLIENT_COLOR),
-            (Pair::server_x(i), &pair.server_label, SERVER_COLOR),
-        ] {
-            for (y1, y2) in &segments {
-                let _ = writeln!(
-                    out,
-                    "<line x1=\"{x:.1}\" y1=\"{y1:.1}\" x2=\"{x:.1}\" y2=\"{y2:.1}\" stroke=\"#9ca3af\" stroke-width=\"1.2\" stroke-dasharray=\"4 4\"/>"
-                );
-            }
-            participant(&mut out, x, actors_y, label, color);
+    for (_, x, label, side) in &columns.columns {
+        let color = match side {
+            Side::Client => CLIENT_COLOR,
+            Side::Server => SERVER_COLOR,
+        };
+        for (y1, y2) in &segments {
+            let _ = writeln!(
+                out,
+                "<line x1=\"{x:.1}\" y1=\"{y1:.1}\" x2=\"{x:.1}\" y2=\"{y2:.1}\" stroke=\"#9ca3af\" stroke-width=\"1.2\" stroke-dasharray=\"4 4\"/>"
+            );
         }
+        participant(&mut out, *x, actors_y, label, color);
     }
     out.push_str(&body);
     let _ = writeln!(out, "</svg>");

@@ -6,7 +6,7 @@
 //! [`UiAction`]s, which are applied after drawing: state changes here, commands to the
 //! worker there. Nothing in drawing code mutates the model.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,10 +15,12 @@ use crossbeam_channel::{Receiver, Sender};
 use eframe::egui;
 use eframe::egui::{CentralPanel, Panel, RichText, ScrollArea, Theme, Ui, ViewportCommand};
 
+use super::connections::{self, ConnectionList};
 use super::controls::{self, ExportKind};
 use super::details::{self, DetailsCache};
 use super::diagram;
 use super::live;
+use super::loader::{Loaded, Loading};
 use super::narration;
 use super::rows::{DiagramRows, Reveal};
 use super::screenshot::{self, Phase, ScreenshotPlan};
@@ -40,6 +42,9 @@ pub struct AppOptions {
     pub note: Option<String>,
     /// Start in presenter mode (dark, larger).
     pub presenter: bool,
+    /// Show this capture file (pcap or pcapng) instead of running a scenario: no worker,
+    /// no servers; Next and Back walk its recorded steps.
+    pub file: Option<PathBuf>,
 }
 
 impl Default for AppOptions {
@@ -49,6 +54,7 @@ impl Default for AppOptions {
             scenario: DEFAULT_SCENARIO.to_string(),
             note: None,
             presenter: false,
+            file: None,
         }
     }
 }
@@ -102,6 +108,21 @@ pub struct MailwireApp {
     exports: (Sender<ExportResult>, Receiver<ExportResult>),
     /// Exports started and not yet finished.
     exporting: usize,
+    /// The capture file shown (the window shows a file instead of a scenario's run).
+    pub file: Option<PathBuf>,
+    /// A capture file being read and decoded on its own thread.
+    pub loading: Option<Loading>,
+    /// How long the last file took to read and decode, and its packets.
+    pub last_load: Option<(PathBuf, std::time::Duration, usize)>,
+    /// The path typed in the Open menu.
+    pub open_path: String,
+    /// A scenario was asked for while a file was shown: the worker's updates count again from
+    /// its next reset.
+    leaving_file: bool,
+    /// Wakes the window from other threads (the file loader).
+    wake: Arc<dyn Fn() + Send + Sync>,
+    /// The connection list's summaries.
+    connections: ConnectionList,
 }
 
 impl MailwireApp {
@@ -109,16 +130,26 @@ impl MailwireApp {
     /// `ctx` when it has news.
     pub fn new(ctx: &egui::Context, options: AppOptions) -> Result<Self, String> {
         let wake_ctx = ctx.clone();
-        let mut app = Self::start(options, move || wake_ctx.request_repaint())?;
+        let wake = move || wake_ctx.request_repaint();
+        let mut app = match options.file.clone() {
+            Some(path) => Self::from_file(&path, options, wake),
+            None => Self::start(options, wake)?,
+        };
         // Zoom and theme before the first frame, so panels get their sizes at that zoom.
         app.apply_settings(ctx);
         Ok(app)
     }
 
     /// Like [`Self::new`], with any wake-up call (tests poll instead).
-    pub fn start(options: AppOptions, wake: impl Fn() + Send + 'static) -> Result<Self, String> {
-        let worker = Worker::spawn(options.recorder.clone(), wake)?;
+    pub fn start(
+        options: AppOptions,
+        wake: impl Fn() + Send + Sync + 'static,
+    ) -> Result<Self, String> {
+        let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(wake);
+        let worker_wake = Arc::clone(&wake);
+        let worker = Worker::spawn(options.recorder.clone(), move || worker_wake())?;
         let mut app = Self::with_timeline(Timeline::new(""));
+        app.wake = wake;
         app.note = options.note;
         if options.presenter {
             app.state.dark = true;
@@ -129,6 +160,122 @@ impl MailwireApp {
         app.state.scenario = options.scenario.clone();
         app.send(WorkerCommand::Load(options.scenario));
         Ok(app)
+    }
+
+    /// A window showing a capture file, without a worker (no servers): the file is read and
+    /// decoded on a thread of its own ([`Loading`]) while the window shows its progress.
+    pub fn from_file(
+        path: &Path,
+        options: AppOptions,
+        wake: impl Fn() + Send + Sync + 'static,
+    ) -> Self {
+        let mut app = Self::with_timeline(Timeline::new(""));
+        app.wake = Arc::new(wake);
+        app.note = options.note;
+        if options.presenter {
+            app.state.dark = true;
+            app.state.zoom = 1.3;
+        }
+        app.open(path);
+        app
+    }
+
+    /// Starts reading a capture file (pcap or pcapng) into the window, replacing what it
+    /// shows once decoded. A load still running is stopped.
+    pub fn open(&mut self, path: &Path) {
+        let wake = Arc::clone(&self.wake);
+        match Loading::start(path, move || wake()) {
+            Ok(loading) => {
+                self.open_path = path.display().to_string();
+                self.loading = Some(loading);
+            }
+            Err(e) => self.errors.push(e),
+        }
+    }
+
+    /// Whether the window shows a capture file (no worker runs steps for it).
+    pub fn showing_file(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// A finished load: its timeline replaces the window's, or its error is shown.
+    fn finish_load(&mut self, loaded: Loaded) {
+        let Loaded {
+            path,
+            result,
+            elapsed,
+        } = loaded;
+        match result {
+            Ok(timeline) => {
+                let packets = timeline.packets.len();
+                let old = std::mem::replace(&mut self.timeline, Arc::new(timeline));
+                // A large capture takes a moment to free: not on the window's thread.
+                let _ = std::thread::Builder::new()
+                    .name("drop-timeline".into())
+                    .spawn(move || drop(old));
+                self.generation += 1;
+                self.state.forget_run();
+                self.state.recorded_only = true;
+                self.state.playing = false;
+                self.file = Some(path.clone());
+                self.leaving_file = false;
+                self.status = file_status(&self.timeline, &path);
+                self.errors.clear();
+                if let Some(plan) = &mut self.screenshot {
+                    // The benchmark reads this line; the time limit counts from here.
+                    println!(
+                        "decoded {}: {packets} packets, {} steps in {:.3} s",
+                        path.display(),
+                        self.timeline.steps.len(),
+                        elapsed.as_secs_f64()
+                    );
+                    plan.started = Instant::now();
+                }
+                self.last_load = Some((path, elapsed, packets));
+                if !self.timeline.steps.is_empty() {
+                    self.act(UiAction::Home);
+                }
+            }
+            Err(e) => self
+                .errors
+                .push(format!("cannot open {}: {e}", path.display())),
+        }
+    }
+
+    /// Takes a finished load, if any; keeps the window drawing the progress while one runs.
+    fn poll_loading(&mut self, ctx: &egui::Context) {
+        let Some(loading) = &self.loading else { return };
+        match loading.poll() {
+            Some(loaded) => {
+                self.loading = None;
+                self.finish_load(loaded);
+            }
+            None => ctx.request_repaint_after(std::time::Duration::from_millis(100)),
+        }
+    }
+
+    /// Opens the first file dropped on the window (a second one dropped at once is named
+    /// in an error: one capture at a time).
+    fn open_dropped(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .collect()
+        });
+        let mut files = dropped.into_iter();
+        if let Some(first) = files.next() {
+            self.open(&first);
+        }
+        let rest: Vec<String> = files.map(|p| p.display().to_string()).collect();
+        if !rest.is_empty() {
+            self.errors.push(format!(
+                "one capture at a time: {} opened, not {}",
+                self.open_path,
+                rest.join(", ")
+            ));
+        }
     }
 
     /// A window showing a timeline, without a worker (benchmarks, tests of drawing).
@@ -155,6 +302,13 @@ impl MailwireApp {
             screenshot: None,
             exports: crossbeam_channel::unbounded(),
             exporting: 0,
+            file: None,
+            loading: None,
+            last_load: None,
+            open_path: String::new(),
+            leaving_file: false,
+            wake: Arc::new(|| {}),
+            connections: ConnectionList::default(),
         }
     }
 
@@ -163,9 +317,9 @@ impl MailwireApp {
         self.screenshot = Some(plan);
     }
 
-    /// Whether commands are waiting for the worker.
+    /// Whether commands are waiting for the worker, an export or a file load.
     pub fn is_busy(&self) -> bool {
-        self.pending > 0 || self.exporting > 0
+        self.pending > 0 || self.exporting > 0 || self.loading.is_some()
     }
 
     /// The bytes highlighted in the hex dump: the selected field's, when a frame is shown.
@@ -195,6 +349,25 @@ impl MailwireApp {
 
     /// Applies one action (as the drawing code would emit it).
     pub fn act(&mut self, action: UiAction) {
+        if let UiAction::Open(path) = &action {
+            let path = PathBuf::from(path.trim());
+            self.open(&path);
+            return;
+        }
+        if let UiAction::Load(_) = &action
+            && self.showing_file()
+        {
+            if self.worker.is_none() {
+                self.errors.push(
+                    "this window shows a capture file and runs no servers: start mailwire \
+                     without a file to run the scenarios"
+                        .into(),
+                );
+                return;
+            }
+            // The scenario's run replaces the file once the worker starts it afresh.
+            self.leaving_file = true;
+        }
         let commands = self.state.apply(action, &self.timeline, &self.status);
         for c in commands {
             self.send(c);
@@ -205,6 +378,8 @@ impl MailwireApp {
     /// Drains the worker's channels, runs the play timer and the screenshot, applies the
     /// presenter settings. Never blocks.
     pub fn logic(&mut self, ctx: &egui::Context) {
+        self.open_dropped(ctx);
+        self.poll_loading(ctx);
         self.drain_worker();
         self.drain_exports();
         if self.exporting > 0 {
@@ -230,7 +405,18 @@ impl MailwireApp {
         let steps_before = self.timeline.steps.len();
         let mut reset = false;
         for update in updates {
-            if matches!(update, TimelineUpdate::Reset { .. }) {
+            let is_reset = matches!(update, TimelineUpdate::Reset { .. });
+            if self.file.is_some() {
+                // A file is shown: the worker's run (late packets) is not this timeline,
+                // until a scenario is asked for again and its run starts afresh.
+                if !(self.leaving_file && is_reset) {
+                    continue;
+                }
+                self.file = None;
+                self.leaving_file = false;
+                self.state.recorded_only = false;
+            }
+            if is_reset {
                 reset = true;
                 self.generation += 1;
             }
@@ -244,7 +430,9 @@ impl MailwireApp {
             match message {
                 WorkerMessage::Status(status) => {
                     self.pending = self.pending.saturating_sub(1);
-                    self.status = status;
+                    if self.file.is_none() {
+                        self.status = status;
+                    }
                 }
                 WorkerMessage::Error(e) => self.errors.push(e),
             }
@@ -306,7 +494,12 @@ impl MailwireApp {
             return;
         };
         ctx.request_repaint();
-        if plan.started.elapsed() > screenshot::LIMIT && !matches!(plan.phase, Phase::Done) {
+        // A capture file may take a while to read: the limit counts from its end.
+        let reading = self.loading.is_some();
+        if !reading
+            && plan.started.elapsed() > screenshot::LIMIT
+            && !matches!(plan.phase, Phase::Done)
+        {
             let why = format!(
                 "no screenshot after {} s (stuck at {:?}); nothing was written to {}",
                 screenshot::LIMIT.as_secs(),
@@ -318,6 +511,28 @@ impl MailwireApp {
         }
         let busy = self.pending > 0;
         match &mut plan.phase {
+            Phase::Loading if plan.file => {
+                if reading {
+                } else if self.file.is_some() {
+                    // Decoded: the second step (or the only one) selected, as after Next.
+                    let steps = self.timeline.steps.len();
+                    let step = plan.select.0.min(steps.saturating_sub(1));
+                    if steps > 0 {
+                        self.act(UiAction::Home);
+                        for _ in 0..step {
+                            self.act(UiAction::Next);
+                        }
+                    }
+                    plan.phase = Phase::Settling {
+                        since: Instant::now(),
+                        frames: 0,
+                    };
+                } else {
+                    let why = format!("no screenshot written: {}", self.errors.join("; "));
+                    plan.finish(Err(why));
+                    ctx.send_viewport_cmd(ViewportCommand::Close);
+                }
+            }
             Phase::Loading => {
                 if !busy && self.status.total_steps > 0 {
                     plan.phase = Phase::Stepping;
@@ -376,16 +591,26 @@ impl MailwireApp {
         let mut dismiss = false;
         Panel::top("controls").show(ui, |ui| {
             ui.add_space(2.0);
+            let source = controls::SourceView {
+                file: self.file.as_deref(),
+                loading: self.loading.as_ref(),
+                has_worker: self.worker.is_some(),
+            };
             controls::controls_ui(
                 ui,
                 &self.state,
                 &self.timeline,
                 &self.status,
                 &self.choices,
+                &source,
+                &mut self.open_path,
                 &mut self.export_dir,
                 &mut actions,
                 &mut exports,
             );
+            if let Some(loading) = &self.loading {
+                controls::loading_ui(ui, loading);
+            }
             controls::banner_ui(
                 ui,
                 &self.timeline,
@@ -476,7 +701,7 @@ impl MailwireApp {
             });
         }
         // Below, across the whole width (before the details pane takes the right side).
-        if self.state.live_panel {
+        if self.state.live_panel && self.file.is_none() {
             // At most 45% of the height, so the diagram keeps room on a 720-line projector.
             let live_height = (ui.available_height() * 0.45).min(275.0);
             Panel::bottom("live")
@@ -497,6 +722,39 @@ impl MailwireApp {
                                 &mut actions,
                             );
                         });
+                });
+        }
+        if self.state.connections_panel {
+            self.connections.refresh(
+                &self.timeline,
+                self.generation,
+                &self.state.connection_filter,
+            );
+            Panel::left("connections")
+                .resizable(true)
+                .default_size(330.0)
+                .min_size(220.0)
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.label(RichText::new("Connections").strong().size(17.0));
+                        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                            fold_button(
+                                ui,
+                                controls::glyph::FOLD_LEFT,
+                                "Fold the connection list",
+                                Pane::Connections,
+                                false,
+                                &mut actions,
+                            );
+                        });
+                    });
+                    connections::connections_ui(
+                        ui,
+                        &self.connections,
+                        &mut self.state.connection_filter,
+                        &palette,
+                        &mut actions,
+                    );
                 });
         }
         // Its width follows the window's width in points (which the zoom changes): when that
@@ -546,6 +804,7 @@ impl MailwireApp {
                     );
                 });
         }
+        drop_hint(ui.ctx());
         let upto = self.diagram_upto();
         let rebuilt = self
             .rows
@@ -798,6 +1057,37 @@ pub fn unjustified<R>(ui: &mut Ui, add: impl FnOnce(&mut Ui) -> R) -> R {
         .inner
 }
 
+/// While a file is dragged over the window: a note saying that dropping it opens it.
+fn drop_hint(ctx: &egui::Context) {
+    let hovered: Vec<String> = ctx.input(|i| {
+        i.raw
+            .hovered_files
+            .iter()
+            .map(|f| {
+                f.path
+                    .as_ref()
+                    .map_or_else(String::new, |p| p.display().to_string())
+            })
+            .collect()
+    });
+    if hovered.is_empty() {
+        return;
+    }
+    let screen = ctx.content_rect();
+    let painter = ctx.layer_painter(egui::LayerId::new(
+        egui::Order::Foreground,
+        egui::Id::unique("drop-hint"),
+    ));
+    painter.rect_filled(screen, 0.0, egui::Color32::from_black_alpha(170));
+    painter.text(
+        screen.center(),
+        egui::Align2::CENTER_CENTER,
+        format!("Drop to open {}", hovered.join(", ")),
+        egui::FontId::proportional(24.0),
+        egui::Color32::WHITE,
+    );
+}
+
 /// A pane's fold (or unfold) button: a glyph, named for screen readers and tests.
 fn fold_button(
     ui: &mut Ui,
@@ -812,5 +1102,29 @@ fn fold_button(
         .clicked()
     {
         actions.push(UiAction::SetPane(pane, unfold));
+    }
+}
+
+/// What the narration and the toolbar say of a capture file: its name and what it holds.
+fn file_status(timeline: &Timeline, path: &Path) -> WorkerStatus {
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let steps = timeline.steps.len();
+    WorkerStatus {
+        scenario: name.clone(),
+        title: format!("Capture file {name}"),
+        description: format!(
+            "Read from {}: {} packets, {} TCP connections, {steps} steps. Next and Back walk \
+             through the recorded steps; nothing is sent and no server runs.",
+            path.display(),
+            timeline.packets.len(),
+            timeline.analyzer.connections().len(),
+        ),
+        total_steps: steps,
+        steps_run: steps,
+        done: true,
+        ..WorkerStatus::default()
     }
 }

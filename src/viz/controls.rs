@@ -97,6 +97,22 @@ pub fn export_folder(typed: &str) -> std::path::PathBuf {
         .unwrap_or(path)
 }
 
+/// What the window shows, for the control bar: a scenario's run, or a capture file.
+#[derive(Debug)]
+pub struct SourceView<'a> {
+    /// The capture file shown, if the window shows one.
+    pub file: Option<&'a std::path::Path>,
+    /// A file being read, if any.
+    pub loading: Option<&'a super::loader::Loading>,
+    /// Whether a worker can run scenarios (a window opened on a file has none).
+    pub has_worker: bool,
+}
+
+/// Why Reset and the live panel do nothing for a capture file.
+pub const FILE_HAS_NO_SERVERS: &str = "A capture file is shown: its steps are recorded, \
+    so there is nothing to run again and no server to talk to. Pick a scenario (or start \
+    mailwire without a file) to use the console and the menu client.";
+
 /// Draws the control bar: one row at 1280x720 in presenter mode (zoom 1.3): the scenario,
 /// Reset, Home/Back/Next, Play with its speed, where the view stands, the TCP and live-use
 /// switches, then the View menu (zoom, theme, full screen, panes) and the Export menu.
@@ -107,38 +123,67 @@ pub fn controls_ui(
     timeline: &Timeline,
     status: &WorkerStatus,
     choices: &[(&'static str, String)],
+    source: &SourceView<'_>,
+    open_path: &mut String,
     export_dir: &mut String,
     actions: &mut Vec<UiAction>,
     exports: &mut Vec<ExportKind>,
 ) {
     ui.horizontal_wrapped(|ui| {
         ui.spacing_mut().item_spacing.x = 6.0;
-        let current = choices
-            .iter()
-            .find(|(n, _)| *n == state.scenario)
-            .map_or_else(|| state.scenario.clone(), |(n, _)| (*n).to_string());
+        let file_name = source.file.map(|p| {
+            p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        });
+        let current = match &file_name {
+            Some(name) => name.clone(),
+            None => choices
+                .iter()
+                .find(|(n, _)| *n == state.scenario)
+                .map_or_else(|| state.scenario.clone(), |(n, _)| (*n).to_string()),
+        };
         let title = choices
             .iter()
             .find(|(n, _)| *n == state.scenario)
             .map_or("", |(_, t)| t.as_str());
-        egui::ComboBox::from_id_salt("scenario-picker")
-            .selected_text(current)
-            .width(120.0)
-            .show_ui(ui, |ui| {
-                for (name, title) in choices {
-                    let text = format!("{name}: {title}");
-                    if ui.selectable_label(state.scenario == *name, text).clicked()
-                        && state.scenario != *name
-                    {
-                        actions.push(UiAction::Load((*name).to_string()));
+        open_menu(ui, source, open_path, actions);
+        let picker = ui.add_enabled_ui(source.has_worker, |ui| {
+            egui::ComboBox::from_id_salt("scenario-picker")
+                .selected_text(current)
+                .width(120.0)
+                .truncate()
+                .show_ui(ui, |ui| {
+                    for (name, title) in choices {
+                        let text = format!("{name}: {title}");
+                        let picked = source.file.is_none() && state.scenario == *name;
+                        if ui.selectable_label(picked, text).clicked() && !picked {
+                            actions.push(UiAction::Load((*name).to_string()));
+                        }
                     }
-                }
-            })
-            .response
-            .on_hover_text(format!("Scenario: {title}"));
+                })
+                .response
+        });
+        let has_worker = source.has_worker;
+        picker.inner.widget_info(|| {
+            egui::WidgetInfo::labeled(egui::Role::ComboBox, has_worker, "Scenario")
+        });
+        match &file_name {
+            Some(name) if source.has_worker => picker.inner.on_hover_text(format!(
+                "Capture file {name}; pick a scenario to run it instead"
+            )),
+            Some(name) => picker.inner.on_disabled_hover_text(format!(
+                "Capture file {name}. This window runs no servers: start mailwire without a \
+                 file to run the scenarios."
+            )),
+            None => picker.inner.on_hover_text(format!("Scenario: {title}")),
+        };
+        let showing_file = source.file.is_some();
         if ui
-            .button("Reset")
+            .add_enabled(!showing_file, egui::Button::new("Reset"))
             .on_hover_text("Run the scenario again from a fresh start")
+            .on_disabled_hover_text(FILE_HAS_NO_SERVERS)
             .clicked()
         {
             actions.push(UiAction::Reset);
@@ -218,10 +263,11 @@ pub fn controls_ui(
         {
             actions.push(UiAction::SetTcpView(tcp));
         }
-        let mut live = state.live_panel;
+        let mut live = state.live_panel && !showing_file;
         if ui
-            .checkbox(&mut live, "Live")
+            .add_enabled(!showing_file, egui::Checkbox::new(&mut live, "Live"))
             .on_hover_text("Live use: the console and the menu client (Manage Mail, Send Mail)")
+            .on_disabled_hover_text(FILE_HAS_NO_SERVERS)
             .changed()
         {
             actions.push(UiAction::SetLivePanel(live));
@@ -230,6 +276,66 @@ pub fn controls_ui(
         view_menu(ui, state, actions);
         export_menu(ui, export_dir, exports);
     });
+}
+
+/// The Open menu: a path field (no native file dialog: see README) and the progress of a
+/// file being read. Files can also be dropped on the window.
+fn open_menu(
+    ui: &mut Ui,
+    source: &SourceView<'_>,
+    open_path: &mut String,
+    actions: &mut Vec<UiAction>,
+) {
+    ui.menu_button("Open...", |ui| {
+        ui.set_min_width(420.0);
+        let label = ui.label("Capture file (pcap or pcapng), its path:");
+        let field = ui
+            .add(egui::TextEdit::singleline(open_path).desired_width(400.0))
+            .labelled_by(label.id);
+        let typed = !open_path.trim().is_empty();
+        let enter = field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+        if (ui.add_enabled(typed, egui::Button::new("Open")).clicked() || enter) && typed {
+            actions.push(UiAction::Open(open_path.clone()));
+            ui.close();
+        }
+        ui.label(
+            RichText::new(
+                "Or drop a capture file on the window. Next and Back then walk its steps; \
+                 mailwire's own exports keep their captions.",
+            )
+            .small(),
+        );
+        if let Some(loading) = source.loading {
+            ui.label(format!("Reading {} ...", loading.path.display()));
+        }
+    })
+    .response
+    .on_hover_text("Open a pcap or pcapng capture file (or drop one on the window)");
+}
+
+/// The progress of a capture file being read, as a bar across the toolbar.
+pub fn loading_ui(ui: &mut Ui, loading: &super::loader::Loading) {
+    let fraction = loading.fraction();
+    let what = if loading.decoded() {
+        format!(
+            "{}: {} packets decoded; making the steps ...",
+            loading.path.display(),
+            loading.packets()
+        )
+    } else {
+        format!(
+            "Reading {}: {} packets decoded ({:.0}%)",
+            loading.path.display(),
+            loading.packets(),
+            fraction * 100.0
+        )
+    };
+    ui.add(
+        egui::ProgressBar::new(fraction)
+            .text(what)
+            .animate(true)
+            .desired_width(ui.available_width()),
+    );
 }
 
 /// The View menu: zoom, theme, full screen, and which panes are unfolded.
@@ -263,6 +369,11 @@ fn view_menu(ui: &mut Ui, state: &UiState, actions: &mut Vec<UiAction>) {
             ),
             (Pane::Details, state.details_panel, "Packet details"),
             (Pane::Live, state.live_panel, "Live use"),
+            (
+                Pane::Connections,
+                state.connections_panel,
+                "Connections (list and filters)",
+            ),
         ] {
             let mut on = shown;
             if ui.checkbox(&mut on, name).changed() {

@@ -1,4 +1,7 @@
-//! The sequence diagram: client and server lifelines, a band per step with its caption,
+//! The sequence diagram: one lifeline per server and per client connection, labelled with
+//! address:port ([`crate::export::lifelines`], as in the SVG export; only those the rows
+//! use, and when there are more than [`MAX_LANES`], only those the rows on screen use), a
+//! band per step with its caption,
 //! one arrow per command or reply with its text, and in the TCP view every captured
 //! segment (flags, relative seq/ack, length), handshake and teardown included.
 //!
@@ -15,6 +18,7 @@ use super::rows::{DiagramRows, Reveal, Row};
 use super::state::{UiAction, UiState};
 use super::theme::{Palette, is_negative_reply};
 use crate::decode::frame::TcpFlags;
+use crate::export::lifelines::Side;
 use crate::proto::Direction;
 use crate::timeline::Timeline;
 
@@ -27,26 +31,82 @@ const DIAGRAM_SCROLL: &str = "sequence-diagram";
 /// Room kept right of the server lifeline.
 const RIGHT_MARGIN: f32 = 40.0;
 
-/// Geometry shared by the header and the rows.
-#[derive(Debug, Clone, Copy)]
+/// At most this many lifelines stay in place; with more (a capture of many connections)
+/// the diagram shows those of the rows on screen.
+pub const MAX_LANES: usize = 8;
+
+/// Geometry shared by the header and the rows: where each shown lifeline is.
+#[derive(Debug, Clone)]
 struct Lanes {
     left: f32,
-    client_x: f32,
-    server_x: f32,
     right: f32,
+    /// (lifeline index, x), left to right.
+    xs: Vec<(usize, f32)>,
 }
 
 impl Lanes {
-    fn new(rect: Rect) -> Self {
-        let client_x = rect.left() + LEFT_COLUMN + 26.0;
-        let server_x = (rect.right() - RIGHT_MARGIN).max(client_x + 120.0);
+    fn new(rect: Rect, shown: &[usize]) -> Self {
+        let first = rect.left() + LEFT_COLUMN + 26.0;
+        let last = (rect.right() - RIGHT_MARGIN).max(first + 120.0);
+        let gaps = shown.len().saturating_sub(1).max(1) as f32;
+        let xs = shown
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (l, first + (last - first) * i as f32 / gaps))
+            .collect();
         Lanes {
             left: rect.left(),
-            client_x,
-            server_x,
             right: rect.right(),
+            xs,
         }
     }
+
+    /// The x of a lifeline, if shown.
+    fn x(&self, lifeline: usize) -> Option<f32> {
+        self.xs
+            .iter()
+            .find(|(l, _)| *l == lifeline)
+            .map(|(_, x)| *x)
+    }
+
+    /// The room between two neighbouring lifelines.
+    fn spacing(&self) -> f32 {
+        match (self.xs.first(), self.xs.get(1)) {
+            (Some(a), Some(b)) => b.1 - a.1,
+            _ => self.right - self.left - LEFT_COLUMN,
+        }
+    }
+
+    /// The client and server x of a row's lifelines (`from`, `to` of its arrows).
+    fn pair(&self, lanes: Option<(usize, usize)>) -> Option<(f32, f32)> {
+        let (c, s) = lanes?;
+        Some((self.x(c)?, self.x(s)?))
+    }
+}
+
+/// The lifelines to show: all the rows use when they are few, else those of the rows from
+/// `first_row` on, as many as fit in `visible` points.
+fn shown_lanes(
+    timeline: &Timeline,
+    rows: &DiagramRows,
+    first_row: usize,
+    visible: f32,
+) -> Vec<usize> {
+    if rows.used.len() <= MAX_LANES {
+        return rows.used.clone();
+    }
+    let count = (visible / ROW_HEIGHT).ceil().max(0.0) as usize + 2;
+    let mut shown: Vec<usize> = rows
+        .rows
+        .iter()
+        .skip(first_row)
+        .take(count)
+        .filter_map(|r| rows.lanes(timeline, *r))
+        .flat_map(|(c, s)| [c, s])
+        .collect();
+    shown.sort_unstable();
+    shown.dedup();
+    shown
 }
 
 /// Draws the diagram. `rows` must have been refreshed for this timeline. With `reveal`,
@@ -66,10 +126,12 @@ pub fn diagram_ui(
     palette: &Palette,
     actions: &mut Vec<UiAction>,
 ) -> Option<Rect> {
-    header_ui(ui, timeline, state, palette);
     if rows.rows.is_empty() {
+        header_ui(ui, rows, &[], palette);
         ui.add_space(12.0);
-        let text = if timeline.steps.is_empty() {
+        let text = if state.recorded_only && timeline.steps.is_empty() {
+            "This capture holds no POP3 or SMTP command or reply to step through."
+        } else if timeline.steps.is_empty() {
             "Nothing has happened yet: press Next to run the first step, or type a command in \
              the console below."
         } else {
@@ -81,29 +143,36 @@ pub fn diagram_ui(
     let mut scroll = ScrollArea::vertical()
         .id_salt(DIAGRAM_SCROLL)
         .auto_shrink([false, false]);
-    let visible = ui.available_height();
+    // The header takes its height from the diagram's.
+    let visible = ui.available_height() - HEADER_HEIGHT;
+    let id = ui.make_persistent_id(egui::IdSalt::new(DIAGRAM_SCROLL));
+    let offset = egui::scroll_area::State::load(ui.ctx(), id).map_or(0.0, |s| s.clamped_offset().y);
+    let mut target = None;
     if let Some(row) = state.scroll_to_row {
         // Put the row a third of the way down.
         let offset = (row as f32 * ROW_HEIGHT - visible / 3.0).max(0.0);
+        target = Some(offset);
         scroll = scroll.vertical_scroll_offset(offset);
     } else if let Some(reveal) = reveal {
-        let id = ui.make_persistent_id(egui::IdSalt::new(DIAGRAM_SCROLL));
-        let offset =
-            egui::scroll_area::State::load(ui.ctx(), id).map_or(0.0, |s| s.clamped_offset().y);
         // Never past the end, now or as the scroll area still knows it from the last frame
         // (when the diagram just got shorter): past it, it springs back and coasts on. The
         // window reveals again the frame after a resize.
         let total = rows.rows.len() as f32 * ROW_HEIGHT;
         let last_visible = previous_height.unwrap_or(visible);
         let max = (total - visible.max(last_visible)).max(0.0);
-        scroll = scroll.vertical_scroll_offset(reveal_offset(reveal, offset, visible).min(max));
+        let offset = reveal_offset(reveal, offset, visible).min(max);
+        target = Some(offset);
+        scroll = scroll.vertical_scroll_offset(offset);
     }
+    let first_row = (target.unwrap_or(offset) / ROW_HEIGHT).floor().max(0.0) as usize;
+    let shown = shown_lanes(timeline, rows, first_row, visible);
+    header_ui(ui, rows, &shown, palette);
     let output = scroll.show_viewport(ui, |ui, viewport| {
         let total = rows.rows.len() as f32 * ROW_HEIGHT;
         ui.set_height(total);
         let width = ui.available_width();
         let origin = ui.max_rect().min;
-        let lanes = Lanes::new(Rect::from_min_size(origin, vec2(width, total)));
+        let lanes = Lanes::new(Rect::from_min_size(origin, vec2(width, total)), &shown);
         let first = (viewport.min.y / ROW_HEIGHT).floor().max(0.0) as usize;
         let last =
             ((viewport.max.y / ROW_HEIGHT).ceil().max(0.0) as usize + 1).min(rows.rows.len());
@@ -112,16 +181,18 @@ pub fn diagram_ui(
         let y_bottom = origin.y + viewport.max.y;
         let painter = ui.painter();
         let lifeline = Stroke::new(2.0, palette.lifeline);
-        painter.vline(lanes.client_x, y_top..=y_bottom, lifeline);
-        painter.vline(lanes.server_x, y_top..=y_bottom, lifeline);
+        for (_, x) in &lanes.xs {
+            painter.vline(*x, y_top..=y_bottom, lifeline);
+        }
         let related = related_frames(timeline, state);
         for (i, row) in rows.rows.iter().enumerate().take(last).skip(first) {
             let rect = Rect::from_min_size(
                 pos2(origin.x, origin.y + i as f32 * ROW_HEIGHT),
                 vec2(width, ROW_HEIGHT),
             );
+            let pair = lanes.pair(rows.lanes(timeline, *row));
             row_ui(
-                ui, i, *row, rect, &lanes, timeline, state, &related, palette, actions,
+                ui, i, *row, rect, &lanes, pair, timeline, state, &related, palette, actions,
             );
         }
     });
@@ -161,58 +232,55 @@ fn related_frames(timeline: &Timeline, state: &UiState) -> Vec<usize> {
     }
 }
 
-fn header_ui(ui: &mut Ui, timeline: &Timeline, state: &UiState, palette: &Palette) {
-    let (rect, _) = ui.allocate_exact_size(vec2(ui.available_width(), 38.0), Sense::hover());
-    let lanes = Lanes::new(rect);
+/// The height of the lifelines' header.
+const HEADER_HEIGHT: f32 = 38.0;
+
+/// The lifelines' names (`client "main"`, `POP3 server`) over their address:port.
+fn header_ui(ui: &mut Ui, rows: &DiagramRows, shown: &[usize], palette: &Palette) {
+    let (rect, _) =
+        ui.allocate_exact_size(vec2(ui.available_width(), HEADER_HEIGHT), Sense::hover());
+    let lanes = Lanes::new(rect, shown);
     let painter = ui.painter_at(rect);
-    let focus = state.focus_step().and_then(|s| timeline.steps.get(s));
-    let client = focus
-        .and_then(|r| r.client)
-        .map_or_else(|| "client".to_string(), |a| a.to_string());
-    let server = focus
-        .and_then(|r| r.client)
-        .and_then(|c| timeline.connection_of(c))
-        .and_then(|c| timeline.analyzer.connections().get(c))
-        .map_or_else(|| "server".to_string(), |c| c.server.to_string());
-    let big = FontId::proportional(17.0);
+    let big = FontId::proportional(15.0);
     let small = FontId::proportional(12.0);
-    painter.text(
-        pos2(lanes.client_x, rect.top() + 2.0),
-        Align2::CENTER_TOP,
-        "Client",
-        big.clone(),
-        palette.text,
-    );
-    painter.text(
-        pos2(lanes.client_x, rect.top() + 22.0),
-        Align2::CENTER_TOP,
-        client,
-        small.clone(),
-        palette.weak,
-    );
-    painter.text(
-        pos2(lanes.server_x, rect.top() + 2.0),
-        Align2::RIGHT_TOP,
-        "Server",
-        big,
-        palette.text,
-    );
-    painter.text(
-        pos2(lanes.server_x, rect.top() + 22.0),
-        Align2::RIGHT_TOP,
-        server,
-        small.clone(),
-        palette.weak,
-    );
-    let view = if state.tcp_view {
-        "frame   time"
-    } else {
-        "time"
-    };
+    let room = (lanes.spacing() - 8.0).clamp(60.0, 300.0);
+    for &(l, x) in &lanes.xs {
+        let Some(line) = rows.lifelines.lines.get(l) else {
+            continue;
+        };
+        let color = match line.side {
+            Side::Client => palette.client,
+            Side::Server => palette.text,
+        };
+        for (text, font, y, c) in [
+            (line.title(), big.clone(), rect.top() + 2.0, color),
+            (
+                line.address(),
+                small.clone(),
+                rect.top() + 21.0,
+                palette.weak,
+            ),
+        ] {
+            let galley = single_line(ui, text, font, c, room);
+            let w = galley.size().x;
+            // Centred on the lifeline, kept inside the diagram.
+            let left = (x - w / 2.0).clamp(rect.left() + 2.0, (rect.right() - w - 2.0).max(0.0));
+            painter.galley(pos2(left, y), galley, c);
+        }
+    }
+    if rows.used.len() > shown.len() {
+        painter.text(
+            pos2(lanes.left + 4.0, rect.top() + 2.0),
+            Align2::LEFT_TOP,
+            format!("{} of {} lifelines", shown.len(), rows.used.len()),
+            small.clone(),
+            palette.weak,
+        );
+    }
     painter.text(
         pos2(lanes.left + 4.0, rect.top() + 22.0),
         Align2::LEFT_TOP,
-        view,
+        "frame   time",
         small,
         palette.weak,
     );
@@ -225,6 +293,7 @@ fn row_ui(
     row: Row,
     rect: Rect,
     lanes: &Lanes,
+    pair: Option<(f32, f32)>,
     timeline: &Timeline,
     state: &UiState,
     related: &[usize],
@@ -283,9 +352,9 @@ fn row_ui(
     match row {
         Row::Band { step } => band_row(ui, rect, lanes, timeline, step, &label, palette),
         Row::Exchange { step, exchange } => {
-            exchange_row(ui, rect, lanes, timeline, step, exchange, palette);
+            exchange_row(ui, rect, lanes, pair, timeline, step, exchange, palette);
         }
-        Row::Segment { frame } => segment_row(ui, rect, lanes, timeline, frame, palette),
+        Row::Segment { frame } => segment_row(ui, rect, lanes, pair, timeline, frame, palette),
     }
 }
 
@@ -367,10 +436,12 @@ fn visible_text(text: &str) -> String {
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn exchange_row(
     ui: &Ui,
     rect: Rect,
     lanes: &Lanes,
+    pair: Option<(f32, f32)>,
     timeline: &Timeline,
     step: usize,
     exchange: usize,
@@ -393,21 +464,23 @@ fn exchange_row(
         palette.positive
     };
     let y = rect.bottom() - 7.0;
-    let (from, to) = if to_server {
-        (lanes.client_x, lanes.server_x)
-    } else {
-        (lanes.server_x, lanes.client_x)
-    };
-    arrow(
-        painter,
-        pos2(from, y - 3.0),
-        pos2(to, y + 3.0),
-        Stroke::new(2.5, color),
-    );
-    let max_w = (lanes.server_x - lanes.client_x - 20.0).max(40.0);
-    let galley = single_line(ui, exchange_text(e), FontId::monospace(15.0), color, max_w);
-    let x = (lanes.client_x + lanes.server_x) / 2.0 - galley.size().x / 2.0;
-    painter.galley(pos2(x, y - 4.0 - galley.size().y), galley, color);
+    if let Some((client_x, server_x)) = pair {
+        let (from, to) = if to_server {
+            (client_x, server_x)
+        } else {
+            (server_x, client_x)
+        };
+        arrow(
+            painter,
+            pos2(from, y - 3.0),
+            pos2(to, y + 3.0),
+            Stroke::new(2.5, color),
+        );
+        let max_w = ((server_x - client_x).abs() - 20.0).max(40.0);
+        let galley = single_line(ui, exchange_text(e), FontId::monospace(15.0), color, max_w);
+        let x = (client_x + server_x) / 2.0 - galley.size().x / 2.0;
+        painter.galley(pos2(x, y - 4.0 - galley.size().y), galley, color);
+    }
     // Left column: when the exchange was first seen on the wire, or that it was not.
     let unit = timeline.unit(step, exchange);
     let left = match unit.and_then(|u| u.carriers.first()) {
@@ -478,6 +551,7 @@ fn segment_row(
     ui: &Ui,
     rect: Rect,
     lanes: &Lanes,
+    pair: Option<(f32, f32)>,
     timeline: &Timeline,
     frame: usize,
     palette: &Palette,
@@ -497,26 +571,29 @@ fn segment_row(
         palette.segment
     };
     let y = rect.bottom() - 6.0;
-    match f.segment.map(|s| s.direction) {
-        Some(Direction::ClientToServer) => {
+    // A frame that is not TCP has no lifelines: its text goes in the middle.
+    let (client_x, server_x) =
+        pair.unwrap_or((lanes.left + LEFT_COLUMN + 26.0, lanes.right - RIGHT_MARGIN));
+    match (pair, f.segment.map(|s| s.direction)) {
+        (Some(_), Some(Direction::ClientToServer)) => {
             arrow(
                 painter,
-                pos2(lanes.client_x, y - 2.0),
-                pos2(lanes.server_x, y + 2.0),
+                pos2(client_x, y - 2.0),
+                pos2(server_x, y + 2.0),
                 Stroke::new(1.2, color),
             );
         }
-        Some(Direction::ServerToClient) => {
+        (Some(_), Some(Direction::ServerToClient)) => {
             arrow(
                 painter,
-                pos2(lanes.server_x, y - 2.0),
-                pos2(lanes.client_x, y + 2.0),
+                pos2(server_x, y - 2.0),
+                pos2(client_x, y + 2.0),
                 Stroke::new(1.2, color),
             );
         }
-        None => {}
+        _ => {}
     }
-    let max_w = (lanes.server_x - lanes.client_x - 20.0).max(40.0);
+    let max_w = ((server_x - client_x).abs() - 20.0).max(40.0);
     let galley = single_line(
         ui,
         segment_text(timeline, frame),
@@ -524,7 +601,7 @@ fn segment_row(
         color,
         max_w,
     );
-    let x = (lanes.client_x + lanes.server_x) / 2.0 - galley.size().x / 2.0;
+    let x = (client_x + server_x) / 2.0 - galley.size().x / 2.0;
     painter.galley(pos2(x, y - 4.0 - galley.size().y), galley, color);
     painter.text(
         pos2(lanes.left + 4.0, rect.center().y),

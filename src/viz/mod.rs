@@ -11,7 +11,10 @@
 //! - [`state`]: the window's state apart from painting (selection, cursor, play timer,
 //!   presenter settings, forms), unit-tested without a window;
 //! - one file per pane: [`diagram`] (with its row model [`rows`]), [`details`],
-//!   [`narration`], [`server_state`], [`controls`] (and the banner), [`live`];
+//!   [`narration`], [`server_state`], [`controls`] (and the banner), [`live`],
+//!   [`connections`] (the connection list and its filters);
+//! - [`loader`]: a capture file read and decoded on its own thread (`mailwire FILE`, Open,
+//!   a file dropped on the window);
 //! - [`theme`] and [`screenshot`] (`mailwire --screenshot FILE`);
 //! - [`open_window`]: runs the window; the `mailwire` command without a subcommand
 //!   (`src/cli/window.rs`) decides first whether it runs in the sandbox.
@@ -23,10 +26,12 @@
 //! [`Recorder`]: crate::scenario::recorder::Recorder
 
 pub mod app;
+pub mod connections;
 pub mod controls;
 pub mod details;
 pub mod diagram;
 pub mod live;
+pub mod loader;
 pub mod narration;
 pub mod rows;
 pub mod screenshot;
@@ -56,14 +61,18 @@ pub enum WindowError {
 }
 
 /// Opens the window with `options` and runs it until it closes (SIGTERM, SIGINT and SIGHUP
-/// close it the normal way); with `screenshot`, takes the demo's screenshot there and closes.
+/// close it the normal way); with `screenshot`, takes the demo's screenshot (or, with
+/// `options.file`, the capture's once decoded) there and closes.
 /// Where it runs (in the sandbox or not) is decided before, by the window command
 /// (`src/cli/window.rs`).
 pub fn open_window(options: AppOptions, screenshot: Option<PathBuf>) -> Result<(), WindowError> {
     let result: screenshot::ScreenshotResult = Arc::new(Mutex::new(None));
+    let from_file = options.file.is_some();
     if screenshot.is_some() {
-        // Bounded in time even if the window never draws a frame.
-        let limit = screenshot::LIMIT + Duration::from_secs(15);
+        // Bounded in time even if the window never draws a frame (a capture file gets ten
+        // minutes more to be read).
+        let extra = if from_file { 600 } else { 0 };
+        let limit = screenshot::LIMIT + Duration::from_secs(15 + extra);
         let _ = std::thread::Builder::new()
             .name("screenshot-watchdog".into())
             .spawn(move || {
@@ -93,7 +102,9 @@ pub fn open_window(options: AppOptions, screenshot: Option<PathBuf>) -> Result<(
             close_on_signal.attach(&cc.egui_ctx);
             let mut app = MailwireApp::new(&cc.egui_ctx, options)?;
             if let Some(path) = screenshot {
-                app.take_screenshot(screenshot::ScreenshotPlan::new(path, plan_result));
+                let mut plan = screenshot::ScreenshotPlan::new(path, plan_result);
+                plan.file = from_file;
+                app.take_screenshot(plan);
             }
             Ok(Box::new(app))
         }),

@@ -5,6 +5,7 @@
 //! The list is rebuilt only when the timeline, the viewed step or the view changes
 //! ([`DiagramRows::refresh`]); drawing then lays out only the rows on screen.
 
+use crate::export::lifelines::Lifelines;
 use crate::timeline::Timeline;
 
 /// One row of the diagram.
@@ -28,10 +29,14 @@ struct RowsKey {
     tcp: bool,
 }
 
-/// The diagram's rows, cached.
+/// The diagram's rows, cached, with the timeline's lifelines.
 #[derive(Debug, Default)]
 pub struct DiagramRows {
     pub rows: Vec<Row>,
+    /// Every lifeline of the timeline, and which two each step and connection use.
+    pub lifelines: Lifelines,
+    /// The lifelines the rows use, in order (the diagram's columns when they are few).
+    pub used: Vec<usize>,
     key: Option<RowsKey>,
 }
 
@@ -55,9 +60,39 @@ impl DiagramRows {
         if self.key == Some(key) {
             return false;
         }
-        self.rows = build_rows(timeline, upto, tcp);
+        self.lifelines = Lifelines::of(timeline);
+        self.rows = build_rows_with(timeline, &self.lifelines.conn_of_step, upto, tcp);
+        let mut used = vec![false; self.lifelines.lines.len()];
+        for row in &self.rows {
+            if let Some((c, s)) = self.lanes(timeline, *row) {
+                for l in [c, s] {
+                    if let Some(u) = used.get_mut(l) {
+                        *u = true;
+                    }
+                }
+            }
+        }
+        self.used = (0..used.len())
+            .filter(|&l| used.get(l).copied().unwrap_or(false))
+            .collect();
         self.key = Some(key);
         true
+    }
+
+    /// The client and server lifelines of a row (none for a band or a frame that is not
+    /// TCP).
+    pub fn lanes(&self, timeline: &Timeline, row: Row) -> Option<(usize, usize)> {
+        match row {
+            Row::Band { .. } => None,
+            Row::Exchange { step, .. } => self.lifelines.by_step.get(step).copied(),
+            Row::Segment { frame } => {
+                let conn = timeline.analyzer.frames().get(frame)?.segment?.conn;
+                self.lifelines
+                    .by_conn
+                    .get(usize::try_from(conn).ok()?)
+                    .copied()
+            }
+        }
     }
 
     /// The row that shows a selection best: the exchange, else the frame, else the step.
@@ -135,6 +170,40 @@ impl DiagramRows {
 /// when `None`). Frames captured after the last shown step appear only when that step is
 /// the newest.
 pub fn build_rows(timeline: &Timeline, upto: Option<usize>, tcp: bool) -> Vec<Row> {
+    let conn_of_step = Lifelines::of(timeline).conn_of_step;
+    build_rows_with(timeline, &conn_of_step, upto, tcp)
+}
+
+/// The first frame that carried an exchange, on the step's connection `conn` (as
+/// `Timeline::unit`, without looking the connection up again: a capture may hold
+/// thousands).
+fn first_carrier(
+    timeline: &Timeline,
+    conn: Option<usize>,
+    step: usize,
+    exchange: usize,
+) -> Option<usize> {
+    let e = timeline.steps.get(step)?.outcome.exchanges.get(exchange)?;
+    let at = e.stream.as_ref()?.start;
+    let direction = e.direction();
+    let units = timeline.analyzer.units();
+    let connection = timeline.analyzer.connections().get(conn?)?;
+    connection
+        .units
+        .iter()
+        .filter_map(|&u| units.get(u))
+        .find(|u| u.direction == direction && u.stream.contains(&at))
+        .and_then(|u| u.carriers.first())
+        .map(|c| c.frame)
+}
+
+/// [`build_rows`] with each step's connection known.
+fn build_rows_with(
+    timeline: &Timeline,
+    conn_of_step: &[Option<usize>],
+    upto: Option<usize>,
+    tcp: bool,
+) -> Vec<Row> {
     let mut rows = Vec::new();
     let Some(newest) = timeline.steps.len().checked_sub(1) else {
         return rows;
@@ -156,11 +225,8 @@ pub fn build_rows(timeline: &Timeline, upto: Option<usize>, tcp: bool) -> Vec<Ro
         segments_until(&mut rows, &mut next_frame, record.frames.start);
         rows.push(Row::Band { step });
         for exchange in 0..record.outcome.exchanges.len() {
-            if let Some(first) = timeline
-                .unit(step, exchange)
-                .and_then(|u| u.carriers.first())
-                .map(|c| c.frame)
-            {
+            let conn = conn_of_step.get(step).copied().flatten();
+            if let Some(first) = first_carrier(timeline, conn, step, exchange) {
                 // The segments before the one that carries this exchange come first.
                 segments_until(&mut rows, &mut next_frame, first);
             }

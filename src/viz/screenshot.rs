@@ -1,5 +1,6 @@
-//! `mailwire --screenshot FILE`: drives the real window through the demo scenario, selects
-//! a command so the packet details show, waits for the layout to settle, takes a screenshot
+//! `mailwire --screenshot FILE`: drives the real window through the demo scenario (or, with
+//! a capture file, waits until it is decoded and shows its second step), selects a command
+//! so the packet details show, waits for the layout to settle, takes a screenshot
 //! of the window ([`egui::Context::request_screenshot`]), writes it as PNG and closes the
 //! window. Bounded: after [`LIMIT`] without a screenshot it gives up with a message.
 
@@ -46,6 +47,8 @@ pub struct ScreenshotPlan {
     /// The step and exchange to select before the screenshot.
     pub select: (usize, usize),
     pub result: ScreenshotResult,
+    /// The window shows a capture file: wait for it to be decoded instead of running steps.
+    pub file: bool,
 }
 
 impl ScreenshotPlan {
@@ -58,6 +61,7 @@ impl ScreenshotPlan {
             // Step 2 of the RFC 1939 session: APOP, whose digest shows in the hex dump.
             select: (1, 0),
             result,
+            file: false,
         }
     }
 

@@ -103,6 +103,10 @@ pub enum UiAction {
     ManageMessage { read: bool },
     /// Send Mail: send the typed mail.
     SendMail,
+    /// Open a capture file (pcap or pcapng), by its path as typed.
+    Open(String),
+    /// Show a connection (index into the analyzer's): its first step, scrolled into view.
+    GoToConnection(usize),
 }
 
 /// A pane that folds to its header.
@@ -114,6 +118,8 @@ pub enum Pane {
     Details,
     /// The live-use panel (console and menu client), below.
     Live,
+    /// The connection list with its filters, at the left.
+    Connections,
 }
 
 /// The raw command console's fields.
@@ -198,6 +204,13 @@ pub struct UiState {
     pub scenario: String,
     /// What is typed in the live-use panel.
     pub forms: LiveForms,
+    /// The steps are all recorded (a capture file): Next walks them and never asks the
+    /// worker to run one; Reset and the live panel have nothing to act on.
+    pub recorded_only: bool,
+    /// The connection list is shown.
+    pub connections_panel: bool,
+    /// The connection list's filters.
+    pub connection_filter: super::connections::ConnectionFilter,
 }
 
 /// The live-use panel's forms: the text its fields edit, and what went wrong last.
@@ -262,6 +275,9 @@ impl Default for UiState {
             reveal_field: false,
             scenario: DEFAULT_SCENARIO.to_string(),
             forms: LiveForms::default(),
+            recorded_only: false,
+            connections_panel: false,
+            connection_filter: super::connections::ConnectionFilter::default(),
         }
     }
 }
@@ -276,7 +292,7 @@ impl UiState {
     /// Whether the view is at the last recorded step and the scenario has no more.
     pub fn at_end(&self, timeline: &Timeline, status: &WorkerStatus) -> bool {
         let last = timeline.steps.len().checked_sub(1);
-        status.done && self.cursor == last
+        (status.done || self.recorded_only) && self.cursor == last
     }
 
     /// Applies one action; returns what the worker must do.
@@ -307,6 +323,7 @@ impl UiState {
                 self.next_tick = 0.0;
             }
             UiAction::SetSpeed(s) => self.seconds_per_step = s.clamp(0.2, 30.0),
+            UiAction::Reset if self.recorded_only => {}
             UiAction::Reset => {
                 self.forget_run();
                 return vec![WorkerCommand::Reset];
@@ -349,10 +366,38 @@ impl UiState {
                     Pane::Narration => &mut self.narration_panel,
                     Pane::Details => &mut self.details_panel,
                     Pane::Live => &mut self.live_panel,
+                    Pane::Connections => &mut self.connections_panel,
                 } = on;
                 // The diagram's height or width changed: keep the selection in view.
                 self.scroll_to_selection();
             }
+            UiAction::Open(_) => {}
+            UiAction::GoToConnection(conn) => {
+                if let Some(step) = first_step_of_connection(timeline, conn) {
+                    if self.cursor.is_none_or(|c| c < step) {
+                        self.cursor = Some(step);
+                    }
+                    self.selection = Selection {
+                        step: Some(step),
+                        ..Selection::default()
+                    };
+                    if timeline
+                        .steps
+                        .get(step)
+                        .is_some_and(|r| !r.outcome.exchanges.is_empty())
+                    {
+                        self.select_exchange(step, 0, timeline);
+                    }
+                    self.scroll_to_selection();
+                }
+            }
+            // A capture file runs nothing: the live panel is hidden and says why.
+            UiAction::Run(_)
+            | UiAction::ConsoleSend
+            | UiAction::ManageLogIn
+            | UiAction::ManageMessage { .. }
+            | UiAction::SendMail
+                if self.recorded_only => {}
             UiAction::Run(steps) => return self.run(steps),
             UiAction::ConsoleSend => {
                 let steps = self.console_steps(status);
@@ -423,7 +468,7 @@ impl UiState {
                 self.view_step(0, timeline);
                 Vec::new()
             }
-            _ if self.awaiting_step || status.done => Vec::new(),
+            _ if self.awaiting_step || status.done || self.recorded_only => Vec::new(),
             _ => {
                 self.awaiting_step = true;
                 let mut commands: Vec<WorkerCommand> = live_pop3_quits(timeline, status)
@@ -750,6 +795,16 @@ fn protocol_name(p: Protocol) -> &'static str {
 pub fn step_of_frame(timeline: &Timeline, frame: usize) -> Option<usize> {
     let after = timeline.steps.partition_point(|s| s.frames.start <= frame);
     after.checked_sub(1)
+}
+
+/// The first step on connection `conn` (index into the analyzer's connections): the first
+/// whose client end is that connection's client.
+pub fn first_step_of_connection(timeline: &Timeline, conn: usize) -> Option<usize> {
+    let connection = timeline.analyzer.connections().get(conn)?;
+    timeline
+        .steps
+        .iter()
+        .position(|r| r.client == Some(connection.client))
 }
 
 #[cfg(test)]

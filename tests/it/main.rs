@@ -38,6 +38,7 @@ mod scenarios_sockets;
 mod servers_peers;
 mod timeline_links;
 mod viz_app;
+mod viz_file;
 mod viz_layout;
 mod viz_window;
 mod watch;

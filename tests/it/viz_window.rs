@@ -169,3 +169,69 @@ fn sigterm_closes_the_window_and_removes_its_temporary_folder() {
     );
     assert_eq!(scenario_folders(tmp.path()), Vec::<String>::new());
 }
+
+/// `mailwire --screenshot PNG FILE`: a good capture gives a picture and exit 0; a bad one a
+/// non-zero exit and a message naming the file, and no panic.
+#[test]
+fn screenshot_of_a_capture_file_and_a_clear_error_for_a_bad_one() {
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference-captures/zeek_smtp.pcap");
+    if !file.exists() {
+        println!("SKIPPED: {} is not there", file.display());
+        return;
+    }
+    let Some(x) = Xvfb::start("screenshot-file") else {
+        return;
+    };
+    let tmp = common::TempDir::new("viz-shot-file");
+    let run = |shot: &Path, capture: &Path| {
+        Spawned::new(
+            Command::new(BIN)
+                .arg("--screenshot")
+                .arg(shot)
+                .arg(capture)
+                .env("DISPLAY", &x.display)
+                .env("TMPDIR", tmp.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        .output_within(Duration::from_secs(180))
+    };
+    let shot = tmp.path().join("capture.png");
+    let out = run(&shot, &file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}\n{stdout}\n{stderr}", out.status);
+    assert!(
+        stdout.contains("decoded ") && stdout.contains("wrote "),
+        "{stdout}"
+    );
+    assert!(std::fs::read(&shot).unwrap().starts_with(b"\x89PNG"));
+
+    for (name, bytes) in [
+        ("junk.pcap", b"not a capture at all".to_vec()),
+        ("cut.pcap", std::fs::read(&file).unwrap()[..3000].to_vec()),
+    ] {
+        let bad = tmp.path().join(name);
+        std::fs::write(&bad, bytes).unwrap();
+        let shot = tmp.path().join(format!("{name}.png"));
+        let out = run(&shot, &bad);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: {stderr}");
+        assert_ne!(out.status.code(), Some(101), "{name} panicked: {stderr}");
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        assert!(
+            stderr.contains("mailwire: ") && stderr.contains(name),
+            "{name}: {stderr}"
+        );
+        assert!(!shot.exists(), "{name}: a picture was written");
+    }
+    // A missing file (or a mistyped command) is refused before any window opens.
+    let out = run(&tmp.path().join("x.png"), Path::new("opne"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("opne") && stderr.contains("mailwire --help"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,241 @@
+//! The window on a capture file, driven through egui_kittest (no display, no worker, no
+//! servers): mailwire's own export steps with Next and Back and its captions come back; a
+//! reference capture from elsewhere gets a lifeline per server and per client connection and
+//! a connection list; a corrupt file shows a clear error; a file dropped on the window opens.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+use mailwire::export::lifelines::Side;
+use mailwire::export::pcapng::{ExportHints, write_pcapng};
+use mailwire::viz::state::{Pane, UiAction};
+use mailwire::viz::{AppOptions, MailwireApp};
+
+use crate::common;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn reference(name: &str) -> Option<PathBuf> {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/reference-captures")
+        .join(name);
+    if file.exists() {
+        Some(file)
+    } else {
+        eprintln!("SKIPPED: {} is not there", file.display());
+        None
+    }
+}
+
+fn harness(app: MailwireApp) -> Harness<'static, MailwireApp> {
+    Harness::builder()
+        .with_size(egui::vec2(1280.0, 720.0))
+        .with_max_steps(10_000)
+        .build_ui_state(|ui, app: &mut MailwireApp| app.frame_ui(ui), app)
+}
+
+/// A window on `path`, stepped until the file is read.
+fn opened(path: &Path) -> Harness<'static, MailwireApp> {
+    let mut h = harness(MailwireApp::from_file(path, AppOptions::default(), || {}));
+    wait_loaded(&mut h);
+    h
+}
+
+fn wait_loaded(h: &mut Harness<'static, MailwireApp>) {
+    let start = Instant::now();
+    loop {
+        h.step();
+        if h.state().loading.is_none() {
+            h.step();
+            return;
+        }
+        assert!(start.elapsed() < WAIT, "the file was not read in time");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_mailwire_export_steps_with_next_and_back_and_its_captions() {
+    let Some(recorded) = common::record_with_capture("rfc1939", "the window on an export") else {
+        return;
+    };
+    let dir = common::TempDir::new("viz-file");
+    let file = dir.path().join("rfc1939.pcapng");
+    write_pcapng(&recorded, &file, &ExportHints::from_timeline(&recorded)).unwrap();
+
+    let mut h = opened(&file);
+    let app = h.state();
+    assert!(app.showing_file() && app.state.recorded_only);
+    assert_eq!(app.timeline.steps.len(), recorded.steps.len());
+    assert_eq!(app.timeline.packets.len(), recorded.packets.len());
+    // It opens on step 1, with the recorded caption.
+    assert_eq!(app.state.cursor, Some(0));
+    let caption = |s: usize| recorded.steps[s].caption.clone();
+    assert!(h.query_all_by_label_contains(&caption(0)).next().is_some());
+    // Reset and the live panel have nothing to act on.
+    assert!(h.get_by_label("Reset").accesskit_node().is_disabled());
+
+    h.get_by_label("Next").click();
+    h.run();
+    assert_eq!(h.state().state.cursor, Some(1));
+    assert!(h.query_all_by_label_contains(&caption(1)).next().is_some());
+    h.get_by_label("Next").click();
+    h.run();
+    assert_eq!(h.state().state.cursor, Some(2));
+    h.get_by_label("Back").click();
+    h.run();
+    assert_eq!(h.state().state.cursor, Some(1));
+    assert!(h.query_all_by_label_contains(&caption(1)).next().is_some());
+    // Next walks to the last recorded step and no further; nothing asks a worker.
+    for _ in 0..recorded.steps.len() + 2 {
+        h.state_mut().act(UiAction::Next);
+        h.step();
+    }
+    let last = recorded.steps.len() - 1;
+    assert_eq!(h.state().state.cursor, Some(last));
+    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+    assert!(!h.state().is_busy());
+    h.run();
+    assert!(h.get_by_label("Next").accesskit_node().is_disabled());
+    h.get_by_label("Home").click();
+    h.run();
+    assert_eq!(h.state().state.cursor, Some(0));
+    // Reset does nothing for a file.
+    h.state_mut().act(UiAction::Reset);
+    assert_eq!(h.state().state.cursor, Some(0));
+    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+}
+
+#[test]
+fn a_reference_capture_has_a_lifeline_per_server_and_client_and_a_connection_list() {
+    let Some(file) = reference("zeek_smtp.pcap") else {
+        return;
+    };
+    let mut h = opened(&file);
+    let app = h.state();
+    assert!(app.errors.is_empty(), "{:?}", app.errors);
+    assert!(app.timeline.steps.len() > 5, "{}", app.timeline.steps.len());
+    // Show everything: the last step.
+    let last = app.timeline.steps.len() - 1;
+    h.state_mut().act(UiAction::SelectStep(last));
+    h.state_mut().state.cursor = Some(last);
+    h.run();
+    let rows = h.state().diagram_rows();
+    let shown: Vec<(Side, String, String)> = rows
+        .used
+        .iter()
+        .map(|&l| &rows.lifelines.lines[l])
+        .map(|l| (l.side, l.title(), l.address()))
+        .collect();
+    let servers: Vec<_> = shown.iter().filter(|l| l.0 == Side::Server).collect();
+    let clients: Vec<_> = shown.iter().filter(|l| l.0 == Side::Client).collect();
+    assert!(
+        servers
+            .iter()
+            .any(|s| s.1 == "SMTP server" && s.2 == "74.53.140.153:25"),
+        "{shown:?}"
+    );
+    assert!(clients.iter().any(|c| c.2 == "10.10.1.4:1470"), "{shown:?}");
+    // No empty column: every lifeline shown carries a row.
+    assert_eq!(
+        shown.len(),
+        {
+            let mut l = rows.lifelines.used_by_steps();
+            for c in &rows.lifelines.by_conn {
+                l.extend([c.0, c.1]);
+            }
+            l.sort_unstable();
+            l.dedup();
+            l.len()
+        },
+        "{shown:?}"
+    );
+
+    // The connection list, filtered.
+    h.state_mut()
+        .act(UiAction::SetPane(Pane::Connections, true));
+    h.run();
+    h.get_by_label_contains("connections");
+    let conn = h.get_by_label_contains("10.10.1.4:1470 -> 74.53.140.153:25");
+    conn.click();
+    h.run();
+    let first = mailwire::viz::state::first_step_of_connection(&h.state().timeline, 0);
+    assert_eq!(h.state().state.selection.step, first);
+    h.state_mut().state.connection_filter.address = "192.0.2.99".into();
+    h.run();
+    h.get_by_label_contains("0 of ");
+    h.state_mut().state.connection_filter.address.clear();
+    h.state_mut().state.connection_filter.protocol =
+        mailwire::viz::connections::ProtocolFilter::Only(mailwire::proto::Protocol::Pop3);
+    h.run();
+    h.get_by_label_contains("0 of ");
+}
+
+#[test]
+fn a_corrupt_file_shows_a_clear_error_and_no_panic() {
+    let dir = common::TempDir::new("viz-corrupt");
+    let junk = dir.path().join("junk.pcap");
+    std::fs::write(&junk, b"this is not a capture").unwrap();
+    let mut h = opened(&junk);
+    let errors = h.state().errors.join("\n");
+    assert!(
+        errors.contains("cannot open") && errors.contains("junk.pcap"),
+        "{errors}"
+    );
+    h.get_by_label_contains("junk.pcap");
+    assert!(h.state().timeline.steps.is_empty());
+
+    // Cut short in the middle of a packet: what libpcap said, and where.
+    if let Some(file) = reference("zeek_smtp.pcap") {
+        let cut = dir.path().join("cut.pcap");
+        std::fs::write(&cut, &std::fs::read(file).unwrap()[..3000]).unwrap();
+        h.state_mut().act(UiAction::Open(cut.display().to_string()));
+        wait_loaded(&mut h);
+        let errors = h.state().errors.join("\n");
+        assert!(
+            errors.contains("cut.pcap") && errors.contains("packet"),
+            "{errors}"
+        );
+    }
+}
+
+/// A file dropped on the window, as eframe hands it over.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn a_file_dropped_on_the_window_opens() {
+    let Some(file) = reference("zeek_pop3_pop3.pcap") else {
+        return;
+    };
+    let dir = common::TempDir::new("viz-drop");
+    let junk = dir.path().join("first.pcap");
+    std::fs::write(&junk, b"not a capture").unwrap();
+    // Start on a broken file; then drop a good one.
+    let mut h = opened(&junk);
+    assert!(!h.state().errors.is_empty());
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(Dropped(file.clone())));
+    h.step();
+    wait_loaded(&mut h);
+    let app = h.state();
+    assert_eq!(app.file.as_deref(), Some(file.as_path()));
+    assert!(app.errors.is_empty(), "{:?}", app.errors);
+    assert!(app.timeline.steps.len() > 10);
+    assert_eq!(app.state.cursor, Some(0));
+}
