@@ -746,11 +746,6 @@ pub fn server_address(text: &str) -> Result<SocketAddr, AddressError> {
     Ok(addr)
 }
 
-/// [`server_address`] with the error as its text, for the window's forms (which show it).
-pub fn parse_server_address(text: &str) -> Result<SocketAddr, String> {
-    server_address(text).map_err(|e| e.to_string())
-}
-
 /// The 1-based line of byte `offset` in `text`.
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()

@@ -700,8 +700,10 @@ impl UiState {
             ),
             extra_step(
                 session,
-                "Send Mail: HELO names the sending host".to_string(),
-                Action::Send(format!("HELO {domain}")),
+                "Send Mail: EHLO names the sending host and asks what the server supports \
+                 (8BITMIME lets a non-ASCII body go as it is)"
+                    .to_string(),
+                Action::Send(format!("EHLO {domain}")),
             ),
             extra_step(
                 session,
@@ -768,7 +770,10 @@ pub fn server_target(text: &str) -> Result<Option<std::net::SocketAddr>, String>
     if text.trim().is_empty() {
         return Ok(None);
     }
-    crate::scenario::format::parse_server_address(text).map(Some)
+    // The form shows the problem: here the error becomes its text.
+    crate::scenario::format::server_address(text)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// An ad-hoc step for the worker.
@@ -978,7 +983,7 @@ mod tests {
         s.forms.send.to = "bob@localhost, carol@localhost".into();
         let steps = s.send_mail_steps().unwrap();
         assert_eq!(steps.len(), 4);
-        assert_eq!(steps[1].action, Action::Send("HELO localhost".into()));
+        assert_eq!(steps[1].action, Action::Send("EHLO localhost".into()));
         match &steps[2].action {
             Action::SendMail(m) => assert_eq!(*m.to, ["bob@localhost", "carol@localhost"]),
             other => panic!("{other:?}"),
