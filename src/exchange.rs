@@ -215,6 +215,8 @@ pub enum TransportError {
     Silent,
     /// A run in memory has only mailwire's own servers.
     NoOtherServersInMemory,
+    /// A `shutdown` step, but this transport cannot stop the servers (they are not its own).
+    NoStopHandle,
     /// Losing a segment on purpose needs mailwire's private network (a netfilter rule
     /// there touches nothing else on this computer).
     NeedsPrivateNetwork,
@@ -250,6 +252,9 @@ impl fmt::Display for TransportError {
             TransportError::NoOtherServersInMemory => {
                 f.write_str("a scenario run in memory cannot reach another server")
             }
+            TransportError::NoStopHandle => f.write_str(
+                "this run cannot shut the servers down: they are not the scenario's own",
+            ),
             TransportError::NeedsPrivateNetwork => f.write_str(
                 "losing a segment needs mailwire's private network, where a netfilter rule \
                  touches nothing else on this computer: use `mailwire run` or the window \

@@ -236,6 +236,7 @@ impl<T: Transport> Engine<T> {
                 Ok(None)
             }
             Action::Wait(duration) => self.wait(&step.session, *duration, log),
+            Action::ShutDown => self.shut_down(&step.session, log),
             Action::LoseNextFromServer => {
                 let conn = self.session(&step.session)?.conn;
                 self.transport.lose_next_from_server(conn)?;
@@ -302,6 +303,26 @@ impl<T: Transport> Engine<T> {
     ) -> Result<Option<Got>, StepError> {
         let conn = self.session(name)?.conn;
         let waited = self.transport.wait(conn, duration)?;
+        self.take_waited(name, waited, log)
+    }
+
+    /// The servers shut down; the session records their last words and the close.
+    fn shut_down(&mut self, name: &str, log: &mut Vec<Exchange>) -> Result<Option<Got>, StepError> {
+        let conn = self.session(name)?.conn;
+        let waited = self
+            .transport
+            .shut_down_servers(conn, std::time::Duration::from_secs(5))?;
+        self.take_waited(name, waited, log)
+    }
+
+    /// Hands what arrived during a wait to the session's client machine, and closes the
+    /// client's side when the server closed.
+    fn take_waited(
+        &mut self,
+        name: &str,
+        waited: super::transport::Waited,
+        log: &mut Vec<Exchange>,
+    ) -> Result<Option<Got>, StepError> {
         let session = self.session(name)?;
         let mut got = Vec::new();
         if !waited.bytes.is_empty() {

@@ -216,6 +216,9 @@ pub enum Action {
     /// The next data segment the server sends on this connection is lost once on its way
     /// in (after the capture saw it), so TCP must send it again (`lose = "server"`).
     LoseNextFromServer,
+    /// The servers shut down (the end of a scenario): what the server says before it closes
+    /// (SMTP's 421, RFC 5321 section 3.8) is recorded, as in a wait.
+    ShutDown,
 }
 
 /// A mail sent by a `send_mail` step.
@@ -309,6 +312,7 @@ struct RawStep {
     abort: Option<bool>,
     wait_ms: Option<u64>,
     lose: Option<String>,
+    shutdown: Option<bool>,
     expect: Option<Spanned<String>>,
     expect_text: Option<String>,
 }
@@ -631,6 +635,9 @@ fn validate_step(raw: RawStep, line: usize, text: &str) -> Result<Step, StepErro
         }
         actions.push(Action::Wait(Duration::from_millis(ms)));
     }
+    if raw.shutdown == Some(true) {
+        actions.push(Action::ShutDown);
+    }
     if let Some(side) = raw.lose {
         if side != "server" {
             return Err(format!(
@@ -647,7 +654,7 @@ fn validate_step(raw: RawStep, line: usize, text: &str) -> Result<Step, StepErro
             return Err(
                 "the step has no action; expected one of connect, send, pipeline, \
                         split, login, list, read, delete, send_mail, quit, drop, abort, wait_ms, \
-                        lose"
+                        lose, shutdown"
                     .into(),
             );
         }
@@ -798,6 +805,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "zero-window",
         include_str!("../../scenarios/zero-window.toml"),
     ),
+    ("shutdown", include_str!("../../scenarios/shutdown.toml")),
     (
         "smtp-errors",
         include_str!("../../scenarios/smtp-errors.toml"),

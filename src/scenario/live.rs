@@ -149,6 +149,12 @@ impl LiveServers {
         self.smtp
     }
 
+    /// A handle that stops the servers when it is used or dropped (can be taken once; the
+    /// servers then stop at the latest when this value is dropped, as before).
+    pub fn take_stopper(&mut self) -> Option<tokio::sync::oneshot::Sender<()>> {
+        self.stop.take()
+    }
+
     /// The servers' events (can be taken once).
     pub fn take_events(&mut self) -> Option<crossbeam_channel::Receiver<ServerEvent>> {
         self.events.take()

@@ -153,8 +153,11 @@ pub fn run_on_sockets(scenario: &Scenario) -> Result<Vec<StepOutcome>, StartErro
     let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let mut servers = live::LiveServers::start(store, server_config(scenario), any, any)?;
     let events = servers.take_events().ok_or(StartError::EventsTaken)?;
-    let transport =
+    let mut transport =
         transport::SocketTransport::new(servers.pop3_addr(), servers.smtp_addr(), events)?;
+    if let Some(stop) = servers.take_stopper() {
+        transport.set_stopper(stop);
+    }
     let mut engine = Engine::new(scenario.clone(), transport);
     Ok(engine.run_all())
 }

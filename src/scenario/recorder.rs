@@ -106,7 +106,10 @@ impl Recorder {
             (None, None)
         };
         let (pop3, smtp) = (servers.pop3_addr(), servers.smtp_addr());
-        let transport = SocketTransport::new(pop3, smtp, events)?;
+        let mut transport = SocketTransport::new(pop3, smtp, events)?;
+        if let Some(stop) = servers.take_stopper() {
+            transport.set_stopper(stop);
+        }
         Ok(Self {
             engine: Engine::new(scenario.clone(), transport),
             capture,

@@ -46,6 +46,13 @@ pub trait Transport {
     /// clock, a wait at least as long as the autologout timer lets that timer run out for
     /// this connection (only this one).
     fn wait(&mut self, conn: ConnId, duration: Duration) -> Result<Waited, TransportError>;
+    /// Shuts the servers down (all of them: the end of a scenario), then waits like
+    /// [`Transport::wait`] on `conn` for the server's last words and its close.
+    fn shut_down_servers(
+        &mut self,
+        conn: ConnId,
+        duration: Duration,
+    ) -> Result<Waited, TransportError>;
     /// The next data segment the server sends on `conn` is lost once, after the capture saw
     /// it, so TCP sends it again. In memory there are no segments to lose: nothing happens.
     fn lose_next_from_server(&mut self, _conn: ConnId) -> Result<(), TransportError> {
@@ -275,6 +282,26 @@ impl Transport for MemoryTransport {
         self.close(conn);
     }
 
+    fn shut_down_servers(
+        &mut self,
+        conn: ConnId,
+        _duration: Duration,
+    ) -> Result<Waited, TransportError> {
+        // As the socket driver does on shutdown: each open session's goodbye, then the close.
+        for c in self.conns.iter_mut().filter(|c| !c.closed) {
+            if let Some(bye) = c.served.goodbye(Goodbye::ShuttingDown) {
+                c.to_client.extend_from_slice(&bye);
+            }
+            c.closed = true;
+            c.served.release();
+        }
+        let c = self.conns.get_mut(conn).ok_or(TransportError::Closed)?;
+        Ok(Waited {
+            bytes: std::mem::take(&mut c.to_client),
+            closed: c.closed,
+        })
+    }
+
     fn wait(&mut self, conn: ConnId, duration: Duration) -> Result<Waited, TransportError> {
         let idle_limit = self.config.idle_limit;
         let c = self.conns.get_mut(conn).ok_or(TransportError::Closed)?;
@@ -315,6 +342,8 @@ pub struct SocketTransport {
     /// Connections to another server (no events come from it, so close does not wait).
     remote: HashSet<ConnId>,
     options: ClientOptions,
+    /// Stops the servers when used (or dropped).
+    stopper: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl SocketTransport {
@@ -343,6 +372,7 @@ impl SocketTransport {
             session_of: HashMap::new(),
             client_addrs: HashMap::new(),
             remote: HashSet::new(),
+            stopper: None,
             options: ClientOptions {
                 connect_timeout: timeout,
                 // The engine's patience for each read is shorter and is what counts.
@@ -350,6 +380,11 @@ impl SocketTransport {
                 ..ClientOptions::default()
             },
         })
+    }
+
+    /// The handle that stops the servers, for a `shutdown` step.
+    pub fn set_stopper(&mut self, stopper: tokio::sync::oneshot::Sender<()>) {
+        self.stopper = Some(stopper);
     }
 
     /// Keeps an event, and which server session serves which client address.
@@ -490,6 +525,16 @@ impl Transport for SocketTransport {
 
     fn abort(&mut self, conn: ConnId) {
         self.end(conn, true);
+    }
+
+    fn shut_down_servers(
+        &mut self,
+        conn: ConnId,
+        duration: Duration,
+    ) -> Result<Waited, TransportError> {
+        let stop = self.stopper.take().ok_or(TransportError::NoStopHandle)?;
+        let _ = stop.send(());
+        self.wait(conn, duration)
     }
 
     fn wait(&mut self, conn: ConnId, duration: Duration) -> Result<Waited, TransportError> {

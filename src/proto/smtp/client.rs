@@ -75,6 +75,8 @@ pub enum ReplyTo {
     Command(ClientCommand),
     /// The message content and its final "." line, sent after DATA's 354.
     MessageContent,
+    /// Nothing: a 421 the server sent on its own before closing (RFC 5321 section 3.8).
+    Unsolicited,
 }
 
 impl fmt::Display for ReplyTo {
@@ -84,6 +86,7 @@ impl fmt::Display for ReplyTo {
             Self::Greeting => f.write_str("the greeting"),
             Self::Command(c) => write!(f, "the reply to {c}"),
             Self::MessageContent => f.write_str("the reply to the message content"),
+            Self::Unsolicited => f.write_str("a 421 the server sent on its own"),
         }
     }
 }
@@ -143,8 +146,14 @@ impl LineReader for SmtpClient {
             Line::Complete { text, .. } => text,
         };
         if self.awaiting.is_empty() {
-            let line = excerpt(&text);
-            return self.fail(SmtpClientError::UnsolicitedLine { line });
+            // RFC 5321 section 3.8: a server that must shut down may send 421 at any time,
+            // then close; that is a reply, not a broken server.
+            if parse_reply_line(&text).is_some_and(|(code, ..)| code == 421) {
+                self.awaiting.push_back(ReplyTo::Unsolicited);
+            } else {
+                let line = excerpt(&text);
+                return self.fail(SmtpClientError::UnsolicitedLine { line });
+            }
         }
         let Some((code, last, rest)) = parse_reply_line(&text) else {
             let (awaiting, line) = (self.awaiting_text(), excerpt(&text));
@@ -879,6 +888,29 @@ mod tests {
                 len: MAX_REPLY_LINE + 4,
                 max: MAX_REPLY_LINE
             }]
+        );
+    }
+
+    #[test]
+    fn an_unsolicited_421_is_a_reply_any_other_line_is_not() {
+        // RFC 5321 section 3.8: a server that must shut down may say 421 on its own.
+        let mut c = SmtpClient::new();
+        c.receive(b"220 hi\r\n421 4.3.2 shutting down\r\n");
+        let outputs: Vec<_> = std::iter::from_fn(|| c.poll_output()).collect();
+        assert!(
+            matches!(outputs.last(), Some(Output::Event(Ok(r))) if r.code() == 421
+                && r.reply_to == ReplyTo::Unsolicited),
+            "{outputs:?}"
+        );
+        let mut c = SmtpClient::new();
+        c.receive(b"220 hi\r\n250 what\r\n");
+        let outputs: Vec<_> = std::iter::from_fn(|| c.poll_output()).collect();
+        assert!(
+            matches!(
+                outputs.last(),
+                Some(Output::Event(Err(SmtpClientError::UnsolicitedLine { .. })))
+            ),
+            "{outputs:?}"
         );
     }
 
