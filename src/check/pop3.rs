@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::runner::Ctx;
-use super::wire::{ConnId, Lines, Probe, StepError, Stop, failed, needs};
+use super::wire::{ConnId, Lines, Probe, StepError, Stop, failed, needs, no_greeting};
 use super::{CheckInfo, Level, Verdict, visible};
 use crate::proto::Protocol;
 
@@ -600,16 +600,7 @@ fn greeting(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let addr = ctx.pop3_addr();
     let level = p.level;
     let c = p.connect(&addr).map_err(failed(level))?;
-    let line = p.line(c).map_err(|e| match e {
-        StepError::Silent { waited } => fail_at(
-            level,
-            format!(
-                "no greeting within {:.1} s after the connection opened",
-                waited.as_secs_f64()
-            ),
-        ),
-        other => failed(level)(other),
-    })?;
+    let line = p.line(c).map_err(no_greeting(level))?;
     if status(&line) != Status::Ok {
         return Err(fail(
             p,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::pop3::{self, DOT_LINE, fail, fail_at, trim_end, unstuff_crlf};
 use super::runner::{Ctx, SentMail};
-use super::wire::{ConnId, Lines, Probe, StepError, Stop, failed, needs};
+use super::wire::{ConnId, Lines, Probe, StepError, Stop, failed, needs, no_greeting};
 use super::{CheckInfo, Level, Verdict, visible};
 use crate::proto::Protocol;
 
@@ -452,16 +452,7 @@ fn greeting(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     let addr = ctx.smtp_addr();
     let level = p.level;
     let c = p.connect(&addr).map_err(failed(level))?;
-    let lines = p.smtp_reply(c).map_err(|e| match e {
-        StepError::Silent { waited } => fail_at(
-            level,
-            format!(
-                "no greeting within {:.1} s after the connection opened",
-                waited.as_secs_f64()
-            ),
-        ),
-        other => failed(level)(other),
-    })?;
+    let lines = p.smtp_reply(c).map_err(no_greeting(level))?;
     if code_of(&lines) != Some(220) {
         return Err(fail(p, format!("got \"{}\"", shown(&lines))));
     }

@@ -386,6 +386,21 @@ fn io_error(e: std::io::Error) -> StepError {
 }
 
 /// A step that failed in what the check names: a failure (or a warning for a `should`).
+/// Like [`failed`], for the first read of a connection: silence there is a server that
+/// never greeted.
+pub fn no_greeting(level: Level) -> impl Fn(StepError) -> Stop {
+    move |e| match e {
+        StepError::Silent { waited } => super::pop3::fail_at(
+            level,
+            format!(
+                "no greeting within {:.1} s after the connection opened",
+                waited.as_secs_f64()
+            ),
+        ),
+        other => failed(level)(other),
+    }
+}
+
 pub fn failed(level: Level) -> impl Fn(StepError) -> Stop {
     move |e| match level {
         Level::Must => Verdict::Fail(e.to_string()),

@@ -40,5 +40,6 @@ mod timeline_links;
 mod viz_app;
 mod viz_file;
 mod viz_layout;
+mod viz_support;
 mod viz_window;
 mod watch;

@@ -7,7 +7,7 @@
 //! not-captured path instead, and print which path they took.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use eframe::egui;
 use egui_kittest::Harness;
@@ -15,33 +15,10 @@ use egui_kittest::kittest::Queryable;
 use mailwire::proto::Direction;
 use mailwire::viz::{AppOptions, MailwireApp};
 
-const WAIT: Duration = Duration::from_secs(20);
+use crate::viz_support::{self, wait_until};
 
 fn harness() -> Harness<'static, MailwireApp> {
-    let app = MailwireApp::start(AppOptions::default(), || {}).expect("the worker starts");
-    Harness::builder()
-        .with_size(egui::vec2(1500.0, 1000.0))
-        .with_max_steps(10_000)
-        .build_ui_state(|ui, app: &mut MailwireApp| app.frame_ui(ui), app)
-}
-
-/// Steps the harness (the worker answers on its own thread) until `done` holds.
-fn wait_until(
-    harness: &mut Harness<'static, MailwireApp>,
-    what: &str,
-    done: impl Fn(&Harness<'static, MailwireApp>) -> bool,
-) {
-    let start = Instant::now();
-    loop {
-        harness.step();
-        if done(harness) {
-            // One more frame so the UI shows what the state says.
-            harness.step();
-            return;
-        }
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    viz_support::harness(AppOptions::default(), egui::vec2(1500.0, 1000.0))
 }
 
 fn loaded(h: &mut Harness<'static, MailwireApp>) {

@@ -7,45 +7,19 @@
 //! screen as a real window's would (1280x720 pixels at zoom 1.3 is 985x554 points).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::time::{Duration, Instant};
-
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use mailwire::viz::{AppOptions, MailwireApp};
 
-const WAIT: Duration = Duration::from_secs(20);
+use crate::viz_support::{self, wait_until};
 
-/// The window at 1280x720 pixels with the given zoom (presenter mode: zoom 1.3, dark).
 fn harness(presenter: bool) -> Harness<'static, MailwireApp> {
     let options = AppOptions {
         presenter,
         ..AppOptions::default()
     };
-    let app = MailwireApp::start(options, || {}).expect("the worker starts");
-    Harness::builder()
-        .with_size(egui::vec2(1280.0, 720.0))
-        .with_max_steps(10_000)
-        .build_ui_state(|ui, app: &mut MailwireApp| app.frame_ui(ui), app)
-}
-
-fn wait_until(
-    harness: &mut Harness<'static, MailwireApp>,
-    what: &str,
-    done: impl Fn(&Harness<'static, MailwireApp>) -> bool,
-) {
-    let start = Instant::now();
-    loop {
-        harness.step();
-        if done(harness) {
-            // Two more frames: the diagram scrolls to new rows the frame after they appear.
-            harness.step();
-            harness.step();
-            return;
-        }
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    viz_support::harness(options, egui::vec2(1280.0, 720.0))
 }
 
 fn loaded(h: &mut Harness<'static, MailwireApp>) {
