@@ -194,10 +194,10 @@ impl<T: Transport> Engine<T> {
     /// that no later reply could be paired with its command) is closed on this side too,
     /// so the next step on it reports `NotConnected` and a connect may start it afresh.
     fn close_if_ended(&mut self, name: &str) {
-        if self.sessions.get(name).is_some_and(|s| s.client.is_ended()) {
-            if let Some(s) = self.sessions.remove(name) {
-                self.transport.close(s.conn);
-            }
+        if self.sessions.get(name).is_some_and(|s| s.client.is_ended())
+            && let Some(s) = self.sessions.remove(name)
+        {
+            self.transport.close(s.conn);
         }
     }
 
