@@ -31,6 +31,7 @@ mod export_pcapng;
 mod export_svg;
 mod lesson;
 mod mail_compose;
+mod quiz;
 mod scenarios_capture;
 mod scenarios_memory;
 mod scenarios_remote;
