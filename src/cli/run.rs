@@ -34,6 +34,21 @@ pub struct RunArgs {
     /// Write the sequence diagram to this SVG file.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<std::path::PathBuf>,
+    /// Write a worksheet for the class: this scenario's quiz questions, step by step, with
+    /// boxes to tick (HTML; opens and prints in any browser).
+    #[arg(long, value_name = "FILE")]
+    pub worksheet: Option<std::path::PathBuf>,
+    /// Write the worksheet's answer key for the teacher: every choice explained (HTML).
+    #[arg(long, value_name = "FILE")]
+    pub answer_key: Option<std::path::PathBuf>,
+    /// Write a lab report of this run a student can hand in: the diagram, every step's
+    /// commands and replies with their frames, and the headers of --report-packets (HTML).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
+    /// The frames whose decoded headers go in the lab report: frame numbers as Wireshark
+    /// shows them, comma-separated (4,9,12).
+    #[arg(long, value_name = "FRAMES", value_parser = super::open::parse_frame_list, requires = "report")]
+    pub report_packets: Option<super::open::FrameList>,
     /// Run the machines in memory: no sockets, no packets (the transcript only).
     #[arg(long)]
     pub memory: bool,
@@ -69,7 +84,7 @@ pub fn run_scenario(args: RunArgs) -> Result<(), String> {
         .ok_or("name a scenario (mailwire run --list shows the built-in ones)")?;
     let scenario = format::find(name).map_err(|e| e.to_string())?;
     if args.memory {
-        return run_memory(&scenario, args.quiz);
+        return run_memory(&scenario, &args);
     }
     let in_sandbox = sandbox::is_sandboxed_copy();
     if !in_sandbox && !args.no_sandbox && !args.no_capture && should_use_sandbox() {
@@ -99,35 +114,62 @@ fn reexec_in_sandbox() -> Result<(), String> {
     }
 }
 
-fn run_memory(scenario: &Scenario, quiz: bool) -> Result<(), String> {
+fn run_memory(scenario: &Scenario, args: &RunArgs) -> Result<(), String> {
     println!("{}", scenario.title);
     println!("(in memory: the machines are wired together directly; no sockets, no packets)");
     let outcomes = run_in_memory(scenario).map_err(|e| e.to_string())?;
-    if quiz {
+    let mut timeline = Timeline {
+        title: scenario.title.clone(),
+        ..Timeline::default()
+    };
+    for o in &outcomes {
+        let step = scenario.steps.get(o.index);
+        timeline.steps.push(crate::timeline::StepRecord {
+            outcome: o.clone(),
+            caption: step.map(|s| s.caption.clone()).unwrap_or_default(),
+            rfc: step.and_then(|s| s.rfc.clone()),
+            client: None,
+            frames: 0..0,
+        });
+    }
+    if args.quiz {
         // The same questions as on sockets, but none about packets: there are none.
-        let mut timeline = Timeline::default();
-        for o in &outcomes {
-            let step = scenario.steps.get(o.index);
-            timeline.steps.push(crate::timeline::StepRecord {
-                outcome: o.clone(),
-                caption: step.map(|s| s.caption.clone()).unwrap_or_default(),
-                rfc: step.and_then(|s| s.rfc.clone()),
-                client: None,
-                frames: 0..0,
-            });
-        }
         let mut asker = Asker::new();
         for index in 0..timeline.steps.len() {
             asker.step(&timeline, index);
         }
+        write_html_exports(scenario, &timeline, args)?;
         println!("\n{}", asker.score);
         return Ok(());
     }
     print!("{}", transcript(scenario, &outcomes));
+    write_html_exports(scenario, &timeline, args)?;
     match outcomes.iter().find(|o| o.check.is_err()) {
         Some(o) => Err(failure(scenario, o.index, o.check.as_ref().err())),
         None => Ok(()),
     }
+}
+
+/// Writes the worksheet, the answer key and the lab report that were asked for.
+fn write_html_exports(scenario: &Scenario, timeline: &Timeline, args: &RunArgs) -> Result<(), String> {
+    use crate::export::html::{Sheet, SheetStep, write_report, write_worksheet};
+    if args.worksheet.is_some() || args.answer_key.is_some() {
+        let steps = SheetStep::of_timeline(timeline);
+        let sheets = [(&args.worksheet, Sheet::Questions), (&args.answer_key, Sheet::AnswerKey)];
+        for (path, sheet) in sheets {
+            if let Some(path) = path {
+                write_worksheet(path, &scenario.title, &scenario.description, &steps, sheet)
+                    .map_err(|e| e.to_string())?;
+                println!("wrote {}", path.display());
+            }
+        }
+    }
+    if let Some(path) = &args.report {
+        let packets = args.report_packets.clone().unwrap_or_default();
+        write_report(timeline, &packets.0, path).map_err(|e| e.to_string())?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 /// Asks a step's questions on stdout, reads the answers from stdin, then shows the step.
@@ -292,6 +334,7 @@ fn run_live(scenario: &Scenario, options: &RecorderOptions, args: &RunArgs) -> R
         crate::export::svg::write_svg(&timeline, path).map_err(|e| e.to_string())?;
         println!("wrote {}", path.display());
     }
+    write_html_exports(scenario, &timeline, args)?;
     if let Some(asker) = &asker {
         println!("\n{}", asker.score);
         return Ok(());

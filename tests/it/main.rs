@@ -44,3 +44,4 @@ mod viz_layout;
 mod viz_support;
 mod viz_window;
 mod watch;
+mod worksheets;
