@@ -191,10 +191,7 @@ impl Quiz {
                     let before = match asked {
                         // A greeting opens a new session.
                         None => Pop3State::Authorization,
-                        Some(_) => *self
-                            .pop3
-                            .get(&session)
-                            .unwrap_or(&Pop3State::Authorization),
+                        Some(_) => *self.pop3.get(&session).unwrap_or(&Pop3State::Authorization),
                     };
                     let command = asked.map(|c| verb(&c.line));
                     let ok = reply.line.starts_with("+OK");
@@ -676,10 +673,7 @@ fn smtp_meanings(verb: &str) -> Offered {
                 "VRFY is not implemented, which RFC 5321 section 3.5.3 discourages but \
                  allows for privacy",
             ),
-            (
-                "550",
-                "no such user here (RFC 5321 section 3.5)",
-            ),
+            ("550", "no such user here (RFC 5321 section 3.5)"),
         ],
         "QUIT" => &[
             (
@@ -698,10 +692,7 @@ fn smtp_meanings(verb: &str) -> Offered {
             ),
         ],
         _ => &[
-            (
-                "250",
-                "the server knows the command and did it",
-            ),
+            ("250", "the server knows the command and did it"),
             (
                 "500",
                 "the command was not recognised (RFC 5321 section 4.2.4)",
@@ -717,7 +708,11 @@ fn smtp_meanings(verb: &str) -> Offered {
 /// The captured unit that carried `reply` in step `index`.
 fn reply_unit(timeline: &Timeline, index: usize, reply: &Exchange) -> Option<usize> {
     let record = timeline.steps.get(index)?;
-    let k = record.outcome.exchanges.iter().position(|e| std::ptr::eq(e, reply))?;
+    let k = record
+        .outcome
+        .exchanges
+        .iter()
+        .position(|e| std::ptr::eq(e, reply))?;
     timeline.unit_index(index, k)
 }
 
@@ -803,10 +798,14 @@ fn ack_question(timeline: &Timeline, step: usize, unit_index: usize) -> Option<Q
     let expected = segment.rel_seq.checked_add(len)?;
     // The client's next segment on this connection must acknowledge exactly that byte
     // (and carry the ACK flag), or the question would not be true to the capture.
-    let next = frames.iter().enumerate().skip(last + 1).find_map(|(i, f)| {
-        let s = f.segment?;
-        (s.conn == segment.conn && s.direction == Direction::ClientToServer).then_some((i, s))
-    })?;
+    let next = frames
+        .iter()
+        .enumerate()
+        .skip(last + 1)
+        .find_map(|(i, f)| {
+            let s = f.segment?;
+            (s.conn == segment.conn && s.direction == Direction::ClientToServer).then_some((i, s))
+        })?;
     let (ack_frame, ack) = next;
     let flags = frames.get(ack_frame)?.summary.tcp?.flags;
     if !flags.has(TcpFlags::ACK) || ack.rel_ack != expected || len == 0 {
@@ -907,11 +906,26 @@ mod tests {
     #[test]
     fn pop3_states_follow_rfc_1939() {
         use Pop3State::*;
-        assert_eq!(next_pop3_state(Authorization, Some("USER"), true), Authorization);
-        assert_eq!(next_pop3_state(Authorization, Some("PASS"), false), Authorization);
-        assert_eq!(next_pop3_state(Authorization, Some("PASS"), true), Transaction);
-        assert_eq!(next_pop3_state(Authorization, Some("APOP"), true), Transaction);
-        assert_eq!(next_pop3_state(Transaction, Some("DELE"), true), Transaction);
+        assert_eq!(
+            next_pop3_state(Authorization, Some("USER"), true),
+            Authorization
+        );
+        assert_eq!(
+            next_pop3_state(Authorization, Some("PASS"), false),
+            Authorization
+        );
+        assert_eq!(
+            next_pop3_state(Authorization, Some("PASS"), true),
+            Transaction
+        );
+        assert_eq!(
+            next_pop3_state(Authorization, Some("APOP"), true),
+            Transaction
+        );
+        assert_eq!(
+            next_pop3_state(Transaction, Some("DELE"), true),
+            Transaction
+        );
         assert_eq!(next_pop3_state(Transaction, Some("QUIT"), true), Update);
         assert_eq!(next_pop3_state(Authorization, Some("QUIT"), true), Closed);
     }

@@ -151,11 +151,18 @@ fn run_memory(scenario: &Scenario, args: &RunArgs) -> Result<(), String> {
 }
 
 /// Writes the worksheet, the answer key and the lab report that were asked for.
-fn write_html_exports(scenario: &Scenario, timeline: &Timeline, args: &RunArgs) -> Result<(), String> {
+fn write_html_exports(
+    scenario: &Scenario,
+    timeline: &Timeline,
+    args: &RunArgs,
+) -> Result<(), String> {
     use crate::export::html::{Sheet, SheetStep, write_report, write_worksheet};
     if args.worksheet.is_some() || args.answer_key.is_some() {
         let steps = SheetStep::of_timeline(timeline);
-        let sheets = [(&args.worksheet, Sheet::Questions), (&args.answer_key, Sheet::AnswerKey)];
+        let sheets = [
+            (&args.worksheet, Sheet::Questions),
+            (&args.answer_key, Sheet::AnswerKey),
+        ];
         for (path, sheet) in sheets {
             if let Some(path) = path {
                 write_worksheet(path, &scenario.title, &scenario.description, &steps, sheet)

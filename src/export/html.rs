@@ -210,7 +210,10 @@ pub fn write_worksheet(
     steps: &[SheetStep],
     sheet: Sheet,
 ) -> Result<(), ExportError> {
-    write_file(path, worksheet_html(title, description, steps, sheet).as_bytes())
+    write_file(
+        path,
+        worksheet_html(title, description, steps, sheet).as_bytes(),
+    )
 }
 
 /// A lab report of a recorded run: the diagram, every step's exchanges with their frames,
@@ -220,7 +223,9 @@ pub fn report_html(timeline: &Timeline, packets: &[usize]) -> String {
     let title = format!("Lab report: {}", timeline.title);
     page_start(&mut out, &title);
     let _ = writeln!(out, "<h1>{}</h1>", xml_escape(&title));
-    out.push_str("<div class=\"who\"><span>Name</span><span>Date</span><span>Course</span></div>\n");
+    out.push_str(
+        "<div class=\"who\"><span>Name</span><span>Date</span><span>Course</span></div>\n",
+    );
     let _ = writeln!(
         out,
         "<p class=\"lead\">{} steps, {} captured packets. Capture: {}.</p>",
@@ -263,7 +268,10 @@ pub fn report_html(timeline: &Timeline, packets: &[usize]) -> String {
                 .map(|u| {
                     let list: Vec<String> =
                         u.frames().iter().map(|f| format!("#{}", f + 1)).collect();
-                    format!("  <span class=\"frames\">[frames {}]</span>", list.join(", "))
+                    format!(
+                        "  <span class=\"frames\">[frames {}]</span>",
+                        list.join(", ")
+                    )
                 })
                 .unwrap_or_default();
             let _ = writeln!(
@@ -275,7 +283,11 @@ pub fn report_html(timeline: &Timeline, packets: &[usize]) -> String {
             // A long body is cut: the report is about the dialog, the capture has the rest.
             const BODY_LINES: usize = 12;
             for line in e.more.iter().take(BODY_LINES) {
-                let _ = writeln!(out, "<span class=\"{class}\">   {}</span>", xml_escape(line));
+                let _ = writeln!(
+                    out,
+                    "<span class=\"{class}\">   {}</span>",
+                    xml_escape(line)
+                );
             }
             if e.more.len() > BODY_LINES {
                 let _ = writeln!(
@@ -355,7 +367,11 @@ fn field_html(out: &mut String, field: &Field) {
 
 /// Writes [`report_html`] to `path` (a run without capture gives a report without packets,
 /// and its first lines say why).
-pub fn write_report(timeline: &Timeline, packets: &[usize], path: &Path) -> Result<(), ExportError> {
+pub fn write_report(
+    timeline: &Timeline,
+    packets: &[usize],
+    path: &Path,
+) -> Result<(), ExportError> {
     write_file(path, report_html(timeline, packets).as_bytes())
 }
 

@@ -2,7 +2,10 @@
 //! the score printed last. In memory for the protocol questions; on real sockets, with
 //! capture, for the packet questions (whose answers come from the capture).
 
-#![allow(clippy::unwrap_used, reason = "test helpers: a failure should stop the test")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure should stop the test"
+)]
 
 use crate::common;
 
@@ -86,8 +89,19 @@ fn packet_questions_take_their_answers_from_the_capture() {
         .lines()
         .find_map(|l| l.trim().strip_prefix("the answer is "))
         .unwrap();
-    let n: usize = answer.split(") ").nth(1).unwrap().split(':').next().unwrap().parse().unwrap();
-    let frames_line = retr.lines().find(|l| l.trim_start().starts_with("Frames #")).unwrap();
+    let n: usize = answer
+        .split(") ")
+        .nth(1)
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let frames_line = retr
+        .lines()
+        .find(|l| l.trim_start().starts_with("Frames #"))
+        .unwrap();
     assert_eq!(frames_line.matches('#').count(), n, "{frames_line}");
     // The ACK question's right answer is the ACK the capture shows. It is asked only when
     // the client's ACK was captured before the step ended (a delayed ACK may come later).
@@ -102,7 +116,16 @@ fn packet_questions_take_their_answers_from_the_capture() {
         .find_map(|l| l.trim().strip_prefix("the answer is "))
         .unwrap();
     let number = right.split(") ").nth(1).unwrap().split(':').next().unwrap();
-    let shown = rest.lines().find(|l| l.trim().starts_with("Frame #")).unwrap();
-    assert!(shown.trim_end().ends_with(&format!("ACK {number}.")), "{shown} / {right}");
-    assert!(out.trim_end().lines().last().unwrap().starts_with("score "), "{out}");
+    let shown = rest
+        .lines()
+        .find(|l| l.trim().starts_with("Frame #"))
+        .unwrap();
+    assert!(
+        shown.trim_end().ends_with(&format!("ACK {number}.")),
+        "{shown} / {right}"
+    );
+    assert!(
+        out.trim_end().lines().last().unwrap().starts_with("score "),
+        "{out}"
+    );
 }

@@ -296,6 +296,10 @@ expect_text = "+OK 2 320"
         "STAT after the broken reply: {:?}",
         outcomes[2].check
     );
-    assert!(outcomes[3].check.is_ok(), "reconnect: {:?}", outcomes[3].check);
+    assert!(
+        outcomes[3].check.is_ok(),
+        "reconnect: {:?}",
+        outcomes[3].check
+    );
     assert!(outcomes[4].check.is_ok(), "STAT: {:?}", outcomes[4].check);
 }
