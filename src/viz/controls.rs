@@ -106,6 +106,8 @@ pub struct SourceView<'a> {
     pub loading: Option<&'a super::loader::Loading>,
     /// Whether a worker can run scenarios (a window opened on a file has none).
     pub has_worker: bool,
+    /// The ports watched, if the window shows a watch.
+    pub watching: Option<&'a super::watch::Watching>,
 }
 
 /// Why Reset and the live panel do nothing for a capture file.
@@ -125,6 +127,7 @@ pub fn controls_ui(
     choices: &[(&'static str, String)],
     source: &SourceView<'_>,
     open_path: &mut String,
+    watch_form: &mut super::watch::WatchForm,
     export_dir: &mut String,
     actions: &mut Vec<UiAction>,
     exports: &mut Vec<ExportKind>,
@@ -136,6 +139,11 @@ pub fn controls_ui(
                 || p.display().to_string(),
                 |n| n.to_string_lossy().into_owned(),
             )
+        });
+        let file_name = file_name.or_else(|| {
+            source
+                .watching
+                .map(|w| format!("watch {}", w.request.port_list()))
         });
         let current = match &file_name {
             Some(name) => name.clone(),
@@ -149,6 +157,7 @@ pub fn controls_ui(
             .find(|(n, _)| *n == state.scenario)
             .map_or("", |(_, t)| t.as_str());
         open_menu(ui, source, open_path, actions);
+        super::watch::watch_menu(ui, watch_form, source.watching, actions);
         let picker = ui.add_enabled_ui(source.has_worker, |ui| {
             egui::ComboBox::from_id_salt("scenario-picker")
                 .selected_text(current)
@@ -157,7 +166,9 @@ pub fn controls_ui(
                 .show_ui(ui, |ui| {
                     for (name, title) in choices {
                         let text = format!("{name}: {title}");
-                        let picked = source.file.is_none() && state.scenario == *name;
+                        let picked = source.file.is_none()
+                            && source.watching.is_none()
+                            && state.scenario == *name;
                         if ui.selectable_label(picked, text).clicked() && !picked {
                             actions.push(UiAction::Load((*name).to_string()));
                         }
@@ -179,7 +190,7 @@ pub fn controls_ui(
             )),
             None => picker.inner.on_hover_text(format!("Scenario: {title}")),
         };
-        let showing_file = source.file.is_some();
+        let showing_file = source.file.is_some() || source.watching.is_some();
         if ui
             .add_enabled(!showing_file, egui::Button::new("Reset"))
             .on_hover_text("Run the scenario again from a fresh start")
