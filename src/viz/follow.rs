@@ -56,35 +56,67 @@ pub enum LineMark {
 }
 
 impl LineMark {
-    /// What the mark means, with the RFC section that says so (`None` for a plain line).
+    /// What the mark means in a few words, with the RFC section that says so (`None` for a
+    /// plain line); [`LineMark::explain`] says it in full.
     pub fn meaning(&self) -> Option<String> {
         Some(match self {
             LineMark::Plain => return None,
             LineMark::Terminator(Protocol::Pop3) => {
-                "end of the multi-line reply: a line of only \".\" (RFC 1939 section 3)".into()
+                "end of the multi-line reply (RFC 1939 section 3)".into()
             }
             LineMark::Terminator(Protocol::Smtp) => {
-                "end of the mail data: a line of only \".\" (RFC 5321 section 4.1.1.4)".into()
+                "end of the mail data (RFC 5321 section 4.1.1.4)".into()
             }
-            LineMark::Stuffed(Protocol::Pop3) => "byte-stuffed: the line begins with \".\", so \
-                 the server sent one more; the client removes it (RFC 1939 section 3)"
-                .into(),
-            LineMark::Stuffed(Protocol::Smtp) => "dot-stuffed: the message line begins with \
-                 \".\", so the client sent one more; the server removes it (RFC 5321 section \
-                 4.5.2)"
-                .into(),
-            LineMark::NotStuffed(Protocol::Pop3) => "not byte-stuffed: a client removes this \
-                 first \".\" (RFC 1939 section 3)"
-                .into(),
-            LineMark::NotStuffed(Protocol::Smtp) => "not dot-stuffed: the server removes this \
-                 first \".\" (RFC 5321 section 4.5.2)"
-                .into(),
+            LineMark::Stuffed(Protocol::Pop3) => {
+                "byte-stuffed: the client removes one \".\" (RFC 1939 section 3)".into()
+            }
+            LineMark::Stuffed(Protocol::Smtp) => {
+                "dot-stuffed: the server removes one \".\" (RFC 5321 section 4.5.2)".into()
+            }
+            LineMark::NotStuffed(Protocol::Pop3) => {
+                "not byte-stuffed: the client removes this \".\" (RFC 1939 section 3)".into()
+            }
+            LineMark::NotStuffed(Protocol::Smtp) => {
+                "not dot-stuffed: the server removes this \".\" (RFC 5321 section 4.5.2)".into()
+            }
             LineMark::Gap { stream } => format!(
-                "{} bytes not captured (stream bytes {}..{}): left empty, never filled in",
+                "{} bytes not captured (stream bytes {}..{}): a gap, not filled in",
                 stream.end - stream.start,
                 stream.start,
                 stream.end
             ),
+        })
+    }
+
+    /// What the mark means, in full (for the line's hover text).
+    pub fn explain(&self) -> Option<&'static str> {
+        Some(match self {
+            LineMark::Plain | LineMark::Gap { .. } => return None,
+            LineMark::Terminator(Protocol::Pop3) => {
+                "A multi-line reply ends with a line holding only \".\" (CRLF.CRLF); it is \
+                 not part of the data (RFC 1939 section 3)."
+            }
+            LineMark::Terminator(Protocol::Smtp) => {
+                "The mail data end with a line holding only \".\" (CRLF.CRLF); it is not part \
+                 of the message (RFC 5321 section 4.1.1.4)."
+            }
+            LineMark::Stuffed(Protocol::Pop3) => {
+                "This line of the data begins with \".\", so the server put one more \".\" \
+                 in front (byte-stuffing); the client strips the first one (RFC 1939 section 3)."
+            }
+            LineMark::Stuffed(Protocol::Smtp) => {
+                "This line of the message begins with \".\", so the client put one more \
+                 \".\" in front (transparency); the server deletes the first one (RFC 5321 \
+                 section 4.5.2)."
+            }
+            LineMark::NotStuffed(Protocol::Pop3) => {
+                "This line begins with a single \".\" and more: the server did not \
+                 byte-stuff it, and a client strips this \".\" (RFC 1939 section 3)."
+            }
+            LineMark::NotStuffed(Protocol::Smtp) => {
+                "This line begins with a single \".\" and more: the client did not \
+                 dot-stuff it, and the server deletes this \".\" (RFC 5321 section 4.5.2)."
+            }
         })
     }
 }
@@ -550,8 +582,12 @@ fn follow_ui(
                         .sense(egui::Sense::click()),
                 );
                 if let Some(frame) = line.frame {
+                    let explain = line
+                        .mark
+                        .explain()
+                        .map_or_else(String::new, |e| format!("{e}\n"));
                     let response = response.on_hover_text(format!(
-                        "frame {}, stream byte {}; click to show the frame",
+                        "{explain}Frame {}, stream byte {}: click to show the frame.",
                         frame + 1,
                         line.stream_start
                     ));

@@ -160,18 +160,16 @@ impl WatchForm {
     /// What a watch started here can see, and what it needs.
     pub fn place_note(&self) -> &'static str {
         if self.sandboxed {
-            "This window runs inside mailwire's private network (so it captures without \
-             root). A watch started here sees only programs inside that network — \
-             mailwire's own servers and client — never your own programs on this \
-             computer's loopback. To watch those, start `mailwire --watch 2110,2525` (your \
-             ports) from a terminal: that window stays outside the private network and \
-             needs root, or once `sudo setcap cap_net_raw,cap_net_admin+eip $(which \
-             mailwire)`."
+            "This window runs inside mailwire's private network, so a watch here sees only \
+             programs inside it (mailwire's own servers and client), never your own \
+             programs. To watch those, start `mailwire --watch 2110,2525` (your ports) from \
+             a terminal: that window stays outside and needs root, or once `sudo setcap \
+             cap_net_raw,cap_net_admin+eip $(which mailwire)`."
         } else {
-            "Captures on this computer's real interface: programs mailwire did not start \
-             (your client and server, Thunderbird, Dovecot) are seen. That needs root or \
-             the capture capability (`sudo setcap cap_net_raw,cap_net_admin+eip $(which \
-             mailwire)`); without it the capture does not start and the banner says why."
+            "Captures on this computer's real network, where your own client and server, \
+             Thunderbird or Dovecot run. That needs root, or once `sudo setcap \
+             cap_net_raw,cap_net_admin+eip $(which mailwire)`; without it nothing is \
+             captured and the banner says why."
         }
     }
 }
@@ -381,7 +379,8 @@ impl LiveSteps {
 
 /// Whether a dialog step (its opening unit and, when answered, the reply) will not grow: a
 /// greeting or a lone reply; a command with its reply; a command whose connection closed, or
-/// after which the server answered a later command (replies pair in order).
+/// whose server answered a later command (replies pair in order, so this one never will be;
+/// a reply that pairs with nothing proves nothing: the open reply may still end).
 fn complete(model: &Timeline, opener: usize, units: &[usize]) -> bool {
     let all = model.analyzer.units();
     let Some(unit) = all.get(opener) else {
@@ -399,7 +398,7 @@ fn complete(model: &Timeline, opener: usize, units: &[usize]) -> bool {
                 && all.get(v).is_some_and(|later| {
                     later.direction == Direction::ServerToClient
                         && later.kind == UnitKind::Reply
-                        && later.reply_to.is_none_or(|c| c > opener)
+                        && later.reply_to.is_some_and(|c| c > opener)
                 })
         })
 }
@@ -505,7 +504,7 @@ pub fn watch_menu(
     let running = watching.is_some_and(Watching::is_running);
     let title = if running { "Watching" } else { "Watch..." };
     let response = ui.menu_button(title, |ui| {
-        ui.set_max_width(460.0);
+        ui.set_max_width(520.0);
         ui.label(RichText::new("Watch ports: traffic of programs mailwire did not start").strong());
         let mut enter = false;
         egui::Grid::new("watch-form").num_columns(2).show(ui, |ui| {
@@ -545,7 +544,7 @@ pub fn watch_menu(
         if let Some(problem) = &form.problem {
             ui.label(RichText::new(problem).color(ui.visuals().error_fg_color));
         }
-        ui.label(RichText::new(form.place_note()).small());
+        super::app::unjustified(ui, |ui| ui.label(form.place_note()));
     });
     response
         .response
@@ -609,7 +608,7 @@ mod tests {
             sandboxed: true,
             ..WatchForm::default()
         };
-        assert!(form.place_note().contains("never your own programs"));
+        assert!(form.place_note().contains("never your own"));
         assert!(form.place_note().contains("mailwire --watch"));
         form.sandboxed = false;
         assert!(form.place_note().contains("setcap"));
