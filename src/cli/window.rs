@@ -76,6 +76,10 @@ pub fn run_window(args: WindowArgs) -> Result<(), String> {
     if let Some(file) = &args.file {
         check_file(file)?;
     }
+    let watch = match &args.watch {
+        Some(ports) => Some(parse_ports(ports).map_err(|e| format!("--watch {ports}: {e}"))?),
+        None => None,
+    };
     if cfg!(target_os = "linux")
         && std::env::var_os("DISPLAY").is_none()
         && std::env::var_os("WAYLAND_DISPLAY").is_none()
@@ -88,7 +92,7 @@ pub fn run_window(args: WindowArgs) -> Result<(), String> {
                 .to_string(),
         );
     }
-    if let Some(ports) = &args.watch {
+    if let Some(ports) = watch {
         return run_watch_window(&args, ports);
     }
     if let Some(file) = &args.file {
@@ -148,8 +152,7 @@ pub fn run_window(args: WindowArgs) -> Result<(), String> {
 /// network (the student's programs run on the real loopback, which cannot be seen from
 /// in there). Without capture rights the window opens all the same and its banner says why
 /// and how to grant them (no packet is invented).
-fn run_watch_window(args: &WindowArgs, ports: &str) -> Result<(), String> {
-    let ports = parse_ports(ports).map_err(|e| format!("--watch {ports}: {e}"))?;
+fn run_watch_window(args: &WindowArgs, ports: Vec<u16>) -> Result<(), String> {
     let interface = args.interface.clone().unwrap_or_else(|| "lo".to_string());
     if interface.trim().is_empty() {
         return Err("--interface: name the interface to capture on (lo is the loopback)".into());

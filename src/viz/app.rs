@@ -233,8 +233,8 @@ impl MailwireApp {
             return;
         };
         let steps_before = self.timeline.steps.len();
-        let following = self.state.cursor.is_none()
-            || self.state.cursor == steps_before.checked_sub(1);
+        let following =
+            self.state.cursor.is_none() || self.state.cursor == steps_before.checked_sub(1);
         let drained = watching.drain(&mut self.timeline);
         if drained.reset {
             self.generation += 1;
@@ -1212,9 +1212,7 @@ fn follow_button(ui: &mut Ui, timeline: &Timeline, state: &UiState, actions: &mu
     let conn = follow::selected_connection(timeline, &state.selection, state.cursor);
     let response = ui
         .add_enabled(conn.is_some(), egui::Button::new("Follow stream"))
-        .on_hover_text(
-            "The selected connection's bytes as text, client's and server's in order",
-        )
+        .on_hover_text("The selected connection's bytes as text, client's and server's in order")
         .on_disabled_hover_text("Select a step or a packet of a connection first");
     if response.clicked()
         && let Some(conn) = conn

@@ -111,9 +111,9 @@ pub struct SourceView<'a> {
 }
 
 /// Why Reset and the live panel do nothing for a capture file.
-pub const FILE_HAS_NO_SERVERS: &str = "A capture file is shown: its steps are recorded, \
-    so there is nothing to run again and no server to talk to. Pick a scenario (or start \
-    mailwire without a file) to use the console and the menu client.";
+pub const FILE_HAS_NO_SERVERS: &str = "A capture file or a watch is shown: its steps are \
+    recorded, so there is nothing to run again and no server to talk to. Pick a scenario (or \
+    start mailwire without a file or --watch) to use the console and the menu client.";
 
 /// Draws the control bar: one row at 1280x720 in presenter mode (zoom 1.3): the scenario,
 /// Reset, Home/Back/Next, Play with its speed, where the view stands, the TCP and live-use
@@ -140,11 +140,8 @@ pub fn controls_ui(
                 |n| n.to_string_lossy().into_owned(),
             )
         });
-        let file_name = file_name.or_else(|| {
-            source
-                .watching
-                .map(|w| format!("watch {}", w.request.port_list()))
-        });
+        // A watch: its ports are in the Watch menu and the banner; the picker says "watch".
+        let file_name = file_name.or_else(|| source.watching.map(|_| "watch".to_string()));
         let current = match &file_name {
             Some(name) => name.clone(),
             None => choices
@@ -180,13 +177,18 @@ pub fn controls_ui(
         picker.inner.widget_info(|| {
             egui::WidgetInfo::labeled(egui::Role::ComboBox, has_worker, "Scenario")
         });
-        match &file_name {
-            Some(name) if source.has_worker => picker.inner.on_hover_text(format!(
-                "Capture file {name}; pick a scenario to run it instead"
-            )),
-            Some(name) => picker.inner.on_disabled_hover_text(format!(
-                "Capture file {name}. This window runs no servers: start mailwire without a \
-                 file to run the scenarios."
+        let shown = match (source.watching, &file_name) {
+            (Some(w), _) => Some(w.request.title()),
+            (None, Some(name)) => Some(format!("Capture file {name}")),
+            (None, None) => None,
+        };
+        match &shown {
+            Some(shown) if source.has_worker => picker
+                .inner
+                .on_hover_text(format!("{shown}; pick a scenario to run it instead")),
+            Some(shown) => picker.inner.on_disabled_hover_text(format!(
+                "{shown}. This window runs no servers: start mailwire without a file or \
+                 --watch to run the scenarios."
             )),
             None => picker.inner.on_hover_text(format!("Scenario: {title}")),
         };

@@ -373,8 +373,18 @@ pub fn build(timeline: &Timeline, conn: usize) -> Option<FollowText> {
     }
     // Capture order: merge the two directions by the frame of each line's first byte
     // (each direction keeps its own order).
-    let mut client = per_direction.first().cloned().unwrap_or_default().into_iter().peekable();
-    let mut server = per_direction.get(1).cloned().unwrap_or_default().into_iter().peekable();
+    let mut client = per_direction
+        .first()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .peekable();
+    let mut server = per_direction
+        .get(1)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .peekable();
     loop {
         let take_client = match (client.peek(), server.peek()) {
             (Some(c), Some(s)) => match (c.frame, s.frame) {
@@ -398,17 +408,13 @@ pub fn build(timeline: &Timeline, conn: usize) -> Option<FollowText> {
 
 /// How many captured stream bytes a connection has (to decide where to build its text).
 fn stream_bytes(timeline: &Timeline, conn: usize) -> u64 {
-    timeline
-        .analyzer
-        .connections()
-        .get(conn)
-        .map_or(0, |c| {
-            c.streams
-                .iter()
-                .flat_map(|s| s.pieces.iter())
-                .map(|p| u64::from(p.len))
-                .sum()
-        })
+    timeline.analyzer.connections().get(conn).map_or(0, |c| {
+        c.streams
+            .iter()
+            .flat_map(|s| s.pieces.iter())
+            .map(|p| u64::from(p.len))
+            .sum()
+    })
 }
 
 /// Connections with more captured bytes than this are built on a thread of their own.
@@ -528,7 +534,10 @@ fn follow_ui(
     let Some(text) = text else {
         ui.horizontal(|ui| {
             ui.spinner();
-            ui.label(format!("Gathering the bytes of connection #{} ...", state.conn + 1));
+            ui.label(format!(
+                "Gathering the bytes of connection #{} ...",
+                state.conn + 1
+            ));
         });
         return;
     };

@@ -316,7 +316,11 @@ impl Watching {
     pub fn describe(&self) -> String {
         let what = format!(
             "TCP port{} {} on {}",
-            if self.request.ports.len() == 1 { "" } else { "s" },
+            if self.request.ports.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
             self.request.port_list(),
             self.request.interface
         );
@@ -324,7 +328,9 @@ impl Watching {
             WatchPhase::Running => format!("Watching {what}."),
             WatchPhase::Stopping => format!("Stopping the watch of {what} ..."),
             WatchPhase::Stopped => format!("The watch of {what} stopped; what it saw stays shown."),
-            WatchPhase::Failed(_) => format!("The watch of {what} captured nothing: see why above."),
+            WatchPhase::Failed(_) => {
+                format!("The watch of {what} captured nothing: see why above.")
+            }
         }
     }
 }
@@ -502,8 +508,9 @@ pub fn watch_menu(
     actions: &mut Vec<UiAction>,
 ) {
     let running = watching.is_some_and(Watching::is_running);
-    let title = if running { "Watching" } else { "Watch..." };
-    let response = ui.menu_button(title, |ui| {
+    // One width whatever the state (the toolbar stays one row in presenter mode); the
+    // banner says what is being captured.
+    let response = ui.menu_button("Watch...", |ui| {
         ui.set_max_width(520.0);
         ui.label(RichText::new("Watch ports: traffic of programs mailwire did not start").strong());
         let mut enter = false;
@@ -583,7 +590,9 @@ mod tests {
         assert_eq!(parse_ports("  "), Err(PortsError::Empty));
         assert_eq!(
             parse_ports("110, pop3"),
-            Err(PortsError::NotAPort { word: "pop3".into() })
+            Err(PortsError::NotAPort {
+                word: "pop3".into()
+            })
         );
         assert_eq!(
             parse_ports("0"),
@@ -591,7 +600,9 @@ mod tests {
         );
         assert_eq!(
             parse_ports("70000"),
-            Err(PortsError::NotAPort { word: "70000".into() })
+            Err(PortsError::NotAPort {
+                word: "70000".into()
+            })
         );
         let form = WatchForm {
             ports: "2110".into(),

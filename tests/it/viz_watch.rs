@@ -80,12 +80,12 @@ fn watch(s: &common::Running, timeline: &mut Arc<Timeline>) -> Option<Watching> 
     });
     assert!(started, "the watch neither started nor failed");
     if let WatchPhase::Failed(e) = &w.phase {
-        assert!(
-            matches!(e, CaptureError::PermissionDenied { .. }),
-            "{e}"
-        );
+        assert!(matches!(e, CaptureError::PermissionDenied { .. }), "{e}");
         let why = timeline.capture_status().why_not_captured().unwrap();
-        assert!(why.contains("CAP_NET_RAW") && why.contains("setcap"), "{why}");
+        assert!(
+            why.contains("CAP_NET_RAW") && why.contains("setcap"),
+            "{why}"
+        );
         assert!(timeline.packets.is_empty(), "no packet without a capture");
         eprintln!("SKIPPED the live part: this process may not capture: {why}");
         return None;
@@ -137,7 +137,12 @@ fn a_watch_mirrors_smtplib_and_poplib_into_the_window_timeline_as_they_talk() {
         CaptureStatus::Stopped { .. }
     ));
     // Every step was complete while the capture ran (no step waited for the stop).
-    assert_eq!(timeline.steps.len(), live_steps, "{:#?}", captions(&timeline));
+    assert_eq!(
+        timeline.steps.len(),
+        live_steps,
+        "{:#?}",
+        captions(&timeline)
+    );
     let all = captions(&timeline).join("\n");
     common::assert_in_order(
         &all,
@@ -194,20 +199,29 @@ fn a_watch_mirrors_smtplib_and_poplib_into_the_window_timeline_as_they_talk() {
         marked(&smtp, LineMark::Stuffed(Protocol::Smtp)),
         vec!["..one dot", "...two dots"]
     );
-    assert_eq!(marked(&smtp, LineMark::Terminator(Protocol::Smtp)), vec!["."]);
+    assert_eq!(
+        marked(&smtp, LineMark::Terminator(Protocol::Smtp)),
+        vec!["."]
+    );
     let pop3 = follow::build(&timeline, 1).unwrap();
     assert_eq!(
         marked(&pop3, LineMark::Stuffed(Protocol::Pop3)),
         vec!["..one dot", "...two dots"]
     );
-    assert_eq!(marked(&pop3, LineMark::Terminator(Protocol::Pop3)), vec!["."]);
+    assert_eq!(
+        marked(&pop3, LineMark::Terminator(Protocol::Pop3)),
+        vec!["."]
+    );
     let first: Vec<_> = pop3
         .lines
         .iter()
         .take(3)
         .map(|l| (l.direction, pop3.line_text(l).0))
         .collect();
-    assert_eq!(first[1], (Direction::ClientToServer, "USER mrose".to_string()));
+    assert_eq!(
+        first[1],
+        (Direction::ClientToServer, "USER mrose".to_string())
+    );
     assert_eq!(first[0].0, Direction::ServerToClient);
 }
 
@@ -291,7 +305,10 @@ fn follow_stream_of_a_reference_capture_marks_the_end_of_the_mail_data() {
         .position(|l| l.0 == Direction::ClientToServer)
         .unwrap();
     assert!(
-        lines[first_client].1.to_ascii_uppercase().starts_with("EHLO "),
+        lines[first_client]
+            .1
+            .to_ascii_uppercase()
+            .starts_with("EHLO "),
         "{:?}",
         lines[first_client]
     );
@@ -306,9 +323,16 @@ fn follow_stream_of_a_reference_capture_marks_the_end_of_the_mail_data() {
     assert_eq!(lines[end].1, ".");
     assert_eq!(lines[end].0, Direction::ClientToServer);
     // The server's 250 comes after it, and the DATA command before it.
-    assert!(lines[end + 1..].iter().any(|l| l.0 == Direction::ServerToClient
-        && l.1.starts_with("250")));
-    assert!(lines[..end].iter().any(|l| l.1.eq_ignore_ascii_case("DATA")));
+    assert!(
+        lines[end + 1..]
+            .iter()
+            .any(|l| l.0 == Direction::ServerToClient && l.1.starts_with("250"))
+    );
+    assert!(
+        lines[..end]
+            .iter()
+            .any(|l| l.1.eq_ignore_ascii_case("DATA"))
+    );
     // The message's CSS lines that start with "." were dot-stuffed by the client (here
     // ".MsoChpDefault" went as "..MsoChpDefault"); nothing else is marked.
     let stuffed: Vec<&str> = lines
@@ -331,9 +355,9 @@ fn follow_stream_of_a_reference_capture_marks_the_end_of_the_mail_data() {
     assert_eq!(text.missing, [0, 0]);
     // Every captured byte of both directions is in the text, none twice.
     for d in [Direction::ClientToServer, Direction::ServerToClient] {
-        let bytes = t.analyzer.stream_bytes(conn, d, |f| {
-            t.packets.get(f).map(|p| p.data.as_slice())
-        });
+        let bytes = t
+            .analyzer
+            .stream_bytes(conn, d, |f| t.packets.get(f).map(|p| p.data.as_slice()));
         assert_eq!(text.buffers[d.index()], bytes);
     }
 }
@@ -417,7 +441,11 @@ fn follow_stream_shows_a_lost_segment_as_a_gap_never_filled() {
     assert_eq!(lines[gap - 1].1, "line one");
     assert_eq!(lines[gap + 1].1, "last");
     // The lost bytes appear nowhere.
-    assert!(!lines.iter().any(|l| l.1.contains("dotted") || l.1.contains("three")));
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.1.contains("dotted") || l.1.contains("three"))
+    );
     assert!(
         text.lines[gap]
             .mark
@@ -441,7 +469,10 @@ fn the_watch_window_fills_and_follows_a_stream() {
         .build_ui_state(|ui, app: &mut MailwireApp| app.frame_ui(ui), app);
     let start = Instant::now();
     while !h.state().timeline.capture_status().is_capturing()
-        && h.state().watching.as_ref().is_some_and(Watching::is_running)
+        && h.state()
+            .watching
+            .as_ref()
+            .is_some_and(Watching::is_running)
     {
         h.step();
         assert!(start.elapsed() < WAIT);
@@ -470,7 +501,12 @@ fn the_watch_window_fills_and_follows_a_stream() {
     loop {
         h.step();
         let t = &h.state().timeline;
-        if t.steps.iter().filter(|s| s.caption.ends_with(": QUIT")).count() == 2 {
+        if t.steps
+            .iter()
+            .filter(|s| s.caption.ends_with(": QUIT"))
+            .count()
+            == 2
+        {
             break;
         }
         assert!(start.elapsed() < WAIT, "{:#?}", captions(t));
@@ -498,7 +534,12 @@ fn the_watch_window_fills_and_follows_a_stream() {
     h.get_by_label_contains("end of the multi-line reply (RFC 1939 section 3)");
     h.state_mut().act(UiAction::StopWatch);
     let start = Instant::now();
-    while h.state().watching.as_ref().is_some_and(Watching::is_running) {
+    while h
+        .state()
+        .watching
+        .as_ref()
+        .is_some_and(Watching::is_running)
+    {
         h.step();
         assert!(start.elapsed() < WAIT);
         std::thread::sleep(Duration::from_millis(10));
@@ -529,7 +570,12 @@ fn child_watch_window_without_capture_rights() {
         .with_max_steps(10_000)
         .build_ui_state(|ui, app: &mut MailwireApp| app.frame_ui(ui), app);
     let start = Instant::now();
-    while h.state().watching.as_ref().is_some_and(Watching::is_running) {
+    while h
+        .state()
+        .watching
+        .as_ref()
+        .is_some_and(Watching::is_running)
+    {
         h.step();
         assert!(start.elapsed() < WAIT);
         std::thread::sleep(Duration::from_millis(10));
@@ -598,4 +644,77 @@ fn without_capture_rights_the_watch_window_says_why_and_how_to_grant_them() {
         .unwrap_or_else(|| panic!("{stdout}"));
     println!("as nobody, the banner says: {said}");
     assert!(said.contains("CAP_NET_RAW"), "{said}");
+}
+
+#[test]
+fn the_watch_flags_are_checked_before_any_window_opens() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(common::MAILWIRE)
+            .args(args)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(&["--watch", "2110,pop3"]);
+    assert!(
+        err.contains("--watch 2110,pop3: \"pop3\" is not a TCP port"),
+        "{err}"
+    );
+    let err = run(&["--watch", "2110"]);
+    assert!(err.contains("there is no display"), "{err}");
+    let err = run(&["--interface", "lo"]);
+    assert!(err.contains("--watch"), "{err}");
+    let err = run(&["--watch", "2110", "run", "rfc1939"]);
+    assert!(err.contains("--watch"), "{err}");
+    let err = run(&["--watch", "2110", "capture.pcap"]);
+    assert!(err.contains("cannot be used with"), "{err}");
+}
+
+#[test]
+fn a_large_stream_is_followed_off_the_window_thread_and_whole() {
+    let mut c = Conversation::new(LinkType::ETHERNET, 40001, 25);
+    c.handshake();
+    c.server(b"220 ready\r\n");
+    c.client(b"DATA\r\n");
+    c.server(b"354 go ahead\r\n");
+    let mut body = Vec::new();
+    for i in 0..20_000 {
+        body.extend_from_slice(format!("line {i} of a long message\r\n").as_bytes());
+    }
+    body.extend_from_slice(b".\r\n");
+    c.send_chunked(true, &body, 1400);
+    c.server(b"250 ok\r\n");
+    c.close();
+    let mut t = Timeline::new("large");
+    for p in c.frames {
+        t.push_packet(p);
+    }
+    t.analyzer.finish();
+    let t = Arc::new(t);
+    assert!(body.len() as u64 > follow::BUILD_ON_THREAD);
+    let mut cache = follow::FollowCache::default();
+    let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(|| {});
+    cache.refresh(&t, 1, 0, &wake);
+    assert!(cache.is_building(), "built on a thread of its own");
+    let start = Instant::now();
+    while cache.text().is_none() {
+        assert!(start.elapsed() < WAIT);
+        std::thread::sleep(Duration::from_millis(10));
+        cache.refresh(&t, 1, 0, &wake);
+    }
+    let text = cache.text().unwrap();
+    assert_eq!(
+        text.buffers[Direction::ClientToServer.index()].len(),
+        6 + body.len()
+    );
+    // DATA, 20000 lines, the "." — and the server's three replies.
+    assert_eq!(text.lines.len(), 1 + 20_000 + 1 + 3);
+    let end = text.lines.iter().rev().nth(1).unwrap();
+    assert_eq!(end.mark, LineMark::Terminator(Protocol::Smtp));
+    // Asked again for the same timeline, nothing is rebuilt.
+    cache.refresh(&t, 1, 0, &wake);
+    assert!(!cache.is_building());
 }
