@@ -131,7 +131,7 @@ pub struct MailwireApp {
     connections: ConnectionList,
     /// Ports watched live (the window shows the watch instead of a scenario's run).
     pub watching: Option<Watching>,
-    /// The Watch menu's form.
+    /// The Watch ports form (in the Open menu).
     pub watch_form: WatchForm,
     /// The Follow stream view's text.
     follow: FollowCache,
@@ -236,6 +236,9 @@ impl MailwireApp {
         let following =
             self.state.cursor.is_none() || self.state.cursor == steps_before.checked_sub(1);
         let drained = watching.drain(&mut self.timeline);
+        if drained.more {
+            (self.wake)();
+        }
         if drained.reset {
             self.generation += 1;
             self.state.forget_run();
@@ -243,7 +246,7 @@ impl MailwireApp {
             self.file = None;
             self.leaving_file = false;
         }
-        if drained.reset || drained.steps > 0 || drained.packets > 0 {
+        if drained.reset || drained.steps > 0 || drained.packets > 0 || drained.ended {
             self.status = watch::watch_status(&self.timeline, watching);
         }
         if drained.steps > 0 && (following || drained.reset) {

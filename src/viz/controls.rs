@@ -140,7 +140,7 @@ pub fn controls_ui(
                 |n| n.to_string_lossy().into_owned(),
             )
         });
-        // A watch: its ports are in the Watch menu and the banner; the picker says "watch".
+        // A watch: its ports are in the Open menu and the banner; the picker says "watch".
         let file_name = file_name.or_else(|| source.watching.map(|_| "watch".to_string()));
         let current = match &file_name {
             Some(name) => name.clone(),
@@ -153,8 +153,7 @@ pub fn controls_ui(
             .iter()
             .find(|(n, _)| *n == state.scenario)
             .map_or("", |(_, t)| t.as_str());
-        open_menu(ui, source, open_path, actions);
-        super::watch::watch_menu(ui, watch_form, source.watching, actions);
+        open_menu(ui, source, open_path, watch_form, actions);
         let picker = ui.add_enabled_ui(source.has_worker, |ui| {
             egui::ComboBox::from_id_salt("scenario-picker")
                 .selected_text(current)
@@ -292,15 +291,17 @@ pub fn controls_ui(
 }
 
 /// The Open menu: a path field (no native file dialog: see README) and the progress of a
-/// file being read. Files can also be dropped on the window.
+/// file being read (files can also be dropped on the window); then the Watch ports form.
 fn open_menu(
     ui: &mut Ui,
     source: &SourceView<'_>,
     open_path: &mut String,
+    watch_form: &mut super::watch::WatchForm,
     actions: &mut Vec<UiAction>,
 ) {
     ui.menu_button("Open...", |ui| {
         ui.set_min_width(420.0);
+        ui.set_max_width(520.0);
         let label = ui.label("Capture file (pcap or pcapng), its path:");
         let field = ui
             .add(egui::TextEdit::singleline(open_path).desired_width(400.0))
@@ -321,9 +322,14 @@ fn open_menu(
         if let Some(loading) = source.loading {
             ui.label(format!("Reading {} ...", loading.path.display()));
         }
+        ui.separator();
+        super::watch::watch_form_ui(ui, watch_form, source.watching, actions);
     })
     .response
-    .on_hover_text("Open a pcap or pcapng capture file (or drop one on the window)");
+    .on_hover_text(
+        "Open a pcap or pcapng capture file (or drop one on the window), or watch TCP ports \
+         live",
+    );
 }
 
 /// The progress of a capture file being read, as a bar across the toolbar.

@@ -655,11 +655,16 @@ fn line_job(
         job.append(shown, 6.0, format(c));
     }
     if let Some(meaning) = line.mark.meaning() {
+        // On a highlight, so that it never reads as the client's or the server's bytes.
         let c = match line.mark {
             LineMark::NotStuffed(_) => palette.negative,
-            _ => palette.accent,
+            _ => palette.text,
         };
-        job.append(&format!("<- {meaning}"), 16.0, format(c));
+        let note = egui::TextFormat {
+            background: palette.related,
+            ..format(c)
+        };
+        job.append(&format!(" <- {meaning} "), 16.0, note);
     }
     job
 }

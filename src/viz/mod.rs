@@ -15,7 +15,7 @@
 //!   [`connections`] (the connection list and its filters);
 //! - [`loader`]: a capture file read and decoded on its own thread (`mailwire FILE`, Open,
 //!   a file dropped on the window);
-//! - [`watch`]: ports watched live on a thread of its own (the Watch menu, `mailwire
+//! - [`watch`]: ports watched live on a thread of its own (the Open menu, `mailwire
 //!   --watch`), mirrored into the window's timeline as the traffic arrives;
 //! - [`follow`]: the Follow stream view (a connection's bytes as text, by direction);
 //! - [`theme`] and [`screenshot`] (`mailwire --screenshot FILE`);

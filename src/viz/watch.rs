@@ -13,7 +13,8 @@
 //! Capture rights: on the real loopback the capture needs root or CAP_NET_RAW; when it cannot
 //! start, the window shows [`CaptureError`]'s explanation (what to do) and no packet.
 //! Inside mailwire's private network (the sandboxed window) a watch sees only the programs
-//! in there: [`WatchForm::place_note`] says so and how to watch outside programs.
+//! in there: [`WatchForm::place_note`] says so and how to watch outside programs. The form
+//! ([`watch_form_ui`]) is in the toolbar's Open menu, the other source of traffic.
 //!
 //! [`Analyzer`]: crate::decode::analyzer::Analyzer
 
@@ -219,7 +220,15 @@ pub struct Drained {
     pub steps: usize,
     /// Packets were added.
     pub packets: usize,
+    /// The watch ended (stopped or failed).
+    pub ended: bool,
+    /// More messages wait (a frame takes at most [`MAX_PER_DRAIN`]).
+    pub more: bool,
 }
+
+/// The most messages one drain applies, so that a burst never stalls a frame: the rest
+/// waits for the next frame.
+pub const MAX_PER_DRAIN: usize = 20_000;
 
 impl Watching {
     /// Starts watching on a thread of its own; `wake` is called when there is news (the
@@ -260,10 +269,11 @@ impl Watching {
     /// Applies what the thread sent to `timeline` (never blocks).
     pub fn drain(&mut self, timeline: &mut Arc<Timeline>) -> Drained {
         let mut drained = Drained::default();
-        let messages: Vec<WatchMessage> = self.messages.try_iter().collect();
+        let messages: Vec<WatchMessage> = self.messages.try_iter().take(MAX_PER_DRAIN).collect();
         if messages.is_empty() {
             return drained;
         }
+        drained.more = !self.messages.is_empty();
         let model = Arc::make_mut(timeline);
         for message in messages {
             match message {
@@ -272,6 +282,7 @@ impl Watching {
                         TimelineUpdate::Reset { .. } => {
                             drained = Drained {
                                 reset: true,
+                                more: drained.more,
                                 ..Drained::default()
                             };
                         }
@@ -284,8 +295,14 @@ impl Watching {
                 WatchMessage::Finish => {
                     model.analyzer.finish();
                 }
-                WatchMessage::Ended(None) => self.phase = WatchPhase::Stopped,
-                WatchMessage::Ended(Some(e)) => self.phase = WatchPhase::Failed(e),
+                WatchMessage::Ended(None) => {
+                    self.phase = WatchPhase::Stopped;
+                    drained.ended = true;
+                }
+                WatchMessage::Ended(Some(e)) => {
+                    self.phase = WatchPhase::Failed(e);
+                    drained.ended = true;
+                }
             }
         }
         drained
@@ -329,7 +346,7 @@ impl Watching {
             WatchPhase::Stopping => format!("Stopping the watch of {what} ..."),
             WatchPhase::Stopped => format!("The watch of {what} stopped; what it saw stays shown."),
             WatchPhase::Failed(_) => {
-                format!("The watch of {what} captured nothing: see why above.")
+                format!("The watch of {what} captured nothing:")
             }
         }
     }
@@ -499,63 +516,60 @@ fn watch_thread(
     wake();
 }
 
-/// The Watch menu: the "Watch ports" form (ports, interface, Start or Restart, Stop), how
-/// the watch stands, what went wrong, and what a watch here can see.
-pub fn watch_menu(
+/// The "Watch ports" form (in the Open menu: a watch is the other source of traffic
+/// besides a file): ports, interface, Start or Restart, Stop; how the watch stands, what
+/// went wrong, and what a watch here can see.
+pub fn watch_form_ui(
     ui: &mut Ui,
     form: &mut WatchForm,
     watching: Option<&Watching>,
     actions: &mut Vec<UiAction>,
 ) {
     let running = watching.is_some_and(Watching::is_running);
-    // One width whatever the state (the toolbar stays one row in presenter mode); the
-    // banner says what is being captured.
-    let response = ui.menu_button("Watch...", |ui| {
-        ui.set_max_width(520.0);
-        ui.label(RichText::new("Watch ports: traffic of programs mailwire did not start").strong());
-        let mut enter = false;
-        egui::Grid::new("watch-form").num_columns(2).show(ui, |ui| {
-            let label = ui.label("TCP ports");
-            let field = ui
-                .add(
-                    egui::TextEdit::singleline(&mut form.ports)
-                        .hint_text("e.g. 2110, 2525")
-                        .desired_width(220.0),
-                )
-                .labelled_by(label.id);
-            enter |= field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
-            ui.end_row();
-            let label = ui.label("Interface");
-            let field = ui
-                .add(egui::TextEdit::singleline(&mut form.interface).desired_width(220.0))
-                .labelled_by(label.id);
-            enter |= field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
-            ui.end_row();
-        });
-        ui.horizontal(|ui| {
-            let start = if running { "Restart" } else { "Start watching" };
-            if ui.button(start).clicked() || enter {
-                actions.push(UiAction::StartWatch);
-            }
-            if ui
-                .add_enabled(running, egui::Button::new("Stop"))
-                .on_hover_text("Stop capturing; what was seen stays shown")
-                .clicked()
-            {
-                actions.push(UiAction::StopWatch);
-            }
-        });
-        if let Some(w) = watching {
-            ui.label(w.describe());
-        }
-        if let Some(problem) = &form.problem {
-            ui.label(RichText::new(problem).color(ui.visuals().error_fg_color));
-        }
-        super::app::unjustified(ui, |ui| ui.label(form.place_note()));
+    ui.label(RichText::new("Watch ports live: programs mailwire did not start").strong());
+    let mut enter = false;
+    egui::Grid::new("watch-form").num_columns(2).show(ui, |ui| {
+        let label = ui.label("TCP ports");
+        let field = ui
+            .add(
+                egui::TextEdit::singleline(&mut form.ports)
+                    .hint_text("e.g. 2110, 2525")
+                    .desired_width(220.0),
+            )
+            .labelled_by(label.id);
+        enter |= field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+        ui.end_row();
+        let label = ui.label("Interface");
+        let field = ui
+            .add(egui::TextEdit::singleline(&mut form.interface).desired_width(220.0))
+            .labelled_by(label.id);
+        enter |= field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+        ui.end_row();
     });
-    response
-        .response
-        .on_hover_text("Watch TCP ports live: your own client and server, drawn as they talk");
+    ui.horizontal(|ui| {
+        let start = if running { "Restart" } else { "Start watching" };
+        if ui.button(start).clicked() || enter {
+            actions.push(UiAction::StartWatch);
+        }
+        if ui
+            .add_enabled(running, egui::Button::new("Stop"))
+            .on_hover_text("Stop capturing; what was seen stays shown")
+            .clicked()
+        {
+            actions.push(UiAction::StopWatch);
+        }
+    });
+    if let Some(w) = watching {
+        ui.label(w.describe());
+        if let WatchPhase::Failed(e) = &w.phase {
+            let error = RichText::new(e.to_string()).color(ui.visuals().error_fg_color);
+            super::app::unjustified(ui, |ui| ui.label(error));
+        }
+    }
+    if let Some(problem) = &form.problem {
+        ui.label(RichText::new(problem).color(ui.visuals().error_fg_color));
+    }
+    super::app::unjustified(ui, |ui| ui.label(form.place_note()));
 }
 
 /// What the narration and the toolbar say of a watch.
@@ -564,14 +578,17 @@ pub fn watch_status(timeline: &Timeline, watching: &Watching) -> super::worker::
     super::worker::WorkerStatus {
         scenario: format!("watch {}", watching.request.port_list()),
         title: watching.request.title(),
-        description: format!(
-            "{} {} packets, {} TCP connections, {steps} steps so far: one step per command \
-             and its reply, as they complete. Next and Back walk them; the newest is \
-             followed while the last step is shown.",
-            watching.describe(),
-            timeline.packets.len(),
-            timeline.analyzer.connections().len(),
-        ),
+        description: match &watching.phase {
+            WatchPhase::Failed(e) => format!("{} {e}", watching.describe()),
+            _ => format!(
+                "{} {} packets, {} TCP connections, {steps} steps so far: one step per \
+                 command and its reply, as they complete. Next and Back walk them; the newest \
+                 is followed while the last step is shown.",
+                watching.describe(),
+                timeline.packets.len(),
+                timeline.analyzer.connections().len(),
+            ),
+        },
         total_steps: steps,
         steps_run: steps,
         done: true,

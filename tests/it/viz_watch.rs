@@ -518,6 +518,13 @@ fn the_watch_window_fills_and_follows_a_stream() {
     assert_eq!(h.state().state.cursor, Some(last));
     assert!(h.state().timeline.steps[last].caption.starts_with("POP3 "));
     assert!(h.query_all_by_label_contains(": QUIT").next().is_some());
+    // The toolbar stays one row, with the picker saying "watch".
+    let reset = h.get_by_label("Reset").rect();
+    let export = h.get_by_label("Export").rect();
+    assert!(
+        (reset.center().y - export.center().y).abs() < 2.0,
+        "{export:?}"
+    );
     // Follow the selected connection (the POP3 one).
     h.get_by_label("Follow stream").click();
     for _ in 0..5 {
