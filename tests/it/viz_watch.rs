@@ -6,8 +6,11 @@
 //! capture runs, linked to the units that carried them; the connection list and the
 //! lifelines work on it. Needs capture rights on the real loopback (root or CAP_NET_RAW);
 //! without them the test checks that the watch says why and how to fix it, and invents no
-//! packet. The steps of a growing capture are those `lesson::dialog_steps` makes of the
-//! whole file (a reference capture fed packet by packet).
+//! packet (checked as `nobody` too). The steps of a growing capture are those
+//! `lesson::dialog_steps` makes of the whole file (a reference capture fed packet by
+//! packet). In the window: the view follows the newest step, Stop keeps what was seen,
+//! Restart begins afresh, a bad port is refused with the reason, and a scenario window that
+//! watched goes back to its scenario.
 //!
 //! Follow stream: a reference capture, a mailwire export and a hand-built conversation with
 //! a lost segment: lines in capture order by direction, the "." that ends a multi-line reply
@@ -553,6 +556,42 @@ fn the_watch_window_fills_and_follows_a_stream() {
     }
     h.step();
     h.get_by_label_contains("capture stopped");
+    let seen = h.state().timeline.steps.len();
+    assert!(seen > 0, "what was seen stays shown");
+    // Restart: the form still holds the ports; a fresh timeline, capturing again.
+    let generation = h.state().generation;
+    h.state_mut().act(UiAction::StartWatch);
+    let start = Instant::now();
+    while !(h.state().generation > generation && h.state().timeline.capture_status().is_capturing())
+    {
+        h.step();
+        assert!(start.elapsed() < WAIT);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(h.state().timeline.steps.is_empty());
+    assert_eq!(
+        h.state().state.follow,
+        None,
+        "the followed connection was the old run's"
+    );
+    // A form that names no port is refused with the reason, and the watch goes on.
+    h.state_mut().watch_form.ports = "pop3".into();
+    h.state_mut().act(UiAction::StartWatch);
+    assert!(
+        h.state()
+            .watch_form
+            .problem
+            .as_deref()
+            .is_some_and(|p| p.contains("\"pop3\" is not a TCP port")),
+        "{:?}",
+        h.state().watch_form.problem
+    );
+    assert!(
+        h.state()
+            .watching
+            .as_ref()
+            .is_some_and(Watching::is_running)
+    );
 }
 
 /// Set in the environment of the child that runs as `nobody`.
@@ -724,4 +763,33 @@ fn a_large_stream_is_followed_off_the_window_thread_and_whole() {
     // Asked again for the same timeline, nothing is rebuilt.
     cache.refresh(&t, 1, 0, &wake);
     assert!(!cache.is_building());
+}
+
+#[test]
+fn a_scenario_window_watches_then_goes_back_to_its_scenario() {
+    let mut h = crate::viz_support::harness(AppOptions::default(), egui::vec2(1280.0, 720.0));
+    crate::viz_support::wait_until(&mut h, "the scenario to load", |h| {
+        h.state().status.total_steps > 0 && !h.state().is_busy()
+    });
+    let s = common::start_demo();
+    h.state_mut().watch_form.ports = format!("{}, {}", s.pop3.port(), s.smtp.port());
+    h.state_mut().act(UiAction::StartWatch);
+    crate::viz_support::wait_until(&mut h, "the watch to start", |h| {
+        h.state().timeline.title.starts_with("Watching TCP ports")
+    });
+    assert!(h.state().showing_file(), "a watch is shown like a file");
+    assert!(
+        h.state().state.recorded_only,
+        "Next walks the watch's steps"
+    );
+    // Next asks the worker for nothing while a watch is shown.
+    h.state_mut().act(UiAction::Next);
+    assert!(!h.state().is_busy());
+    // Picking the scenario again stops the watch and shows the scenario's fresh run.
+    h.state_mut().act(UiAction::Load("rfc1939".into()));
+    crate::viz_support::wait_until(&mut h, "the scenario's run", |h| {
+        h.state().watching.is_none() && !h.state().is_busy()
+    });
+    assert!(!h.state().state.recorded_only);
+    assert!(!h.state().timeline.title.starts_with("Watching"));
 }
