@@ -202,6 +202,7 @@ fn dot_blocks(timeline: &Timeline, conn: usize, direction: Direction) -> Vec<(Ra
     };
     let protocol = c.mail_protocol();
     let units = analyzer.units();
+    let mut last_command = None;
     let mut blocks: Vec<(Range<u64>, bool)> = c
         .units
         .iter()
@@ -212,12 +213,48 @@ fn dot_blocks(timeline: &Timeline, conn: usize, direction: Direction) -> Vec<(Ra
             (Some(Protocol::Pop3), UnitKind::Reply) if u.multi_line => {
                 Some((u.stream.clone(), true))
             }
-            (Some(Protocol::Smtp), UnitKind::MailContent) => Some((u.stream.clone(), false)),
+            (_, UnitKind::Command) => {
+                last_command = Some(u.stream.clone());
+                None
+            }
+            // Content after DATA ends with "."; a BDAT chunk is counted in octets (RFC
+            // 3030), not dot-terminated, so its dots mean nothing.
+            (Some(Protocol::Smtp), UnitKind::MailContent)
+                if last_command
+                    .clone()
+                    .is_some_and(|command| is_data_command(timeline, conn, direction, command)) =>
+            {
+                Some((u.stream.clone(), false))
+            }
             _ => None,
         })
         .collect();
     blocks.sort_by_key(|(r, _)| r.start);
     blocks
+}
+
+/// Whether the command line at `range` of a direction's stream is SMTP's DATA (read from
+/// the frames that carried it, parsed by the protocol core).
+fn is_data_command(
+    timeline: &Timeline,
+    conn: usize,
+    direction: Direction,
+    range: Range<u64>,
+) -> bool {
+    let Some(c) = timeline.analyzer.connections().get(conn) else {
+        return false;
+    };
+    let mut line = Vec::new();
+    for (frame, bytes) in c.stream(direction).carriers(range) {
+        if let Some(part) = timeline.packets.get(frame).and_then(|p| p.data.get(bytes)) {
+            line.extend_from_slice(part);
+        }
+    }
+    let verb = line
+        .split(|&b| b == b' ' || b == b'\r' || b == b'\n')
+        .next()
+        .unwrap_or_default();
+    crate::proto::smtp::Verb::from_word(verb) == Some(crate::proto::smtp::Verb::Data)
 }
 
 /// One direction's lines, in stream order.
@@ -269,6 +306,9 @@ fn direction_lines(
         // Gaps before this piece: listed ones, and any hole between pieces.
         let mut at = pos.unwrap_or(range.start);
         while let Some(g) = gaps.next_if(|g| g.start < range.start) {
+            if g.end <= at {
+                continue; // within bytes already shown (not expected)
+            }
             if g.start > at {
                 close(&mut lines, &mut open, buffer.len(), true);
                 gap(&mut lines, at..g.start, Some(frame));

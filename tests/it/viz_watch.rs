@@ -793,3 +793,46 @@ fn a_scenario_window_watches_then_goes_back_to_its_scenario() {
     assert!(!h.state().state.recorded_only);
     assert!(!h.state().timeline.title.starts_with("Watching"));
 }
+
+#[test]
+fn follow_stream_marks_no_dots_in_a_bdat_chunk() {
+    let mut c = Conversation::new(LinkType::ETHERNET, 40002, 25);
+    c.handshake();
+    c.server(b"220 ready\r\n");
+    c.client(b"EHLO me\r\n");
+    c.server(b"250-hi\r\n250 CHUNKING\r\n");
+    c.client(b"MAIL FROM:<a@b>\r\n");
+    c.server(b"250 ok\r\n");
+    c.client(b"RCPT TO:<c@d>\r\n");
+    c.server(b"250 ok\r\n");
+    let chunk = b"Subject: x\r\n\r\n..not stuffed\r\n.\r\n";
+    let mut bdat = format!("BDAT {} LAST\r\n", chunk.len()).into_bytes();
+    bdat.extend_from_slice(chunk);
+    c.client(&bdat);
+    c.server(b"250 ok\r\n");
+    c.client(b"DATA\r\n");
+    c.server(b"354 go\r\n");
+    c.client(b"..stuffed\r\n.\r\n");
+    c.server(b"250 ok\r\n");
+    c.close();
+    let mut t = Timeline::new("bdat");
+    for p in c.frames {
+        t.push_packet(p);
+    }
+    t.analyzer.finish();
+    let text = follow::build(&t, 0).unwrap();
+    let marked: Vec<(String, LineMark)> = text
+        .lines
+        .iter()
+        .filter(|l| l.mark != LineMark::Plain)
+        .map(|l| (text.line_text(l).0, l.mark.clone()))
+        .collect();
+    assert_eq!(
+        marked,
+        vec![
+            ("..stuffed".to_string(), LineMark::Stuffed(Protocol::Smtp)),
+            (".".to_string(), LineMark::Terminator(Protocol::Smtp)),
+        ],
+        "only the DATA content's dots mean something"
+    );
+}
