@@ -521,6 +521,8 @@ fn the_watch_window_fills_and_follows_a_stream() {
     assert_eq!(h.state().state.cursor, Some(last));
     assert!(h.state().timeline.steps[last].caption.starts_with("POP3 "));
     assert!(h.query_all_by_label_contains(": QUIT").next().is_some());
+    // The server-state pane does not pretend to know the watched servers' state.
+    h.get_by_label_contains("Not known: this pane shows the state of mailwire's own servers");
     // The toolbar stays one row, with the picker saying "watch".
     let reset = h.get_by_label("Reset").rect();
     let export = h.get_by_label("Export").rect();
