@@ -18,6 +18,7 @@ mod frames;
 mod capture_live;
 mod capture_sandbox;
 mod check;
+mod check_evidence;
 mod cli;
 mod client_console;
 mod client_dovecot;

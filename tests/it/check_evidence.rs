@@ -1,0 +1,93 @@
+//! A check run as a timeline: run on a replay server with live capture on `lo`, each
+//! check's exchanges link by stream offset to the units the capture cut, so the packets
+//! are the evidence; the judged step of the failing check holds the flawed reply.
+//! (Capturing needs CAP_NET_RAW: without it the test says it skipped.)
+
+// Test helpers: a panic is how a test reports a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::time::Duration;
+
+use mailwire::check::evidence::{CaptureSettings, run_captured};
+use mailwire::check::replay::{self, Flaw};
+use mailwire::check::{RunEvent, Settings, Verdict};
+
+fn settings(r: &replay::Replay) -> Settings {
+    Settings {
+        pop3: Some(r.pop3.to_string()),
+        smtp: Some(r.smtp.to_string()),
+        user: r.user.into(),
+        pass: r.pass.into(),
+        rcpt: r.rcpt.into(),
+        allow_delete: false,
+        timeout: Duration::from_secs(2),
+    }
+}
+
+#[test]
+fn every_exchange_of_a_captured_check_run_links_to_its_unit() {
+    let r = replay::start(Flaw::ClassProject).unwrap();
+    let capture = CaptureSettings {
+        interface: "lo".into(),
+        sandboxed: false,
+    };
+    let mut started = Vec::new();
+    let (report, evidence) = run_captured(&settings(&r), &capture, &mut |e| {
+        if let RunEvent::Started(info) = e {
+            started.push(info.id);
+        }
+        true
+    });
+    let t = &evidence.timeline;
+    if !t.capture_status().is_capturing() {
+        eprintln!(
+            "skipped: no capture ({})",
+            t.capture_status().describe()
+        );
+        return;
+    }
+    assert!(started.contains(&"pop3.multiline-end"), "{started:?}");
+    assert_eq!(evidence.steps.len(), report.checks.len());
+    // Every exchange of every step was captured: its unit holds its first byte.
+    let mut exchanges = 0;
+    for (s, record) in t.steps.iter().enumerate() {
+        for (e, x) in record.outcome.exchanges.iter().enumerate() {
+            exchanges += 1;
+            let unit = t.unit(s, e);
+            assert!(
+                unit.is_some(),
+                "step {s} ({}) exchange {e} {:?} {:?} not linked",
+                record.caption,
+                x.kind,
+                x.line
+            );
+        }
+    }
+    assert!(exchanges > 200, "{exchanges}");
+    let i = report
+        .checks
+        .iter()
+        .position(|c| c.info.id == "pop3.multiline-end")
+        .unwrap();
+    assert!(matches!(report.checks[i].verdict, Verdict::Fail(_)));
+    let judged = evidence.judged[i].unwrap();
+    assert!(evidence.steps[i].contains(&judged));
+    let record = &t.steps[judged];
+    assert!(record.caption.starts_with("check pop3.multiline-end [must fail]"), "{}", record.caption);
+    assert!(record.outcome.check.is_err());
+    // LIST, and the listing without its "." as the server sent it.
+    let texts: Vec<&str> = record.outcome.exchanges.iter().map(|x| x.line.as_str()).collect();
+    assert!(texts.iter().any(|l| l.starts_with("LIST")), "{texts:?}");
+    let reply = record
+        .outcome
+        .exchanges
+        .iter()
+        .position(|x| x.line.ends_with(".txt 8") || x.line.contains(".txt"))
+        .unwrap_or_else(|| panic!("{texts:?}"));
+    assert!(t.unit(judged, reply).is_some());
+    // The step's frames hold the packets that carried its exchanges.
+    let unit = t.unit(judged, reply).unwrap();
+    for c in &unit.carriers {
+        assert!(record.frames.contains(&c.frame), "{:?} {:?}", record.frames, c.frame);
+    }
+}
