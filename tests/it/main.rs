@@ -19,6 +19,7 @@ mod capture_live;
 mod capture_sandbox;
 mod check;
 mod check_evidence;
+mod check_serve;
 mod cli;
 mod client_console;
 mod client_dovecot;
