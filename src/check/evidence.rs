@@ -82,7 +82,13 @@ pub fn check_timeline(
                 server_closed: false,
             };
             let caption = caption(result, is_judged);
-            timeline.push_step(outcome, caption, Some(result.info.rfc.to_string()), client, 0..0);
+            timeline.push_step(
+                outcome,
+                caption,
+                Some(result.info.rfc.to_string()),
+                client,
+                0..0,
+            );
         }
         // A check whose last rounds came before its evidence began (a skip on the way).
         if judged_step.is_none() && timeline.steps.len() > first {
@@ -257,7 +263,9 @@ fn exchanges(transfers: &[&Transfer]) -> Vec<Exchange> {
             Direction::ServerToClient => {
                 after_354 = t.bytes.starts_with(b"354");
                 let lines = split_lines(&t.bytes);
-                let (first, rest) = lines.split_first().map_or((&b""[..], &[][..]), |(f, r)| (*f, r));
+                let (first, rest) = lines
+                    .split_first()
+                    .map_or((&b""[..], &[][..]), |(f, r)| (*f, r));
                 let octets = usize::try_from(t.stream.end - t.stream.start).unwrap_or(usize::MAX);
                 out.push(Exchange {
                     kind: ExchangeKind::Reply,
@@ -296,7 +304,10 @@ fn assign_frames(timeline: &mut Timeline) {
     let count = timeline.steps.len();
     let mut ranges = Vec::with_capacity(count);
     for step in 0..count {
-        let exchanges = timeline.steps.get(step).map_or(0, |r| r.outcome.exchanges.len());
+        let exchanges = timeline
+            .steps
+            .get(step)
+            .map_or(0, |r| r.outcome.exchanges.len());
         let last = (0..exchanges)
             .filter_map(|e| timeline.unit(step, e))
             .filter_map(|u| u.carriers.iter().map(|c| c.frame).max())

@@ -153,10 +153,7 @@ impl Pass<'_> {
 /// [`run`], telling `observer` when each check starts and ends; when it answers `false`
 /// to a start, that check and all after it are skipped ([`STOPPED`]). A check that has
 /// started runs to its end (every step has the run's limit).
-pub fn run_observed(
-    settings: &Settings,
-    observer: &mut dyn FnMut(RunEvent) -> bool,
-) -> Report {
+pub fn run_observed(settings: &Settings, observer: &mut dyn FnMut(RunEvent) -> bool) -> Report {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -179,7 +176,12 @@ pub fn run_observed(
         let mut result = pass.perform(&mut ctx, info, check, &smtp_gate, smtp_greeted);
         if info.id == "smtp.greeting" {
             smtp_greeted &= result.verdict == Verdict::Pass;
-            unreachable(&mut pass.report, &mut result, &mut smtp_gate, Protocol::Smtp);
+            unreachable(
+                &mut pass.report,
+                &mut result,
+                &mut smtp_gate,
+                Protocol::Smtp,
+            );
         }
         pass.push(result);
     }
@@ -192,7 +194,12 @@ pub fn run_observed(
         let mut result = pass.perform(&mut ctx, info, check, &pop3_gate, pop3_greeted);
         if info.id == "pop3.greeting" {
             pop3_greeted &= result.verdict == Verdict::Pass;
-            unreachable(&mut pass.report, &mut result, &mut pop3_gate, Protocol::Pop3);
+            unreachable(
+                &mut pass.report,
+                &mut result,
+                &mut pop3_gate,
+                Protocol::Pop3,
+            );
         }
         pass.push(result);
     }
@@ -294,7 +301,10 @@ fn gated(info: CheckInfo, gate: &Gate, greeted: bool) -> Option<CheckResult> {
                 Protocol::Pop3 => "--pop3",
                 Protocol::Smtp => "--smtp",
             };
-            Some(skipped(info, &format!("no {p} server given ({flag} HOST:PORT)")))
+            Some(skipped(
+                info,
+                &format!("no {p} server given ({flag} HOST:PORT)"),
+            ))
         }
         Gate::Unreachable(why) => Some(skipped(info, why)),
         Gate::Open if !greeted && !info.id.ends_with(".greeting") => {

@@ -248,7 +248,11 @@ impl Probe {
 
     /// Begins a new round, unless the current one holds nothing yet.
     fn next_round(&mut self) {
-        if self.transcript.last().is_some_and(|t| t.round == self.round) {
+        if self
+            .transcript
+            .last()
+            .is_some_and(|t| t.round == self.round)
+        {
             self.round += 1;
         }
     }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::capture::live::{self, CaptureMessage, LiveConfig};
-use crate::check::replay::{self, Flaw};
 use crate::check::evidence::check_timeline;
+use crate::check::replay::{self, Flaw};
 use crate::check::{self, CheckResult, ExitStatus, Report, Settings};
 use crate::export::pcapng::{ExportHints, write_pcapng};
 use crate::timeline::CaptureStatus;

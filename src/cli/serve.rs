@@ -155,7 +155,10 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
 fn serve_broken(name: &str, pop3: SocketAddr, smtp: SocketAddr) -> Result<(), String> {
     let flaw = Flaw::from_name(name).ok_or_else(|| {
         let names: Vec<&str> = Flaw::ALL.iter().map(|f| f.name()).collect();
-        format!("--broken {name}: no such replay server; one of {}", names.join(", "))
+        format!(
+            "--broken {name}: no such replay server; one of {}",
+            names.join(", ")
+        )
     })?;
     // Signal handlers before the servers say they are ready.
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();

@@ -15,6 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 use eframe::egui;
 use eframe::egui::{CentralPanel, Panel, RichText, ScrollArea, Theme, Ui, ViewportCommand};
 
+use super::check_panel::CheckPanel;
 use super::connections::{self, ConnectionList};
 use super::controls::{self, ExportKind};
 use super::details::{self, DetailsCache};
@@ -123,6 +124,8 @@ pub struct MailwireApp {
     wake: Arc<dyn Fn() + Send + Sync>,
     /// The connection list's summaries.
     connections: ConnectionList,
+    /// The "Check a server" panel (its form, run and results).
+    pub check: CheckPanel,
 }
 
 impl MailwireApp {
@@ -309,6 +312,7 @@ impl MailwireApp {
             leaving_file: false,
             wake: Arc::new(|| {}),
             connections: ConnectionList::default(),
+            check: CheckPanel::default(),
         }
     }
 
@@ -355,7 +359,7 @@ impl MailwireApp {
             return;
         }
         if let UiAction::Load(_) = &action
-            && self.showing_file()
+            && (self.showing_file() || self.check.shown)
         {
             if self.worker.is_none() {
                 self.errors.push(
@@ -381,6 +385,7 @@ impl MailwireApp {
         self.open_dropped(ctx);
         self.poll_loading(ctx);
         self.drain_worker();
+        self.poll_check(ctx);
         self.drain_exports();
         if self.exporting > 0 {
             ctx.request_repaint_after(std::time::Duration::from_millis(50));
@@ -406,12 +411,13 @@ impl MailwireApp {
         let mut reset = false;
         for update in updates {
             let is_reset = matches!(update, TimelineUpdate::Reset { .. });
-            if self.file.is_some() {
-                // A file is shown: the worker's run (late packets) is not this timeline,
-                // until a scenario is asked for again and its run starts afresh.
+            if self.file.is_some() || self.check.shown {
+                // A file (or a check run) is shown: the worker's run (late packets) is not
+                // this timeline, until a scenario is asked for again and its run starts afresh.
                 if !(self.leaving_file && is_reset) {
                     continue;
                 }
+                self.check.shown = false;
                 self.file = None;
                 self.leaving_file = false;
                 self.state.recorded_only = false;
@@ -701,7 +707,7 @@ impl MailwireApp {
             });
         }
         // Below, across the whole width (before the details pane takes the right side).
-        if self.state.live_panel && self.file.is_none() {
+        if self.state.live_panel && self.file.is_none() && !self.check.shown {
             // At most 45% of the height, so the diagram keeps room on a 720-line projector.
             let live_height = (ui.available_height() * 0.45).min(275.0);
             Panel::bottom("live")
@@ -723,6 +729,9 @@ impl MailwireApp {
                             );
                         });
                 });
+        }
+        if self.state.check_panel {
+            self.check_panel_ui(ui, &palette, &mut actions);
         }
         if self.state.connections_panel {
             self.connections.refresh(

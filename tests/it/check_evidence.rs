@@ -40,10 +40,7 @@ fn every_exchange_of_a_captured_check_run_links_to_its_unit() {
     });
     let t = &evidence.timeline;
     if !t.capture_status().is_capturing() {
-        eprintln!(
-            "skipped: no capture ({})",
-            t.capture_status().describe()
-        );
+        eprintln!("skipped: no capture ({})", t.capture_status().describe());
         return;
     }
     assert!(started.contains(&"pop3.multiline-end"), "{started:?}");
@@ -73,10 +70,21 @@ fn every_exchange_of_a_captured_check_run_links_to_its_unit() {
     let judged = evidence.judged[i].unwrap();
     assert!(evidence.steps[i].contains(&judged));
     let record = &t.steps[judged];
-    assert!(record.caption.starts_with("check pop3.multiline-end [must fail]"), "{}", record.caption);
+    assert!(
+        record
+            .caption
+            .starts_with("check pop3.multiline-end [must fail]"),
+        "{}",
+        record.caption
+    );
     assert!(record.outcome.check.is_err());
     // LIST, and the listing without its "." as the server sent it.
-    let texts: Vec<&str> = record.outcome.exchanges.iter().map(|x| x.line.as_str()).collect();
+    let texts: Vec<&str> = record
+        .outcome
+        .exchanges
+        .iter()
+        .map(|x| x.line.as_str())
+        .collect();
     assert!(texts.iter().any(|l| l.starts_with("LIST")), "{texts:?}");
     let reply = record
         .outcome
@@ -88,6 +96,11 @@ fn every_exchange_of_a_captured_check_run_links_to_its_unit() {
     // The step's frames hold the packets that carried its exchanges.
     let unit = t.unit(judged, reply).unwrap();
     for c in &unit.carriers {
-        assert!(record.frames.contains(&c.frame), "{:?} {:?}", record.frames, c.frame);
+        assert!(
+            record.frames.contains(&c.frame),
+            "{:?} {:?}",
+            record.frames,
+            c.frame
+        );
     }
 }

@@ -114,7 +114,8 @@ fn help_lists_the_broken_servers_and_a_wrong_name_is_refused() {
     let help = common::run_program(MAILWIRE, &["serve", "--help"], Duration::from_secs(20));
     for name in ["class-project", "assignment", "kilroy"] {
         assert!(
-            help.lines().any(|l| l.trim_start().starts_with(&format!("- {name}:"))),
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("- {name}:"))),
             "{name} not listed:\n{help}"
         );
     }

@@ -40,6 +40,7 @@ mod scenarios_sockets;
 mod servers_peers;
 mod timeline_links;
 mod viz_app;
+mod viz_check;
 mod viz_file;
 mod viz_layout;
 mod viz_support;
