@@ -134,6 +134,9 @@ pub fn run_captured(
     let config = LiveConfig {
         interface: capture.interface.clone(),
         filter: live::port_filter(&ports),
+        // A run sends a few thousand packets in seconds, on a machine that may be busy
+        // drawing a window: room for all of them.
+        buffer_size_bytes: 32 * 1024 * 1024,
         ..LiveConfig::default()
     };
     let started = if ports.is_empty() {
@@ -297,11 +300,17 @@ fn text(line: &[u8]) -> String {
 }
 
 /// Gives each step the frames from the previous step's end to the last frame that carried
-/// one of its exchanges, so the diagram shows a check's segments (its handshake first)
-/// under its step; frames after the last step stay with it.
+/// one of its exchanges, and then the frames after it on the same connection (the
+/// goodbye, the FINs) up to the first of another: so the diagram shows a check's segments
+/// (its handshake first) under its step. Frames after the last step stay with it.
 fn assign_frames(timeline: &mut Timeline) {
     let mut start = 0usize;
     let count = timeline.steps.len();
+    let packets = timeline.packets.len();
+    let frame_conn = |t: &Timeline, f: usize| -> Option<usize> {
+        let conn = t.analyzer.frames().get(f)?.segment.as_ref()?.conn;
+        usize::try_from(conn).ok()
+    };
     let mut ranges = Vec::with_capacity(count);
     for step in 0..count {
         let exchanges = timeline
@@ -312,12 +321,26 @@ fn assign_frames(timeline: &mut Timeline) {
             .filter_map(|e| timeline.unit(step, e))
             .filter_map(|u| u.carriers.iter().map(|c| c.frame).max())
             .max();
-        let end = last.map_or(start, |f| (f + 1).max(start));
+        let mut end = last.map_or(start, |f| (f + 1).max(start));
+        // The rest of this connection's frames, while no other connection's come.
+        let conn = timeline
+            .steps
+            .get(step)
+            .and_then(|r| r.client)
+            .and_then(|c| timeline.connection_of(c));
+        let next_client = timeline.steps.get(step + 1).and_then(|r| r.client);
+        let same_next =
+            next_client.is_some() && next_client == timeline.steps.get(step).and_then(|r| r.client);
+        if last.is_some() && conn.is_some() && !same_next {
+            while end < packets && frame_conn(timeline, end) == conn {
+                end += 1;
+            }
+        }
         ranges.push(start..end);
         start = end;
     }
     if let Some(last) = ranges.last_mut() {
-        last.end = timeline.packets.len().max(last.end);
+        last.end = packets.max(last.end);
     }
     for (record, range) in timeline.steps.iter_mut().zip(ranges) {
         record.frames = range;

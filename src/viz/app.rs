@@ -630,6 +630,10 @@ impl MailwireApp {
             }
             ui.add_space(2.0);
         });
+        // The whole height below the controls.
+        if self.state.check_panel {
+            self.check_panel_ui(ui, &palette, &mut actions);
+        }
         let focus = self.state.focus_step();
         let view = self.server_view(focus);
         if self.state.narration_panel {
@@ -729,9 +733,6 @@ impl MailwireApp {
                             );
                         });
                 });
-        }
-        if self.state.check_panel {
-            self.check_panel_ui(ui, &palette, &mut actions);
         }
         if self.state.connections_panel {
             self.connections.refresh(

@@ -42,12 +42,11 @@ use crate::exchange::ExchangeKind;
 use crate::timeline::Timeline;
 
 /// What the panel says when the window runs in mailwire's private network.
-pub const SANDBOX_NOTE: &str = "This window runs in mailwire's private network (a network \
-    namespace of its own): 127.0.0.1 here is not your computer's loopback, so a server you \
-    started in a terminal cannot be reached from this panel. The built-in student's servers \
-    and mailwire's own servers work here. To check your own server, run in a terminal \
-    `mailwire check --pop3 HOST:PORT --smtp HOST:PORT --user U --pass P` (add `--pcap \
-    run.pcapng` for the packets), or start the window with `mailwire --no-sandbox`.";
+pub const SANDBOX_NOTE: &str = "This window runs in mailwire's private network: \
+    127.0.0.1 here is not your computer's loopback, so a server you started in a terminal \
+    cannot be reached from here (the student's servers and mailwire's own can). Check yours \
+    in a terminal with `mailwire check --pop3 HOST:PORT --smtp HOST:PORT --user U --pass P` \
+    (`--pcap FILE` keeps the packets), or start the window with `mailwire --no-sandbox`.";
 
 /// The file names' start when saving.
 const SAVE_STEM: &str = "mailwire-check";
@@ -306,6 +305,12 @@ impl CheckPanel {
             CheckAction::SetTarget(target) => {
                 self.form.target = target;
                 self.problem = None;
+                // mailwire's own servers: a user of the scenario's, ready to edit.
+                if let (Target::Own, Some((user, pass))) = (target, &env.own_user) {
+                    self.form.user = user.clone();
+                    self.form.password = pass.clone();
+                    self.form.rcpt = String::new();
+                }
                 None
             }
             CheckAction::Run if self.busy => None,
@@ -665,8 +670,9 @@ impl MailwireApp {
         let mut asked = Vec::new();
         Panel::left("check-panel")
             .resizable(true)
-            .default_size(470.0)
+            .default_size(440.0)
             .min_size(300.0)
+            .max_size(520.0)
             .show(ui, |ui| {
                 ui.horizontal(|ui| {
                     ui.label(RichText::new("Check a server").strong().size(17.0));
@@ -720,7 +726,7 @@ fn panel_body(
     asked: &mut Vec<CheckAction>,
 ) {
     if env.sandboxed {
-        ui.label(RichText::new(SANDBOX_NOTE).color(palette.accent));
+        ui.label(RichText::new(SANDBOX_NOTE).small().color(palette.accent));
         ui.add_space(4.0);
     }
     form_ui(ui, panel, env, asked);
@@ -909,7 +915,7 @@ fn results_ui(ui: &mut Ui, panel: &CheckPanel, palette: &Palette, asked: &mut Ve
         RichText::new("Click a row: its exchange in the diagram, and what was expected and got.")
             .small(),
     );
-    ScrollArea::vertical()
+    ScrollArea::both()
         .id_salt("check-results")
         .max_height(260.0)
         .auto_shrink([false, true])
@@ -919,23 +925,23 @@ fn results_ui(ui: &mut Ui, panel: &CheckPanel, palette: &Palette, asked: &mut Ve
                 .striped(true)
                 .spacing([10.0, 2.0])
                 .show(ui, |ui| {
-                    for header in ["check", "protocol", "RFC", "level", "verdict"] {
+                    for header in ["check", "verdict", "level", "protocol", "RFC"] {
                         ui.label(RichText::new(header).strong());
                     }
                     ui.end_row();
                     for (i, r) in panel.results.iter().enumerate() {
                         let selected = panel.selected == Some(i);
-                        let id =
-                            ui.selectable_label(selected, RichText::new(r.info.id).monospace());
-                        ui.label(r.info.protocol_label());
-                        ui.label(RichText::new(r.info.rfc.trim_start_matches("RFC ")).small());
-                        ui.label(r.level.label());
+                        let id = ui.selectable_label(selected, r.info.id);
                         let verdict = ui.selectable_label(
                             selected,
                             RichText::new(r.verdict.label())
                                 .strong()
                                 .color(verdict_color(&r.verdict, palette)),
                         );
+                        ui.label(r.level.label());
+                        ui.label(r.info.protocol_label());
+                        ui.label(RichText::new(short_rfc(r.info.rfc)).small())
+                            .on_hover_text(r.info.rfc);
                         if id.clicked() || verdict.clicked() {
                             asked.push(CheckAction::SelectRow(i));
                         }
@@ -943,6 +949,13 @@ fn results_ui(ui: &mut Ui, panel: &CheckPanel, palette: &Palette, asked: &mut Ve
                     }
                 });
         });
+}
+
+/// "RFC 5321 section 4.1.1.1" as "5321 §4.1.1.1" (the table's column is narrow; the
+/// details say it in full).
+fn short_rfc(rfc: &str) -> String {
+    rfc.trim_start_matches("RFC ")
+        .replacen(" section ", " §", 1)
 }
 
 /// The selected result: title, verdict and why, expected, sent, got.
@@ -1082,6 +1095,8 @@ mod tests {
             )),
             own_user: Some(("mrose".into(), "tanstaaf".into())),
         };
+        p.apply(CheckAction::SetTarget(Target::Own), &env);
+        assert_eq!(p.form.user, "mrose");
         p.form.user = String::new();
         let Some(Effect::Start(r)) = p.apply(CheckAction::Run, &env) else {
             panic!("no start")
@@ -1184,6 +1199,12 @@ mod tests {
             p.apply(CheckAction::Save(SaveKind::Json), &env),
             Some(Effect::Save(SaveKind::Json))
         );
+    }
+
+    #[test]
+    fn the_rfc_column_is_short() {
+        assert_eq!(short_rfc("RFC 5321 section 4.1.1.1"), "5321 §4.1.1.1");
+        assert_eq!(short_rfc("RFC 2449"), "2449");
     }
 
     #[test]

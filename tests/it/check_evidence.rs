@@ -93,6 +93,27 @@ fn every_exchange_of_a_captured_check_run_links_to_its_unit() {
         .position(|x| x.line.ends_with(".txt 8") || x.line.contains(".txt"))
         .unwrap_or_else(|| panic!("{texts:?}"));
     assert!(t.unit(judged, reply).is_some());
+    // Nearly every frame (the handshakes, the goodbyes, the FINs) is under a step of the
+    // check whose connection it belongs to (a FIN may cross the next check's SYN).
+    let mut home = 0usize;
+    let mut framed = 0usize;
+    for (c, steps) in evidence.steps.iter().enumerate() {
+        let clients = &report.checks[c].clients;
+        for step in steps.clone() {
+            for f in t.steps[step].frames.clone() {
+                let Some(conn) = t.analyzer.frames()[f].segment.as_ref().map(|s| s.conn) else {
+                    continue;
+                };
+                framed += 1;
+                let client = t.analyzer.connections()[conn as usize].client;
+                if clients.contains(&client) {
+                    home += 1;
+                }
+            }
+        }
+    }
+    assert!(framed > 500, "{framed}");
+    assert!(home * 100 >= framed * 95, "{home} of {framed}");
     // The step's frames hold the packets that carried its exchanges.
     let unit = t.unit(judged, reply).unwrap();
     for c in &unit.carriers {
