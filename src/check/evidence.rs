@@ -56,14 +56,16 @@ pub fn check_timeline(
     for result in &report.checks {
         let first = timeline.steps.len();
         let mut judged_step = None;
-        for (round, transfers) in rounds(&result.transcript) {
+        let grouped = rounds(&result.transcript);
+        let judged_rounds = judged_rounds(result, &grouped);
+        for (round, transfers) in grouped {
             let Some(conn) = transfers.first().map(|t| t.conn) else {
                 continue;
             };
             let client = result.clients.get(conn).copied();
             let step = timeline.steps.len();
-            let is_judged = judged_step.is_none() && round >= result.judged_round;
-            if is_judged {
+            let is_judged = judged_rounds.contains(&round);
+            if is_judged && judged_step.is_none() {
                 judged_step = Some(step);
             }
             let outcome = StepOutcome {
@@ -174,6 +176,32 @@ pub fn run_captured(
     let title = "mailwire check";
     let evidence = check_timeline(title, &report, packets, status);
     (report, evidence)
+}
+
+/// The rounds holding the exchange a check judged: the first round of its evidence; or,
+/// when the check put its evidence together after the exchanges (`pop3.status-indicators`
+/// judges every reply of a session), every round whose replies all are in that evidence.
+fn judged_rounds(result: &CheckResult, grouped: &[(usize, Vec<&Transfer>)]) -> Vec<usize> {
+    if let Some((round, _)) = grouped.iter().find(|(r, _)| *r >= result.judged_round) {
+        return vec![*round];
+    }
+    // Bounded: evidence put together by hand is a few replies.
+    if result.got.len() > 1024 * 1024 {
+        return Vec::new();
+    }
+    let within =
+        |bytes: &[u8]| !bytes.is_empty() && result.got.windows(bytes.len()).any(|w| w == bytes);
+    grouped
+        .iter()
+        .filter(|(_, transfers)| {
+            let mut replies = transfers
+                .iter()
+                .filter(|t| t.direction == Direction::ServerToClient)
+                .peekable();
+            replies.peek().is_some() && replies.all(|t| within(&t.bytes))
+        })
+        .map(|(r, _)| *r)
+        .collect()
 }
 
 /// The transcript's transfers grouped by round, in order.
@@ -417,5 +445,56 @@ mod tests {
         assert_eq!(list.outcome.exchanges[1].line, "2.txt 8");
         assert_eq!(list.outcome.exchanges[1].more, vec!["1.txt 33".to_string()]);
         assert!(t.timeline.steps[0].outcome.check.is_ok());
+    }
+
+    #[test]
+    fn evidence_put_together_afterwards_marks_the_rounds_it_holds() {
+        use Direction::{ClientToServer as C, ServerToClient as S};
+        let mut result = CheckResult {
+            info: CheckInfo {
+                id: "pop3.status-indicators",
+                protocols: &[Protocol::Pop3],
+                rfc: "RFC 1939 section 3",
+                level: Level::Must,
+                title: "status",
+            },
+            level: Level::Must,
+            verdict: Verdict::Fail("ERR".into()),
+            sent: Vec::new(),
+            expected: String::new(),
+            got: b"+OK hi\r\nERR no\r\n".to_vec(),
+            clients: vec!["127.0.0.1:40000".parse().unwrap()],
+            servers: vec!["127.0.0.1:110".parse().unwrap()],
+            transcript: vec![
+                transfer(0, S, 0, b"+OK hi\r\n"),
+                transfer(1, C, 0, b"PASS x\r\n"),
+                transfer(1, S, 8, b"ERR no\r\n"),
+                transfer(2, C, 8, b"QUIT\r\n"),
+                transfer(2, S, 16, b"+OK bye\r\n"),
+            ],
+            // restart_evidence after the session: a round with nothing in it.
+            judged_round: 3,
+        };
+        let report = Report {
+            checks: vec![result.clone()],
+            unreachable: Vec::new(),
+        };
+        let t = check_timeline("t", &report, Vec::new(), CaptureStatus::InMemory);
+        assert_eq!(t.judged, vec![Some(0)]);
+        let failed: Vec<bool> = t
+            .timeline
+            .steps
+            .iter()
+            .map(|s| s.outcome.check.is_err())
+            .collect();
+        assert_eq!(failed, [true, true, false]);
+        // A check whose evidence matches nothing: its last step.
+        result.got = b"elsewhere".to_vec();
+        let report = Report {
+            checks: vec![result],
+            unreachable: Vec::new(),
+        };
+        let t = check_timeline("t", &report, Vec::new(), CaptureStatus::InMemory);
+        assert_eq!(t.judged, vec![Some(2)]);
     }
 }

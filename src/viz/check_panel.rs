@@ -785,6 +785,17 @@ fn panel_body(
         for (protocol, why) in &run.report.unreachable {
             ui.label(RichText::new(format!("{protocol}: {why}")).color(palette.negative));
         }
+        if env.sandboxed && !run.report.unreachable.is_empty() && panel.form.target == Target::Typed
+        {
+            ui.label(
+                RichText::new(format!(
+                    "From mailwire's private network only its own servers are reachable. In a \
+                     terminal: {}",
+                    terminal_command(&panel.form)
+                ))
+                .color(palette.accent),
+            );
+        }
         let status = run.timeline.capture_status();
         ui.label(
             RichText::new(format!(
@@ -949,6 +960,25 @@ fn results_ui(ui: &mut Ui, panel: &CheckPanel, palette: &Palette, asked: &mut Ve
                     }
                 });
         });
+}
+
+/// The `mailwire check` command a terminal runs for the typed servers (the password left
+/// for the reader to type).
+pub fn terminal_command(form: &CheckForm) -> String {
+    let mut command = "mailwire check".to_string();
+    for (flag, value) in [("--pop3", &form.pop3), ("--smtp", &form.smtp)] {
+        if !value.trim().is_empty() {
+            command.push_str(&format!(" {flag} {}", value.trim()));
+        }
+    }
+    command.push_str(&format!(" --user {} --pass PASSWORD", form.user.trim()));
+    if !form.rcpt.trim().is_empty() {
+        command.push_str(&format!(" --rcpt {}", form.rcpt.trim()));
+    }
+    if form.allow_delete {
+        command.push_str(" --allow-delete");
+    }
+    command + " --pcap check.pcapng"
 }
 
 /// "RFC 5321 section 4.1.1.1" as "5321 §4.1.1.1" (the table's column is narrow; the
@@ -1198,6 +1228,17 @@ mod tests {
         assert_eq!(
             p.apply(CheckAction::Save(SaveKind::Json), &env),
             Some(Effect::Save(SaveKind::Json))
+        );
+    }
+
+    #[test]
+    fn the_terminal_command_carries_the_form_but_not_the_password() {
+        let mut f = CheckForm::default();
+        f.smtp = String::new();
+        f.password = "secret".into();
+        assert_eq!(
+            terminal_command(&f),
+            "mailwire check --pop3 127.0.0.1:8110 --user student --pass PASSWORD --pcap check.pcapng"
         );
     }
 
