@@ -1233,9 +1233,11 @@ mod tests {
 
     #[test]
     fn the_terminal_command_carries_the_form_but_not_the_password() {
-        let mut f = CheckForm::default();
-        f.smtp = String::new();
-        f.password = "secret".into();
+        let f = CheckForm {
+            smtp: String::new(),
+            password: "secret".into(),
+            ..CheckForm::default()
+        };
         assert_eq!(
             terminal_command(&f),
             "mailwire check --pop3 127.0.0.1:8110 --user student --pass PASSWORD --pcap check.pcapng"
