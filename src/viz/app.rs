@@ -220,6 +220,7 @@ impl MailwireApp {
                 self.state.forget_run();
                 self.state.recorded_only = true;
                 self.state.playing = false;
+                self.check.shown = false;
                 self.file = Some(path.clone());
                 self.leaving_file = false;
                 self.status = file_status(&self.timeline, &path);

@@ -630,6 +630,8 @@ impl MailwireApp {
     /// the last, the first failing check's judged exchange selected.
     pub fn show_check_run(&mut self, run: &FinishedRun) {
         self.timeline = Arc::clone(&run.timeline);
+        // It replaces a capture file shown too.
+        self.file = None;
         self.generation += 1;
         self.state.forget_run();
         self.state.recorded_only = true;
@@ -668,10 +670,13 @@ impl MailwireApp {
         let env = CheckEnv::of(&self.status);
         let scenario = self.state.scenario.clone();
         let mut asked = Vec::new();
+        // A third of the window (in points, so the presenter's zoom narrows it), at most
+        // what the results table needs.
+        let width = (ui.available_width() * 0.34).clamp(300.0, 520.0);
         Panel::left("check-panel")
             .resizable(true)
-            .default_size(440.0)
-            .min_size(300.0)
+            .default_size(width)
+            .min_size(280.0)
             .max_size(520.0)
             .show(ui, |ui| {
                 ui.horizontal(|ui| {
