@@ -125,3 +125,47 @@ fn every_exchange_of_a_captured_check_run_links_to_its_unit() {
         );
     }
 }
+
+#[test]
+fn the_pcapng_of_mailwire_check_reads_back_as_a_lesson_of_the_check_steps() {
+    let dir = crate::common::TempDir::new("check-pcap");
+    let pcap = dir.path().join("run.pcapng");
+    let out = crate::common::run_with_input(
+        std::process::Command::new(crate::common::MAILWIRE).args([
+            "check",
+            "--against",
+            "assignment",
+            "--timeout",
+            "2",
+            "--pcap",
+            pcap.to_str().unwrap(),
+        ]),
+        "",
+        Duration::from_secs(120),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    if !pcap.exists() {
+        eprintln!("skipped: no capture ({stdout})");
+        return;
+    }
+    let t = mailwire::lesson::load(&pcap).unwrap();
+    let judged = t
+        .steps
+        .iter()
+        .position(|s| s.caption.starts_with("check smtp.data-354 [must fail]"))
+        .unwrap_or_else(|| panic!("no judged step of smtp.data-354"));
+    let lines: Vec<&str> = t.steps[judged]
+        .outcome
+        .exchanges
+        .iter()
+        .map(|x| x.line.as_str())
+        .collect();
+    assert!(lines.contains(&"DATA"), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("250 OK Message accepted for delivery")),
+        "{lines:?}"
+    );
+}
