@@ -246,6 +246,18 @@ impl Probe {
         self.evidence_round = self.round;
     }
 
+    /// The round the last transfer belongs to (to point at it later with
+    /// [`Self::judge_round`]).
+    pub fn last_round(&self) -> usize {
+        self.transcript.last().map_or(self.round, |t| t.round)
+    }
+
+    /// Says which round holds the exchange judged, for a check that put its evidence
+    /// together after the session (its failure is in one of several replies).
+    pub fn judge_round(&mut self, round: usize) {
+        self.evidence_round = round;
+    }
+
     /// Begins a new round, unless the current one holds nothing yet.
     fn next_round(&mut self) {
         if self

@@ -169,3 +169,31 @@ fn the_pcapng_of_mailwire_check_reads_back_as_a_lesson_of_the_check_steps() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn kilroys_status_failure_points_at_the_reply_without_its_minus() {
+    let r = replay::start(Flaw::Kilroy).unwrap();
+    let capture = CaptureSettings {
+        interface: "lo".into(),
+        sandboxed: false,
+    };
+    let (report, evidence) = run_captured(&settings(&r), &capture, &mut |_| true);
+    let i = report
+        .checks
+        .iter()
+        .position(|c| c.info.id == "pop3.status-indicators")
+        .unwrap();
+    assert!(matches!(report.checks[i].verdict, Verdict::Fail(_)));
+    let step = &evidence.timeline.steps[evidence.judged[i].unwrap()];
+    let lines: Vec<&str> = step
+        .outcome
+        .exchanges
+        .iter()
+        .map(|x| x.line.as_str())
+        .collect();
+    assert!(lines.iter().any(|l| l.starts_with("ERR ")), "{lines:?}");
+    assert!(
+        step.caption
+            .starts_with("check pop3.status-indicators [must fail]")
+    );
+}
