@@ -117,6 +117,12 @@ pub enum UiAction {
     CloseFollow,
     /// Show (true) or hide the line ends in the Follow stream view.
     SetFollowLineEnds(bool),
+    /// Show a step (and one of its exchanges), scrolled into view, the diagram reaching at
+    /// least that far (a row of the check panel's results).
+    GoToStep {
+        step: usize,
+        exchange: Option<usize>,
+    },
 }
 
 /// A pane that folds to its header.
@@ -130,6 +136,8 @@ pub enum Pane {
     Live,
     /// The connection list with its filters, at the left.
     Connections,
+    /// "Check a server": the conformance checker's form and results, at the left.
+    Check,
 }
 
 /// The raw command console's fields.
@@ -223,6 +231,8 @@ pub struct UiState {
     pub connection_filter: super::connections::ConnectionFilter,
     /// The connection shown in the Follow stream view, if it is open.
     pub follow: Option<super::follow::FollowState>,
+    /// The "Check a server" panel is shown.
+    pub check_panel: bool,
 }
 
 /// The live-use panel's forms: the text its fields edit, and what went wrong last.
@@ -291,6 +301,7 @@ impl Default for UiState {
             connections_panel: false,
             connection_filter: super::connections::ConnectionFilter::default(),
             follow: None,
+            check_panel: false,
         }
     }
 }
@@ -380,6 +391,7 @@ impl UiState {
                     Pane::Details => &mut self.details_panel,
                     Pane::Live => &mut self.live_panel,
                     Pane::Connections => &mut self.connections_panel,
+                    Pane::Check => &mut self.check_panel,
                 } = on;
                 // The diagram's height or width changed: keep the selection in view.
                 self.scroll_to_selection();
@@ -411,6 +423,23 @@ impl UiState {
                         .is_some_and(|r| !r.outcome.exchanges.is_empty())
                     {
                         self.select_exchange(step, 0, timeline);
+                    }
+                    self.scroll_to_selection();
+                }
+            }
+            UiAction::GoToStep { step, exchange } => {
+                if step < recorded {
+                    if self.cursor.is_none_or(|c| c < step) {
+                        self.cursor = Some(step);
+                    }
+                    match exchange {
+                        Some(e) => self.select_exchange(step, e, timeline),
+                        None => {
+                            self.selection = Selection {
+                                step: Some(step),
+                                ..Selection::default()
+                            }
+                        }
                     }
                     self.scroll_to_selection();
                 }
