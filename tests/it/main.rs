@@ -21,6 +21,7 @@ mod check;
 mod cli;
 mod client_console;
 mod client_dovecot;
+mod client_framing;
 mod client_misbehaving;
 mod decode_flows;
 mod decode_frames;
