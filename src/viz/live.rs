@@ -244,19 +244,30 @@ fn console_ui(
         actions.push(UiAction::ConsoleSend);
     }
     // The session's lines, as a terminal would show them: every line of every reply.
-    let lines = console_lines(timeline, session.as_str());
+    session_output(
+        ui,
+        timeline,
+        session.as_str(),
+        palette,
+        "Replies appear here and in the diagram.",
+    );
+}
+
+/// The lines of one session (every line of every command and reply, with their marks, and
+/// each failed step's reason) in a scrolling box; `empty` while there are none.
+fn session_output(ui: &mut Ui, timeline: &Timeline, session: &str, palette: &Palette, empty: &str) {
+    let lines = console_lines(timeline, session);
     egui::Frame::NONE
         .fill(ui.visuals().extreme_bg_color)
         .inner_margin(4.0)
         .show(ui, |ui| {
             ui.set_min_width(ui.available_width());
             if lines.is_empty() {
-                ui.label(
-                    RichText::new("Replies appear here and in the diagram.").color(palette.weak),
-                );
+                ui.label(RichText::new(empty).color(palette.weak));
             }
             let row = ui.text_style_height(&egui::TextStyle::Monospace);
             egui::ScrollArea::vertical()
+                .id_salt(("session-output", session))
                 .max_height(row * CONSOLE_LINES as f32)
                 .stick_to_bottom(true)
                 .auto_shrink([false, true])
@@ -427,6 +438,13 @@ fn manage_ui(
     } else if !connected {
         ui.label(RichText::new("Log in first (connects to the POP3 server).").color(palette.weak));
     }
+    session_output(
+        ui,
+        timeline,
+        MENU_POP3_SESSION,
+        palette,
+        "The replies appear here.",
+    );
 }
 
 /// The scenario's users, each a button that fills in the name and password.
@@ -582,4 +600,11 @@ fn send_ui(
             }
         }
     }
+    session_output(
+        ui,
+        timeline,
+        MENU_SMTP_SESSION,
+        palette,
+        "The replies appear here.",
+    );
 }
