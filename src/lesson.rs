@@ -21,6 +21,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::capture::file::{CaptureFile, FileError};
+use crate::capture::packets::Packets;
 use crate::decode::UnitKind;
 use crate::exchange::{Exchange, ExchangeKind, StepOutcome};
 use crate::timeline::{CaptureStatus, StepRecord, Timeline};
@@ -168,6 +169,10 @@ pub struct LoadProgress {
     pub decoded: bool,
 }
 
+/// How many packets of a classic pcap file are checked against the file (and kept in
+/// memory) before the rest are left in it.
+const CHECKED_IN_FILE: usize = 16;
+
 /// How many packets are read between two progress reports.
 pub const PROGRESS_EVERY: usize = 4096;
 
@@ -185,7 +190,7 @@ pub fn load_with_progress(
     mut progress: impl FnMut(LoadProgress) -> bool,
 ) -> Result<Timeline, LessonError> {
     let steps = read_steps(path)?;
-    let file = CaptureFile::open(path).map_err(LessonError::Packets)?;
+    let mut file = CaptureFile::open(path).map_err(LessonError::Packets)?;
     let name = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -197,12 +202,31 @@ pub fn load_with_progress(
     let cancelled = || LessonError::Cancelled {
         path: path.to_path_buf(),
     };
+    // A classic pcap file keeps the packets' bytes: they are read from it again when
+    // shown, not held twice. The first packets stay in memory and show whether the file
+    // holds exactly the bytes libpcap handed out; if not, every packet stays in memory.
+    let mut leave_in_file = file.next_data_offset().is_some();
+    if leave_in_file && let Ok(packets) = Packets::backed_by(path) {
+        timeline.packets = packets;
+    }
+    let link = file.link_type();
     let mut done = LoadProgress::default();
-    for packet in file {
-        let packet = packet.map_err(LessonError::Packets)?;
+    loop {
+        let at = file.next_data_offset();
+        let Some(frame) = file.next_frame().map_err(LessonError::Packets)? else {
+            break;
+        };
         done.packets += 1;
-        done.bytes += 16 + packet.data.len() as u64;
-        timeline.push_packet(packet);
+        done.bytes += 16 + frame.data.len() as u64;
+        let in_file = match at {
+            Some(at) if done.packets <= CHECKED_IN_FILE => {
+                leave_in_file &= timeline.packets.file_holds(at, frame.data);
+                None
+            }
+            Some(at) if leave_in_file => Some(at),
+            _ => None,
+        };
+        timeline.push_frame(frame.ts_micros, link, frame.data, frame.orig_len, in_file);
         if done.packets % PROGRESS_EVERY == 0 && !progress(done) {
             return Err(cancelled());
         }
@@ -212,15 +236,38 @@ pub fn load_with_progress(
     if !progress(done) {
         return Err(cancelled());
     }
-    let steps = if steps.is_empty() {
-        dialog_steps(&timeline)
+    // Each step is made and kept at once (for a large foreign capture, a list of all the
+    // steps first would be held beside them), in a list of the right size.
+    let count = if steps.is_empty() {
+        each_dialog_step(&timeline, |_| ())
     } else {
-        steps
+        steps.len()
     };
-    for step in steps {
+    let mut records = Vec::with_capacity(count);
+    let keep = |step: LessonStep| {
         let (outcome, client) = step_outcome(&timeline, &step);
-        timeline.push_step(outcome, step.caption, step.rfc, client, step.frames);
+        let mut caption = step.caption;
+        caption.shrink_to_fit();
+        records.push(StepRecord {
+            outcome,
+            caption,
+            rfc: step.rfc,
+            client,
+            frames: step.frames,
+        });
+    };
+    if steps.is_empty() {
+        each_dialog_step(&timeline, keep);
+    } else {
+        steps.into_iter().for_each(keep);
     }
+    // As `Timeline::push_step` would, without copying the list.
+    for record in &records {
+        timeline
+            .events
+            .extend(record.outcome.events.iter().cloned());
+    }
+    timeline.steps = records;
     Ok(timeline)
 }
 
@@ -228,6 +275,13 @@ pub fn load_with_progress(
 /// (or message content) with the reply that answers it. The caption says which connection
 /// and what was sent; the frames run from the step's first unit to its last.
 pub fn dialog_steps(timeline: &Timeline) -> Vec<LessonStep> {
+    let mut steps = Vec::new();
+    each_dialog_step(timeline, |step| steps.push(step));
+    steps
+}
+
+/// [`dialog_steps`], handing each step to `keep` as it is made; returns how many there were.
+fn each_dialog_step(timeline: &Timeline, mut keep: impl FnMut(LessonStep)) -> usize {
     let units = timeline.analyzer.units();
     let connections = timeline.analyzer.connections();
     let mut answered: Vec<Option<usize>> = vec![None; units.len()];
@@ -236,7 +290,7 @@ pub fn dialog_steps(timeline: &Timeline) -> Vec<LessonStep> {
             *slot = Some(u);
         }
     }
-    let mut steps = Vec::new();
+    let mut count = 0;
     for (u, unit) in units.iter().enumerate() {
         let opens = match unit.kind {
             UnitKind::Greeting | UnitKind::Command | UnitKind::AuthData | UnitKind::MailContent => {
@@ -273,8 +327,8 @@ pub fn dialog_steps(timeline: &Timeline) -> Vec<LessonStep> {
             UnitKind::Reply => format!("a reply to no captured command: {}", unit.text),
             _ => unit.text.clone(),
         };
-        steps.push(LessonStep {
-            index: steps.len(),
+        keep(LessonStep {
+            index: count,
             frames: first..last + 1,
             session: format!("conn {}", unit.conn + 1),
             rfc: None,
@@ -285,8 +339,9 @@ pub fn dialog_steps(timeline: &Timeline) -> Vec<LessonStep> {
                     .collect(),
             ),
         });
+        count += 1;
     }
-    steps
+    count
 }
 
 /// A recorded step's exchanges: the units cut in its frames, each with its stream range so
@@ -329,7 +384,9 @@ fn step_outcome(
                 stream: Some(unit.stream.clone()),
             })
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut exchanges = exchanges;
+    exchanges.shrink_to_fit();
     let outcome = StepOutcome {
         index: step.index,
         session: step.session.clone(),
