@@ -238,12 +238,7 @@ pub fn load_with_progress(
     }
     // Each step is made and kept at once (for a large foreign capture, a list of all the
     // steps first would be held beside them), in a list of the right size.
-    let count = if steps.is_empty() {
-        each_dialog_step(&timeline, |_| ())
-    } else {
-        steps.len()
-    };
-    let mut records = Vec::with_capacity(count);
+    let mut records = Vec::with_capacity(steps.len());
     let keep = |step: LessonStep| {
         let (outcome, client) = step_outcome(&timeline, &step);
         let mut caption = step.caption;
@@ -258,6 +253,8 @@ pub fn load_with_progress(
     };
     if steps.is_empty() {
         each_dialog_step(&timeline, keep);
+        // (A large list grows in place, its pages touched only as they fill.)
+        records.shrink_to_fit();
     } else {
         steps.into_iter().for_each(keep);
     }
@@ -280,14 +277,16 @@ pub fn dialog_steps(timeline: &Timeline) -> Vec<LessonStep> {
     steps
 }
 
-/// [`dialog_steps`], handing each step to `keep` as it is made; returns how many there were.
-fn each_dialog_step(timeline: &Timeline, mut keep: impl FnMut(LessonStep)) -> usize {
+/// [`dialog_steps`], handing each step to `keep` as it is made.
+fn each_dialog_step(timeline: &Timeline, mut keep: impl FnMut(LessonStep)) {
     let units = timeline.analyzer.units();
     let connections = timeline.analyzer.connections();
-    let mut answered: Vec<Option<usize>> = vec![None; units.len()];
+    // The reply of each command, by unit index (u32: half the size, for the many units of a
+    // large capture).
+    let mut answered: Vec<Option<u32>> = vec![None; units.len()];
     for (u, unit) in units.iter().enumerate() {
         if let Some(slot) = unit.reply_to.and_then(|c| answered.get_mut(c)) {
-            *slot = Some(u);
+            *slot = u32::try_from(u).ok();
         }
     }
     let mut count = 0;
@@ -303,11 +302,8 @@ fn each_dialog_step(timeline: &Timeline, mut keep: impl FnMut(LessonStep)) -> us
         if !opens {
             continue;
         }
-        let reply = answered
-            .get(u)
-            .copied()
-            .flatten()
-            .and_then(|r| units.get(r));
+        let reply_index = answered.get(u).copied().flatten().map(|r| r as usize);
+        let reply = reply_index.and_then(|r| units.get(r));
         let frames: Vec<usize> = unit
             .frames()
             .into_iter()
@@ -333,15 +329,10 @@ fn each_dialog_step(timeline: &Timeline, mut keep: impl FnMut(LessonStep)) -> us
             session: format!("conn {}", unit.conn + 1),
             rfc: None,
             caption: format!("{who}{what}"),
-            units: Some(
-                std::iter::once(u)
-                    .chain(answered.get(u).copied().flatten())
-                    .collect(),
-            ),
+            units: Some(std::iter::once(u).chain(reply_index).collect()),
         });
         count += 1;
     }
-    count
 }
 
 /// A recorded step's exchanges: the units cut in its frames, each with its stream range so

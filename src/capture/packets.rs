@@ -1,4 +1,4 @@
-//! The packets a timeline keeps, stored compactly: one 32-byte record per packet (time,
+//! The packets a timeline keeps, stored compactly: one 24-byte record per packet (time,
 //! length, link type, where its bytes are) and the bytes either in one shared buffer (packets
 //! captured live, or from a pcapng file) or left in the classic pcap file they were read
 //! from, read again when a packet is asked for (as Wireshark does). A packet comes out as an
@@ -18,20 +18,45 @@ use std::time::SystemTime;
 
 use super::{CapturedPacket, LinkType};
 
-/// One packet's record.
+/// One packet's record (24 bytes: a large capture has hundreds of thousands).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Record {
     ts_micros: i64,
-    /// Where its bytes begin: in the buffer, or in the file.
-    at: u64,
+    /// Where its bytes begin (the low 47 bits: in the buffer, or in the file), whether that
+    /// is the file (bit 47), and the index into `Packets::links` (the top 16 bits).
+    place: u64,
     /// Bytes captured.
     len: u32,
     /// Bytes on the wire.
     orig_len: u32,
-    /// Index into `Packets::links`.
-    link: u16,
-    /// The bytes are in the file, not in the buffer.
-    in_file: bool,
+}
+
+/// Offsets up to 128 TiB fit in a record.
+const AT_BITS: u32 = 47;
+const AT_MASK: u64 = (1 << AT_BITS) - 1;
+const IN_FILE: u64 = 1 << AT_BITS;
+
+impl Record {
+    fn new(ts_micros: i64, at: u64, in_file: bool, link: u16, len: usize, orig_len: u32) -> Self {
+        Record {
+            ts_micros,
+            place: (at & AT_MASK) | if in_file { IN_FILE } else { 0 } | (u64::from(link) << 48),
+            len: u32::try_from(len).unwrap_or(u32::MAX),
+            orig_len,
+        }
+    }
+
+    fn at(self) -> u64 {
+        self.place & AT_MASK
+    }
+
+    fn in_file(self) -> bool {
+        self.place & IN_FILE != 0
+    }
+
+    fn link(self) -> usize {
+        usize::from((self.place >> 48) as u16)
+    }
 }
 
 /// The capture file that holds the bytes of file-backed packets.
@@ -144,14 +169,8 @@ impl Packets {
     /// Adds a packet, copying its bytes into memory.
     pub fn push_bytes(&mut self, ts_micros: i64, link: LinkType, data: &[u8], orig_len: u32) {
         let link = self.link_index(link);
-        let record = Record {
-            ts_micros,
-            at: self.bytes.len() as u64,
-            len: u32::try_from(data.len()).unwrap_or(u32::MAX),
-            orig_len,
-            link,
-            in_file: false,
-        };
+        let at = self.bytes.len() as u64;
+        let record = Record::new(ts_micros, at, false, link, data.len(), orig_len);
         self.bytes.extend_from_slice(data);
         self.records.push(record);
     }
@@ -166,18 +185,12 @@ impl Packets {
         len: usize,
         orig_len: u32,
     ) -> bool {
-        if self.file.is_none() {
+        if self.file.is_none() || at > AT_MASK {
             return false;
         }
         let link = self.link_index(link);
-        self.records.push(Record {
-            ts_micros,
-            at,
-            len: u32::try_from(len).unwrap_or(u32::MAX),
-            orig_len,
-            link,
-            in_file: true,
-        });
+        self.records
+            .push(Record::new(ts_micros, at, true, link, len, orig_len));
         true
     }
 
@@ -193,11 +206,11 @@ impl Packets {
 
     /// The bytes of packet `index`: borrowed from memory, or read from the file.
     pub fn data(&self, index: usize) -> Option<Cow<'_, [u8]>> {
-        let r = self.records.get(index)?;
-        if r.in_file {
-            return self.file.as_ref()?.read(r.at, r.len).map(Cow::Owned);
+        let r = *self.records.get(index)?;
+        if r.in_file() {
+            return self.file.as_ref()?.read(r.at(), r.len).map(Cow::Owned);
         }
-        let start = usize::try_from(r.at).ok()?;
+        let start = usize::try_from(r.at()).ok()?;
         let end = start.checked_add(usize::try_from(r.len).ok()?)?;
         self.bytes.get(start..end).map(Cow::Borrowed)
     }
@@ -211,7 +224,7 @@ impl Packets {
     /// The link type of packet `index`, without reading its bytes.
     pub fn link_type(&self, index: usize) -> Option<LinkType> {
         let r = self.records.get(index)?;
-        self.links.get(usize::from(r.link)).copied()
+        self.links.get(r.link()).copied()
     }
 
     /// Packet `index`, or `None` past the end (or when its bytes cannot be read again).
@@ -219,7 +232,7 @@ impl Packets {
         let r = self.records.get(index)?;
         Some(CapturedPacket {
             ts_micros: r.ts_micros,
-            link_type: self.links.get(usize::from(r.link)).copied()?,
+            link_type: self.links.get(r.link()).copied()?,
             data: self.data(index)?.into_owned(),
             orig_len: r.orig_len,
         })
