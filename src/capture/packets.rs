@@ -256,6 +256,11 @@ impl Packets {
         }
     }
 
+    /// How many packet bytes are held in memory (those of file-backed packets are not).
+    pub fn bytes_in_memory(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// The memory this store takes (its records and the bytes it holds), for measurements.
     pub fn heap_bytes(&self) -> usize {
         self.records.capacity() * std::mem::size_of::<Record>()

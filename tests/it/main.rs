@@ -38,6 +38,7 @@ mod scenarios_remote;
 mod scenarios_sockets;
 mod servers_peers;
 mod timeline_links;
+mod timeline_memory;
 mod viz_app;
 mod viz_file;
 mod viz_layout;
