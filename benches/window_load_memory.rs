@@ -108,84 +108,57 @@ fn main() {
     );
     println!("  packets kept for the hex view: {:.1} MiB", mib(packets));
     println!("  steps and the rest: {:.1} MiB", mib(steps));
-    use std::mem::size_of;
+    use mailwire::decode::analyzer::{Carrier, Connection, Frame, Unit};
+    use mailwire::decode::stream::StreamPiece;
+    use std::mem::{size_of, size_of_val};
     let a = &timeline.analyzer;
-    let frames = a.frames().len() * size_of::<mailwire::decode::analyzer::Frame>();
-    let units = a.units().len() * size_of::<mailwire::decode::analyzer::Unit>()
-        + a.units()
-            .iter()
-            .map(|u| {
-                u.text.capacity()
-                    + u.carriers.capacity() * size_of::<mailwire::decode::analyzer::Carrier>()
-            })
-            .sum::<usize>();
-    let conns = a.connections().len() * size_of::<mailwire::decode::analyzer::Connection>()
-        + a.connections()
-            .iter()
-            .map(|c| {
-                c.frames.capacity() * 4
-                    + c.units.capacity() * 8
-                    + c.streams
-                        .iter()
-                        .map(|s| {
-                            s.pieces.capacity() * size_of::<mailwire::decode::stream::StreamPiece>()
-                                + s.gaps.capacity() * 16
-                        })
-                        .sum::<usize>()
-            })
-            .sum::<usize>();
-    let steps_inline = timeline.steps.capacity() * size_of::<mailwire::timeline::StepRecord>();
+    let units_heap: usize = a
+        .units()
+        .iter()
+        .map(|u| u.text.capacity() + u.carriers.capacity() * size_of::<Carrier>())
+        .sum();
+    let conns_heap: usize = a
+        .connections()
+        .iter()
+        .map(|c| {
+            let pieces: usize = c
+                .streams
+                .iter()
+                .map(|s| s.pieces.capacity() * size_of::<StreamPiece>() + s.gaps.capacity() * 16)
+                .sum();
+            c.frames.capacity() * 4 + c.units.capacity() * 8 + pieces
+        })
+        .sum();
     let steps_heap: usize = timeline
         .steps
         .iter()
         .map(|s| {
+            let e = &s.outcome.exchanges;
             s.caption.capacity()
                 + s.outcome.session.capacity()
-                + s.outcome.exchanges.capacity() * size_of::<mailwire::exchange::Exchange>()
-                + s.outcome
-                    .exchanges
-                    .iter()
-                    .map(|e| e.line.capacity())
-                    .sum::<usize>()
+                + e.capacity() * size_of::<mailwire::exchange::Exchange>()
+                + e.iter().map(|e| e.line.capacity()).sum::<usize>()
         })
         .sum();
-    let text: usize = a.units().iter().map(|u| u.text.capacity()).sum();
-    let carriers: usize = a.units().iter().map(|u| u.carriers.capacity()).sum();
-    let carried: usize = a.units().iter().map(|u| u.carriers.len()).sum();
-    let longest = a.units().iter().map(|u| u.text.len()).max().unwrap_or(0);
     println!(
-        "  unit texts {:.1} MiB (longest {longest}), carriers {carriers} (in use {carried})",
-        mib(text)
-    );
-    let pieces: (usize, usize) = a
-        .connections()
-        .iter()
-        .flat_map(|c| c.streams.iter())
-        .fold((0, 0), |(c, l), s| {
-            (c + s.pieces.capacity(), l + s.pieces.len())
-        });
-    let cframes: (usize, usize) = a.connections().iter().fold((0, 0), |(c, l), s| {
-        (c + s.frames.capacity(), l + s.frames.len())
-    });
-    println!("  stream pieces {pieces:?}, connection frames {cframes:?} (capacity, in use)");
-    println!(
-        "  analyzer parts: frames {:.1}, units {:.1}, connections {:.1} MiB; steps: records {:.1}, their heap {:.1} MiB",
-        mib(frames),
-        mib(units),
-        mib(conns),
-        mib(steps_inline),
-        mib(steps_heap)
+        "  analyzer: frames {:.1} MiB ({} of {} B), units {:.1} MiB ({} of {} B, with their \
+         texts and carriers), connections {:.1} MiB ({} of {} B, with their lists)",
+        mib(size_of_val(a.frames())),
+        a.frames().len(),
+        size_of::<Frame>(),
+        mib(size_of_val(a.units()) + units_heap),
+        a.units().len(),
+        size_of::<Unit>(),
+        mib(size_of_val(a.connections()) + conns_heap),
+        a.connections().len(),
+        size_of::<Connection>(),
     );
     println!(
-        "  sizes: Frame {} B, Unit {} B, Connection {} B, StepRecord {} B, Exchange {} B; \
-         {} frames, {} units, {} connections",
-        size_of::<mailwire::decode::analyzer::Frame>(),
-        size_of::<mailwire::decode::analyzer::Unit>(),
-        size_of::<mailwire::decode::analyzer::Connection>(),
+        "  steps: records {:.1} MiB ({} of {} B), their captions, sessions and exchanges \
+         {:.1} MiB",
+        mib(timeline.steps.capacity() * size_of::<mailwire::timeline::StepRecord>()),
+        timeline.steps.len(),
         size_of::<mailwire::timeline::StepRecord>(),
-        size_of::<mailwire::exchange::Exchange>(),
-        timeline.analyzer.frames().len(),
-        timeline.analyzer.units().len(),
-        timeline.analyzer.connections().len(),
+        mib(steps_heap)
     );
 }
