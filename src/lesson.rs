@@ -24,6 +24,7 @@ use crate::capture::file::{CaptureFile, FileError};
 use crate::capture::packets::Packets;
 use crate::decode::UnitKind;
 use crate::exchange::{Exchange, ExchangeKind, StepOutcome};
+use crate::proto::Protocol;
 use crate::timeline::{CaptureStatus, StepRecord, Timeline};
 
 /// The first field of a step line.
@@ -320,6 +321,11 @@ fn each_dialog_step(timeline: &Timeline, mut keep: impl FnMut(LessonStep)) {
         let what = match unit.kind {
             UnitKind::Greeting => "the server's greeting".to_string(),
             UnitKind::MailContent => "the message content".to_string(),
+            UnitKind::Reply
+                if !has_status(connection.and_then(|c| c.mail_protocol()), &unit.text) =>
+            {
+                format!("the server sent a line that is not a reply: {}", unit.text)
+            }
             UnitKind::Reply => format!("a reply to no captured command: {}", unit.text),
             _ => unit.text.clone(),
         };
@@ -335,9 +341,20 @@ fn each_dialog_step(timeline: &Timeline, mut keep: impl FnMut(LessonStep)) {
     }
 }
 
+/// Whether a reply line begins as its protocol's replies must: +OK or -ERR (RFC 1939
+/// section 3), a three-digit code (RFC 5321 section 4.2).
+fn has_status(protocol: Option<Protocol>, line: &str) -> bool {
+    match protocol {
+        Some(Protocol::Pop3) => line.starts_with("+OK") || line.starts_with("-ERR"),
+        Some(Protocol::Smtp) => line.len() >= 3 && line.bytes().take(3).all(|b| b.is_ascii_digit()),
+        None => true,
+    }
+}
+
 /// A recorded step's exchanges: the units cut in its frames, each with its stream range so
-/// that the timeline links it back to the same unit.
-fn step_outcome(
+/// that the timeline links it back to the same unit; and the client end of its connection.
+/// (The window's live watch makes its steps with it, from [`dialog_steps`], as a file's.)
+pub fn step_outcome(
     timeline: &Timeline,
     step: &LessonStep,
 ) -> (StepOutcome, Option<std::net::SocketAddr>) {
