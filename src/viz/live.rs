@@ -272,11 +272,17 @@ fn session_output(ui: &mut Ui, timeline: &Timeline, session: &str, palette: &Pal
                 .stick_to_bottom(true)
                 .auto_shrink([false, true])
                 .show(ui, |ui| {
+                    // A reply's further lines take its first line's colour: "4.txt 386" in
+                    // a listing is no 4xx reply.
+                    let mut reply = palette.positive;
                     for line in &lines {
                         let (tag, color) = match line.from {
                             Some(Direction::ClientToServer) => ("C:", palette.client),
                             Some(Direction::ServerToClient) => {
-                                ("S:", palette.reply_color(&line.text))
+                                if line.first {
+                                    reply = palette.reply_color(&line.text);
+                                }
+                                ("S:", reply)
                             }
                             None => ("--", palette.negative),
                         };
