@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::servers::{self, EventSink, ServerConfig};
+use crate::servers::{self, ClearPasswords, EventSink, Listeners, ServerConfig, TlsSettings};
 use crate::store::{self, Store};
 
 /// Arguments of `mailwire serve`.
@@ -55,11 +55,40 @@ pub struct ServeArgs {
     /// Do not print session transcripts.
     #[arg(long, short)]
     pub quiet: bool,
+    // TLS and SASL (RFC 2595, RFC 3207, RFC 8314; RFC 5034, RFC 4954).
+    /// Also listen for POP3 over implicit TLS (RFC 8314; the usual port is 995), e.g.
+    /// 127.0.0.1:9950.
+    #[arg(long, value_parser = listen_address)]
+    pub pop3s: Option<SocketAddr>,
+    /// Also listen for SMTP submission over implicit TLS (RFC 8314; the usual port is 465),
+    /// e.g. 127.0.0.1:4650.
+    #[arg(long, value_parser = listen_address)]
+    pub smtps: Option<SocketAddr>,
+    /// The server's certificate chain, a PEM file (with --key). Default: a self-signed
+    /// certificate made on first start and kept in the data directory (mailwire-cert.pem).
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The certificate's private key, a PEM file (with --cert).
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// No TLS at all: STLS and STARTTLS are not offered.
+    #[arg(long, conflicts_with_all = ["cert", "key", "pop3s", "smtps"])]
+    pub no_tls: bool,
+    /// Where a password may be sent outside TLS (USER/PASS, AUTH PLAIN and LOGIN, whose
+    /// base64 is no encryption): from every client, from this computer only, or never.
+    #[arg(long, value_enum, default_value_t = ClearPasswords::Loopback)]
+    pub clear_passwords: ClearPasswords,
 }
 
 /// Runs `mailwire serve`: the servers until a stop signal (Ctrl-C, SIGTERM, SIGHUP).
 pub fn run_serve(args: ServeArgs) -> Result<(), String> {
-    for (name, addr) in [("POP3", args.pop3), ("SMTP", args.smtp)] {
+    let implicit = [("POP3S", args.pop3s), ("SMTPS", args.smtps)]
+        .into_iter()
+        .filter_map(|(name, addr)| Some((name, addr?)));
+    for (name, addr) in [("POP3", args.pop3), ("SMTP", args.smtp)]
+        .into_iter()
+        .chain(implicit)
+    {
         if !addr.ip().is_loopback() && !args.allow_remote {
             return Err(format!(
                 "refusing to listen for {name} on {addr}: it is not a loopback address. \
@@ -69,6 +98,28 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
         }
     }
     let store = open_store(args.data.as_deref())?;
+    let tls = if args.no_tls {
+        None
+    } else {
+        let settings = match (&args.cert, &args.key) {
+            (Some(cert), Some(key)) => TlsSettings::from_pem_files(cert, key),
+            _ => TlsSettings::load_or_create(store.root(), &args.hostname),
+        }
+        .map_err(|e| format!("TLS: {e}"))?;
+        Some(settings)
+    };
+    // Said after the addresses, which scripts read first.
+    let tls_note = tls.as_ref().map(|t| {
+        let path = t.cert_path().display();
+        match (&args.cert, t.created()) {
+            (Some(_), _) => format!("STLS/STARTTLS offered with the certificate {path}"),
+            (None, made) => format!(
+                "STLS/STARTTLS offered with the self-signed certificate {path}{} (clients \
+                 must be told to accept it, e.g. curl -k)",
+                if made { ", made now" } else { "" }
+            ),
+        }
+    });
     let config = ServerConfig {
         hostname: args.hostname,
         failed_login_delay: Duration::from_millis(args.login_delay_ms),
@@ -79,12 +130,23 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
         max_message_size: args.max_message_size,
         local_domains: args.domains,
         replies: Default::default(),
+        tls,
+        mechanisms: crate::proto::sasl::Mechanism::ALL.to_vec(),
+        clear_passwords: args.clear_passwords,
     };
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async move {
         let pop3 = bind(args.pop3, "POP3").await?;
         let smtp = bind(args.smtp, "SMTP").await?;
+        let pop3s = match args.pop3s {
+            Some(addr) => Some(bind(addr, "POP3S").await?),
+            None => None,
+        };
+        let smtps = match args.smtps {
+            Some(addr) => Some(bind(addr, "SMTPS").await?),
+            None => None,
+        };
         let events = if args.quiet {
             EventSink::none()
         } else {
@@ -106,13 +168,29 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
         };
         // Listening before the servers say they are ready.
         let mut stop = crate::signals::StopSignals::new().map_err(|e| e.to_string())?;
-        let running = servers::start(Arc::new(store), config, pop3, smtp, events)
+        let listeners = Listeners {
+            pop3,
+            smtp,
+            pop3s,
+            smtps,
+        };
+        let running = servers::start_listeners(Arc::new(store), config, listeners, events)
             .map_err(|e| format!("cannot start the servers: {e}"))?;
+        let implicit: String = [
+            ("POP3S", running.pop3s_addr()),
+            ("SMTPS", running.smtps_addr()),
+        ]
+        .into_iter()
+        .filter_map(|(name, addr)| Some(format!(", {name} on {}", addr?)))
+        .collect();
         say(format!(
-            "POP3 on {}, SMTP on {}. Ctrl-C stops.",
+            "POP3 on {}, SMTP on {}{implicit}. Ctrl-C stops.",
             running.pop3_addr(),
             running.smtp_addr()
         ));
+        if let Some(tls) = &tls_note {
+            say(tls);
+        }
         if args.allow_remote {
             say("warning: other computers may connect; passwords travel in clear text.");
         }
@@ -178,7 +256,12 @@ async fn bind(addr: SocketAddr, name: &str) -> Result<tokio::net::TcpListener, S
                  (sudo setcap cap_net_bind_service+ep $(command -v mailwire)); \
                  or use a port above 1024, e.g. --{} 127.0.0.1:{}.",
                 name.to_lowercase(),
-                if name == "POP3" { 1110 } else { 2525 }
+                match name {
+                    "POP3" => 1110,
+                    "SMTP" => 2525,
+                    "POP3S" => 9950,
+                    _ => 4650,
+                }
             ),
             std::io::ErrorKind::AddrInUse => {
                 " Another program (or another mailwire) listens there; stop it or choose \
