@@ -172,8 +172,9 @@ impl Responder<Pop3Server> for Pop3Responder {
                 }
                 Pop3Request::Fetch { index } => Answer::Fetch(backend.fetch(index)),
                 Pop3Request::Update { delete } => Answer::Update(backend.update(&delete)),
-                // The driver makes the handshake; it never hands this request over.
-                Pop3Request::StartTls => Answer::Update(Err(MaildropError::NotLocked)),
+                // The driver makes the handshake and never hands this request over; were it
+                // handed over, the session ends (as in the synchronous backend).
+                Pop3Request::StartTls => Answer::EndSession,
             };
             (backend, outcome)
         })
@@ -193,6 +194,7 @@ impl Responder<Pop3Server> for Pop3Responder {
             }
             Answer::Fetch(result) => machine.answer_fetch(result),
             Answer::Update(result) => machine.answer_update(result),
+            Answer::EndSession => machine.receive_eof(),
         }
     }
 }
@@ -201,4 +203,5 @@ enum Answer {
     Login(LoginOutcome, Option<Vec<u8>>),
     Fetch(Result<Vec<u8>, MaildropError>),
     Update(Result<(), MaildropError>),
+    EndSession,
 }

@@ -140,10 +140,22 @@ impl TlsSettings {
 
 /// The TLS secrets of the servers' sessions, as NSS key log lines (`LABEL client_random
 /// secret`, hex): with them Wireshark decrypts a capture of mailwire's own sessions (for a
-/// pcapng Decryption Secrets Block, or an SSLKEYLOGFILE).
-#[derive(Debug, Default)]
+/// pcapng Decryption Secrets Block). They are also appended to the file the environment
+/// variable `SSLKEYLOGFILE` names, if it is set (the convention browsers and curl follow),
+/// so Wireshark can decrypt a live capture of `mailwire serve`.
+#[derive(Debug)]
 pub struct SessionKeys {
     lines: Mutex<Vec<String>>,
+    file: rustls::KeyLogFile,
+}
+
+impl Default for SessionKeys {
+    fn default() -> Self {
+        Self {
+            lines: Mutex::new(Vec::new()),
+            file: rustls::KeyLogFile::new(),
+        }
+    }
 }
 
 impl SessionKeys {
@@ -155,6 +167,7 @@ impl SessionKeys {
 
 impl rustls::KeyLog for SessionKeys {
     fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        self.file.log(label, client_random, secret);
         let line = format!("{label} {} {}", hex(client_random), hex(secret));
         if let Ok(mut lines) = self.lines.lock() {
             if lines.len() >= MAX_KEY_LOG_LINES {
@@ -373,6 +386,17 @@ mod tests {
         // Swapped files.
         let err = TlsSettings::from_pem_files(&k, &c).unwrap_err();
         assert!(err.to_string().contains("swapped"), "{err}");
+    }
+
+    #[test]
+    fn session_keys_keep_nss_key_log_lines() {
+        use rustls::KeyLog as _;
+        let keys = SessionKeys::default();
+        keys.log("CLIENT_TRAFFIC_SECRET_0", &[0xab; 32], &[0x01, 0x02]);
+        assert_eq!(
+            keys.lines(),
+            vec![format!("CLIENT_TRAFFIC_SECRET_0 {} 0102", "ab".repeat(32))]
+        );
     }
 
     #[test]

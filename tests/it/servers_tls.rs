@@ -36,6 +36,7 @@ struct TlsRunning {
     pop3s: SocketAddr,
     smtps: SocketAddr,
     dir: TempDir,
+    tls: TlsSettings,
     events: crossbeam_channel::Receiver<ServerEvent>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -87,7 +88,7 @@ fn start_tls(clear_passwords: ClearPasswords) -> TlsRunning {
     let config = ServerConfig {
         failed_login_delay: Duration::from_millis(20),
         idle_limit: Duration::from_secs(30),
-        tls: Some(tls),
+        tls: Some(tls.clone()),
         clear_passwords,
         ..ServerConfig::default()
     };
@@ -132,6 +133,7 @@ fn start_tls(clear_passwords: ClearPasswords) -> TlsRunning {
         pop3s,
         smtps,
         dir,
+        tls,
         events: rx,
         stop: Some(stop),
         thread: Some(thread),
@@ -238,6 +240,23 @@ q.quit()
         }
         _ => None,
     });
+    // And kept both sessions' TLS 1.3 secrets, as NSS key log lines, for decryption.
+    let keys = s.tls.session_keys().lines();
+    for label in [
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+        "CLIENT_TRAFFIC_SECRET_0",
+        "SERVER_TRAFFIC_SECRET_0",
+    ] {
+        let with_label: Vec<&String> = keys
+            .iter()
+            .filter(|l| l.starts_with(&format!("{label} ")))
+            .collect();
+        assert_eq!(with_label.len(), 2, "{label} in {keys:?}");
+        let fields: Vec<&str> = with_label[0].split(' ').collect();
+        assert_eq!(fields.len(), 3);
+        assert_eq!(fields[1].len(), 64, "client random, hex");
+    }
 }
 
 #[test]

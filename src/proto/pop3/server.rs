@@ -253,7 +253,12 @@ impl ServerMachine for Pop3Server {
             self.pending = None;
         }
         self.security.tls = TlsState::Active;
-        self.event(Pop3Event::Security(SecurityEvent::TlsStarted));
+        // Before anything still queued: on an implicit-TLS port the greeting is queued
+        // from the start, yet it goes out through TLS.
+        self.outputs
+            .push_front(Pop3Output::Event(Pop3Event::Security(
+                SecurityEvent::TlsStarted,
+            )));
     }
 
     fn goodbye(&self, why: Goodbye) -> Option<Vec<u8>> {

@@ -910,3 +910,22 @@ fn apop_only_offers_no_mechanism_that_sends_the_password() {
          CRAM-MD5 or SCRAM-SHA-256\r\n"
     ));
 }
+
+#[test]
+fn on_an_implicit_tls_port_tls_comes_before_the_greeting() {
+    let mut server = Pop3Server::new(config()).with_security(Security {
+        tls: TlsState::Active,
+        ..Security::default()
+    });
+    server.tls_started();
+    assert_eq!(
+        server.poll_output(),
+        Some(Pop3Output::Event(Pop3Event::Security(
+            SecurityEvent::TlsStarted
+        )))
+    );
+    assert!(matches!(
+        server.poll_output(),
+        Some(Pop3Output::Event(Pop3Event::ReplySent { .. }))
+    ));
+}

@@ -307,7 +307,12 @@ impl ServerMachine for SmtpServer {
             self.pending = None;
         }
         self.security.tls = TlsState::Active;
-        self.event(SmtpEvent::Security(SecurityEvent::TlsStarted));
+        // Before anything still queued: on an implicit-TLS port the greeting is queued
+        // from the start, yet it goes out through TLS.
+        self.outputs
+            .push_front(SmtpOutput::Event(SmtpEvent::Security(
+                SecurityEvent::TlsStarted,
+            )));
     }
 
     fn goodbye(&self, why: Goodbye) -> Option<Vec<u8>> {
