@@ -15,6 +15,7 @@ packages=(
   tshark                                   # reads our exported captures in the tests
   nftables                                 # the retransmission scenario loses a segment
   xvfb xauth imagemagick                   # the window under a virtual display (screenshots)
+  chromium                                 # opens and prints the HTML worksheets and reports
   libxkbcommon-x11-0 libgl1 libegl1        # what eframe loads at run time
 )
 

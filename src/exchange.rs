@@ -119,17 +119,6 @@ pub enum StepError {
     },
 }
 
-impl StepError {
-    /// Whether the session's connection is gone after this error (the window then shows it
-    /// as disconnected).
-    pub fn ends_session(&self) -> bool {
-        matches!(
-            self,
-            StepError::NotConnected { .. } | StepError::Transport(_) | StepError::Protocol(_)
-        )
-    }
-}
-
 impl fmt::Display for StepError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use crate::capture::file::{CaptureFile, FileError};
 use crate::decode::UnitKind;
 use crate::exchange::{Exchange, ExchangeKind, StepOutcome};
+use crate::proto::Protocol;
 use crate::timeline::{CaptureStatus, StepRecord, Timeline};
 
 /// The first field of a step line.
@@ -270,6 +271,11 @@ pub fn dialog_steps(timeline: &Timeline) -> Vec<LessonStep> {
         let what = match unit.kind {
             UnitKind::Greeting => "the server's greeting".to_string(),
             UnitKind::MailContent => "the message content".to_string(),
+            UnitKind::Reply
+                if !has_status(connection.and_then(|c| c.mail_protocol()), &unit.text) =>
+            {
+                format!("the server sent a line that is not a reply: {}", unit.text)
+            }
             UnitKind::Reply => format!("a reply to no captured command: {}", unit.text),
             _ => unit.text.clone(),
         };
@@ -287,6 +293,16 @@ pub fn dialog_steps(timeline: &Timeline) -> Vec<LessonStep> {
         });
     }
     steps
+}
+
+/// Whether a reply line begins as its protocol's replies must: +OK or -ERR (RFC 1939
+/// section 3), a three-digit code (RFC 5321 section 4.2).
+fn has_status(protocol: Option<Protocol>, line: &str) -> bool {
+    match protocol {
+        Some(Protocol::Pop3) => line.starts_with("+OK") || line.starts_with("-ERR"),
+        Some(Protocol::Smtp) => line.len() >= 3 && line.bytes().take(3).all(|b| b.is_ascii_digit()),
+        None => true,
+    }
 }
 
 /// A recorded step's exchanges: the units cut in its frames, each with its stream range so

@@ -16,6 +16,7 @@ pub mod exchange;
 pub mod export;
 pub mod lesson;
 pub mod proto;
+pub mod quiz;
 pub mod scenario;
 pub mod servers;
 pub mod signals;

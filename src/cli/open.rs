@@ -24,11 +24,51 @@ pub struct OpenArgs {
     /// (for benchmarks).
     #[arg(long)]
     pub summary_only: bool,
+    /// Write a lab report of the capture a student can hand in: the diagram, every step's
+    /// commands and replies with their frames (a mailwire export keeps its captions), and the
+    /// headers of --report-packets (HTML; opens and prints in any browser).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// The frames whose decoded headers go in the lab report: frame numbers as Wireshark
+    /// shows them, comma-separated (4,9,12).
+    #[arg(long, value_name = "FRAMES", value_parser = parse_frame_list, requires = "report")]
+    pub report_packets: Option<FrameList>,
+}
+
+/// Frame indices (0-based), given as frame numbers as Wireshark shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FrameList(pub Vec<usize>);
+
+/// Frame numbers as Wireshark shows them ("4,9,12", 1-based) as frame indices (0-based).
+pub fn parse_frame_list(text: &str) -> Result<FrameList, String> {
+    let frames: Result<Vec<usize>, String> = text
+        .split(',')
+        .map(str::trim)
+        .map(|n| match n.parse::<usize>() {
+            Ok(0) => Err("frame numbers start at 1, as in Wireshark".to_string()),
+            Ok(n) => Ok(n - 1),
+            Err(_) => Err(format!(
+                "\"{n}\" is not a frame number: give numbers as Wireshark shows them, \
+                 separated by commas (4,9,12)"
+            )),
+        })
+        .collect();
+    frames.map(FrameList)
 }
 
 /// Runs `mailwire open`. A file that cannot be read at all is an error; a file cut short
 /// prints what was read, then the error.
 pub fn run_open(args: OpenArgs) -> Result<(), String> {
+    if let Some(report) = &args.report {
+        // The lesson loader gives the steps: a mailwire export's captions, else one step per
+        // command and its reply.
+        let timeline = crate::lesson::load(&args.file).map_err(|e| e.to_string())?;
+        let packets = args.report_packets.clone().unwrap_or_default();
+        crate::export::html::write_report(&timeline, &packets.0, report)
+            .map_err(|e| e.to_string())?;
+        println!("wrote {}", report.display());
+        return Ok(());
+    }
     let started = Instant::now();
     let mut file = CaptureFile::open(&args.file).map_err(|e| e.to_string())?;
     let link = file.link_type();

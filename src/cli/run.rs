@@ -8,6 +8,7 @@ use std::io::{BufRead, Write};
 use super::open::{frame_list, segment_line};
 use crate::capture::sandbox::{self, OnParentDeath};
 use crate::exchange::StepError;
+use crate::quiz::{Question, Quiz, Score, Verdict, letter};
 use crate::scenario::format::{self, BUILTIN, Scenario};
 use crate::scenario::recorder::{Recorder, RecorderOptions};
 use crate::scenario::{run_in_memory, transcript};
@@ -33,6 +34,21 @@ pub struct RunArgs {
     /// Write the sequence diagram to this SVG file.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<std::path::PathBuf>,
+    /// Write a worksheet for the class: this scenario's quiz questions, step by step, with
+    /// boxes to tick (HTML; opens and prints in any browser).
+    #[arg(long, value_name = "FILE")]
+    pub worksheet: Option<std::path::PathBuf>,
+    /// Write the worksheet's answer key for the teacher: every choice explained (HTML).
+    #[arg(long, value_name = "FILE")]
+    pub answer_key: Option<std::path::PathBuf>,
+    /// Write a lab report of this run a student can hand in: the diagram, every step's
+    /// commands and replies with their frames, and the headers of --report-packets (HTML).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
+    /// The frames whose decoded headers go in the lab report: frame numbers as Wireshark
+    /// shows them, comma-separated (4,9,12).
+    #[arg(long, value_name = "FRAMES", value_parser = super::open::parse_frame_list, requires = "report")]
+    pub report_packets: Option<super::open::FrameList>,
     /// Run the machines in memory: no sockets, no packets (the transcript only).
     #[arg(long)]
     pub memory: bool,
@@ -42,6 +58,13 @@ pub struct RunArgs {
     /// Do not use the private network namespace, even without capture rights.
     #[arg(long)]
     pub no_sandbox: bool,
+    /// Quiz mode: before each reply is shown, ask what it will be (+OK or -ERR, the reply
+    /// code, the POP3 state, how many segments, the next ACK). Answers are read from stdin,
+    /// one per line (a letter or the choice's text), so a class or a script can answer;
+    /// the score is printed last, as "score N/M". The questions pace the run, so not with
+    /// --step.
+    #[arg(long, conflicts_with = "step")]
+    pub quiz: bool,
 }
 
 /// Runs `mailwire run`.
@@ -61,7 +84,7 @@ pub fn run_scenario(args: RunArgs) -> Result<(), String> {
         .ok_or("name a scenario (mailwire run --list shows the built-in ones)")?;
     let scenario = format::find(name).map_err(|e| e.to_string())?;
     if args.memory {
-        return run_memory(&scenario);
+        return run_memory(&scenario, &args);
     }
     let in_sandbox = sandbox::is_sandboxed_copy();
     if !in_sandbox && !args.no_sandbox && !args.no_capture && should_use_sandbox() {
@@ -91,14 +114,161 @@ fn reexec_in_sandbox() -> Result<(), String> {
     }
 }
 
-fn run_memory(scenario: &Scenario) -> Result<(), String> {
+fn run_memory(scenario: &Scenario, args: &RunArgs) -> Result<(), String> {
     println!("{}", scenario.title);
     println!("(in memory: the machines are wired together directly; no sockets, no packets)");
     let outcomes = run_in_memory(scenario).map_err(|e| e.to_string())?;
+    let mut timeline = Timeline {
+        title: scenario.title.clone(),
+        ..Timeline::default()
+    };
+    for o in &outcomes {
+        let step = scenario.steps.get(o.index);
+        timeline.steps.push(crate::timeline::StepRecord {
+            outcome: o.clone(),
+            caption: step.map(|s| s.caption.clone()).unwrap_or_default(),
+            rfc: step.and_then(|s| s.rfc.clone()),
+            client: None,
+            frames: 0..0,
+        });
+    }
+    if args.quiz {
+        // The same questions as on sockets, but none about packets: there are none.
+        let mut asker = Asker::new();
+        for index in 0..timeline.steps.len() {
+            asker.step(&timeline, index);
+        }
+        write_html_exports(scenario, &timeline, args)?;
+        println!("\n{}", asker.score);
+        return Ok(());
+    }
     print!("{}", transcript(scenario, &outcomes));
+    write_html_exports(scenario, &timeline, args)?;
     match outcomes.iter().find(|o| o.check.is_err()) {
         Some(o) => Err(failure(scenario, o.index, o.check.as_ref().err())),
         None => Ok(()),
+    }
+}
+
+/// Writes the worksheet, the answer key and the lab report that were asked for.
+fn write_html_exports(
+    scenario: &Scenario,
+    timeline: &Timeline,
+    args: &RunArgs,
+) -> Result<(), String> {
+    use crate::export::html::{Sheet, SheetStep, write_report, write_worksheet};
+    if args.worksheet.is_some() || args.answer_key.is_some() {
+        let steps = SheetStep::of_timeline(timeline);
+        let sheets = [
+            (&args.worksheet, Sheet::Questions),
+            (&args.answer_key, Sheet::AnswerKey),
+        ];
+        for (path, sheet) in sheets {
+            if let Some(path) = path {
+                write_worksheet(path, &scenario.title, &scenario.description, &steps, sheet)
+                    .map_err(|e| e.to_string())?;
+                println!("wrote {}", path.display());
+            }
+        }
+    }
+    if let Some(path) = &args.report {
+        let packets = args.report_packets.clone().unwrap_or_default();
+        write_report(timeline, &packets.0, path).map_err(|e| e.to_string())?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Asks a step's questions on stdout, reads the answers from stdin, then shows the step.
+struct Asker {
+    quiz: Quiz,
+    score: Score,
+    input: std::io::StdinLock<'static>,
+    ended: bool,
+}
+
+impl Asker {
+    fn new() -> Self {
+        Asker {
+            quiz: Quiz::new(),
+            score: Score::default(),
+            input: std::io::stdin().lock(),
+            ended: false,
+        }
+    }
+
+    /// Shows what the client sent, asks about what came back, then shows the whole step.
+    fn step(&mut self, timeline: &Timeline, index: usize) {
+        let questions = self.quiz.questions(timeline, index);
+        if let Some(record) = timeline.steps.get(index)
+            && !questions.is_empty()
+        {
+            println!(
+                "\n== step {} [{}] {}",
+                index + 1,
+                record.outcome.session,
+                record.caption
+            );
+            for e in &record.outcome.exchanges {
+                if e.kind == crate::exchange::ExchangeKind::Reply {
+                    break;
+                }
+                println!("  {} {}", e.direction().tag(), e.line);
+            }
+        }
+        for q in &questions {
+            let verdict = self.ask(q);
+            self.score.add(&verdict);
+        }
+        if questions.is_empty() {
+            print_step(timeline, index);
+        } else {
+            println!("\n  -- step {}, as it crossed the wire:", index + 1);
+            print_step_body(timeline, index);
+        }
+    }
+
+    fn ask(&mut self, q: &Question) -> Verdict {
+        println!("\n  ? {}", q.prompt);
+        for (i, c) in q.choices.iter().enumerate() {
+            println!("     {}) {}", letter(i), c.text);
+        }
+        print!("  your answer: ");
+        let _ = std::io::stdout().flush();
+        let mut line = String::new();
+        let verdict = if self.ended || self.input.read_line(&mut line).unwrap_or(0) == 0 {
+            self.ended = true;
+            println!("(no answer: end of input)");
+            Verdict::Unanswered
+        } else {
+            let typed = line.trim();
+            println!("{typed}");
+            q.judge(typed)
+        };
+        let right = q.answer().and_then(|i| q.choices.get(i).map(|c| (i, c)));
+        match (&verdict, right) {
+            (Verdict::Right(_), Some((_, c))) => println!("  right: {}", c.why),
+            (Verdict::Wrong(i), Some((r, c))) => {
+                if let Some(chosen) = q.choices.get(*i) {
+                    println!("  wrong: {}", chosen.why);
+                }
+                println!("  the answer is {}) {}: {}", letter(r), c.text, c.why);
+            }
+            (Verdict::NotAChoice, Some((r, c))) => {
+                println!(
+                    "  \"{}\" is not one of the choices (type a letter or a choice's text); \
+                     the answer is {}) {}: {}",
+                    line.trim(),
+                    letter(r),
+                    c.text,
+                    c.why
+                );
+            }
+            (_, Some((r, c))) => println!("  the answer is {}) {}: {}", letter(r), c.text, c.why),
+            (_, None) => {}
+        }
+        println!("  {}", q.explanation);
+        verdict
     }
 }
 
@@ -135,6 +305,7 @@ fn run_live(scenario: &Scenario, options: &RecorderOptions, args: &RunArgs) -> R
     }
     let stdin = std::io::stdin();
     let mut first_failure = None;
+    let mut asker = args.quiz.then(Asker::new);
     while !recorder.is_done() {
         if args.step {
             let next = recorder.timeline().steps.len() + 1;
@@ -147,7 +318,10 @@ fn run_live(scenario: &Scenario, options: &RecorderOptions, args: &RunArgs) -> R
         }
         let Some(index) = recorder.step() else { break };
         let t = recorder.timeline();
-        print_step(t, index);
+        match &mut asker {
+            Some(asker) => asker.step(t, index),
+            None => print_step(t, index),
+        }
         if let Some(record) = t.steps.get(index)
             && let Err(why) = &record.outcome.check
         {
@@ -166,6 +340,11 @@ fn run_live(scenario: &Scenario, options: &RecorderOptions, args: &RunArgs) -> R
     if let Some(path) = &args.svg {
         crate::export::svg::write_svg(&timeline, path).map_err(|e| e.to_string())?;
         println!("wrote {}", path.display());
+    }
+    write_html_exports(scenario, &timeline, args)?;
+    if let Some(asker) = &asker {
+        println!("\n{}", asker.score);
+        return Ok(());
     }
     match first_failure {
         Some(f) => Err(f),
@@ -216,6 +395,14 @@ fn print_step(t: &Timeline, index: usize) {
         record.outcome.session,
         record.caption
     );
+    print_step_body(t, index);
+}
+
+/// A step's exchanges with their frames, its segments and its check, without its header.
+fn print_step_body(t: &Timeline, index: usize) {
+    let Some(record) = t.steps.get(index) else {
+        return;
+    };
     for (k, e) in record.outcome.exchanges.iter().enumerate() {
         let tag = e.direction().tag();
         let frames = t

@@ -1,13 +1,14 @@
 //! Exports of a recorded [`Timeline`]: the captured packets as an annotated pcapng file that
 //! Wireshark opens ([`pcapng`]), the session as a plain-text transcript with the frame
-//! numbers that carried each line ([`transcript`]), and a sequence diagram as standalone SVG
-//! ([`svg`]).
+//! numbers that carried each line ([`transcript`]), a sequence diagram as standalone SVG
+//! ([`svg`]), and worksheets, answer keys and lab reports as printable HTML ([`html`]).
 //!
 //! Nothing here invents facts: what a frame carried comes from the analyzer's units and
 //! their carriers, linked to the steps' exchanges by the timeline. Text that came from the
 //! network is made visible (control characters become their Unicode pictures) before it
 //! goes into a comment, and is XML-escaped before it goes into SVG.
 
+pub mod html;
 pub mod lifelines;
 pub mod pcapng;
 pub mod svg;

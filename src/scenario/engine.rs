@@ -28,6 +28,15 @@ impl Client {
         }
     }
 
+    /// Whether the session is over: the server closed the connection or broke the
+    /// protocol so that the machine cannot go on.
+    fn is_ended(&self) -> bool {
+        match self {
+            Client::Pop3(c) => c.is_ended(),
+            Client::Smtp(c) => c.is_ended(),
+        }
+    }
+
     /// What has arrived of a reply that is not complete yet.
     fn progress(&self) -> Option<String> {
         match self {
@@ -162,6 +171,7 @@ impl<T: Transport> Engine<T> {
         let mut exchanges = Vec::new();
         self.server_closed = false;
         let result = self.perform(step, &mut exchanges);
+        self.close_if_ended(&step.session);
         let check = result.and_then(|got| check_expectation(step.expect.as_ref(), got.as_ref()));
         StepOutcome {
             index,
@@ -178,6 +188,17 @@ impl<T: Transport> Engine<T> {
     /// Whether a session of that name is connected.
     pub fn is_connected(&self, session: &str) -> bool {
         self.sessions.contains_key(session)
+    }
+
+    /// A session whose client machine ended (the server closed, or broke the protocol so
+    /// that no later reply could be paired with its command) is closed on this side too,
+    /// so the next step on it reports `NotConnected` and a connect may start it afresh.
+    fn close_if_ended(&mut self, name: &str) {
+        if self.sessions.get(name).is_some_and(|s| s.client.is_ended())
+            && let Some(s) = self.sessions.remove(name)
+        {
+            self.transport.close(s.conn);
+        }
     }
 
     /// Runs every remaining step.

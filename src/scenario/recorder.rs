@@ -229,6 +229,11 @@ impl Recorder {
         Some(self.timeline.steps.len() - 1)
     }
 
+    /// Whether the session of that name has a connection (after the last step).
+    pub fn is_connected(&self, session: &str) -> bool {
+        self.engine.is_connected(session)
+    }
+
     /// Runs a step that is not in the scenario (typed in a console, a menu action).
     pub fn run_extra(&mut self, step: &Step) -> usize {
         self.watch_target(step);

@@ -239,11 +239,17 @@ pub fn controls_ui(
         if response.changed() {
             actions.push(UiAction::SetSpeed(speed));
         }
+        // Out of every step there will be: those recorded (console steps included) and the
+        // scenario's steps still to run.
+        let to_go = if state.recorded_only {
+            0
+        } else {
+            status.total_steps.saturating_sub(status.steps_run)
+        };
         let position = match state.cursor {
-            Some(c) => format!("Step {}/{}", c + 1, recorded),
+            Some(c) => format!("Step {}/{}", c + 1, recorded + to_go),
             None => "No step yet".to_string(),
         };
-        let to_go = status.total_steps.saturating_sub(status.steps_run);
         let label = ui.label(RichText::new(position).strong());
         if status.total_steps > 0 {
             label.on_hover_text(format!(

@@ -1,7 +1,7 @@
 //! The sequence diagram: one lifeline per server and per client connection, labelled with
 //! address:port ([`crate::export::lifelines`], as in the SVG export; only those the rows
-//! use, and when there are more than [`MAX_LANES`], only those the rows on screen use), a
-//! band per step with its caption,
+//! use, and when more than fit at a readable width (at most [`MAX_LANES`]), only those the
+//! rows on screen use), a band per step with its caption,
 //! one arrow per command or reply with its text, and in the TCP view every captured
 //! segment (flags, relative seq/ack, length), handshake and teardown included.
 //!
@@ -34,6 +34,17 @@ const RIGHT_MARGIN: f32 = 40.0;
 /// At most this many lifelines stay in place; with more (a capture of many connections)
 /// the diagram shows those of the rows on screen.
 pub const MAX_LANES: usize = 8;
+
+/// The least room between two lifelines for all of them to stay in place: below it their
+/// labels and arrow texts would be cut to a few letters (a 1280-pixel projector with the
+/// connection list open), so the diagram shows only the lifelines of the rows on screen.
+const MIN_LANE_SPACING: f32 = 150.0;
+
+/// How many lifelines can stay in place in a diagram `width` points wide.
+fn lanes_that_fit(width: f32) -> usize {
+    let room = (width - LEFT_COLUMN - 26.0 - RIGHT_MARGIN).max(0.0);
+    ((room / MIN_LANE_SPACING).floor() as usize + 1).clamp(2, MAX_LANES)
+}
 
 /// Geometry shared by the header and the rows: where each shown lifeline is.
 #[derive(Debug, Clone)]
@@ -84,15 +95,16 @@ impl Lanes {
     }
 }
 
-/// The lifelines to show: all the rows use when they are few, else those of the rows from
-/// `first_row` on, as many as fit in `visible` points.
+/// The lifelines to show: all the rows use when they fit in `width`, else those of the
+/// rows from `first_row` on, as many as fit in `visible` points.
 fn shown_lanes(
     timeline: &Timeline,
     rows: &DiagramRows,
     first_row: usize,
     visible: f32,
+    width: f32,
 ) -> Vec<usize> {
-    if rows.used.len() <= MAX_LANES {
+    if rows.used.len() <= lanes_that_fit(width) {
         return rows.used.clone();
     }
     let count = (visible / ROW_HEIGHT).ceil().max(0.0) as usize + 2;
@@ -165,7 +177,7 @@ pub fn diagram_ui(
         scroll = scroll.vertical_scroll_offset(offset);
     }
     let first_row = (target.unwrap_or(offset) / ROW_HEIGHT).floor().max(0.0) as usize;
-    let shown = shown_lanes(timeline, rows, first_row, visible);
+    let shown = shown_lanes(timeline, rows, first_row, visible, ui.available_width());
     header_ui(ui, rows, &shown, palette);
     let output = scroll.show_viewport(ui, |ui, viewport| {
         let total = rows.rows.len() as f32 * ROW_HEIGHT;
@@ -658,5 +670,17 @@ mod tests {
         // Else the selected row in the middle.
         let off = reveal_offset(&step(10, 40, 30), 0.0, 10.0 * h);
         assert!(off < 30.0 * h && off + 10.0 * h > 31.0 * h, "{off}");
+    }
+
+    #[test]
+    fn lifelines_stay_in_place_only_while_they_have_room() {
+        // The window's diagram at 1280 wide with every pane open: four in place.
+        assert_eq!(lanes_that_fit(730.0), 4);
+        // With the connection list open as well: one client and its server; the rows on
+        // screen then choose the lifelines.
+        assert_eq!(lanes_that_fit(460.0), 2);
+        // Never fewer than a client and its server, never more than MAX_LANES.
+        assert_eq!(lanes_that_fit(10.0), 2);
+        assert_eq!(lanes_that_fit(5000.0), MAX_LANES);
     }
 }

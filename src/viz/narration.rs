@@ -841,6 +841,32 @@ pub fn narration_ui(
                 .color(palette.negative),
         );
     }
+    // What the capture itself shows wrong in this step's units: a reply without a status,
+    // a multi-line reply with no "." line, a bare LF, bytes not captured.
+    for (k, exchange) in record.outcome.exchanges.iter().enumerate() {
+        let Some(unit) = timeline.unit(index, k) else {
+            continue;
+        };
+        if unit.notes.is_empty() {
+            continue;
+        }
+        let frames: Vec<String> = unit
+            .frames()
+            .iter()
+            .map(|f| format!("#{}", f + 1))
+            .collect();
+        ui.label(
+            RichText::new(format!(
+                "In the capture ({} {}, frame {}): {}",
+                exchange.direction().tag(),
+                short_line(&exchange.line),
+                frames.join(", "),
+                unit.notes.join("; ")
+            ))
+            .size(17.0)
+            .color(palette.negative),
+        );
+    }
     let meanings = step_meanings(timeline, index);
     if !meanings.is_empty() {
         ui.add_space(4.0);
@@ -863,6 +889,16 @@ pub fn narration_ui(
                 ui.label(RichText::new(m.meaning).size(17.0));
             });
         }
+    }
+}
+
+/// A line cut to a length that fits a sentence.
+fn short_line(line: &str) -> String {
+    const MAX: usize = 40;
+    if line.chars().count() <= MAX {
+        line.to_string()
+    } else {
+        format!("{}...", line.chars().take(MAX).collect::<String>())
     }
 }
 

@@ -115,9 +115,11 @@ pub fn contrast_ratio(a: Color32, b: Color32) -> f64 {
     (hi + 0.05) / (lo + 0.05)
 }
 
-/// Whether a reply line is negative: -ERR, or an SMTP 4xx/5xx code.
+/// Whether a reply line is not a success: -ERR, an SMTP 4xx/5xx code, or a line that is
+/// no reply at all (neither +OK nor a 2xx/3xx code: a student's server that sent "ERR" or
+/// "GARBAGE" did not succeed either).
 pub fn is_negative_reply(line: &str) -> bool {
-    line.starts_with("-ERR") || line.starts_with('4') || line.starts_with('5')
+    !(line.starts_with("+OK") || line.starts_with('2') || line.starts_with('3'))
 }
 
 /// egui visuals with strong contrast: black on white, or white on black.
@@ -145,6 +147,23 @@ pub fn visuals(dark: bool) -> Visuals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plus_ok_and_2xx_3xx_are_successes() {
+        for ok in ["+OK 2 320", "250 OK", "354 go ahead", "220 ready"] {
+            assert!(!is_negative_reply(ok), "{ok}");
+        }
+        for bad in [
+            "-ERR no",
+            "550 no",
+            "421 bye",
+            "ERR login incorrect",
+            "GARBAGE",
+            "",
+        ] {
+            assert!(is_negative_reply(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn contrast_follows_wcag() {

@@ -15,8 +15,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use crate::exchange::StepError;
-use crate::scenario::format::{self, Action, Step};
+use crate::scenario::format::{self, Step};
 use crate::scenario::recorder::{Recorder, RecorderOptions};
 use crate::timeline::TimelineUpdate;
 
@@ -245,25 +244,13 @@ impl WorkerState {
             self.error("no scenario is running: pick one (or press Reset) first".to_string());
             return;
         };
-        let index = recorder.run_extra(step);
-        let Some(record) = recorder.timeline().steps.get(index) else {
-            return;
-        };
-        let check = record.outcome.check.as_ref();
-        match &step.action {
-            Action::Connect { .. } => {
-                if matches!(check, Ok(()) | Err(StepError::AlreadyConnected { .. })) {
-                    self.connected.insert(step.session.clone());
-                }
-            }
-            Action::Quit | Action::Drop => {
-                self.connected.remove(&step.session);
-            }
-            _ => {
-                if check.is_err_and(StepError::ends_session) {
-                    self.connected.remove(&step.session);
-                }
-            }
+        recorder.run_extra(step);
+        // The engine knows whether the session still has a connection (a QUIT, a drop,
+        // the server's close or a broken protocol end it); the window shows just that.
+        if recorder.is_connected(&step.session) {
+            self.connected.insert(step.session.clone());
+        } else {
+            self.connected.remove(&step.session);
         }
     }
 

@@ -211,3 +211,95 @@ expect_text = "bye"
         started.elapsed()
     );
 }
+
+/// A broken POP3 server of our own that answers NOOP without "+OK" or "-ERR"; serves two
+/// connections, one after the other, then ends.
+fn server_with_statusless_noop() -> SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for _ in 0..2 {
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+                .unwrap();
+            let mut out = stream.try_clone().unwrap();
+            out.write_all(b"+OK broken server ready\r\n").unwrap();
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                let reply: &[u8] = match line.as_str() {
+                    "NOOP" => b"NOOP is fine\r\n",
+                    "QUIT" => b"+OK bye\r\n",
+                    _ => b"+OK 2 320\r\n",
+                };
+                if out.write_all(reply).is_err() || line == "QUIT" {
+                    break;
+                }
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_server_that_breaks_the_protocol_ends_the_session_and_a_new_connect_starts_afresh() {
+    use mailwire::exchange::StepError;
+    let to = server_with_statusless_noop();
+    let text = format!(
+        r#"
+title = "A server that answers without a status"
+description = "NOOP's reply has neither +OK nor -ERR: the client gives the session up."
+protocols = ["pop3"]
+[fixture]
+
+[[step]]
+caption = "Connect."
+connect = "pop3"
+to = "{to}"
+expect = "+OK"
+
+[[step]]
+caption = "NOOP: the server answers without a status."
+send = "NOOP"
+expect = "+OK"
+
+[[step]]
+caption = "The session is over on the client's side too."
+send = "STAT"
+expect = "+OK"
+
+[[step]]
+caption = "So a new connect is allowed, and works."
+connect = "pop3"
+to = "{to}"
+expect = "+OK"
+
+[[step]]
+caption = "STAT on the new connection."
+send = "STAT"
+expect = "+OK"
+expect_text = "+OK 2 320"
+"#
+    );
+    let s = Scenario::parse(&text, "statusless.toml").unwrap();
+    let outcomes = run_on_sockets(&s).unwrap();
+    assert!(
+        matches!(&outcomes[1].check, Err(StepError::Protocol(why)) if why.contains("NOOP is fine")),
+        "NOOP: {:?}",
+        outcomes[1].check
+    );
+    assert!(
+        matches!(&outcomes[2].check, Err(StepError::NotConnected { .. })),
+        "STAT after the broken reply: {:?}",
+        outcomes[2].check
+    );
+    assert!(
+        outcomes[3].check.is_ok(),
+        "reconnect: {:?}",
+        outcomes[3].check
+    );
+    assert!(outcomes[4].check.is_ok(), "STAT: {:?}", outcomes[4].check);
+}

@@ -239,3 +239,23 @@ fn a_file_dropped_on_the_window_opens() {
     assert!(app.timeline.steps.len() > 10);
     assert_eq!(app.state.cursor, Some(0));
 }
+
+#[test]
+fn what_the_capture_shows_wrong_is_said_beside_the_step() {
+    let Some(file) = reference("zeek_pop3_bad-list-retr-crafted.pcap") else {
+        return;
+    };
+    let mut h = opened(&file);
+    // Step 2: LIST, whose reply never gets its "." line.
+    h.state_mut().act(UiAction::SelectStep(1));
+    h.state_mut().state.cursor = Some(1);
+    h.run();
+    h.get_by_label_contains("In the capture (S: +OK 2 messages (320 octets), frame #10");
+    h.get_by_label_contains("no \".\" line before the next reply began (RFC 1939 section 3");
+    // Step 3: the server's "GARBAGE" line, which is no reply at all.
+    h.state_mut().act(UiAction::SelectStep(2));
+    h.state_mut().state.cursor = Some(2);
+    h.run();
+    h.get_by_label_contains("the server sent a line that is not a reply: GARBAGE");
+    h.get_by_label_contains("does not start with +OK or -ERR (RFC 1939 section 3)");
+}

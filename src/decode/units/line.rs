@@ -114,7 +114,10 @@ impl Line {
         } else if !self.complete {
             notes.push("unterminated: the stream ended before the line end".to_string());
         } else if !self.crlf {
-            notes.push("ends with a bare LF, not CRLF".to_string());
+            notes.push(
+                "ends with a bare LF, not CRLF (RFC 1939 section 3, RFC 5321 section 2.3.8)"
+                    .to_string(),
+            );
         }
         if self.gap {
             notes.push("the bytes just before it were not captured".to_string());

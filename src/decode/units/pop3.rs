@@ -45,7 +45,7 @@ impl Dialog {
             let id = self.close_unit(
                 SERVER,
                 line.start,
-                Some("unterminated: no \".\" line before the next reply began".into()),
+                Some("unterminated: no \".\" line before the next reply began (RFC 1939 section 3: a multi-line reply ends with a line holding only \".\")".into()),
             );
             self.pair_front(id);
         }
@@ -106,7 +106,10 @@ impl Dialog {
                 }
             }
             _ => {
-                notes.push("not a POP3 reply: it does not start with +OK or -ERR".into());
+                notes.push(
+                    "not a POP3 reply: it does not start with +OK or -ERR (RFC 1939 section 3)"
+                        .into(),
+                );
                 self.emit(SERVER, UnitKind::Reply, &line, None, notes);
             }
         }

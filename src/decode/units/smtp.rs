@@ -118,7 +118,7 @@ impl Dialog {
         let notes = line.notes();
         let Some(code) = code else {
             let mut notes = notes;
-            notes.push("not an SMTP reply: it does not start with a three-digit code".into());
+            notes.push("not an SMTP reply: it does not start with a three-digit code (RFC 5321 section 4.2)".into());
             self.greeted = true;
             self.emit(SERVER, UnitKind::Reply, &line, None, notes);
             return Some(line.head);
