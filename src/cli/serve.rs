@@ -24,8 +24,8 @@ pub struct ServeArgs {
     /// (port 25 needs root or CAP_NET_BIND_SERVICE).
     #[arg(long, default_value = "127.0.0.1:2525", value_parser = listen_address)]
     pub smtp: SocketAddr,
-    /// Allow addresses other than loopback. Passwords and mail then cross the network in
-    /// clear text.
+    /// Allow addresses other than loopback. Mail then crosses the network in clear text
+    /// unless the client starts TLS; see --clear-passwords for passwords.
     #[arg(long)]
     pub allow_remote: bool,
     /// Host name used in greetings and Received headers.
@@ -92,8 +92,8 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
         if !addr.ip().is_loopback() && !args.allow_remote {
             return Err(format!(
                 "refusing to listen for {name} on {addr}: it is not a loopback address. \
-                 Add --allow-remote if other computers should connect (passwords then travel \
-                 in clear text)."
+                 Add --allow-remote if other computers should connect (what they send travels \
+                 in clear text unless they start TLS)."
             ));
         }
     }
@@ -120,6 +120,7 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
             ),
         }
     });
+    let tls_offered = tls.is_some();
     let config = ServerConfig {
         hostname: args.hostname,
         failed_login_delay: Duration::from_millis(args.login_delay_ms),
@@ -192,13 +193,35 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
             say(tls);
         }
         if args.allow_remote {
-            say("warning: other computers may connect; passwords travel in clear text.");
+            say(remote_warning(tls_offered, args.clear_passwords));
         }
         stop.next().await;
         say("shutting down...");
         running.shutdown().await;
         Ok(())
     })
+}
+
+/// What `--allow-remote` exposes, given TLS and `--clear-passwords`.
+fn remote_warning(tls: bool, clear: ClearPasswords) -> &'static str {
+    match (tls, clear) {
+        (false, ClearPasswords::Always) => {
+            "warning: other computers may connect; passwords and mail travel in clear text."
+        }
+        (true, ClearPasswords::Always) => {
+            "warning: other computers may connect; passwords and mail travel in clear text \
+             unless the client starts TLS."
+        }
+        (true, _) => {
+            "warning: other computers may connect; they must start TLS before sending a \
+             password, and mail travels in clear text unless the client starts TLS."
+        }
+        (false, _) => {
+            "warning: other computers may connect, but without TLS they can log in only with \
+             APOP, CRAM-MD5 or SCRAM-SHA-256 (add --clear-passwords always to accept USER/PASS \
+             in clear text from them)."
+        }
+    }
 }
 
 /// A listening address as typed: `IP:PORT`, `[IPv6]:PORT` or `localhost:PORT` (the IPv4

@@ -67,7 +67,7 @@ impl Mechanism {
     }
 
     /// Whether the password itself crosses the wire (only base64-encoded): PLAIN and LOGIN.
-    /// RFC 4954 section 4 and RFC 5034 section 4 say such mechanisms need TLS first.
+    /// RFC 4954 section 4 asks that a server can be set to permit them only under TLS.
     pub fn sends_password(self) -> bool {
         matches!(self, Mechanism::Plain | Mechanism::Login)
     }
@@ -118,7 +118,7 @@ impl Security {
     }
 
     /// The mechanisms to advertise now: those that send the password only where that is
-    /// allowed (RFC 4954 section 4: a server should not offer them unprotected).
+    /// allowed (RFC 4954 section 4: sites should not permit them without protection).
     pub fn advertised(&self) -> Vec<Mechanism> {
         self.mechanisms
             .iter()
@@ -423,8 +423,8 @@ impl SaslExchange {
             stage: Stage::First,
         };
         let step = match (mechanism, initial) {
-            // RFC 4616 section 2: the server sends an empty challenge when no initial
-            // response came.
+            // PLAIN's one message comes from the client: without an initial response the
+            // server asks for it with an empty challenge.
             (Mechanism::Plain, None) => SaslStep::Challenge(Vec::new()),
             (Mechanism::Login, None) => SaslStep::Challenge(b"Username:".to_vec()),
             (Mechanism::CramMd5, _) => {
@@ -435,8 +435,8 @@ impl SaslExchange {
                 };
                 SaslStep::Challenge(challenge.into_bytes())
             }
-            // RFC 5802 section 5: the client starts; with no initial response the server
-            // sends an empty challenge.
+            // SCRAM's client speaks first (RFC 5802 section 5): without an initial response
+            // the server asks for its message with an empty challenge.
             (Mechanism::ScramSha256, None) => SaslStep::Challenge(Vec::new()),
             (_, Some(response)) => exchange.first(&response, params),
         };

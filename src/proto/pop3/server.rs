@@ -806,8 +806,8 @@ impl Pop3Server {
         let (exchange, step) =
             SaslExchange::start(mechanism, initial, &self.security.params, &host);
         self.sasl = Some(exchange);
-        // Responses may be longer than a command line (RFC 4954 section 4 allows 12288
-        // octets for SMTP; POP3 has no lower limit for them).
+        // Responses may be longer than a command line: they get SMTP AUTH's limit
+        // (RFC 4954 section 4: 12288 octets).
         self.input.set_mode(MAX_SASL_LINE, Terminator::CrLfOrLf);
         self.sasl_step(mechanism, step);
     }
@@ -914,7 +914,7 @@ impl Pop3Server {
         let user = (!self.config.apop_only && self.security.passwords_allowed()).then_some("USER");
         // RFC 2595 section 4: STLS, only while TLS can still be started.
         let stls = (self.security.tls == TlsState::Offered).then_some("STLS");
-        // RFC 2449 section 6.3 (updated by RFC 5034 section 6): SASL and the mechanisms.
+        // RFC 2449 section 6.3, as RFC 5034 updates it: SASL and the mechanisms.
         let mechanisms: Vec<&str> = self.advertised().iter().map(|m| m.name()).collect();
         let sasl = (!mechanisms.is_empty()).then(|| format!("SASL {}", mechanisms.join(" ")));
         let lines: Vec<String> = ["TOP", "UIDL"]
