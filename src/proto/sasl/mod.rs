@@ -9,12 +9,16 @@
 //! passes in ([`SaslParams`]). The base64 framing of each protocol is the machines' (both
 //! protocols encode challenges and responses alike: [`encode`], [`decode`]).
 //!
+//! [`client::SaslClient`] is the other side, for mailwire's own clients.
+//!
 //! Users' passwords are kept in clear (the assignment's `users.txt`), so SCRAM's salted
 //! password is derived at each login from the password and this session's salt; the proof is
 //! still checked exactly as RFC 5802 section 3 says, and the server proves it knows the
 //! password too (the `v=` server signature).
 
 use std::fmt;
+
+pub mod client;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -320,7 +324,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Compares without stopping at the first difference (the time taken does not tell how much
 /// of a guess was right).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
