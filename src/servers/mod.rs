@@ -83,7 +83,8 @@ impl ClearPasswords {
     pub fn allows(self, peer: Option<SocketAddr>) -> bool {
         match self {
             ClearPasswords::Always => true,
-            ClearPasswords::Loopback => peer.is_some_and(|p| p.ip().is_loopback()),
+            // An IPv4 client of a dual-stack socket shows as ::ffff:127.0.0.1.
+            ClearPasswords::Loopback => peer.is_some_and(|p| p.ip().to_canonical().is_loopback()),
             ClearPasswords::Never => false,
         }
     }
@@ -339,6 +340,19 @@ fn security_line(event: &SecurityEvent) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clear_passwords_on_loopback_means_every_loopback_form() {
+        let allows = |addr: &str| ClearPasswords::Loopback.allows(Some(addr.parse().unwrap()));
+        assert!(allows("127.0.0.1:5"));
+        assert!(allows("[::1]:5"));
+        assert!(allows("[::ffff:127.0.0.1]:5"));
+        assert!(!allows("192.0.2.1:5"));
+        assert!(!allows("[::ffff:192.0.2.1]:5"));
+        assert!(!ClearPasswords::Loopback.allows(None));
+        assert!(ClearPasswords::Always.allows(None));
+        assert!(!ClearPasswords::Never.allows(Some("127.0.0.1:5".parse().unwrap())));
+    }
 
     #[test]
     fn session_ends_read_after_closed() {
