@@ -732,3 +732,49 @@ fn serve_says_which_certificate_file_is_wrong() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.pem holds no certificate"), "{err}");
 }
+
+#[test]
+fn serve_appends_the_tls_secrets_to_sslkeylogfile() {
+    use std::io::BufRead;
+    let dir = TempDir::new("tls-keylog");
+    store::create_demo(dir.path()).unwrap();
+    let keylog = dir.path().join("keys.txt");
+    let mut child = common::Spawned::new(
+        std::process::Command::new(common::MAILWIRE)
+            .args(["serve", "--data"])
+            .arg(dir.path())
+            .args(["--pop3", "127.0.0.1:0", "--smtp", "127.0.0.1:0", "--quiet"])
+            .env("SSLKEYLOGFILE", &keylog)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    );
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut ready = String::new();
+    out.read_line(&mut ready).unwrap();
+    let pop3 = ready
+        .strip_prefix("POP3 on ")
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_else(|| panic!("no POP3 address in {ready:?}"))
+        .to_string();
+    let port = pop3.rsplit(':').next().unwrap().to_string();
+    let cert = dir.path().join(servers::tls::CERT_FILE);
+    let out = python(
+        r#"
+import poplib, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+p = poplib.POP3("127.0.0.1", int(sys.argv[1]), timeout=20)
+p.stls(context=ctx)
+p.user("bob"); p.pass_("builder")
+print("stat", p.stat())
+p.quit()
+"#,
+        &[port, cert.display().to_string()],
+    );
+    assert!(out.contains("stat (0, 0)"), "{out}");
+    child.signal(libc::SIGTERM);
+    // The secrets of the TLS 1.3 session, in the NSS key log format Wireshark reads.
+    let keys = std::fs::read_to_string(&keylog).unwrap();
+    for label in ["CLIENT_TRAFFIC_SECRET_0 ", "SERVER_TRAFFIC_SECRET_0 "] {
+        assert_eq!(keys.matches(label).count(), 1, "{keys}");
+    }
+}
