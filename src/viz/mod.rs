@@ -15,6 +15,9 @@
 //!   [`connections`] (the connection list and its filters);
 //! - [`loader`]: a capture file read and decoded on its own thread (`mailwire FILE`, Open,
 //!   a file dropped on the window);
+//! - [`watch`]: ports watched live on a thread of its own (the Open menu, `mailwire
+//!   --watch`), mirrored into the window's timeline as the traffic arrives;
+//! - [`follow`]: the Follow stream view (a connection's bytes as text, by direction);
 //! - [`theme`] and [`screenshot`] (`mailwire --screenshot FILE`);
 //! - [`open_window`]: runs the window; the `mailwire` command without a subcommand
 //!   (`src/cli/window.rs`) decides first whether it runs in the sandbox.
@@ -30,6 +33,7 @@ pub mod connections;
 pub mod controls;
 pub mod details;
 pub mod diagram;
+pub mod follow;
 pub mod live;
 pub mod loader;
 pub mod narration;
@@ -39,6 +43,7 @@ pub mod server_state;
 pub mod state;
 pub mod stop;
 pub mod theme;
+pub mod watch;
 pub mod worker;
 
 use eframe::egui;

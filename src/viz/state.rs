@@ -107,6 +107,16 @@ pub enum UiAction {
     Open(String),
     /// Show a connection (index into the analyzer's): its first step, scrolled into view.
     GoToConnection(usize),
+    /// Start watching the ports typed in the Watch form (restart, if a watch runs).
+    StartWatch,
+    /// Stop the watch (what it saw stays shown).
+    StopWatch,
+    /// Open the Follow stream view of a connection (index into the analyzer's).
+    FollowStream(usize),
+    /// Close the Follow stream view.
+    CloseFollow,
+    /// Show (true) or hide the line ends in the Follow stream view.
+    SetFollowLineEnds(bool),
 }
 
 /// A pane that folds to its header.
@@ -211,6 +221,8 @@ pub struct UiState {
     pub connections_panel: bool,
     /// The connection list's filters.
     pub connection_filter: super::connections::ConnectionFilter,
+    /// The connection shown in the Follow stream view, if it is open.
+    pub follow: Option<super::follow::FollowState>,
 }
 
 /// The live-use panel's forms: the text its fields edit, and what went wrong last.
@@ -278,6 +290,7 @@ impl Default for UiState {
             recorded_only: false,
             connections_panel: false,
             connection_filter: super::connections::ConnectionFilter::default(),
+            follow: None,
         }
     }
 }
@@ -371,7 +384,18 @@ impl UiState {
                 // The diagram's height or width changed: keep the selection in view.
                 self.scroll_to_selection();
             }
-            UiAction::Open(_) => {}
+            // The window starts and stops watches (MailwireApp::act).
+            UiAction::Open(_) | UiAction::StartWatch | UiAction::StopWatch => {}
+            UiAction::FollowStream(conn) => {
+                let line_ends = self.follow.is_some_and(|f| f.line_ends);
+                self.follow = Some(super::follow::FollowState { conn, line_ends });
+            }
+            UiAction::CloseFollow => self.follow = None,
+            UiAction::SetFollowLineEnds(on) => {
+                if let Some(f) = &mut self.follow {
+                    f.line_ends = on;
+                }
+            }
             UiAction::GoToConnection(conn) => {
                 if let Some(step) = first_step_of_connection(timeline, conn) {
                     if self.cursor.is_none_or(|c| c < step) {
@@ -514,6 +538,7 @@ impl UiState {
         self.awaiting_step = false;
         self.playing = false;
         self.scroll_to_row = Some(0);
+        self.follow = None;
     }
 
     fn view_step(&mut self, step: usize, timeline: &Timeline) {
