@@ -8,6 +8,9 @@ packages=(
   build-essential pkg-config libpcap-dev   # build: the pcap crate links libpcap
   libwayland-dev libxkbcommon-dev          # build: the window (winit links them)
   python3 curl swaks                       # independent clients used by the tests
+  python3-pip openssl                      # pip for scramp (below); openssl s_client -starttls
+  libnet-ssleay-perl libio-socket-ssl-perl # swaks --tls
+  libauthen-sasl-perl libdigest-hmac-perl  # swaks --auth (CRAM-MD5 needs HMAC-MD5)
   dovecot-pop3d                            # an independent POP3 server for the client tests
   tshark                                   # reads our exported captures in the tests
   nftables                                 # the retransmission scenario loses a segment
@@ -33,6 +36,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "wireshark-common wireshark-common/install-setuid boolean false" | $sudo debconf-set-selections
   $sudo apt-get update -q
   $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# scramp: a SCRAM-SHA-256 client mailwire did not write, for the SASL tests (Python's
+# standard library has none). Debian's own Python refuses pip installs without the flag.
+if ! python3 -c 'import scramp' 2>/dev/null; then
+  echo "setup: installing the Python package scramp"
+  python3 -m pip install --quiet scramp 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages scramp
 fi
 
 command -v cargo >/dev/null || {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::check::replay::{self, Flaw};
-use crate::servers::{self, EventSink, ServerConfig};
+use crate::servers::{self, ClearPasswords, EventSink, Listeners, ServerConfig, TlsSettings};
 use crate::store::{self, Store};
 
 /// Arguments of `mailwire serve`.
@@ -27,8 +27,8 @@ pub struct ServeArgs {
     /// (port 25 needs root or CAP_NET_BIND_SERVICE).
     #[arg(long, default_value = "127.0.0.1:2525", value_parser = listen_address)]
     pub smtp: SocketAddr,
-    /// Allow addresses other than loopback. Passwords and mail then cross the network in
-    /// clear text.
+    /// Allow addresses other than loopback. Mail then crosses the network in clear text
+    /// unless the client starts TLS; see --clear-passwords for passwords.
     #[arg(long)]
     pub allow_remote: bool,
     /// Host name used in greetings and Received headers.
@@ -58,6 +58,29 @@ pub struct ServeArgs {
     /// Do not print session transcripts.
     #[arg(long, short)]
     pub quiet: bool,
+    // TLS and SASL (RFC 2595, RFC 3207, RFC 8314; RFC 5034, RFC 4954).
+    /// Also listen for POP3 over implicit TLS (RFC 8314; the usual port is 995), e.g.
+    /// 127.0.0.1:9950.
+    #[arg(long, value_parser = listen_address)]
+    pub pop3s: Option<SocketAddr>,
+    /// Also listen for SMTP submission over implicit TLS (RFC 8314; the usual port is 465),
+    /// e.g. 127.0.0.1:4650.
+    #[arg(long, value_parser = listen_address)]
+    pub smtps: Option<SocketAddr>,
+    /// The server's certificate chain, a PEM file (with --key). Default: a self-signed
+    /// certificate made on first start and kept in the data directory (mailwire-cert.pem).
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The certificate's private key, a PEM file (with --cert).
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// No TLS at all: STLS and STARTTLS are not offered.
+    #[arg(long, conflicts_with_all = ["cert", "key", "pop3s", "smtps"])]
+    pub no_tls: bool,
+    /// Where a password may be sent outside TLS (USER/PASS, AUTH PLAIN and LOGIN, whose
+    /// base64 is no encryption): from every client, from this computer only, or never.
+    #[arg(long, value_enum, default_value_t = ClearPasswords::Loopback)]
+    pub clear_passwords: ClearPasswords,
     /// Run a "student's server" with one seed's flaw planted instead (mailwire's servers
     /// behind a proxy, on a fresh demo data directory; user student, password student), for
     /// your clients and `mailwire check` to find the error:
@@ -83,12 +106,18 @@ fn broken_names() -> clap::builder::PossibleValuesParser {
 
 /// Runs `mailwire serve`: the servers until a stop signal (Ctrl-C, SIGTERM, SIGHUP).
 pub fn run_serve(args: ServeArgs) -> Result<(), String> {
-    for (name, addr) in [("POP3", args.pop3), ("SMTP", args.smtp)] {
+    let implicit = [("POP3S", args.pop3s), ("SMTPS", args.smtps)]
+        .into_iter()
+        .filter_map(|(name, addr)| Some((name, addr?)));
+    for (name, addr) in [("POP3", args.pop3), ("SMTP", args.smtp)]
+        .into_iter()
+        .chain(implicit)
+    {
         if !addr.ip().is_loopback() && !args.allow_remote {
             return Err(format!(
                 "refusing to listen for {name} on {addr}: it is not a loopback address. \
-                 Add --allow-remote if other computers should connect (passwords then travel \
-                 in clear text)."
+                 Add --allow-remote if other computers should connect (what they send travels \
+                 in clear text unless they start TLS)."
             ));
         }
     }
@@ -96,6 +125,29 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
         return serve_broken(name, args.pop3, args.smtp);
     }
     let store = open_store(args.data.as_deref())?;
+    let tls = if args.no_tls {
+        None
+    } else {
+        let settings = match (&args.cert, &args.key) {
+            (Some(cert), Some(key)) => TlsSettings::from_pem_files(cert, key),
+            _ => TlsSettings::load_or_create(store.root(), &args.hostname),
+        }
+        .map_err(|e| format!("TLS: {e}"))?;
+        Some(settings)
+    };
+    // Said after the addresses, which scripts read first.
+    let tls_note = tls.as_ref().map(|t| {
+        let path = t.cert_path().display();
+        match (&args.cert, t.created()) {
+            (Some(_), _) => format!("STLS/STARTTLS offered with the certificate {path}"),
+            (None, made) => format!(
+                "STLS/STARTTLS offered with the self-signed certificate {path}{} (clients \
+                 must be told to accept it, e.g. curl -k)",
+                if made { ", made now" } else { "" }
+            ),
+        }
+    });
+    let tls_offered = tls.is_some();
     let config = ServerConfig {
         hostname: args.hostname,
         failed_login_delay: Duration::from_millis(args.login_delay_ms),
@@ -106,12 +158,23 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
         max_message_size: args.max_message_size,
         local_domains: args.domains,
         replies: Default::default(),
+        tls,
+        mechanisms: crate::proto::sasl::Mechanism::ALL.to_vec(),
+        clear_passwords: args.clear_passwords,
     };
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async move {
         let pop3 = bind(args.pop3, "POP3").await?;
         let smtp = bind(args.smtp, "SMTP").await?;
+        let pop3s = match args.pop3s {
+            Some(addr) => Some(bind(addr, "POP3S").await?),
+            None => None,
+        };
+        let smtps = match args.smtps {
+            Some(addr) => Some(bind(addr, "SMTPS").await?),
+            None => None,
+        };
         let events = if args.quiet {
             EventSink::none()
         } else {
@@ -133,15 +196,31 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
         };
         // Listening before the servers say they are ready.
         let mut stop = crate::signals::StopSignals::new().map_err(|e| e.to_string())?;
-        let running = servers::start(Arc::new(store), config, pop3, smtp, events)
+        let listeners = Listeners {
+            pop3,
+            smtp,
+            pop3s,
+            smtps,
+        };
+        let running = servers::start_listeners(Arc::new(store), config, listeners, events)
             .map_err(|e| format!("cannot start the servers: {e}"))?;
+        let implicit: String = [
+            ("POP3S", running.pop3s_addr()),
+            ("SMTPS", running.smtps_addr()),
+        ]
+        .into_iter()
+        .filter_map(|(name, addr)| Some(format!(", {name} on {}", addr?)))
+        .collect();
         say(format!(
-            "POP3 on {}, SMTP on {}. Ctrl-C stops.",
+            "POP3 on {}, SMTP on {}{implicit}. Ctrl-C stops.",
             running.pop3_addr(),
             running.smtp_addr()
         ));
+        if let Some(tls) = &tls_note {
+            say(tls);
+        }
         if args.allow_remote {
-            say("warning: other computers may connect; passwords travel in clear text.");
+            say(remote_warning(tls_offered, args.clear_passwords));
         }
         stop.next().await;
         say("shutting down...");
@@ -185,6 +264,28 @@ fn serve_broken(name: &str, pop3: SocketAddr, smtp: SocketAddr) -> Result<(), St
     say("shutting down...");
     drop(running);
     Ok(())
+}
+
+/// What `--allow-remote` exposes, given TLS and `--clear-passwords`.
+fn remote_warning(tls: bool, clear: ClearPasswords) -> &'static str {
+    match (tls, clear) {
+        (false, ClearPasswords::Always) => {
+            "warning: other computers may connect; passwords and mail travel in clear text."
+        }
+        (true, ClearPasswords::Always) => {
+            "warning: other computers may connect; passwords and mail travel in clear text \
+             unless the client starts TLS."
+        }
+        (true, _) => {
+            "warning: other computers may connect; they must start TLS before sending a \
+             password, and mail travels in clear text unless the client starts TLS."
+        }
+        (false, _) => {
+            "warning: other computers may connect, but without TLS they can log in only with \
+             APOP, CRAM-MD5 or SCRAM-SHA-256 (add --clear-passwords always to accept USER/PASS \
+             in clear text from them)."
+        }
+    }
 }
 
 /// A listening address as typed: `IP:PORT`, `[IPv6]:PORT` or `localhost:PORT` (the IPv4
@@ -242,7 +343,12 @@ async fn bind(addr: SocketAddr, name: &str) -> Result<tokio::net::TcpListener, S
                  (sudo setcap cap_net_bind_service+ep $(command -v mailwire)); \
                  or use a port above 1024, e.g. --{} 127.0.0.1:{}.",
                 name.to_lowercase(),
-                if name == "POP3" { 1110 } else { 2525 }
+                match name {
+                    "POP3" => 1110,
+                    "SMTP" => 2525,
+                    "POP3S" => 9950,
+                    _ => 4650,
+                }
             ),
             std::io::ErrorKind::AddrInUse => {
                 " Another program (or another mailwire) listens there; stop it or choose \

@@ -122,6 +122,18 @@ impl LineBuffer {
             .map(|dropped| dropped + self.pending().len())
     }
 
+    /// Throws away every byte received but not handed out (a server about to start TLS:
+    /// what the client sent in clear after STLS/STARTTLS must never be read as a command,
+    /// CVE-2011-0411). Returns how many octets were dropped. [`Self::position`] still counts
+    /// them, as they were on the wire.
+    pub fn discard_pending(&mut self) -> usize {
+        let dropped = self.pending().len() + self.discarding.take().unwrap_or(0);
+        self.buf.clear();
+        self.start = 0;
+        self.scanned = 0;
+        dropped
+    }
+
     /// Whether no unconsumed bytes are buffered.
     pub fn is_empty(&self) -> bool {
         self.pending().is_empty() && self.discarding.is_none()

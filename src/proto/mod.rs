@@ -14,6 +14,7 @@ use std::fmt;
 pub mod line;
 pub mod pop3;
 pub mod reply_text;
+pub mod sasl;
 pub mod smtp;
 
 /// Which mail protocol a connection speaks (`pop3` or `smtp` in a scenario file).
@@ -163,6 +164,37 @@ pub trait ServerMachine: Machine {
     /// What to tell the client before the server closes on its own, if the protocol has
     /// words for it.
     fn goodbye(&self, why: Goodbye) -> Option<Vec<u8>>;
+
+    /// Whether `request` asks the driver to start TLS now (POP3 STLS, SMTP STARTTLS): the
+    /// machine has written its "go ahead" reply and dropped any input it had buffered after
+    /// the command (plaintext sent before the handshake must not be read as if it came
+    /// through TLS: CVE-2011-0411). The driver makes the handshake, then calls
+    /// [`ServerMachine::tls_started`]; if the handshake fails the session ends.
+    fn is_start_tls(request: &Self::Request) -> bool;
+
+    /// The TLS handshake is done (after STLS/STARTTLS, or at once on an implicit-TLS port):
+    /// the machine forgets what it was told in clear (RFC 3207 section 4.2) and reads on.
+    fn tls_started(&mut self);
+}
+
+/// What happened to a session's protection, reported by both servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecurityEvent {
+    /// STLS or STARTTLS was accepted; `discarded` octets the client had sent after the
+    /// command, still in clear, were thrown away unread (CVE-2011-0411).
+    TlsRequested { discarded: usize },
+    /// The TLS handshake finished: from here on the bytes on the wire are TLS records.
+    TlsStarted,
+    /// A SASL exchange (AUTH) proved the user's identity.
+    Authenticated {
+        user: String,
+        mechanism: sasl::Mechanism,
+    },
+    /// A SASL exchange failed (wrong credentials, a broken exchange, or cancelled).
+    AuthFailed {
+        user: Option<String>,
+        mechanism: sasl::Mechanism,
+    },
 }
 
 /// A client machine: its events are replies (`Ok`) or the one error after which it reads

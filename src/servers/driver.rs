@@ -4,17 +4,119 @@
 //! outputs in order — write replies, publish events, answer requests through the protocol's
 //! [`Responder`] — until it needs more input. Replies produced together (pipelined commands)
 //! go out in one write.
+//!
+//! TLS is the driver's too: on an implicit-TLS port the handshake comes before the greeting
+//! (RFC 8314); after STLS/STARTTLS the machine asks for it with a request
+//! ([`ServerMachine::is_start_tls`]), having dropped any plaintext it held, and the driver
+//! swaps the socket for a TLS stream over it before reading on.
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio_rustls::server::TlsStream;
 
+use super::tls::TlsSettings;
 use super::{EventKind, EventSink, ServerEvent, SessionEnd};
 use crate::proto::{Goodbye, Machine, Output, ServerMachine};
+
+/// The longest wait for a client's TLS handshake.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(30);
+
+/// How a session uses TLS.
+#[derive(Clone, Debug)]
+pub(crate) enum SessionTls {
+    /// No certificate: STLS/STARTTLS are not offered.
+    None,
+    /// STLS/STARTTLS may start it.
+    Upgrade(TlsSettings),
+    /// The port speaks TLS from the first byte (RFC 8314).
+    Implicit(TlsSettings),
+}
+
+/// The connection: TCP, or TLS over it.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Only while the handshake has the TCP stream.
+    Gone,
+}
+
+impl Conn {
+    async fn start_tls(&mut self, settings: &TlsSettings) -> Result<(), SessionEnd> {
+        let Conn::Plain(tcp) = std::mem::replace(self, Conn::Gone) else {
+            return Err(SessionEnd::TlsFailed {
+                error: "TLS is already on".to_string(),
+            });
+        };
+        match tokio::time::timeout(HANDSHAKE_LIMIT, settings.acceptor().accept(tcp)).await {
+            Ok(Ok(tls)) => {
+                *self = Conn::Tls(Box::new(tls));
+                Ok(())
+            }
+            Ok(Err(e)) => Err(SessionEnd::TlsFailed {
+                error: e.to_string(),
+            }),
+            Err(_) => Err(SessionEnd::TlsFailed {
+                error: format!("no handshake within {} s", HANDSHAKE_LIMIT.as_secs()),
+            }),
+        }
+    }
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the connection is gone")
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Conn::Gone => Poll::Ready(Err(gone())),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Conn::Gone => Poll::Ready(Err(gone())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Conn::Gone => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Conn::Gone => Poll::Ready(Ok(())),
+        }
+    }
+}
 
 /// Replies are gathered and written together, up to this many bytes.
 const FLUSH_AT: usize = 64 * 1024;
@@ -25,8 +127,13 @@ pub(crate) trait Responder<M: Machine>: Send {
 }
 
 /// Runs one session to its end and publishes why it ended.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site, each argument its own thing"
+)]
 pub(crate) async fn drive<M, R>(
-    mut stream: TcpStream,
+    stream: TcpStream,
+    tls: SessionTls,
     mut machine: M,
     mut responder: R,
     session: u64,
@@ -52,8 +159,10 @@ pub(crate) async fn drive<M, R>(
     if let (Some(peer), Some(local)) = (peer, local) {
         publish(EventKind::SessionOpened { peer, local });
     }
+    let mut stream = Conn::Plain(stream);
     let reason = run(
         &mut stream,
+        &tls,
         &mut machine,
         &mut responder,
         idle_limit,
@@ -65,12 +174,13 @@ pub(crate) async fn drive<M, R>(
     // over, so whoever waits for SessionClosed can log in at once.
     drop(responder);
     drop(machine);
-    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(GOODBYE_LIMIT, stream.shutdown()).await;
     publish(EventKind::SessionClosed { reason });
 }
 
 async fn run<M, R>(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
+    tls: &SessionTls,
     machine: &mut M,
     responder: &mut R,
     idle_limit: Duration,
@@ -85,6 +195,16 @@ where
 {
     let mut buf = vec![0u8; 16 * 1024];
     let mut out = Vec::new();
+    if let SessionTls::Implicit(settings) = tls {
+        let started = tokio::select! {
+            r = stream.start_tls(settings) => r,
+            () = super::wait_for_stop(shutdown) => Err(SessionEnd::ShuttingDown),
+        };
+        if let Err(e) = started {
+            return e;
+        }
+        machine.tls_started();
+    }
     loop {
         // Everything the machine can do with what it has.
         let mut close = false;
@@ -105,6 +225,20 @@ where
                     if let Err(e) = write_out(stream, &mut out, idle_limit).await {
                         return e;
                     }
+                    if M::is_start_tls(&r) {
+                        let SessionTls::Upgrade(settings) = tls else {
+                            return SessionEnd::TlsFailed {
+                                error: "the server has no certificate".to_string(),
+                            };
+                        };
+                        // The machine dropped what it had buffered; nothing was read since
+                        // its go-ahead, so the next bytes are the client's ClientHello.
+                        if let Err(e) = stream.start_tls(settings).await {
+                            return e;
+                        }
+                        machine.tls_started();
+                        continue;
+                    }
                     responder.answer(machine, r).await;
                 }
                 Output::Close => {
@@ -123,7 +257,7 @@ where
             r = tokio::time::timeout(idle_limit, stream.read(&mut buf)) => r,
             () = super::wait_for_stop(shutdown) => {
                 if let Some(bye) = machine.goodbye(Goodbye::ShuttingDown) {
-                    let _ = tokio::time::timeout(GOODBYE_LIMIT, stream.write_all(&bye)).await;
+                    say_goodbye(stream, &bye).await;
                 }
                 return SessionEnd::ShuttingDown;
             }
@@ -131,7 +265,7 @@ where
         match read {
             Err(_) => {
                 if let Some(bye) = machine.goodbye(Goodbye::Idle) {
-                    let _ = tokio::time::timeout(GOODBYE_LIMIT, stream.write_all(&bye)).await;
+                    say_goodbye(stream, &bye).await;
                 }
                 return SessionEnd::Idle {
                     secs: idle_limit.as_secs(),
@@ -157,16 +291,30 @@ where
 /// The longest wait for a goodbye line to go out (the session ends either way).
 const GOODBYE_LIMIT: Duration = Duration::from_secs(5);
 
+/// Writes the server's last words, giving up after [`GOODBYE_LIMIT`].
+async fn say_goodbye(stream: &mut Conn, bye: &[u8]) {
+    let said = async {
+        stream.write_all(bye).await?;
+        stream.flush().await
+    };
+    let _ = tokio::time::timeout(GOODBYE_LIMIT, said).await;
+}
+
 /// Sends what the machine wrote. A client that reads nothing for `limit` ends the session
 /// like an idle one: otherwise it could hold the maildrop lock forever. The error is the
 /// reason the session ended.
 async fn write_out(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     out: &mut Vec<u8>,
     limit: Duration,
 ) -> Result<(), SessionEnd> {
     if !out.is_empty() {
-        match tokio::time::timeout(limit, stream.write_all(out)).await {
+        let written = async {
+            stream.write_all(out).await?;
+            // A TLS stream holds records until flushed.
+            stream.flush().await
+        };
+        match tokio::time::timeout(limit, written).await {
             Ok(Ok(())) => out.clear(),
             Ok(Err(e)) => {
                 return Err(SessionEnd::WriteFailed {

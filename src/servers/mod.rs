@@ -8,9 +8,11 @@
 mod driver;
 mod pop3;
 mod smtp;
+pub mod tls;
 
 pub use pop3::Pop3Backend;
 pub use smtp::SmtpBackend;
+pub use tls::{TlsError, TlsSettings};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -24,9 +26,11 @@ use tokio::task::JoinSet;
 
 use crate::proto::pop3::{Pop3Event, Pop3Replies, Pop3Request, Pop3Server};
 use crate::proto::reply_text::ReplyTextError;
+use crate::proto::sasl::{Mechanism, Security, TlsState};
 use crate::proto::smtp::{SmtpEvent, SmtpReplies, SmtpRequest, SmtpServer};
-use crate::proto::{Machine, Protocol, ServerMachine};
+use crate::proto::{Machine, Protocol, SecurityEvent, ServerMachine};
 use crate::store::Store;
+use driver::SessionTls;
 
 /// Settings shared by every session.
 #[derive(Debug, Clone)]
@@ -50,6 +54,66 @@ pub struct ServerConfig {
     pub local_domains: Vec<String>,
     /// Reply texts replacing the servers' own (a scenario replaying a published session).
     pub replies: ReplyTexts,
+    /// The certificate: with it the servers offer STLS/STARTTLS and can listen for
+    /// implicit TLS; `None`: no TLS.
+    pub tls: Option<TlsSettings>,
+    /// The SASL mechanisms AUTH offers (POP3 RFC 5034, SMTP RFC 4954); empty: no AUTH.
+    pub mechanisms: Vec<Mechanism>,
+    /// Where a password may be sent outside TLS (USER/PASS, AUTH PLAIN and LOGIN).
+    pub clear_passwords: ClearPasswords,
+}
+
+/// Where the servers accept a password sent without TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ClearPasswords {
+    /// From every client (as the assignment's servers).
+    Always,
+    /// From clients on this computer only (the default): a class can watch base64 on its own
+    /// loopback, while a password from another computer needs TLS, as RFC 4954 section 4
+    /// asks of a server's usual configuration.
+    #[default]
+    Loopback,
+    /// Never: only after STLS/STARTTLS or on an implicit-TLS port; PLAIN, LOGIN and USER
+    /// are then not advertised before TLS.
+    Never,
+}
+
+impl ClearPasswords {
+    /// Whether a client at `peer` may send a password in clear.
+    pub fn allows(self, peer: Option<SocketAddr>) -> bool {
+        match self {
+            ClearPasswords::Always => true,
+            // An IPv4 client of a dual-stack socket shows as ::ffff:127.0.0.1.
+            ClearPasswords::Loopback => peer.is_some_and(|p| p.ip().to_canonical().is_loopback()),
+            ClearPasswords::Never => false,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// What a session with the client at `peer` offers; `implicit`: on an implicit-TLS port.
+    /// Each session gets fresh random SASL values.
+    fn security(&self, peer: Option<SocketAddr>, implicit: bool) -> Security {
+        Security {
+            tls: match (&self.tls, implicit) {
+                (None, _) => TlsState::Unavailable,
+                (Some(_), false) => TlsState::Offered,
+                (Some(_), true) => TlsState::Active,
+            },
+            mechanisms: self.mechanisms.clone(),
+            clear_passwords: self.clear_passwords.allows(peer),
+            params: tls::session_params(),
+        }
+    }
+
+    /// How a session uses TLS.
+    fn session_tls(&self, implicit: bool) -> SessionTls {
+        match (&self.tls, implicit) {
+            (None, _) => SessionTls::None,
+            (Some(t), false) => SessionTls::Upgrade(t.clone()),
+            (Some(t), true) => SessionTls::Implicit(t.clone()),
+        }
+    }
 }
 
 /// The reply texts of both servers, as a scenario's `[fixture.replies.pop3]` and
@@ -85,6 +149,9 @@ impl Default for ServerConfig {
             max_message_size: 10 * 1024 * 1024,
             local_domains: Vec::new(),
             replies: ReplyTexts::default(),
+            tls: None,
+            mechanisms: Mechanism::ALL.to_vec(),
+            clear_passwords: ClearPasswords::default(),
         }
     }
 }
@@ -125,6 +192,9 @@ pub enum SessionEnd {
     ReadFailed { error: String },
     /// Writing the socket failed; the operating system's message.
     WriteFailed { error: String },
+    /// The TLS handshake failed (the client refused the certificate, spoke plaintext, or
+    /// never finished it); rustls's message.
+    TlsFailed { error: String },
 }
 
 impl fmt::Display for SessionEnd {
@@ -139,6 +209,7 @@ impl fmt::Display for SessionEnd {
             }
             SessionEnd::ReadFailed { error } => write!(f, "read failed: {error}"),
             SessionEnd::WriteFailed { error } => write!(f, "write failed: {error}"),
+            SessionEnd::TlsFailed { error } => write!(f, "TLS handshake failed: {error}"),
         }
     }
 }
@@ -235,14 +306,53 @@ pub fn transcript_line(event: &ServerEvent) -> Option<String> {
         EventKind::Smtp(SmtpEvent::MessageDelivered { recipients, bytes }) => {
             format!("   delivered {bytes} octets to {}", recipients.join(", "))
         }
+        EventKind::Pop3(Pop3Event::Security(e)) | EventKind::Smtp(SmtpEvent::Security(e)) => {
+            security_line(e)
+        }
         _ => return None,
     };
     Some(format!("{tag} {body}"))
 }
 
+/// A transcript line for a TLS or SASL event.
+fn security_line(event: &SecurityEvent) -> String {
+    match event {
+        SecurityEvent::TlsRequested { discarded: 0 } => "   TLS handshake next".to_string(),
+        SecurityEvent::TlsRequested { discarded } => format!(
+            "   TLS handshake next; {discarded} octets sent in clear after the command \
+             discarded unread (CVE-2011-0411)"
+        ),
+        SecurityEvent::TlsStarted => "   TLS on: what follows is encrypted on the wire".to_string(),
+        SecurityEvent::Authenticated { user, mechanism } => {
+            format!("   authenticated {user} with {mechanism}")
+        }
+        SecurityEvent::AuthFailed {
+            user: Some(user),
+            mechanism,
+        } => format!("   {mechanism} authentication of {user} failed"),
+        SecurityEvent::AuthFailed {
+            user: None,
+            mechanism,
+        } => format!("   {mechanism} authentication failed"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clear_passwords_on_loopback_means_every_loopback_form() {
+        let allows = |addr: &str| ClearPasswords::Loopback.allows(Some(addr.parse().unwrap()));
+        assert!(allows("127.0.0.1:5"));
+        assert!(allows("[::1]:5"));
+        assert!(allows("[::ffff:127.0.0.1]:5"));
+        assert!(!allows("192.0.2.1:5"));
+        assert!(!allows("[::ffff:192.0.2.1]:5"));
+        assert!(!ClearPasswords::Loopback.allows(None));
+        assert!(ClearPasswords::Always.allows(None));
+        assert!(!ClearPasswords::Never.allows(Some("127.0.0.1:5".parse().unwrap())));
+    }
 
     #[test]
     fn session_ends_read_after_closed() {
@@ -304,6 +414,8 @@ fn next_session() -> u64 {
 pub struct Servers {
     pop3_addr: SocketAddr,
     smtp_addr: SocketAddr,
+    pop3s_addr: Option<SocketAddr>,
+    smtps_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -317,6 +429,16 @@ impl Servers {
     /// Where the SMTP server listens.
     pub fn smtp_addr(&self) -> SocketAddr {
         self.smtp_addr
+    }
+
+    /// Where POP3 over implicit TLS listens, if it does.
+    pub fn pop3s_addr(&self) -> Option<SocketAddr> {
+        self.pop3s_addr
+    }
+
+    /// Where SMTP over implicit TLS (submissions, RFC 8314) listens, if it does.
+    pub fn smtps_addr(&self) -> Option<SocketAddr> {
+        self.smtps_addr
     }
 
     /// Stops accepting, tells open sessions the server is going away, and waits (at most
@@ -342,8 +464,51 @@ pub fn start(
     smtp: TcpListener,
     events: EventSink,
 ) -> std::io::Result<Servers> {
+    let listeners = Listeners {
+        pop3,
+        smtp,
+        pop3s: None,
+        smtps: None,
+    };
+    start_listeners(store, config, listeners, events)
+}
+
+/// The sockets the servers listen on.
+pub struct Listeners {
+    /// POP3 (STLS when the config has a certificate).
+    pub pop3: TcpListener,
+    /// SMTP (STARTTLS when the config has a certificate).
+    pub smtp: TcpListener,
+    /// POP3 over implicit TLS (RFC 8314; port 995); needs a certificate.
+    pub pop3s: Option<TcpListener>,
+    /// SMTP submission over implicit TLS (RFC 8314; port 465); needs a certificate.
+    pub smtps: Option<TcpListener>,
+}
+
+/// Starts the servers on every listener given. An implicit-TLS listener without a
+/// certificate in `config` is an error (`InvalidInput`).
+pub fn start_listeners(
+    store: Arc<Store>,
+    config: ServerConfig,
+    listeners: Listeners,
+    events: EventSink,
+) -> std::io::Result<Servers> {
+    let Listeners {
+        pop3,
+        smtp,
+        pop3s,
+        smtps,
+    } = listeners;
+    if config.tls.is_none() && (pop3s.is_some() || smtps.is_some()) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "implicit TLS needs a certificate (ServerConfig::tls)",
+        ));
+    }
     let pop3_addr = pop3.local_addr()?;
     let smtp_addr = smtp.local_addr()?;
+    let pop3s_addr = pop3s.as_ref().map(TcpListener::local_addr).transpose()?;
+    let smtps_addr = smtps.as_ref().map(TcpListener::local_addr).transpose()?;
     let (stop, stopped) = watch::channel(false);
     let config = Arc::new(config);
     let shared = Shared {
@@ -352,16 +517,37 @@ pub fn start(
         events,
     };
     let mut tasks = JoinSet::new();
-    tasks.spawn(accept_loop(
-        pop3,
-        stopped.clone(),
-        shared.clone(),
-        pop3::start_session,
-    ));
-    tasks.spawn(accept_loop(smtp, stopped, shared, smtp::start_session));
+    let loops = [
+        (Some(pop3), Protocol::Pop3, false),
+        (Some(smtp), Protocol::Smtp, false),
+        (pop3s, Protocol::Pop3, true),
+        (smtps, Protocol::Smtp, true),
+    ];
+    for (listener, protocol, implicit) in loops {
+        let Some(listener) = listener else { continue };
+        let (stopped, shared) = (stopped.clone(), shared.clone());
+        match protocol {
+            Protocol::Pop3 => tasks.spawn(accept_loop(
+                listener,
+                stopped,
+                shared,
+                implicit,
+                pop3::start_session,
+            )),
+            Protocol::Smtp => tasks.spawn(accept_loop(
+                listener,
+                stopped,
+                shared,
+                implicit,
+                smtp::start_session,
+            )),
+        };
+    }
     Ok(Servers {
         pop3_addr,
         smtp_addr,
+        pop3s_addr,
+        smtps_addr,
         stop,
         tasks,
     })
@@ -381,7 +567,8 @@ async fn accept_loop<M, R>(
     listener: TcpListener,
     stopped: watch::Receiver<bool>,
     shared: Shared,
-    start: fn(&Shared, u64, Option<SocketAddr>) -> (M, R),
+    implicit: bool,
+    start: fn(&Shared, u64, Option<SocketAddr>, Security) -> (M, R),
 ) where
     M: ServerMachine<Request: Send, Event: Into<EventKind> + Send> + Send + 'static,
     R: driver::Responder<M> + 'static,
@@ -394,9 +581,12 @@ async fn accept_loop<M, R>(
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
                     let session = next_session();
-                    let (machine, responder) = start(&shared, session, stream.peer_addr().ok());
+                    let peer = stream.peer_addr().ok();
+                    let security = shared.config.security(peer, implicit);
+                    let (machine, responder) = start(&shared, session, peer, security);
                     sessions.spawn(driver::drive(
                         stream,
+                        shared.config.session_tls(implicit),
                         machine,
                         responder,
                         session,

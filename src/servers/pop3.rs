@@ -11,6 +11,7 @@ use crate::proto::Machine;
 use crate::proto::pop3::{
     Credential, LoginOutcome, MaildropError, MessageInfo, Pop3Config, Pop3Request, Pop3Server,
 };
+use crate::proto::sasl::Security;
 use crate::store::{Maildrop, Store, StoreError};
 
 /// The machine and responder of a new session.
@@ -18,6 +19,7 @@ pub(super) fn start_session(
     shared: &Shared,
     _session: u64,
     _peer: Option<SocketAddr>,
+    security: Security,
 ) -> (Pop3Server, Pop3Responder) {
     let config = &shared.config;
     let timestamp = config
@@ -31,7 +33,8 @@ pub(super) fn start_session(
             apop_only: config.apop_only,
         },
         config.replies.pop3.clone(),
-    );
+    )
+    .with_security(security);
     let responder = Pop3Responder {
         backend: Some(Pop3Backend::new(shared.store.clone())),
         config: config.clone(),
@@ -69,26 +72,43 @@ impl Pop3Backend {
     }
 
     /// Answers the request (all but the failed-login delay, which is the caller's).
+    /// A backend has no socket: STLS ends the session (a machine offers it only when its
+    /// driver can make the handshake).
     pub fn answer(&mut self, machine: &mut Pop3Server, request: Pop3Request) {
         match request {
             Pop3Request::Login { user, credential } => {
-                let outcome = self.login(&user, &credential);
-                machine.answer_login(outcome);
+                let (outcome, server_final) = self.login_verified(&user, &credential);
+                machine.answer_login_with(outcome, server_final);
             }
             Pop3Request::Fetch { index } => machine.answer_fetch(self.fetch(index)),
             Pop3Request::Update { delete } => machine.answer_update(self.update(&delete)),
+            Pop3Request::StartTls => machine.receive_eof(),
         }
     }
 
     /// Checks the credential and locks the maildrop.
     pub fn login(&mut self, user: &str, credential: &Credential) -> LoginOutcome {
-        let known = self
+        self.login_verified(user, credential).0
+    }
+
+    /// Checks the credential and locks the maildrop; with SCRAM's server-final message when
+    /// the credential was a SCRAM proof.
+    pub fn login_verified(
+        &mut self,
+        user: &str,
+        credential: &Credential,
+    ) -> (LoginOutcome, Option<Vec<u8>>) {
+        let verified = self
             .store
             .password(user)
-            .is_some_and(|secret| credential.matches(secret));
-        if !known {
-            return LoginOutcome::Rejected;
-        }
+            .and_then(|secret| credential.verify(secret));
+        let Some(verified) = verified else {
+            return (LoginOutcome::Rejected, None);
+        };
+        (self.lock(user), verified.server_final)
+    }
+
+    fn lock(&mut self, user: &str) -> LoginOutcome {
         match self.store.lock_maildrop(user) {
             Ok(maildrop) => {
                 let listing = maildrop
@@ -147,10 +167,14 @@ impl Responder<Pop3Server> for Pop3Responder {
         let joined = tokio::task::spawn_blocking(move || {
             let outcome = match request {
                 Pop3Request::Login { user, credential } => {
-                    Answer::Login(backend.login(&user, &credential))
+                    let (outcome, server_final) = backend.login_verified(&user, &credential);
+                    Answer::Login(outcome, server_final)
                 }
                 Pop3Request::Fetch { index } => Answer::Fetch(backend.fetch(index)),
                 Pop3Request::Update { delete } => Answer::Update(backend.update(&delete)),
+                // The driver makes the handshake and never hands this request over; were it
+                // handed over, the session ends (as in the synchronous backend).
+                Pop3Request::StartTls => Answer::EndSession,
             };
             (backend, outcome)
         })
@@ -162,20 +186,22 @@ impl Responder<Pop3Server> for Pop3Responder {
         };
         self.backend = Some(backend);
         match answer {
-            Answer::Login(outcome) => {
+            Answer::Login(outcome, server_final) => {
                 if is_login && !matches!(outcome, LoginOutcome::Accepted(_)) {
                     tokio::time::sleep(self.config.failed_login_delay).await;
                 }
-                machine.answer_login(outcome);
+                machine.answer_login_with(outcome, server_final);
             }
             Answer::Fetch(result) => machine.answer_fetch(result),
             Answer::Update(result) => machine.answer_update(result),
+            Answer::EndSession => machine.receive_eof(),
         }
     }
 }
 
 enum Answer {
-    Login(LoginOutcome),
+    Login(LoginOutcome, Option<Vec<u8>>),
     Fetch(Result<Vec<u8>, MaildropError>),
     Update(Result<(), MaildropError>),
+    EndSession,
 }

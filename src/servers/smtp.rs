@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use super::driver::{Responder, peer_text};
 use super::{ServerConfig, Shared};
+use crate::proto::Machine;
+use crate::proto::sasl::{Credential, Security, Verified};
 use crate::proto::smtp::{
     DeliveryError, Envelope, SmtpConfig, SmtpRequest, SmtpServer, received_header,
     return_path_header,
@@ -18,6 +20,7 @@ pub(super) fn start_session(
     shared: &Shared,
     session: u64,
     peer: Option<SocketAddr>,
+    security: Security,
 ) -> (SmtpServer, SmtpResponder) {
     let config = &shared.config;
     let machine = SmtpServer::with_replies(
@@ -27,9 +30,11 @@ pub(super) fn start_session(
             max_message_size: config.max_message_size,
         },
         config.replies.smtp.clone(),
-    );
+    )
+    .with_security(security);
     let responder = SmtpResponder {
         backend: SmtpBackend::new(shared.store.clone(), config, peer_text(peer), session),
+        failed_login_delay: config.failed_login_delay,
     };
     (machine, responder)
 }
@@ -70,7 +75,20 @@ impl SmtpBackend {
                 let id = self.next_id();
                 machine.answer_delivery(self.deliver(&id, &envelope, &content));
             }
+            SmtpRequest::Authenticate { user, credential } => {
+                machine.answer_auth(self.verify(&user, &credential));
+            }
+            // A backend has no socket (a machine offers STARTTLS only when its driver can
+            // make the handshake): the session ends.
+            SmtpRequest::StartTls => machine.receive_eof(),
         }
+    }
+
+    /// Checks an AUTH credential against the user's password.
+    pub fn verify(&self, user: &str, credential: &Credential) -> Option<Verified> {
+        self.store
+            .password(user)
+            .and_then(|secret| credential.verify(secret))
     }
 
     /// The mailbox mail for `user` goes to: the user's own; for `postmaster`, which RFC 5321
@@ -106,7 +124,14 @@ impl SmtpBackend {
             .fixed_date
             .clone()
             .unwrap_or_else(|| chrono::Utc::now().to_rfc2822());
-        let protocol = if envelope.esmtp { "ESMTP" } else { "SMTP" };
+        // RFC 3848: S for TLS, A for an AUTH login.
+        let protocol = match (envelope.esmtp, envelope.tls, envelope.authenticated) {
+            (false, _, _) => "SMTP",
+            (true, false, false) => "ESMTP",
+            (true, true, false) => "ESMTPS",
+            (true, false, true) => "ESMTPA",
+            (true, true, true) => "ESMTPSA",
+        };
         let header = received_header(&helo, &self.peer, &self.hostname, protocol, id, &date);
         let return_path = return_path_header(&envelope.reverse_path);
         let users: Vec<String> = envelope.recipients.iter().map(|r| r.user.clone()).collect();
@@ -124,9 +149,11 @@ impl SmtpBackend {
     }
 }
 
-/// Runs deliveries on blocking threads (they sync to disk).
+/// Runs deliveries on blocking threads (they sync to disk), and AUTH checks (SCRAM's key
+/// derivation takes a while); waits before answering a failed AUTH.
 pub(super) struct SmtpResponder {
     backend: SmtpBackend,
+    failed_login_delay: std::time::Duration,
 }
 
 impl Responder<SmtpServer> for SmtpResponder {
@@ -140,6 +167,17 @@ impl Responder<SmtpServer> for SmtpResponder {
                         .await
                         .unwrap_or(Err(DeliveryError::Internal));
                 machine.answer_delivery(result);
+            }
+            SmtpRequest::Authenticate { user, credential } => {
+                let backend = self.backend.clone();
+                let verified =
+                    tokio::task::spawn_blocking(move || backend.verify(&user, &credential))
+                        .await
+                        .unwrap_or(None);
+                if verified.is_none() {
+                    tokio::time::sleep(self.failed_login_delay).await;
+                }
+                machine.answer_auth(verified);
             }
             other => self.backend.answer(machine, other),
         }

@@ -712,7 +712,7 @@ fn pop3_waiting(line: &str) -> Waiting {
         Ok(C::Noop) => Pop3Asked::Noop,
         Ok(C::Rset) => Pop3Asked::Rset,
         Ok(C::Capa) => Pop3Asked::Capa,
-        Err(_) => Pop3Asked::Other,
+        Ok(C::Stls | C::Auth { .. }) | Err(_) => Pop3Asked::Other,
     };
     Waiting::Pop3(asked)
 }

@@ -182,7 +182,9 @@ impl ServerView {
                     s.marked.remove(m);
                 }
             }
-            Pop3Event::CommandReceived { .. } | Pop3Event::ReplySent { .. } => {}
+            Pop3Event::CommandReceived { .. }
+            | Pop3Event::ReplySent { .. }
+            | Pop3Event::Security(_) => {}
         }
     }
 
@@ -212,7 +214,8 @@ impl ServerView {
             }
             SmtpEvent::CommandReceived { .. }
             | SmtpEvent::ReplySent { .. }
-            | SmtpEvent::ContentReceived { .. } => {}
+            | SmtpEvent::ContentReceived { .. }
+            | SmtpEvent::Security(_) => {}
         }
     }
 }
@@ -483,7 +486,9 @@ mod tests {
                 Output::Request(Pop3Request::Update { .. }) => {
                     server.answer_update(update.clone());
                 }
-                Output::Request(Pop3Request::Fetch { .. }) | Output::Write(_) | Output::Close => {}
+                Output::Request(Pop3Request::Fetch { .. } | Pop3Request::StartTls)
+                | Output::Write(_)
+                | Output::Close => {}
             }
         }
         events

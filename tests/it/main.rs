@@ -40,6 +40,7 @@ mod scenarios_memory;
 mod scenarios_remote;
 mod scenarios_sockets;
 mod servers_peers;
+mod servers_tls;
 mod timeline_links;
 mod timeline_memory;
 mod viz_app;

@@ -46,7 +46,7 @@ print("quit", p.quit().decode())
     );
     assert!(
         out.contains(
-            "capa ['AUTH-RESP-CODE', 'IMPLEMENTATION', 'PIPELINING', 'RESP-CODES', 'TOP', 'UIDL', 'USER']"
+            "capa ['AUTH-RESP-CODE', 'IMPLEMENTATION', 'PIPELINING', 'RESP-CODES', 'SASL', 'TOP', 'UIDL', 'USER']"
         ),
         "{out}"
     );
@@ -88,7 +88,7 @@ print("quit", p.quit().decode())
         &[s.smtp.port().to_string(), s.pop3.port().to_string()],
     );
     assert!(
-        out.contains("ehlo 250 ['8bitmime', 'enhancedstatuscodes', 'pipelining', 'size']"),
+        out.contains("ehlo 250 ['8bitmime', 'auth', 'enhancedstatuscodes', 'pipelining', 'size']"),
         "{out}"
     );
     assert!(out.contains("refused {}"), "{out}");

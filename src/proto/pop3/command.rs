@@ -7,17 +7,31 @@ use std::fmt;
 pub enum Command {
     User(String),
     Pass(String),
-    Apop { name: String, digest: String },
+    Apop {
+        name: String,
+        digest: String,
+    },
     Stat,
     List(Option<u32>),
     Retr(u32),
     Dele(u32),
     Noop,
     Rset,
-    Top { msg: u32, lines: u32 },
+    Top {
+        msg: u32,
+        lines: u32,
+    },
     Uidl(Option<u32>),
     Quit,
     Capa,
+    /// `STLS` (RFC 2595 section 4): start TLS.
+    Stls,
+    /// `AUTH mechanism [initial-response]` (RFC 5034 section 4); the initial response is
+    /// base64 as sent (`=` for an empty one).
+    Auth {
+        mechanism: String,
+        initial: Option<String>,
+    },
 }
 
 /// Why a command line could not be parsed. The server answers `-ERR` with the Display text
@@ -123,6 +137,24 @@ impl Command {
             "UIDL" => Command::Uidl(optional_number("UIDL", &args)?),
             "QUIT" => no_args("QUIT", &args, Command::Quit)?,
             "CAPA" => no_args("CAPA", &args, Command::Capa)?,
+            "STLS" => no_args("STLS", &args, Command::Stls)?,
+            "AUTH" => match args.as_slice() {
+                [mechanism] => Command::Auth {
+                    mechanism: (*mechanism).to_string(),
+                    initial: None,
+                },
+                [mechanism, initial] => Command::Auth {
+                    mechanism: (*mechanism).to_string(),
+                    initial: Some((*initial).to_string()),
+                },
+                [] => {
+                    return Err(ParseError::MissingArgument {
+                        keyword: "AUTH",
+                        what: "a SASL mechanism (CAPA lists them on its SASL line)",
+                    });
+                }
+                _ => return Err(ParseError::TooManyArguments { keyword: "AUTH" }),
+            },
             _ => {
                 return Err(ParseError::Unknown {
                     keyword: keyword.chars().take(40).collect(),
@@ -148,6 +180,8 @@ impl Command {
             Command::Uidl(_) => "UIDL",
             Command::Quit => "QUIT",
             Command::Capa => "CAPA",
+            Command::Stls => "STLS",
+            Command::Auth { .. } => "AUTH",
         }
     }
 
@@ -176,6 +210,14 @@ impl fmt::Display for Command {
             Command::Dele(n) => write!(f, "DELE {n}"),
             Command::Top { msg, lines } => write!(f, "TOP {msg} {lines}"),
             Command::Uidl(Some(n)) => write!(f, "UIDL {n}"),
+            Command::Auth {
+                mechanism,
+                initial: Some(initial),
+            } => write!(f, "AUTH {mechanism} {initial}"),
+            Command::Auth {
+                mechanism,
+                initial: None,
+            } => write!(f, "AUTH {mechanism}"),
             other => f.write_str(other.keyword()),
         }
     }

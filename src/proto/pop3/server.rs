@@ -12,10 +12,13 @@ use std::fmt;
 use super::command::Command;
 use crate::proto::line::{Line, LineBuffer, Terminator};
 use crate::proto::reply_text::{self, ReplyTextError, render};
-use crate::proto::{Goodbye, Machine, Output, Protocol, ServerMachine};
+use crate::proto::sasl::{self, Mechanism, SaslExchange, SaslStep, Security, TlsState};
+use crate::proto::{Goodbye, Machine, Output, Protocol, SecurityEvent, ServerMachine};
 
 /// The longest command line accepted, terminator excluded (RFC 2449 allows 255 octets).
 pub const MAX_COMMAND_LINE: usize = 255;
+/// The longest SASL response line accepted during AUTH (as SMTP's, RFC 4954 section 4).
+pub const MAX_SASL_LINE: usize = 12288;
 
 /// Settings of one POP3 session.
 #[derive(Debug, Clone)]
@@ -93,40 +96,7 @@ impl Pop3State {
     }
 }
 
-/// How the client proved who it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Credential {
-    /// USER then PASS.
-    Password(String),
-    /// APOP: the digest the client sent and the timestamp of this session's greeting.
-    Apop { digest: String, timestamp: String },
-}
-
-impl Credential {
-    /// Whether this credential proves knowledge of `secret`.
-    pub fn matches(&self, secret: &str) -> bool {
-        match self {
-            Credential::Password(given) => given == secret,
-            Credential::Apop { digest, timestamp } => {
-                apop_digest(timestamp, secret).eq_ignore_ascii_case(digest)
-            }
-        }
-    }
-}
-
-/// The APOP digest of RFC 1939 section 7: MD5 of the timestamp followed by the secret, in
-/// lower-case hex.
-pub fn apop_digest(timestamp: &str, secret: &str) -> String {
-    use md5::{Digest, Md5};
-    let mut hasher = Md5::new();
-    hasher.update(timestamp.as_bytes());
-    hasher.update(secret.as_bytes());
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use crate::proto::sasl::{Credential, apop_digest};
 
 /// What the machine needs from the outside world.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +112,9 @@ pub enum Pop3Request {
     /// QUIT from TRANSACTION: remove these messages (0-based indexes) and release the
     /// maildrop; answer with [`Pop3Server::answer_update`].
     Update { delete: Vec<usize> },
+    /// STLS was accepted (`+OK` written): make the TLS handshake on the connection, then call
+    /// [`ServerMachine::tls_started`].
+    StartTls,
 }
 
 /// One message of the maildrop as the session sees it.
@@ -226,6 +199,8 @@ pub enum Pop3Event {
     Expunged {
         msgs: Vec<u32>,
     },
+    /// TLS or SASL: see [`SecurityEvent`].
+    Security(SecurityEvent),
 }
 
 /// What the driver must do next: write to the client, report an event, answer a request
@@ -269,6 +244,23 @@ impl Machine for Pop3Server {
 }
 
 impl ServerMachine for Pop3Server {
+    fn is_start_tls(request: &Pop3Request) -> bool {
+        matches!(request, Pop3Request::StartTls)
+    }
+
+    fn tls_started(&mut self) {
+        if self.pending == Some(Pending::StartTls) {
+            self.pending = None;
+        }
+        self.security.tls = TlsState::Active;
+        // Before anything still queued: on an implicit-TLS port the greeting is queued
+        // from the start, yet it goes out through TLS.
+        self.outputs
+            .push_front(Pop3Output::Event(Pop3Event::Security(
+                SecurityEvent::TlsStarted,
+            )));
+    }
+
     fn goodbye(&self, why: Goodbye) -> Option<Vec<u8>> {
         match why {
             // RFC 1939 section 3: when the autologout timer expires the session is closed
@@ -293,6 +285,7 @@ enum Pending {
     Login,
     Fetch { msg: u32, top_lines: Option<u32> },
     Update,
+    StartTls,
 }
 
 /// One POP3 server session.
@@ -309,6 +302,15 @@ pub struct Pop3Server {
     /// The user whose maildrop is locked.
     user: Option<String>,
     maildrop: Vec<Entry>,
+    security: Security,
+    /// The SASL exchange under way (AUTH): the next line is a response, not a command.
+    sasl: Option<SaslExchange>,
+    /// The mechanism of the login being checked, when it came from AUTH.
+    auth_mechanism: Option<Mechanism>,
+    /// SCRAM's login is checked and the maildrop locked; the server's proof was sent as a
+    /// last challenge, and the client's empty response is awaited (RFC 4422's way for a
+    /// protocol without "additional data with success", which POP3 AUTH is).
+    scram_ack: Option<Vec<MessageInfo>>,
 }
 
 impl Pop3Server {
@@ -336,9 +338,26 @@ impl Pop3Server {
             user_given: None,
             user: None,
             maildrop: Vec::new(),
+            security: Security::default(),
+            sasl: None,
+            auth_mechanism: None,
+            scram_ack: None,
         };
         server.ok(&greeting);
         server
+    }
+
+    /// Sets what this session offers for security: STLS, the SASL mechanisms, whether a
+    /// password may be sent in clear, and this session's nonce and salt. Without it: no TLS,
+    /// every mechanism, passwords in clear allowed, fixed nonce ([`Security::default`]).
+    pub fn with_security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// What the session offers and whether TLS is on.
+    pub fn security(&self) -> &Security {
+        &self.security
     }
 
     /// The session state.
@@ -367,45 +386,79 @@ impl Pop3Server {
     /// Answers [`Pop3Request::Login`]. A rejected login should be answered only after the
     /// configured delay; the machine itself has no clock.
     pub fn answer_login(&mut self, outcome: LoginOutcome) {
+        self.answer_login_with(outcome, None);
+    }
+
+    /// Answers [`Pop3Request::Login`] with, for SCRAM, the server-final message that
+    /// [`Credential::verify`] made (`v=` and the server's signature): it is sent as a last
+    /// challenge, and the login completes when the client answers it with an empty line.
+    pub fn answer_login_with(&mut self, outcome: LoginOutcome, server_final: Option<Vec<u8>>) {
         if self.pending != Some(Pending::Login) {
             return;
         }
         self.pending = None;
-        let user = self.user_given.take().unwrap_or_default();
-        match outcome {
-            LoginOutcome::Accepted(messages) => {
-                let octets: u64 = messages.iter().map(|m| m.size).sum();
-                let count = messages.len();
-                self.maildrop = messages
-                    .into_iter()
-                    .map(|info| Entry {
-                        info,
-                        deleted: false,
-                    })
-                    .collect();
-                self.event(Pop3Event::LoggedIn {
-                    user: user.clone(),
-                    messages: count,
-                    octets,
-                });
-                let text = match &self.replies.login {
-                    Some(t) => render(
-                        t,
-                        &[
-                            ("user", &user),
-                            ("count", &count.to_string()),
-                            ("octets", &octets.to_string()),
-                        ],
-                    ),
-                    None => format!(
-                        "{user}'s maildrop has {count} message{} ({octets} octets)",
-                        plural(count)
-                    ),
-                };
-                self.ok(&text);
-                self.user = Some(user);
-                self.set_state(Pop3State::Transaction);
+        match (outcome, server_final) {
+            (LoginOutcome::Accepted(messages), Some(server_final)) => {
+                self.scram_ack = Some(messages);
+                self.challenge(&server_final);
             }
+            (LoginOutcome::Accepted(messages), None) => self.accept_login(messages),
+            (outcome, _) => self.refuse_login(outcome),
+        }
+    }
+
+    /// The credentials were right and the maildrop is locked: TRANSACTION begins.
+    fn accept_login(&mut self, messages: Vec<MessageInfo>) {
+        let user = self.user_given.take().unwrap_or_default();
+        if let Some(mechanism) = self.auth_mechanism.take() {
+            self.event(Pop3Event::Security(SecurityEvent::Authenticated {
+                user: user.clone(),
+                mechanism,
+            }));
+        }
+        let octets: u64 = messages.iter().map(|m| m.size).sum();
+        let count = messages.len();
+        self.maildrop = messages
+            .into_iter()
+            .map(|info| Entry {
+                info,
+                deleted: false,
+            })
+            .collect();
+        self.event(Pop3Event::LoggedIn {
+            user: user.clone(),
+            messages: count,
+            octets,
+        });
+        let text = match &self.replies.login {
+            Some(t) => render(
+                t,
+                &[
+                    ("user", &user),
+                    ("count", &count.to_string()),
+                    ("octets", &octets.to_string()),
+                ],
+            ),
+            None => format!(
+                "{user}'s maildrop has {count} message{} ({octets} octets)",
+                plural(count)
+            ),
+        };
+        self.ok(&text);
+        self.user = Some(user);
+        self.set_state(Pop3State::Transaction);
+    }
+
+    fn refuse_login(&mut self, outcome: LoginOutcome) {
+        let user = self.user_given.take().unwrap_or_default();
+        if let Some(mechanism) = self.auth_mechanism.take() {
+            self.event(Pop3Event::Security(SecurityEvent::AuthFailed {
+                user: Some(user.clone()),
+                mechanism,
+            }));
+        }
+        match outcome {
+            LoginOutcome::Accepted(_) => {}
             LoginOutcome::Rejected => {
                 let text = match &self.replies.login_failed {
                     Some(t) => render(t, &[("user", &user)]),
@@ -511,6 +564,10 @@ impl Pop3Server {
     }
 
     fn handle_line(&mut self, line: Line) {
+        if self.sasl.is_some() || self.scram_ack.is_some() {
+            self.sasl_line(line);
+            return;
+        }
         let text = match line {
             Line::TooLong { len } => {
                 self.event(Pop3Event::CommandReceived {
@@ -542,6 +599,16 @@ impl Pop3Server {
                 };
                 self.ok(&text);
                 self.close();
+            }
+            (Pop3State::Authorization, Command::Stls) => self.stls(),
+            (Pop3State::Authorization, Command::Auth { mechanism, initial }) => {
+                self.auth(&mechanism, initial.as_deref());
+            }
+            (Pop3State::Authorization, Command::User(_) | Command::Pass(_))
+                if !self.security.passwords_allowed() =>
+            {
+                // This server was told to refuse passwords in clear (`--clear-passwords`).
+                self.err("a password in clear is refused here: send STLS first");
             }
             (Pop3State::Authorization, Command::User(_)) if self.config.apop_only => {
                 // RFC 1939 section 13: a user with an APOP secret should not also be allowed
@@ -653,11 +720,177 @@ impl Pop3Server {
                     .push_back(Pop3Output::Request(Pop3Request::Update { delete }));
             }
             Command::Noop => self.ok(""),
-            Command::User(_) | Command::Pass(_) | Command::Apop { .. } => {
+            Command::User(_) | Command::Pass(_) | Command::Apop { .. } | Command::Auth { .. } => {
                 self.err("already logged in");
             }
+            // RFC 2595 section 4: STLS is only permitted in the AUTHORIZATION state.
+            Command::Stls => self.err("STLS is only allowed before logging in"),
             Command::Capa => self.capa(),
         }
+    }
+
+    /// The mechanisms to list: [`Security::advertised`], without those that send the password
+    /// when only APOP is accepted.
+    fn advertised(&self) -> Vec<Mechanism> {
+        let mut mechanisms = self.security.advertised();
+        if self.config.apop_only {
+            mechanisms.retain(|m| !m.sends_password());
+        }
+        mechanisms
+    }
+
+    /// STLS (RFC 2595 section 4).
+    fn stls(&mut self) {
+        match self.security.tls {
+            TlsState::Unavailable => self.err("STLS not available: this server has no certificate"),
+            // RFC 2595 section 4's example text.
+            TlsState::Active => self.err("Command not permitted when TLS active"),
+            TlsState::Offered => {
+                self.ok("Begin TLS negotiation");
+                self.start_tls();
+            }
+        }
+    }
+
+    /// The go-ahead is written: drop what the client sent in clear after the command (it
+    /// must come again through TLS), forget the user name given, and ask for the handshake.
+    fn start_tls(&mut self) {
+        let discarded = self.input.discard_pending();
+        self.user_given = None;
+        self.event(Pop3Event::Security(SecurityEvent::TlsRequested {
+            discarded,
+        }));
+        self.pending = Some(Pending::StartTls);
+        self.outputs
+            .push_back(Pop3Output::Request(Pop3Request::StartTls));
+    }
+
+    /// AUTH (RFC 5034 section 4).
+    fn auth(&mut self, name: &str, initial: Option<&str>) {
+        let Some(mechanism) =
+            Mechanism::from_name(name).filter(|m| self.security.mechanisms.contains(m))
+        else {
+            let offered: Vec<&str> = self.advertised().iter().map(|m| m.name()).collect();
+            self.err(&format!(
+                "unsupported SASL mechanism; this server offers: {}",
+                if offered.is_empty() {
+                    "none".to_string()
+                } else {
+                    offered.join(" ")
+                }
+            ));
+            return;
+        };
+        if mechanism.sends_password() && self.config.apop_only {
+            // RFC 1939 section 13: with APOP secrets, no password in clear, base64 or not.
+            self.err(&format!(
+                "[AUTH] this server accepts no password in clear ({mechanism} sends it): \
+                 use APOP, CRAM-MD5 or SCRAM-SHA-256"
+            ));
+            return;
+        }
+        if mechanism.sends_password() && !self.security.passwords_allowed() {
+            self.err(&format!(
+                "{mechanism} sends the password itself (base64 is no encryption): send STLS first"
+            ));
+            return;
+        }
+        let initial = match initial.map(sasl::decode).transpose() {
+            Ok(initial) => initial,
+            Err(e) => {
+                self.sasl_failed(mechanism, None, &e);
+                return;
+            }
+        };
+        let host = self.config.hostname.clone();
+        let (exchange, step) =
+            SaslExchange::start(mechanism, initial, &self.security.params, &host);
+        self.sasl = Some(exchange);
+        // Responses may be longer than a command line: they get SMTP AUTH's limit
+        // (RFC 4954 section 4: 12288 octets).
+        self.input.set_mode(MAX_SASL_LINE, Terminator::CrLfOrLf);
+        self.sasl_step(mechanism, step);
+    }
+
+    /// A line during AUTH: a base64 response, `*` to cancel, or the empty answer to SCRAM's
+    /// server-final message.
+    fn sasl_line(&mut self, line: Line) {
+        let text = match line {
+            Line::Complete { text, .. } => String::from_utf8_lossy(&text).into_owned(),
+            Line::TooLong { len } => format!("<{len} octets>"),
+        };
+        self.event(Pop3Event::CommandReceived { line: text.clone() });
+        if let Some(messages) = self.scram_ack.take() {
+            self.end_sasl_input();
+            if text.is_empty() {
+                self.accept_login(messages);
+            } else {
+                // The client does not accept the server's proof (or cancelled): it must not
+                // go on with a server it does not trust; the maildrop lock goes with the
+                // session.
+                let mechanism = self.auth_mechanism.take().unwrap_or(Mechanism::ScramSha256);
+                let user = self.user_given.take();
+                self.event(Pop3Event::Security(SecurityEvent::AuthFailed {
+                    user,
+                    mechanism,
+                }));
+                self.err("[AUTH] authentication cancelled after the server's proof; closing");
+                self.close();
+            }
+            return;
+        }
+        let Some(mut exchange) = self.sasl.take() else {
+            return;
+        };
+        let mechanism = exchange.mechanism();
+        let step = if text.trim() == "*" {
+            SaslStep::Failed(sasl::SaslError::Cancelled)
+        } else {
+            match sasl::decode(&text) {
+                Ok(response) => exchange.respond(&response, &self.security.params),
+                Err(e) => SaslStep::Failed(e),
+            }
+        };
+        self.sasl = Some(exchange);
+        self.sasl_step(mechanism, step);
+    }
+
+    fn sasl_step(&mut self, mechanism: Mechanism, step: SaslStep) {
+        match step {
+            SaslStep::Challenge(bytes) => self.challenge(&bytes),
+            SaslStep::Check { user, credential } => {
+                self.sasl = None;
+                self.end_sasl_input();
+                self.user_given = Some(user.clone());
+                self.auth_mechanism = Some(mechanism);
+                self.request_login(user, credential);
+            }
+            SaslStep::Failed(e) => {
+                self.sasl = None;
+                self.end_sasl_input();
+                self.sasl_failed(mechanism, None, &e);
+            }
+        }
+    }
+
+    fn sasl_failed(&mut self, mechanism: Mechanism, user: Option<String>, why: &sasl::SaslError) {
+        self.event(Pop3Event::Security(SecurityEvent::AuthFailed {
+            user,
+            mechanism,
+        }));
+        self.err(&format!("[AUTH] {why}"));
+    }
+
+    /// Back to command lines after an AUTH exchange.
+    fn end_sasl_input(&mut self) {
+        self.input.set_mode(MAX_COMMAND_LINE, Terminator::CrLfOrLf);
+    }
+
+    /// A SASL challenge: `+ ` and the base64 of the bytes (RFC 5034 section 4).
+    fn challenge(&mut self, bytes: &[u8]) {
+        let line = format!("+ {}", sasl::encode(bytes));
+        let wire = format!("{line}\r\n").into_bytes();
+        self.write_reply(true, line, false, wire);
     }
 
     fn request_login(&mut self, user: String, credential: Credential) {
@@ -678,17 +911,27 @@ impl Pop3Server {
 
     fn capa(&mut self) {
         // RFC 2449 section 6.8: USER is announced only where USER/PASS is accepted.
-        let user = (!self.config.apop_only).then_some("USER");
+        let user = (!self.config.apop_only && self.security.passwords_allowed()).then_some("USER");
+        // RFC 2595 section 4: STLS, only while TLS can still be started.
+        let stls = (self.security.tls == TlsState::Offered).then_some("STLS");
+        // RFC 2449 section 6.3, as RFC 5034 updates it: SASL and the mechanisms.
+        let mechanisms: Vec<&str> = self.advertised().iter().map(|m| m.name()).collect();
+        let sasl = (!mechanisms.is_empty()).then(|| format!("SASL {}", mechanisms.join(" ")));
         let lines: Vec<String> = ["TOP", "UIDL"]
             .into_iter()
             .chain(user)
-            .chain([
-                "RESP-CODES",
-                "AUTH-RESP-CODE",
-                "PIPELINING",
-                "IMPLEMENTATION mailwire",
-            ])
             .map(str::to_string)
+            .chain(sasl)
+            .chain(stls.map(str::to_string))
+            .chain(
+                [
+                    "RESP-CODES",
+                    "AUTH-RESP-CODE",
+                    "PIPELINING",
+                    "IMPLEMENTATION mailwire",
+                ]
+                .map(str::to_string),
+            )
             .collect();
         self.multiline("capability list follows", &lines);
     }

@@ -26,11 +26,12 @@ impl Fake {
     fn answer(&mut self, server: &mut Pop3Server, request: Pop3Request) {
         match request {
             Pop3Request::Login { user, credential } => {
-                let known = self
+                let verified = self
                     .users
                     .iter()
                     .find(|(u, _)| *u == user)
-                    .is_some_and(|(_, p)| credential.matches(p));
+                    .and_then(|(_, p)| credential.verify(p));
+                let known = verified.is_some();
                 let outcome = if !known {
                     LoginOutcome::Rejected
                 } else if self.locked_by_other {
@@ -47,8 +48,9 @@ impl Fake {
                             .collect(),
                     )
                 };
-                server.answer_login(outcome);
+                server.answer_login_with(outcome, verified.and_then(|v| v.server_final));
             }
+            Pop3Request::StartTls => server.tls_started(),
             Pop3Request::Fetch { index } => {
                 let msg = self
                     .messages
@@ -315,7 +317,8 @@ fn top_sends_headers_blank_line_and_n_body_lines() {
 fn capa_lists_exactly_what_is_implemented() {
     let r = run_all_chunks(b"CAPA\r\n", &Fake::new(vec![]));
     assert!(text(&r).ends_with(
-        "+OK capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION mailwire\r\n.\r\n"
+        "+OK capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nSASL PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256\r\n\
+         RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION mailwire\r\n.\r\n"
     ));
 }
 
@@ -555,4 +558,374 @@ fn bad_reply_texts_are_refused_by_check() {
         ..Pop3Replies::default()
     };
     assert!(bad.check().is_err());
+}
+
+// --- TLS (RFC 2595) and SASL (RFC 5034) ---
+
+use crate::proto::SecurityEvent;
+use crate::proto::sasl::{self, Mechanism, SaslParams, ScramKeys, Security, TlsState};
+
+/// Runs `pieces` (each pushed as one read) through a server with `security`; the fake
+/// answers STLS as a driver would, by "making the handshake" at once.
+fn run_secure(pieces: &[&[u8]], security: Security) -> Run {
+    let mut fake = Fake::new(vec![message("a", 40)]);
+    let mut server = Pop3Server::new(config()).with_security(security);
+    let mut written = Vec::new();
+    let mut events = Vec::new();
+    let mut closed = false;
+    let mut drain = |server: &mut Pop3Server, fake: &mut Fake, closed: &mut bool| {
+        while let Some(out) = server.poll_output() {
+            match out {
+                Pop3Output::Write(b) => written.extend_from_slice(&b),
+                Pop3Output::Event(e) => events.push(e),
+                Pop3Output::Request(r) => fake.answer(server, r),
+                Pop3Output::Close => *closed = true,
+            }
+        }
+    };
+    drain(&mut server, &mut fake, &mut closed);
+    for piece in pieces {
+        server.receive(piece);
+        drain(&mut server, &mut fake, &mut closed);
+    }
+    Run {
+        written,
+        events,
+        closed,
+        fake,
+    }
+}
+
+fn offered() -> Security {
+    Security {
+        tls: TlsState::Offered,
+        ..Security::default()
+    }
+}
+
+fn security_events(r: &Run) -> Vec<SecurityEvent> {
+    r.events
+        .iter()
+        .filter_map(|e| match e {
+            Pop3Event::Security(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn stls_is_advertised_only_while_it_can_start() {
+    let r = run_secure(&[b"CAPA\r\n", b"STLS\r\n", b"CAPA\r\nSTLS\r\n"], offered());
+    let t = text(&r);
+    let (before, after) = t.split_once("+OK Begin TLS negotiation\r\n").unwrap();
+    assert!(before.contains("\r\nSTLS\r\n"), "{before}");
+    assert!(!after.contains("\r\nSTLS\r\n"), "{after}");
+    assert!(
+        after.ends_with("-ERR Command not permitted when TLS active\r\n"),
+        "{after}"
+    );
+    assert_eq!(
+        security_events(&r),
+        vec![
+            SecurityEvent::TlsRequested { discarded: 0 },
+            SecurityEvent::TlsStarted
+        ]
+    );
+    // Without a certificate: not advertised, refused.
+    let r = run_secure(&[b"CAPA\r\nSTLS\r\n"], Security::default());
+    assert!(!text(&r).contains("\r\nSTLS\r\n"));
+    assert!(text(&r).ends_with("-ERR STLS not available: this server has no certificate\r\n"));
+    // Only in AUTHORIZATION (RFC 2595 section 4).
+    let r = run_secure(&[b"USER user\r\nPASS secret\r\nSTLS\r\n"], offered());
+    assert!(text(&r).ends_with("-ERR STLS is only allowed before logging in\r\n"));
+}
+
+#[test]
+fn plaintext_pipelined_after_stls_is_discarded_not_run_inside_tls() {
+    // CVE-2011-0411: "USER x" came in clear in the same segment as STLS. Were it kept, it
+    // would be answered as if sent through TLS, and the PASS after the handshake would log
+    // in as the attacker's choice of user.
+    let r = run_secure(&[b"STLS\r\nUSER user\r\n", b"PASS secret\r\n"], offered());
+    let t = text(&r);
+    assert!(
+        t.ends_with("+OK Begin TLS negotiation\r\n-ERR give USER first\r\n"),
+        "{t}"
+    );
+    assert_eq!(
+        security_events(&r),
+        vec![
+            SecurityEvent::TlsRequested { discarded: 11 },
+            SecurityEvent::TlsStarted
+        ]
+    );
+    // And a USER given before STLS is forgotten.
+    let r = run_secure(
+        &[b"USER user\r\n", b"STLS\r\n", b"PASS secret\r\n"],
+        offered(),
+    );
+    assert!(text(&r).ends_with("-ERR give USER first\r\n"));
+}
+
+#[test]
+fn auth_plain_with_and_without_initial_response() {
+    let ir = sasl::encode(b"\0user\0secret");
+    let r = run_secure(
+        &[format!("AUTH PLAIN {ir}\r\nSTAT\r\n").as_bytes()],
+        offered(),
+    );
+    let t = text(&r);
+    assert!(
+        t.contains("+OK user's maildrop has 1 message (40 octets)\r\n+OK 1 40\r\n"),
+        "{t}"
+    );
+    assert!(security_events(&r).contains(&SecurityEvent::Authenticated {
+        user: "user".into(),
+        mechanism: Mechanism::Plain
+    }));
+    let r = run_secure(
+        &[b"AUTH PLAIN\r\n", format!("{ir}\r\n").as_bytes()],
+        offered(),
+    );
+    assert!(
+        text(&r).contains("+ \r\n+OK user's maildrop"),
+        "{}",
+        text(&r)
+    );
+    // Wrong password: -ERR [AUTH], as for PASS (RFC 3206).
+    let bad = sasl::encode(b"\0user\0wrong");
+    let r = run_secure(&[format!("AUTH PLAIN {bad}\r\n").as_bytes()], offered());
+    assert!(text(&r).ends_with("-ERR [AUTH] invalid user name or password\r\n"));
+    assert!(security_events(&r).contains(&SecurityEvent::AuthFailed {
+        user: Some("user".into()),
+        mechanism: Mechanism::Plain
+    }));
+    // "*" cancels (RFC 5034 section 4); commands work again after it.
+    let r = run_secure(&[b"AUTH PLAIN\r\n*\r\nNOOP\r\n"], offered());
+    assert!(
+        text(&r).ends_with("+ \r\n-ERR [AUTH] authentication cancelled by the client\r\n-ERR NOOP is not allowed in the AUTHORIZATION state\r\n"),
+        "{}",
+        text(&r)
+    );
+    // Not base64, unknown mechanism.
+    let r = run_secure(&[b"AUTH PLAIN !!!\r\nAUTH GSSAPI\r\n"], offered());
+    let t = text(&r);
+    assert!(
+        t.contains("-ERR [AUTH] the response is not valid base64\r\n"),
+        "{t}"
+    );
+    assert!(t.ends_with(
+        "-ERR unsupported SASL mechanism; this server offers: PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256\r\n"
+    ));
+}
+
+#[test]
+fn auth_login_asks_for_user_and_password() {
+    let r = run_secure(
+        &[b"AUTH LOGIN\r\n", b"dXNlcg==\r\n", b"c2VjcmV0\r\n"],
+        offered(),
+    );
+    assert!(
+        text(&r).ends_with(
+            "+ VXNlcm5hbWU6\r\n+ UGFzc3dvcmQ6\r\n+OK user's maildrop has 1 message (40 octets)\r\n"
+        ),
+        "{}",
+        text(&r)
+    );
+}
+
+#[test]
+fn auth_cram_md5_uses_the_nonce_passed_in() {
+    let security = Security {
+        params: SaslParams {
+            nonce: "4711.1700000000".into(),
+            salt: vec![1; 16],
+        },
+        ..offered()
+    };
+    let challenge = "<4711.1700000000@dewey>";
+    let digest = sasl::cram_md5_digest(challenge, "tanstaaf");
+    let response = sasl::encode(format!("mrose {digest}").as_bytes());
+    let r = run_secure(
+        &[b"AUTH CRAM-MD5\r\n", format!("{response}\r\n").as_bytes()],
+        security,
+    );
+    let t = text(&r);
+    assert!(
+        t.contains(&format!("+ {}\r\n", sasl::encode(challenge.as_bytes()))),
+        "{t}"
+    );
+    assert!(
+        t.ends_with("+OK mrose's maildrop has 1 message (40 octets)\r\n"),
+        "{t}"
+    );
+}
+
+/// A SCRAM-SHA-256 client's final message for `server_first` (RFC 5802 section 3).
+fn scram_client_final(client_first_bare: &str, server_first: &str, password: &str) -> String {
+    let mut attrs = server_first.split(',');
+    let nonce = attrs.next().unwrap().strip_prefix("r=").unwrap();
+    let salt = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        attrs.next().unwrap().strip_prefix("s=").unwrap(),
+    )
+    .unwrap();
+    let iterations: u32 = attrs
+        .next()
+        .unwrap()
+        .strip_prefix("i=")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let without_proof = format!("c=biws,r={nonce}");
+    let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
+    let keys = ScramKeys::derive(password, &salt, iterations);
+    let signature = sasl::hmac_sha256(&keys.stored_key, auth_message.as_bytes());
+    let proof: Vec<u8> = keys
+        .client_key
+        .iter()
+        .zip(&signature)
+        .map(|(k, s)| k ^ s)
+        .collect();
+    format!("{without_proof},p={}", sasl::encode(&proof))
+}
+
+/// The decoded text of the last `+ ` challenge in `t`.
+fn last_challenge(t: &str) -> String {
+    let line = t.lines().rev().find(|l| l.starts_with("+ ")).unwrap();
+    String::from_utf8(sasl::decode(line.strip_prefix("+ ").unwrap()).unwrap()).unwrap()
+}
+
+#[test]
+fn auth_scram_sha_256_proves_both_sides() {
+    let bare = "n=user,r=clientnonce123";
+    let first = sasl::encode(format!("n,,{bare}").as_bytes());
+    let step1 = run_secure(
+        &[format!("AUTH SCRAM-SHA-256 {first}\r\n").as_bytes()],
+        offered(),
+    );
+    let server_first = last_challenge(&text(&step1));
+    assert!(
+        server_first.starts_with("r=clientnonce123fixed-nonce"),
+        "{server_first}"
+    );
+    let final_msg = sasl::encode(scram_client_final(bare, &server_first, "secret").as_bytes());
+    let r = run_secure(
+        &[
+            format!("AUTH SCRAM-SHA-256 {first}\r\n").as_bytes(),
+            format!("{final_msg}\r\n").as_bytes(),
+            b"\r\n",
+        ],
+        offered(),
+    );
+    let t = text(&r);
+    assert!(last_challenge(&t).starts_with("v="), "{t}");
+    assert!(
+        t.ends_with("+OK user's maildrop has 1 message (40 octets)\r\n"),
+        "{t}"
+    );
+    // The wrong password: the proof does not verify.
+    let wrong = sasl::encode(scram_client_final(bare, &server_first, "nope").as_bytes());
+    let r = run_secure(
+        &[
+            format!("AUTH SCRAM-SHA-256 {first}\r\n").as_bytes(),
+            format!("{wrong}\r\n").as_bytes(),
+        ],
+        offered(),
+    );
+    assert!(text(&r).ends_with("-ERR [AUTH] invalid user name or password\r\n"));
+    // A client that rejects the server's proof ends the session; nothing is logged in.
+    let r = run_secure(
+        &[
+            format!("AUTH SCRAM-SHA-256 {first}\r\n").as_bytes(),
+            format!("{final_msg}\r\n").as_bytes(),
+            b"*\r\n",
+        ],
+        offered(),
+    );
+    assert!(r.closed);
+    assert!(
+        !r.events
+            .iter()
+            .any(|e| matches!(e, Pop3Event::LoggedIn { .. }))
+    );
+}
+
+#[test]
+fn clear_passwords_refused_until_tls_when_told() {
+    let security = Security {
+        clear_passwords: false,
+        ..offered()
+    };
+    let plain = sasl::encode(b"\0user\0secret");
+    let r = run_secure(
+        &[format!("CAPA\r\nUSER user\r\nAUTH PLAIN {plain}\r\n").as_bytes()],
+        security.clone(),
+    );
+    let t = text(&r);
+    assert!(
+        t.contains("\r\nSASL CRAM-MD5 SCRAM-SHA-256\r\nSTLS\r\n"),
+        "{t}"
+    );
+    assert!(!t.contains("\r\nUSER\r\n"), "{t}");
+    assert!(t.contains("-ERR a password in clear is refused here: send STLS first\r\n"));
+    assert!(t.ends_with(
+        "-ERR PLAIN sends the password itself (base64 is no encryption): send STLS first\r\n"
+    ));
+    let r = run_secure(
+        &[
+            b"STLS\r\n",
+            format!("CAPA\r\nAUTH PLAIN {plain}\r\n").as_bytes(),
+        ],
+        security,
+    );
+    let t = text(&r);
+    assert!(
+        t.contains("\r\nUSER\r\nSASL PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256\r\n"),
+        "{t}"
+    );
+    assert!(
+        t.ends_with("+OK user's maildrop has 1 message (40 octets)\r\n"),
+        "{t}"
+    );
+}
+
+#[test]
+fn apop_only_offers_no_mechanism_that_sends_the_password() {
+    let mut server = Pop3Server::new(Pop3Config {
+        apop_only: true,
+        ..config()
+    });
+    server
+        .receive(format!("CAPA\r\nAUTH PLAIN {}\r\n", sasl::encode(b"\0user\0secret")).as_bytes());
+    let mut written = Vec::new();
+    while let Some(out) = server.poll_output() {
+        if let Pop3Output::Write(b) = out {
+            written.extend_from_slice(&b);
+        }
+    }
+    let t = String::from_utf8(written).unwrap();
+    assert!(t.contains("\r\nSASL CRAM-MD5 SCRAM-SHA-256\r\n"), "{t}");
+    assert!(t.ends_with(
+        "-ERR [AUTH] this server accepts no password in clear (PLAIN sends it): use APOP, \
+         CRAM-MD5 or SCRAM-SHA-256\r\n"
+    ));
+}
+
+#[test]
+fn on_an_implicit_tls_port_tls_comes_before_the_greeting() {
+    let mut server = Pop3Server::new(config()).with_security(Security {
+        tls: TlsState::Active,
+        ..Security::default()
+    });
+    server.tls_started();
+    assert_eq!(
+        server.poll_output(),
+        Some(Pop3Output::Event(Pop3Event::Security(
+            SecurityEvent::TlsStarted
+        )))
+    );
+    assert!(matches!(
+        server.poll_output(),
+        Some(Pop3Output::Event(Pop3Event::ReplySent { .. }))
+    ));
 }

@@ -37,6 +37,10 @@ pub enum Verb {
     Vrfy,
     /// `QUIT`
     Quit,
+    /// `AUTH mechanism [initial-response]` (RFC 4954)
+    Auth,
+    /// `STARTTLS` (RFC 3207)
+    StartTls,
     /// A verb of a standard SMTP command or extension that mailwire does not implement
     /// (answered "502 Command not implemented"); the verb in upper case.
     NotImplemented(&'static str),
@@ -44,7 +48,7 @@ pub enum Verb {
 
 /// Verbs recognised but not implemented (RFC 5321 section 4.2.4: 502, not 500).
 const NOT_IMPLEMENTED: &[&str] = &[
-    "EXPN", "HELP", "TURN", "ETRN", "ATRN", "AUTH", "STARTTLS", "BDAT", "SEND", "SOML", "SAML",
+    "EXPN", "HELP", "TURN", "ETRN", "ATRN", "BDAT", "SEND", "SOML", "SAML",
 ];
 
 impl Verb {
@@ -61,6 +65,8 @@ impl Verb {
             "NOOP" => Verb::Noop,
             "VRFY" => Verb::Vrfy,
             "QUIT" => Verb::Quit,
+            "AUTH" => Verb::Auth,
+            "STARTTLS" => Verb::StartTls,
             other => Verb::NotImplemented(NOT_IMPLEMENTED.iter().find(|v| **v == other)?),
         })
     }
@@ -77,6 +83,8 @@ impl Verb {
             Verb::Noop => "NOOP",
             Verb::Vrfy => "VRFY",
             Verb::Quit => "QUIT",
+            Verb::Auth => "AUTH",
+            Verb::StartTls => "STARTTLS",
             Verb::NotImplemented(v) => v,
         }
     }
@@ -134,6 +142,13 @@ pub enum Command {
     Vrfy(String),
     /// `QUIT`
     Quit,
+    /// `AUTH mechanism [initial-response]`: the initial response as sent (base64, or `=`).
+    Auth {
+        mechanism: String,
+        initial: Option<String>,
+    },
+    /// `STARTTLS`
+    StartTls,
     /// A recognised verb that mailwire does not implement.
     NotImplemented(&'static str),
 }
@@ -159,6 +174,17 @@ impl Command {
             Verb::Vrfy => Ok(Command::Vrfy(args.to_string())),
             // Arguments to QUIT are ignored: people type "quit now" on netcat.
             Verb::Quit => Ok(Command::Quit),
+            Verb::StartTls => no_args(verb, args).map(|()| Command::StartTls),
+            Verb::Auth => {
+                let mut words = args.split_ascii_whitespace();
+                match (words.next(), words.next(), words.next()) {
+                    (Some(mechanism), initial, None) => Ok(Command::Auth {
+                        mechanism: mechanism.to_string(),
+                        initial: initial.map(str::to_string),
+                    }),
+                    _ => Err(syntax("AUTH mechanism [initial-response]")),
+                }
+            }
             Verb::NotImplemented(v) => Ok(Command::NotImplemented(v)),
         }
     }
@@ -254,6 +280,9 @@ fn parse_mail(args: &str) -> Result<MailFrom, Reply> {
                 return Err(duplicate());
             }
             mail.body = Some(body);
+        } else if key.eq_ignore_ascii_case("AUTH") {
+            // RFC 4954 section 5: the identity that submitted the message; mailwire relays
+            // nothing, so it is accepted and not passed on.
         } else {
             return Err(unsupported(key));
         }
@@ -588,8 +617,8 @@ mod tests {
                 "555 5.5.4 Unsupported parameter SMTPUTF8",
             ),
             (
-                "MAIL FROM:<a@b> auth=<>",
-                "555 5.5.4 Unsupported parameter AUTH",
+                "MAIL FROM:<a@b> ret=full",
+                "555 5.5.4 Unsupported parameter RET",
             ),
         ] {
             assert_eq!(code(Command::parse(line.as_bytes())), want, "{line}");

@@ -23,7 +23,10 @@ use super::command::{Command, Verb, split_command};
 use super::reply::Reply;
 use crate::proto::line::{Line, LineBuffer, Terminator};
 use crate::proto::reply_text::{self, ReplyTextError, render};
-use crate::proto::{Goodbye, Machine, Output, Protocol, ServerMachine};
+use crate::proto::sasl::{
+    self, Credential, Mechanism, SaslError, SaslExchange, SaslStep, Security, TlsState, Verified,
+};
+use crate::proto::{Goodbye, Machine, Output, Protocol, SecurityEvent, ServerMachine};
 
 /// The longest command line, CRLF excluded (RFC 5321 section 4.5.3.1.4: 512 with CRLF).
 pub const MAX_COMMAND_LINE: usize = 510;
@@ -31,6 +34,9 @@ pub const MAX_COMMAND_LINE: usize = 510;
 pub const MAX_TEXT_LINE: usize = 998;
 /// The most recipients of one transaction (RFC 5321 section 4.5.3.1.8).
 pub const MAX_RECIPIENTS: usize = 100;
+/// The longest AUTH command or response line, CRLF excluded (RFC 4954 section 4: 12288
+/// octets with CRLF).
+pub const MAX_AUTH_LINE: usize = 12286;
 
 /// Settings of one SMTP session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +159,10 @@ pub struct Envelope {
     pub helo: Option<String>,
     /// The client greeted with EHLO (the Received header then says `with ESMTP`).
     pub esmtp: bool,
+    /// The session was under TLS (`with ESMTPS`, RFC 3848).
+    pub tls: bool,
+    /// The client had logged in with AUTH (`with ESMTPA`, RFC 3848).
+    pub authenticated: bool,
     /// The sender from MAIL FROM, without angle brackets; `""` for the null path `<>`.
     pub reverse_path: String,
     /// Recipients accepted so far, in order, without duplicates.
@@ -172,6 +182,15 @@ pub enum SmtpRequest {
         envelope: Envelope,
         content: Vec<u8>,
     },
+    /// Check a SASL credential (AUTH) against the user's password. Answer with
+    /// [`SmtpServer::answer_auth`], after the failed-login delay if it was wrong.
+    Authenticate {
+        user: String,
+        credential: Credential,
+    },
+    /// STARTTLS was accepted (`220` written): make the TLS handshake on the connection, then
+    /// call [`ServerMachine::tls_started`].
+    StartTls,
 }
 
 /// Why a delivery failed (the answer to a failed [`SmtpRequest::Deliver`]): the `451` reply
@@ -227,6 +246,8 @@ pub enum SmtpEvent {
         recipients: Vec<String>,
         bytes: usize,
     },
+    /// TLS or SASL: see [`SecurityEvent`].
+    Security(SecurityEvent),
 }
 
 /// What the driver must do next: write to the client, report an event, answer a request
@@ -267,6 +288,8 @@ impl Machine for SmtpServer {
             let line = self.input.next_line()?;
             if self.state == SmtpState::Data {
                 self.content_line(line);
+            } else if self.sasl.is_some() || self.scram_ack.is_some() {
+                self.sasl_line(line);
             } else {
                 self.command_line(line);
             }
@@ -275,6 +298,23 @@ impl Machine for SmtpServer {
 }
 
 impl ServerMachine for SmtpServer {
+    fn is_start_tls(request: &SmtpRequest) -> bool {
+        matches!(request, SmtpRequest::StartTls)
+    }
+
+    fn tls_started(&mut self) {
+        if matches!(self.pending, Some(Pending::StartTls)) {
+            self.pending = None;
+        }
+        self.security.tls = TlsState::Active;
+        // Before anything still queued: on an implicit-TLS port the greeting is queued
+        // from the start, yet it goes out through TLS.
+        self.outputs
+            .push_front(SmtpOutput::Event(SmtpEvent::Security(
+                SecurityEvent::TlsStarted,
+            )));
+    }
+
     fn goodbye(&self, why: Goodbye) -> Option<Vec<u8>> {
         let text = match why {
             Goodbye::Idle => "421 4.4.2 idle too long, closing connection\r\n",
@@ -289,6 +329,8 @@ impl ServerMachine for SmtpServer {
 enum Pending {
     Recipient(Recipient),
     Delivery { bytes: usize },
+    Auth { user: String, mechanism: Mechanism },
+    StartTls,
 }
 
 /// The message content being read.
@@ -316,6 +358,14 @@ pub struct SmtpServer {
     esmtp: bool,
     envelope: Option<Envelope>,
     content: Content,
+    security: Security,
+    /// The SASL exchange under way: the next line is a response, not a command.
+    sasl: Option<SaslExchange>,
+    /// SCRAM checked the proof and sent the server's as a last challenge: the client's
+    /// empty response is awaited (user and mechanism).
+    scram_ack: Option<(String, Mechanism)>,
+    /// The user AUTH proved, if any.
+    authenticated: Option<String>,
 }
 
 impl SmtpServer {
@@ -343,9 +393,65 @@ impl SmtpServer {
             esmtp: false,
             envelope: None,
             content: Content::default(),
+            security: Security::default(),
+            sasl: None,
+            scram_ack: None,
+            authenticated: None,
         };
         server.reply(Reply::new(220, greeting));
         server
+    }
+
+    /// Sets what this session offers for security: STARTTLS, the SASL mechanisms, whether a
+    /// password may be sent in clear, and this session's nonce and salt. Without it: no TLS,
+    /// every mechanism, passwords in clear allowed, fixed nonce ([`Security::default`]).
+    pub fn with_security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// What the session offers and whether TLS is on.
+    pub fn security(&self) -> &Security {
+        &self.security
+    }
+
+    /// The user AUTH proved in this session, if any.
+    pub fn authenticated(&self) -> Option<&str> {
+        self.authenticated.as_deref()
+    }
+
+    /// Answers [`SmtpRequest::Authenticate`]: `Some` when the credential proved the password
+    /// (with SCRAM's server-final message), `None` when it did not.
+    pub fn answer_auth(&mut self, verified: Option<Verified>) {
+        let Some(Pending::Auth { user, mechanism }) = self.pending.take() else {
+            return;
+        };
+        match verified {
+            Some(Verified {
+                server_final: Some(server_final),
+            }) => {
+                self.scram_ack = Some((user, mechanism));
+                self.input.set_mode(MAX_AUTH_LINE, Terminator::CrLfOrLf);
+                self.challenge(&server_final);
+            }
+            Some(Verified { server_final: None }) => self.auth_succeeded(user, mechanism),
+            None => {
+                self.event(SmtpEvent::Security(SecurityEvent::AuthFailed {
+                    user: Some(user),
+                    mechanism,
+                }));
+                self.reply(Reply::new(535, "5.7.8 Authentication credentials invalid"));
+            }
+        }
+    }
+
+    fn auth_succeeded(&mut self, user: String, mechanism: Mechanism) {
+        self.authenticated = Some(user.clone());
+        self.event(SmtpEvent::Security(SecurityEvent::Authenticated {
+            user,
+            mechanism,
+        }));
+        self.reply(Reply::new(235, "2.7.0 Authentication successful"));
     }
 
     /// Answers [`SmtpRequest::CheckRecipient`]: whether the user exists.
@@ -501,6 +607,13 @@ impl SmtpServer {
                 Some("5.5.1 Need MAIL before DATA")
             }
             (Verb::Data, SmtpState::Mail) => Some("5.5.1 No valid recipients"),
+            // RFC 4954 section 4: AUTH is not permitted during a mail transaction, nor after
+            // a successful AUTH.
+            (Verb::Auth, SmtpState::Mail | SmtpState::Rcpt) => {
+                Some("5.5.1 AUTH not permitted during a mail transaction")
+            }
+            (Verb::Auth, _) if self.authenticated.is_some() => Some("5.5.1 Already authenticated"),
+            (Verb::Auth, SmtpState::Connected) => Some("5.5.1 Send EHLO first"),
             _ => None,
         };
         if let Some(text) = sequence_error {
@@ -520,18 +633,31 @@ impl SmtpServer {
                 self.greeted(domain, false, reply);
             }
             Command::Ehlo(domain) => {
-                let reply = Reply::multiline(
-                    250,
-                    vec![
-                        self.helo_line(&domain),
-                        "PIPELINING".to_string(),
-                        format!("SIZE {}", self.config.max_message_size),
-                        "8BITMIME".to_string(),
-                        "ENHANCEDSTATUSCODES".to_string(),
-                    ],
-                );
-                self.greeted(domain, true, reply);
+                let mut lines = vec![
+                    self.helo_line(&domain),
+                    "PIPELINING".to_string(),
+                    format!("SIZE {}", self.config.max_message_size),
+                    "8BITMIME".to_string(),
+                    "ENHANCEDSTATUSCODES".to_string(),
+                ];
+                // RFC 3207 section 4.2: not offered again once TLS is on.
+                if self.security.tls == TlsState::Offered {
+                    lines.push("STARTTLS".to_string());
+                }
+                // RFC 4954 section 3: the AUTH keyword and the mechanisms.
+                let mechanisms: Vec<&str> = self
+                    .security
+                    .advertised()
+                    .iter()
+                    .map(|m| m.name())
+                    .collect();
+                if !mechanisms.is_empty() {
+                    lines.push(format!("AUTH {}", mechanisms.join(" ")));
+                }
+                self.greeted(domain, true, Reply::multiline(250, lines));
             }
+            Command::StartTls => self.starttls(),
+            Command::Auth { mechanism, initial } => self.auth(&mechanism, initial.as_deref()),
             Command::Mail(mail) => {
                 let too_big = mail
                     .size
@@ -558,6 +684,8 @@ impl SmtpServer {
                 self.envelope = Some(Envelope {
                     helo: self.helo.clone(),
                     esmtp: self.esmtp,
+                    tls: self.security.tls_active(),
+                    authenticated: self.authenticated.is_some(),
                     reverse_path: sender,
                     recipients: Vec::new(),
                 });
@@ -703,6 +831,8 @@ impl SmtpServer {
             let envelope = self.envelope.clone().unwrap_or(Envelope {
                 helo: self.helo.clone(),
                 esmtp: self.esmtp,
+                tls: self.security.tls_active(),
+                authenticated: self.authenticated.is_some(),
                 reverse_path: String::new(),
                 recipients: Vec::new(),
             });
@@ -715,6 +845,158 @@ impl SmtpServer {
                     content: content.kept,
                 }));
         }
+    }
+
+    /// STARTTLS (RFC 3207 section 4).
+    fn starttls(&mut self) {
+        match self.security.tls {
+            TlsState::Unavailable => {
+                self.reply(Reply::new(454, "4.7.0 TLS not available: no certificate"));
+            }
+            TlsState::Active => self.reply(Reply::new(503, "5.5.1 TLS already active")),
+            TlsState::Offered => {
+                self.reply(Reply::new(220, "2.0.0 Ready to start TLS"));
+                // What the client sent after STARTTLS, in clear, is dropped unread
+                // (CVE-2011-0411), and everything learnt before TLS is forgotten: the EHLO
+                // argument, any transaction (RFC 3207 section 4.2).
+                let discarded = self.input.discard_pending();
+                self.event(SmtpEvent::Security(SecurityEvent::TlsRequested {
+                    discarded,
+                }));
+                self.helo = None;
+                self.esmtp = false;
+                self.envelope = None;
+                self.authenticated = None;
+                self.set_state(SmtpState::Connected);
+                self.pending = Some(Pending::StartTls);
+                self.outputs
+                    .push_back(SmtpOutput::Request(SmtpRequest::StartTls));
+            }
+        }
+    }
+
+    /// AUTH (RFC 4954 section 4); the sequence is checked already.
+    fn auth(&mut self, name: &str, initial: Option<&str>) {
+        let Some(mechanism) =
+            Mechanism::from_name(name).filter(|m| self.security.mechanisms.contains(m))
+        else {
+            self.reply(Reply::new(504, "5.5.4 Unrecognized authentication type"));
+            return;
+        };
+        if mechanism.sends_password() && !self.security.passwords_allowed() {
+            // RFC 4954 section 6.
+            self.reply(Reply::new(
+                538,
+                "5.7.11 Encryption required for requested authentication mechanism",
+            ));
+            return;
+        }
+        let initial = match initial.map(sasl::decode).transpose() {
+            Ok(initial) => initial,
+            Err(e) => {
+                self.sasl_failed(mechanism, &e);
+                return;
+            }
+        };
+        let host = self.config.hostname.clone();
+        let (exchange, step) =
+            SaslExchange::start(mechanism, initial, &self.security.params, &host);
+        self.sasl = Some(exchange);
+        self.input.set_mode(MAX_AUTH_LINE, Terminator::CrLfOrLf);
+        self.sasl_step(mechanism, step);
+    }
+
+    /// A line during AUTH: a base64 response, `*` to cancel, or the empty answer to SCRAM's
+    /// server-final message.
+    fn sasl_line(&mut self, line: Line) {
+        let text = match line {
+            Line::Complete { text, .. } => String::from_utf8_lossy(&text).into_owned(),
+            Line::TooLong { len } => {
+                self.event(SmtpEvent::CommandReceived {
+                    line: format!("<{len} octets>"),
+                });
+                self.sasl = None;
+                self.scram_ack = None;
+                self.input.set_mode(MAX_COMMAND_LINE, Terminator::CrLfOrLf);
+                self.reply(Reply::new(
+                    500,
+                    "5.5.6 Authentication Exchange line is too long",
+                ));
+                return;
+            }
+        };
+        self.event(SmtpEvent::CommandReceived { line: text.clone() });
+        if let Some((user, mechanism)) = self.scram_ack.take() {
+            self.input.set_mode(MAX_COMMAND_LINE, Terminator::CrLfOrLf);
+            if text.is_empty() {
+                self.auth_succeeded(user, mechanism);
+            } else {
+                self.sasl_failed(mechanism, &SaslError::Cancelled);
+            }
+            return;
+        }
+        let Some(mut exchange) = self.sasl.take() else {
+            return;
+        };
+        let mechanism = exchange.mechanism();
+        let step = if text.trim() == "*" {
+            SaslStep::Failed(SaslError::Cancelled)
+        } else {
+            match sasl::decode(&text) {
+                Ok(response) => exchange.respond(&response, &self.security.params),
+                Err(e) => SaslStep::Failed(e),
+            }
+        };
+        self.sasl = Some(exchange);
+        self.sasl_step(mechanism, step);
+    }
+
+    fn sasl_step(&mut self, mechanism: Mechanism, step: SaslStep) {
+        match step {
+            SaslStep::Challenge(bytes) => self.challenge(&bytes),
+            SaslStep::Check { user, credential } => {
+                self.sasl = None;
+                self.input.set_mode(MAX_COMMAND_LINE, Terminator::CrLfOrLf);
+                self.pending = Some(Pending::Auth {
+                    user: user.clone(),
+                    mechanism,
+                });
+                self.outputs
+                    .push_back(SmtpOutput::Request(SmtpRequest::Authenticate {
+                        user,
+                        credential,
+                    }));
+            }
+            SaslStep::Failed(e) => {
+                self.sasl = None;
+                self.input.set_mode(MAX_COMMAND_LINE, Terminator::CrLfOrLf);
+                self.sasl_failed(mechanism, &e);
+            }
+        }
+    }
+
+    /// The exchange broke before a password was checked (RFC 4954 section 4: `*` gets 501,
+    /// so does a response that is not base64).
+    fn sasl_failed(&mut self, mechanism: Mechanism, why: &SaslError) {
+        self.event(SmtpEvent::Security(SecurityEvent::AuthFailed {
+            user: None,
+            mechanism,
+        }));
+        let reply = match why {
+            SaslError::Cancelled => Reply::new(501, "5.0.0 Authentication cancelled"),
+            SaslError::BadBase64 => Reply::new(501, "5.5.2 Cannot decode response: not base64"),
+            other => Reply::new(535, format!("5.7.8 Authentication failed: {other}")),
+        };
+        self.reply(reply);
+    }
+
+    /// A SASL challenge: `334 ` and the base64 of the bytes (RFC 4954 section 4; the space
+    /// stays when the challenge is empty).
+    fn challenge(&mut self, bytes: &[u8]) {
+        let text = sasl::encode(bytes);
+        self.outputs
+            .push_back(SmtpOutput::Write(format!("334 {text}\r\n").into_bytes()));
+        self.event(SmtpEvent::ReplySent { code: 334, text });
     }
 
     /// The transaction is over (delivered or not): back to Ready.

@@ -2,7 +2,7 @@
 //! sequence and syntax errors, SMTP smuggling, hostile and oversized input.
 
 use super::*;
-use crate::proto::Machine;
+use crate::proto::{Machine, ServerMachine};
 
 /// A fake store answering the machine's requests: known users and the deliveries made.
 #[derive(Clone, Debug)]
@@ -36,6 +36,11 @@ impl Fake {
                     server.answer_delivery(Ok(()));
                 }
             },
+            SmtpRequest::Authenticate { user, credential } => {
+                let password = (user == "alice").then_some("wonderland");
+                server.answer_auth(password.and_then(|p| credential.verify(p)));
+            }
+            SmtpRequest::StartTls => server.tls_started(),
         }
     }
 }
@@ -178,6 +183,8 @@ fn seed_001_session() {
             Envelope {
                 helo: Some("iit.edu".into()),
                 esmtp: false,
+                tls: false,
+                authenticated: false,
                 reverse_path: "ag@iit.edu".into(),
                 recipients: vec![recipient("gb@iit.edu", "gb")],
             },
@@ -224,13 +231,15 @@ fn ehlo_lists_the_extensions() {
             "250-PIPELINING",
             "250-SIZE 10485760",
             "250-8BITMIME",
-            "250 ENHANCEDSTATUSCODES",
+            "250-ENHANCEDSTATUSCODES",
+            "250 AUTH PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256",
             BYE,
         ]),
     );
     assert!(run.events().contains(&SmtpEvent::ReplySent {
         code: 250,
-        text: "localhost Hello client.example\nPIPELINING\nSIZE 10485760\n8BITMIME\nENHANCEDSTATUSCODES"
+        text: "localhost Hello client.example\nPIPELINING\nSIZE 10485760\n8BITMIME\nENHANCEDSTATUSCODES\n\
+               AUTH PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256"
             .into()
     }));
 }
@@ -296,7 +305,8 @@ fn bad_arguments_get_501_552_555_and_550() {
             "250-PIPELINING",
             "250-SIZE 10485760",
             "250-8BITMIME",
-            "250 ENHANCEDSTATUSCODES",
+            "250-ENHANCEDSTATUSCODES",
+            "250 AUTH PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256",
             "501 5.1.7 Bad sender address syntax",
             "501 5.5.4 Syntax: MAIL FROM:<address> [SIZE=n] [BODY=7BIT|8BITMIME]",
             "552 5.3.4 Message size exceeds fixed maximum message size (10485760 octets)",
@@ -379,6 +389,8 @@ fn rset_resets_the_transaction_but_keeps_helo() {
             Envelope {
                 helo: Some("iit.edu".into()),
                 esmtp: false,
+                tls: false,
+                authenticated: false,
                 reverse_path: "x@iit.edu".into(),
                 recipients: vec![recipient("alice@iit.edu", "alice")],
             },
@@ -423,7 +435,8 @@ fn null_sender_is_accepted() {
             "250-PIPELINING",
             "250-SIZE 10485760",
             "250-8BITMIME",
-            "250 ENHANCEDSTATUSCODES",
+            "250-ENHANCEDSTATUSCODES",
+            "250 AUTH PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256",
             "250 2.1.0 Sender <> OK",
             "250 2.1.5 Recipient <gb@localhost> OK",
             GO_AHEAD,
@@ -612,7 +625,8 @@ fn pipelined_transaction_in_one_write() {
             "250-PIPELINING",
             "250-SIZE 10485760",
             "250-8BITMIME",
-            "250 ENHANCEDSTATUSCODES",
+            "250-ENHANCEDSTATUSCODES",
+            "250 AUTH PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256",
             "250 2.1.0 Sender <a@iit.edu> OK",
             "250 2.1.5 Recipient <gb@iit.edu> OK",
             "550 5.1.1 <nobody@iit.edu>: no such user here",
@@ -731,6 +745,8 @@ fn events_of_one_command_come_in_order() {
     let envelope = Envelope {
         helo: Some("c".into()),
         esmtp: false,
+        tls: false,
+        authenticated: false,
         reverse_path: "a@localhost".into(),
         recipients: vec![recipient("gb@localhost", "gb")],
     };
@@ -1138,7 +1154,8 @@ fn custom_hostname_and_size() {
             "250-PIPELINING",
             "250-SIZE 1234",
             "250-8BITMIME",
-            "250 ENHANCEDSTATUSCODES",
+            "250-ENHANCEDSTATUSCODES",
+            "250 AUTH PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256",
             "221 2.0.0 mx.iitkgp.edu closing connection",
         ]),
     );
@@ -1196,7 +1213,8 @@ fn reply_texts_replace_only_the_free_text() {
             "250-PIPELINING",
             "250-SIZE 10485760",
             "250-8BITMIME",
-            "250 ENHANCEDSTATUSCODES",
+            "250-ENHANCEDSTATUSCODES",
+            "250 AUTH PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256",
             "221 2.0.0 iitkgp.edu closing connection",
         ])
     );
@@ -1218,4 +1236,243 @@ fn an_empty_greeting_text_leaves_the_domain_alone() {
         ..SmtpReplies::default()
     };
     assert!(bad.check().unwrap_err().to_string().contains("smtp.mail"));
+}
+
+// --- STARTTLS (RFC 3207) and AUTH (RFC 4954) ---
+
+use crate::proto::SecurityEvent;
+use crate::proto::sasl::{self, Mechanism, Security, TlsState};
+
+/// Runs `pieces` (each pushed as one read) through a server with `security`; the fake
+/// answers STARTTLS as a driver would, by "making the handshake" at once.
+fn run_secure(pieces: &[&[u8]], security: Security) -> Run {
+    let mut fake = Fake::new();
+    let mut server = SmtpServer::new(config()).with_security(security);
+    let mut run = Run {
+        written: Vec::new(),
+        outputs: Vec::new(),
+        fake: Fake::new(),
+        closed: false,
+        max_held: 0,
+    };
+    drain(&mut server, &mut fake, &mut run);
+    for piece in pieces {
+        server.receive(piece);
+        drain(&mut server, &mut fake, &mut run);
+    }
+    run.fake = fake;
+    run
+}
+
+fn offered() -> Security {
+    Security {
+        tls: TlsState::Offered,
+        ..Security::default()
+    }
+}
+
+fn security_events(run: &Run) -> Vec<SecurityEvent> {
+    run.events()
+        .into_iter()
+        .filter_map(|e| match e {
+            SmtpEvent::Security(s) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn starttls_is_advertised_then_everything_is_forgotten() {
+    let r = run_secure(
+        &[
+            b"EHLO a\r\n",
+            b"STARTTLS\r\n",
+            b"MAIL FROM:<x@iit.edu>\r\nEHLO b\r\nSTARTTLS\r\n",
+        ],
+        offered(),
+    );
+    let t = r.text();
+    let (before, after) = t.split_once("220 2.0.0 Ready to start TLS\r\n").unwrap();
+    assert!(before.contains("250-STARTTLS\r\n"), "{before}");
+    // RFC 3207 section 4.2: the EHLO before TLS is forgotten, STARTTLS not offered again.
+    assert_eq!(
+        after,
+        "503 5.5.1 Send HELO/EHLO first\r\n250-localhost Hello b\r\n250-PIPELINING\r\n\
+         250-SIZE 10485760\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n\
+         250 AUTH PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256\r\n503 5.5.1 TLS already active\r\n"
+    );
+    let r = run_secure(&[b"STARTTLS now\r\n", b"STARTTLS\r\n"], Security::default());
+    assert!(r.text().ends_with(
+        "501 5.5.4 Syntax: STARTTLS\r\n454 4.7.0 TLS not available: no certificate\r\n"
+    ));
+}
+
+#[test]
+fn plaintext_pipelined_after_starttls_is_discarded() {
+    // CVE-2011-0411: commands sent in clear with STARTTLS must not be run inside TLS.
+    let r = run_secure(
+        &[
+            b"EHLO a\r\n",
+            b"STARTTLS\r\nRSET\r\nMAIL FROM:<evil@iit.edu>\r\n",
+            b"EHLO a\r\nRCPT TO:<gb@iit.edu>\r\n",
+        ],
+        offered(),
+    );
+    let t = r.text();
+    assert!(t.ends_with("503 5.5.1 Need MAIL before RCPT\r\n"), "{t}");
+    assert!(!t.contains("evil"), "{t}");
+    assert_eq!(
+        security_events(&r),
+        vec![
+            SecurityEvent::TlsRequested { discarded: 32 },
+            SecurityEvent::TlsStarted
+        ]
+    );
+}
+
+#[test]
+fn auth_login_plain_and_the_rfc_4954_replies() {
+    let plain = sasl::encode(b"\0alice\0wonderland");
+    let r = run_secure(
+        &[format!("EHLO a\r\nAUTH PLAIN {plain}\r\nAUTH PLAIN\r\n").as_bytes()],
+        offered(),
+    );
+    let t = r.text();
+    assert!(
+        t.ends_with("235 2.7.0 Authentication successful\r\n503 5.5.1 Already authenticated\r\n"),
+        "{t}"
+    );
+    assert!(security_events(&r).contains(&SecurityEvent::Authenticated {
+        user: "alice".into(),
+        mechanism: Mechanism::Plain
+    }));
+    let r = run_secure(
+        &[
+            b"EHLO a\r\nAUTH LOGIN\r\n",
+            b"YWxpY2U=\r\n",
+            b"d3Jvbmc=\r\n",
+        ],
+        offered(),
+    );
+    assert!(r.text().ends_with(
+        "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n535 5.7.8 Authentication credentials invalid\r\n"
+    ));
+    let r = run_secure(
+        &[
+            b"AUTH PLAIN\r\nEHLO a\r\nAUTH X\r\nAUTH PLAIN\r\n*\r\nAUTH PLAIN %%\r\n\
+            MAIL FROM:<a@iit.edu>\r\nAUTH PLAIN\r\n",
+        ],
+        offered(),
+    );
+    assert!(
+        r.text()
+            .starts_with("220 localhost ESMTP mailwire ready\r\n503 5.5.1 Send EHLO first\r\n"),
+        "{}",
+        r.text()
+    );
+    assert!(
+        r.text().ends_with(
+            "504 5.5.4 Unrecognized authentication type\r\n334 \r\n501 5.0.0 Authentication cancelled\r\n\
+             501 5.5.2 Cannot decode response: not base64\r\n250 2.1.0 Sender <a@iit.edu> OK\r\n\
+             503 5.5.1 AUTH not permitted during a mail transaction\r\n"
+        ),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn auth_refuses_clear_passwords_when_told_and_marks_the_envelope() {
+    let security = Security {
+        clear_passwords: false,
+        ..offered()
+    };
+    let plain = sasl::encode(b"\0alice\0wonderland");
+    let r = run_secure(
+        &[format!("EHLO a\r\nAUTH PLAIN {plain}\r\n").as_bytes()],
+        security.clone(),
+    );
+    let t = r.text();
+    assert!(
+        t.contains("250-STARTTLS\r\n250 AUTH CRAM-MD5 SCRAM-SHA-256\r\n"),
+        "{t}"
+    );
+    assert!(
+        t.ends_with("538 5.7.11 Encryption required for requested authentication mechanism\r\n")
+    );
+    let r = run_secure(
+        &[
+            b"STARTTLS\r\n",
+            format!(
+                "EHLO a\r\nAUTH PLAIN {plain}\r\nMAIL FROM:<a@iit.edu>\r\nRCPT TO:<gb@iit.edu>\r\n\
+                 DATA\r\nhi\r\n.\r\n"
+            )
+            .as_bytes(),
+        ],
+        security,
+    );
+    assert!(
+        r.text()
+            .ends_with("250 2.0.0 Message accepted for delivery\r\n"),
+        "{}",
+        r.text()
+    );
+    let (envelope, _) = r.fake.delivered.first().unwrap();
+    assert!(envelope.tls && envelope.authenticated && envelope.esmtp);
+}
+
+#[test]
+fn auth_scram_sha_256_sends_the_server_proof_as_a_last_challenge() {
+    use crate::proto::sasl::ScramKeys;
+    let bare = "n=alice,r=cn0nce";
+    let first = sasl::encode(format!("n,,{bare}").as_bytes());
+    let start = format!("EHLO a\r\nAUTH SCRAM-SHA-256 {first}\r\n");
+    let r = run_secure(&[start.as_bytes()], offered());
+    let line = r.text().lines().last().unwrap().to_string();
+    let server_first =
+        String::from_utf8(sasl::decode(line.strip_prefix("334 ").unwrap()).unwrap()).unwrap();
+    let nonce = server_first
+        .split(',')
+        .next()
+        .unwrap()
+        .strip_prefix("r=")
+        .unwrap();
+    let without_proof = format!("c=biws,r={nonce}");
+    let auth_message = format!("{bare},{server_first},{without_proof}");
+    let params = Security::default().params;
+    let keys = ScramKeys::derive("wonderland", &params.salt, sasl::SCRAM_ITERATIONS);
+    let signature = sasl::hmac_sha256(&keys.stored_key, auth_message.as_bytes());
+    let proof: Vec<u8> = keys
+        .client_key
+        .iter()
+        .zip(&signature)
+        .map(|(k, s)| k ^ s)
+        .collect();
+    let client_final =
+        sasl::encode(format!("{without_proof},p={}", sasl::encode(&proof)).as_bytes());
+    let expected_v = sasl::encode(
+        format!(
+            "v={}",
+            sasl::encode(&sasl::hmac_sha256(
+                &keys.server_key,
+                auth_message.as_bytes()
+            ))
+        )
+        .as_bytes(),
+    );
+    let r = run_secure(
+        &[
+            start.as_bytes(),
+            format!("{client_final}\r\n").as_bytes(),
+            b"\r\n",
+        ],
+        offered(),
+    );
+    assert!(
+        r.text().ends_with(&format!(
+            "334 {expected_v}\r\n235 2.7.0 Authentication successful\r\n"
+        )),
+        "{}",
+        r.text()
+    );
 }
