@@ -163,7 +163,7 @@ impl Pop3State {
 
 /// Makes the questions of a timeline's steps, in order (it follows each POP3 session's
 /// state from step to step, so ask for every step, the ones with no question too).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Quiz {
     pop3: HashMap<String, Pop3State>,
 }

@@ -22,6 +22,7 @@ use super::diagram;
 use super::live;
 use super::loader::{Loaded, Loading};
 use super::narration;
+use super::quiz_panel;
 use super::rows::{DiagramRows, Reveal};
 use super::screenshot::{self, Phase, ScreenshotPlan};
 use super::server_state::{self, ServerView};
@@ -588,6 +589,7 @@ impl MailwireApp {
         let mut actions = Vec::new();
         let mut exports = Vec::new();
         controls::keyboard_actions(ui.ctx(), &mut actions);
+        quiz_panel::keyboard_actions(ui.ctx(), &self.state.quiz, &mut actions);
         let mut dismiss = false;
         Panel::top("controls").show(ui, |ui| {
             ui.add_space(2.0);
@@ -626,7 +628,26 @@ impl MailwireApp {
         });
         let focus = self.state.focus_step();
         let view = self.server_view(focus);
-        if self.state.narration_panel {
+        if self.state.quiz.asking.is_some() {
+            // The question takes the narration's place until the step is shown.
+            Panel::top("quiz").show(ui, |ui| {
+                let most = ui.ctx().content_rect().height() * 0.6;
+                ScrollArea::vertical()
+                    .id_salt("quiz-scroll")
+                    .max_height(most)
+                    .show(ui, |ui| {
+                        ui.add_space(4.0);
+                        quiz_panel::quiz_ui(
+                            ui,
+                            &self.state.quiz,
+                            &self.timeline,
+                            &palette,
+                            &mut actions,
+                        );
+                        ui.add_space(4.0);
+                    });
+            });
+        } else if self.state.narration_panel {
             Panel::top("narration")
                 .resizable(true)
                 .default_size(190.0)

@@ -114,8 +114,8 @@ pub const FILE_HAS_NO_SERVERS: &str = "A capture file is shown: its steps are re
     mailwire without a file) to use the console and the menu client.";
 
 /// Draws the control bar: one row at 1280x720 in presenter mode (zoom 1.3): the scenario,
-/// Reset, Home/Back/Next, Play with its speed, where the view stands, the TCP and live-use
-/// switches, then the View menu (zoom, theme, full screen, panes) and the Export menu.
+/// Reset, Home/Back/Next, Play with its speed, where the view stands, the TCP, live-use and
+/// quiz switches (with the quiz score), then the View menu (zoom, theme, full screen, panes) and the Export menu.
 #[allow(clippy::too_many_arguments)]
 pub fn controls_ui(
     ui: &mut Ui,
@@ -277,6 +277,22 @@ pub fn controls_ui(
             .changed()
         {
             actions.push(UiAction::SetLivePanel(live));
+        }
+        let mut quiz = state.quiz.on;
+        if ui
+            .checkbox(&mut quiz, "Quiz")
+            .on_hover_text(
+                "Quiz mode: before a step shows, the class predicts the reply (answers and \
+                 score are kept per question)",
+            )
+            .changed()
+        {
+            actions.push(UiAction::SetQuiz(quiz));
+        }
+        let score = state.quiz.score();
+        if state.quiz.on && score.asked > 0 {
+            ui.label(format!("{}/{}", score.right, score.asked))
+                .on_hover_text("Quiz score: right answers out of questions answered");
         }
         ui.separator();
         view_menu(ui, state, actions);

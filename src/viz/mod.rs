@@ -33,6 +33,8 @@ pub mod diagram;
 pub mod live;
 pub mod loader;
 pub mod narration;
+pub mod quiz_panel;
+pub mod quiz_state;
 pub mod rows;
 pub mod screenshot;
 pub mod server_state;
