@@ -630,22 +630,10 @@ impl MailwireApp {
         let view = self.server_view(focus);
         if self.state.quiz.asking.is_some() {
             // The question takes the narration's place until the step is shown.
-            Panel::top("quiz").show(ui, |ui| {
-                let most = ui.ctx().content_rect().height() * 0.6;
-                ScrollArea::vertical()
-                    .id_salt("quiz-scroll")
-                    .max_height(most)
-                    .show(ui, |ui| {
-                        ui.add_space(4.0);
-                        quiz_panel::quiz_ui(
-                            ui,
-                            &self.state.quiz,
-                            &self.timeline,
-                            &palette,
-                            &mut actions,
-                        );
-                        ui.add_space(4.0);
-                    });
+            Panel::top("quiz").resizable(false).show(ui, |ui| {
+                ui.add_space(4.0);
+                quiz_panel::quiz_ui(ui, &self.state.quiz, &self.timeline, &palette, &mut actions);
+                ui.add_space(4.0);
             });
         } else if self.state.narration_panel {
             Panel::top("narration")

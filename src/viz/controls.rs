@@ -115,7 +115,8 @@ pub const FILE_HAS_NO_SERVERS: &str = "A capture file is shown: its steps are re
 
 /// Draws the control bar: one row at 1280x720 in presenter mode (zoom 1.3): the scenario,
 /// Reset, Home/Back/Next, Play with its speed, where the view stands, the TCP, live-use and
-/// quiz switches (with the quiz score), then the View menu (zoom, theme, full screen, panes) and the Export menu.
+/// quiz switches, then the View menu (zoom, theme, full screen,
+/// panes) and the Export menu.
 #[allow(clippy::too_many_arguments)]
 pub fn controls_ui(
     ui: &mut Ui,
@@ -279,20 +280,17 @@ pub fn controls_ui(
             actions.push(UiAction::SetLivePanel(live));
         }
         let mut quiz = state.quiz.on;
+        let score = state.quiz.score();
         if ui
             .checkbox(&mut quiz, "Quiz")
-            .on_hover_text(
-                "Quiz mode: before a step shows, the class predicts the reply (answers and \
-                 score are kept per question)",
-            )
+            .on_hover_text(format!(
+                "Quiz mode: before a step shows, the class predicts the reply (answers are kept \
+                 per question; score {}/{})",
+                score.right, score.asked
+            ))
             .changed()
         {
             actions.push(UiAction::SetQuiz(quiz));
-        }
-        let score = state.quiz.score();
-        if state.quiz.on && score.asked > 0 {
-            ui.label(format!("{}/{}", score.right, score.asked))
-                .on_hover_text("Quiz score: right answers out of questions answered");
         }
         ui.separator();
         view_menu(ui, state, actions);

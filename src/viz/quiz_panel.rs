@@ -141,8 +141,9 @@ pub fn quiz_ui(
                     button = button.fill(palette.negative.gamma_multiply(0.45));
                 }
             }
+            // Clicks after the answer change nothing (the state keeps the first).
             let response = ui
-                .add_enabled(asking.chosen.is_none() || asking.chosen == Some(i), button)
+                .add(button)
                 .on_hover_text(format!("Key {} or {}", i + 1, letter(i)));
             if response.clicked() {
                 actions.push(UiAction::QuizAnswer(i));
@@ -151,10 +152,14 @@ pub fn quiz_ui(
     });
     let Some(chosen) = asking.chosen else {
         ui.add_space(4.0);
+        let n = question.choices.len();
         ui.label(
-            RichText::new("Predict what comes back, then click a choice (or press 1-4, a-d).")
-                .size(15.0)
-                .weak(),
+            RichText::new(format!(
+                "Predict what comes back, then click a choice (or press 1-{n}, a-{}).",
+                letter(n.saturating_sub(1))
+            ))
+            .size(15.0)
+            .weak(),
         );
         return;
     };

@@ -41,6 +41,7 @@ mod timeline_links;
 mod viz_app;
 mod viz_file;
 mod viz_layout;
+mod viz_quiz;
 mod viz_support;
 mod viz_window;
 mod watch;
