@@ -12,7 +12,8 @@
 //!   presenter settings, forms), unit-tested without a window;
 //! - one file per pane: [`diagram`] (with its row model [`rows`]), [`details`],
 //!   [`narration`], [`server_state`], [`controls`] (and the banner), [`live`],
-//!   [`connections`] (the connection list and its filters);
+//!   [`connections`] (the connection list and its filters), [`quiz_panel`] (quiz mode's
+//!   questions, over [`quiz_state`]: asked before a step shows);
 //! - [`loader`]: a capture file read and decoded on its own thread (`mailwire FILE`, Open,
 //!   a file dropped on the window);
 //! - [`theme`] and [`screenshot`] (`mailwire --screenshot FILE`);
