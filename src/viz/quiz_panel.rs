@@ -1,15 +1,17 @@
 //! The quiz panel: while a step is asked about (see [`super::quiz_state`]), it takes the
-//! narration's place at the top of the window. It shows what the client sent (what the
-//! class may know; never the step's caption, which may tell the answer), the question, one
+//! narration's place at the top of the window. It shows what crossed the wire in the step
+//! before the reply asked about (what the class may know; never the step's caption, which
+//! may tell the answer), the question, one
 //! big button per choice (keys 1-9 or a-d too), then the verdict with why the choice made
 //! is right or wrong, the right one's reason and what the wire showed, and a button to go
 //! on. The score is in its corner. It only reads the state and emits [`UiAction`]s.
 
 use eframe::egui::{self, Key, RichText, Ui};
 
-use super::quiz_state::{QuizState, sent_before_reply};
+use super::quiz_state::{QuizState, known_before};
 use super::state::UiAction;
 use super::theme::Palette;
+use crate::proto::Direction;
 use crate::quiz::letter;
 use crate::timeline::Timeline;
 
@@ -110,15 +112,19 @@ pub fn quiz_ui(
             .on_hover_text("Right answers out of questions answered");
         });
     });
-    let sent = sent_before_reply(timeline, asking.step);
-    if !sent.is_empty() {
+    let known = known_before(timeline, question);
+    if !known.is_empty() {
         ui.add_space(2.0);
-        for e in sent {
+        for e in known {
+            let color = match e.direction() {
+                Direction::ClientToServer => palette.client,
+                Direction::ServerToClient => palette.weak,
+            };
             ui.label(
                 RichText::new(format!("{} {}", e.direction().tag(), e.line))
                     .monospace()
                     .size(18.0)
-                    .color(palette.client),
+                    .color(color),
             );
         }
     }

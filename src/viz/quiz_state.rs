@@ -12,7 +12,7 @@
 //! Only [`super::state::UiState::apply`] changes this (through the `Quiz*` actions and the
 //! cursor moves); the panel ([`super::quiz_panel`]) only reads it.
 
-use crate::exchange::{Exchange, ExchangeKind};
+use crate::exchange::Exchange;
 use crate::quiz::{Question, Quiz, Score, Verdict};
 use crate::timeline::Timeline;
 
@@ -191,23 +191,27 @@ impl QuizState {
     }
 }
 
-/// What the client sent in `step` before the first reply: what the class may know when it
-/// is asked (a greeting step has nothing).
-pub fn sent_before_reply(timeline: &Timeline, step: usize) -> Vec<&Exchange> {
-    timeline.steps.get(step).map_or_else(Vec::new, |record| {
-        record
-            .outcome
-            .exchanges
-            .iter()
-            .take_while(|e| e.kind != ExchangeKind::Reply)
-            .collect()
-    })
+/// What crossed the wire in the question's step before the reply it is about: what the
+/// class may know when asked (the client's commands, and the replies before it, which earlier
+/// questions revealed; a greeting's question has nothing).
+pub fn known_before<'t>(timeline: &'t Timeline, question: &Question) -> Vec<&'t Exchange> {
+    timeline
+        .steps
+        .get(question.step)
+        .map_or_else(Vec::new, |record| {
+            record
+                .outcome
+                .exchanges
+                .iter()
+                .take(question.reply)
+                .collect()
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exchange::StepOutcome;
+    use crate::exchange::{ExchangeKind, StepOutcome};
     use crate::proto::Protocol;
     use crate::viz::state::{UiAction, UiState};
     use crate::viz::worker::WorkerStatus;
@@ -478,14 +482,67 @@ mod tests {
     }
 
     #[test]
-    fn what_the_client_sent_before_the_reply() {
+    fn what_the_class_knows_is_what_crossed_the_wire_before_the_reply_asked_about() {
         let t = pop3_timeline();
-        assert!(sent_before_reply(&t, 0).is_empty());
-        let sent: Vec<&str> = sent_before_reply(&t, 1)
+        let mut quiz = Quiz::new();
+        let greeting = quiz.questions(&t, 0);
+        assert!(known_before(&t, &greeting[0]).is_empty());
+        let user = quiz.questions(&t, 1);
+        let lines: Vec<&str> = known_before(&t, &user[0])
             .iter()
             .map(|e| e.line.as_str())
             .collect();
-        assert_eq!(sent, ["USER mrose"]);
-        assert!(sent_before_reply(&t, 9).is_empty());
+        assert_eq!(lines, ["USER mrose"]);
+        // One SMTP step with three replies: each question knows the dialogue before its reply.
+        let mut smtp = Timeline::new("smtp");
+        let outcome = StepOutcome {
+            index: 0,
+            session: "send".into(),
+            protocol: Some(Protocol::Smtp),
+            conn: None,
+            exchanges: [
+                (ExchangeKind::Command, "MAIL FROM:<alice@localhost>"),
+                (ExchangeKind::Reply, "250 OK"),
+                (ExchangeKind::Command, "RCPT TO:<nobody@localhost>"),
+                (ExchangeKind::Reply, "550 no such user"),
+                (ExchangeKind::Command, "DATA"),
+                (ExchangeKind::Reply, "503 no valid recipients"),
+            ]
+            .iter()
+            .map(|(k, l)| exchange(*k, l))
+            .collect(),
+            check: Ok(()),
+            events: Vec::new(),
+            server_closed: false,
+        };
+        smtp.push_step(outcome, "mail".into(), None, None, 0..0);
+        let questions = Quiz::new().questions(&smtp, 0);
+        let known: Vec<Vec<&str>> = questions
+            .iter()
+            .map(|q| {
+                known_before(&smtp, q)
+                    .iter()
+                    .map(|e| e.line.as_str())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            known,
+            [
+                vec!["MAIL FROM:<alice@localhost>"],
+                vec![
+                    "MAIL FROM:<alice@localhost>",
+                    "250 OK",
+                    "RCPT TO:<nobody@localhost>"
+                ],
+                vec![
+                    "MAIL FROM:<alice@localhost>",
+                    "250 OK",
+                    "RCPT TO:<nobody@localhost>",
+                    "550 no such user",
+                    "DATA"
+                ],
+            ]
+        );
     }
 }
