@@ -20,6 +20,9 @@ pub const SHOW_THE_STEP: &str = "Show the step";
 /// The button that goes on to the step's next question.
 pub const NEXT_QUESTION: &str = "Next question";
 
+/// How many of the lines before the reply asked about the panel shows (the last ones).
+const KNOWN_LINES: usize = 4;
+
 /// The label of a choice's button: its letter and its text ("a) +OK").
 pub fn choice_label(index: usize, text: &str) -> String {
     format!("{}) {text}", letter(index))
@@ -115,7 +118,16 @@ pub fn quiz_ui(
     let known = known_before(timeline, question);
     if !known.is_empty() {
         ui.add_space(2.0);
-        for e in known {
+        // The last few lines: a long dialogue would push the choices off a projector.
+        let skipped = known.len().saturating_sub(KNOWN_LINES);
+        if skipped > 0 {
+            ui.label(
+                RichText::new(format!("... {skipped} earlier line(s) of this step"))
+                    .size(15.0)
+                    .weak(),
+            );
+        }
+        for e in known.into_iter().skip(skipped) {
             let color = match e.direction() {
                 Direction::ClientToServer => palette.client,
                 Direction::ServerToClient => palette.weak,
