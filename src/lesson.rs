@@ -306,8 +306,9 @@ fn has_status(protocol: Option<Protocol>, line: &str) -> bool {
 }
 
 /// A recorded step's exchanges: the units cut in its frames, each with its stream range so
-/// that the timeline links it back to the same unit.
-fn step_outcome(
+/// that the timeline links it back to the same unit; and the client end of its connection.
+/// (The window's live watch makes its steps with it, from [`dialog_steps`], as a file's.)
+pub fn step_outcome(
     timeline: &Timeline,
     step: &LessonStep,
 ) -> (StepOutcome, Option<std::net::SocketAddr>) {

@@ -42,6 +42,16 @@ struct Cli {
     /// and outside programs can reach its servers. Capture then needs root or CAP_NET_RAW.
     #[arg(long)]
     no_sandbox: bool,
+    /// Without a command: open the window watching these TCP ports live (your own client
+    /// and server, Thunderbird, Dovecot), comma-separated, e.g. `--watch 2110,2525`. The
+    /// window stays on this computer's real network (outside mailwire's private one, where
+    /// your programs could not be seen), so capture needs root or CAP_NET_RAW.
+    #[arg(long, value_name = "PORTS", conflicts_with = "file")]
+    watch: Option<String>,
+    /// With --watch: the interface to capture on (`lo`, this computer's loopback, unless
+    /// given).
+    #[arg(long, value_name = "NAME", requires = "watch")]
+    interface: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -70,10 +80,17 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let args = Cli::parse();
-    if args.command.is_some() && (args.screenshot.is_some() || args.presenter || args.no_sandbox) {
+    if args.command.is_some()
+        && (args.screenshot.is_some()
+            || args.presenter
+            || args.no_sandbox
+            || args.watch.is_some()
+            || args.interface.is_some())
+    {
         eprintln!(
-            "mailwire: --screenshot, --presenter and --no-sandbox (before a command) are for \
-             the window; `mailwire run --no-sandbox` is the scenario runner's"
+            "mailwire: --screenshot, --presenter, --no-sandbox, --watch and --interface \
+             (before a command) are for the window; `mailwire run --no-sandbox` is the \
+             scenario runner's, `mailwire watch --port N` watches in the terminal"
         );
         return ExitCode::FAILURE;
     }
@@ -84,6 +101,8 @@ fn main() -> ExitCode {
             presenter: args.presenter,
             no_sandbox: args.no_sandbox,
             file: args.file,
+            watch: args.watch,
+            interface: args.interface,
         }),
         Some(Cmd::Serve(a)) => cli::serve::run_serve(a),
         Some(Cmd::ImportAssignment(a)) => cli::import_assignment::run_import(a),

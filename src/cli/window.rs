@@ -2,11 +2,14 @@
 //! itself inside mailwire's private network when that works (capture without root, the
 //! standard ports 110 and 25); if the window cannot open in there (the display is not
 //! reachable), it opens outside and says why. `mailwire FILE` opens the window on a capture
-//! file instead: no servers, no capture, so no private network either.
+//! file instead: no servers, no capture, so no private network either. `mailwire --watch
+//! PORTS` opens it watching those ports live: outside the private network, where the
+//! student's programs are (capture then needs root or CAP_NET_RAW).
 
 use std::path::PathBuf;
 
 use crate::capture::sandbox::{self, OnParentDeath};
+use crate::viz::watch::{WatchRequest, parse_ports};
 use crate::viz::{AppOptions, WindowError, open_window};
 
 /// How `mailwire` (no subcommand) opens the window.
@@ -21,6 +24,10 @@ pub struct WindowArgs {
     pub no_sandbox: bool,
     /// Show this capture file instead of running the demo scenario.
     pub file: Option<PathBuf>,
+    /// Watch these TCP ports live (as typed: comma-separated) instead of running the demo.
+    pub watch: Option<String>,
+    /// The interface to watch on (`lo` when not given).
+    pub interface: Option<String>,
 }
 
 /// The commands a FILE argument could be mistaken for (clap reads these as commands).
@@ -69,6 +76,10 @@ pub fn run_window(args: WindowArgs) -> Result<(), String> {
     if let Some(file) = &args.file {
         check_file(file)?;
     }
+    let watch = match &args.watch {
+        Some(ports) => Some(parse_ports(ports).map_err(|e| format!("--watch {ports}: {e}"))?),
+        None => None,
+    };
     if cfg!(target_os = "linux")
         && std::env::var_os("DISPLAY").is_none()
         && std::env::var_os("WAYLAND_DISPLAY").is_none()
@@ -80,6 +91,9 @@ pub fn run_window(args: WindowArgs) -> Result<(), String> {
                     `mailwire run rfc1939` shows the same scenario as text."
                 .to_string(),
         );
+    }
+    if let Some(ports) = watch {
+        return run_watch_window(&args, ports);
     }
     if let Some(file) = &args.file {
         let options = AppOptions {
@@ -128,6 +142,27 @@ pub fn run_window(args: WindowArgs) -> Result<(), String> {
             eprintln!("mailwire: the window did not open in the private network: {why}");
             std::process::exit(WINDOW_FAILED_EXIT);
         }
+        Err(WindowError::NoWindow(why)) => Err(format!("cannot open the window: {why}")),
+        Err(WindowError::Failed(why)) => Err(why),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// `mailwire --watch PORTS`: the window watching those ports. It never enters the private
+/// network (the student's programs run on the real loopback, which cannot be seen from
+/// in there). Without capture rights the window opens all the same and its banner says why
+/// and how to grant them (no packet is invented).
+fn run_watch_window(args: &WindowArgs, ports: Vec<u16>) -> Result<(), String> {
+    let interface = args.interface.clone().unwrap_or_else(|| "lo".to_string());
+    if interface.trim().is_empty() {
+        return Err("--interface: name the interface to capture on (lo is the loopback)".into());
+    }
+    let options = AppOptions {
+        presenter: args.presenter,
+        watch: Some(WatchRequest { ports, interface }),
+        ..AppOptions::default()
+    };
+    match open_window(options, args.screenshot.clone()) {
         Err(WindowError::NoWindow(why)) => Err(format!("cannot open the window: {why}")),
         Err(WindowError::Failed(why)) => Err(why),
         Ok(()) => Ok(()),

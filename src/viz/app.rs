@@ -19,6 +19,7 @@ use super::connections::{self, ConnectionList};
 use super::controls::{self, ExportKind};
 use super::details::{self, DetailsCache};
 use super::diagram;
+use super::follow::{self, FollowCache};
 use super::live;
 use super::loader::{Loaded, Loading};
 use super::narration;
@@ -28,6 +29,7 @@ use super::screenshot::{self, Phase, ScreenshotPlan};
 use super::server_state::{self, ServerView};
 use super::state::{DEFAULT_SCENARIO, Pane, UiAction, UiState};
 use super::theme::{self, Palette};
+use super::watch::{self, WatchForm, WatchRequest, Watching};
 use super::worker::{Worker, WorkerCommand, WorkerMessage, WorkerStatus};
 use crate::scenario::recorder::RecorderOptions;
 use crate::timeline::{Timeline, TimelineUpdate};
@@ -46,6 +48,9 @@ pub struct AppOptions {
     /// Show this capture file (pcap or pcapng) instead of running a scenario: no worker,
     /// no servers; Next and Back walk its recorded steps.
     pub file: Option<PathBuf>,
+    /// Watch these ports live instead of running a scenario (`mailwire --watch`): no
+    /// worker, no servers.
+    pub watch: Option<WatchRequest>,
 }
 
 impl Default for AppOptions {
@@ -56,6 +61,7 @@ impl Default for AppOptions {
             note: None,
             presenter: false,
             file: None,
+            watch: None,
         }
     }
 }
@@ -124,6 +130,12 @@ pub struct MailwireApp {
     wake: Arc<dyn Fn() + Send + Sync>,
     /// The connection list's summaries.
     connections: ConnectionList,
+    /// Ports watched live (the window shows the watch instead of a scenario's run).
+    pub watching: Option<Watching>,
+    /// The Watch ports form (in the Open menu).
+    pub watch_form: WatchForm,
+    /// The Follow stream view's text.
+    follow: FollowCache,
 }
 
 impl MailwireApp {
@@ -132,9 +144,10 @@ impl MailwireApp {
     pub fn new(ctx: &egui::Context, options: AppOptions) -> Result<Self, String> {
         let wake_ctx = ctx.clone();
         let wake = move || wake_ctx.request_repaint();
-        let mut app = match options.file.clone() {
-            Some(path) => Self::from_file(&path, options, wake),
-            None => Self::start(options, wake)?,
+        let mut app = match (options.file.clone(), options.watch.clone()) {
+            (Some(path), _) => Self::from_file(&path, options, wake),
+            (None, Some(request)) => Self::watch_only(request, options, wake),
+            (None, None) => Self::start(options, wake)?,
         };
         // Zoom and theme before the first frame, so panels get their sizes at that zoom.
         app.apply_settings(ctx);
@@ -181,6 +194,67 @@ impl MailwireApp {
         app
     }
 
+    /// A window watching ports live, without a worker (`mailwire --watch`).
+    pub fn watch_only(
+        request: WatchRequest,
+        options: AppOptions,
+        wake: impl Fn() + Send + Sync + 'static,
+    ) -> Self {
+        let mut app = Self::with_timeline(Timeline::new(""));
+        app.wake = Arc::new(wake);
+        app.note = options.note;
+        if options.presenter {
+            app.state.dark = true;
+            app.state.zoom = 1.3;
+        }
+        app.watch_form.ports = request.port_list();
+        app.watch_form.interface = request.interface.clone();
+        app.start_watch(request);
+        app
+    }
+
+    /// Starts watching (a watch running is stopped first); the window shows the watch's
+    /// timeline from its first update on.
+    pub fn start_watch(&mut self, request: WatchRequest) {
+        let wake = Arc::clone(&self.wake);
+        match Watching::start(request, move || wake()) {
+            Ok(watching) => {
+                self.watch_form.problem = None;
+                self.loading = None;
+                self.watching = Some(watching);
+            }
+            Err(e) => self.watch_form.problem = Some(e),
+        }
+    }
+
+    /// Takes what the watch sent: its packets and complete steps, into the window's
+    /// timeline; the view follows the newest step while the last one is shown.
+    fn poll_watch(&mut self) {
+        let Some(watching) = &mut self.watching else {
+            return;
+        };
+        let steps_before = self.timeline.steps.len();
+        let following =
+            self.state.cursor.is_none() || self.state.cursor == steps_before.checked_sub(1);
+        let drained = watching.drain(&mut self.timeline);
+        if drained.more {
+            (self.wake)();
+        }
+        if drained.reset {
+            self.generation += 1;
+            self.state.forget_run();
+            self.state.recorded_only = true;
+            self.file = None;
+            self.leaving_file = false;
+        }
+        if drained.reset || drained.steps > 0 || drained.packets > 0 || drained.ended {
+            self.status = watch::watch_status(&self.timeline, watching);
+        }
+        if drained.steps > 0 && (following || drained.reset) {
+            self.state.on_steps_added(&self.timeline);
+        }
+    }
+
     /// Starts reading a capture file (pcap or pcapng) into the window, replacing what it
     /// shows once decoded. A load still running is stopped.
     pub fn open(&mut self, path: &Path) {
@@ -194,9 +268,9 @@ impl MailwireApp {
         }
     }
 
-    /// Whether the window shows a capture file (no worker runs steps for it).
+    /// Whether the window shows a capture file or a watch (no worker runs steps for it).
     pub fn showing_file(&self) -> bool {
-        self.file.is_some()
+        self.file.is_some() || self.watching.is_some()
     }
 
     /// A finished load: its timeline replaces the window's, or its error is shown.
@@ -219,6 +293,7 @@ impl MailwireApp {
                 self.state.recorded_only = true;
                 self.state.playing = false;
                 self.file = Some(path.clone());
+                self.watching = None;
                 self.leaving_file = false;
                 self.status = file_status(&self.timeline, &path);
                 self.errors.clear();
@@ -310,6 +385,9 @@ impl MailwireApp {
             leaving_file: false,
             wake: Arc::new(|| {}),
             connections: ConnectionList::default(),
+            watching: None,
+            watch_form: WatchForm::default(),
+            follow: FollowCache::default(),
         }
     }
 
@@ -355,13 +433,29 @@ impl MailwireApp {
             self.open(&path);
             return;
         }
+        match &action {
+            UiAction::StartWatch => {
+                match self.watch_form.request() {
+                    Ok(request) => self.start_watch(request),
+                    Err(e) => self.watch_form.problem = Some(e.to_string()),
+                }
+                return;
+            }
+            UiAction::StopWatch => {
+                if let Some(w) = &mut self.watching {
+                    w.stop();
+                }
+                return;
+            }
+            _ => {}
+        }
         if let UiAction::Load(_) = &action
             && self.showing_file()
         {
             if self.worker.is_none() {
                 self.errors.push(
-                    "this window shows a capture file and runs no servers: start mailwire \
-                     without a file to run the scenarios"
+                    "this window shows a capture file or a watch and runs no servers: start \
+                     mailwire without a file or --watch to run the scenarios"
                         .into(),
                 );
                 return;
@@ -381,6 +475,7 @@ impl MailwireApp {
     pub fn logic(&mut self, ctx: &egui::Context) {
         self.open_dropped(ctx);
         self.poll_loading(ctx);
+        self.poll_watch();
         self.drain_worker();
         self.drain_exports();
         if self.exporting > 0 {
@@ -407,13 +502,14 @@ impl MailwireApp {
         let mut reset = false;
         for update in updates {
             let is_reset = matches!(update, TimelineUpdate::Reset { .. });
-            if self.file.is_some() {
-                // A file is shown: the worker's run (late packets) is not this timeline,
-                // until a scenario is asked for again and its run starts afresh.
+            if self.showing_file() {
+                // A file or a watch is shown: the worker's run (late packets) is not this
+                // timeline, until a scenario is asked for again and its run starts afresh.
                 if !(self.leaving_file && is_reset) {
                     continue;
                 }
                 self.file = None;
+                self.watching = None;
                 self.leaving_file = false;
                 self.state.recorded_only = false;
             }
@@ -431,7 +527,7 @@ impl MailwireApp {
             match message {
                 WorkerMessage::Status(status) => {
                     self.pending = self.pending.saturating_sub(1);
-                    if self.file.is_none() {
+                    if !self.showing_file() {
                         self.status = status;
                     }
                 }
@@ -597,6 +693,7 @@ impl MailwireApp {
                 file: self.file.as_deref(),
                 loading: self.loading.as_ref(),
                 has_worker: self.worker.is_some(),
+                watching: self.watching.as_ref(),
             };
             controls::controls_ui(
                 ui,
@@ -606,6 +703,7 @@ impl MailwireApp {
                 &self.choices,
                 &source,
                 &mut self.open_path,
+                &mut self.watch_form,
                 &mut self.export_dir,
                 &mut actions,
                 &mut exports,
@@ -710,7 +808,7 @@ impl MailwireApp {
             });
         }
         // Below, across the whole width (before the details pane takes the right side).
-        if self.state.live_panel && self.file.is_none() {
+        if self.state.live_panel && !self.showing_file() {
             // At most 45% of the height, so the diagram keeps room on a 720-line projector.
             let live_height = (ui.available_height() * 0.45).min(275.0);
             Panel::bottom("live")
@@ -787,6 +885,7 @@ impl MailwireApp {
                             &mut actions,
                         );
                         ui.label(RichText::new("Packet details").strong().size(17.0));
+                        follow_button(ui, &self.timeline, &self.state, &mut actions);
                     });
                     details::details_ui(
                         ui,
@@ -814,6 +913,11 @@ impl MailwireApp {
                 });
         }
         drop_hint(ui.ctx());
+        if let Some(followed) = self.state.follow {
+            self.follow
+                .refresh(&self.timeline, self.generation, followed.conn, &self.wake);
+            follow::follow_window(ui.ctx(), followed, &self.follow, &palette, &mut actions);
+        }
         let upto = self.diagram_upto();
         let rebuilt = self
             .rows
@@ -1111,6 +1215,21 @@ fn fold_button(
         .clicked()
     {
         actions.push(UiAction::SetPane(pane, unfold));
+    }
+}
+
+/// The Follow stream button: follows the selected connection (the selected frame's, else
+/// the selected step's).
+fn follow_button(ui: &mut Ui, timeline: &Timeline, state: &UiState, actions: &mut Vec<UiAction>) {
+    let conn = follow::selected_connection(timeline, &state.selection, state.cursor);
+    let response = ui
+        .add_enabled(conn.is_some(), egui::Button::new("Follow stream"))
+        .on_hover_text("The selected connection's bytes as text, client's and server's in order")
+        .on_disabled_hover_text("Select a step or a packet of a connection first");
+    if response.clicked()
+        && let Some(conn) = conn
+    {
+        actions.push(UiAction::FollowStream(conn));
     }
 }
 

@@ -230,10 +230,19 @@ pub fn connections_ui(
                         [ui.available_width(), row_height - 4.0],
                         egui::Button::new(job),
                     )
-                    .on_hover_text(format!("{head}: {detail}. Click to show its first step."));
+                    .on_hover_text(format!(
+                        "{head}: {detail}. Click to show its first step; right-click to \
+                         follow its stream."
+                    ));
                 if response.clicked() {
                     actions.push(UiAction::GoToConnection(summary.index));
                 }
+                response.context_menu(|ui| {
+                    if ui.button("Follow stream").clicked() {
+                        actions.push(UiAction::FollowStream(summary.index));
+                        ui.close();
+                    }
+                });
             }
         });
 }

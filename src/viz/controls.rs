@@ -106,12 +106,14 @@ pub struct SourceView<'a> {
     pub loading: Option<&'a super::loader::Loading>,
     /// Whether a worker can run scenarios (a window opened on a file has none).
     pub has_worker: bool,
+    /// The ports watched, if the window shows a watch.
+    pub watching: Option<&'a super::watch::Watching>,
 }
 
 /// Why Reset and the live panel do nothing for a capture file.
-pub const FILE_HAS_NO_SERVERS: &str = "A capture file is shown: its steps are recorded, \
-    so there is nothing to run again and no server to talk to. Pick a scenario (or start \
-    mailwire without a file) to use the console and the menu client.";
+pub const FILE_HAS_NO_SERVERS: &str = "A capture file or a watch is shown: its steps are \
+    recorded, so there is nothing to run again and no server to talk to. Pick a scenario (or \
+    start mailwire without a file or --watch) to use the console and the menu client.";
 
 /// Draws the control bar: one row at 1280x720 in presenter mode (zoom 1.3): the scenario,
 /// Reset, Home/Back/Next, Play with its speed, where the view stands, the TCP, live-use and
@@ -126,6 +128,7 @@ pub fn controls_ui(
     choices: &[(&'static str, String)],
     source: &SourceView<'_>,
     open_path: &mut String,
+    watch_form: &mut super::watch::WatchForm,
     export_dir: &mut String,
     actions: &mut Vec<UiAction>,
     exports: &mut Vec<ExportKind>,
@@ -138,6 +141,8 @@ pub fn controls_ui(
                 |n| n.to_string_lossy().into_owned(),
             )
         });
+        // A watch: its ports are in the Open menu and the banner; the picker says "watch".
+        let file_name = file_name.or_else(|| source.watching.map(|_| "watch".to_string()));
         let current = match &file_name {
             Some(name) => name.clone(),
             None => choices
@@ -149,7 +154,7 @@ pub fn controls_ui(
             .iter()
             .find(|(n, _)| *n == state.scenario)
             .map_or("", |(_, t)| t.as_str());
-        open_menu(ui, source, open_path, actions);
+        open_menu(ui, source, open_path, watch_form, actions);
         let picker = ui.add_enabled_ui(source.has_worker, |ui| {
             egui::ComboBox::from_id_salt("scenario-picker")
                 .selected_text(current)
@@ -158,7 +163,9 @@ pub fn controls_ui(
                 .show_ui(ui, |ui| {
                     for (name, title) in choices {
                         let text = format!("{name}: {title}");
-                        let picked = source.file.is_none() && state.scenario == *name;
+                        let picked = source.file.is_none()
+                            && source.watching.is_none()
+                            && state.scenario == *name;
                         if ui.selectable_label(picked, text).clicked() && !picked {
                             actions.push(UiAction::Load((*name).to_string()));
                         }
@@ -170,17 +177,22 @@ pub fn controls_ui(
         picker.inner.widget_info(|| {
             egui::WidgetInfo::labeled(egui::Role::ComboBox, has_worker, "Scenario")
         });
-        match &file_name {
-            Some(name) if source.has_worker => picker.inner.on_hover_text(format!(
-                "Capture file {name}; pick a scenario to run it instead"
-            )),
-            Some(name) => picker.inner.on_disabled_hover_text(format!(
-                "Capture file {name}. This window runs no servers: start mailwire without a \
-                 file to run the scenarios."
+        let shown = match (source.watching, &file_name) {
+            (Some(w), _) => Some(w.request.title()),
+            (None, Some(name)) => Some(format!("Capture file {name}")),
+            (None, None) => None,
+        };
+        match &shown {
+            Some(shown) if source.has_worker => picker
+                .inner
+                .on_hover_text(format!("{shown}; pick a scenario to run it instead")),
+            Some(shown) => picker.inner.on_disabled_hover_text(format!(
+                "{shown}. This window runs no servers: start mailwire without a file or \
+                 --watch to run the scenarios."
             )),
             None => picker.inner.on_hover_text(format!("Scenario: {title}")),
         };
-        let showing_file = source.file.is_some();
+        let showing_file = source.file.is_some() || source.watching.is_some();
         if ui
             .add_enabled(!showing_file, egui::Button::new("Reset"))
             .on_hover_text("Run the scenario again from a fresh start")
@@ -299,15 +311,17 @@ pub fn controls_ui(
 }
 
 /// The Open menu: a path field (no native file dialog: see README) and the progress of a
-/// file being read. Files can also be dropped on the window.
+/// file being read (files can also be dropped on the window); then the Watch ports form.
 fn open_menu(
     ui: &mut Ui,
     source: &SourceView<'_>,
     open_path: &mut String,
+    watch_form: &mut super::watch::WatchForm,
     actions: &mut Vec<UiAction>,
 ) {
     ui.menu_button("Open...", |ui| {
         ui.set_min_width(420.0);
+        ui.set_max_width(520.0);
         let label = ui.label("Capture file (pcap or pcapng), its path:");
         let field = ui
             .add(egui::TextEdit::singleline(open_path).desired_width(400.0))
@@ -328,9 +342,14 @@ fn open_menu(
         if let Some(loading) = source.loading {
             ui.label(format!("Reading {} ...", loading.path.display()));
         }
+        ui.separator();
+        super::watch::watch_form_ui(ui, watch_form, source.watching, actions);
     })
     .response
-    .on_hover_text("Open a pcap or pcapng capture file (or drop one on the window)");
+    .on_hover_text(
+        "Open a pcap or pcapng capture file (or drop one on the window), or watch TCP ports \
+         live",
+    );
 }
 
 /// The progress of a capture file being read, as a bar across the toolbar.

@@ -16,6 +16,9 @@
 //!   questions, over [`quiz_state`]: asked before a step shows);
 //! - [`loader`]: a capture file read and decoded on its own thread (`mailwire FILE`, Open,
 //!   a file dropped on the window);
+//! - [`watch`]: ports watched live on a thread of its own (the Open menu, `mailwire
+//!   --watch`), mirrored into the window's timeline as the traffic arrives;
+//! - [`follow`]: the Follow stream view (a connection's bytes as text, by direction);
 //! - [`theme`] and [`screenshot`] (`mailwire --screenshot FILE`);
 //! - [`open_window`]: runs the window; the `mailwire` command without a subcommand
 //!   (`src/cli/window.rs`) decides first whether it runs in the sandbox.
@@ -31,6 +34,7 @@ pub mod connections;
 pub mod controls;
 pub mod details;
 pub mod diagram;
+pub mod follow;
 pub mod live;
 pub mod loader;
 pub mod narration;
@@ -42,6 +46,7 @@ pub mod server_state;
 pub mod state;
 pub mod stop;
 pub mod theme;
+pub mod watch;
 pub mod worker;
 
 use eframe::egui;

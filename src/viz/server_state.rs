@@ -61,6 +61,9 @@ pub struct SmtpView {
 pub struct ServerView {
     pub pop3: Vec<Pop3View>,
     pub smtp: Vec<SmtpView>,
+    /// The timeline has steps but no server events at all: its servers are not mailwire's
+    /// (a capture file, a watch, another server), so their state is not known.
+    pub not_ours: bool,
 }
 
 impl ServerView {
@@ -75,13 +78,15 @@ impl ServerView {
 
     /// The state after the events of steps `0..=step` of the timeline.
     pub fn up_to_step(timeline: &Timeline, step: usize) -> Self {
-        Self::from_events(
+        let mut view = Self::from_events(
             timeline
                 .steps
                 .iter()
                 .take(step.saturating_add(1))
                 .flat_map(|s| s.outcome.events.iter()),
-        )
+        );
+        view.not_ours = !timeline.steps.is_empty() && timeline.events.is_empty();
+        view
     }
 
     /// The POP3 session's view, created on first sight.
@@ -214,6 +219,17 @@ impl ServerView {
 
 /// Draws the server state.
 pub fn server_state_ui(ui: &mut Ui, view: &ServerView, palette: &Palette) {
+    if view.not_ours {
+        ui.label(
+            RichText::new(
+                "Not known: this pane shows the state of mailwire's own servers, and these \
+                 steps' servers are others (a capture file, a watch, a server named by \
+                 address). Only what crossed the wire is shown.",
+            )
+            .color(palette.weak),
+        );
+        return;
+    }
     if view.pop3.is_empty() && view.smtp.is_empty() {
         ui.label(RichText::new("No server session yet.").color(palette.weak));
         return;

@@ -113,6 +113,16 @@ pub enum UiAction {
     QuizAnswer(usize),
     /// After an answer: the step's next question, or show the step.
     QuizContinue,
+    /// Start watching the ports typed in the Watch form (restart, if a watch runs).
+    StartWatch,
+    /// Stop the watch (what it saw stays shown).
+    StopWatch,
+    /// Open the Follow stream view of a connection (index into the analyzer's).
+    FollowStream(usize),
+    /// Close the Follow stream view.
+    CloseFollow,
+    /// Show (true) or hide the line ends in the Follow stream view.
+    SetFollowLineEnds(bool),
 }
 
 /// A pane that folds to its header.
@@ -219,6 +229,8 @@ pub struct UiState {
     pub connection_filter: super::connections::ConnectionFilter,
     /// Quiz mode: the question asked before a step shows, the answers, the score.
     pub quiz: super::quiz_state::QuizState,
+    /// The connection shown in the Follow stream view, if it is open.
+    pub follow: Option<super::follow::FollowState>,
 }
 
 /// The live-use panel's forms: the text its fields edit, and what went wrong last.
@@ -287,6 +299,7 @@ impl Default for UiState {
             connections_panel: false,
             connection_filter: super::connections::ConnectionFilter::default(),
             quiz: super::quiz_state::QuizState::default(),
+            follow: None,
         }
     }
 }
@@ -383,7 +396,18 @@ impl UiState {
                 // The diagram's height or width changed: keep the selection in view.
                 self.scroll_to_selection();
             }
-            UiAction::Open(_) => {}
+            // The window starts and stops watches (MailwireApp::act).
+            UiAction::Open(_) | UiAction::StartWatch | UiAction::StopWatch => {}
+            UiAction::FollowStream(conn) => {
+                let line_ends = self.follow.is_some_and(|f| f.line_ends);
+                self.follow = Some(super::follow::FollowState { conn, line_ends });
+            }
+            UiAction::CloseFollow => self.follow = None,
+            UiAction::SetFollowLineEnds(on) => {
+                if let Some(f) = &mut self.follow {
+                    f.line_ends = on;
+                }
+            }
             UiAction::GoToConnection(conn) => {
                 self.quiz.asking = None;
                 if let Some(step) = first_step_of_connection(timeline, conn) {
@@ -577,6 +601,7 @@ impl UiState {
         self.playing = false;
         self.scroll_to_row = Some(0);
         self.quiz.forget();
+        self.follow = None;
     }
 
     fn view_step(&mut self, step: usize, timeline: &Timeline) {
