@@ -21,6 +21,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::capture::file::{CaptureFile, FileError};
+use crate::capture::packets::Packets;
 use crate::decode::UnitKind;
 use crate::exchange::{Exchange, ExchangeKind, StepOutcome};
 use crate::proto::Protocol;
@@ -169,6 +170,10 @@ pub struct LoadProgress {
     pub decoded: bool,
 }
 
+/// How many packets of a classic pcap file are checked against the file (and kept in
+/// memory) before the rest are left in it.
+const CHECKED_IN_FILE: usize = 16;
+
 /// How many packets are read between two progress reports.
 pub const PROGRESS_EVERY: usize = 4096;
 
@@ -186,7 +191,7 @@ pub fn load_with_progress(
     mut progress: impl FnMut(LoadProgress) -> bool,
 ) -> Result<Timeline, LessonError> {
     let steps = read_steps(path)?;
-    let file = CaptureFile::open(path).map_err(LessonError::Packets)?;
+    let mut file = CaptureFile::open(path).map_err(LessonError::Packets)?;
     let name = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -198,12 +203,31 @@ pub fn load_with_progress(
     let cancelled = || LessonError::Cancelled {
         path: path.to_path_buf(),
     };
+    // A classic pcap file keeps the packets' bytes: they are read from it again when
+    // shown, not held twice. The first packets stay in memory and show whether the file
+    // holds exactly the bytes libpcap handed out; if not, every packet stays in memory.
+    let mut leave_in_file = file.next_data_offset().is_some();
+    if leave_in_file && let Ok(packets) = Packets::backed_by(path) {
+        timeline.packets = packets;
+    }
+    let link = file.link_type();
     let mut done = LoadProgress::default();
-    for packet in file {
-        let packet = packet.map_err(LessonError::Packets)?;
+    loop {
+        let at = file.next_data_offset();
+        let Some(frame) = file.next_frame().map_err(LessonError::Packets)? else {
+            break;
+        };
         done.packets += 1;
-        done.bytes += 16 + packet.data.len() as u64;
-        timeline.push_packet(packet);
+        done.bytes += 16 + frame.data.len() as u64;
+        let in_file = match at {
+            Some(at) if done.packets <= CHECKED_IN_FILE => {
+                leave_in_file &= timeline.packets.file_holds(at, frame.data);
+                None
+            }
+            Some(at) if leave_in_file => Some(at),
+            _ => None,
+        };
+        timeline.push_frame(frame.ts_micros, link, frame.data, frame.orig_len, in_file);
         if done.packets % PROGRESS_EVERY == 0 && !progress(done) {
             return Err(cancelled());
         }
@@ -213,15 +237,35 @@ pub fn load_with_progress(
     if !progress(done) {
         return Err(cancelled());
     }
-    let steps = if steps.is_empty() {
-        dialog_steps(&timeline)
-    } else {
-        steps
-    };
-    for step in steps {
+    // Each step is made and kept at once (for a large foreign capture, a list of all the
+    // steps first would be held beside them), in a list of the right size.
+    let mut records = Vec::with_capacity(steps.len());
+    let keep = |step: LessonStep| {
         let (outcome, client) = step_outcome(&timeline, &step);
-        timeline.push_step(outcome, step.caption, step.rfc, client, step.frames);
+        let mut caption = step.caption;
+        caption.shrink_to_fit();
+        records.push(StepRecord {
+            outcome,
+            caption,
+            rfc: step.rfc,
+            client,
+            frames: step.frames,
+        });
+    };
+    if steps.is_empty() {
+        each_dialog_step(&timeline, keep);
+        // (A large list grows in place, its pages touched only as they fill.)
+        records.shrink_to_fit();
+    } else {
+        steps.into_iter().for_each(keep);
     }
+    // As `Timeline::push_step` would, without copying the list.
+    for record in &records {
+        timeline
+            .events
+            .extend(record.outcome.events.iter().cloned());
+    }
+    timeline.steps = records;
     Ok(timeline)
 }
 
@@ -229,15 +273,24 @@ pub fn load_with_progress(
 /// (or message content) with the reply that answers it. The caption says which connection
 /// and what was sent; the frames run from the step's first unit to its last.
 pub fn dialog_steps(timeline: &Timeline) -> Vec<LessonStep> {
+    let mut steps = Vec::new();
+    each_dialog_step(timeline, |step| steps.push(step));
+    steps
+}
+
+/// [`dialog_steps`], handing each step to `keep` as it is made.
+fn each_dialog_step(timeline: &Timeline, mut keep: impl FnMut(LessonStep)) {
     let units = timeline.analyzer.units();
     let connections = timeline.analyzer.connections();
-    let mut answered: Vec<Option<usize>> = vec![None; units.len()];
+    // The reply of each command, by unit index (u32: half the size, for the many units of a
+    // large capture).
+    let mut answered: Vec<Option<u32>> = vec![None; units.len()];
     for (u, unit) in units.iter().enumerate() {
         if let Some(slot) = unit.reply_to.and_then(|c| answered.get_mut(c)) {
-            *slot = Some(u);
+            *slot = u32::try_from(u).ok();
         }
     }
-    let mut steps = Vec::new();
+    let mut count = 0;
     for (u, unit) in units.iter().enumerate() {
         let opens = match unit.kind {
             UnitKind::Greeting | UnitKind::Command | UnitKind::AuthData | UnitKind::MailContent => {
@@ -250,11 +303,8 @@ pub fn dialog_steps(timeline: &Timeline) -> Vec<LessonStep> {
         if !opens {
             continue;
         }
-        let reply = answered
-            .get(u)
-            .copied()
-            .flatten()
-            .and_then(|r| units.get(r));
+        let reply_index = answered.get(u).copied().flatten().map(|r| r as usize);
+        let reply = reply_index.and_then(|r| units.get(r));
         let frames: Vec<usize> = unit
             .frames()
             .into_iter()
@@ -279,20 +329,16 @@ pub fn dialog_steps(timeline: &Timeline) -> Vec<LessonStep> {
             UnitKind::Reply => format!("a reply to no captured command: {}", unit.text),
             _ => unit.text.clone(),
         };
-        steps.push(LessonStep {
-            index: steps.len(),
+        keep(LessonStep {
+            index: count,
             frames: first..last + 1,
             session: format!("conn {}", unit.conn + 1),
             rfc: None,
             caption: format!("{who}{what}"),
-            units: Some(
-                std::iter::once(u)
-                    .chain(answered.get(u).copied().flatten())
-                    .collect(),
-            ),
+            units: Some(std::iter::once(u).chain(reply_index).collect()),
         });
+        count += 1;
     }
-    steps
 }
 
 /// Whether a reply line begins as its protocol's replies must: +OK or -ERR (RFC 1939
@@ -346,7 +392,9 @@ pub fn step_outcome(
                 stream: Some(unit.stream.clone()),
             })
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut exchanges = exchanges;
+    exchanges.shrink_to_fit();
     let outcome = StepOutcome {
         index: step.index,
         session: step.session.clone(),

@@ -12,7 +12,8 @@
 use std::net::SocketAddr;
 use std::ops::Range;
 
-use crate::capture::CapturedPacket;
+use crate::capture::packets::Packets;
+use crate::capture::{CapturedPacket, LinkType};
 use crate::decode::analyzer::{Analyzer, Unit};
 use crate::exchange::{Exchange, StepOutcome};
 use crate::servers::ServerEvent;
@@ -140,8 +141,9 @@ pub struct StepRecord {
 pub struct Timeline {
     pub title: String,
     pub steps: Vec<StepRecord>,
-    /// Every captured frame, in capture order (frame index = position).
-    pub packets: Vec<CapturedPacket>,
+    /// Every captured frame, in capture order (frame index = position), stored compactly
+    /// (see [`Packets`]: each comes out as a [`CapturedPacket`]).
+    pub packets: Packets,
     pub analyzer: Analyzer,
     pub capture: Option<CaptureStatus>,
     pub events: Vec<ServerEvent>,
@@ -181,6 +183,27 @@ impl Timeline {
     pub fn push_packet(&mut self, packet: CapturedPacket) {
         self.analyzer.push(&packet);
         self.packets.push(packet);
+    }
+
+    /// Adds one packet read from a capture file: decoded from `data`, its bytes left in the
+    /// file at `in_file` when the packets are backed by that file (see
+    /// [`Packets::backed_by`]), else kept in memory.
+    pub fn push_frame(
+        &mut self,
+        ts_micros: i64,
+        link: LinkType,
+        data: &[u8],
+        orig_len: u32,
+        in_file: Option<u64>,
+    ) {
+        self.analyzer.push_frame(ts_micros, link, data, orig_len);
+        let left_in_file = in_file.is_some_and(|at| {
+            self.packets
+                .push_in_file(ts_micros, link, at, data.len(), orig_len)
+        });
+        if !left_in_file {
+            self.packets.push_bytes(ts_micros, link, data, orig_len);
+        }
     }
 
     /// The analyzer connection whose client end is `client`.

@@ -149,6 +149,12 @@ impl CaptureFile {
         self.read
     }
 
+    /// Where the bytes of the packet the next [`Self::next_frame`] returns begin in the
+    /// file, for a classic pcap file (pcapng records are not located).
+    pub fn next_data_offset(&self) -> Option<u64> {
+        self.offset.map(|(at, _)| at + CLASSIC_RECORD_HEADER)
+    }
+
     /// The next packet, borrowed; `Ok(None)` at the end of the file. After an error, every
     /// further call returns `Ok(None)`.
     pub fn next_frame(&mut self) -> Result<Option<FrameRef<'_>>, FileError> {

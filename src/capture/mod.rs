@@ -7,6 +7,7 @@
 
 pub mod file;
 pub mod live;
+pub mod packets;
 pub mod sandbox;
 
 /// The link-layer header type of a capture (the pcap `LINKTYPE_` values).

@@ -23,6 +23,7 @@
 //! limit: every step has the run's timeout, and a server that never greets ends the run
 //! after one timeout.
 
+pub mod evidence;
 pub mod pop3;
 pub mod replay;
 pub mod report;
@@ -36,7 +37,7 @@ use std::net::SocketAddr;
 use crate::proto::Protocol;
 
 pub use report::{ExitStatus, Report};
-pub use runner::{Settings, run};
+pub use runner::{RunEvent, Settings, run, run_observed};
 
 /// How strongly the RFC asks for the behaviour a check tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +132,12 @@ pub struct CheckResult {
     /// The local (client) end of every connection the check opened, in order, so a capture
     /// can tell its packets.
     pub clients: Vec<SocketAddr>,
+    /// The server end of each of those connections (same order).
+    pub servers: Vec<SocketAddr>,
+    /// Everything the check sent and read, with stream offsets (see [`wire::Transfer`]).
+    pub transcript: Vec<wire::Transfer>,
+    /// The round of `transcript` where the exchange judged (`sent`, `got`) begins.
+    pub judged_round: usize,
 }
 
 impl CheckResult {

@@ -677,6 +677,8 @@ fn status_indicators(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
         .connect(&addr)
         .map_err(needs("connecting", "pop3.greeting"))?;
     let mut seen = vec![p.line(c).map_err(needs("the greeting", "pop3.greeting"))?];
+    // The round of each reply, so a failure points at the one without a status.
+    let mut rounds = vec![p.last_round()];
     let user = format!("USER {}\r\n", ctx.settings.user);
     let bad = format!("PASS {}\r\n", ctx.wrong_password());
     let pass = format!("PASS {}\r\n", ctx.settings.pass);
@@ -694,6 +696,7 @@ fn status_indicators(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
             p.line(c)
                 .map_err(needs(&what, "the check of that command"))?,
         );
+        rounds.push(p.last_round());
     }
     p.quit_quietly(c);
     let sent = [
@@ -712,7 +715,11 @@ fn status_indicators(ctx: &mut Ctx, p: &mut Probe) -> Result<Verdict, Stop> {
     for line in &seen {
         p.got.extend_from_slice(line);
     }
-    if let Some(bad) = seen.iter().find(|l| status(l) == Status::Other) {
+    if let Some(at) = seen.iter().position(|l| status(l) == Status::Other) {
+        let bad = seen.get(at).map(Vec::as_slice).unwrap_or_default();
+        if let Some(&round) = rounds.get(at) {
+            p.judge_round(round);
+        }
         return Err(fail(
             p,
             format!(

@@ -48,9 +48,26 @@ impl Flaw {
         }
     }
 
-    /// The replay server with this name.
+    /// The replay server with this name (`assignment-guide` is another name of
+    /// `assignment`).
     pub fn from_name(name: &str) -> Option<Flaw> {
+        if name == "assignment-guide" {
+            return Some(Flaw::Assignment);
+        }
         Flaw::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// One line: what is wrong in it (for `--help` and the window's picker).
+    pub fn summary(self) -> &'static str {
+        match self {
+            Flaw::ClassProject => {
+                "POP3: LIST answers \"2.txt 8\" lines, without +OK and without the final \".\" (seed 000)"
+            }
+            Flaw::Assignment => {
+                "SMTP: DATA is answered 250 at once, never 354 (seed 001, the assignment guide)"
+            }
+            Flaw::Kilroy => "POP3: negative replies begin \"ERR\", without the \"-\" (seed 002)",
+        }
     }
 
     /// The protocol whose replies carry the flaw.
@@ -83,6 +100,11 @@ pub enum ReplayError {
     Servers(String),
     /// A proxy's listening socket.
     Bind(std::io::Error),
+    /// The address asked for could not be listened on.
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 impl fmt::Display for ReplayError {
@@ -99,6 +121,11 @@ impl fmt::Display for ReplayError {
             ReplayError::Bind(e) => write!(
                 f,
                 "The replay server could not listen on a loopback port: {e}."
+            ),
+            ReplayError::Listen { addr, source } => write!(
+                f,
+                "The replay server could not listen on {addr}: {source}. Is another server \
+                 (or another mailwire) listening there? Choose another port."
             ),
         }
     }
@@ -138,8 +165,24 @@ impl Drop for Replay {
 }
 
 /// Starts mailwire's servers on a fresh demo data directory behind proxies that plant
-/// `flaw`.
+/// `flaw`, on free loopback ports.
 pub fn start(flaw: Flaw) -> Result<Replay, ReplayError> {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    start_on(flaw, any, any)
+}
+
+/// [`start`], with the proxies (what clients connect to) listening on `pop3` and `smtp`
+/// (port 0: a free one); mailwire's own servers behind them take free loopback ports.
+pub fn start_on(flaw: Flaw, pop3: SocketAddr, smtp: SocketAddr) -> Result<Replay, ReplayError> {
+    // Both listening addresses first: a port in use is said before anything starts.
+    let pop3_listener = TcpListener::bind(pop3).map_err(|e| ReplayError::Listen {
+        addr: pop3,
+        source: e,
+    })?;
+    let smtp_listener = TcpListener::bind(smtp).map_err(|e| ReplayError::Listen {
+        addr: smtp,
+        source: e,
+    })?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -202,8 +245,8 @@ pub fn start(flaw: Flaw) -> Result<Replay, ReplayError> {
     let stop = Arc::new(AtomicBool::new(false));
     let pop3_flaw = (flaw.protocol() == Protocol::Pop3).then_some(flaw);
     let smtp_flaw = (flaw.protocol() == Protocol::Smtp).then_some(flaw);
-    let pop3 = proxy(pop3_up, pop3_flaw, Arc::clone(&stop))?;
-    let smtp = proxy(smtp_up, smtp_flaw, Arc::clone(&stop))?;
+    let pop3 = proxy(pop3_listener, pop3_up, pop3_flaw, Arc::clone(&stop))?;
+    let smtp = proxy(smtp_listener, smtp_up, smtp_flaw, Arc::clone(&stop))?;
     Ok(Replay {
         pop3,
         smtp,
@@ -217,14 +260,14 @@ pub fn start(flaw: Flaw) -> Result<Replay, ReplayError> {
     })
 }
 
-/// Listens on a loopback port and relays each connection to `upstream`, rewriting the
-/// server's replies for `flaw`.
+/// Relays each connection `listener` accepts to `upstream`, rewriting the server's replies
+/// for `flaw`.
 fn proxy(
+    listener: TcpListener,
     upstream: SocketAddr,
     flaw: Option<Flaw>,
     stop: Arc<AtomicBool>,
 ) -> Result<SocketAddr, ReplayError> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(ReplayError::Bind)?;
     let addr = listener.local_addr().map_err(ReplayError::Bind)?;
     let spawned = std::thread::Builder::new()
         .name("replay-accept".into())

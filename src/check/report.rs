@@ -343,6 +343,9 @@ mod tests {
             expected: "a line holding only \".\"".into(),
             got: b"2.txt 8\r\n\x01".to_vec(),
             clients: Vec::new(),
+            servers: Vec::new(),
+            transcript: Vec::new(),
+            judged_round: 0,
         }
     }
 

@@ -90,8 +90,70 @@ impl Ctx<'_> {
 
 type CheckFn = fn(&mut Ctx, &mut Probe) -> Result<Verdict, Stop>;
 
+/// What a run tells its observer, as it goes.
+#[derive(Debug, Clone, Copy)]
+pub enum RunEvent<'r> {
+    /// A check begins talking to the server (skips do not begin).
+    Started(CheckInfo),
+    /// A check's result (a skip too).
+    Finished(&'r CheckResult),
+}
+
+/// The skip reason of the checks after the observer asked the run to stop.
+pub const STOPPED: &str = "the run was stopped before this check";
+
 /// Runs every check the settings allow, calling `each` with every result as it comes.
 pub fn run(settings: &Settings, each: &mut dyn FnMut(&CheckResult)) -> Report {
+    run_observed(settings, &mut |event| {
+        if let RunEvent::Finished(result) = event {
+            each(result);
+        }
+        true
+    })
+}
+
+/// The order and the gates of a run, and its observer.
+struct Pass<'o> {
+    observer: &'o mut dyn FnMut(RunEvent) -> bool,
+    /// The observer asked to stop: every check from then on is skipped.
+    stopped: bool,
+    report: Report,
+}
+
+impl Pass<'_> {
+    fn push(&mut self, result: CheckResult) {
+        (self.observer)(RunEvent::Finished(&result));
+        self.report.checks.push(result);
+    }
+
+    /// Runs one check (or skips it when its server is not there, did not greet, or the run
+    /// was stopped).
+    fn perform(
+        &mut self,
+        ctx: &mut Ctx,
+        info: CheckInfo,
+        check: CheckFn,
+        gate: &Gate,
+        greeted: bool,
+    ) -> CheckResult {
+        if self.stopped {
+            return skipped(info, STOPPED);
+        }
+        if let Some(skip) = gated(info, gate, greeted) {
+            return skip;
+        }
+        if !(self.observer)(RunEvent::Started(info)) {
+            self.stopped = true;
+            return skipped(info, STOPPED);
+        }
+        perform(ctx, info, check)
+    }
+}
+
+/// [`run`], telling `observer` when each check starts and ends; when it answers `false`
+/// to a start, that check and all after it are skipped ([`STOPPED`]). A check that has
+/// started runs to its end (every step has the run's limit).
+pub fn run_observed(settings: &Settings, observer: &mut dyn FnMut(RunEvent) -> bool) -> Report {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -102,21 +164,26 @@ pub fn run(settings: &Settings, each: &mut dyn FnMut(&CheckResult)) -> Report {
         pop3_capa: Vec::new(),
         smtp_extensions: Vec::new(),
     };
-    let mut report = Report::default();
-    let mut push = |report: &mut Report, result: CheckResult| {
-        each(&result);
-        report.checks.push(result);
+    let mut pass = Pass {
+        observer,
+        stopped: false,
+        report: Report::default(),
     };
 
     let mut smtp_gate = given(settings.smtp.as_deref(), Protocol::Smtp);
     let mut smtp_greeted = smtp_gate.is_open();
     for (info, check) in super::smtp::checks() {
-        let mut result = perform(&mut ctx, info, check, &smtp_gate, smtp_greeted);
+        let mut result = pass.perform(&mut ctx, info, check, &smtp_gate, smtp_greeted);
         if info.id == "smtp.greeting" {
             smtp_greeted &= result.verdict == Verdict::Pass;
-            unreachable(&mut report, &mut result, &mut smtp_gate, Protocol::Smtp);
+            unreachable(
+                &mut pass.report,
+                &mut result,
+                &mut smtp_gate,
+                Protocol::Smtp,
+            );
         }
-        push(&mut report, result);
+        pass.push(result);
     }
     let (reading, deleting): (Vec<_>, Vec<_>) = super::pop3::checks()
         .into_iter()
@@ -124,12 +191,17 @@ pub fn run(settings: &Settings, each: &mut dyn FnMut(&CheckResult)) -> Report {
     let mut pop3_gate = given(settings.pop3.as_deref(), Protocol::Pop3);
     let mut pop3_greeted = pop3_gate.is_open();
     for (info, check) in reading {
-        let mut result = perform(&mut ctx, info, check, &pop3_gate, pop3_greeted);
+        let mut result = pass.perform(&mut ctx, info, check, &pop3_gate, pop3_greeted);
         if info.id == "pop3.greeting" {
             pop3_greeted &= result.verdict == Verdict::Pass;
-            unreachable(&mut report, &mut result, &mut pop3_gate, Protocol::Pop3);
+            unreachable(
+                &mut pass.report,
+                &mut result,
+                &mut pop3_gate,
+                Protocol::Pop3,
+            );
         }
-        push(&mut report, result);
+        pass.push(result);
     }
     for (info, check) in super::smtp::round_trip_checks() {
         let result = if settings.smtp.is_none() || settings.pop3.is_none() {
@@ -143,15 +215,15 @@ pub fn run(settings: &Settings, each: &mut dyn FnMut(&CheckResult)) -> Report {
                 "one of the servers did not greet; see smtp.greeting and pop3.greeting",
             )
         } else {
-            perform(&mut ctx, info, check, &pop3_gate, true)
+            pass.perform(&mut ctx, info, check, &pop3_gate, true)
         };
-        push(&mut report, result);
+        pass.push(result);
     }
     for (info, check) in deleting {
-        let result = perform(&mut ctx, info, check, &pop3_gate, pop3_greeted);
-        push(&mut report, result);
+        let result = pass.perform(&mut ctx, info, check, &pop3_gate, pop3_greeted);
+        pass.push(result);
     }
-    report
+    pass.report
 }
 
 /// The POP3 checks that delete (or risk deleting) mail; they run last.
@@ -215,39 +287,43 @@ fn skipped(info: CheckInfo, why: &str) -> CheckResult {
         expected: String::new(),
         got: Vec::new(),
         clients: Vec::new(),
+        servers: Vec::new(),
+        transcript: Vec::new(),
+        judged_round: 0,
     }
 }
 
-/// Runs one check (or skips it when its server is not there or did not greet).
-fn perform(
-    ctx: &mut Ctx,
-    info: CheckInfo,
-    check: CheckFn,
-    gate: &Gate,
-    greeted: bool,
-) -> CheckResult {
+/// The skip of a check whose server is not there or did not greet; `None` when it runs.
+fn gated(info: CheckInfo, gate: &Gate, greeted: bool) -> Option<CheckResult> {
     match gate {
         Gate::NotGiven(p) => {
             let flag = match p {
                 Protocol::Pop3 => "--pop3",
                 Protocol::Smtp => "--smtp",
             };
-            return skipped(info, &format!("no {p} server given ({flag} HOST:PORT)"));
+            Some(skipped(
+                info,
+                &format!("no {p} server given ({flag} HOST:PORT)"),
+            ))
         }
-        Gate::Unreachable(why) => return skipped(info, why),
+        Gate::Unreachable(why) => Some(skipped(info, why)),
         Gate::Open if !greeted && !info.id.ends_with(".greeting") => {
             let see = if info.protocols.first() == Some(&Protocol::Smtp) {
                 "smtp.greeting"
             } else {
                 "pop3.greeting"
             };
-            return skipped(
+            Some(skipped(
                 info,
                 &format!("the server did not greet properly; see {see}"),
-            );
+            ))
         }
-        Gate::Open => {}
+        Gate::Open => None,
     }
+}
+
+/// Runs one check.
+fn perform(ctx: &mut Ctx, info: CheckInfo, check: CheckFn) -> CheckResult {
     let mut probe = Probe::new(ctx.settings.timeout, info.level);
     let verdict = match check(ctx, &mut probe) {
         Ok(v) | Err(v) => v,
@@ -260,5 +336,8 @@ fn perform(
         expected: probe.expected,
         got: probe.got,
         clients: probe.clients,
+        servers: probe.servers,
+        transcript: probe.transcript,
+        judged_round: probe.evidence_round,
     }
 }

@@ -12,11 +12,16 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use super::{Level, Verdict};
+use crate::proto::Direction;
 
 /// The longest line read (a server that never sends a LF cannot fill the memory).
 const MAX_LINE: usize = 64 * 1024;
 /// The most bytes of one multi-line reply (or of one check's evidence) kept.
 const MAX_REPLY: usize = 16 * 1024 * 1024;
+/// The most bytes of one [`Transfer`] kept (its stream range still counts them all).
+const MAX_TRANSFER: usize = 64 * 1024;
+/// The most transfers one check keeps (a check that loops cannot fill the memory).
+const MAX_TRANSFERS: usize = 4096;
 
 /// Why a step did not get what it waited for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,11 +78,49 @@ pub type Stop = Verdict;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnId(usize);
 
+/// Bytes one check sent or read on one of its connections, and where they lie in that
+/// direction's byte stream (0 is the first byte after the SYN), so a capture's unit at the
+/// same offsets is the packet evidence of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// The connection: an index into the check's `clients`.
+    pub conn: usize,
+    pub direction: Direction,
+    /// Where the bytes lie in the direction's stream.
+    pub stream: std::ops::Range<u64>,
+    /// The bytes (the first [`MAX_TRANSFER`] of them).
+    pub bytes: Vec<u8>,
+    /// The round the transfer belongs to: a round begins with a connection, or with a send
+    /// after a read, or when the connection changes (a command and its reply share one).
+    pub round: usize,
+}
+
+impl Transfer {
+    /// Whether all bytes the stream range counts are kept.
+    pub fn complete(&self) -> bool {
+        self.stream.end - self.stream.start == self.bytes.len() as u64
+    }
+}
+
+/// How a received chunk joins the transcript.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Join {
+    /// It begins a reply of its own.
+    New,
+    /// It continues the last reply read on its connection (a multi-line body, the further
+    /// lines of an SMTP reply).
+    Continue,
+}
+
 struct Conn {
     stream: TcpStream,
     /// Received and not yet handed out.
     buf: Vec<u8>,
     eof: bool,
+    /// Bytes written so far (the client's stream offset).
+    sent: u64,
+    /// Bytes handed out of `buf` so far (the server's stream offset of `buf`'s start).
+    handed: u64,
 }
 
 /// What one check uses: its connections, the step limit, and the evidence.
@@ -86,6 +129,8 @@ pub struct Probe {
     conns: Vec<Option<Conn>>,
     /// The local end of every connection opened.
     pub clients: Vec<SocketAddr>,
+    /// The server end of every connection opened (same order).
+    pub servers: Vec<SocketAddr>,
     /// What the current step expects (shown with a failure).
     pub expected: String,
     /// Bytes sent in the current step.
@@ -96,6 +141,14 @@ pub struct Probe {
     read_since_send: bool,
     /// The level applied (a check may raise it).
     pub level: Level,
+    /// Everything sent and read in evidence, in order, with stream offsets.
+    pub transcript: Vec<Transfer>,
+    /// The current round (see [`Transfer::round`]).
+    round: usize,
+    /// The round where the current evidence (`sent`, `got`) began: the exchange judged.
+    pub evidence_round: usize,
+    /// The connection of the last transfer.
+    last_conn: Option<usize>,
 }
 
 impl Probe {
@@ -105,11 +158,16 @@ impl Probe {
             timeout,
             conns: Vec::new(),
             clients: Vec::new(),
+            servers: Vec::new(),
             expected: String::new(),
             sent: Vec::new(),
             got: Vec::new(),
             read_since_send: false,
             level,
+            transcript: Vec::new(),
+            round: 0,
+            evidence_round: 0,
+            last_conn: None,
         }
     }
 
@@ -139,14 +197,21 @@ impl Probe {
             match TcpStream::connect_timeout(&a, self.timeout) {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
-                    if let Ok(local) = stream.local_addr() {
-                        self.clients.push(local);
-                    }
+                    let Ok(local) = stream.local_addr() else {
+                        last = connect_error("the socket has no local address".to_string());
+                        continue;
+                    };
+                    self.clients.push(local);
+                    self.servers.push(a);
                     self.conns.push(Some(Conn {
                         stream,
                         buf: Vec::new(),
                         eof: false,
+                        sent: 0,
+                        handed: 0,
                     }));
+                    // A new connection begins a round of its own.
+                    self.next_round();
                     return Ok(ConnId(self.conns.len() - 1));
                 }
                 Err(e) => last = connect_error(e.to_string()),
@@ -167,6 +232,8 @@ impl Probe {
             self.sent.clear();
             self.got.clear();
             self.read_since_send = false;
+            self.next_round();
+            self.evidence_round = self.round;
         }
     }
 
@@ -175,6 +242,69 @@ impl Probe {
         self.sent.clear();
         self.got.clear();
         self.read_since_send = false;
+        self.next_round();
+        self.evidence_round = self.round;
+    }
+
+    /// The round the last transfer belongs to (to point at it later with
+    /// [`Self::judge_round`]).
+    pub fn last_round(&self) -> usize {
+        self.transcript.last().map_or(self.round, |t| t.round)
+    }
+
+    /// Says which round holds the exchange judged, for a check that put its evidence
+    /// together after the session (its failure is in one of several replies).
+    pub fn judge_round(&mut self, round: usize) {
+        self.evidence_round = round;
+    }
+
+    /// Begins a new round, unless the current one holds nothing yet.
+    fn next_round(&mut self) {
+        if self
+            .transcript
+            .last()
+            .is_some_and(|t| t.round == self.round)
+        {
+            self.round += 1;
+        }
+    }
+
+    /// Notes bytes of connection `conn` at `offset` of `direction`'s stream.
+    fn note(&mut self, conn: usize, direction: Direction, offset: u64, bytes: &[u8], join: Join) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.last_conn.is_some_and(|c| c != conn) {
+            self.next_round();
+        }
+        self.last_conn = Some(conn);
+        let end = offset + bytes.len() as u64;
+        if let Some(last) = self.transcript.last_mut()
+            && join == Join::Continue
+            && last.conn == conn
+            && last.direction == direction
+            && last.round == self.round
+            && last.stream.end == offset
+        {
+            let room = MAX_TRANSFER.saturating_sub(last.bytes.len());
+            last.bytes
+                .extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or_default());
+            last.stream.end = end;
+            return;
+        }
+        if self.transcript.len() >= MAX_TRANSFERS {
+            return;
+        }
+        self.transcript.push(Transfer {
+            conn,
+            direction,
+            stream: offset..end,
+            bytes: bytes
+                .get(..MAX_TRANSFER.min(bytes.len()))
+                .unwrap_or_default()
+                .to_vec(),
+            round: self.round,
+        });
     }
 
     /// Sends bytes in one write (one segment when small).
@@ -184,9 +314,13 @@ impl Probe {
             self.sent.extend_from_slice(bytes);
         }
         let conn = self.conn(id)?;
-        conn.stream.write_all(bytes).map_err(io_error)?;
+        let offset = conn.sent;
+        let written = conn.stream.write_all(bytes).map_err(io_error);
+        // A failed write may have sent part of it; the stream offset counts it all.
+        conn.sent += bytes.len() as u64;
         let _ = conn.stream.flush();
-        Ok(())
+        self.note(id.0, Direction::ClientToServer, offset, bytes, Join::New);
+        written
     }
 
     /// Closes a connection at once, without a goodbye (as a crashed client would).
@@ -204,53 +338,74 @@ impl Probe {
         let limit = self.timeout.min(Duration::from_secs(2));
         if let Ok(conn) = self.conn(id) {
             let _ = conn.stream.write_all(b"QUIT\r\n");
+            conn.sent += 6;
             let deadline = Instant::now() + limit;
             while !conn.eof && Instant::now() < deadline {
                 if fill(conn, deadline).is_err() {
                     break;
                 }
+                conn.handed += conn.buf.len() as u64;
                 conn.buf.clear();
             }
         }
         self.drop_conn(id);
     }
 
-    fn record(&mut self, bytes: &[u8]) {
+    /// Records bytes handed out of connection `id`'s buffer (they were just drained from
+    /// it: the connection's `handed` counter is advanced here).
+    fn record(&mut self, id: ConnId, bytes: &[u8], join: Join) {
         self.read_since_send = true;
         if self.got.len() < MAX_REPLY {
             self.got.extend_from_slice(bytes);
         }
+        let Some(conn) = self.conns.get_mut(id.0).and_then(Option::as_mut) else {
+            return;
+        };
+        let offset = conn.handed;
+        conn.handed += bytes.len() as u64;
+        self.note(id.0, Direction::ServerToClient, offset, bytes, join);
     }
 
     /// The next line, with its line end (everything up to and including a LF).
     pub fn line(&mut self, id: ConnId) -> Result<Vec<u8>, StepError> {
         let deadline = Instant::now() + self.timeout;
-        self.line_until(id, deadline)
+        self.line_until(id, deadline, Join::New)
     }
 
-    fn line_until(&mut self, id: ConnId, deadline: Instant) -> Result<Vec<u8>, StepError> {
+    /// The next line of a reply whose first line was read already.
+    fn more_line(&mut self, id: ConnId) -> Result<Vec<u8>, StepError> {
+        let deadline = Instant::now() + self.timeout;
+        self.line_until(id, deadline, Join::Continue)
+    }
+
+    fn line_until(
+        &mut self,
+        id: ConnId,
+        deadline: Instant,
+        join: Join,
+    ) -> Result<Vec<u8>, StepError> {
         self.read_since_send = true;
         let timeout = self.timeout;
         let conn = self.conn(id)?;
         loop {
             if let Some(end) = conn.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = conn.buf.drain(..=end).collect();
-                self.record(&line);
+                self.record(id, &line, join);
                 return Ok(line);
             }
             if conn.buf.len() > MAX_LINE {
                 let partial = std::mem::take(&mut conn.buf);
-                self.record(&partial);
+                self.record(id, &partial, join);
                 return Err(StepError::TooLong);
             }
             if conn.eof {
                 let partial = std::mem::take(&mut conn.buf);
-                self.record(&partial);
+                self.record(id, &partial, join);
                 return Err(StepError::Closed);
             }
             if let Err(e) = fill(conn, deadline) {
                 let partial = std::mem::take(&mut conn.buf);
-                self.record(&partial);
+                self.record(id, &partial, join);
                 return Err(match e {
                     StepError::Silent { .. } => StepError::Silent { waited: timeout },
                     other => other,
@@ -266,7 +421,7 @@ impl Probe {
         let mut lines = Vec::new();
         let mut total = 0usize;
         loop {
-            let line = self.line(id)?;
+            let line = self.more_line(id)?;
             total += line.len();
             let end = line == b".\r\n" || line == b".\n";
             lines.push(line);
@@ -281,9 +436,13 @@ impl Probe {
 
     /// The lines of one SMTP reply: up to the first line whose fourth byte is not "-".
     pub fn smtp_reply(&mut self, id: ConnId) -> Result<Vec<Vec<u8>>, StepError> {
-        let mut lines = Vec::new();
+        let mut lines: Vec<Vec<u8>> = Vec::new();
         loop {
-            let line = self.line(id)?;
+            let line = if lines.is_empty() {
+                self.line(id)?
+            } else {
+                self.more_line(id)?
+            };
             let more = line.get(3) == Some(&b'-') && lines.len() < 1000;
             lines.push(line);
             if !more {
@@ -310,7 +469,7 @@ impl Probe {
         }
         let eof = conn.eof;
         let bytes = std::mem::take(&mut conn.buf);
-        self.record(&bytes);
+        self.record(id, &bytes, Join::New);
         result?;
         if eof && bytes.is_empty() {
             return Err(StepError::Closed);
@@ -327,7 +486,7 @@ impl Probe {
         loop {
             if conn.eof {
                 let rest = std::mem::take(&mut conn.buf);
-                self.record(&rest);
+                self.record(id, &rest, Join::New);
                 return Ok(());
             }
             match fill(conn, deadline) {
@@ -441,6 +600,26 @@ mod tests {
         assert_eq!(p.line(c).unwrap(), b"bare\n");
         assert!(matches!(p.line(c), Err(StepError::Silent { .. })));
         assert_eq!(p.got, b"+OK hi\r\nbare\nrest");
+    }
+
+    #[test]
+    fn the_transcript_counts_stream_offsets_and_rounds() {
+        let addr = serve(b"+OK hi\r\n+OK 2\r\n1 3\r\n.\r\n");
+        let mut p = Probe::new(Duration::from_millis(300), Level::Must);
+        let c = p.connect(&addr).unwrap();
+        p.line(c).unwrap();
+        p.send(c, b"LIST\r\n").unwrap();
+        p.line(c).unwrap();
+        p.dot_body(c).unwrap();
+        let t = &p.transcript;
+        assert_eq!(t.len(), 3, "{t:?}");
+        assert_eq!((t[0].round, t[0].stream.clone()), (0, 0..8));
+        assert_eq!((t[1].round, t[1].direction), (1, Direction::ClientToServer));
+        assert_eq!(t[1].stream, 0..6);
+        // The status line and its body are one reply.
+        assert_eq!((t[2].round, t[2].stream.clone()), (1, 8..23));
+        assert_eq!(t[2].bytes, b"+OK 2\r\n1 3\r\n.\r\n");
+        assert_eq!(p.evidence_round, 1);
     }
 
     #[test]

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::capture::live::{self, CaptureMessage, LiveConfig};
+use crate::check::evidence::check_timeline;
 use crate::check::replay::{self, Flaw};
-use crate::check::{self, CheckResult, ExitStatus, Report, Settings, Verdict};
-use crate::exchange::{StepError, StepOutcome};
+use crate::check::{self, CheckResult, ExitStatus, Report, Settings};
 use crate::export::pcapng::{ExportHints, write_pcapng};
-use crate::timeline::{CaptureStatus, Timeline};
+use crate::timeline::CaptureStatus;
 
 /// Arguments of `mailwire check`.
 #[derive(clap::Args, Debug, Clone, PartialEq)]
@@ -221,69 +221,29 @@ fn start_capture(settings: &Settings, interface: &str) -> Option<Capture> {
 }
 
 impl Capture {
-    /// Stops the capture and writes the pcapng: one step per connection of each check, so
-    /// every packet's comment names its check. Returns the number of packets.
+    /// Stops the capture and writes the pcapng: one step per exchange of each check
+    /// ([`check_timeline`]), so every packet's comment names its check. Returns the number
+    /// of packets.
     fn finish(self, report: &Report, path: &Path, interface: &str) -> Result<usize, String> {
         // The last FINs and ACKs.
         std::thread::sleep(Duration::from_millis(300));
         self.live.stop();
-        let mut timeline = Timeline::new("mailwire check");
-        timeline.capture = Some(CaptureStatus::Live {
+        let mut packets = Vec::new();
+        let mut status = CaptureStatus::Live {
             interface: interface.to_string(),
             ports: self.ports.clone(),
             sandboxed: false,
-        });
+        };
         for message in self.rx.try_iter() {
             match message {
-                CaptureMessage::Packet(p) => timeline.push_packet(p),
+                CaptureMessage::Packet(p) => packets.push(p),
                 CaptureMessage::Stats { received, dropped } => {
-                    timeline.capture = Some(CaptureStatus::Stopped { received, dropped });
+                    status = CaptureStatus::Stopped { received, dropped };
                 }
                 CaptureMessage::Failed(e) => return Err(format!("the capture failed: {e}")),
             }
         }
-        timeline.analyzer.finish();
-        let mut index = 0;
-        for r in &report.checks {
-            for client in &r.clients {
-                let check = match &r.verdict {
-                    Verdict::Pass | Verdict::Skip(_) => Ok(()),
-                    Verdict::Fail(why) | Verdict::Warn(why) => {
-                        Err(StepError::Expectation(why.clone()))
-                    }
-                };
-                let outcome = StepOutcome {
-                    index,
-                    session: r.info.id.to_string(),
-                    protocol: r.info.protocols.first().copied(),
-                    conn: None,
-                    exchanges: Vec::new(),
-                    check,
-                    events: Vec::new(),
-                    server_closed: false,
-                };
-                let caption = format!(
-                    "check {} [{} {}]: {}{}",
-                    r.info.id,
-                    r.level.label(),
-                    r.verdict.label(),
-                    r.info.title,
-                    match r.verdict.reason() {
-                        "" => String::new(),
-                        why => format!(" ({why})"),
-                    }
-                );
-                // An empty frame range: each packet goes to the step of its connection.
-                timeline.push_step(
-                    outcome,
-                    caption,
-                    Some(r.info.rfc.to_string()),
-                    Some(*client),
-                    0..0,
-                );
-                index += 1;
-            }
-        }
+        let timeline = check_timeline("mailwire check", report, packets, status).timeline;
         let hints = ExportHints {
             pop3_ports: self.pop3_ports,
             smtp_ports: self.smtp_ports,

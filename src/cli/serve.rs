@@ -1,11 +1,14 @@
 //! `mailwire serve`: the POP3 and SMTP servers on a data directory, without a window,
-//! printing each session's transcript until a stop signal.
+//! printing each session's transcript until a stop signal. With `--broken NAME`, a replay
+//! server of [`crate::check::replay`] instead ("spot the error": one seed's flaw planted),
+//! for outside clients and `mailwire check`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::check::replay::{self, Flaw};
 use crate::servers::{self, EventSink, ServerConfig};
 use crate::store::{self, Store};
 
@@ -55,6 +58,27 @@ pub struct ServeArgs {
     /// Do not print session transcripts.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run a "student's server" with one seed's flaw planted instead (mailwire's servers
+    /// behind a proxy, on a fresh demo data directory; user student, password student), for
+    /// your clients and `mailwire check` to find the error:
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_parser = broken_names(),
+        conflicts_with_all = ["data", "apop_timestamp", "apop_only", "domains", "quiet"]
+    )]
+    pub broken: Option<String>,
+}
+
+/// The replay servers' names, each with its one-line flaw (listed by `--help`).
+fn broken_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(Flaw::ALL.map(|f| {
+        let value = clap::builder::PossibleValue::new(f.name()).help(f.summary());
+        match f {
+            Flaw::Assignment => value.alias("assignment-guide"),
+            _ => value,
+        }
+    }))
 }
 
 /// Runs `mailwire serve`: the servers until a stop signal (Ctrl-C, SIGTERM, SIGHUP).
@@ -67,6 +91,9 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
                  in clear text)."
             ));
         }
+    }
+    if let Some(name) = &args.broken {
+        return serve_broken(name, args.pop3, args.smtp);
     }
     let store = open_store(args.data.as_deref())?;
     let config = ServerConfig {
@@ -121,6 +148,43 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
         running.shutdown().await;
         Ok(())
     })
+}
+
+/// `mailwire serve --broken NAME`: the replay server on the given addresses until a stop
+/// signal.
+fn serve_broken(name: &str, pop3: SocketAddr, smtp: SocketAddr) -> Result<(), String> {
+    let flaw = Flaw::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Flaw::ALL.iter().map(|f| f.name()).collect();
+        format!(
+            "--broken {name}: no such replay server; one of {}",
+            names.join(", ")
+        )
+    })?;
+    // Signal handlers before the servers say they are ready.
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    crate::signals::on_stop_signal(move || {
+        let _ = stop_tx.send(());
+    })
+    .map_err(|e| e.to_string())?;
+    let running = replay::start_on(flaw, pop3, smtp).map_err(|e| e.to_string())?;
+    say(format!(
+        "Replaying {}: POP3 on {}, SMTP on {} (user {}, password {}, mail to {}). One thing \
+         in it is wrong: which? Ctrl-C stops.",
+        flaw.source(),
+        running.pop3,
+        running.smtp,
+        running.user,
+        running.pass,
+        running.rcpt
+    ));
+    say(format!(
+        "Check it: mailwire check --pop3 {} --smtp {} --user {} --pass {}",
+        running.pop3, running.smtp, running.user, running.pass
+    ));
+    let _ = stop_rx.recv();
+    say("shutting down...");
+    drop(running);
+    Ok(())
 }
 
 /// A listening address as typed: `IP:PORT`, `[IPv6]:PORT` or `localhost:PORT` (the IPv4

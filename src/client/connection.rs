@@ -2,37 +2,98 @@
 //! `smtp.rs` add each protocol's commands.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::ClientOptions;
 use super::error::ClientError;
 use super::wire::Wire;
 use crate::proto::ClientMachine;
+use crate::proto::pop3::client::{Pop3Client, Pop3Reply};
+use crate::proto::smtp::client::{SmtpClient, SmtpReply};
+
+/// A client machine that can give up a reply the server stopped in the middle of (the
+/// machines' own `give_up_reply`), so the replies after it pair with their own commands,
+/// and that can go on after a reply line that is not one.
+pub trait GiveUpReply: ClientMachine {
+    /// Hands out what arrived of the reply being read and forgets it (see
+    /// `Pop3Client::give_up_reply`, `SmtpClient::give_up_reply`).
+    fn give_up_reply(&mut self) -> Option<Self::Reply>;
+    /// A line that is not a reply line answers the command awaited (as an error) instead of
+    /// ending the session.
+    fn go_on_after_bad_lines(&mut self);
+}
+
+impl GiveUpReply for Pop3Client {
+    fn give_up_reply(&mut self) -> Option<Pop3Reply> {
+        Pop3Client::give_up_reply(self)
+    }
+
+    fn go_on_after_bad_lines(&mut self) {
+        self.go_on_after_bad_status_lines();
+    }
+}
+
+impl GiveUpReply for SmtpClient {
+    fn give_up_reply(&mut self) -> Option<SmtpReply> {
+        SmtpClient::give_up_reply(self)
+    }
+
+    fn go_on_after_bad_lines(&mut self) {
+        self.go_on_after_bad_reply_lines();
+    }
+}
 
 /// A session with a server: one command at a time, each answered by its reply.
 ///
 /// A negative reply (`-ERR`, 4xx, 5xx) is a normal reply; `Err` means the connection or
-/// the protocol failed, after which the connection is unusable.
+/// the protocol failed, after which the connection is unusable — unless it was made with
+/// [`Connection::connect_diagnosing`], where a broken reply (see [`Connection::is_usable`])
+/// leaves it usable.
 #[derive(Debug)]
 pub struct Connection<M: ClientMachine> {
     pub(super) wire: Wire,
     pub(super) machine: M,
     greeting: M::Reply,
+    /// What came of the last reply that was given up.
+    given_up: Option<M::Reply>,
 }
 
 impl<M> Connection<M>
 where
-    M: ClientMachine<Error: Into<ClientError>> + Default,
+    M: GiveUpReply<Error: Into<ClientError>> + Default,
 {
     /// Connects to `addr` (HOST:PORT) and waits for the greeting (which may be negative:
     /// `-ERR`, or SMTP's 554 when the server refuses the session).
     pub async fn connect(addr: &str, options: &ClientOptions) -> Result<Self, ClientError> {
+        let wire = Wire::connect(addr, options).await?;
+        Self::greeted(wire, M::default()).await
+    }
+
+    /// Like [`Connection::connect`], for a console that shows every reply as it came and
+    /// goes on after a broken one: the server's bytes are kept for
+    /// [`Connection::take_heard`]; a reply that has begun and then stops for
+    /// `rest_of_reply` fails with [`ClientError::Stalled`], is given up (what came of it is
+    /// [`Connection::take_given_up`]) and the connection stays usable; a line that is not a
+    /// reply line fails the command it answers, and the next reply answers the next.
+    pub async fn connect_diagnosing(
+        addr: &str,
+        options: &ClientOptions,
+        rest_of_reply: Duration,
+    ) -> Result<Self, ClientError> {
         let mut wire = Wire::connect(addr, options).await?;
+        wire.diagnose_framing(rest_of_reply);
         let mut machine = M::default();
+        machine.go_on_after_bad_lines();
+        Self::greeted(wire, machine).await
+    }
+
+    async fn greeted(mut wire: Wire, mut machine: M) -> Result<Self, ClientError> {
         let greeting = wire.next_reply(&mut machine).await?;
         Ok(Self {
             wire,
             machine,
             greeting,
+            given_up: None,
         })
     }
 
@@ -46,8 +107,32 @@ where
         self.wire.peer()
     }
 
-    /// The next reply the machine hands out.
+    /// Whether commands can still be sent: the server has not closed the connection or
+    /// broken it for good, and no timeout or I/O error left the byte stream in an unknown
+    /// place.
+    pub fn is_usable(&self) -> bool {
+        !self.machine.is_ended() && !self.wire.is_broken()
+    }
+
+    /// The server's bytes since the last call, up to `until` (a position in its byte
+    /// stream, such as a reply's `stream.end`; `None`: all that came). Only a connection
+    /// made with [`Connection::connect_diagnosing`] keeps them.
+    pub fn take_heard(&mut self, until: Option<u64>) -> Vec<u8> {
+        self.wire.take_heard(until)
+    }
+
+    /// What came of the last reply given up after [`ClientError::Stalled`], if any of it
+    /// was a reply (its status line or its first reply line).
+    pub fn take_given_up(&mut self) -> Option<M::Reply> {
+        self.given_up.take()
+    }
+
+    /// The next reply the machine hands out. A stalled reply is given up here.
     pub(super) async fn next_reply(&mut self) -> Result<M::Reply, ClientError> {
-        self.wire.next_reply(&mut self.machine).await
+        let result = self.wire.next_reply(&mut self.machine).await;
+        if let Err(ClientError::Stalled { .. }) = &result {
+            self.given_up = self.machine.give_up_reply();
+        }
+        result
     }
 }

@@ -12,13 +12,79 @@
 use std::fmt;
 use std::future::Future;
 use std::io::{self, BufRead, Write};
+use std::time::Duration;
 
+use super::reply_lines::{LineEnd, ReplyShape, marks, wire_lines};
 use super::summary::summarize;
 use super::transcript::{Transcript, TranscriptEntry};
-use super::{ClientError, ClientOptions, Pop3Connection, SmtpConnection};
+use super::{ClientError, ClientOptions, Connection, GiveUpReply, Pop3Connection, SmtpConnection};
+use crate::proto::Protocol;
 use crate::proto::pop3::Command;
 use crate::proto::pop3::client::Pop3Reply;
 use crate::proto::smtp::client::{ClientCommand, SmtpReply};
+
+/// Once part of a reply is in, how long the console waits for the rest before it shows what
+/// came and gives that reply up (the scenario engine waits as long).
+pub const REST_OF_REPLY_WAIT: Duration = Duration::from_secs(2);
+
+/// A reply as the console shows it: where it ends in the server's byte stream and its shape.
+trait ShownReply {
+    /// The protocol it belongs to.
+    const PROTOCOL: Protocol;
+    /// Where it ends in the server's byte stream.
+    fn stream_end(&self) -> u64;
+    /// Its shape; `complete`: whether it came whole (a reply given up did not).
+    fn shape(&self, complete: bool) -> ReplyShape;
+}
+
+impl ShownReply for Pop3Reply {
+    const PROTOCOL: Protocol = Protocol::Pop3;
+
+    fn stream_end(&self) -> u64 {
+        self.stream.end
+    }
+
+    fn shape(&self, complete: bool) -> ReplyShape {
+        if self.body.is_some() {
+            ReplyShape::Pop3MultiLine { complete }
+        } else {
+            ReplyShape::Lines
+        }
+    }
+}
+
+impl ShownReply for SmtpReply {
+    const PROTOCOL: Protocol = Protocol::Smtp;
+
+    fn stream_end(&self) -> u64 {
+        self.stream.end
+    }
+
+    fn shape(&self, _complete: bool) -> ReplyShape {
+        ReplyShape::Lines
+    }
+}
+
+/// How a server's answer went, once the console has shown it.
+enum Answer<R> {
+    /// A whole reply.
+    Reply(R),
+    /// A broken reply, shown with its diagnosis; the connection goes on, and the next reply
+    /// answers the next command. What came of it as a reply, if anything did.
+    Broken(Option<R>),
+    /// The connection is gone (the error was shown).
+    Lost,
+}
+
+/// Whether the console shows a reply's lines.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Show {
+    /// Always (a command the user chose).
+    Always,
+    /// Only when one of its lines is marked (the log-in and the mail list, which the
+    /// console summarizes in its own words).
+    IfMarked,
+}
 
 /// Settings of the console client.
 #[derive(Debug, Clone)]
@@ -173,17 +239,22 @@ impl<R: BufRead, W: Write> Console<R, W> {
     fn log_in(&mut self) -> Result<Option<Pop3Connection>, Stop> {
         loop {
             let (addr, options) = (self.config.pop3.clone(), self.config.options.clone());
-            let connect = async move { Pop3Connection::connect(&addr, &options).await };
+            let connect = async move {
+                Pop3Connection::connect_diagnosing(&addr, &options, REST_OF_REPLY_WAIT).await
+            };
             let Some(mut conn) = self.net(connect)? else {
                 return Ok(None);
             };
+            let greeting = conn.greeting().clone();
+            self.answer(&mut conn, Ok(greeting), Show::IfMarked)?;
             if !conn.greeting().positive {
                 let status = conn.greeting().status_line();
                 self.say(format!("The POP3 server refused the session: {status}"))?;
                 return Ok(None);
             }
             let (user, password) = (self.user.clone(), self.password.clone());
-            let Some(reply) = self.net(conn.login(&user, &password))? else {
+            let result = self.net_quiet(conn.login(&user, &password))?;
+            let Answer::Reply(reply) = self.answer(&mut conn, result, Show::IfMarked)? else {
                 return Ok(None);
             };
             if reply.positive {
@@ -210,8 +281,11 @@ impl<R: BufRead, W: Write> Console<R, W> {
     /// Shows `Sl. No. <sender> <received> <subject>` for every mail. `false` if the
     /// connection failed (the reason is shown).
     fn show_mail_list(&mut self, conn: &mut Pop3Connection) -> Result<bool, Stop> {
-        let Some(list) = self.net(conn.command(Command::List(None)))? else {
-            return Ok(false);
+        let result = self.net_quiet(conn.command(Command::List(None)))?;
+        let list = match self.answer(conn, result, Show::IfMarked)? {
+            Answer::Reply(list) | Answer::Broken(Some(list)) => list,
+            Answer::Broken(None) => return Ok(true),
+            Answer::Lost => return Ok(false),
         };
         if !list.positive {
             self.say(format!("LIST failed: {}", list.status_line()))?;
@@ -251,16 +325,21 @@ impl<R: BufRead, W: Write> Console<R, W> {
     /// The header of mail `n` (TOP n 0, or RETR n if the server has no TOP).
     fn header_of(&mut self, conn: &mut Pop3Connection, n: u32) -> Result<Option<Vec<u8>>, Stop> {
         let top = Command::Top { msg: n, lines: 0 };
-        let Some(reply) = self.net(conn.command(top))? else {
-            return Ok(None);
+        let result = self.net_quiet(conn.command(top))?;
+        let reply = match self.answer(conn, result, Show::IfMarked)? {
+            Answer::Reply(r) | Answer::Broken(Some(r)) => r,
+            Answer::Broken(None) => return Ok(Some(Vec::new())),
+            Answer::Lost => return Ok(None),
         };
         if reply.positive {
             return Ok(Some(reply.body.unwrap_or_default()));
         }
-        let Some(reply) = self.net(conn.command(Command::Retr(n)))? else {
-            return Ok(None);
-        };
-        Ok(Some(reply.body.unwrap_or_default()))
+        let result = self.net_quiet(conn.command(Command::Retr(n)))?;
+        Ok(match self.answer(conn, result, Show::IfMarked)? {
+            Answer::Reply(r) | Answer::Broken(Some(r)) => Some(r.body.unwrap_or_default()),
+            Answer::Broken(None) => Some(Vec::new()),
+            Answer::Lost => None,
+        })
     }
 
     fn pop3_menu(&mut self, mut conn: Pop3Connection) -> Result<(), Stop> {
@@ -275,10 +354,10 @@ impl<R: BufRead, W: Write> Console<R, W> {
             };
             let quit = command == Command::Quit;
             self.say(format!("C: {command}"))?;
-            let Some(reply) = self.net(conn.command(command))? else {
+            let result = self.net_quiet(conn.command(command))?;
+            if let Answer::Lost = self.answer(&mut conn, result, Show::Always)? {
                 return Ok(());
-            };
-            self.show_pop3_reply(&reply)?;
+            }
             if quit {
                 return self.say("Connection closed.");
             }
@@ -320,17 +399,6 @@ impl<R: BufRead, W: Write> Console<R, W> {
         })
     }
 
-    fn show_pop3_reply(&mut self, reply: &Pop3Reply) -> Result<(), Stop> {
-        self.say(format!("S: {}", reply.status_line()))?;
-        if reply.body.is_some() {
-            for line in reply.body_lines() {
-                self.say(String::from_utf8_lossy(line))?;
-            }
-            self.say(".")?;
-        }
-        Ok(())
-    }
-
     // ---- Send Mail (SMTP) ----
 
     fn send_mail(&mut self) -> Result<(), Stop> {
@@ -358,11 +426,14 @@ impl<R: BufRead, W: Write> Console<R, W> {
     /// at the first refusal (then QUIT).
     fn deliver(&mut self, from: &str, recipients: &[String], content: &[u8]) -> Result<(), Stop> {
         let (addr, options) = (self.config.smtp.clone(), self.config.options.clone());
-        let connect = async move { SmtpConnection::connect(&addr, &options).await };
+        let connect = async move {
+            SmtpConnection::connect_diagnosing(&addr, &options, REST_OF_REPLY_WAIT).await
+        };
         let Some(mut conn) = self.net(connect)? else {
             return Ok(());
         };
-        self.show_smtp_reply(conn.greeting())?;
+        let greeting = conn.greeting().clone();
+        self.answer(&mut conn, Ok(greeting), Show::Always)?;
         if !conn.greeting().is_positive() {
             return Ok(());
         }
@@ -382,14 +453,29 @@ impl<R: BufRead, W: Write> Console<R, W> {
             }
         }
         let lines = content.iter().filter(|&&b| b == b'\n').count();
+        let dotted = content
+            .split(|&b| b == b'\n')
+            .take(lines)
+            .filter(|l| l.starts_with(b"."))
+            .count();
+        let stuffed = match dotted {
+            0 => String::new(),
+            1 => "; 1 line began with \".\" and was sent with one more dot (byte-stuffing, \
+                  RFC 5321 section 4.5.2)"
+                .to_string(),
+            n => format!(
+                "; {n} lines began with \".\" and were each sent with one more dot \
+                 (byte-stuffing, RFC 5321 section 4.5.2)"
+            ),
+        };
         self.say(format!(
-            "C: <the message: {lines} lines, {} octets>\nC: .",
+            "C: <the message: {lines} lines, {} octets{stuffed}>\nC: .",
             content.len()
         ))?;
-        let Some(reply) = self.net(conn.send_content(content))? else {
+        let result = self.net_quiet(conn.send_content(content))?;
+        if let Answer::Lost = self.answer(&mut conn, result, Show::Always)? {
             return Ok(());
-        };
-        self.show_smtp_reply(&reply)?;
+        }
         self.smtp_quit(conn)
     }
 
@@ -400,24 +486,109 @@ impl<R: BufRead, W: Write> Console<R, W> {
         command: ClientCommand,
     ) -> Result<bool, Stop> {
         self.say(format!("C: {command}"))?;
-        let Some(reply) = self.net(conn.command(command))? else {
-            return Ok(false);
-        };
-        self.show_smtp_reply(&reply)?;
-        Ok(reply.is_positive())
+        let result = self.net_quiet(conn.command(command))?;
+        Ok(match self.answer(conn, result, Show::Always)? {
+            // A reply given up whose code says yes: the session goes on.
+            Answer::Reply(reply) | Answer::Broken(Some(reply)) => reply.is_positive(),
+            Answer::Broken(None) | Answer::Lost => false,
+        })
     }
 
-    fn smtp_quit(&mut self, conn: SmtpConnection) -> Result<(), Stop> {
-        self.say("C: QUIT")?;
-        if let Some(reply) = self.net(conn.quit())? {
-            self.show_smtp_reply(&reply)?;
+    fn smtp_quit(&mut self, mut conn: SmtpConnection) -> Result<(), Stop> {
+        if !conn.is_usable() {
+            return Ok(());
         }
+        self.say("C: QUIT")?;
+        let result = self.net_quiet(conn.command(ClientCommand::Quit))?;
+        self.answer(&mut conn, result, Show::Always)?;
         Ok(())
     }
 
-    fn show_smtp_reply(&mut self, reply: &SmtpReply) -> Result<(), Stop> {
-        let text = reply.wire_text().replace('\n', "\nS: ");
-        self.say(format!("S: {text}"))
+    // ---- Replies as they came ----
+
+    /// Shows a server's answer as it came, line by line with its marks (the end of a
+    /// multi-line reply, byte-stuffed lines, bare LFs, a missing line end), and a broken
+    /// one with its diagnosis; then says whether the connection goes on.
+    fn answer<M>(
+        &mut self,
+        conn: &mut Connection<M>,
+        result: Result<M::Reply, ClientError>,
+        show: Show,
+    ) -> Result<Answer<M::Reply>, Stop>
+    where
+        M: GiveUpReply<Error: Into<ClientError>> + Default,
+        M::Reply: ShownReply,
+    {
+        match result {
+            Ok(reply) => {
+                let bytes = conn.take_heard(Some(reply.stream_end()));
+                self.show_lines(&bytes, reply.shape(true), M::Reply::PROTOCOL, show)?;
+                Ok(Answer::Reply(reply))
+            }
+            Err(e) if conn.is_usable() => {
+                // Stalled (the reply was given up) or a line that is no reply line.
+                let given_up = conn.take_given_up();
+                let shape = given_up
+                    .as_ref()
+                    .map_or(ReplyShape::Lines, |r| r.shape(false));
+                let bytes = conn.take_heard(None);
+                self.show_lines(&bytes, shape, M::Reply::PROTOCOL, Show::Always)?;
+                self.say(format!("Framing error: {e}"))?;
+                Ok(Answer::Broken(given_up))
+            }
+            Err(e) => {
+                let bytes = conn.take_heard(None);
+                self.show_lines(&bytes, ReplyShape::Lines, M::Reply::PROTOCOL, Show::Always)?;
+                self.say(format!("Error: {e}"))?;
+                Ok(Answer::Lost)
+            }
+        }
+    }
+
+    /// Shows the server's `bytes` line by line: the first line (every line but a POP3
+    /// multi-line reply's body) after `S: `, each with its marks.
+    fn show_lines(
+        &mut self,
+        bytes: &[u8],
+        shape: ReplyShape,
+        protocol: Protocol,
+        show: Show,
+    ) -> Result<(), Stop> {
+        let mut lines = wire_lines(bytes, shape);
+        let flawed = lines.iter().any(|l| l.end != LineEnd::CrLf);
+        if show == Show::IfMarked && !flawed {
+            return Ok(());
+        }
+        // The rule for bare LFs is cited once per reply.
+        let mut bare_lf_said = false;
+        for (i, line) in lines.iter_mut().enumerate() {
+            let tag = match shape {
+                ReplyShape::Pop3MultiLine { .. } if i > 0 => "",
+                _ => "S: ",
+            };
+            if line.end == LineEnd::BareLf {
+                if bare_lf_said {
+                    line.end = LineEnd::CrLf;
+                    let said = marks(line, protocol);
+                    line.end = LineEnd::BareLf;
+                    let short = if said.is_empty() {
+                        "[bare LF]"
+                    } else {
+                        " [bare LF]"
+                    };
+                    self.say(format!("{tag}{}   {said}{short}", line.text))?;
+                    continue;
+                }
+                bare_lf_said = true;
+            }
+            let said = marks(line, protocol);
+            if said.is_empty() {
+                self.say(format!("{tag}{}", line.text))?;
+            } else {
+                self.say(format!("{tag}{}   {said}", line.text))?;
+            }
+        }
+        Ok(())
     }
 
     // ---- Keyboard, screen and network ----

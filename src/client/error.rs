@@ -28,6 +28,17 @@ pub enum ClientError {
         /// What had arrived of the reply, and the rule it broke, when part of it had.
         so_far: Option<String>,
     },
+    /// Part of a reply came, then nothing more for `after` (a multi-line reply without its
+    /// end, a line without its line end). Only on a connection that diagnoses framing (the
+    /// console's): the reply is given up and the connection stays usable.
+    Stalled {
+        peer: SocketAddr,
+        waiting_for: String,
+        /// What had arrived of the reply, and the rule it broke (the client machine's
+        /// `progress()`).
+        so_far: String,
+        after: Duration,
+    },
     /// Reading or writing the socket failed.
     Io {
         peer: SocketAddr,
@@ -87,6 +98,18 @@ impl fmt::Display for ClientError {
                 f,
                 "The server at {peer} stopped in the middle of {waiting_for}: it sent {so_far}, \
                  then nothing for {}.",
+                seconds(*after)
+            ),
+            Self::Stalled {
+                peer,
+                waiting_for,
+                so_far,
+                after,
+            } => write!(
+                f,
+                "The server at {peer} stopped in the middle of {waiting_for}: it sent {so_far}, \
+                 then nothing for {}. The client gave that reply up, so the replies after it \
+                 still pair with their own commands.",
                 seconds(*after)
             ),
             Self::Io {

@@ -18,6 +18,7 @@ mod connection;
 pub mod console;
 mod error;
 mod pop3;
+pub mod reply_lines;
 mod smtp;
 pub mod summary;
 pub mod telnet;
@@ -27,7 +28,7 @@ pub(crate) mod wire;
 
 use std::time::Duration;
 
-pub use connection::Connection;
+pub use connection::{Connection, GiveUpReply};
 pub use error::ClientError;
 pub use pop3::Pop3Connection;
 pub use smtp::SmtpConnection;

@@ -1,7 +1,9 @@
 //! `mailwire telnet HOST:PORT`: a raw console, like the PuTTY session of seed 004.
 //!
 //! Each line typed is sent with CRLF; every byte the server sends is shown as it arrives,
-//! multi-line replies included. The end of the input (Ctrl-D) half-closes the connection
+//! multi-line replies included; on the screen (not in the saved transcript) a line ended by
+//! a bare LF is marked, and so is a line whose CRLF had not come when the next line was
+//! sent (instead of the command being glued to it). The end of the input (Ctrl-D) half-closes the connection
 //! and waits a little for the server's last words; Ctrl-C closes at once. The transcript
 //! (the server's bytes and the lines sent, in order, under a PuTTY-style header) can be
 //! saved to a file. Input that is not a terminal (a script) is paced like a typist: each
@@ -280,6 +282,8 @@ async fn session(
     let mut pace = Pace::new(config, tokio::time::Instant::now());
     let mut buf = vec![0u8; 16 * 1024];
     let mut at_line_start = true;
+    // The last byte shown was a CR (a CRLF may be split between two reads).
+    let mut after_cr = false;
     let mut linger_until: Option<tokio::time::Instant> = None;
     let mut stop = crate::signals::StopSignals::new().map_err(TelnetError::Signals)?;
     let ending = loop {
@@ -295,9 +299,10 @@ async fn session(
                 let Some(bytes) = buf.get(..n).filter(|b| !b.is_empty()) else {
                     break Ending::ServerClosed;
                 };
-                show(output, bytes)?;
+                show(output, &mark_bare_lfs(bytes, after_cr))?;
                 record(log, bytes);
                 at_line_start = bytes.ends_with(b"\n");
+                after_cr = bytes.ends_with(b"\r");
                 pace.heard(tokio::time::Instant::now());
             }
             line = lines.recv(), if input_open => match line {
@@ -312,6 +317,11 @@ async fn session(
                     .await
                     .map_err(|source| TelnetError::Write { peer: peer.clone(), source })?;
                 if config.echo_input {
+                    if !at_line_start {
+                        // The server's last line never ended: say so rather than glue the
+                        // command to it.
+                        show(output, NO_LINE_END.as_bytes())?;
+                    }
                     show(output, &sent)?;
                 }
                 record(log, &sent);
@@ -329,6 +339,26 @@ async fn session(
         Ending::Interrupted => "Interrupted (a stop signal); closing the connection.",
     };
     show(output, format!("{newline}{farewell}\n").as_bytes())
+}
+
+/// Shown after a server line that had no line end when the next command was sent.
+const NO_LINE_END: &str = "   [no line end: the server's line above never got its CRLF]\n";
+
+/// The server's bytes as shown: a line ended by a bare LF (not CRLF, which POP3 and SMTP
+/// require: RFC 1939 section 3, RFC 5321 section 2.3.8) gets a mark before its LF.
+/// `after_cr`: the bytes shown before these ended with a CR.
+fn mark_bare_lfs(bytes: &[u8], after_cr: bool) -> Vec<u8> {
+    const MARK: &[u8] = b"   [bare LF, not CRLF]";
+    let mut shown = Vec::with_capacity(bytes.len());
+    let mut previous_cr = after_cr;
+    for &b in bytes {
+        if b == b'\n' && !previous_cr {
+            shown.extend_from_slice(MARK);
+        }
+        shown.push(b);
+        previous_cr = b == b'\r';
+    }
+    shown
 }
 
 /// Sleeps until `deadline`, or forever without one.
@@ -376,6 +406,16 @@ fn show(output: &mut impl Write, bytes: &[u8]) -> Result<(), TelnetError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_lfs_are_marked_even_when_a_crlf_is_split() {
+        assert_eq!(
+            mark_bare_lfs(b"+OK\r\n1 1\n", false),
+            b"+OK\r\n1 1   [bare LF, not CRLF]\n"
+        );
+        assert_eq!(mark_bare_lfs(b"\nx", true), b"\nx");
+        assert_eq!(mark_bare_lfs(b"\nx", false), b"   [bare LF, not CRLF]\nx");
+    }
 
     #[test]
     fn errors_say_what_failed_and_where() {

@@ -70,6 +70,14 @@ pub(crate) struct Wire {
     received: LineSplitter,
     /// An earlier timeout or I/O error left the byte stream in an unknown place.
     broken: bool,
+    /// Once part of a reply is in, how long to wait for the rest before
+    /// [`ClientError::Stalled`] (the reply is then given up and the connection goes on);
+    /// `None`: the read timeout, after which the connection is unusable.
+    rest_of_reply: Option<Duration>,
+    /// The server's bytes not yet taken by [`Wire::take_heard`], when they are kept.
+    heard: Option<Vec<u8>>,
+    /// Where `heard` begins in the server's byte stream.
+    heard_from: u64,
 }
 
 impl Wire {
@@ -134,7 +142,39 @@ impl Wire {
             sent: LineSplitter::new(Direction::ClientToServer),
             received: LineSplitter::new(Direction::ServerToClient),
             broken: false,
+            rest_of_reply: None,
+            heard: None,
+            heard_from: 0,
         }
+    }
+
+    /// Keeps the server's bytes for [`Wire::take_heard`], and gives a reply that has begun
+    /// `rest_of_reply` to come whole before [`ClientError::Stalled`] (the connection then
+    /// stays usable): for a console that shows every reply as it came.
+    pub(crate) fn diagnose_framing(&mut self, rest_of_reply: Duration) {
+        self.rest_of_reply = Some(rest_of_reply);
+        self.heard.get_or_insert_with(Vec::new);
+    }
+
+    /// The server's bytes kept since the last call, up to `until` (a position in the
+    /// server's byte stream; `None`: all of them). Empty unless [`Wire::diagnose_framing`]
+    /// was called.
+    pub(crate) fn take_heard(&mut self, until: Option<u64>) -> Vec<u8> {
+        let Some(heard) = &mut self.heard else {
+            return Vec::new();
+        };
+        let count = until.map_or(heard.len(), |u| {
+            usize::try_from(u.saturating_sub(self.heard_from))
+                .unwrap_or(usize::MAX)
+                .min(heard.len())
+        });
+        self.heard_from += count as u64;
+        heard.drain(..count).collect()
+    }
+
+    /// Whether a timeout or an I/O error left the byte stream in an unknown place.
+    pub(crate) fn is_broken(&self) -> bool {
+        self.broken
     }
 
     /// The server's address.
@@ -189,7 +229,31 @@ impl Wire {
                 return Err(ClientError::Closed { peer: self.peer });
             }
             let waiting_for = machine.waiting_for().unwrap_or_else(|| "nothing".into());
-            match self.read(waiting_for, machine.progress()).await? {
+            let progress = machine.progress();
+            if let (Some(so_far), Some(after)) = (&progress, self.rest_of_reply) {
+                match self.read_within(after).await {
+                    Some(read) => {
+                        match read? {
+                            Some(bytes) => machine.receive(&bytes),
+                            None => machine.receive_eof(),
+                        }
+                        continue;
+                    }
+                    None => {
+                        self.received.flush(&self.transcript);
+                        self.note(format!(
+                            "the rest of the reply did not come within {after:?}"
+                        ));
+                        return Err(ClientError::Stalled {
+                            peer: self.peer,
+                            waiting_for,
+                            so_far: so_far.clone(),
+                            after,
+                        });
+                    }
+                }
+            }
+            match self.read(waiting_for, progress).await? {
                 Some(bytes) => machine.receive(&bytes),
                 None => machine.receive_eof(),
             }
@@ -243,9 +307,45 @@ impl Wire {
             }
             Ok(Ok(n)) => {
                 buf.truncate(n);
-                self.received.push(&buf, &self.transcript);
+                self.heard_bytes(&buf);
                 Ok(Some(buf))
             }
+        }
+    }
+
+    /// The next bytes from the server (`None` inside: it closed the connection), or `None`
+    /// when nothing came within `after`; the connection stays usable then.
+    async fn read_within(
+        &mut self,
+        after: Duration,
+    ) -> Option<Result<Option<Vec<u8>>, ClientError>> {
+        if self.broken {
+            return Some(Err(ClientError::Closed { peer: self.peer }));
+        }
+        let mut buf = vec![0u8; 16 * 1024];
+        let read = tokio::time::timeout(after, self.stream.read(&mut buf))
+            .await
+            .ok()?;
+        Some(match read {
+            Err(source) => Err(self.fail("reading", source)),
+            Ok(0) => {
+                self.received.flush(&self.transcript);
+                self.note("connection closed by the server".into());
+                Ok(None)
+            }
+            Ok(n) => {
+                buf.truncate(n);
+                self.heard_bytes(&buf);
+                Ok(Some(buf))
+            }
+        })
+    }
+
+    /// Publishes received bytes to the transcript and keeps them when asked to.
+    fn heard_bytes(&mut self, bytes: &[u8]) {
+        self.received.push(bytes, &self.transcript);
+        if let Some(heard) = &mut self.heard {
+            heard.extend_from_slice(bytes);
         }
     }
 

@@ -390,12 +390,15 @@ impl Analyzer {
         let drafts: Vec<Draft> = std::mem::take(&mut conn.dialog.drafts);
         for d in drafts {
             let global = self.units.len();
-            let carriers = conn
+            let mut carriers: Vec<Carrier> = conn
                 .stream(d.direction)
                 .carriers(d.stream.clone())
                 .into_iter()
                 .map(|(frame, range)| Carrier { frame, range })
                 .collect();
+            // Kept for the whole capture: without the spare room the collected list had
+            // (most units have one carrier, and a list starts with room for four).
+            carriers.shrink_to_fit();
             let reply_to = d.reply_to.and_then(|l| conn.units.get(l as usize).copied());
             conn.units.push(global);
             self.units.push(Unit {

@@ -101,6 +101,18 @@ impl LineBuffer {
         self.buf.get(self.start..).unwrap_or_default()
     }
 
+    /// Drops the bytes received after the last complete line (a line whose end has not come,
+    /// and may never come) and returns them; they count as handed out, so
+    /// [`Self::position`] moves past them. A client that gives a stalled reply up uses it, so
+    /// the next reply starts on a line of its own.
+    pub fn take_pending(&mut self) -> Vec<u8> {
+        let rest = self.pending().to_vec();
+        self.start = self.buf.len();
+        self.scanned = self.start;
+        self.discarding = None;
+        rest
+    }
+
     /// After [`Self::next_line`] returned `None`: the length so far of the unterminated line
     /// if it is already over the limit (its terminator may still come). A client uses it to
     /// stop waiting for a line it will refuse anyway; a server waits for the terminator and

@@ -15,6 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 use eframe::egui;
 use eframe::egui::{CentralPanel, Panel, RichText, ScrollArea, Theme, Ui, ViewportCommand};
 
+use super::check_panel::CheckPanel;
 use super::connections::{self, ConnectionList};
 use super::controls::{self, ExportKind};
 use super::details::{self, DetailsCache};
@@ -136,6 +137,8 @@ pub struct MailwireApp {
     pub watch_form: WatchForm,
     /// The Follow stream view's text.
     follow: FollowCache,
+    /// The "Check a server" panel (its form, run and results).
+    pub check: CheckPanel,
 }
 
 impl MailwireApp {
@@ -292,6 +295,7 @@ impl MailwireApp {
                 self.state.forget_run();
                 self.state.recorded_only = true;
                 self.state.playing = false;
+                self.check.shown = false;
                 self.file = Some(path.clone());
                 self.watching = None;
                 self.leaving_file = false;
@@ -388,6 +392,7 @@ impl MailwireApp {
             watching: None,
             watch_form: WatchForm::default(),
             follow: FollowCache::default(),
+            check: CheckPanel::default(),
         }
     }
 
@@ -450,7 +455,7 @@ impl MailwireApp {
             _ => {}
         }
         if let UiAction::Load(_) = &action
-            && self.showing_file()
+            && (self.showing_file() || self.check.shown)
         {
             if self.worker.is_none() {
                 self.errors.push(
@@ -477,6 +482,7 @@ impl MailwireApp {
         self.poll_loading(ctx);
         self.poll_watch();
         self.drain_worker();
+        self.poll_check(ctx);
         self.drain_exports();
         if self.exporting > 0 {
             ctx.request_repaint_after(std::time::Duration::from_millis(50));
@@ -502,12 +508,14 @@ impl MailwireApp {
         let mut reset = false;
         for update in updates {
             let is_reset = matches!(update, TimelineUpdate::Reset { .. });
-            if self.showing_file() {
-                // A file or a watch is shown: the worker's run (late packets) is not this
-                // timeline, until a scenario is asked for again and its run starts afresh.
+            if self.showing_file() || self.check.shown {
+                // A file, a watch or a check run is shown: the worker's run (late packets) is
+                // not this timeline, until a scenario is asked for again and its run starts
+                // afresh.
                 if !(self.leaving_file && is_reset) {
                     continue;
                 }
+                self.check.shown = false;
                 self.file = None;
                 self.watching = None;
                 self.leaving_file = false;
@@ -724,6 +732,10 @@ impl MailwireApp {
             }
             ui.add_space(2.0);
         });
+        // The whole height below the controls.
+        if self.state.check_panel {
+            self.check_panel_ui(ui, &palette, &mut actions);
+        }
         let focus = self.state.focus_step();
         let view = self.server_view(focus);
         if self.state.quiz.asking.is_some() {
@@ -808,7 +820,7 @@ impl MailwireApp {
             });
         }
         // Below, across the whole width (before the details pane takes the right side).
-        if self.state.live_panel && !self.showing_file() {
+        if self.state.live_panel && !self.showing_file() && !self.check.shown {
             // At most 45% of the height, so the diagram keeps room on a 720-line projector.
             let live_height = (ui.available_height() * 0.45).min(275.0);
             Panel::bottom("live")

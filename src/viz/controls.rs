@@ -413,6 +413,11 @@ fn view_menu(ui: &mut Ui, state: &UiState, actions: &mut Vec<UiAction>) {
                 state.connections_panel,
                 "Connections (list and filters)",
             ),
+            (
+                Pane::Check,
+                state.check_panel,
+                "Check a server (conformance)",
+            ),
         ] {
             let mut on = shown;
             if ui.checkbox(&mut on, name).changed() {

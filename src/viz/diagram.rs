@@ -510,10 +510,11 @@ fn exchange_row(
 
 /// Seconds since the first captured frame.
 fn time_text(timeline: &Timeline, frame: usize) -> String {
-    let (Some(first), Some(this)) = (timeline.packets.first(), timeline.packets.get(frame)) else {
+    let packets = &timeline.packets;
+    let (Some(first), Some(this)) = (packets.ts_micros(0), packets.ts_micros(frame)) else {
         return String::new();
     };
-    let micros = this.ts_micros.saturating_sub(first.ts_micros);
+    let micros = this.saturating_sub(first);
     format!("{:.3}s", micros as f64 / 1e6)
 }
 

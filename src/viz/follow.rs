@@ -246,7 +246,8 @@ fn is_data_command(
     };
     let mut line = Vec::new();
     for (frame, bytes) in c.stream(direction).carriers(range) {
-        if let Some(part) = timeline.packets.get(frame).and_then(|p| p.data.get(bytes)) {
+        let data = timeline.packets.data(frame);
+        if let Some(part) = data.as_deref().and_then(|d| d.get(bytes)) {
             line.extend_from_slice(part);
         }
     }
@@ -325,10 +326,10 @@ fn direction_lines(
             *missing += range.start - at;
         }
         let start = piece.frame_offset as usize;
-        let bytes = timeline
-            .packets
-            .get(frame)
-            .and_then(|p| p.data.get(start..start + piece.len as usize))
+        let data = timeline.packets.data(frame);
+        let bytes = data
+            .as_deref()
+            .and_then(|d| d.get(start..start + piece.len as usize))
             .unwrap_or_default();
         for (i, &b) in bytes.iter().enumerate() {
             if open.is_none() {

@@ -15,13 +15,14 @@ use super::state::{
 };
 use super::theme::{Palette, is_negative_reply};
 use super::worker::{MENU_POP3_SESSION, MENU_SMTP_SESSION, WorkerStatus};
+use crate::client::reply_lines::{ReplyShape, marks, wire_lines};
 use crate::proto::Direction;
 use crate::proto::Protocol;
 use crate::scenario::format::Action;
 use crate::timeline::Timeline;
 
-/// How many of the console session's last lines the console shows.
-const CONSOLE_LINES: usize = 8;
+/// How many lines of the console session the console shows at once (it scrolls).
+const CONSOLE_LINES: usize = 10;
 
 /// Draws the live-use panel: console | Manage Mail | Send Mail, side by side.
 pub fn live_ui(
@@ -242,46 +243,127 @@ fn console_ui(
     if send {
         actions.push(UiAction::ConsoleSend);
     }
-    // The session's recent lines, as a terminal would show them.
-    let session = session.as_str();
-    let lines: Vec<(Direction, String)> = timeline
-        .steps
-        .iter()
-        .filter(|s| s.outcome.session == session)
-        .flat_map(|s| {
-            s.outcome.exchanges.iter().map(|e| {
-                let more = if e.more.is_empty() {
-                    String::new()
-                } else {
-                    format!("  (+{} lines)", e.more.len())
-                };
-                (e.direction(), format!("{}{more}", e.line))
-            })
-        })
-        .collect();
-    let skip = lines.len().saturating_sub(CONSOLE_LINES);
+    // The session's lines, as a terminal would show them: every line of every reply.
+    session_output(
+        ui,
+        timeline,
+        session.as_str(),
+        palette,
+        "Replies appear here and in the diagram.",
+    );
+}
+
+/// The lines of one session (every line of every command and reply, with their marks, and
+/// each failed step's reason) in a scrolling box; `empty` while there are none.
+fn session_output(ui: &mut Ui, timeline: &Timeline, session: &str, palette: &Palette, empty: &str) {
+    let lines = console_lines(timeline, session);
     egui::Frame::NONE
         .fill(ui.visuals().extreme_bg_color)
         .inner_margin(4.0)
         .show(ui, |ui| {
             ui.set_min_width(ui.available_width());
             if lines.is_empty() {
-                ui.label(
-                    RichText::new("Replies appear here and in the diagram.").color(palette.weak),
-                );
+                ui.label(RichText::new(empty).color(palette.weak));
             }
-            for (direction, line) in lines.iter().skip(skip) {
-                let (tag, color) = match direction {
-                    Direction::ClientToServer => ("C:", palette.client),
-                    Direction::ServerToClient => ("S:", palette.reply_color(line)),
-                };
-                ui.label(
-                    RichText::new(format!("{tag} {line}"))
-                        .monospace()
-                        .color(color),
-                );
-            }
+            let row = ui.text_style_height(&egui::TextStyle::Monospace);
+            egui::ScrollArea::vertical()
+                .id_salt(("session-output", session))
+                .max_height(row * CONSOLE_LINES as f32)
+                .stick_to_bottom(true)
+                .auto_shrink([false, true])
+                .show(ui, |ui| {
+                    // A reply's further lines take its first line's colour: "4.txt 386" in
+                    // a listing is no 4xx reply.
+                    let mut reply = palette.positive;
+                    for line in &lines {
+                        let (tag, color) = match line.from {
+                            Some(Direction::ClientToServer) => ("C:", palette.client),
+                            Some(Direction::ServerToClient) => {
+                                if line.first {
+                                    reply = palette.reply_color(&line.text);
+                                }
+                                ("S:", reply)
+                            }
+                            None => ("--", palette.negative),
+                        };
+                        let tag = if line.first { tag } else { "  " };
+                        ui.label(
+                            RichText::new(format!("{tag} {}", line.text))
+                                .monospace()
+                                .color(color),
+                        );
+                    }
+                });
         });
+}
+
+/// One line of the console's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleLine {
+    /// Who sent it; `None`: what went wrong with a step (a framing error's diagnosis).
+    pub from: Option<Direction>,
+    /// The first line of a command or reply (shown after `C:` or `S:`).
+    pub first: bool,
+    /// The line as on the wire, with its marks.
+    pub text: String,
+}
+
+/// The console's output for `session`: every line of every command and reply (a POP3
+/// multi-line reply's "." line and byte-stuffed lines marked, as the console client
+/// marks them), and each failed step's reason.
+pub fn console_lines(timeline: &Timeline, session: &str) -> Vec<ConsoleLine> {
+    let mut out = Vec::new();
+    for step in timeline
+        .steps
+        .iter()
+        .filter(|s| s.outcome.session == session)
+    {
+        for e in &step.outcome.exchanges {
+            let from = Some(e.direction());
+            let pop3_multi_line = e.kind == crate::exchange::ExchangeKind::Reply
+                && step.outcome.protocol == Some(Protocol::Pop3)
+                && !e.more.is_empty();
+            if pop3_multi_line {
+                let mut wire = format!("{}\r\n", e.line);
+                for l in &e.more {
+                    wire.push_str(l);
+                    wire.push_str("\r\n");
+                }
+                let complete = e.more.last().is_some_and(|l| l == ".");
+                let shape = ReplyShape::Pop3MultiLine { complete };
+                for (i, l) in wire_lines(wire.as_bytes(), shape).iter().enumerate() {
+                    let said = marks(l, Protocol::Pop3);
+                    let text = if said.is_empty() {
+                        l.text.clone()
+                    } else {
+                        format!("{}   {said}", l.text)
+                    };
+                    out.push(ConsoleLine {
+                        from,
+                        first: i == 0,
+                        text,
+                    });
+                }
+            } else {
+                let lines = std::iter::once(&e.line).chain(&e.more);
+                for (i, l) in lines.enumerate() {
+                    out.push(ConsoleLine {
+                        from,
+                        first: i == 0,
+                        text: l.clone(),
+                    });
+                }
+            }
+        }
+        if let Err(e) = &step.outcome.check {
+            out.push(ConsoleLine {
+                from: None,
+                first: true,
+                text: e.to_string(),
+            });
+        }
+    }
+    out
 }
 
 fn manage_ui(
@@ -362,6 +444,13 @@ fn manage_ui(
     } else if !connected {
         ui.label(RichText::new("Log in first (connects to the POP3 server).").color(palette.weak));
     }
+    session_output(
+        ui,
+        timeline,
+        MENU_POP3_SESSION,
+        palette,
+        "The replies appear here.",
+    );
 }
 
 /// The scenario's users, each a button that fills in the name and password.
@@ -517,4 +606,11 @@ fn send_ui(
             }
         }
     }
+    session_output(
+        ui,
+        timeline,
+        MENU_SMTP_SESSION,
+        palette,
+        "The replies appear here.",
+    );
 }

@@ -12,8 +12,9 @@
 //!   presenter settings, forms), unit-tested without a window;
 //! - one file per pane: [`diagram`] (with its row model [`rows`]), [`details`],
 //!   [`narration`], [`server_state`], [`controls`] (and the banner), [`live`],
-//!   [`connections`] (the connection list and its filters), [`quiz_panel`] (quiz mode's
-//!   questions, over [`quiz_state`]: asked before a step shows);
+//!   [`connections`] (the connection list and its filters), [`check_panel`] ("Check a
+//!   server": the conformance checker's form and results; its run becomes the timeline),
+//!   [`quiz_panel`] (quiz mode's questions, over [`quiz_state`]: asked before a step shows);
 //! - [`loader`]: a capture file read and decoded on its own thread (`mailwire FILE`, Open,
 //!   a file dropped on the window);
 //! - [`watch`]: ports watched live on a thread of its own (the Open menu, `mailwire
@@ -30,6 +31,7 @@
 //! [`Recorder`]: crate::scenario::recorder::Recorder
 
 pub mod app;
+pub mod check_panel;
 pub mod connections;
 pub mod controls;
 pub mod details;

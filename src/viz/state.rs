@@ -123,6 +123,12 @@ pub enum UiAction {
     CloseFollow,
     /// Show (true) or hide the line ends in the Follow stream view.
     SetFollowLineEnds(bool),
+    /// Show a step (and one of its exchanges), scrolled into view, the diagram reaching at
+    /// least that far (a row of the check panel's results).
+    GoToStep {
+        step: usize,
+        exchange: Option<usize>,
+    },
 }
 
 /// A pane that folds to its header.
@@ -136,6 +142,8 @@ pub enum Pane {
     Live,
     /// The connection list with its filters, at the left.
     Connections,
+    /// "Check a server": the conformance checker's form and results, at the left.
+    Check,
 }
 
 /// The raw command console's fields.
@@ -231,6 +239,8 @@ pub struct UiState {
     pub quiz: super::quiz_state::QuizState,
     /// The connection shown in the Follow stream view, if it is open.
     pub follow: Option<super::follow::FollowState>,
+    /// The "Check a server" panel is shown.
+    pub check_panel: bool,
 }
 
 /// The live-use panel's forms: the text its fields edit, and what went wrong last.
@@ -300,6 +310,7 @@ impl Default for UiState {
             connection_filter: super::connections::ConnectionFilter::default(),
             quiz: super::quiz_state::QuizState::default(),
             follow: None,
+            check_panel: false,
         }
     }
 }
@@ -392,6 +403,7 @@ impl UiState {
                     Pane::Details => &mut self.details_panel,
                     Pane::Live => &mut self.live_panel,
                     Pane::Connections => &mut self.connections_panel,
+                    Pane::Check => &mut self.check_panel,
                 } = on;
                 // The diagram's height or width changed: keep the selection in view.
                 self.scroll_to_selection();
@@ -424,6 +436,24 @@ impl UiState {
                         .is_some_and(|r| !r.outcome.exchanges.is_empty())
                     {
                         self.select_exchange(step, 0, timeline);
+                    }
+                    self.scroll_to_selection();
+                }
+            }
+            UiAction::GoToStep { step, exchange } => {
+                self.quiz.asking = None;
+                if step < recorded {
+                    if self.cursor.is_none_or(|c| c < step) {
+                        self.cursor = Some(step);
+                    }
+                    match exchange {
+                        Some(e) => self.select_exchange(step, e, timeline),
+                        None => {
+                            self.selection = Selection {
+                                step: Some(step),
+                                ..Selection::default()
+                            }
+                        }
                     }
                     self.scroll_to_selection();
                 }

@@ -68,7 +68,8 @@ fn manage_mail_then_send_mail_through_stdin() {
             "C: STAT\nS: +OK 3 ",
             "C: LIST\nS: +OK 3 messages",
             "C: RETR 2\nS: +OK ",
-            "\n.profile and .bashrc are hidden files.\n",
+            "\n..profile and .bashrc are hidden files.   [byte-stuffed: the client removed \
+             one dot (RFC 1939 section 3)]\n",
             "C: DELE 1\nS: +OK message 1 deleted",
             "C: QUIT\nS: +OK",
             "Connection closed.",

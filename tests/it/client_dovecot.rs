@@ -282,7 +282,8 @@ fn console_client_against_dovecot() {
         "1        bob@example.org                2025-07-01 : 10 : 52   Hello from Dovecot",
         "2        carol@example.org              2025-07-02 : 08 : 00   Second",
         "C: RETR 1\nS: +OK ",
-        "\n.dot line\nbody\n.\n",
+        "\n..dot line   [byte-stuffed: the client removed one dot (RFC 1939 section 3)]\n\
+         body\n.   [the \".\" line: the end of the multi-line reply]\n",
         "C: DELE 2\nS: +OK",
         "C: QUIT\nS: +OK",
         "Goodbye.",

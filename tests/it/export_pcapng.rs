@@ -112,7 +112,12 @@ fn check_export(name: &str, t: &Timeline, file: &Path) -> Vec<String> {
     let back = mailwire::capture::file::read_all(file).unwrap();
     assert_eq!(back.len(), t.packets.len(), "{name}: frame count");
     for (i, (a, b)) in t.packets.iter().zip(&back).enumerate() {
-        assert_eq!(a, b, "{name}: frame {} differs after the round trip", i + 1);
+        assert_eq!(
+            &a,
+            b,
+            "{name}: frame {} differs after the round trip",
+            i + 1
+        );
     }
 
     // tshark: every frame has a comment that names its step.
@@ -342,7 +347,10 @@ fn assignment_export_names_both_ports_and_both_protocols_are_dissected() {
     assert!(idb.options.contains(&InterfaceDescriptionOption::IfTsResol(
         InterfaceTsResolution::MICRO
     )));
-    assert_eq!(u32::from(idb.linktype), t.packets[0].link_type.0 as u32);
+    assert_eq!(
+        u32::from(idb.linktype),
+        t.packets.link_type(0).unwrap().0 as u32
+    );
 }
 
 #[test]

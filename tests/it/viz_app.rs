@@ -87,7 +87,8 @@ fn next_shows_the_greeting_arrow_and_its_packet_details() {
             app.highlighted_bytes(),
             Some(unit.carriers[0].range.clone())
         );
-        let greeting = &app.timeline.packets[frame].data[unit.carriers[0].range.clone()];
+        let packet = app.timeline.packets.get(frame).unwrap();
+        let greeting = &packet.data[unit.carriers[0].range.clone()];
         assert!(greeting.starts_with(b"+OK POP3 server ready"));
         // Without the TCP view only the commands and replies are drawn.
         h.get_by_label("TCP").click();

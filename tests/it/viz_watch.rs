@@ -357,10 +357,11 @@ fn follow_stream_of_a_reference_capture_marks_the_end_of_the_mail_data() {
     assert_eq!(others, 0, "{lines:#?}");
     assert_eq!(text.missing, [0, 0]);
     // Every captured byte of both directions is in the text, none twice.
+    let frames: Vec<Vec<u8>> = t.packets.iter().map(|p| p.data).collect();
     for d in [Direction::ClientToServer, Direction::ServerToClient] {
         let bytes = t
             .analyzer
-            .stream_bytes(conn, d, |f| t.packets.get(f).map(|p| p.data.as_slice()));
+            .stream_bytes(conn, d, |f| frames.get(f).map(Vec::as_slice));
         assert_eq!(text.buffers[d.index()], bytes);
     }
 }

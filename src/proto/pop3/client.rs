@@ -276,6 +276,8 @@ pub struct Pop3Client {
     max_line: usize,
     max_reply_octets: usize,
     quit_sent: bool,
+    /// See [`Pop3Client::go_on_after_bad_status_lines`].
+    go_on_after_bad_status: bool,
 }
 
 impl Default for Pop3Client {
@@ -301,6 +303,7 @@ impl Pop3Client {
             max_line,
             max_reply_octets,
             quit_sent: false,
+            go_on_after_bad_status: false,
         }
     }
 
@@ -340,18 +343,41 @@ impl Pop3Client {
     /// arrived of it, its body so far, and forgets it, so the next reply is read as the answer
     /// to the next command. `None` when no reply had begun; then the command waiting first is
     /// given up instead (its reply never came).
+    ///
+    /// Bytes after the last complete line (a line whose end never came) are given up with it:
+    /// the reply's `stream` range covers them, and when no reply had begun and they hold a
+    /// status line, that line is handed out as the reply (`+OK 2 320` without its CRLF).
     pub fn give_up_reply(&mut self) -> Option<Pop3Reply> {
-        match self.partial.take() {
-            Some(mut p) => {
-                p.reply.body = Some(p.body);
-                p.reply.stream.end = self.input.buf.position();
-                Some(p.reply)
-            }
-            None => {
-                self.awaiting.pop_front();
-                None
-            }
+        let unended = self.input.buf.take_pending();
+        let end = self.input.buf.position();
+        if let Some(mut p) = self.partial.take() {
+            p.reply.body = Some(p.body);
+            p.reply.stream.end = end;
+            return Some(p.reply);
         }
+        let command = self.awaiting.pop_front()?;
+        let (positive, text) = parse_status(&unended)?;
+        let text = String::from_utf8_lossy(text).into_owned();
+        let reply = Pop3Reply {
+            positive,
+            resp_code: response_code(&text).map(str::to_string),
+            text,
+            body: None,
+            command,
+            stream: end.saturating_sub(unended.len() as u64)..end,
+        };
+        if reply.is_greeting() {
+            self.greeting = Some(reply.clone());
+        }
+        Some(reply)
+    }
+
+    /// From now on a line that is not a status line where one belongs (no `+OK` or `-ERR`)
+    /// is reported as an error event in place of the reply awaited, and the next line is
+    /// read as the reply to the next command, instead of ending the session: for a console
+    /// that shows a broken server's replies and goes on.
+    pub fn go_on_after_bad_status_lines(&mut self) {
+        self.go_on_after_bad_status = true;
     }
 
     /// The greeting, once it has arrived.
@@ -376,7 +402,13 @@ impl Pop3Client {
         let Some((positive, text)) = parse_status(line) else {
             let awaiting = describe_awaited(command.as_ref());
             let line = excerpt(line);
-            return self.fail(Pop3ClientError::NotAStatusLine { awaiting, line });
+            let error = Pop3ClientError::NotAStatusLine { awaiting, line };
+            if self.go_on_after_bad_status {
+                // The command awaited is answered (badly); the next line answers the next.
+                self.outputs.push_back(Output::Event(Err(error)));
+                return;
+            }
+            return self.fail(error);
         };
         let text = String::from_utf8_lossy(text).into_owned();
         let multiline = positive && command.as_ref().is_some_and(Command::has_multiline_reply);
@@ -898,5 +930,49 @@ mod tests {
         while c.poll_output().is_some() {}
         assert_eq!(c.waiting_for().as_deref(), Some("the reply to PASS"));
         assert!(c.is_waiting());
+    }
+
+    /// Every reply and error the client hands out now.
+    fn events(c: &mut Pop3Client) -> Vec<Result<Pop3Reply, Pop3ClientError>> {
+        std::iter::from_fn(|| c.poll_output())
+            .filter_map(|o| match o {
+                Output::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_line_given_up_without_its_end_is_the_reply_and_the_next_starts_fresh() {
+        let mut c = Pop3Client::new();
+        c.send(Command::Stat).unwrap();
+        c.send(Command::Noop).unwrap();
+        c.receive(b"+OK hi\r\n+OK 2 320");
+        assert_eq!(events(&mut c).len(), 1);
+        let stat = c.give_up_reply().unwrap();
+        assert_eq!(
+            (stat.status_line(), stat.stream.clone()),
+            ("+OK 2 320".into(), 8..17)
+        );
+        assert_eq!(stat.command, Some(Command::Stat));
+        c.receive(b"+OK\r\n");
+        let noop = events(&mut c).pop().unwrap().unwrap();
+        assert_eq!((noop.command, noop.stream), (Some(Command::Noop), 17..22));
+    }
+
+    #[test]
+    fn a_bad_status_line_can_answer_its_command_and_the_session_go_on() {
+        let mut c = Pop3Client::new();
+        c.go_on_after_bad_status_lines();
+        c.send(Command::Stat).unwrap();
+        c.send(Command::Noop).unwrap();
+        c.receive(b"+OK hi\r\n2 320\r\n+OK\r\n");
+        let got = events(&mut c);
+        assert!(matches!(
+            got.get(1),
+            Some(Err(Pop3ClientError::NotAStatusLine { .. }))
+        ));
+        assert!(matches!(got.get(2), Some(Ok(r)) if r.command == Some(Command::Noop)));
+        assert!(!c.is_ended());
     }
 }

@@ -157,7 +157,15 @@ impl LineReader for SmtpClient {
         }
         let Some((code, last, rest)) = parse_reply_line(&text) else {
             let (awaiting, line) = (self.awaiting_text(), excerpt(&text));
-            return self.fail(SmtpClientError::NotAReplyLine { awaiting, line });
+            let error = SmtpClientError::NotAReplyLine { awaiting, line };
+            if self.go_on_after_bad_lines {
+                // What was awaited is answered (badly); the next line answers the next.
+                self.partial = None;
+                self.awaiting.pop_front();
+                self.outputs.push_back(Output::Event(Err(error)));
+                return;
+            }
+            return self.fail(error);
         };
         let mut partial = self.partial.take().unwrap_or(Partial {
             code,
@@ -370,6 +378,8 @@ pub struct SmtpClient {
     max_line: usize,
     max_reply_octets: usize,
     quit_sent: bool,
+    /// See [`SmtpClient::go_on_after_bad_reply_lines`].
+    go_on_after_bad_lines: bool,
 }
 
 impl Default for SmtpClient {
@@ -398,6 +408,7 @@ impl SmtpClient {
             max_line,
             max_reply_octets,
             quit_sent: false,
+            go_on_after_bad_lines: false,
         }
     }
 
@@ -447,14 +458,39 @@ impl SmtpClient {
     /// the lines that arrived as a reply to what was awaited, and forgets it, so the next
     /// reply is read as the answer to the next command. `None` when no line had arrived; then
     /// what was awaited first is given up instead (its reply never came).
+    ///
+    /// Bytes after the last complete line (a line whose end never came) are given up with it:
+    /// the reply's `stream` range covers them, and when no line had arrived and they hold a
+    /// reply line, that line is handed out as the reply (`250 OK` without its CRLF).
     pub fn give_up_reply(&mut self) -> Option<SmtpReply> {
+        let unended = self.input.buf.take_pending();
+        let end = self.input.buf.position();
         let reply_to = self.awaiting.pop_front()?;
-        let p = self.partial.take()?;
+        if let Some(p) = self.partial.take() {
+            return Some(SmtpReply {
+                reply: Reply::multiline(p.code, p.lines),
+                reply_to,
+                stream: p.start..end,
+            });
+        }
+        let (code, _, text) = parse_reply_line(&unended)?;
+        let reply = Reply::multiline(code, vec![String::from_utf8_lossy(text).into_owned()]);
+        if reply_to == ReplyTo::Greeting {
+            self.greeting = Some(reply.clone());
+        }
         Some(SmtpReply {
-            reply: Reply::multiline(p.code, p.lines),
+            reply,
             reply_to,
-            stream: p.start..self.input.buf.position(),
+            stream: end.saturating_sub(unended.len() as u64)..end,
         })
+    }
+
+    /// From now on a line without a reply code where a reply belongs is reported as an
+    /// error event in place of the reply awaited, and the next line is read as the reply to
+    /// the next command, instead of ending the session: for a console that shows a broken
+    /// server's replies and goes on.
+    pub fn go_on_after_bad_reply_lines(&mut self) {
+        self.go_on_after_bad_lines = true;
     }
 
     /// The greeting, once it has arrived.
@@ -985,5 +1021,36 @@ mod tests {
         ]);
         assert!(r.errors.is_empty());
         assert_eq!(r.replies.len(), 2);
+    }
+
+    #[test]
+    fn a_reply_line_given_up_without_its_end_is_the_reply_and_the_next_starts_fresh() {
+        let mut c = SmtpClient::new();
+        c.go_on_after_bad_reply_lines();
+        c.receive(b"220 hi\r\n");
+        c.send(ClientCommand::Noop).unwrap();
+        c.send(ClientCommand::Noop).unwrap();
+        c.send(ClientCommand::Noop).unwrap();
+        let events = |c: &mut SmtpClient| -> Vec<Result<SmtpReply, SmtpClientError>> {
+            std::iter::from_fn(|| c.poll_output())
+                .filter_map(|o| match o {
+                    Output::Event(e) => Some(e),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(events(&mut c).len(), 1);
+        c.receive(b"250 ok");
+        assert!(events(&mut c).is_empty());
+        let first = c.give_up_reply().unwrap();
+        assert_eq!((first.code(), first.stream.clone()), (250, 8..14));
+        c.receive(b"OK\r\n251 fine\r\n");
+        let got = events(&mut c);
+        assert!(matches!(
+            got.first(),
+            Some(Err(SmtpClientError::NotAReplyLine { .. }))
+        ));
+        assert!(matches!(got.get(1), Some(Ok(r)) if r.code() == 251 && r.stream == (18..28)));
+        assert!(!c.is_ended());
     }
 }
