@@ -30,6 +30,9 @@ use crate::timeline::Timeline;
 pub struct Question {
     /// The step (0-based) it is about.
     pub step: usize,
+    /// The reply it is about (index into the step's exchanges): what came before it in the
+    /// step is what the class may know when asked.
+    pub reply: usize,
     pub kind: QuestionKind,
     /// The question, as asked before the answer is shown.
     pub prompt: String,
@@ -163,7 +166,7 @@ impl Pop3State {
 
 /// Makes the questions of a timeline's steps, in order (it follows each POP3 session's
 /// state from step to step, so ask for every step, the ones with no question too).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Quiz {
     pop3: HashMap<String, Pop3State>,
 }
@@ -184,8 +187,18 @@ impl Quiz {
         let mut last_reply = None;
         // One question on the state per step: after its last login or QUIT.
         let mut state_question = None;
+        // Which exchange of the step a reply is (the questions say which reply they are about).
+        let position = |reply: &Exchange| {
+            outcome
+                .exchanges
+                .iter()
+                .position(|e| std::ptr::eq(e, reply))
+                .unwrap_or_default()
+        };
+        let about = |reply: usize| move |q: Question| Question { reply, ..q };
         for (asked, reply) in pairs(&outcome.exchanges) {
             last_reply = Some(reply);
+            let at = position(reply);
             match outcome.protocol {
                 Some(Protocol::Pop3) => {
                     let before = match asked {
@@ -195,16 +208,18 @@ impl Quiz {
                     };
                     let command = asked.map(|c| verb(&c.line));
                     let ok = reply.line.starts_with("+OK");
-                    out.extend(pop3_status(index, asked, reply));
+                    out.extend(pop3_status(index, asked, reply).map(about(at)));
                     let after = next_pop3_state(before, command.as_deref(), ok);
                     if let Some(cmd) = command.as_deref()
                         && matches!(cmd, "USER" | "PASS" | "APOP" | "QUIT")
                     {
-                        state_question = Some(pop3_state_question(index, cmd, ok, before, after));
+                        state_question = Some(about(at)(pop3_state_question(
+                            index, cmd, ok, before, after,
+                        )));
                     }
                     self.pop3.insert(session.clone(), after);
                 }
-                Some(Protocol::Smtp) => out.extend(smtp_code(index, asked, reply)),
+                Some(Protocol::Smtp) => out.extend(smtp_code(index, asked, reply).map(about(at))),
                 None => {}
             }
         }
@@ -215,8 +230,9 @@ impl Quiz {
         if let Some(reply) = last_reply
             && let Some(unit_index) = reply_unit(timeline, index, reply)
         {
-            out.extend(segments_question(timeline, index, unit_index));
-            out.extend(ack_question(timeline, index, unit_index));
+            let at = position(reply);
+            out.extend(segments_question(timeline, index, unit_index).map(about(at)));
+            out.extend(ack_question(timeline, index, unit_index).map(about(at)));
         }
         out
     }
@@ -294,6 +310,7 @@ fn pop3_status(step: usize, asked: Option<&Exchange>, reply: &Exchange) -> Optio
     ];
     Some(Question {
         step,
+        reply: 0,
         kind: QuestionKind::Pop3Status,
         prompt,
         choices,
@@ -429,6 +446,7 @@ fn pop3_state_question(
         .collect();
     Question {
         step,
+        reply: 0,
         kind: QuestionKind::Pop3State,
         prompt: format!(
             "The server answers {command} with {status}. Which state is the POP3 session in \
@@ -499,6 +517,7 @@ fn smtp_code(step: usize, asked: Option<&Exchange>, reply: &Exchange) -> Option<
     }
     Some(Question {
         step,
+        reply: 0,
         kind: QuestionKind::SmtpCode,
         prompt,
         choices,
@@ -764,6 +783,7 @@ fn segments_question(timeline: &Timeline, step: usize, unit_index: usize) -> Opt
         .collect();
     Some(Question {
         step,
+        reply: 0,
         kind: QuestionKind::Segments,
         prompt: format!(
             "The reply \"{}\" is {bytes} bytes long. In how many TCP segments does it cross \
@@ -857,6 +877,7 @@ fn ack_question(timeline: &Timeline, step: usize, unit_index: usize) -> Option<Q
         .collect();
     Some(Question {
         step,
+        reply: 0,
         kind: QuestionKind::NextAck,
         prompt: format!(
             "Frame #{} carries the end of the reply: {len} bytes of data from relative sequence \
@@ -875,6 +896,7 @@ mod tests {
     fn question(choices: &[(&str, bool)]) -> Question {
         Question {
             step: 0,
+            reply: 0,
             kind: QuestionKind::Pop3Status,
             prompt: String::new(),
             choices: choices

@@ -387,6 +387,7 @@ mod tests {
             sent: vec!["LIST".to_string()],
             questions: vec![Question {
                 step: 1,
+                reply: 1,
                 kind: QuestionKind::Pop3Status,
                 prompt: "Does the server answer +OK or -ERR?".to_string(),
                 choices: vec![

@@ -24,6 +24,7 @@ use super::follow::{self, FollowCache};
 use super::live;
 use super::loader::{Loaded, Loading};
 use super::narration;
+use super::quiz_panel;
 use super::rows::{DiagramRows, Reveal};
 use super::screenshot::{self, Phase, ScreenshotPlan};
 use super::server_state::{self, ServerView};
@@ -692,6 +693,7 @@ impl MailwireApp {
         let mut actions = Vec::new();
         let mut exports = Vec::new();
         controls::keyboard_actions(ui.ctx(), &mut actions);
+        quiz_panel::keyboard_actions(ui.ctx(), &self.state.quiz, &mut actions);
         let mut dismiss = false;
         Panel::top("controls").show(ui, |ui| {
             ui.add_space(2.0);
@@ -736,7 +738,14 @@ impl MailwireApp {
         }
         let focus = self.state.focus_step();
         let view = self.server_view(focus);
-        if self.state.narration_panel {
+        if self.state.quiz.asking.is_some() {
+            // The question takes the narration's place until the step is shown.
+            Panel::top("quiz").resizable(false).show(ui, |ui| {
+                ui.add_space(4.0);
+                quiz_panel::quiz_ui(ui, &self.state.quiz, &self.timeline, &palette, &mut actions);
+                ui.add_space(4.0);
+            });
+        } else if self.state.narration_panel {
             Panel::top("narration")
                 .resizable(true)
                 .default_size(190.0)

@@ -116,8 +116,9 @@ pub const FILE_HAS_NO_SERVERS: &str = "A capture file or a watch is shown: its s
     start mailwire without a file or --watch) to use the console and the menu client.";
 
 /// Draws the control bar: one row at 1280x720 in presenter mode (zoom 1.3): the scenario,
-/// Reset, Home/Back/Next, Play with its speed, where the view stands, the TCP and live-use
-/// switches, then the View menu (zoom, theme, full screen, panes) and the Export menu.
+/// Reset, Home/Back/Next, Play with its speed, where the view stands, the TCP, live-use and
+/// quiz switches, then the View menu (zoom, theme, full screen,
+/// panes) and the Export menu.
 #[allow(clippy::too_many_arguments)]
 pub fn controls_ui(
     ui: &mut Ui,
@@ -289,6 +290,19 @@ pub fn controls_ui(
             .changed()
         {
             actions.push(UiAction::SetLivePanel(live));
+        }
+        let mut quiz = state.quiz.on;
+        let score = state.quiz.score();
+        if ui
+            .checkbox(&mut quiz, "Quiz")
+            .on_hover_text(format!(
+                "Quiz mode: before a step shows, the class predicts the reply (answers are kept \
+                 per question; score {}/{})",
+                score.right, score.asked
+            ))
+            .changed()
+        {
+            actions.push(UiAction::SetQuiz(quiz));
         }
         ui.separator();
         view_menu(ui, state, actions);

@@ -13,7 +13,8 @@
 //! - one file per pane: [`diagram`] (with its row model [`rows`]), [`details`],
 //!   [`narration`], [`server_state`], [`controls`] (and the banner), [`live`],
 //!   [`connections`] (the connection list and its filters), [`check_panel`] ("Check a
-//!   server": the conformance checker's form and results; its run becomes the timeline);
+//!   server": the conformance checker's form and results; its run becomes the timeline),
+//!   [`quiz_panel`] (quiz mode's questions, over [`quiz_state`]: asked before a step shows);
 //! - [`loader`]: a capture file read and decoded on its own thread (`mailwire FILE`, Open,
 //!   a file dropped on the window);
 //! - [`watch`]: ports watched live on a thread of its own (the Open menu, `mailwire
@@ -39,6 +40,8 @@ pub mod follow;
 pub mod live;
 pub mod loader;
 pub mod narration;
+pub mod quiz_panel;
+pub mod quiz_state;
 pub mod rows;
 pub mod screenshot;
 pub mod server_state;

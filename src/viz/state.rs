@@ -107,6 +107,12 @@ pub enum UiAction {
     Open(String),
     /// Show a connection (index into the analyzer's): its first step, scrolled into view.
     GoToConnection(usize),
+    /// Quiz mode on or off (off shows the step being asked about).
+    SetQuiz(bool),
+    /// Answer the question on screen with its `n`-th choice (0 is a).
+    QuizAnswer(usize),
+    /// After an answer: the step's next question, or show the step.
+    QuizContinue,
     /// Start watching the ports typed in the Watch form (restart, if a watch runs).
     StartWatch,
     /// Stop the watch (what it saw stays shown).
@@ -229,6 +235,8 @@ pub struct UiState {
     pub connections_panel: bool,
     /// The connection list's filters.
     pub connection_filter: super::connections::ConnectionFilter,
+    /// Quiz mode: the question asked before a step shows, the answers, the score.
+    pub quiz: super::quiz_state::QuizState,
     /// The connection shown in the Follow stream view, if it is open.
     pub follow: Option<super::follow::FollowState>,
     /// The "Check a server" panel is shown.
@@ -300,6 +308,7 @@ impl Default for UiState {
             recorded_only: false,
             connections_panel: false,
             connection_filter: super::connections::ConnectionFilter::default(),
+            quiz: super::quiz_state::QuizState::default(),
             follow: None,
             check_panel: false,
         }
@@ -329,6 +338,8 @@ impl UiState {
         let recorded = timeline.steps.len();
         match action {
             UiAction::Next => return self.next(timeline, status),
+            // Back from a question leaves it (unanswered) and stays on the step shown.
+            UiAction::Back if self.quiz.asking.take().is_some() => {}
             UiAction::Back => {
                 if let Some(c) = self.cursor
                     && c > 0
@@ -337,6 +348,7 @@ impl UiState {
                 }
             }
             UiAction::Home => {
+                self.quiz.asking = None;
                 if recorded > 0 {
                     self.view_step(0, timeline);
                 }
@@ -409,6 +421,7 @@ impl UiState {
                 }
             }
             UiAction::GoToConnection(conn) => {
+                self.quiz.asking = None;
                 if let Some(step) = first_step_of_connection(timeline, conn) {
                     if self.cursor.is_none_or(|c| c < step) {
                         self.cursor = Some(step);
@@ -428,6 +441,7 @@ impl UiState {
                 }
             }
             UiAction::GoToStep { step, exchange } => {
+                self.quiz.asking = None;
                 if step < recorded {
                     if self.cursor.is_none_or(|c| c < step) {
                         self.cursor = Some(step);
@@ -452,6 +466,14 @@ impl UiState {
             | UiAction::SendMail
                 if self.recorded_only => {}
             UiAction::Run(steps) => return self.run(steps),
+            UiAction::SetQuiz(on) => {
+                self.quiz.on = on;
+                if !on && let Some(asking) = self.quiz.asking.take() {
+                    self.view_step(asking.target, timeline);
+                }
+            }
+            UiAction::QuizAnswer(choice) => self.quiz.answer(choice),
+            UiAction::QuizContinue => self.quiz_continue(timeline),
             UiAction::ConsoleSend => {
                 let steps = self.console_steps(status);
                 self.forms.console.line.clear();
@@ -512,13 +534,18 @@ impl UiState {
 
     fn next(&mut self, timeline: &Timeline, status: &WorkerStatus) -> Vec<WorkerCommand> {
         let recorded = timeline.steps.len();
+        if self.quiz.asking.is_some() {
+            // Next goes on once the question is answered (Space, a presenter's clicker).
+            self.quiz_continue(timeline);
+            return Vec::new();
+        }
         match self.cursor {
             Some(c) if c + 1 < recorded => {
-                self.view_step(c + 1, timeline);
+                self.advance_to(c + 1, timeline);
                 Vec::new()
             }
             None if recorded > 0 => {
-                self.view_step(0, timeline);
+                self.advance_to(0, timeline);
                 Vec::new()
             }
             _ if self.awaiting_step || status.done || self.recorded_only => Vec::new(),
@@ -544,6 +571,11 @@ impl UiState {
         if !self.playing || self.awaiting_step || now < self.next_tick {
             return Vec::new();
         }
+        if self.quiz.asking.is_some() {
+            // Play waits for the class; after the step shows, the next comes a full turn later.
+            self.next_tick = now + f64::from(self.seconds_per_step);
+            return Vec::new();
+        }
         if self.at_end(timeline, status) {
             self.playing = false;
             return Vec::new();
@@ -556,7 +588,38 @@ impl UiState {
     pub fn on_steps_added(&mut self, timeline: &Timeline) {
         self.awaiting_step = false;
         if let Some(last) = timeline.steps.len().checked_sub(1) {
-            self.view_step(last, timeline);
+            self.advance_to(last, timeline);
+        }
+    }
+
+    /// Moves the cursor on to `target`, unless the quiz first asks about a step on the way:
+    /// then the cursor stops on the step before that one.
+    fn advance_to(&mut self, target: usize, timeline: &Timeline) {
+        if let Some(asking) = &mut self.quiz.asking {
+            // More steps arrived while a question waits: they come after it.
+            asking.target = asking.target.max(target);
+            return;
+        }
+        match self.quiz.first_to_ask(timeline, self.cursor, target) {
+            Some(step) => {
+                if let Some(before) = step.checked_sub(1)
+                    && self.cursor != Some(before)
+                {
+                    self.view_step(before, timeline);
+                }
+                self.quiz.ask(step, target);
+            }
+            None => self.view_step(target, timeline),
+        }
+    }
+
+    /// After an answer: the next question, or the step shown (and on towards the target).
+    fn quiz_continue(&mut self, timeline: &Timeline) {
+        if let Some((step, target)) = self.quiz.proceed() {
+            self.view_step(step, timeline);
+            if target > step {
+                self.advance_to(target, timeline);
+            }
         }
     }
 
@@ -567,6 +630,7 @@ impl UiState {
         self.awaiting_step = false;
         self.playing = false;
         self.scroll_to_row = Some(0);
+        self.quiz.forget();
         self.follow = None;
     }
 

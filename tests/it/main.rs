@@ -47,6 +47,7 @@ mod viz_app;
 mod viz_check;
 mod viz_file;
 mod viz_layout;
+mod viz_quiz;
 mod viz_support;
 mod viz_watch;
 mod viz_window;
