@@ -285,7 +285,8 @@ fn pop3_status(step: usize, asked: Option<&Exchange>, reply: &Exchange) -> Optio
              response (RFC 1939 section 4), so a -ERR greeting breaks the protocol",
         ),
         Some(c) => {
-            let (if_ok, if_err) = pop3_meanings(&verb(&c.line));
+            let has_argument = c.line.split_whitespace().nth(1).is_some();
+            let (if_ok, if_err) = pop3_meanings(&verb(&c.line), has_argument);
             (
                 format!(
                     "The client sends \"{}\". Does the server answer +OK or -ERR?",
@@ -319,8 +320,20 @@ fn pop3_status(step: usize, asked: Option<&Exchange>, reply: &Exchange) -> Optio
 }
 
 /// What +OK and -ERR would mean for a POP3 command (RFC 1939).
-fn pop3_meanings(verb: &str) -> (&'static str, &'static str) {
+fn pop3_meanings(verb: &str, has_argument: bool) -> (&'static str, &'static str) {
     match verb {
+        "LIST" if !has_argument => (
+            "the listing follows: one line per message not marked deleted, then a line \
+             holding only \".\" (RFC 1939 section 5)",
+            "the session is not in TRANSACTION, the only state where LIST is allowed \
+             (RFC 1939 section 5)",
+        ),
+        "UIDL" if !has_argument => (
+            "the unique-id listing follows: one line per message not marked deleted, then a \
+             line holding only \".\" (RFC 1939 section 7)",
+            "the session is not in TRANSACTION, or the server does not offer the optional \
+             UIDL (RFC 1939 section 7)",
+        ),
         "USER" => (
             "the server takes the name and waits for PASS (a server may say +OK even to an \
              unknown name, so as not to tell which names exist; RFC 1939 section 7)",
@@ -339,8 +352,8 @@ fn pop3_meanings(verb: &str) -> (&'static str, &'static str) {
              allowed (RFC 1939 section 5)",
         ),
         "LIST" | "UIDL" => (
-            "the message exists and is not marked deleted, or, without an argument, the \
-             whole list follows (RFC 1939 sections 5 and 7)",
+            "the message exists and is not marked deleted: its one-line listing comes back \
+             (RFC 1939 sections 5 and 7)",
             "there is no such message, or it is marked deleted, or the session is not in \
              TRANSACTION (RFC 1939 sections 5 and 7)",
         ),
