@@ -290,14 +290,42 @@ fn each_dialog_step(timeline: &Timeline, mut keep: impl FnMut(LessonStep)) {
             *slot = u32::try_from(u).ok();
         }
     }
+    // A server line that answers no command ("GARBAGE" from a broken server) while a
+    // command waits for its reply belongs to that command's step, between the command and
+    // its reply, where it crossed the wire.
+    // (Rare: kept by the command they sit in, and by themselves, in small maps.)
+    let mut held_by: std::collections::HashMap<usize, Vec<usize>> = Default::default();
+    let mut held = std::collections::HashSet::new();
+    for connection in connections {
+        let mut waiting = std::collections::VecDeque::new();
+        for &v in &connection.units {
+            let Some(unit) = units.get(v) else { continue };
+            match unit.kind {
+                UnitKind::Command | UnitKind::AuthData | UnitKind::MailContent => {
+                    waiting.push_back(v);
+                }
+                UnitKind::Reply => match unit.reply_to {
+                    Some(c) => waiting.retain(|&w| w > c),
+                    None => {
+                        if let Some(&c) = waiting.front() {
+                            held_by.entry(c).or_default().push(v);
+                            held.insert(v);
+                        }
+                    }
+                },
+                UnitKind::Greeting | UnitKind::Tls | UnitKind::Undecoded => {}
+            }
+        }
+    }
     let mut count = 0;
     for (u, unit) in units.iter().enumerate() {
         let opens = match unit.kind {
             UnitKind::Greeting | UnitKind::Command | UnitKind::AuthData | UnitKind::MailContent => {
                 true
             }
-            // A reply that answers nothing known (its command was not captured).
-            UnitKind::Reply => unit.reply_to.is_none(),
+            // A reply that answers nothing known (its command was not captured), unless a
+            // command's step holds it.
+            UnitKind::Reply => unit.reply_to.is_none() && !held.contains(&u),
             UnitKind::Tls | UnitKind::Undecoded => false,
         };
         if !opens {
@@ -305,9 +333,17 @@ fn each_dialog_step(timeline: &Timeline, mut keep: impl FnMut(LessonStep)) {
         }
         let reply_index = answered.get(u).copied().flatten().map(|r| r as usize);
         let reply = reply_index.and_then(|r| units.get(r));
+        // The lines held inside this command's step, in wire order.
+        let inside = held_by.get(&u).map(Vec::as_slice).unwrap_or_default();
         let frames: Vec<usize> = unit
             .frames()
             .into_iter()
+            .chain(
+                inside
+                    .iter()
+                    .filter_map(|&v| units.get(v))
+                    .flat_map(|h| h.frames()),
+            )
             .chain(reply.map(|r| r.frames()).unwrap_or_default())
             .collect();
         let (Some(&first), Some(&last)) = (frames.iter().min(), frames.iter().max()) else {
@@ -335,7 +371,12 @@ fn each_dialog_step(timeline: &Timeline, mut keep: impl FnMut(LessonStep)) {
             session: format!("conn {}", unit.conn + 1),
             rfc: None,
             caption: format!("{who}{what}"),
-            units: Some(std::iter::once(u).chain(reply_index).collect()),
+            units: Some(
+                std::iter::once(u)
+                    .chain(inside.iter().copied())
+                    .chain(reply_index)
+                    .collect(),
+            ),
         });
         count += 1;
     }

@@ -196,7 +196,7 @@ impl Quiz {
                 .unwrap_or_default()
         };
         let about = |reply: usize| move |q: Question| Question { reply, ..q };
-        for (asked, reply) in pairs(&outcome.exchanges) {
+        for (asked, reply) in pairs(&outcome.exchanges, outcome.protocol) {
             last_reply = Some(reply);
             let at = position(reply);
             match outcome.protocol {
@@ -239,17 +239,33 @@ impl Quiz {
 }
 
 /// Each reply with the command (or content) it answers, in order (pipelined commands are
-/// answered first come, first served); a greeting answers nothing.
-fn pairs(exchanges: &[Exchange]) -> Vec<(Option<&Exchange>, &Exchange)> {
+/// answered first come, first served); a greeting answers nothing. A line without a status
+/// (a broken server's "GARBAGE") answers nothing either: it is skipped, no question is made
+/// of it, and the command still waits for its real reply.
+fn pairs(
+    exchanges: &[Exchange],
+    protocol: Option<Protocol>,
+) -> Vec<(Option<&Exchange>, &Exchange)> {
     let mut waiting = std::collections::VecDeque::new();
     let mut out = Vec::new();
     for e in exchanges {
         match e.kind {
             ExchangeKind::Command | ExchangeKind::Content => waiting.push_back(e),
+            ExchangeKind::Reply if !has_status(protocol, &e.line) => {}
             ExchangeKind::Reply => out.push((waiting.pop_front(), e)),
         }
     }
     out
+}
+
+/// Whether a reply line begins with its protocol's status: +OK or -ERR (RFC 1939 section
+/// 3), a three-digit code (RFC 5321 section 4.2).
+fn has_status(protocol: Option<Protocol>, line: &str) -> bool {
+    match protocol {
+        Some(Protocol::Pop3) => line.starts_with("+OK") || line.starts_with("-ERR"),
+        Some(Protocol::Smtp) => line.len() >= 3 && line.bytes().take(3).all(|b| b.is_ascii_digit()),
+        None => true,
+    }
 }
 
 /// A command line's verb, upper case.

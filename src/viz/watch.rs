@@ -400,8 +400,8 @@ impl LiveSteps {
     }
 }
 
-/// Whether a dialog step (its opening unit and, when answered, the reply) will not grow: a
-/// greeting or a lone reply; a command with its reply; a command whose connection closed, or
+/// Whether a dialog step (its opening unit, lines that answer nothing held in it, and, when
+/// answered, the reply) will not grow: a greeting or a lone reply; a command with its reply; a command whose connection closed, or
 /// whose server answered a later command (replies pair in order, so this one never will be;
 /// a reply that pairs with nothing proves nothing: the open reply may still end).
 fn complete(model: &Timeline, opener: usize, units: &[usize]) -> bool {
@@ -409,7 +409,11 @@ fn complete(model: &Timeline, opener: usize, units: &[usize]) -> bool {
     let Some(unit) = all.get(opener) else {
         return true;
     };
-    if units.len() > 1 || matches!(unit.kind, UnitKind::Greeting | UnitKind::Reply) {
+    // Its reply came (a line that answers nothing, held in the step, does not end it).
+    let answered = units
+        .iter()
+        .any(|&v| all.get(v).is_some_and(|r| r.reply_to == Some(opener)));
+    if answered || matches!(unit.kind, UnitKind::Greeting | UnitKind::Reply) {
         return true;
     }
     let Some(conn) = model.analyzer.connections().get(unit.conn) else {
