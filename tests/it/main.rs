@@ -36,6 +36,7 @@ mod scenarios_memory;
 mod scenarios_remote;
 mod scenarios_sockets;
 mod servers_peers;
+mod store_crash;
 mod timeline_links;
 mod viz_app;
 mod viz_file;
