@@ -16,7 +16,9 @@
 #   BENCH_TMP=/var/tmp (a real disk, not tmpfs), TOOLS=/var/tmp/mailwire-bench-tools,
 #   RESULTS=path of the report, KEEP=1 keeps the throwaway folder,
 #   BASELINE=path of another mailwire binary (say, one built before a change): it serves the
-#   same data directory on its own ports and is measured third in every round.
+#   same data directory on its own ports and is measured third in every round;
+#   CEILING=0 skips the last measure of every round: `serve` with its data in /dev/shm
+#   (tmpfs, where a sync costs nothing), the rate of the protocol work alone.
 # mailwire is built in release mode without the window (`--no-default-features`): the
 # servers are the same code, and the build skips eframe.
 set -euo pipefail
@@ -67,6 +69,7 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  [ -z "${SHM:-}" ] || rm -rf "$SHM"
   if [ "${KEEP:-0}" = 1 ]; then log "kept $T"; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
@@ -99,6 +102,20 @@ line=$(grep '^POP3 on ' "$T/mailwire.out") || { cat "$T/mailwire.out" >&2; die "
 MW_SMTP=$(grep -o '127\.0\.0\.1:[0-9]*' <<<"$line" | sed -n 2p)
 [ -n "$MW_SMTP" ] || die "cannot read the SMTP address from: $line"
 log "mailwire: SMTP $MW_SMTP; mail lands in $NEW_DIR"
+CEIL_SMTP="" SHM=""
+if [ "${CEILING:-1}" = 1 ] && [ -d /dev/shm ]; then
+  SHM=$(mktemp -d /dev/shm/mailwire-durable.XXXXXX)
+  mkdir -p "$SHM/data"
+  cp "$DATA/users.txt" "$SHM/data/"
+  for u in bench1 bench2; do mkdir -p "$SHM/data/$u/Maildir/"{tmp,new,cur}; done
+  "$T/bin/mailwire" serve --data "$SHM/data" --pop3 127.0.0.1:0 --smtp 127.0.0.1:0 --quiet --login-delay-ms 0 \
+    >"$T/ceiling.out" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do grep -q '^POP3 on ' "$T/ceiling.out" && break; sleep 0.1; done
+  line=$(grep '^POP3 on ' "$T/ceiling.out") || { cat "$T/ceiling.out" >&2; die "the tmpfs serve did not start"; }
+  CEIL_SMTP=$(grep -o '127\.0\.0\.1:[0-9]*' <<<"$line" | sed -n 2p)
+  log "mailwire on tmpfs: SMTP $CEIL_SMTP"
+fi
 BASE_SMTP=""
 if [ -n "${BASELINE:-}" ]; then
   cp "$BASELINE" "$T/bin/baseline"
@@ -111,10 +128,10 @@ if [ -n "${BASELINE:-}" ]; then
   log "baseline ($BASELINE): SMTP $BASE_SMTP"
 fi
 
-count() { find "$NEW_DIR" -type f | wc -l; }
+count() { find "${1:-$NEW_DIR}" -type f | wc -l; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
-LIMIT_RATES="" SERVE_RATES="" BASE_RATES="" ROWS=""
+LIMIT_RATES="" SERVE_RATES="" BASE_RATES="" CEIL_RATES="" ROWS=""
 
 limit_run() {
   local before after out rate secs load0
@@ -128,20 +145,24 @@ limit_run() {
   ROWS+="| $1 | limit (C) | $rate | $secs | $((after - before)) | $before | $load0 |"$'\n'
 }
 
-serve_run() { # pair label addr
-  local before after t0 t1 secs rate rc=0 out load0
-  before=$(count); load0=$(loadavg)
+serve_run() { # pair label addr [new folder]
+  local before after t0 t1 secs rate rc=0 out load0 dir=${4:-$NEW_DIR}
+  before=$(count "$dir"); load0=$(loadavg)
   t0=$(date +%s.%N)
   LD_LIBRARY_PATH=$PF_LIBS timeout 900 "$SMTP_SOURCE" -s "$WRITERS" -l "$SIZE" -m "$MESSAGES" \
     -f bench1@localhost -t bench2@localhost "$3" >"$T/smtp-source.log" 2>&1 || rc=$?
   t1=$(date +%s.%N)
-  after=$(count)
+  after=$(count "$dir")
   secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')
   rate=$(awk -v n="$MESSAGES" -v s="$secs" 'BEGIN {printf "%.1f", n / s}')
   out=$(grep -c . "$T/smtp-source.log" || true)
   log "$2: $MESSAGES messages in $secs s = $rate msg/s, $((after - before)) landed, smtp-source exit $rc, $out line(s) of output"
   [ "$rc" -eq 0 ] && [ "$((after - before))" -eq "$MESSAGES" ] || { head -5 "$T/smtp-source.log" >&2; die "not every message was delivered"; }
-  if [ "$2" = baseline ]; then BASE_RATES+=" $rate"; else SERVE_RATES+=" $rate"; fi
+  case $2 in
+    baseline) BASE_RATES+=" $rate" ;;
+    "serve on tmpfs") CEIL_RATES+=" $rate" ;;
+    *) SERVE_RATES+=" $rate" ;;
+  esac
   ROWS+="| $1 | $2 | $rate | $secs | $((after - before)) | $before | $load0 |"$'\n'
 }
 
@@ -150,6 +171,7 @@ for r in $(seq 1 "$RUNS"); do
   limit_run "$r"
   serve_run "$r" "mailwire serve" "$MW_SMTP"
   [ -z "$BASE_SMTP" ] || serve_run "$r" baseline "$BASE_SMTP"
+  [ -z "$CEIL_SMTP" ] || serve_run "$r" "serve on tmpfs" "$CEIL_SMTP" "$SHM/data/bench2/Maildir/new"
 done
 for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || die "a server died during the runs"; done
 
@@ -167,6 +189,12 @@ table=$(cat <<EOF2
 | mailwire / limit (aim ≥ 0.80: $verdict); each pair: $pair_ratios | $ratio |
 EOF2
 )
+if [ -n "$CEIL_SMTP" ]; then
+  ceil=$(median <<<"$CEIL_RATES")
+  both=$(awk -v a="$ceil" -v b="$lim" 'BEGIN {if (a > 0 && b > 0) printf "%.1f", 1 / (1 / a + 1 / b); else print "n/a"}')
+  table+=$'\n'"| mailwire serve on tmpfs (the protocol work alone, no sync costs anything) | $ceil |"
+  table+=$'\n'"| expected if each sender does the protocol work, then the limit's durable work: 1 / (1/tmpfs + 1/limit) | $both |"
+fi
 if [ -n "$BASE_SMTP" ]; then
   base=$(median <<<"$BASE_RATES")
   table+=$'\n'"| baseline ($(basename "$BASELINE"), same runs, measured third) | $base |"
