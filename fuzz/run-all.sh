@@ -71,6 +71,8 @@ for t in "${TARGETS[@]}"; do
     -print_final_stats=1 $(dict_of "$t") >"$log" 2>&1 || rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+  # capture_file's scratch file (one per fuzzing process; libFuzzer exits without cleanup).
+  [ "$t" != capture_file ] || rm -f /dev/shm/mailwire-fuzz-*.pcapng "${TMPDIR:-/tmp}"/mailwire-fuzz-*.pcapng
   files=$(find "corpus/$t" -type f | wc -l)
   if [ "$rc" -eq 0 ]; then result="no crash"; else result="**exit $rc**: see $log, artifacts/$t/"; fi
   echo "| $t | ${runs:-?} | ${rate:-?} | $files | $result |"
