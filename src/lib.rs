@@ -22,4 +22,5 @@ pub mod servers;
 pub mod signals;
 pub mod store;
 pub mod timeline;
+#[cfg(feature = "window")]
 pub mod viz;

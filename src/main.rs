@@ -96,6 +96,7 @@ fn main() -> ExitCode {
     }
     let result = match args.command {
         // No command: the classroom window, with the demo scenario loaded.
+        #[cfg(feature = "window")]
         None => cli::window::run_window(cli::window::WindowArgs {
             screenshot: args.screenshot,
             presenter: args.presenter,
@@ -104,6 +105,10 @@ fn main() -> ExitCode {
             watch: args.watch,
             interface: args.interface,
         }),
+        #[cfg(not(feature = "window"))]
+        None => Err("this mailwire was built without the window (cargo feature `window`); \
+                     give a command, e.g. `mailwire serve` (see --help)"
+            .to_string()),
         Some(Cmd::Serve(a)) => cli::serve::run_serve(a),
         Some(Cmd::ImportAssignment(a)) => cli::import_assignment::run_import(a),
         Some(Cmd::Open(a)) => cli::open::run_open(a),

@@ -25,6 +25,7 @@ pub mod run;
 pub mod serve;
 pub mod telnet;
 pub mod watch;
+#[cfg(feature = "window")]
 pub mod window;
 
 use std::net::SocketAddr;

@@ -1,7 +1,10 @@
 //! Maildir delivery, and the locked POP3 view of one user's Maildir.
 //!
 //! Delivery follows the Maildir rules: write the file in `tmp/`, sync it, move it into
-//! `new/` without ever replacing an existing file, sync `new/`. File names are
+//! `new/` without ever replacing an existing file, sync `new/`. The sync of `new/` is shared
+//! by concurrent deliveries (group commit, [`sync_dir_grouped`]): each file still gets its
+//! own sync, and a delivery returns only after a folder sync that began after its link
+//! returned; links made while a sync runs are covered together by the next one. File names are
 //! `<secs>.M<micros>P<pid>Q<n>.<host>,S=<size>,W=<crlf size>`; the time part is made strictly
 //! increasing within the process, so sorting by it gives the delivery order.
 //!
@@ -13,8 +16,9 @@ use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 
 use md5::{Digest, Md5};
 
@@ -102,8 +106,9 @@ impl Store {
     /// All names are checked first (nothing is written for a bad or unknown one). Then for
     /// each user: write a copy and sync it, unnamed in `new/` (Linux `O_TMPFILE`) or, where
     /// the file system cannot, as `DATA/<user>/Maildir/tmp/<unique>`; then give each copy
-    /// its name in `new/` (never replacing an existing file) and sync `new/`. Returns the
-    /// paths in `new/`, in the order of `users`, only once every copy is on disk.
+    /// its name in `new/` (never replacing an existing file) and sync `new/` (one sync for
+    /// every delivery that linked into it meanwhile: group commit). Returns the paths in
+    /// `new/`, in the order of `users`, only once every copy is on disk.
     ///
     /// On failure the copies not yet published are discarded and the error is returned;
     /// copies already in `new/` stay delivered (the caller may report them).
@@ -138,7 +143,7 @@ impl Store {
         let mut rest = staged.into_iter();
         while let Some((copy, new, new_dir)) = rest.next() {
             let step = publish_copy(copy, &new, content).and_then(|()| {
-                sync_dir(&new_dir).map_err(StoreError::io(&new_dir, "sync the folder"))
+                sync_dir_grouped(&new_dir).map_err(StoreError::io(&new_dir, "sync the folder"))
             });
             if let Err(e) = step {
                 discard(rest.map(|s| s.0));
@@ -601,6 +606,85 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// The group commit of one folder: links into it that completed are numbered in order, and
+/// the number up to which a folder sync has covered them is kept, so a sync started after a
+/// link covers it and every delivery waiting on it returns together.
+#[derive(Default)]
+struct FolderSync {
+    state: Mutex<SyncState>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct SyncState {
+    /// Links into the folder that completed (each got the next number).
+    linked: u64,
+    /// Every link numbered up to this one is covered by a folder sync that returned.
+    synced: u64,
+    /// A delivery is syncing the folder now (the others wait for it).
+    syncing: bool,
+    /// The last sync that failed: the links it was to cover, and its error.
+    failed: Option<(u64, io::ErrorKind, String)>,
+}
+
+/// The group commit of `dir` (one per folder for the whole process, so every `Store` on the
+/// same data directory shares it).
+fn folder_sync(dir: &Path) -> Arc<FolderSync> {
+    static FOLDERS: OnceLock<Mutex<HashMap<PathBuf, Arc<FolderSync>>>> = OnceLock::new();
+    let folders = FOLDERS.get_or_init(Default::default);
+    // A panic while the map was held cannot leave it half-changed: take it as it is.
+    let mut map = folders.lock().unwrap_or_else(PoisonError::into_inner);
+    Arc::clone(map.entry(dir.to_path_buf()).or_default())
+}
+
+/// Syncs `dir` after a link into it completed, sharing the sync with concurrent deliveries
+/// (group commit): the first to come syncs the folder; those that link while that sync runs
+/// wait, and the next of them syncs once for all of them. Returns once a sync that started
+/// after this call began has returned: the link is then on disk. One delivery still syncs
+/// its own file (before the link); only the folder's sync is shared.
+fn sync_dir_grouped(dir: &Path) -> io::Result<()> {
+    let group = folder_sync(dir);
+    // A panic elsewhere while the state was held leaves only numbers: take it as it is.
+    fn lock(m: &Mutex<SyncState>) -> std::sync::MutexGuard<'_, SyncState> {
+        m.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+    let mut st = lock(&group.state);
+    st.linked += 1;
+    let mine = st.linked;
+    loop {
+        // A failed sync that was to cover this link fails it, even if a later one worked
+        // (after a failed fsync, Linux may report the next one clean without writing).
+        if let Some((covered, kind, text)) = &st.failed
+            && *covered >= mine
+        {
+            return Err(io::Error::new(*kind, text.clone()));
+        }
+        if st.synced >= mine {
+            return Ok(());
+        }
+        if st.syncing {
+            st = group
+                .done
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
+            continue;
+        }
+        // This delivery syncs the folder, for every link numbered so far.
+        st.syncing = true;
+        let target = st.linked;
+        drop(st);
+        let result = sync_dir(dir);
+        st = lock(&group.state);
+        st.syncing = false;
+        match &result {
+            Ok(()) => st.synced = st.synced.max(target),
+            Err(e) => st.failed = Some((target, e.kind(), e.to_string())),
+        }
+        group.done.notify_all();
+        result?;
+    }
+}
+
 /// A new Maildir file name: `<secs>.M<micros>P<pid>Q<n>.<host>,S=<len>,W=<crlf len>`.
 /// The time is made strictly increasing within the process, so names sort in delivery order.
 fn unique_name(disk_len: u64, crlf_len: u64) -> String {
@@ -673,6 +757,56 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn concurrent_deliveries_share_folder_syncs_and_all_land() {
+        let dir = TempDir::new();
+        let store = std::sync::Arc::new(store(&dir));
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        let content = format!("Subject: {t}.{i}\r\n\r\nbody {t}.{i}\r\n");
+                        let paths = store
+                            .deliver(&["alice".into(), "bob".into()], content.as_bytes())
+                            .unwrap();
+                        // Returned only once linked and covered by a folder sync.
+                        for p in paths {
+                            assert_eq!(fs::read(&p).unwrap(), content.as_bytes());
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        for user in ["alice", "bob"] {
+            let new = dir.path().join(user).join("Maildir/new");
+            assert_eq!(list(&new).len(), 200);
+            let group = folder_sync(&new);
+            let st = group.state.lock().unwrap();
+            assert_eq!((st.linked, st.synced), (200, 200));
+            assert!(!st.syncing && st.failed.is_none());
+        }
+    }
+
+    #[test]
+    fn a_failed_folder_sync_fails_the_links_it_was_to_cover() {
+        let dir = TempDir::new();
+        let gone = dir.path().join("gone");
+        // The folder does not exist: its sync fails, and the delivery must say so.
+        let err = sync_dir_grouped(&gone).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        std::fs::create_dir(&gone).unwrap();
+        // A later link is numbered after the failed sync: a new sync covers it.
+        sync_dir_grouped(&gone).unwrap();
+        let group = folder_sync(&gone);
+        let st = group.state.lock().unwrap();
+        assert_eq!((st.linked, st.synced), (2, 2));
+        assert_eq!(st.failed.as_ref().map(|f| f.0), Some(1));
     }
 
     #[test]

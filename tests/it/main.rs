@@ -41,6 +41,7 @@ mod scenarios_remote;
 mod scenarios_sockets;
 mod servers_peers;
 mod servers_tls;
+mod store_crash;
 mod timeline_links;
 mod timeline_memory;
 mod viz_app;
