@@ -106,9 +106,11 @@ fn main() -> ExitCode {
             interface: args.interface,
         }),
         #[cfg(not(feature = "window"))]
-        None => Err("this mailwire was built without the window (cargo feature `window`); \
+        None => Err(
+            "this mailwire was built without the window (cargo feature `window`); \
                      give a command, e.g. `mailwire serve` (see --help)"
-            .to_string()),
+                .to_string(),
+        ),
         Some(Cmd::Serve(a)) => cli::serve::run_serve(a),
         Some(Cmd::ImportAssignment(a)) => cli::import_assignment::run_import(a),
         Some(Cmd::Open(a)) => cli::open::run_open(a),

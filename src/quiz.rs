@@ -6,6 +6,7 @@
 //!
 //! - the reply's status: `+OK` or `-ERR` (RFC 1939), or the SMTP reply code (RFC 5321);
 //! - the POP3 state after a login or QUIT (AUTHORIZATION, TRANSACTION, UPDATE);
+//! - how many messages STAT reports once the session marked some deleted;
 //! - how many TCP segments carried a reply (only when the capture has it);
 //! - the acknowledgment number the client sends after a reply (only when the capture shows
 //!   that ACK).
@@ -51,6 +52,8 @@ pub enum QuestionKind {
     SmtpCode,
     /// The POP3 session's state after the reply.
     Pop3State,
+    /// How many messages a reply reports.
+    MessageCount,
     /// How many TCP segments carried the reply.
     Segments,
     /// The acknowledgment number of the client's ACK after the reply.
@@ -169,6 +172,8 @@ impl Pop3State {
 #[derive(Debug, Clone, Default)]
 pub struct Quiz {
     pop3: HashMap<String, Pop3State>,
+    /// Messages each POP3 session has marked deleted (DELE +OK) since its login or RSET.
+    marked: HashMap<String, usize>,
 }
 
 impl Quiz {
@@ -208,7 +213,23 @@ impl Quiz {
                     };
                     let command = asked.map(|c| verb(&c.line));
                     let ok = reply.line.starts_with("+OK");
-                    out.extend(pop3_status(index, asked, reply).map(about(at)));
+                    let marked = self.marked.entry(session.clone()).or_default();
+                    // After deletions, STAT's count is the question (its status line would
+                    // give the count away, and in TRANSACTION STAT always succeeds).
+                    let count = match (command.as_deref(), ok) {
+                        (Some("STAT"), true) => stat_count_question(index, reply, *marked),
+                        _ => None,
+                    };
+                    match count {
+                        Some(q) => out.push(about(at)(q)),
+                        None => out.extend(pop3_status(index, asked, reply).map(about(at))),
+                    }
+                    match (command.as_deref(), ok) {
+                        (None, _) => *marked = 0,
+                        (Some("DELE"), true) => *marked += 1,
+                        (Some("RSET"), true) => *marked = 0,
+                        _ => {}
+                    }
                     let after = next_pop3_state(before, command.as_deref(), ok);
                     if let Some(cmd) = command.as_deref()
                         && matches!(cmd, "USER" | "PASS" | "APOP" | "QUIT")
@@ -399,6 +420,55 @@ fn pop3_meanings(verb: &str, has_argument: bool) -> (&'static str, &'static str)
              (RFC 1939 section 3)",
         ),
     }
+}
+
+/// After DELE in this session, how many messages STAT reports: the marked ones are left
+/// out, and nothing is removed before UPDATE (RFC 1939 sections 5 and 6).
+fn stat_count_question(step: usize, reply: &Exchange, marked: usize) -> Option<Question> {
+    if marked == 0 {
+        return None;
+    }
+    let count: usize = reply.line.split_whitespace().nth(1)?.parse().ok()?;
+    let with_marked = count + marked;
+    let mut choices = vec![
+        Choice {
+            text: count.to_string(),
+            correct: true,
+            why: format!(
+                "{count}: the {marked} message(s) marked deleted are left out of STAT's count, \
+                 though they are still in the maildrop (RFC 1939 section 5)"
+            ),
+        },
+        Choice {
+            text: with_marked.to_string(),
+            correct: false,
+            why: format!(
+                "{with_marked} counts the {marked} message(s) marked deleted too; STAT leaves \
+                 them out (RFC 1939 section 5)"
+            ),
+        },
+    ];
+    if count > 0 {
+        choices.push(Choice {
+            text: "0".to_string(),
+            correct: false,
+            why: "0 would mean every message is gone; but DELE only marks, and messages are \
+                  removed only in UPDATE, after QUIT (RFC 1939 section 6)"
+                .to_string(),
+        });
+    }
+    choices.sort_by_key(|c| c.text.parse::<usize>().unwrap_or(usize::MAX));
+    Some(Question {
+        step,
+        kind: QuestionKind::MessageCount,
+        prompt: format!(
+            "This session has marked {marked} message(s) deleted. How many messages does STAT \
+             report?"
+        ),
+        choices,
+        explanation: format!("The server answered \"{}\".", short(&reply.line)),
+        reply: 0,
+    })
 }
 
 fn next_pop3_state(before: Pop3State, command: Option<&str>, ok: bool) -> Pop3State {

@@ -203,12 +203,7 @@ impl Asker {
         if let Some(record) = timeline.steps.get(index)
             && !questions.is_empty()
         {
-            println!(
-                "\n== step {} [{}] {}",
-                index + 1,
-                record.outcome.session,
-                record.caption
-            );
+            println!("\n== step {} [{}]", index + 1, record.outcome.session,);
             for e in &record.outcome.exchanges {
                 if e.kind == crate::exchange::ExchangeKind::Reply {
                     break;
@@ -223,7 +218,16 @@ impl Asker {
         if questions.is_empty() {
             print_step(timeline, index);
         } else {
-            println!("\n  -- step {}, as it crossed the wire:", index + 1);
+            // The caption comes after the answers: it often says what the reply will be.
+            let caption = timeline
+                .steps
+                .get(index)
+                .map(|r| r.caption.as_str())
+                .unwrap_or_default();
+            println!(
+                "\n  -- step {}, as it crossed the wire: {caption}",
+                index + 1
+            );
             print_step_body(timeline, index);
         }
     }

@@ -12,11 +12,11 @@
 //! value is dropped, so a crashed process leaves no stale lock) plus a snapshot of the
 //! messages in `new/` and `cur/`. Nothing on disk changes until [`Maildrop::expunge`].
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 
@@ -663,10 +663,7 @@ fn sync_dir_grouped(dir: &Path) -> io::Result<()> {
             return Ok(());
         }
         if st.syncing {
-            st = group
-                .done
-                .wait(st)
-                .unwrap_or_else(PoisonError::into_inner);
+            st = group.done.wait(st).unwrap_or_else(PoisonError::into_inner);
             continue;
         }
         // This delivery syncs the folder, for every link numbered so far.

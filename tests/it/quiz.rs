@@ -129,3 +129,29 @@ fn packet_questions_take_their_answers_from_the_capture() {
         "{out}"
     );
 }
+
+/// After DELE, STAT's count is asked (and not its +OK, which would give the count away):
+/// the wrong choices are the count with the marked message, and 0 (nothing is removed
+/// before UPDATE).
+#[test]
+fn stat_after_dele_asks_the_count_and_explains_the_marked_message() {
+    let out = quiz(
+        &["run", "rset-undoes-dele", "--memory", "--quiz"],
+        &"2\n".repeat(40),
+    );
+    let asked = out
+        .find("This session has marked 1 message(s) deleted. How many messages does STAT report?")
+        .unwrap();
+    let rest = &out[asked..];
+    assert!(rest.contains("a) 0") && rest.contains("b) 1") && rest.contains("c) 2"), "{rest}");
+    assert!(
+        rest.contains(
+            "wrong: 2 counts the 1 message(s) marked deleted too; STAT leaves them out (RFC 1939 \
+             section 5)"
+        ),
+        "{rest}"
+    );
+    // The caption ("STAT no longer counts it...") is shown only after the answer.
+    let caption = out.find("STAT no longer counts it").unwrap();
+    assert!(caption > asked, "{out}");
+}

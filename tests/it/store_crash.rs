@@ -25,7 +25,9 @@ const KILL_AFTER: usize = 600;
 fn content(id: &str) -> String {
     let mut m = format!("Subject: crash test {id}\r\nMessage-ID: <{id}@crash.test>\r\n\r\n");
     for i in 0..60 {
-        m.push_str(&format!("{id} line {i:03} the quick brown fox jumps over the lazy dog\r\n"));
+        m.push_str(&format!(
+            "{id} line {i:03} the quick brown fox jumps over the lazy dog\r\n"
+        ));
     }
     m.push_str(&format!("END {id}\r\n"));
     m
@@ -79,7 +81,9 @@ fn client(
                 return;
             }
         }
-        if w.write_all(format!("{}.\r\n", content(&id)).as_bytes()).is_err() {
+        if w.write_all(format!("{}.\r\n", content(&id)).as_bytes())
+            .is_err()
+        {
             return;
         }
         match reply(&mut r) {
