@@ -305,7 +305,7 @@ pub fn controls_ui(
             actions.push(UiAction::SetQuiz(quiz));
         }
         ui.separator();
-        view_menu(ui, state, actions);
+        view_menu(ui, state, showing_file, actions);
         export_menu(ui, export_dir, exports);
     });
 }
@@ -378,7 +378,7 @@ pub fn loading_ui(ui: &mut Ui, loading: &super::loader::Loading) {
 }
 
 /// The View menu: zoom, theme, full screen, and which panes are unfolded.
-fn view_menu(ui: &mut Ui, state: &UiState, actions: &mut Vec<UiAction>) {
+fn view_menu(ui: &mut Ui, state: &UiState, showing_file: bool, actions: &mut Vec<UiAction>) {
     let response = ui.menu_button((glyph::text(glyph::VIEW), "View"), |ui| {
         ui.horizontal(|ui| {
             ui.label("Zoom");
@@ -407,7 +407,8 @@ fn view_menu(ui: &mut Ui, state: &UiState, actions: &mut Vec<UiAction>) {
                 "Narration and server state",
             ),
             (Pane::Details, state.details_panel, "Packet details"),
-            (Pane::Live, state.live_panel, "Live use"),
+            // Hidden with a file or a watch shown (no servers to use): not ticked then.
+            (Pane::Live, state.live_panel && !showing_file, "Live use"),
             (
                 Pane::Connections,
                 state.connections_panel,
@@ -420,7 +421,12 @@ fn view_menu(ui: &mut Ui, state: &UiState, actions: &mut Vec<UiAction>) {
             ),
         ] {
             let mut on = shown;
-            if ui.checkbox(&mut on, name).changed() {
+            let enabled = !(pane == Pane::Live && showing_file);
+            if ui
+                .add_enabled(enabled, egui::Checkbox::new(&mut on, name))
+                .on_disabled_hover_text(FILE_HAS_NO_SERVERS)
+                .changed()
+            {
                 actions.push(UiAction::SetPane(pane, on));
             }
         }

@@ -143,7 +143,10 @@ fn stat_after_dele_asks_the_count_and_explains_the_marked_message() {
         .find("This session has marked 1 message(s) deleted. How many messages does STAT report?")
         .unwrap();
     let rest = &out[asked..];
-    assert!(rest.contains("a) 0") && rest.contains("b) 1") && rest.contains("c) 2"), "{rest}");
+    assert!(
+        rest.contains("a) 0") && rest.contains("b) 1") && rest.contains("c) 2"),
+        "{rest}"
+    );
     assert!(
         rest.contains(
             "wrong: 2 counts the 1 message(s) marked deleted too; STAT leaves them out (RFC 1939 \
