@@ -53,10 +53,12 @@ fn every_exchange_of_a_captured_check_run_links_to_its_unit() {
             let unit = t.unit(s, e);
             assert!(
                 unit.is_some(),
-                "step {s} ({}) exchange {e} {:?} {:?} not linked",
+                "step {s} ({}) exchange {e} {:?} {:?} at {:?} not linked; {}",
                 record.caption,
                 x.kind,
-                x.line
+                x.line,
+                x.stream,
+                why_unlinked(t, record.client)
             );
         }
     }
@@ -124,6 +126,29 @@ fn every_exchange_of_a_captured_check_run_links_to_its_unit() {
             c.frame
         );
     }
+}
+
+/// What a failure needs to tell a lost packet from a unit cut elsewhere or a wrong offset:
+/// the capture's counts, the connection the client end links to, and its units.
+fn why_unlinked(t: &mailwire::timeline::Timeline, client: Option<std::net::SocketAddr>) -> String {
+    let conn = client.and_then(|c| t.connection_of(c));
+    let units: Vec<String> = conn
+        .map(|c| {
+            t.analyzer.connections()[c]
+                .units
+                .iter()
+                .map(|&u| {
+                    let unit = &t.analyzer.units()[u];
+                    format!("{:?} {:?}", unit.direction, unit.stream)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "capture {:?}; client {client:?} is connection {conn:?} of {}; its units {units:?}",
+        t.capture_status(),
+        t.analyzer.connections().len()
+    )
 }
 
 #[test]
