@@ -315,12 +315,32 @@ impl Probe {
         }
         let conn = self.conn(id)?;
         let offset = conn.sent;
-        let written = conn.stream.write_all(bytes).map_err(io_error);
-        // A failed write may have sent part of it; the stream offset counts it all.
-        conn.sent += bytes.len() as u64;
+        // Only what the socket took is counted and noted: a write that fails half-way (the
+        // server reset the connection) must not put bytes in the evidence that never went
+        // out.
+        let mut done = 0;
+        let mut result = Ok(());
+        while done < bytes.len() {
+            match conn.stream.write(bytes.get(done..).unwrap_or_default()) {
+                Ok(0) => {
+                    result = Err(io_error(std::io::ErrorKind::WriteZero.into()));
+                    break;
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    result = Err(io_error(e));
+                    break;
+                }
+            }
+        }
+        conn.sent += done as u64;
         let _ = conn.stream.flush();
-        self.note(id.0, Direction::ClientToServer, offset, bytes, Join::New);
-        written
+        let written = bytes.get(..done).unwrap_or_default();
+        if !written.is_empty() {
+            self.note(id.0, Direction::ClientToServer, offset, written, Join::New);
+        }
+        result
     }
 
     /// Closes a connection at once, without a goodbye (as a crashed client would).
@@ -337,7 +357,10 @@ impl Probe {
     pub fn quit_quietly(&mut self, id: ConnId) {
         let limit = self.timeout.min(Duration::from_secs(2));
         if let Ok(conn) = self.conn(id) {
-            let _ = conn.stream.write_all(b"QUIT\r\n");
+            if conn.stream.write_all(b"QUIT\r\n").is_err() {
+                self.drop_conn(id);
+                return;
+            }
             conn.sent += 6;
             let deadline = Instant::now() + limit;
             while !conn.eof && Instant::now() < deadline {
