@@ -382,14 +382,10 @@ fn each_dialog_step(timeline: &Timeline, mut keep: impl FnMut(LessonStep)) {
     }
 }
 
-/// Whether a reply line begins as its protocol's replies must: +OK or -ERR (RFC 1939
-/// section 3), a three-digit code (RFC 5321 section 4.2).
+/// Whether a reply line begins with its protocol's status (any line does when the
+/// protocol is not known).
 fn has_status(protocol: Option<Protocol>, line: &str) -> bool {
-    match protocol {
-        Some(Protocol::Pop3) => line.starts_with("+OK") || line.starts_with("-ERR"),
-        Some(Protocol::Smtp) => line.len() >= 3 && line.bytes().take(3).all(|b| b.is_ascii_digit()),
-        None => true,
-    }
+    protocol.is_none_or(|p| p.has_reply_status(line))
 }
 
 /// A recorded step's exchanges: the units cut in its frames, each with its stream range so

@@ -26,6 +26,16 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Whether a server line begins as this protocol's replies must: +OK or -ERR (RFC 1939
+    /// section 3), a three-digit code (RFC 5321 section 4.2). A broken server's "GARBAGE"
+    /// or "ERR" does not.
+    pub fn has_reply_status(self, line: &str) -> bool {
+        match self {
+            Protocol::Pop3 => line.starts_with("+OK") || line.starts_with("-ERR"),
+            Protocol::Smtp => line.len() >= 3 && line.bytes().take(3).all(|b| b.is_ascii_digit()),
+        }
+    }
+
     /// "POP3" or "SMTP".
     pub fn name(self) -> &'static str {
         match self {
@@ -232,4 +242,25 @@ pub(crate) fn quoted(bytes: &[u8]) -> String {
         out.push('…');
     }
     format!("\"{out}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Protocol;
+
+    #[test]
+    fn a_reply_status_is_plus_ok_minus_err_or_three_digits() {
+        for ok in ["+OK", "-ERR [AUTH] no", "+OK 2 320"] {
+            assert!(Protocol::Pop3.has_reply_status(ok), "{ok}");
+        }
+        for bad in ["ERR login incorrect", "GARBAGE", "+ok", "", "250 OK"] {
+            assert!(!Protocol::Pop3.has_reply_status(bad), "{bad}");
+        }
+        for ok in ["250 OK", "354", "221-bye"] {
+            assert!(Protocol::Smtp.has_reply_status(ok), "{ok}");
+        }
+        for bad in ["25", "OK 250", "+OK", "2x0 no"] {
+            assert!(!Protocol::Smtp.has_reply_status(bad), "{bad}");
+        }
+    }
 }

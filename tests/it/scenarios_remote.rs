@@ -112,34 +112,41 @@ fn the_recorder_captures_the_other_servers_port_too() {
     }
 }
 
-/// A broken POP3 server of our own: it greets, answers LIST without the final "." line,
-/// and answers every later command with "+OK 2 320". Serves one connection, then ends.
-fn server_without_final_dot() -> SocketAddr {
+/// A POP3 server of our own for broken behaviour: it greets, answers each command line with
+/// `answer(line)`, ends a connection after QUIT, and serves `connections` connections one
+/// after the other, then ends.
+fn line_server(connections: usize, answer: fn(&str) -> &'static [u8]) -> SocketAddr {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
-        let Ok((stream, _)) = listener.accept() else {
-            return;
-        };
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-            .unwrap();
-        let mut out = stream.try_clone().unwrap();
-        out.write_all(b"+OK broken server ready\r\n").unwrap();
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { return };
-            let reply: &[u8] = match line.as_str() {
-                "LIST" => b"+OK 2 messages\r\n1 120\r\n2 200\r\n",
-                "QUIT" => b"+OK bye\r\n",
-                _ => b"+OK 2 320\r\n",
-            };
-            if out.write_all(reply).is_err() || line == "QUIT" {
+        for _ in 0..connections {
+            let Ok((stream, _)) = listener.accept() else {
                 return;
+            };
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+                .unwrap();
+            let mut out = stream.try_clone().unwrap();
+            out.write_all(b"+OK broken server ready\r\n").unwrap();
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                if out.write_all(answer(&line)).is_err() || line == "QUIT" {
+                    break;
+                }
             }
         }
     });
     addr
+}
+
+/// Answers LIST without the final "." line, and every later command with "+OK 2 320".
+fn server_without_final_dot() -> SocketAddr {
+    line_server(1, |line| match line {
+        "LIST" => b"+OK 2 messages\r\n1 120\r\n2 200\r\n",
+        "QUIT" => b"+OK bye\r\n",
+        _ => b"+OK 2 320\r\n",
+    })
 }
 
 #[test]
@@ -212,36 +219,13 @@ expect_text = "bye"
     );
 }
 
-/// A broken POP3 server of our own that answers NOOP without "+OK" or "-ERR"; serves two
-/// connections, one after the other, then ends.
+/// Answers NOOP without "+OK" or "-ERR"; two connections, one after the other.
 fn server_with_statusless_noop() -> SocketAddr {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for _ in 0..2 {
-            let Ok((stream, _)) = listener.accept() else {
-                return;
-            };
-            stream
-                .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-                .unwrap();
-            let mut out = stream.try_clone().unwrap();
-            out.write_all(b"+OK broken server ready\r\n").unwrap();
-            for line in BufReader::new(stream).lines() {
-                let Ok(line) = line else { break };
-                let reply: &[u8] = match line.as_str() {
-                    "NOOP" => b"NOOP is fine\r\n",
-                    "QUIT" => b"+OK bye\r\n",
-                    _ => b"+OK 2 320\r\n",
-                };
-                if out.write_all(reply).is_err() || line == "QUIT" {
-                    break;
-                }
-            }
-        }
-    });
-    addr
+    line_server(2, |line| match line {
+        "NOOP" => b"NOOP is fine\r\n",
+        "QUIT" => b"+OK bye\r\n",
+        _ => b"+OK 2 320\r\n",
+    })
 }
 
 #[test]
