@@ -185,39 +185,9 @@ fn console_ui(
     let session = form.session.trim().to_string();
     let connected = status.connected.contains(&session);
     let width = field_width(ui);
-    form_grid("console-grid").show(ui, |ui| {
-        let label = ui.label("Session");
-        ui.add(TextEdit::singleline(&mut form.session).desired_width(width))
-            .labelled_by(label.id)
-            .on_hover_text(
-                "Its own session name, so a typed command never disturbs the scenario's \
-                     session (type a scenario's session name, such as main, to type into it)",
-            );
-        ui.end_row();
-        ui.label("Protocol");
-        ui.horizontal_wrapped(|ui| {
-            ui.radio_value(&mut form.protocol, Protocol::Pop3, "POP3");
-            ui.radio_value(&mut form.protocol, Protocol::Smtp, "SMTP");
-        });
-        ui.end_row();
-        server_field(ui, width, "Server", &mut form.server, status, palette);
-        ui.label("");
-        ui.horizontal(|ui| {
-            if connected {
-                ui.label(RichText::new("connected").color(palette.positive));
-                if ui.button("Disconnect").clicked() {
-                    actions.push(UiAction::Run(vec![extra_step(
-                        &session,
-                        "Console: close the connection without QUIT".to_string(),
-                        Action::Drop,
-                    )]));
-                }
-            } else {
-                ui.label(RichText::new("not connected").color(palette.weak))
-                    .on_hover_text("The first line sent connects the session.");
-            }
-        });
-        ui.end_row();
+    // The command line first, then what came back, then the settings: on a 720-line
+    // projector the panel is short, and typing is what it is for.
+    form_grid("console-command").show(ui, |ui| {
         let label = ui.label("Command");
         ui.horizontal(|ui| {
             ui.set_max_width(width);
@@ -251,6 +221,40 @@ fn console_ui(
         palette,
         "Replies appear here and in the diagram.",
     );
+    form_grid("console-grid").show(ui, |ui| {
+        let label = ui.label("Session");
+        ui.add(TextEdit::singleline(&mut form.session).desired_width(width))
+            .labelled_by(label.id)
+            .on_hover_text(
+                "Its own session name, so a typed command never disturbs the scenario's \
+                     session (type a scenario's session name, such as main, to type into it)",
+            );
+        ui.end_row();
+        ui.label("Protocol");
+        ui.horizontal_wrapped(|ui| {
+            ui.radio_value(&mut form.protocol, Protocol::Pop3, "POP3");
+            ui.radio_value(&mut form.protocol, Protocol::Smtp, "SMTP");
+        });
+        ui.end_row();
+        server_field(ui, width, "Server", &mut form.server, status, palette);
+        ui.label("");
+        ui.horizontal(|ui| {
+            if connected {
+                ui.label(RichText::new("connected").color(palette.positive));
+                if ui.button("Disconnect").clicked() {
+                    actions.push(UiAction::Run(vec![extra_step(
+                        &session,
+                        "Console: close the connection without QUIT".to_string(),
+                        Action::Drop,
+                    )]));
+                }
+            } else {
+                ui.label(RichText::new("not connected").color(palette.weak))
+                    .on_hover_text("The first line sent connects the session.");
+            }
+        });
+        ui.end_row();
+    });
 }
 
 /// The lines of one session (every line of every command and reply, with their marks, and
