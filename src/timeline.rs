@@ -147,6 +147,9 @@ pub struct Timeline {
     pub analyzer: Analyzer,
     pub capture: Option<CaptureStatus>,
     pub events: Vec<ServerEvent>,
+    /// The secrets of mailwire's own TLS sessions in this run (or read with a capture):
+    /// what an export embeds and the view decrypts with.
+    pub keylog: crate::proto::keylog::KeyLog,
 }
 
 impl Timeline {

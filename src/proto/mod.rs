@@ -11,6 +11,7 @@
 
 use std::fmt;
 
+pub mod keylog;
 pub mod line;
 pub mod pop3;
 pub mod reply_text;
