@@ -14,7 +14,7 @@
 #[path = "../tests/it/decode_support.rs"]
 mod decode_support;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use decode_support::{ACK, Conversation};
@@ -22,7 +22,7 @@ use eframe::egui;
 use mailwire::capture::LinkType;
 use mailwire::exchange::{Exchange, ExchangeKind, StepOutcome};
 use mailwire::proto::{Direction, Protocol};
-use mailwire::timeline::Timeline;
+use mailwire::timeline::{Ends, Timeline};
 use mailwire::viz::MailwireApp;
 use mailwire::viz::state::UiAction;
 
@@ -48,7 +48,7 @@ fn exchange(direction: Direction, line: &str, octets: usize) -> Exchange {
 fn step(
     timeline: &mut Timeline,
     c: &mut Conversation,
-    client: SocketAddr,
+    client: Ends,
     caption: &str,
     exchanges: Vec<Exchange>,
     run: impl FnOnce(&mut Conversation),
@@ -106,8 +106,10 @@ fn send(c: &mut Conversation, from_client: bool, bytes: &[u8]) {
 fn long_pop3_session() -> Timeline {
     let mut timeline = Timeline::new("A long POP3 session (benchmark)");
     let mut c = Conversation::new(LinkType::ETHERNET, 40000, 110);
-    let client = SocketAddr::new(c.client.0, c.client.1);
-    let _: IpAddr = c.server.0;
+    let client = Ends {
+        client: SocketAddr::new(c.client.0, c.client.1),
+        server: SocketAddr::new(c.server.0, c.server.1),
+    };
     let greeting = "+OK POP3 server ready <1.1@localhost>";
     step(
         &mut timeline,

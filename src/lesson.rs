@@ -241,14 +241,14 @@ pub fn load_with_progress(
     // steps first would be held beside them), in a list of the right size.
     let mut records = Vec::with_capacity(steps.len());
     let keep = |step: LessonStep| {
-        let (outcome, client) = step_outcome(&timeline, &step);
+        let (outcome, ends) = step_outcome(&timeline, &step);
         let mut caption = step.caption;
         caption.shrink_to_fit();
         records.push(StepRecord {
             outcome,
             caption,
             rfc: step.rfc,
-            client,
+            ends,
             frames: step.frames,
         });
     };
@@ -394,7 +394,7 @@ fn has_status(protocol: Option<Protocol>, line: &str) -> bool {
 pub fn step_outcome(
     timeline: &Timeline,
     step: &LessonStep,
-) -> (StepOutcome, Option<std::net::SocketAddr>) {
+) -> (StepOutcome, Option<crate::timeline::Ends>) {
     let units = timeline.analyzer.units();
     let in_step: Vec<usize> = match &step.units {
         Some(chosen) => chosen.clone(),
@@ -442,7 +442,7 @@ pub fn step_outcome(
         events: Vec::new(),
         server_closed: false,
     };
-    (outcome, connection.map(|c| c.client))
+    (outcome, connection.map(|c| c.ends()))
 }
 
 #[cfg(test)]

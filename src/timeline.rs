@@ -9,12 +9,12 @@
 //! never shifts the links of the others. Nothing here is invented: without capture,
 //! exchanges simply have no unit and [`CaptureStatus`] says why.
 
-use std::net::SocketAddr;
 use std::ops::Range;
 
 use crate::capture::packets::Packets;
 use crate::capture::{CapturedPacket, LinkType};
 use crate::decode::analyzer::{Analyzer, Unit};
+pub use crate::decode::analyzer::Ends;
 use crate::exchange::{Exchange, StepOutcome};
 use crate::servers::ServerEvent;
 
@@ -119,7 +119,7 @@ pub enum TimelineUpdate {
         outcome: StepOutcome,
         caption: String,
         rfc: Option<String>,
-        client: Option<SocketAddr>,
+        ends: Option<Ends>,
         frames: Range<usize>,
     },
 }
@@ -130,8 +130,8 @@ pub struct StepRecord {
     pub outcome: StepOutcome,
     pub caption: String,
     pub rfc: Option<String>,
-    /// The client end of the step's TCP connection, on real sockets.
-    pub client: Option<SocketAddr>,
+    /// The ends of the step's TCP connection, on real sockets.
+    pub ends: Option<Ends>,
     /// Frames (indices into [`Timeline::packets`]) captured while the step ran.
     pub frames: Range<usize>,
 }
@@ -171,9 +171,9 @@ impl Timeline {
                 outcome,
                 caption,
                 rfc,
-                client,
+                ends,
                 frames,
-            } => self.push_step(outcome, caption, rfc, client, frames),
+            } => self.push_step(outcome, caption, rfc, ends, frames),
         }
     }
 
@@ -209,26 +209,27 @@ impl Timeline {
         }
     }
 
-    /// The analyzer connection whose client end is `client`.
-    pub fn connection_of(&self, client: SocketAddr) -> Option<usize> {
+    /// The analyzer connection with these ends (the latest, should the same four numbers
+    /// have been used twice).
+    pub fn connection_of(&self, ends: Ends) -> Option<usize> {
         self.analyzer
             .connections()
             .iter()
             .rev()
-            .find(|c| c.client == client)
+            .find(|c| c.ends() == ends)
             .map(|c| c.index)
     }
 
     /// The unit (index into the analyzer's units) that carried `exchange` on the connection
-    /// whose client end is `client`: the unit of the exchange's direction whose stream range
+    /// with `ends`: the unit of the exchange's direction whose stream range
     /// holds the exchange's first byte. `None` when it was not captured (yet).
-    pub fn unit_of(&self, client: SocketAddr, exchange: &Exchange) -> Option<usize> {
+    pub fn unit_of(&self, ends: Ends, exchange: &Exchange) -> Option<usize> {
         let at = exchange.stream.as_ref()?.start;
         let direction = exchange.direction();
         let conn = self
             .analyzer
             .connections()
-            .get(self.connection_of(client)?)?;
+            .get(self.connection_of(ends)?)?;
         let units = self.analyzer.units();
         conn.units.iter().copied().find(|&u| {
             units
@@ -238,12 +239,12 @@ impl Timeline {
     }
 
     /// Whether every exchange of `outcome` that has a stream range was captured.
-    pub fn all_captured(&self, client: SocketAddr, outcome: &StepOutcome) -> bool {
+    pub fn all_captured(&self, ends: Ends, outcome: &StepOutcome) -> bool {
         outcome
             .exchanges
             .iter()
             .filter(|e| e.stream.is_some())
-            .all(|e| self.unit_of(client, e).is_some())
+            .all(|e| self.unit_of(ends, e).is_some())
     }
 
     /// Adds a step.
@@ -252,7 +253,7 @@ impl Timeline {
         outcome: StepOutcome,
         caption: String,
         rfc: Option<String>,
-        client: Option<SocketAddr>,
+        ends: Option<Ends>,
         frames: Range<usize>,
     ) {
         self.events.extend(outcome.events.iter().cloned());
@@ -260,7 +261,7 @@ impl Timeline {
             outcome,
             caption,
             rfc,
-            client,
+            ends,
             frames,
         });
     }
@@ -269,7 +270,7 @@ impl Timeline {
     /// was captured.
     pub fn unit_index(&self, step: usize, exchange: usize) -> Option<usize> {
         let record = self.steps.get(step)?;
-        self.unit_of(record.client?, record.outcome.exchanges.get(exchange)?)
+        self.unit_of(record.ends?, record.outcome.exchanges.get(exchange)?)
     }
 
     /// The unit of an exchange, if it was captured.

@@ -19,7 +19,7 @@ use crate::capture::CapturedPacket;
 use crate::capture::live::{self, CaptureMessage, LiveConfig};
 use crate::exchange::{Exchange, ExchangeKind, StepError, StepOutcome};
 use crate::proto::{Direction, Protocol};
-use crate::timeline::{CaptureStatus, Timeline};
+use crate::timeline::{CaptureStatus, Ends, Timeline};
 
 /// The most lines of one reply an exchange keeps as its body (the octets count them all).
 const MAX_BODY_LINES: usize = 2000;
@@ -62,7 +62,11 @@ pub fn check_timeline(
             let Some(conn) = transfers.first().map(|t| t.conn) else {
                 continue;
             };
-            let client = result.clients.get(conn).copied();
+            let ends = result
+                .clients
+                .get(conn)
+                .zip(result.servers.get(conn))
+                .map(|(&client, &server)| Ends { client, server });
             let step = timeline.steps.len();
             let is_judged = judged_rounds.contains(&round);
             if is_judged && judged_step.is_none() {
@@ -88,7 +92,7 @@ pub fn check_timeline(
                 outcome,
                 caption,
                 Some(result.info.rfc.to_string()),
-                client,
+                ends,
                 0..0,
             );
         }
@@ -354,11 +358,11 @@ fn assign_frames(timeline: &mut Timeline) {
         let conn = timeline
             .steps
             .get(step)
-            .and_then(|r| r.client)
+            .and_then(|r| r.ends)
             .and_then(|c| timeline.connection_of(c));
-        let next_client = timeline.steps.get(step + 1).and_then(|r| r.client);
+        let next_ends = timeline.steps.get(step + 1).and_then(|r| r.ends);
         let same_next =
-            next_client.is_some() && next_client == timeline.steps.get(step).and_then(|r| r.client);
+            next_ends.is_some() && next_ends == timeline.steps.get(step).and_then(|r| r.ends);
         if last.is_some() && conn.is_some() && !same_next {
             while end < packets && frame_conn(timeline, end) == conn {
                 end += 1;

@@ -128,7 +128,7 @@ fn run_memory(scenario: &Scenario, args: &RunArgs) -> Result<(), String> {
             outcome: o.clone(),
             caption: step.map(|s| s.caption.clone()).unwrap_or_default(),
             rfc: step.and_then(|s| s.rfc.clone()),
-            client: None,
+            ends: None,
             frames: 0..0,
         });
     }

@@ -101,6 +101,16 @@ impl Unit {
     }
 }
 
+/// The two ends of a TCP connection: what tells one connection from another. A client
+/// address alone does not: Linux gives the same local port to two connections at once
+/// when they go to different servers (the 4-tuple differs), so a checker's POP3 and SMTP
+/// connections can share one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ends {
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+}
+
 /// One TCP connection.
 #[derive(Debug, Clone)]
 pub struct Connection {
@@ -121,6 +131,14 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Its client and server ends.
+    pub fn ends(&self) -> Ends {
+        Ends {
+            client: self.client,
+            server: self.server,
+        }
+    }
+
     fn new(index: usize, client: SocketAddr, server: SocketAddr) -> Self {
         Connection {
             index,

@@ -21,7 +21,7 @@ pub mod stream;
 pub mod tree;
 pub mod units;
 
-pub use analyzer::{Analyzer, Carrier, Connection, Frame, Pushed, Segment, Unit, analyze};
+pub use analyzer::{Analyzer, Carrier, Connection, Ends, Frame, Pushed, Segment, Unit, analyze};
 pub use error::{DecodeError, Problem};
 pub use frame::{FrameSummary, IpSummary, TcpFlags, TcpSummary, summarize};
 pub use stream::{SegmentNotes, Stream, StreamEvent, StreamPiece};

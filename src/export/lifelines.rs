@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use crate::proto::Protocol;
-use crate::timeline::Timeline;
+use crate::timeline::{Ends, Timeline};
 
 /// Which end of a connection a lifeline is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,7 +56,7 @@ impl Lifeline {
 /// What identifies a lifeline while they are collected.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
-    ClientAt(SocketAddr),
+    ClientAt(Ends),
     ClientSession(String),
     Server(Option<Protocol>, Option<SocketAddr>),
 }
@@ -82,15 +82,15 @@ impl Lifelines {
     /// The lifelines of `timeline`.
     pub fn of(timeline: &Timeline) -> Lifelines {
         let connections = timeline.analyzer.connections();
-        // The connection of each client address (the last one, as `Timeline::connection_of`).
-        let conn_of: HashMap<SocketAddr, usize> =
-            connections.iter().map(|c| (c.client, c.index)).collect();
+        // The connection of each pair of ends (the last one, as `Timeline::connection_of`).
+        let conn_of: HashMap<Ends, usize> =
+            connections.iter().map(|c| (c.ends(), c.index)).collect();
         // Every pair, in order of appearance: steps first, then connections no step used.
         let mut found: Vec<(Key, Lifeline, Key, Lifeline)> = Vec::new();
         let conn_pair = |c: &crate::decode::analyzer::Connection, session: Option<&str>| {
             let protocol = c.mail_protocol();
             (
-                Key::ClientAt(c.client),
+                Key::ClientAt(c.ends()),
                 Lifeline {
                     side: Side::Client,
                     protocol,
@@ -112,8 +112,8 @@ impl Lifelines {
         for record in &timeline.steps {
             let session = record.outcome.session.as_str();
             let conn = record
-                .client
-                .and_then(|c| conn_of.get(&c))
+                .ends
+                .and_then(|e| conn_of.get(&e))
                 .and_then(|&c| connections.get(c));
             conn_of_step.push(conn.map(|c| c.index));
             let pair = match conn {
@@ -125,8 +125,8 @@ impl Lifelines {
                 }
                 None => {
                     let protocol = record.outcome.protocol;
-                    let client = match record.client {
-                        Some(a) => Key::ClientAt(a),
+                    let client = match record.ends {
+                        Some(e) => Key::ClientAt(e),
                         None => Key::ClientSession(session.to_string()),
                     };
                     (
@@ -134,7 +134,7 @@ impl Lifelines {
                         Lifeline {
                             side: Side::Client,
                             protocol,
-                            addr: record.client,
+                            addr: record.ends.map(|e| e.client),
                             session: Some(session.to_string()),
                         },
                         Key::Server(protocol, None),

@@ -264,19 +264,19 @@ fn step_of_frame(timeline: &Timeline, index: usize) -> Option<usize> {
 /// late ACK or FIN); else the step by capture time.
 fn owning_step(timeline: &Timeline, index: usize) -> Option<usize> {
     let by_range = step_of_frame(timeline, index);
-    let client = timeline
+    let ends = timeline
         .analyzer
         .frames()
         .get(index)
         .and_then(|f| f.segment)
         .and_then(|seg| timeline.analyzer.connections().get(seg.conn as usize))
-        .map(|c| c.client);
-    if let Some(client) = client {
+        .map(|c| c.ends());
+    if let Some(ends) = ends {
         let same_conn = |s: usize| {
             timeline
                 .steps
                 .get(s)
-                .is_some_and(|r| r.client == Some(client))
+                .is_some_and(|r| r.ends == Some(ends))
         };
         if by_range.is_some_and(same_conn) {
             return by_range;
@@ -284,7 +284,7 @@ fn owning_step(timeline: &Timeline, index: usize) -> Option<usize> {
         if let Some(s) = timeline
             .steps
             .iter()
-            .rposition(|r| r.client == Some(client) && r.frames.start <= index)
+            .rposition(|r| r.ends == Some(ends) && r.frames.start <= index)
         {
             return Some(s);
         }

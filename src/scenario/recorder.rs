@@ -14,7 +14,7 @@ use super::transport::{SocketTransport, Transport};
 use super::{StartError, WorkDir, fresh_fixture, server_config};
 use crate::capture::live::{self, CaptureError, CaptureMessage, LiveCapture, LiveConfig};
 use crate::exchange::StepOutcome;
-use crate::timeline::{CaptureStatus, Timeline, TimelineUpdate};
+use crate::timeline::{CaptureStatus, Ends, Timeline, TimelineUpdate};
 
 /// Where the servers listen and whether to capture.
 #[derive(Debug, Clone)]
@@ -245,13 +245,13 @@ impl Recorder {
     }
 
     fn record(&mut self, outcome: StepOutcome, step: &Step, first_frame: usize) {
-        let client = outcome
+        let ends = outcome
             .conn
-            .and_then(|c| self.engine.transport_mut().client_addr(c));
-        if let Some(client) = client {
+            .and_then(|c| self.engine.transport_mut().ends(c));
+        if let Some(ends) = ends {
             let closing = outcome.server_closed
                 || matches!(step.action, Action::Quit | Action::Drop | Action::Abort);
-            self.catch_up(client, &outcome, closing);
+            self.catch_up(ends, &outcome, closing);
         } else {
             self.drain_packets(Duration::ZERO);
         }
@@ -260,7 +260,7 @@ impl Recorder {
             outcome,
             caption: step.caption.clone(),
             rfc: step.rfc.clone(),
-            client,
+            ends,
             frames,
         });
     }
@@ -272,7 +272,7 @@ impl Recorder {
 
     /// Waits until the capture holds the unit of every exchange of the step (and, after
     /// QUIT or a drop, the connection's FINs), or until [`CATCH_UP`] has passed.
-    fn catch_up(&mut self, client: SocketAddr, outcome: &StepOutcome, closing: bool) {
+    fn catch_up(&mut self, ends: Ends, outcome: &StepOutcome, closing: bool) {
         if self.packets.is_none() {
             return;
         }
@@ -281,10 +281,10 @@ impl Recorder {
             self.drain_packets(Duration::ZERO);
             let t = &self.timeline;
             let closed = !closing
-                || t.connection_of(client)
+                || t.connection_of(ends)
                     .and_then(|conn| t.analyzer.connections().get(conn))
                     .is_some_and(|c| c.is_closed());
-            if (closed && t.all_captured(client, outcome)) || Instant::now() >= deadline {
+            if (closed && t.all_captured(ends, outcome)) || Instant::now() >= deadline {
                 return;
             }
             self.drain_packets(Duration::from_millis(10));

@@ -15,6 +15,7 @@ use crate::proto::smtp::{SmtpConfig, SmtpServer};
 use crate::proto::{Goodbye, Output, Protocol, ServerMachine};
 use crate::servers::{Backend, EventKind, Pop3Backend, ServerConfig, ServerEvent, SmtpBackend};
 use crate::store::Store;
+use crate::timeline::Ends;
 
 /// Moves the client's bytes to a server and back.
 pub trait Transport {
@@ -63,8 +64,8 @@ pub trait Transport {
     fn pause(&mut self, _duration: Duration) {}
     /// Server events seen so far (session opened, command received, state changed...).
     fn take_events(&mut self) -> Vec<ServerEvent>;
-    /// The client's address of a connection (also after it closed), if it had one.
-    fn client_addr(&self, _conn: ConnId) -> Option<SocketAddr> {
+    /// The two ends of a connection (also after it closed), if it had a socket.
+    fn ends(&self, _conn: ConnId) -> Option<Ends> {
         None
     }
 }
@@ -338,7 +339,7 @@ pub struct SocketTransport {
     events: crossbeam_channel::Receiver<ServerEvent>,
     seen: Vec<ServerEvent>,
     session_of: HashMap<SocketAddr, u64>,
-    client_addrs: HashMap<ConnId, SocketAddr>,
+    ends: HashMap<ConnId, Ends>,
     /// Connections to another server (no events come from it, so close does not wait).
     remote: HashSet<ConnId>,
     options: ClientOptions,
@@ -370,7 +371,7 @@ impl SocketTransport {
             events,
             seen: Vec::new(),
             session_of: HashMap::new(),
-            client_addrs: HashMap::new(),
+            ends: HashMap::new(),
             remote: HashSet::new(),
             stopper: None,
             options: ClientOptions {
@@ -485,8 +486,9 @@ impl Transport for SocketTransport {
             .map_err(|e| transport_error(e, sandboxed))?;
         let id = self.next;
         self.next += 1;
-        if let Some(local) = wire.local_addr() {
-            self.client_addrs.insert(id, local);
+        if let Some(client) = wire.local_addr() {
+            let server = wire.peer();
+            self.ends.insert(id, Ends { client, server });
         }
         self.conns.insert(id, wire);
         if to.is_some_and(|a| a != self.pop3 && a != self.smtp) {
@@ -561,22 +563,16 @@ impl Transport for SocketTransport {
         if !crate::capture::sandbox::is_sandboxed_copy() {
             return Err(TransportError::NeedsPrivateNetwork);
         }
-        let client = self
-            .client_addrs
-            .get(&conn)
-            .copied()
-            .ok_or(TransportError::Closed)?;
-        let wire = self.conns.get(&conn).ok_or(TransportError::Closed)?;
-        let server = wire.peer();
-        lose_once(server.port(), client.port())
+        let ends = self.ends.get(&conn).ok_or(TransportError::Closed)?;
+        lose_once(ends.server.port(), ends.client.port())
     }
 
     fn pause(&mut self, duration: Duration) {
         std::thread::sleep(duration);
     }
 
-    fn client_addr(&self, conn: ConnId) -> Option<SocketAddr> {
-        self.client_addrs.get(&conn).copied()
+    fn ends(&self, conn: ConnId) -> Option<Ends> {
+        self.ends.get(&conn).copied()
     }
 
     fn take_events(&mut self) -> Vec<ServerEvent> {

@@ -725,5 +725,5 @@ pub fn selected_connection(
     }
     let step = selection.step.or(cursor)?;
     let record = timeline.steps.get(step)?;
-    timeline.connection_of(record.client?)
+    timeline.connection_of(record.ends?)
 }

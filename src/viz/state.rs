@@ -921,13 +921,13 @@ pub fn step_of_frame(timeline: &Timeline, frame: usize) -> Option<usize> {
 }
 
 /// The first step on connection `conn` (index into the analyzer's connections): the first
-/// whose client end is that connection's client.
+/// whose ends are that connection's.
 pub fn first_step_of_connection(timeline: &Timeline, conn: usize) -> Option<usize> {
     let connection = timeline.analyzer.connections().get(conn)?;
     timeline
         .steps
         .iter()
-        .position(|r| r.client == Some(connection.client))
+        .position(|r| r.ends == Some(connection.ends()))
 }
 
 #[cfg(test)]

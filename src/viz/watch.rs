@@ -387,12 +387,12 @@ impl LiveSteps {
                 ..step
             };
             self.count += 1;
-            let (outcome, client) = lesson::step_outcome(model, &step);
+            let (outcome, ends) = lesson::step_outcome(model, &step);
             out.push(TimelineUpdate::Step {
                 outcome,
                 caption: step.caption,
                 rfc: step.rfc,
-                client,
+                ends,
                 frames: step.frames,
             });
         }

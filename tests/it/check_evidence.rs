@@ -11,6 +11,7 @@ use std::time::Duration;
 use mailwire::check::evidence::{CaptureSettings, run_captured};
 use mailwire::check::replay::{self, Flaw};
 use mailwire::check::{RunEvent, Settings, Verdict};
+use mailwire::timeline::Ends;
 
 fn settings(r: &replay::Replay) -> Settings {
     Settings {
@@ -58,7 +59,7 @@ fn every_exchange_of_a_captured_check_run_links_to_its_unit() {
                 x.kind,
                 x.line,
                 x.stream,
-                why_unlinked(t, record.client)
+                why_unlinked(t, record.ends)
             );
         }
     }
@@ -100,15 +101,21 @@ fn every_exchange_of_a_captured_check_run_links_to_its_unit() {
     let mut home = 0usize;
     let mut framed = 0usize;
     for (c, steps) in evidence.steps.iter().enumerate() {
-        let clients = &report.checks[c].clients;
+        // A connection is known by both ends: a client port can serve two at once.
+        let check = &report.checks[c];
+        let ends: Vec<Ends> = check
+            .clients
+            .iter()
+            .zip(&check.servers)
+            .map(|(&client, &server)| Ends { client, server })
+            .collect();
         for step in steps.clone() {
             for f in t.steps[step].frames.clone() {
                 let Some(conn) = t.analyzer.frames()[f].segment.as_ref().map(|s| s.conn) else {
                     continue;
                 };
                 framed += 1;
-                let client = t.analyzer.connections()[conn as usize].client;
-                if clients.contains(&client) {
+                if ends.contains(&t.analyzer.connections()[conn as usize].ends()) {
                     home += 1;
                 }
             }
@@ -153,8 +160,8 @@ fn shared_clients(t: &mailwire::timeline::Timeline) -> String {
 
 /// What a failure needs to tell a lost packet from a unit cut elsewhere or a wrong offset:
 /// the capture's counts, the connection the client end links to, and its units.
-fn why_unlinked(t: &mailwire::timeline::Timeline, client: Option<std::net::SocketAddr>) -> String {
-    let conn = client.and_then(|c| t.connection_of(c));
+fn why_unlinked(t: &mailwire::timeline::Timeline, ends: Option<Ends>) -> String {
+    let conn = ends.and_then(|e| t.connection_of(e));
     let units: Vec<String> = conn
         .map(|c| {
             t.analyzer.connections()[c]
@@ -168,7 +175,7 @@ fn why_unlinked(t: &mailwire::timeline::Timeline, client: Option<std::net::Socke
         })
         .unwrap_or_default();
     format!(
-        "capture {:?}; client {client:?} is connection {conn:?} of {}; its units {units:?}",
+        "capture {:?}; ends {ends:?} are connection {conn:?} of {}; its units {units:?}",
         t.capture_status(),
         t.analyzer.connections().len()
     )

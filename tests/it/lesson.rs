@@ -34,7 +34,7 @@ fn an_exported_lesson_loads_back_with_its_steps() {
                 s + 1
             );
             assert_eq!(a.frames, b.frames, "{name} step {}", s + 1);
-            assert_eq!(a.client, b.client, "{name} step {}", s + 1);
+            assert_eq!(a.ends, b.ends, "{name} step {}", s + 1);
             // Commands and replies come back with their first lines, in order.
             let lines = |r: &mailwire::timeline::StepRecord| -> Vec<(ExchangeKind, String)> {
                 r.outcome

@@ -9,7 +9,7 @@ use crate::decode_support::{self, Conversation};
 use mailwire::capture::LinkType;
 use mailwire::exchange::{Exchange, ExchangeKind, StepOutcome};
 use mailwire::proto::Protocol;
-use mailwire::timeline::Timeline;
+use mailwire::timeline::{Ends, Timeline};
 
 /// One line of the dialog: who sends it, its bytes, and whether the step logs it.
 struct Line {
@@ -33,7 +33,7 @@ const fn line(from_client: bool, bytes: &'static [u8]) -> Line {
 /// engine counts them.
 fn timeline_of(lines: &[Line]) -> Timeline {
     let mut c = Conversation::new(LinkType::ETHERNET, 40000, 110);
-    let client = SocketAddr::new(c.client.0, c.client.1);
+    let client = ends_of(&c);
     c.handshake();
     let mut dropped = Vec::new();
     let mut offsets = [0u64, 0];
@@ -91,6 +91,13 @@ fn timeline_of(lines: &[Line]) -> Timeline {
     let frames = 0..timeline.packets.len();
     timeline.push_step(outcome, "all".into(), None, Some(client), frames);
     timeline
+}
+
+fn ends_of(c: &Conversation) -> Ends {
+    Ends {
+        client: SocketAddr::new(c.client.0, c.client.1),
+        server: SocketAddr::new(c.server.0, c.server.1),
+    }
 }
 
 /// For each exchange of the step: the text of the unit it is linked to.
@@ -163,4 +170,48 @@ fn a_unit_no_step_logged_does_not_shift_the_later_links() {
     for (line, unit) in &links {
         assert_eq!(unit.as_deref(), Some(line.as_str()), "{links:?}");
     }
+}
+
+/// Linux gives one local port to two connections at once when they go to different
+/// servers: a checker's POP3 and SMTP connections can share a client address. A step on
+/// the first must still link to its own connection's units, not to the later one's.
+#[test]
+fn a_client_port_shared_with_another_server_links_to_its_own_connection() {
+    let mut pop3 = Conversation::new(LinkType::ETHERNET, 40000, 110);
+    let mut smtp = Conversation::new(LinkType::ETHERNET, 40000, 25);
+    let pop3_ends = ends_of(&pop3);
+    assert_eq!(pop3_ends.client, ends_of(&smtp).client, "the same client end");
+    pop3.handshake();
+    pop3.server(b"+OK ready\r\n");
+    smtp.handshake();
+    smtp.server(b"220 mail ready\r\n");
+    let mut timeline = Timeline::new("shared client port");
+    for p in pop3.frames.into_iter().chain(smtp.frames) {
+        timeline.push_packet(p);
+    }
+    assert_eq!(timeline.analyzer.connections().len(), 2);
+    let greeting = Exchange {
+        kind: ExchangeKind::Reply,
+        line: "+OK ready".into(),
+        more: Vec::new(),
+        octets: 11,
+        stream: Some(0..11),
+    };
+    let outcome = StepOutcome {
+        index: 0,
+        session: "pop3".into(),
+        protocol: Some(Protocol::Pop3),
+        conn: Some(0),
+        exchanges: vec![greeting],
+        check: Ok(()),
+        events: Vec::new(),
+        server_closed: false,
+    };
+    timeline.push_step(outcome, "greeting".into(), None, Some(pop3_ends), 0..0);
+    assert_eq!(timeline.connection_of(pop3_ends), Some(0));
+    assert_eq!(
+        timeline.unit(0, 0).map(|u| u.text.as_str()),
+        Some("+OK ready"),
+        "linked to the SMTP connection's greeting instead"
+    );
 }
