@@ -176,6 +176,8 @@ impl WatchForm {
 }
 
 /// What the port-watch thread sends the window.
+// Nearly every message is an update (as `TimelineUpdate`, one at a time through a channel).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum WatchMessage {
     /// A change to the window's timeline.
