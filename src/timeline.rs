@@ -13,8 +13,8 @@ use std::ops::Range;
 
 use crate::capture::packets::Packets;
 use crate::capture::{CapturedPacket, LinkType};
-use crate::decode::analyzer::{Analyzer, Unit};
 pub use crate::decode::analyzer::Ends;
+use crate::decode::analyzer::{Analyzer, Unit};
 use crate::exchange::{Exchange, StepOutcome};
 use crate::servers::ServerEvent;
 
@@ -226,10 +226,7 @@ impl Timeline {
     pub fn unit_of(&self, ends: Ends, exchange: &Exchange) -> Option<usize> {
         let at = exchange.stream.as_ref()?.start;
         let direction = exchange.direction();
-        let conn = self
-            .analyzer
-            .connections()
-            .get(self.connection_of(ends)?)?;
+        let conn = self.analyzer.connections().get(self.connection_of(ends)?)?;
         let units = self.analyzer.units();
         conn.units.iter().copied().find(|&u| {
             units

@@ -11,7 +11,9 @@
 //! `pcap_breakloop`. Both are needed. On Linux, libpcap's blocking read never returns on its
 //! read timeout (it polls again until a packet comes), so without traffic only
 //! `pcap_breakloop` (which wakes that poll) ends the read; on systems where the read timeout
-//! does return (BPF: macOS, BSD), the flag check after it ends the loop. Its last message is [`CaptureMessage::Stats`], libpcap's
+//! does return (BPF: macOS, BSD), the flag check after it ends the loop. Then the thread
+//! hands out, without waiting, the packets libpcap had already buffered (nothing captured
+//! before the stop is lost). Its last message is [`CaptureMessage::Stats`], libpcap's
 //! count of packets received and dropped, so a viewer can say whether anything is missing.
 //!
 //! Nothing here decodes, aggregates or stores packets, and nothing ever invents one: when
@@ -38,12 +40,24 @@ pub struct LiveConfig {
     /// Bytes kept per packet. Loopback frames can be far larger than 1514 bytes, so the
     /// default (262144, libpcap's own maximum) keeps them whole.
     pub snaplen: u32,
-    /// Size of libpcap's kernel buffer, in bytes.
+    /// Size of libpcap's kernel buffer, in bytes (see [`RUN_BUFFER_BYTES`] for what a
+    /// size holds).
     pub buffer_size_bytes: u32,
     /// libpcap's read timeout. On BPF systems (macOS, BSD) it also bounds how long
     /// [`LiveCapture::stop`] takes; on Linux the stop wakes the read directly.
     pub read_timeout: Duration,
 }
+
+/// libpcap's kernel buffer for a run that sends bursts (a scenario, a check run): room for
+/// about 500 loopback packets the capture thread has not read yet. In immediate mode Linux
+/// libpcap uses TPACKET_V2, one fixed-size slot per packet as large as a loopback frame can
+/// be (the 64 KiB MTU and headers), so the buffer holds `size / 65.6 KiB` slots; and the
+/// kernel puts every loopback packet in the ring twice (as sent and as received; libpcap
+/// skips the first copy), so a packet costs two slots. libpcap's 2 MiB default holds 15
+/// packets; 64 MiB holds about 500 (the kernel allocates twice that: each slot gets a
+/// 128 KiB block). Fewer slots drop packets as soon as a busy machine holds the capture
+/// thread up for a few milliseconds (`tests/it/capture_live.rs` shows the drops).
+pub const RUN_BUFFER_BYTES: u32 = 64 * 1024 * 1024;
 
 impl Default for LiveConfig {
     fn default() -> Self {
@@ -51,7 +65,7 @@ impl Default for LiveConfig {
             interface: "lo".to_string(),
             filter: String::new(),
             snaplen: 262_144,
-            buffer_size_bytes: 4 * 1024 * 1024,
+            buffer_size_bytes: 32 * 1024 * 1024,
             read_timeout: Duration::from_millis(100),
         }
     }
@@ -301,7 +315,7 @@ pub fn start(config: LiveConfig, tx: Sender<CaptureMessage>) -> Result<LiveCaptu
         .name(format!("capture-{}", config.interface))
         .spawn(move || {
             let _ = running_tx.send(());
-            reader.run(&mut capture)
+            reader.run(capture)
         })
         .map_err(|e| CaptureError::ThreadFailed {
             interface: config.interface.clone(),
@@ -432,18 +446,11 @@ struct Reader {
 }
 
 impl Reader {
-    fn run(self, capture: &mut pcap::Capture<pcap::Active>) {
+    fn run(self, mut capture: pcap::Capture<pcap::Active>) {
         while !self.stop_requested.load(Ordering::SeqCst) {
             match capture.next_packet() {
                 Ok(packet) => {
-                    let header = packet.header;
-                    let message = CaptureMessage::Packet(CapturedPacket {
-                        ts_micros: micros_since_epoch(&header.ts),
-                        link_type: self.link_type,
-                        data: packet.data.to_vec(),
-                        orig_len: header.len,
-                    });
-                    if self.tx.send(message).is_err() {
+                    if !self.forward(&packet) {
                         // Nobody is listening any more.
                         return;
                     }
@@ -459,10 +466,51 @@ impl Reader {
                     };
                     // If the receiver is gone there is no one to tell.
                     let _ = self.tx.send(CaptureMessage::Failed(failed));
-                    break;
+                    self.send_stats(&mut capture);
+                    return;
                 }
             }
         }
+        if let Some(mut capture) = self.drain(capture) {
+            self.send_stats(&mut capture);
+        }
+    }
+
+    /// Sends one packet on; false when nobody listens any more.
+    fn forward(&self, packet: &pcap::Packet<'_>) -> bool {
+        let header = packet.header;
+        let message = CaptureMessage::Packet(CapturedPacket {
+            ts_micros: micros_since_epoch(&header.ts),
+            link_type: self.link_type,
+            data: packet.data.to_vec(),
+            orig_len: header.len,
+        });
+        self.tx.send(message).is_ok()
+    }
+
+    /// After a stop: what the kernel captured before it is still in libpcap's buffer (the
+    /// last ACKs of a session the caller just watched close); hands it out too, without
+    /// waiting for more. Bounded, so a busy interface never holds the stop up.
+    fn drain(&self, capture: pcap::Capture<pcap::Active>) -> Option<pcap::Capture<pcap::Active>> {
+        let mut capture = capture.setnonblock().ok()?;
+        let mut interrupted = false;
+        for _ in 0..MAX_DRAINED {
+            match capture.next_packet() {
+                Ok(packet) => {
+                    if !self.forward(&packet) {
+                        return None;
+                    }
+                }
+                // The stop's own `pcap_breakloop` may still be pending: it ends one read.
+                Err(pcap::Error::NoMorePackets) if !interrupted => interrupted = true,
+                // Nothing left (a non-blocking read that finds nothing), or a failure: done.
+                Err(_) => break,
+            }
+        }
+        Some(capture)
+    }
+
+    fn send_stats(&self, capture: &mut pcap::Capture<pcap::Active>) {
         if let Ok(stats) = capture.stats() {
             let _ = self.tx.send(CaptureMessage::Stats {
                 received: stats.received,
@@ -471,6 +519,10 @@ impl Reader {
         }
     }
 }
+
+/// At most this many packets are handed out after a stop (libpcap's buffer holds a few
+/// thousand small ones).
+const MAX_DRAINED: usize = 100_000;
 
 #[cfg(test)]
 mod tests {

@@ -141,8 +141,8 @@ pub fn run_captured(
         interface: capture.interface.clone(),
         filter: live::port_filter(&ports),
         // A run sends a few thousand packets in seconds, on a machine that may be busy
-        // drawing a window: room for all of them.
-        buffer_size_bytes: 32 * 1024 * 1024,
+        // drawing a window.
+        buffer_size_bytes: live::RUN_BUFFER_BYTES,
         ..LiveConfig::default()
     };
     let started = if ports.is_empty() {

@@ -272,12 +272,7 @@ fn owning_step(timeline: &Timeline, index: usize) -> Option<usize> {
         .and_then(|seg| timeline.analyzer.connections().get(seg.conn as usize))
         .map(|c| c.ends());
     if let Some(ends) = ends {
-        let same_conn = |s: usize| {
-            timeline
-                .steps
-                .get(s)
-                .is_some_and(|r| r.ends == Some(ends))
-        };
+        let same_conn = |s: usize| timeline.steps.get(s).is_some_and(|r| r.ends == Some(ends));
         if by_range.is_some_and(same_conn) {
             return by_range;
         }

@@ -65,12 +65,6 @@ pub struct Recorder {
     dir: WorkDir,
 }
 
-/// libpcap's kernel buffer for a scenario's capture. In immediate mode Linux libpcap keeps
-/// one fixed-size slot per packet, as large as a loopback frame can be (64 KiB), so the
-/// default 4 MiB holds only about 60 packets: a burst such as 100 pipelined RCPTs answered
-/// one segment each overran it. 32 MiB holds about 500.
-const CAPTURE_BUFFER_BYTES: u32 = 32 * 1024 * 1024;
-
 /// How long to wait for the capture to catch up with a step.
 const CATCH_UP: Duration = Duration::from_secs(10);
 
@@ -339,7 +333,9 @@ fn start_capture(
     let config = LiveConfig {
         interface: interface.to_string(),
         filter: live::port_filter(ports),
-        buffer_size_bytes: CAPTURE_BUFFER_BYTES,
+        // A burst such as 100 pipelined RCPTs answered one segment each overran libpcap's
+        // default buffer.
+        buffer_size_bytes: live::RUN_BUFFER_BYTES,
         ..LiveConfig::default()
     };
     let capture = live::start(config, tx)?;

@@ -189,6 +189,57 @@ fn stop_without_traffic_is_prompt_and_drop_stops_too() {
     ));
 }
 
+/// A stop right after a burst: every packet the kernel captured before the stop comes out
+/// (libpcap's buffer is emptied, not dropped with the handle).
+#[test]
+fn packets_buffered_when_stop_is_called_are_still_handed_out() {
+    const BURST: usize = 400;
+    let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = receiver.local_addr().unwrap().port();
+    let config = LiveConfig {
+        filter: format!("udp port {port}"),
+        buffer_size_bytes: live::RUN_BUFFER_BYTES,
+        ..LiveConfig::default()
+    };
+    let Some((capture, rx)) = start_or_skip("packets_buffered_when_stop_is_called", config) else {
+        return;
+    };
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // Each datagram is read before the next is sent (a burst would overflow the
+    // receiver's socket buffer): once read, it has crossed the loopback, so it was captured.
+    let mut buf = [0u8; 64];
+    for i in 0..BURST {
+        sender
+            .send_to(format!("datagram {i:05}").as_bytes(), ("127.0.0.1", port))
+            .unwrap();
+        receiver.recv(&mut buf).unwrap();
+    }
+    capture.stop();
+    let mut packets = 0usize;
+    let mut dropped = None;
+    for message in rx.try_iter() {
+        match message {
+            CaptureMessage::Packet(p) => {
+                assert!(contains(&p.data, b"datagram "), "{:?}", p.data);
+                packets += 1;
+            }
+            CaptureMessage::Stats { dropped: d, .. } => dropped = Some(d),
+            CaptureMessage::Failed(e) => panic!("{e}"),
+        }
+    }
+    let dropped = dropped.expect("the last message is libpcap's counts");
+    // The ring has room for all of them even if the thread read none before the stop
+    // (RUN_BUFFER_BYTES: about 500 loopback packets), so none may be missing.
+    assert_eq!(
+        (packets, dropped),
+        (BURST, 0),
+        "(handed out, dropped by libpcap) of {BURST} datagrams"
+    );
+}
+
 #[test]
 fn bad_filter_is_quoted_with_libpcap_message() {
     let (tx, _rx) = unbounded();

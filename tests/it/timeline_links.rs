@@ -180,7 +180,11 @@ fn a_client_port_shared_with_another_server_links_to_its_own_connection() {
     let mut pop3 = Conversation::new(LinkType::ETHERNET, 40000, 110);
     let mut smtp = Conversation::new(LinkType::ETHERNET, 40000, 25);
     let pop3_ends = ends_of(&pop3);
-    assert_eq!(pop3_ends.client, ends_of(&smtp).client, "the same client end");
+    assert_eq!(
+        pop3_ends.client,
+        ends_of(&smtp).client,
+        "the same client end"
+    );
     pop3.handshake();
     pop3.server(b"+OK ready\r\n");
     smtp.handshake();
