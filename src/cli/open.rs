@@ -55,7 +55,8 @@ pub fn load_keylog(path: &std::path::Path) -> Result<KeyLog, String> {
         .map_err(|e| format!("cannot read the TLS key log file {}: {e}", path.display()))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         format!(
-            "the TLS key log file {} is not text: byte {} is not UTF-8 (an NSS key log, as              SSLKEYLOGFILE writes, is plain ASCII)",
+            "the TLS key log file {} is not text: byte {} is not UTF-8 (an NSS key log, as \
+             SSLKEYLOGFILE writes, is plain ASCII)",
             path.display(),
             e.utf8_error().valid_up_to()
         )

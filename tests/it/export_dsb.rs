@@ -547,6 +547,27 @@ fn a_key_log_file_with_a_bad_line_is_refused_naming_the_file_and_line() {
     assert!(!out.status.success(), "{stdout}");
     assert!(!stdout.contains("Watching"), "{stdout}");
     assert!(stderr.contains("key log line 3"), "{stderr}");
+    let binary = dir.path().join("binary.log");
+    std::fs::write(&binary, b"CLIENT_RANDOM \xff\n").unwrap();
+    let out = common::run_with_input(
+        Command::new(MAILWIRE)
+            .arg("open")
+            .arg(&capture)
+            .arg("--keylog")
+            .arg(&binary),
+        "",
+        T,
+    );
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "the TLS key log file {} is not text: byte 14 is not UTF-8 (an NSS key log, as \
+             SSLKEYLOGFILE writes, is plain ASCII)",
+            binary.display()
+        )),
+        "{stderr}"
+    );
     let missing = dir.path().join("missing.log");
     let out = common::run_with_input(
         Command::new(MAILWIRE)
