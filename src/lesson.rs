@@ -200,6 +200,9 @@ pub fn load_with_progress(
     timeline.capture = Some(CaptureStatus::FromFile {
         path: path.to_path_buf(),
     });
+    // The TLS secrets the file carries (pcapng Decryption Secrets Blocks); a block that
+    // cannot be used is left out (`mailwire open` prints why).
+    timeline.keylog = crate::capture::file::read_secrets(path).keylog;
     let cancelled = || LessonError::Cancelled {
         path: path.to_path_buf(),
     };

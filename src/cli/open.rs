@@ -1,6 +1,9 @@
 //! `mailwire open FILE`: reads a capture file and prints, per TCP connection, the C:/S:
 //! transcript of commands and replies with the frames that carried each (frame numbers
-//! 1-based, as Wireshark numbers them); `--packets` adds one line per segment.
+//! 1-based, as Wireshark numbers them); `--packets` adds one line per segment. The TLS
+//! secrets of the file's Decryption Secrets Blocks, and those of `--keylog KEYS`, go into
+//! the timeline; `--pcap OUT` writes the capture again with them embedded (as `editcap
+//! --inject-secrets tls,KEYS` does), so Wireshark decrypts it without a key file.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,9 +11,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::capture::LinkType;
-use crate::capture::file::CaptureFile;
+use crate::capture::file::{CaptureFile, read_secrets};
 use crate::decode::{Analyzer, Connection, ProtocolSource, TcpFlags, Unit, UnitKind};
 use crate::proto::Direction;
+use crate::proto::keylog::KeyLog;
 
 /// Arguments of `mailwire open`.
 #[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
@@ -33,6 +37,77 @@ pub struct OpenArgs {
     /// shows them, comma-separated (4,9,12).
     #[arg(long, value_name = "FRAMES", value_parser = parse_frame_list, requires = "report")]
     pub report_packets: Option<FrameList>,
+    /// TLS secrets in the NSS key log format (the file SSLKEYLOGFILE names) for the TLS
+    /// sessions in the capture, added to those the file itself carries.
+    #[arg(long, value_name = "KEYS")]
+    pub keylog: Option<PathBuf>,
+    /// Write the capture again as pcapng with the TLS secrets embedded (a Decryption Secrets
+    /// Block, only of the sessions in the capture): Wireshark and tshark then decrypt it with
+    /// no key file.
+    #[arg(long, value_name = "OUT")]
+    pub pcap: Option<PathBuf>,
+}
+
+/// Reads an NSS key log file (`SSLKEYLOGFILE`'s format). The error names the file, and the
+/// line for a line that is not `LABEL <client_random hex> <secret hex>`.
+pub fn load_keylog(path: &std::path::Path) -> Result<KeyLog, String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read the TLS key log file {}: {e}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "the TLS key log file {} is not text: byte {} is not UTF-8 (an NSS key log, as \
+             SSLKEYLOGFILE writes, is plain ASCII)",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    KeyLog::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The TLS secrets for `file`: those its Decryption Secrets Blocks carry (each block that
+/// could not be used is printed as a note on stderr) and those of `keylog`, if given.
+pub fn capture_keylog(
+    file: &std::path::Path,
+    keylog: Option<&std::path::Path>,
+) -> Result<KeyLog, String> {
+    let secrets = read_secrets(file);
+    for note in &secrets.notes {
+        eprintln!("mailwire: note: {note}");
+    }
+    let mut all = secrets.keylog;
+    if let Some(path) = keylog {
+        all.extend(&load_keylog(path)?);
+    }
+    Ok(all)
+}
+
+/// "5 TLS secrets (TLS key log lines)".
+pub fn secrets_count(n: usize) -> String {
+    format!(
+        "{n} TLS secret{} (key log line{})",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "" } else { "s" }
+    )
+}
+
+/// How an export's secrets are described after "wrote FILE (N packets": nothing when it
+/// has none.
+pub fn embedded_words(timeline: &crate::timeline::Timeline) -> String {
+    let secrets = crate::export::pcapng::embedded_secrets(timeline);
+    let mut words = String::new();
+    if !secrets.keylog.is_empty() {
+        words.push_str(&format!(
+            ", {} embedded",
+            secrets_count(secrets.keylog.entries().len())
+        ));
+    }
+    if secrets.left_out > 0 {
+        words.push_str(&format!(
+            "; {} left out: their sessions are not in the capture",
+            secrets_count(secrets.left_out)
+        ));
+    }
+    words
 }
 
 /// Frame indices (0-based), given as frame numbers as Wireshark shows them.
@@ -59,14 +134,29 @@ pub fn parse_frame_list(text: &str) -> Result<FrameList, String> {
 /// Runs `mailwire open`. A file that cannot be read at all is an error; a file cut short
 /// prints what was read, then the error.
 pub fn run_open(args: OpenArgs) -> Result<(), String> {
-    if let Some(report) = &args.report {
+    let keylog = capture_keylog(&args.file, args.keylog.as_deref())?;
+    if args.report.is_some() || args.pcap.is_some() {
         // The lesson loader gives the steps: a mailwire export's captions, else one step per
         // command and its reply.
-        let timeline = crate::lesson::load(&args.file).map_err(|e| e.to_string())?;
-        let packets = args.report_packets.clone().unwrap_or_default();
-        crate::export::html::write_report(&timeline, &packets.0, report)
-            .map_err(|e| e.to_string())?;
-        println!("wrote {}", report.display());
+        let mut timeline = crate::lesson::load(&args.file).map_err(|e| e.to_string())?;
+        timeline.keylog.extend(&keylog);
+        if let Some(out) = &args.pcap {
+            let hints = crate::export::pcapng::ExportHints::from_timeline(&timeline);
+            crate::export::pcapng::write_pcapng(&timeline, out, &hints)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "wrote {} ({} packets{})",
+                out.display(),
+                timeline.packets.len(),
+                embedded_words(&timeline)
+            );
+        }
+        if let Some(report) = &args.report {
+            let packets = args.report_packets.clone().unwrap_or_default();
+            crate::export::html::write_report(&timeline, &packets.0, report)
+                .map_err(|e| e.to_string())?;
+            println!("wrote {}", report.display());
+        }
         return Ok(());
     }
     let started = Instant::now();
@@ -106,6 +196,16 @@ pub fn run_open(args: OpenArgs) -> Result<(), String> {
         );
     } else {
         print!("{}", render(&name, link, &analyzer, args.packets));
+    }
+    if !keylog.is_empty() {
+        println!(
+            "\nTLS: {} read (from the file's Decryption Secrets Blocks{})",
+            secrets_count(keylog.entries().len()),
+            args.keylog
+                .as_ref()
+                .map(|k| format!(" and {}", k.display()))
+                .unwrap_or_default()
+        );
     }
     match read_error {
         Some(e) => Err(e),

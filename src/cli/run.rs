@@ -28,6 +28,11 @@ pub struct RunArgs {
     /// Write the capture, annotated with the steps, to this pcapng file (Wireshark opens it).
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<std::path::PathBuf>,
+    /// TLS secrets (an NSS key log file, e.g. the one SSLKEYLOGFILE names for another
+    /// server a step connects to), read after the run: the --pcap file embeds those of the
+    /// captured sessions, beside the run's own.
+    #[arg(long, value_name = "KEYS", requires = "pcap")]
+    pub keylog: Option<std::path::PathBuf>,
     /// Write the transcript (steps, commands, replies, frame numbers) to this text file.
     #[arg(long, value_name = "FILE")]
     pub transcript: Option<std::path::PathBuf>,
@@ -332,8 +337,11 @@ fn run_live(scenario: &Scenario, options: &RecorderOptions, args: &RunArgs) -> R
             first_failure.get_or_insert_with(|| failure(scenario, index, Some(why)));
         }
     }
-    let timeline = recorder.finish();
+    let mut timeline = recorder.finish();
     println!("\n[{}]", timeline.capture_status().describe());
+    if let Some(keys) = &args.keylog {
+        timeline.keylog.extend(&super::open::load_keylog(keys)?);
+    }
     if let Some(path) = &args.pcap {
         export_pcap(&timeline, path)?;
     }
@@ -377,9 +385,10 @@ fn export_pcap(timeline: &Timeline, path: &std::path::Path) -> Result<(), String
     }
     crate::export::pcapng::write_pcapng(timeline, path, &hints).map_err(|e| e.to_string())?;
     println!(
-        "wrote {} ({} packets)",
+        "wrote {} ({} packets{})",
         path.display(),
-        timeline.packets.len()
+        timeline.packets.len(),
+        super::open::embedded_words(timeline)
     );
     Ok(())
 }

@@ -3,6 +3,11 @@
 //! completes, with the frames that carried it, as `mailwire open` prints a file. Needs
 //! capture rights on the real interface (root or CAP_NET_RAW); the sandbox cannot help, as
 //! it only sees its own network.
+//!
+//! `--keylog KEYS` names an NSS key log file (the one `SSLKEYLOGFILE` names for `mailwire
+//! serve`, curl or Python): it is read again when the watch stops, so the secrets of the
+//! sessions watched are in it, and the `--pcap` file embeds those (a Decryption Secrets
+//! Block) for Wireshark.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,6 +37,11 @@ pub struct WatchArgs {
     /// When stopped, write what was captured to this pcapng file (for Wireshark).
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+    /// TLS secrets in the NSS key log format (the file SSLKEYLOGFILE names for `mailwire
+    /// serve` or your client), read when the watch stops: the --pcap file embeds those of
+    /// the sessions watched, so Wireshark decrypts them with no key file.
+    #[arg(long, value_name = "KEYS")]
+    pub keylog: Option<PathBuf>,
 }
 
 /// Runs `mailwire watch` until Ctrl-C, SIGTERM or `--seconds`.
@@ -40,6 +50,13 @@ pub fn run_watch(args: WatchArgs) -> Result<(), String> {
         return Err(format!(
             "--port {port}: give the port your server listens on"
         ));
+    }
+    // A key file that is there already must be one now (better said before than after the
+    // watch); one that is not there yet may be made by the programs watched.
+    if let Some(keys) = &args.keylog
+        && keys.exists()
+    {
+        super::open::load_keylog(keys)?;
     }
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
@@ -102,6 +119,18 @@ pub fn run_watch(args: WatchArgs) -> Result<(), String> {
         timeline.analyzer.connections().len(),
         timeline.capture_status().describe()
     );
+    // The key file is read now, with the secrets of the sessions just watched. If it cannot
+    // be used, the capture is still written (without secrets) and the error said after.
+    let keylog_error = match &args.keylog {
+        Some(keys) => match super::open::load_keylog(keys) {
+            Ok(keylog) => {
+                timeline.keylog.extend(&keylog);
+                None
+            }
+            Err(e) => Some(e),
+        },
+        None => None,
+    };
     if let Some(path) = &args.pcap {
         let hints = ExportHints {
             interface: Some(args.interface.clone()),
@@ -109,14 +138,19 @@ pub fn run_watch(args: WatchArgs) -> Result<(), String> {
         };
         write_pcapng(&timeline, path, &hints).map_err(|e| e.to_string())?;
         println!(
-            "wrote {} ({} packets)",
+            "wrote {} ({} packets{})",
             path.display(),
-            timeline.packets.len()
+            timeline.packets.len(),
+            super::open::embedded_words(&timeline)
         );
     }
-    match failure {
-        Some(why) => Err(format!("the capture failed: {why}")),
-        None => Ok(()),
+    match (failure, keylog_error) {
+        (Some(why), _) => Err(format!("the capture failed: {why}")),
+        (None, Some(e)) if args.pcap.is_some() => {
+            Err(format!("{e} (the capture was written without TLS secrets)"))
+        }
+        (None, Some(e)) => Err(e),
+        (None, None) => Ok(()),
     }
 }
 

@@ -7,27 +7,36 @@
 //!   microsecond timestamps);
 //! - one Enhanced Packet Block per frame, whose comment says which step it belongs to and
 //!   which commands or replies it carried ("step 3: ... | C: STAT"), or its TCP role
-//!   (handshake, FIN, ACK) when it carried none.
+//!   (handshake, FIN, ACK) when it carried none;
+//! - when the timeline holds TLS secrets of sessions in the capture, a Decryption Secrets
+//!   Block (draft-ietf-opsawg-pcapng section 4.7, secrets type `TLSK`: the NSS key log
+//!   text) before the first packet, so Wireshark and tshark decrypt those sessions without
+//!   being given a key file. Only the secrets of sessions whose ClientHello is in the
+//!   capture go in (a key log file may hold a browser's secrets too); an export without such
+//!   secrets has no Decryption Secrets Block at all.
 //!
-//! libpcap cannot write comments, so the blocks are written with the `pcap-file` crate.
+//! libpcap cannot write comments, so the blocks are written with the `pcap-file` crate
+//! (the Decryption Secrets Block, which it has no type for, as a raw block).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption, InterfaceTsResolution,
 };
 use pcap_file::pcapng::blocks::opt_common::CommonOption;
 use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
+use pcap_file::pcapng::{PcapNgWriter, RawBlock};
 use pcap_file::{DataLink, Endianness};
 
 use super::{ExportError, describe_control, owning_step, visible};
 use crate::capture::LinkType;
+use crate::capture::file::{DECRYPTION_SECRETS_BLOCK, TLS_KEY_LOG};
 use crate::proto::Protocol;
+use crate::proto::keylog::KeyLog;
 use crate::timeline::{CaptureStatus, Timeline};
 
 /// Which TCP ports carry which protocol, for the section comment (and the reader's
@@ -217,6 +226,26 @@ fn encode(timeline: &Timeline, path: &Path, hints: &ExportHints) -> Result<Vec<u
             })?;
     }
 
+    // The TLS secrets, before every packet that needs them (Wireshark reads a Decryption
+    // Secrets Block only for the packets after it).
+    let secrets = embedded_secrets(timeline);
+    if !secrets.keylog.is_empty() {
+        let block = secrets_block(
+            secrets.keylog.to_nss_text().as_bytes(),
+            Endianness::native(),
+        )
+        .ok_or_else(|| ExportError::Encode {
+            path: path.to_path_buf(),
+            why: "the TLS key log is larger than a pcapng block can hold (4 GiB)".to_string(),
+        })?;
+        writer
+            .write_raw_block(&block)
+            .map_err(|e| ExportError::Encode {
+                path: path.to_path_buf(),
+                why: format!("Decryption Secrets Block: {}", error_chain(&e)),
+            })?;
+    }
+
     let comments = frame_comments(timeline);
     for (index, packet) in timeline.packets.iter().enumerate() {
         let frame = index + 1;
@@ -258,6 +287,97 @@ fn encode(timeline: &Timeline, path: &Path, hints: &ExportHints) -> Result<Vec<u
             .map_err(|e| packet_error(error_chain(&e)))?;
     }
     Ok(writer.into_inner())
+}
+
+/// The TLS secrets an export of a timeline embeds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmbeddedSecrets {
+    /// The timeline's secrets of sessions whose ClientHello is in the capture.
+    pub keylog: KeyLog,
+    /// How many of the timeline's secrets were left out: their session's ClientHello is not
+    /// in the capture (another session in the same key log file, or a handshake the capture
+    /// missed), so they could not decrypt anything here.
+    pub left_out: usize,
+}
+
+/// The secrets an export of `timeline` embeds in its Decryption Secrets Block: the entries
+/// of `timeline.keylog` whose client random (the NSS key log's second field) is the random
+/// of a ClientHello in a captured packet (RFC 8446 section 4.1.2, RFC 5246 section 7.4.1.2).
+/// A key log file often holds other sessions' secrets too (`SSLKEYLOGFILE` is shared by
+/// every program that honours it, browsers included): those are not handed out with the
+/// capture. A ClientHello whose random is cut between two TCP segments is not found (the
+/// random begins 6 bytes into the handshake message, so only a segment of fewer than 40
+/// bytes of it could cut it).
+pub fn embedded_secrets(timeline: &Timeline) -> EmbeddedSecrets {
+    if timeline.keylog.is_empty() {
+        return EmbeddedSecrets::default();
+    }
+    let wanted: HashSet<&[u8]> = timeline
+        .keylog
+        .entries()
+        .iter()
+        .map(|e| e.client_random.as_slice())
+        .filter(|r| r.len() == CLIENT_RANDOM_LEN)
+        .collect();
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    for packet in &timeline.packets {
+        for random in client_hello_randoms(&packet.data) {
+            if wanted.contains(random) {
+                seen.insert(random.to_vec());
+            }
+        }
+    }
+    let mut keylog = KeyLog::new();
+    let mut left_out = 0;
+    for entry in timeline.keylog.entries() {
+        if seen.contains(&entry.client_random) {
+            keylog.push(entry.clone());
+        } else {
+            left_out += 1;
+        }
+    }
+    EmbeddedSecrets { keylog, left_out }
+}
+
+/// A TLS ClientHello's random: 32 bytes.
+const CLIENT_RANDOM_LEN: usize = 32;
+
+/// The 32 bytes after every place in `data` that looks like the start of a ClientHello
+/// handshake message: type 1, a 3-byte length, then `legacy_version` 3.x (RFC 8446 section
+/// 4.1.2; RFC 5246 section 7.4.1.2), then the random. Only candidates: the caller matches
+/// them against the key log's client randoms.
+fn client_hello_randoms(data: &[u8]) -> impl Iterator<Item = &[u8]> + '_ {
+    data.windows(6 + CLIENT_RANDOM_LEN)
+        .filter(|w| {
+            w.first() == Some(&1) && w.get(4) == Some(&3) && w.get(5).is_some_and(|v| *v <= 4)
+        })
+        .filter_map(|w| w.get(6..))
+}
+
+/// A Decryption Secrets Block (draft-ietf-opsawg-pcapng section 4.7) holding `nss_text`, an
+/// NSS key log, with its fields in the section's byte order: Secrets Type `TLSK`, Secrets
+/// Length, the secrets, padded to 32 bits; no options. `None` if it would not fit the block
+/// length's 32 bits.
+fn secrets_block(nss_text: &[u8], endianness: Endianness) -> Option<RawBlock<'static>> {
+    let u32_bytes = |v: u32| match endianness {
+        Endianness::Big => v.to_be_bytes(),
+        Endianness::Little => v.to_le_bytes(),
+    };
+    let secrets_len = u32::try_from(nss_text.len()).ok()?;
+    let padded = nss_text.len().checked_next_multiple_of(4)?;
+    let mut body = Vec::with_capacity(padded.checked_add(8)?);
+    body.extend_from_slice(&u32_bytes(TLS_KEY_LOG));
+    body.extend_from_slice(&u32_bytes(secrets_len));
+    body.extend_from_slice(nss_text);
+    body.resize(padded.checked_add(8)?, 0);
+    // Block type, block total length and the total length again: 12 bytes around the body.
+    let total = u32::try_from(body.len().checked_add(12)?).ok()?;
+    Some(RawBlock {
+        type_: DECRYPTION_SECRETS_BLOCK,
+        initial_len: total,
+        body: Cow::Owned(body),
+        trailer_len: total,
+    })
 }
 
 /// An error and its sources, joined: "a: b: c".
@@ -463,6 +583,37 @@ mod tests {
             hints.tshark_decode_as(),
             vec!["tcp.port==40110,pop", "tcp.port==2525,smtp"]
         );
+    }
+
+    #[test]
+    fn a_secrets_block_is_padded_and_in_the_sections_byte_order() {
+        let block = secrets_block(b"ABCDE", Endianness::Big).unwrap();
+        assert_eq!(
+            (block.type_, block.initial_len, block.trailer_len),
+            (0x0A, 28, 28)
+        );
+        assert_eq!(
+            block.body.as_ref(),
+            b"TLSK\0\0\0\x05ABCDE\0\0\0".as_slice(),
+            "type, length, text, 3 bytes of padding"
+        );
+        let block = secrets_block(b"ABCD", Endianness::Little).unwrap();
+        assert_eq!(block.initial_len, 24);
+        assert_eq!(block.body.as_ref(), b"KSLT\x04\0\0\0ABCD".as_slice());
+    }
+
+    #[test]
+    fn client_hello_randoms_are_found_anywhere_in_a_frame() {
+        let random = [7u8; 32];
+        // A TLS record header, then the ClientHello: type 1, length, version 3.3, random.
+        let mut frame = vec![0xaa; 20];
+        frame.extend([0x16, 3, 1, 0, 200, 1, 0, 0, 196, 3, 3]);
+        frame.extend(random);
+        frame.extend([0; 10]);
+        let found: Vec<&[u8]> = client_hello_randoms(&frame).collect();
+        assert!(found.contains(&random.as_slice()), "{found:?}");
+        // Cut before the random ends: not found.
+        assert!(!client_hello_randoms(&frame[..50]).any(|r| r == random));
     }
 
     #[test]

@@ -30,6 +30,7 @@ mod decode_frames;
 mod decode_hostile;
 mod decode_open;
 mod decode_tshark;
+mod export_dsb;
 mod export_pcapng;
 mod export_svg;
 mod lesson;
