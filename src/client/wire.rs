@@ -1,14 +1,19 @@
 //! The one owner of a client socket: connects with a timeout, writes what a machine asks,
-//! reads with a timeout, and publishes both directions to the transcript.
+//! reads with a timeout, and publishes both directions to the transcript. The socket carries
+//! plain TCP or TLS: a connection starts TLS at once (implicit TLS, RFC 8314 section 3) or
+//! after the server's go-ahead to STLS or STARTTLS ([`Wire::start_tls`]); the transcript
+//! always shows the plaintext, and notes where TLS began.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::client::TlsStream;
 
 use super::ClientOptions;
 use super::error::ClientError;
+use super::tls::{ClientTls, host_of, server_name};
 use super::transcript::{LineSplitter, Origin, Transcript};
 use crate::proto::{ClientMachine, Direction, Output};
 
@@ -59,11 +64,56 @@ pub(crate) async fn connect_tcp(addr: &str, timeout: Duration) -> Result<TcpStre
         })
 }
 
+/// What the socket carries.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// A TLS handshake failed: the TCP stream was given to it and is gone.
+    Gone,
+}
+
+impl Stream {
+    fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            Stream::Plain(s) => Some(s),
+            Stream::Tls(s) => Some(s.get_ref().0),
+            Stream::Gone => None,
+        }
+    }
+
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf).await,
+            // A server that closes TCP without TLS's close_notify alert has still closed.
+            Stream::Tls(s) => match s.read(buf).await {
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+            Stream::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.write_all(bytes).await,
+            Stream::Tls(s) => {
+                s.write_all(bytes).await?;
+                // rustls holds the record until flushed.
+                s.flush().await
+            }
+            Stream::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
 /// A connected socket with its transcript.
 #[derive(Debug)]
 pub(crate) struct Wire {
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
+    /// The host the connection was made to, as given (the name a certificate must carry).
+    host: String,
     read_timeout: Duration,
     transcript: Transcript,
     sent: LineSplitter,
@@ -78,6 +128,8 @@ pub(crate) struct Wire {
     heard: Option<Vec<u8>>,
     /// Where `heard` begins in the server's byte stream.
     heard_from: u64,
+    /// Whether TLS protects the connection.
+    tls: bool,
 }
 
 impl Wire {
@@ -92,7 +144,7 @@ impl Wire {
         options
             .transcript
             .publish(Origin::Note, format!("connected to {peer}"));
-        Ok(Self::over(stream, peer, options))
+        Ok(Self::over(stream, peer, host_of(addr), options))
     }
 
     /// Connects to `addr` with socket options set before the handshake (a small MSS, so
@@ -130,13 +182,14 @@ impl Wire {
         options
             .transcript
             .publish(Origin::Note, format!("connected to {addr}"));
-        Ok(Self::over(stream, addr, options))
+        Ok(Self::over(stream, addr, &addr.ip().to_string(), options))
     }
 
-    fn over(stream: TcpStream, peer: SocketAddr, options: &ClientOptions) -> Self {
+    fn over(stream: TcpStream, peer: SocketAddr, host: &str, options: &ClientOptions) -> Self {
         Self {
-            stream,
+            stream: Stream::Plain(stream),
             peer,
+            host: host.to_string(),
             read_timeout: options.read_timeout,
             transcript: options.transcript.clone(),
             sent: LineSplitter::new(Direction::ClientToServer),
@@ -145,7 +198,77 @@ impl Wire {
             rest_of_reply: None,
             heard: None,
             heard_from: 0,
+            tls: false,
         }
+    }
+
+    /// Makes the TLS handshake over the connection (at once for implicit TLS, or after the
+    /// server's go-ahead to STLS or STARTTLS) within the read timeout; from here on every
+    /// byte on the wire is a TLS record. Notes the protocol version and cipher suite, or
+    /// why the handshake failed (the connection is then unusable).
+    pub(crate) async fn start_tls(&mut self, tls: &ClientTls) -> Result<(), ClientError> {
+        let peer = self.peer;
+        let Some(name) = server_name(&self.host) else {
+            return Err(ClientError::Tls {
+                peer,
+                error: format!("\"{}\" is not a host name a certificate can carry", self.host),
+            });
+        };
+        if !matches!(self.stream, Stream::Plain(_)) {
+            return Err(ClientError::Tls {
+                peer,
+                error: "the connection is already protected by TLS, or gone".into(),
+            });
+        }
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
+            return Err(ClientError::Closed { peer });
+        };
+        self.received.flush(&self.transcript);
+        let handshake = tls.connector().connect(name, tcp);
+        let result = match tokio::time::timeout(self.read_timeout, handshake).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "the handshake did not finish within {:?}",
+                self.read_timeout
+            )),
+        };
+        match result {
+            Ok(stream) => {
+                let (_, session) = stream.get_ref();
+                let version = session
+                    .protocol_version()
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("TLS");
+                let suite = session
+                    .negotiated_cipher_suite()
+                    .and_then(|s| s.suite().as_str())
+                    .unwrap_or("an unknown cipher suite");
+                let trust = if tls.is_insecure() {
+                    "; the certificate was NOT checked (--insecure): encrypted, but the \
+                     server may be anyone"
+                } else {
+                    "; the server's certificate was checked"
+                };
+                self.note(format!(
+                    "TLS started ({version}, {suite}){trust}. From here on the bytes on the \
+                     wire are encrypted TLS records; the lines shown are what they carry."
+                ));
+                self.stream = Stream::Tls(Box::new(stream));
+                self.tls = true;
+                Ok(())
+            }
+            Err(error) => {
+                self.broken = true;
+                self.note(format!("TLS handshake failed: {error}"));
+                Err(ClientError::Tls { peer, error })
+            }
+        }
+    }
+
+    /// Whether TLS protects the connection.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// Keeps the server's bytes for [`Wire::take_heard`], and gives a reply that has begun
@@ -184,13 +307,15 @@ impl Wire {
 
     /// This end's address.
     pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
-        self.stream.local_addr().ok()
+        self.stream.tcp()?.local_addr().ok()
     }
 
     /// Closes the connection at once with a reset: SO_LINGER 0 makes the close send an RST
     /// (and drop anything unsent) instead of a FIN.
     pub(crate) fn abort(self) {
-        let _ = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+        if let Some(tcp) = self.stream.tcp() {
+            let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
+        }
         self.note("connection aborted (RST)".into());
     }
 

@@ -45,11 +45,19 @@ pub struct Pop3Reply {
     /// Where the reply lies in the server's byte stream (0 is the first byte the server
     /// sent): its status line up to the line end of its last line.
     pub stream: Range<u64>,
+    /// A continuation of an AUTH exchange (`+ ` and a base64 challenge, RFC 5034 section 4)
+    /// rather than a reply: `text` is the challenge as sent, and the client must answer it
+    /// ([`Pop3Client::send_sasl_response`]) before anything else.
+    pub continuation: bool,
 }
 
 impl Pop3Reply {
-    /// The status line as sent, without its line end: `+OK 2 320`.
+    /// The status line as sent, without its line end: `+OK 2 320` (`+ PDE4OT...>` for an
+    /// AUTH continuation).
     pub fn status_line(&self) -> String {
+        if self.continuation {
+            return format!("+ {}", self.text);
+        }
         let status = if self.positive { "+OK" } else { "-ERR" };
         if self.text.is_empty() {
             status.to_string()
@@ -198,6 +206,14 @@ pub enum Pop3ClientError {
     InvalidCommand { command: String },
     /// APOP was asked for but the greeting carries no `<timestamp>`.
     NoApopTimestamp,
+    /// A command was given while the server waits for the answer to its AUTH challenge
+    /// (RFC 5034 section 4: the next line the client sends is that answer).
+    AuthInProgress { command: String },
+    /// An AUTH response was given although no challenge is waiting for one.
+    NoChallenge,
+    /// A command was given after the server accepted STLS and before the TLS handshake
+    /// (RFC 2595 section 4: the client starts the negotiation at once).
+    TlsPending { command: String },
 }
 
 impl fmt::Display for Pop3ClientError {
@@ -249,6 +265,20 @@ impl fmt::Display for Pop3ClientError {
                 f,
                 "The server's greeting has no <timestamp>, so it does not offer APOP."
             ),
+            Self::AuthInProgress { command } => write!(
+                f,
+                "Cannot send {command}: the server waits for the answer to its AUTH challenge \
+                 (RFC 5034 section 4); answer it, or send \"*\" to cancel."
+            ),
+            Self::NoChallenge => write!(
+                f,
+                "Cannot send an AUTH response: the server has sent no \"+ \" challenge."
+            ),
+            Self::TlsPending { command } => write!(
+                f,
+                "Cannot send {command}: the server accepted STLS, so the TLS handshake comes \
+                 first (RFC 2595 section 4)."
+            ),
         }
     }
 }
@@ -278,6 +308,12 @@ pub struct Pop3Client {
     quit_sent: bool,
     /// See [`Pop3Client::go_on_after_bad_status_lines`].
     go_on_after_bad_status: bool,
+    /// The mechanism of an AUTH exchange whose last challenge still needs an answer.
+    sasl_open: Option<String>,
+    /// The server accepted STLS: nothing more is read until [`Pop3Client::tls_started`].
+    tls_requested: bool,
+    /// Octets the server sent in clear after its `+OK` to STLS, thrown away unread.
+    discarded_before_tls: usize,
 }
 
 impl Default for Pop3Client {
@@ -304,6 +340,9 @@ impl Pop3Client {
             max_reply_octets,
             quit_sent: false,
             go_on_after_bad_status: false,
+            sasl_open: None,
+            tls_requested: false,
+            discarded_before_tls: 0,
         }
     }
 
@@ -312,6 +351,16 @@ impl Pop3Client {
     pub fn send(&mut self, command: Command) -> Result<(), Pop3ClientError> {
         if self.quit_sent || self.input.eof || self.input.ended {
             return Err(Pop3ClientError::SessionEnded {
+                command: describe_command(&command),
+            });
+        }
+        if self.sasl_open.is_some() {
+            return Err(Pop3ClientError::AuthInProgress {
+                command: describe_command(&command),
+            });
+        }
+        if self.tls_requested {
+            return Err(Pop3ClientError::TlsPending {
                 command: describe_command(&command),
             });
         }
@@ -326,6 +375,60 @@ impl Pop3Client {
         self.quit_sent = command == Command::Quit;
         self.awaiting.push_back(Some(command));
         Ok(())
+    }
+
+    /// Answers the server's last AUTH challenge with `response` (sent as one base64 line,
+    /// RFC 5034 section 4; an empty response is an empty line) and expects the next
+    /// challenge or the final `+OK`/`-ERR`.
+    pub fn send_sasl_response(&mut self, response: &[u8]) -> Result<(), Pop3ClientError> {
+        let line = crate::proto::sasl::encode(response);
+        self.answer_challenge(line)
+    }
+
+    /// Cancels the AUTH exchange: `*` instead of an answer (RFC 5034 section 4); the server
+    /// answers `-ERR`.
+    pub fn cancel_sasl(&mut self) -> Result<(), Pop3ClientError> {
+        self.answer_challenge("*".to_string())
+    }
+
+    fn answer_challenge(&mut self, line: String) -> Result<(), Pop3ClientError> {
+        if self.input.eof || self.input.ended {
+            return Err(Pop3ClientError::SessionEnded {
+                command: "an AUTH response".into(),
+            });
+        }
+        let mechanism = self.sasl_open.take().ok_or(Pop3ClientError::NoChallenge)?;
+        self.outputs
+            .push_back(Pop3ClientOutput::Write(format!("{line}\r\n").into_bytes()));
+        self.awaiting.push_back(Some(Command::Auth {
+            mechanism,
+            initial: None,
+        }));
+        Ok(())
+    }
+
+    /// Whether the server's last challenge waits for [`Pop3Client::send_sasl_response`].
+    pub fn sasl_challenged(&self) -> bool {
+        self.sasl_open.is_some()
+    }
+
+    /// Whether the server accepted STLS and the driver must make the TLS handshake now
+    /// (RFC 2595 section 4), then call [`Pop3Client::tls_started`]. Until then nothing more
+    /// is read, and whatever the server had sent in clear after its `+OK` was thrown away
+    /// ([`Pop3Client::discarded_before_tls`]): bytes from before the handshake must never
+    /// pass for protected ones.
+    pub fn tls_requested(&self) -> bool {
+        self.tls_requested
+    }
+
+    /// How many octets the server sent in clear after its `+OK` to STLS, thrown away.
+    pub fn discarded_before_tls(&self) -> usize {
+        self.discarded_before_tls
+    }
+
+    /// The TLS handshake is done: replies are read again (now from inside TLS).
+    pub fn tls_started(&mut self) {
+        self.tls_requested = false;
     }
 
     /// The APOP command for `name` and `secret` with this session's greeting timestamp.
@@ -365,6 +468,7 @@ impl Pop3Client {
             body: None,
             command,
             stream: end.saturating_sub(unended.len() as u64)..end,
+            continuation: false,
         };
         if reply.is_greeting() {
             self.greeting = Some(reply.clone());
@@ -399,6 +503,22 @@ impl Pop3Client {
     }
 
     fn status_line(&mut self, line: &[u8], command: Option<Command>) {
+        if let Some(Command::Auth { mechanism, .. }) = &command
+            && let Some(challenge) = parse_continuation(line)
+        {
+            // RFC 5034 section 4: "+" SP base64 asks the client for its next response.
+            self.sasl_open = Some(mechanism.clone());
+            let reply = Pop3Reply {
+                positive: true,
+                text: String::from_utf8_lossy(challenge).into_owned(),
+                resp_code: None,
+                body: None,
+                command,
+                stream: self.input.line_start..self.input.line_start,
+                continuation: true,
+            };
+            return self.emit(reply);
+        }
         let Some((positive, text)) = parse_status(line) else {
             let awaiting = describe_awaited(command.as_ref());
             let line = excerpt(line);
@@ -412,6 +532,7 @@ impl Pop3Client {
         };
         let text = String::from_utf8_lossy(text).into_owned();
         let multiline = positive && command.as_ref().is_some_and(Command::has_multiline_reply);
+        let starts_tls = positive && command == Some(Command::Stls);
         let reply = Pop3Reply {
             positive,
             resp_code: response_code(&text).map(str::to_string),
@@ -419,7 +540,14 @@ impl Pop3Client {
             body: None,
             command,
             stream: self.input.line_start..self.input.line_start,
+            continuation: false,
         };
+        if starts_tls {
+            // RFC 2595 section 4: the handshake starts right after the +OK; anything the
+            // server sent after it, in clear, is dropped unread.
+            self.tls_requested = true;
+            self.discarded_before_tls = self.input.buf.discard_pending();
+        }
         if multiline {
             self.partial = Some(Partial {
                 reply,
@@ -481,6 +609,16 @@ fn parse_status(line: &[u8]) -> Option<(bool, &[u8])> {
     rest.strip_prefix(b" ").map(|text| (positive, text))
 }
 
+/// The challenge of an AUTH continuation line: `+` alone, or `+`, a space and base64
+/// (RFC 5034 section 4: `continue-req = "+" SP [base64] CRLF`; a bare `+` is accepted too).
+fn parse_continuation(line: &[u8]) -> Option<&[u8]> {
+    match line {
+        [b'+'] => Some(&[]),
+        [b'+', b' ', rest @ ..] => Some(rest),
+        _ => None,
+    }
+}
+
 fn is_lower_case_status(line: &str) -> bool {
     let upper = line.to_ascii_uppercase();
     parse_status(upper.as_bytes()).is_some()
@@ -513,10 +651,12 @@ pub fn find_apop_timestamp(text: &str) -> Option<&str> {
     None
 }
 
-/// A command as it may appear in messages: the password of PASS is not repeated.
+/// A command as it may appear in messages: the password of PASS, and AUTH's initial
+/// response (base64 is no protection), are not repeated.
 fn describe_command(command: &Command) -> String {
     match command {
         Command::Pass(_) => "PASS".to_string(),
+        Command::Auth { mechanism, .. } => format!("AUTH {mechanism}"),
         other => other.to_string(),
     }
 }
@@ -618,6 +758,7 @@ mod tests {
             body: None,
             command,
             stream: 0..0,
+            continuation: false,
         }
     }
 
