@@ -392,7 +392,7 @@ impl<R: BufRead, W: Write> Console<R, W> {
             None => self.say(format!("C: AUTH {mechanism}"))?,
         }
         if let Some(bytes) = &initial {
-            self.say_decoded(bytes)?;
+            self.say_decoded(bytes, mechanism, conn.is_tls())?;
         }
         let command = Command::Auth {
             mechanism: mechanism.name().to_string(),
@@ -411,7 +411,7 @@ impl<R: BufRead, W: Write> Console<R, W> {
             };
             let response = match sasl::decode(&reply.text) {
                 Ok(challenge) => {
-                    self.say_decoded(&challenge)?;
+                    self.say_decoded(&challenge, mechanism, conn.is_tls())?;
                     client.respond(&challenge).map_err(|e| e.to_string())
                 }
                 Err(_) => Err(format!("the challenge \"{}\" is not base64", reply.text)),
@@ -420,7 +420,7 @@ impl<R: BufRead, W: Write> Console<R, W> {
                 Ok(bytes) => {
                     let line = sasl::encode(&bytes);
                     self.say(format!("C: {line}"))?;
-                    self.say_decoded(&bytes)?;
+                    self.say_decoded(&bytes, mechanism, conn.is_tls())?;
                     result = self.net_quiet(conn.sasl_respond(&bytes))?;
                 }
                 Err(why) => {
@@ -431,8 +431,9 @@ impl<R: BufRead, W: Write> Console<R, W> {
         }
     }
 
-    /// What a base64 line decodes to, with a word on what it shows.
-    fn say_decoded(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+    /// What a base64 line decodes to, with a word on what it shows: whether anyone on the
+    /// wire could read it, and for SCRAM what the proof and the signature prove.
+    fn say_decoded(&mut self, bytes: &[u8], mechanism: Mechanism, tls: bool) -> Result<(), Stop> {
         if bytes.is_empty() {
             return self.say("   (an empty line: nothing more to say)");
         }
@@ -444,10 +445,27 @@ impl<R: BufRead, W: Write> Console<R, W> {
                 c => vec![c],
             })
             .collect();
-        self.say(format!(
-            "   base64 of \"{text}\" (base64 is an encoding, not encryption: anyone who sees \
-             the line can read this)"
-        ))
+        let seen = if tls {
+            "base64 is an encoding, not encryption; here TLS hides the line on the wire"
+        } else {
+            "base64 is an encoding, not encryption: anyone who captures this line can read it"
+        };
+        self.say(format!("   base64 of \"{text}\" ({seen})"))?;
+        let scram = mechanism == Mechanism::ScramSha256;
+        if scram && text.contains(",p=") {
+            self.say(
+                "   p= is the client's proof: it shows the password is known without sending \
+                 it, and is worth nothing in another exchange (RFC 5802 section 3)",
+            )?;
+        } else if scram && text.starts_with("v=") {
+            self.say(
+                "   v= is the server's signature, checked by the client: the server knows the \
+                 user's ServerKey, so it is not an impostor (RFC 5802 section 3)",
+            )?;
+        } else if mechanism == Mechanism::Plain && text.starts_with("\\0") {
+            self.say("   PLAIN is authzid NUL user NUL password (RFC 4616 section 2)")?;
+        }
+        Ok(())
     }
 
     fn show_mail_list(&mut self, conn: &mut Pop3Connection) -> Result<bool, Stop> {
@@ -719,7 +737,7 @@ impl<R: BufRead, W: Write> Console<R, W> {
             None => self.say(format!("C: AUTH {mechanism}"))?,
         }
         if let Some(bytes) = &initial {
-            self.say_decoded(bytes)?;
+            self.say_decoded(bytes, mechanism, conn.is_tls())?;
         }
         let command = ClientCommand::Auth {
             mechanism: mechanism.name().to_string(),
@@ -737,7 +755,7 @@ impl<R: BufRead, W: Write> Console<R, W> {
             let text = reply.reply.lines.first().cloned().unwrap_or_default();
             let response = match sasl::decode(&text) {
                 Ok(challenge) => {
-                    self.say_decoded(&challenge)?;
+                    self.say_decoded(&challenge, mechanism, conn.is_tls())?;
                     client.respond(&challenge).map_err(|e| e.to_string())
                 }
                 Err(_) => Err(format!("the challenge \"{text}\" is not base64")),
@@ -745,7 +763,7 @@ impl<R: BufRead, W: Write> Console<R, W> {
             match response {
                 Ok(bytes) => {
                     self.say(format!("C: {}", sasl::encode(&bytes)))?;
-                    self.say_decoded(&bytes)?;
+                    self.say_decoded(&bytes, mechanism, conn.is_tls())?;
                     result = self.net_quiet(conn.sasl_respond(&bytes))?;
                 }
                 Err(why) => {

@@ -11,7 +11,7 @@ use super::engine::Engine;
 use super::format::{Action, Scenario, Step};
 use super::live::LiveServers;
 use super::transport::{SocketTransport, Transport};
-use super::{StartError, WorkDir, fresh_fixture, server_config};
+use super::{StartError, WorkDir, fresh_fixture, socket_servers};
 use crate::capture::live::{self, CaptureError, CaptureMessage, LiveCapture, LiveConfig};
 use crate::exchange::StepOutcome;
 use crate::timeline::{CaptureStatus, Timeline, TimelineUpdate};
@@ -79,11 +79,17 @@ impl Recorder {
     /// start is no error: the timeline's capture status says why).
     pub fn start(scenario: &Scenario, options: &RecorderOptions) -> Result<Self, StartError> {
         let (dir, store) = fresh_fixture(scenario)?;
-        let mut servers =
-            LiveServers::start(store, server_config(scenario), options.pop3, options.smtp)?;
-        let events = servers.take_events().ok_or(StartError::EventsTaken)?;
+        let (servers, transport) =
+            socket_servers(scenario, dir.path(), store, options.pop3, options.smtp)?;
         let mut timeline = Timeline::new(scenario.title.clone());
-        let ports = vec![servers.pop3_addr().port(), servers.smtp_addr().port()];
+        let mut ports = vec![servers.pop3_addr().port(), servers.smtp_addr().port()];
+        // The implicit-TLS ports too, when the scenario starts TLS.
+        ports.extend(
+            [servers.pop3s_addr(), servers.smtps_addr()]
+                .into_iter()
+                .flatten()
+                .map(|a| a.port()),
+        );
         let (capture, packets) = if options.capture {
             match start_capture(&options.interface, &ports) {
                 Ok((capture, rx)) => {
@@ -106,10 +112,6 @@ impl Recorder {
             (None, None)
         };
         let (pop3, smtp) = (servers.pop3_addr(), servers.smtp_addr());
-        let mut transport = SocketTransport::new(pop3, smtp, events)?;
-        if let Some(stop) = servers.take_stopper() {
-            transport.set_stopper(stop);
-        }
         Ok(Self {
             engine: Engine::new(scenario.clone(), transport),
             capture,
@@ -135,6 +137,9 @@ impl Recorder {
         let _ = tx.send(TimelineUpdate::Capture(self.timeline.capture_status()));
         for p in &self.timeline.packets {
             let _ = tx.send(TimelineUpdate::Packet(p.clone()));
+        }
+        if !self.timeline.keylog.is_empty() {
+            let _ = tx.send(TimelineUpdate::Secrets(self.timeline.keylog.clone()));
         }
         self.mirror = Some(tx);
     }
@@ -256,6 +261,12 @@ impl Recorder {
             self.drain_packets(Duration::ZERO);
         }
         let frames = first_frame..self.timeline.packets.len();
+        // The client's TLS secrets, so the run's own encrypted packets can be read.
+        let keys = self.engine.transport_mut().keylog();
+        let known = &self.timeline.keylog;
+        if keys.entries().iter().any(|e| !known.entries().contains(e)) {
+            self.update(TimelineUpdate::Secrets(keys));
+        }
         self.update(TimelineUpdate::Step {
             outcome,
             caption: step.caption.clone(),
