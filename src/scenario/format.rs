@@ -876,6 +876,18 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
     ("apop-only", include_str!("../../scenarios/apop-only.toml")),
     (
+        "login-in-clear",
+        include_str!("../../scenarios/login-in-clear.toml"),
+    ),
+    (
+        "login-after-stls",
+        include_str!("../../scenarios/login-after-stls.toml"),
+    ),
+    (
+        "login-with-scram",
+        include_str!("../../scenarios/login-with-scram.toml"),
+    ),
+    (
         "retransmission",
         include_str!("../../scenarios/retransmission.toml"),
     ),

@@ -39,6 +39,7 @@ mod scenarios_capture;
 mod scenarios_memory;
 mod scenarios_remote;
 mod scenarios_sockets;
+mod scenarios_tls;
 mod servers_peers;
 mod servers_tls;
 mod store_crash;
