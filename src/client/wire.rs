@@ -64,22 +64,77 @@ pub(crate) async fn connect_tcp(addr: &str, timeout: Duration) -> Result<TcpStre
         })
 }
 
+/// A TCP stream that counts the bytes it carries each way (under TLS: the records, the
+/// handshake included), so a recorder can tell when the capture has seen all of them.
+#[derive(Debug)]
+struct Counted {
+    tcp: TcpStream,
+    sent: u64,
+    received: u64,
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = std::pin::Pin::new(&mut self.tcp).poll_read(cx, buf);
+        let read = buf.filled().len().saturating_sub(before);
+        self.received += read as u64;
+        poll
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let poll = std::pin::Pin::new(&mut self.tcp).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &poll {
+            self.sent += *n as u64;
+        }
+        poll
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
 /// What the socket carries.
 #[derive(Debug)]
 enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Plain(Counted),
+    Tls(Box<TlsStream<Counted>>),
     /// A TLS handshake failed: the TCP stream was given to it and is gone.
     Gone,
 }
 
 impl Stream {
-    fn tcp(&self) -> Option<&TcpStream> {
+    fn counted(&self) -> Option<&Counted> {
         match self {
             Stream::Plain(s) => Some(s),
             Stream::Tls(s) => Some(s.get_ref().0),
             Stream::Gone => None,
         }
+    }
+
+    fn tcp(&self) -> Option<&TcpStream> {
+        self.counted().map(|c| &c.tcp)
     }
 
     async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -187,7 +242,11 @@ impl Wire {
 
     fn over(stream: TcpStream, peer: SocketAddr, host: &str, options: &ClientOptions) -> Self {
         Self {
-            stream: Stream::Plain(stream),
+            stream: Stream::Plain(Counted {
+                tcp: stream,
+                sent: 0,
+                received: 0,
+            }),
             peer,
             host: host.to_string(),
             read_timeout: options.read_timeout,
@@ -269,6 +328,14 @@ impl Wire {
     /// Whether TLS protects the connection.
     pub(crate) fn is_tls(&self) -> bool {
         self.tls
+    }
+
+    /// The octets written to and read from the TCP connection so far (under TLS: records,
+    /// the handshake included), client to server first.
+    pub(crate) fn tcp_octets(&self) -> (u64, u64) {
+        self.stream
+            .counted()
+            .map_or((0, 0), |c| (c.sent, c.received))
     }
 
     /// Keeps the server's bytes for [`Wire::take_heard`], and gives a reply that has begun

@@ -256,7 +256,10 @@ impl Recorder {
         if let Some(client) = client {
             let closing = outcome.server_closed
                 || matches!(step.action, Action::Quit | Action::Drop | Action::Abort);
-            self.catch_up(client, &outcome, closing);
+            let tls_octets = outcome
+                .conn
+                .and_then(|c| self.engine.transport_mut().tls_octets(c));
+            self.catch_up(client, &outcome, closing, tls_octets);
         } else {
             self.drain_packets(Duration::ZERO);
         }
@@ -282,8 +285,16 @@ impl Recorder {
     }
 
     /// Waits until the capture holds the unit of every exchange of the step (and, after
-    /// QUIT or a drop, the connection's FINs), or until [`CATCH_UP`] has passed.
-    fn catch_up(&mut self, client: SocketAddr, outcome: &StepOutcome, closing: bool) {
+    /// QUIT or a drop, the connection's FINs), or until [`CATCH_UP`] has passed. On a TLS
+    /// connection, whose exchanges travel inside records, it waits until the capture holds
+    /// as many octets each way as the client wrote and read (`tls_octets`).
+    fn catch_up(
+        &mut self,
+        client: SocketAddr,
+        outcome: &StepOutcome,
+        closing: bool,
+        tls_octets: Option<(u64, u64)>,
+    ) {
         if self.packets.is_none() {
             return;
         }
@@ -295,7 +306,15 @@ impl Recorder {
                 || t.connection_of(client)
                     .and_then(|conn| t.analyzer.connections().get(conn))
                     .is_some_and(|c| c.is_closed());
-            if (closed && t.all_captured(client, outcome)) || Instant::now() >= deadline {
+            let octets = tls_octets.is_none_or(|(sent, received)| {
+                t.connection_of(client)
+                    .and_then(|conn| t.analyzer.connections().get(conn))
+                    .is_some_and(|c| {
+                        c.streams[0].delivered() >= sent && c.streams[1].delivered() >= received
+                    })
+            });
+            if (closed && octets && t.all_captured(client, outcome)) || Instant::now() >= deadline
+            {
                 return;
             }
             self.drain_packets(Duration::from_millis(10));

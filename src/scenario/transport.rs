@@ -94,6 +94,12 @@ pub trait Transport {
     fn client_nonce(&mut self) -> String {
         FIXED_CLIENT_NONCE.to_string()
     }
+    /// For a connection protected by TLS (also after it closed): the octets the client wrote
+    /// to and read from TCP so far, records and handshake included. The exchanges of such a
+    /// connection have no place in the TCP stream, so a recorder waits for these counts.
+    fn tls_octets(&self, _conn: ConnId) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// The SCRAM client nonce of runs in memory (a replayable run needs fixed values; a real
@@ -443,6 +449,8 @@ pub struct SocketTransport {
     /// The client's TLS configuration (trusting the servers' certificate) and the
     /// servers' implicit-TLS addresses, when the servers have TLS.
     tls: Option<SocketTls>,
+    /// [`Transport::tls_octets`] of the TLS connections already closed.
+    closed_tls_octets: HashMap<ConnId, (u64, u64)>,
 }
 
 /// What a socket transport needs for TLS.
@@ -480,6 +488,7 @@ impl SocketTransport {
             remote: HashSet::new(),
             stopper: None,
             tls: None,
+            closed_tls_octets: HashMap::new(),
             options: ClientOptions {
                 connect_timeout: timeout,
                 // The engine's patience for each read is shorter and is what counts.
@@ -764,6 +773,13 @@ impl Transport for SocketTransport {
         crate::client::tls::fresh_nonce()
     }
 
+    fn tls_octets(&self, conn: ConnId) -> Option<(u64, u64)> {
+        match self.conns.get(&conn) {
+            Some(wire) => wire.is_tls().then(|| wire.tcp_octets()),
+            None => self.closed_tls_octets.get(&conn).copied(),
+        }
+    }
+
     fn take_events(&mut self) -> Vec<ServerEvent> {
         while let Ok(e) = self.events.try_recv() {
             self.note(e);
@@ -779,6 +795,9 @@ impl SocketTransport {
         let Some(wire) = self.conns.remove(&conn) else {
             return;
         };
+        if wire.is_tls() {
+            self.closed_tls_octets.insert(conn, wire.tcp_octets());
+        }
         let local = wire.local_addr();
         // Closed inside the runtime: the socket is closed at once.
         self.runtime.block_on(async move {

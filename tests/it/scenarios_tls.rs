@@ -124,6 +124,11 @@ fn after_stls_only_tls_records_cross_the_wire_and_the_secrets_are_kept() {
             }
         }
     }
+    // Each step inside TLS still has its own frames: the recorder waited until the capture
+    // held every octet the client wrote and read, records included.
+    for (i, step) in t.steps.iter().enumerate().skip(stls_step) {
+        assert!(!step.frames.is_empty(), "step {} has no frames", i + 1);
+    }
     let pass = t.steps[stls_step + 2].outcome.exchanges[2].line.clone();
     assert_eq!(pass, "PASS builder", "the client's own view still shows it");
 }
