@@ -25,6 +25,7 @@ mod client_console;
 mod client_dovecot;
 mod client_framing;
 mod client_misbehaving;
+mod client_tls;
 mod decode_flows;
 mod decode_frames;
 mod decode_hostile;
