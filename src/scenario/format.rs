@@ -988,6 +988,45 @@ expect = "+OK"
     }
 
     #[test]
+    fn tls_and_auth_steps() {
+        let text = format!(
+            "{MINIMAL}[[step]]\ncaption = \"t\"\nstarttls = true\n\
+             [[step]]\ncaption = \"a\"\nauth = {{ mechanism = \"scram-sha-256\", user = \"u\", \
+             password = \"p\" }}\nexpect = \"+OK\"\n\
+             [[step]]\nsession = \"s\"\ncaption = \"c\"\nconnect = \"smtp\"\ntls = true\n"
+        );
+        let s = Scenario::parse(&text, "t.toml").unwrap();
+        assert!(s.uses_tls());
+        assert_eq!(s.steps[1].action, Action::StartTls);
+        assert_eq!(
+            s.steps[2].action,
+            Action::Auth {
+                mechanism: Mechanism::ScramSha256,
+                user: "u".into(),
+                password: "p".into()
+            }
+        );
+        assert_eq!(
+            s.steps[3].action,
+            Action::ConnectTls {
+                protocol: Protocol::Smtp,
+                mss: None,
+                to: None
+            }
+        );
+        assert!(!Scenario::parse(MINIMAL, "t.toml").unwrap().uses_tls());
+        let e = error_with("[[step]]\ncaption = \"x\"\nauth = { mechanism = \"DIGEST-MD5\", user = \"u\", password = \"p\" }\n");
+        assert!(
+            e.problem.contains("\"DIGEST-MD5\"") && e.problem.contains("SCRAM-SHA-256"),
+            "{e}"
+        );
+        let e = error_with("[[step]]\ncaption = \"x\"\nsend = \"NOOP\"\ntls = true\n");
+        assert!(e.problem.contains("starttls = true"), "{e}");
+        let e = error_with("[[step]]\ncaption = \"x\"\nstarttls = true\nquit = true\n");
+        assert!(e.problem.contains("2 actions"), "{e}");
+    }
+
+    #[test]
     fn connect_may_name_another_server() {
         let remote = MINIMAL.replace(
             "connect = \"pop3\"",

@@ -479,3 +479,56 @@ fn every_sasl_mechanism_against_dovecot_after_stls() {
     });
     assert!(tls.keylog().entries().len() >= 5 * 2, "{:?}", tls.keylog());
 }
+
+#[test]
+fn a_server_that_cannot_prove_it_knows_the_password_is_caught_by_scram() {
+    use std::io::{BufReader, Write};
+    use mailwire::proto::sasl;
+    // A false server: it plays SCRAM's messages but does not know bob's keys, so its
+    // signature (v=) is wrong. RFC 5802 section 3: the client must catch that.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut reader = BufReader::new(tcp.try_clone().unwrap());
+        let mut out = tcp;
+        let mut line = String::new();
+        let mut next = |reader: &mut BufReader<std::net::TcpStream>| {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            line.trim_end().to_string()
+        };
+        out.write_all(b"+OK impostor ready\r\n").unwrap();
+        let auth = next(&mut reader);
+        let first = auth.strip_prefix("AUTH SCRAM-SHA-256 ").unwrap();
+        let first = String::from_utf8(sasl::decode(first).unwrap()).unwrap();
+        let nonce = first.split("r=").nth(1).unwrap().to_string();
+        let server_first = format!("r={nonce}impostor,s=c2FsdA==,i=4096");
+        out.write_all(format!("+ {}\r\n", sasl::encode(server_first.as_bytes())).as_bytes())
+            .unwrap();
+        let _client_final = next(&mut reader);
+        out.write_all(format!("+ {}\r\n", sasl::encode(b"v=AAAAAAAA")).as_bytes())
+            .unwrap();
+        let cancel = next(&mut reader);
+        out.write_all(b"-ERR [AUTH] cancelled\r\n").unwrap();
+        cancel
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let error = rt.block_on(async {
+        let mut c = Pop3Connection::connect(&addr, &ClientOptions::default())
+            .await
+            .unwrap();
+        let mut sasl = SaslClient::new(Mechanism::ScramSha256, "bob", "builder", "cl1ent");
+        c.authenticate(&mut sasl).await.unwrap_err()
+    });
+    assert_eq!(server.join().unwrap(), "*", "the client cancelled the exchange");
+    let text = error.to_string();
+    assert!(
+        text.contains("gave up the AUTH exchange") && text.contains("impostor"),
+        "{text}"
+    );
+}

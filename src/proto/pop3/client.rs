@@ -1116,4 +1116,107 @@ mod tests {
         assert!(matches!(got.get(2), Some(Ok(r)) if r.command == Some(Command::Noop)));
         assert!(!c.is_ended());
     }
+
+    /// Everything the client writes now, as text.
+    fn written(c: &mut Pop3Client) -> String {
+        let mut out = String::new();
+        while let Some(o) = c.poll_output() {
+            if let Output::Write(b) = o {
+                out.push_str(&String::from_utf8_lossy(&b));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn auth_continuations_are_answered_in_base64_until_the_final_reply() {
+        // RFC 5034 section 4, with the CRAM-MD5 example of RFC 2195 section 2.
+        let mut c = Pop3Client::new();
+        c.receive(b"+OK ready\r\n");
+        assert_eq!(events(&mut c).len(), 1);
+        let auth = Command::Auth {
+            mechanism: "CRAM-MD5".into(),
+            initial: None,
+        };
+        c.send(auth.clone()).unwrap();
+        assert_eq!(written(&mut c), "AUTH CRAM-MD5\r\n");
+        c.receive(b"+ PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+\r\n");
+        let challenge = events(&mut c).pop().unwrap().unwrap();
+        assert!(challenge.continuation && challenge.positive);
+        assert_eq!(challenge.status_line(), "+ PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+");
+        assert_eq!(challenge.command, Some(auth));
+        assert!(c.sasl_challenged());
+        // Nothing but the answer may go out now.
+        assert_eq!(
+            c.send(Command::Stat),
+            Err(Pop3ClientError::AuthInProgress {
+                command: "STAT".into()
+            })
+        );
+        c.send_sasl_response(b"tim b913a602c7eda7a495b4e6e7334d3890").unwrap();
+        assert_eq!(
+            written(&mut c),
+            "dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw\r\n"
+        );
+        assert!(!c.sasl_challenged());
+        assert_eq!(c.send_sasl_response(b"x"), Err(Pop3ClientError::NoChallenge));
+        // A bare "+" is a continuation too; "*" cancels.
+        c.receive(b"+\r\n");
+        assert!(events(&mut c).pop().unwrap().unwrap().continuation);
+        c.cancel_sasl().unwrap();
+        assert_eq!(written(&mut c), "*\r\n");
+        c.receive(b"-ERR [AUTH] cancelled\r\n");
+        let end = events(&mut c).pop().unwrap().unwrap();
+        assert!(!end.continuation && !end.positive);
+        assert_eq!(end.status_line(), "-ERR [AUTH] cancelled");
+        // An error text never repeats AUTH's initial response (base64 of the password).
+        let plain = Command::Auth {
+            mechanism: "PLAIN".into(),
+            initial: Some("AGJvYgBidWlsZGVy".into()),
+        };
+        assert_eq!(describe_awaited(Some(&plain)), "the reply to AUTH PLAIN");
+    }
+
+    #[test]
+    fn a_plus_line_answers_only_auth() {
+        // "+ " where no AUTH waits is not a status line (RFC 1939 section 3).
+        let r = run_all_chunks(&[Command::Stat], b"+OK hi\r\n+ abc\r\n");
+        assert!(matches!(
+            r.errors.first(),
+            Some(Pop3ClientError::NotAStatusLine { .. })
+        ));
+    }
+
+    #[test]
+    fn after_stls_nothing_is_read_until_tls_and_plaintext_after_the_ok_is_dropped() {
+        let mut c = Pop3Client::new();
+        c.receive(b"+OK ready\r\n");
+        events(&mut c);
+        c.send(Command::Stls).unwrap();
+        written(&mut c);
+        // A server (or someone in the middle) puts a reply after the +OK, in clear: it must
+        // never pass for one that came through TLS.
+        c.receive(b"+OK Begin TLS\r\n+OK injected\r\n");
+        let got = events(&mut c);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(c.tls_requested());
+        assert_eq!(c.discarded_before_tls(), 14);
+        assert!(matches!(
+            c.send(Command::User("bob".into())),
+            Err(Pop3ClientError::TlsPending { .. })
+        ));
+        c.tls_started();
+        assert!(!c.tls_requested());
+        c.send(Command::Capa).unwrap();
+        assert_eq!(written(&mut c), "CAPA\r\n");
+        c.receive(b"+OK\r\nUSER\r\n.\r\n");
+        let capa = events(&mut c).pop().unwrap().unwrap();
+        assert_eq!(capa.command, Some(Command::Capa));
+        // A refused STLS starts nothing.
+        let mut c = Pop3Client::new();
+        c.send(Command::Stls).unwrap();
+        c.receive(b"+OK hi\r\n-ERR no TLS here\r\n");
+        assert_eq!(events(&mut c).len(), 2);
+        assert!(!c.tls_requested());
+    }
 }

@@ -1188,4 +1188,95 @@ mod tests {
         assert!(matches!(got.get(1), Some(Ok(r)) if r.code() == 251 && r.stream == (18..28)));
         assert!(!c.is_ended());
     }
+
+    /// Everything the client writes now, and the replies and errors it hands out.
+    fn outputs(c: &mut SmtpClient) -> (String, Vec<Result<SmtpReply, SmtpClientError>>) {
+        let mut written = String::new();
+        let mut events = Vec::new();
+        while let Some(o) = c.poll_output() {
+            match o {
+                Output::Write(b) => written.push_str(&String::from_utf8_lossy(&b)),
+                Output::Event(e) => events.push(e),
+                _ => {}
+            }
+        }
+        (written, events)
+    }
+
+    #[test]
+    fn starttls_drops_plaintext_and_forgets_the_extensions() {
+        let mut c = SmtpClient::new();
+        c.send(ClientCommand::Ehlo("client.example".into())).unwrap();
+        c.receive(b"220 hi\r\n250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n");
+        outputs(&mut c);
+        assert!(c.supports("STARTTLS") && c.supports("AUTH"));
+        c.send(ClientCommand::StartTls).unwrap();
+        assert_eq!(outputs(&mut c).0, "STARTTLS\r\n");
+        c.receive(b"220 go ahead\r\n250 injected\r\n");
+        let (_, events) = outputs(&mut c);
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(c.tls_requested());
+        assert_eq!(c.discarded_before_tls(), 14);
+        assert!(matches!(
+            c.send(ClientCommand::Noop),
+            Err(SmtpClientError::TlsPending { .. })
+        ));
+        c.tls_started();
+        // RFC 3207 section 4.2: what the server said in clear is forgotten.
+        assert!(c.extensions().is_empty() && !c.supports("AUTH"));
+        c.send(ClientCommand::Ehlo("client.example".into())).unwrap();
+        c.receive(b"250-mx\r\n250 AUTH PLAIN LOGIN\r\n");
+        let (written, events) = outputs(&mut c);
+        assert_eq!(written, "EHLO client.example\r\n");
+        assert!(events[0].as_ref().is_ok_and(|r| r.code() == 250));
+        assert!(c.supports("AUTH"));
+        // A refused STARTTLS starts nothing.
+        let mut c = SmtpClient::new();
+        c.send(ClientCommand::StartTls).unwrap();
+        c.receive(b"220 hi\r\n454 4.7.0 TLS not available\r\n");
+        outputs(&mut c);
+        assert!(!c.tls_requested());
+    }
+
+    #[test]
+    fn auth_334_challenges_are_answered_until_235() {
+        // RFC 4954 section 4's LOGIN-like shape: 334, a base64 line, 334, a line, 235.
+        let mut c = SmtpClient::new();
+        c.receive(b"220 hi\r\n");
+        outputs(&mut c);
+        let auth = ClientCommand::Auth {
+            mechanism: "LOGIN".into(),
+            initial: None,
+        };
+        c.send(auth).unwrap();
+        assert_eq!(outputs(&mut c).0, "AUTH LOGIN\r\n");
+        c.receive(b"334 VXNlcm5hbWU6\r\n");
+        let (_, events) = outputs(&mut c);
+        assert!(events[0].as_ref().is_ok_and(|r| r.code() == 334));
+        assert!(c.sasl_challenged() && !c.is_waiting());
+        assert!(matches!(
+            c.send(ClientCommand::Noop),
+            Err(SmtpClientError::AuthInProgress { .. })
+        ));
+        c.send_sasl_response(b"bob").unwrap();
+        assert_eq!(outputs(&mut c).0, "Ym9i\r\n");
+        assert_eq!(c.waiting_for().as_deref(), Some("the reply to the AUTH LOGIN response"));
+        c.receive(b"334 UGFzc3dvcmQ6\r\n");
+        outputs(&mut c);
+        c.send_sasl_response(b"builder").unwrap();
+        assert_eq!(outputs(&mut c).0, "YnVpbGRlcg==\r\n");
+        c.receive(b"235 2.7.0 Authentication successful\r\n");
+        let (_, events) = outputs(&mut c);
+        assert!(events[0].as_ref().is_ok_and(|r| r.code() == 235));
+        assert!(!c.sasl_challenged());
+        assert_eq!(c.send_sasl_response(b""), Err(SmtpClientError::NoChallenge));
+        // The initial response is never repeated in what the client waits for.
+        c.send(ClientCommand::Auth {
+            mechanism: "PLAIN".into(),
+            initial: Some("AGJvYgBidWlsZGVy".into()),
+        })
+        .unwrap();
+        assert_eq!(c.waiting_for().as_deref(), Some("the reply to AUTH PLAIN"));
+        assert_eq!(outputs(&mut c).0, "AUTH PLAIN AGJvYgBidWlsZGVy\r\n");
+    }
 }
