@@ -61,7 +61,10 @@ pub struct ClientArgs {
 fn mechanism(name: &str) -> Result<Mechanism, String> {
     Mechanism::from_name(name).ok_or_else(|| {
         let known: Vec<&str> = Mechanism::ALL.iter().map(|m| m.name()).collect();
-        format!("\"{name}\" is not a SASL mechanism mailwire knows: {}", known.join(", "))
+        format!(
+            "\"{name}\" is not a SASL mechanism mailwire knows: {}",
+            known.join(", ")
+        )
     })
 }
 

@@ -25,9 +25,9 @@ use super::tls::{ClientTls, fresh_nonce};
 use super::transcript::{Transcript, TranscriptEntry};
 use super::{ClientError, ClientOptions, Connection, GiveUpReply, Pop3Connection, SmtpConnection};
 use crate::proto::Protocol;
-use crate::proto::sasl::{self, Mechanism, client::SaslClient};
 use crate::proto::pop3::Command;
 use crate::proto::pop3::client::Pop3Reply;
+use crate::proto::sasl::{self, Mechanism, client::SaslClient};
 use crate::proto::smtp::client::{ClientCommand, SmtpReply};
 
 /// Once part of a reply is in, how long the console waits for the rest before it shows what

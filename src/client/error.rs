@@ -154,7 +154,10 @@ impl fmt::Display for ClientError {
                 Ok(())
             }
             Self::Sasl { peer, problem } => {
-                write!(f, "The client gave up the AUTH exchange with {peer} (sent \"*\"): ")?;
+                write!(
+                    f,
+                    "The client gave up the AUTH exchange with {peer} (sent \"*\"): "
+                )?;
                 match problem {
                     SaslProblem::NotBase64(text) => write!(
                         f,

@@ -71,10 +71,7 @@ impl Connection<Pop3Client> {
     /// A whole AUTH exchange: the initial response, an answer to each challenge, until the
     /// final `+OK` or `-ERR`. A challenge the mechanism cannot answer (SCRAM: a server that
     /// does not prove it knows the password) cancels the exchange and is the error.
-    pub async fn authenticate(
-        &mut self,
-        sasl: &mut SaslClient,
-    ) -> Result<Pop3Reply, ClientError> {
+    pub async fn authenticate(&mut self, sasl: &mut SaslClient) -> Result<Pop3Reply, ClientError> {
         let mut reply = self.auth_start(sasl).await?;
         while reply.continuation {
             let answer = sasl::decode(&reply.text)

@@ -69,10 +69,7 @@ impl Connection<SmtpClient> {
     }
 
     /// A whole AUTH exchange (see [`crate::client::Pop3Connection::authenticate`]).
-    pub async fn authenticate(
-        &mut self,
-        sasl: &mut SaslClient,
-    ) -> Result<SmtpReply, ClientError> {
+    pub async fn authenticate(&mut self, sasl: &mut SaslClient) -> Result<SmtpReply, ClientError> {
         let mut reply = self.auth_start(sasl).await?;
         while reply.code() == 334 {
             let text = reply.reply.lines.first().cloned().unwrap_or_default();

@@ -51,7 +51,11 @@ impl fmt::Display for ClientTlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Read { path, error } => {
-                write!(f, "cannot read the certificate file {}: {error}", path.display())
+                write!(
+                    f,
+                    "cannot read the certificate file {}: {error}",
+                    path.display()
+                )
             }
             Self::NoCertificate { path } => write!(
                 f,
@@ -102,9 +106,9 @@ impl ClientTls {
                 let mut roots = rustls::RootCertStore::empty();
                 for path in files {
                     for cert in certificates(path)? {
-                        roots.add(cert).map_err(|_| ClientTlsError::NoCertificate {
-                            path: path.clone(),
-                        })?;
+                        roots
+                            .add(cert)
+                            .map_err(|_| ClientTlsError::NoCertificate { path: path.clone() })?;
                     }
                 }
                 if roots.is_empty() {
@@ -304,7 +308,10 @@ mod tests {
     fn bad_trust_files_say_which_and_why() {
         let missing = PathBuf::from("/nonexistent/mailwire-cert.pem");
         let e = ClientTls::new(&Trust::Certificates(vec![missing])).unwrap_err();
-        assert!(e.to_string().contains("/nonexistent/mailwire-cert.pem"), "{e}");
+        assert!(
+            e.to_string().contains("/nonexistent/mailwire-cert.pem"),
+            "{e}"
+        );
         let e = ClientTls::new(&Trust::Certificates(Vec::new())).unwrap_err();
         assert_eq!(e, ClientTlsError::NothingTrusted);
         assert!(e.to_string().contains("--cafile"), "{e}");

@@ -270,7 +270,10 @@ impl Wire {
         let Some(name) = server_name(&self.host) else {
             return Err(ClientError::Tls {
                 peer,
-                error: format!("\"{}\" is not a host name a certificate can carry", self.host),
+                error: format!(
+                    "\"{}\" is not a host name a certificate can carry",
+                    self.host
+                ),
             });
         };
         if !matches!(self.stream, Stream::Plain(_)) {

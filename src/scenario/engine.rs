@@ -543,10 +543,22 @@ impl<T: Transport> Engine<T> {
                 .and_then(|c| sasl.respond(&c).map_err(|e| e.to_string()));
             let session = self.session(name)?;
             let written = match (&mut session.client, &answer) {
-                (Client::Pop3(c), Ok(response)) => c.send_sasl_response(response).map(|()| take_writes(c)).map_err(protocol_error),
-                (Client::Pop3(c), Err(_)) => c.cancel_sasl().map(|()| take_writes(c)).map_err(protocol_error),
-                (Client::Smtp(c), Ok(response)) => c.send_sasl_response(response).map(|()| take_writes(c)).map_err(protocol_error),
-                (Client::Smtp(c), Err(_)) => c.cancel_sasl().map(|()| take_writes(c)).map_err(protocol_error),
+                (Client::Pop3(c), Ok(response)) => c
+                    .send_sasl_response(response)
+                    .map(|()| take_writes(c))
+                    .map_err(protocol_error),
+                (Client::Pop3(c), Err(_)) => c
+                    .cancel_sasl()
+                    .map(|()| take_writes(c))
+                    .map_err(protocol_error),
+                (Client::Smtp(c), Ok(response)) => c
+                    .send_sasl_response(response)
+                    .map(|()| take_writes(c))
+                    .map_err(protocol_error),
+                (Client::Smtp(c), Err(_)) => c
+                    .cancel_sasl()
+                    .map(|()| take_writes(c))
+                    .map_err(protocol_error),
             }?;
             got = self.write_and_wait(name, ExchangeKind::Command, &written, log)?;
             if let Err(why) = answer {

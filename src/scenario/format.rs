@@ -471,7 +471,10 @@ impl Scenario {
             if step.expect.as_ref().is_some_and(|e| e.status == "354") {
                 waiting_for_message.push(step.session.clone());
             }
-            if matches!(step.action, Action::Connect { .. } | Action::ConnectTls { .. }) {
+            if matches!(
+                step.action,
+                Action::Connect { .. } | Action::ConnectTls { .. }
+            ) {
                 connected.push(step.session.clone());
             } else if !connected.contains(&step.session) {
                 return Err(error(
@@ -1015,7 +1018,9 @@ expect = "+OK"
             }
         );
         assert!(!Scenario::parse(MINIMAL, "t.toml").unwrap().uses_tls());
-        let e = error_with("[[step]]\ncaption = \"x\"\nauth = { mechanism = \"DIGEST-MD5\", user = \"u\", password = \"p\" }\n");
+        let e = error_with(
+            "[[step]]\ncaption = \"x\"\nauth = { mechanism = \"DIGEST-MD5\", user = \"u\", password = \"p\" }\n",
+        );
         assert!(
             e.problem.contains("\"DIGEST-MD5\"") && e.problem.contains("SCRAM-SHA-256"),
             "{e}"

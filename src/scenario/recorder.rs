@@ -313,8 +313,7 @@ impl Recorder {
                         c.streams[0].delivered() >= sent && c.streams[1].delivered() >= received
                     })
             });
-            if (closed && octets && t.all_captured(client, outcome)) || Instant::now() >= deadline
-            {
+            if (closed && octets && t.all_captured(client, outcome)) || Instant::now() >= deadline {
                 return;
             }
             self.drain_packets(Duration::from_millis(10));

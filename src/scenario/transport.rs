@@ -231,7 +231,12 @@ impl MemoryTransport {
         self.tls = true;
     }
 
-    fn open(&mut self, protocol: Protocol, to: Option<SocketAddr>, tls: TlsState) -> Result<ConnId, TransportError> {
+    fn open(
+        &mut self,
+        protocol: Protocol,
+        to: Option<SocketAddr>,
+        tls: TlsState,
+    ) -> Result<ConnId, TransportError> {
         if to.is_some() {
             return Err(TransportError::NoOtherServersInMemory);
         }
@@ -758,15 +763,13 @@ impl Transport for SocketTransport {
         let tls = self.client_tls()?;
         let runtime = &self.runtime;
         let wire = self.conns.get_mut(&conn).ok_or(TransportError::Closed)?;
-        runtime
-            .block_on(wire.start_tls(&tls))
-            .map_err(|e| match e {
-                ClientError::Tls { peer, error } => TransportError::Setup {
-                    what: format!("make the TLS handshake with {peer}"),
-                    detail: error,
-                },
-                other => transport_error(other, false),
-            })
+        runtime.block_on(wire.start_tls(&tls)).map_err(|e| match e {
+            ClientError::Tls { peer, error } => TransportError::Setup {
+                what: format!("make the TLS handshake with {peer}"),
+                detail: error,
+            },
+            other => transport_error(other, false),
+        })
     }
 
     fn client_nonce(&mut self) -> String {

@@ -80,7 +80,15 @@ impl Serve {
     fn client(&self, pop3: &str, smtp: &str, flags: &[&str], input: &str) -> (String, String) {
         let out = run_with_input(
             Command::new(MAILWIRE)
-                .args(["client", "--pop3", pop3, "--smtp", smtp, "--timeout-secs", "10"])
+                .args([
+                    "client",
+                    "--pop3",
+                    pop3,
+                    "--smtp",
+                    smtp,
+                    "--timeout-secs",
+                    "10",
+                ])
                 .args(flags),
             input,
             LIMIT,
@@ -140,7 +148,10 @@ fn console_stls_with_each_sasl_mechanism_against_mailwire_serve() {
                         "(an empty line: nothing more to say)",
                     ],
                 );
-                assert!(!out.contains("builder\""), "SCRAM never sends the password: {out}");
+                assert!(
+                    !out.contains("builder\""),
+                    "SCRAM never sends the password: {out}"
+                );
             }
         }
     }
@@ -193,7 +204,13 @@ fn console_starttls_then_ehlo_again_then_auth_and_implicit_tls() {
     // Implicit TLS on both connections: the mail just sent is read over POP3S.
     let read = "alice\nwonderland\n1\n3 4\n5\n3\n";
     let cert = s.cert();
-    let flags = ["--tls", "--cafile", cert.to_str().unwrap(), "--auth", "CRAM-MD5"];
+    let flags = [
+        "--tls",
+        "--cafile",
+        cert.to_str().unwrap(),
+        "--auth",
+        "CRAM-MD5",
+    ];
     let (out, _) = s.client(&s.pop3s, &s.smtps, &flags, read);
     assert_in_order(
         &out,
@@ -204,7 +221,10 @@ fn console_starttls_then_ehlo_again_then_auth_and_implicit_tls() {
             "secret body",
         ],
     );
-    assert!(!out.contains("C: STLS"), "implicit TLS needs no STLS: {out}");
+    assert!(
+        !out.contains("C: STLS"),
+        "implicit TLS needs no STLS: {out}"
+    );
 }
 
 #[test]
@@ -219,11 +239,17 @@ fn an_untrusted_certificate_is_refused_and_insecure_warns() {
     assert!(out.contains("The TLS handshake with"), "{out}");
     assert!(out.contains("--cafile FILE, or --insecure"), "{out}");
     assert!(!out.contains("Logged in"), "{out}");
-    assert!(!out.contains("C: USER"), "no password after a failed handshake: {out}");
+    assert!(
+        !out.contains("C: USER"),
+        "no password after a failed handshake: {out}"
+    );
     // --insecure connects, and says twice that nothing was checked.
     let (out, err) = s.client(&s.pop3, &s.smtp, &["--stls", "--insecure"], READ_MAIL);
     assert!(err.contains("warning: --insecure"), "{err}");
-    assert!(out.contains("WARNING: the server's certificate was not checked"), "{out}");
+    assert!(
+        out.contains("WARNING: the server's certificate was not checked"),
+        "{out}"
+    );
     assert!(out.contains("Logged in as bob."), "{out}");
     // No certificate to trust at all: refused before connecting, naming the fix.
     let missing = TempDir::new("client-tls-none");
@@ -236,7 +262,10 @@ fn an_untrusted_certificate_is_refused_and_insecure_warns() {
     );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("mailwire-cert.pem does not exist") && err.contains("--cafile"), "{err}");
+    assert!(
+        err.contains("mailwire-cert.pem does not exist") && err.contains("--cafile"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -280,7 +309,11 @@ fn the_library_client_keeps_its_tls_secrets_and_refuses_commands_before_the_hand
         .map(|e| e.client_random.as_slice())
         .collect();
     assert_eq!(randoms.len(), 2, "two TLS sessions: {log:?}");
-    assert!(log.entries().iter().any(|e| e.label == "CLIENT_TRAFFIC_SECRET_0"));
+    assert!(
+        log.entries()
+            .iter()
+            .any(|e| e.label == "CLIENT_TRAFFIC_SECRET_0")
+    );
 }
 
 // ---- Dovecot ----
@@ -419,7 +452,15 @@ fn console_stls_and_implicit_tls_against_dovecot() {
     let run = |addr: &str, flags: &[&str]| {
         let out = run_with_input(
             Command::new(MAILWIRE)
-                .args(["client", "--pop3", addr, "--timeout-secs", "10", "--cafile", cafile])
+                .args([
+                    "client",
+                    "--pop3",
+                    addr,
+                    "--timeout-secs",
+                    "10",
+                    "--cafile",
+                    cafile,
+                ])
                 .args(flags),
             input,
             LIMIT,
@@ -431,12 +472,23 @@ fn console_stls_and_implicit_tls_against_dovecot() {
     let out = run(&d.pop3, &["--stls"]);
     assert_in_order(
         &out,
-        &["C: STLS", "S: +OK", "-- TLS is on with", "Logged in as alice.", "hello"],
+        &[
+            "C: STLS",
+            "S: +OK",
+            "-- TLS is on with",
+            "Logged in as alice.",
+            "hello",
+        ],
     );
     let out = run(&d.pop3s, &["--tls", "--auth", "PLAIN"]);
     assert_in_order(
         &out,
-        &["-- TLS is on with", "C: AUTH PLAIN ", "Logged in as alice.", "hello"],
+        &[
+            "-- TLS is on with",
+            "C: AUTH PLAIN ",
+            "Logged in as alice.",
+            "hello",
+        ],
     );
 }
 
@@ -482,8 +534,8 @@ fn every_sasl_mechanism_against_dovecot_after_stls() {
 
 #[test]
 fn a_server_that_cannot_prove_it_knows_the_password_is_caught_by_scram() {
-    use std::io::{BufReader, Write};
     use mailwire::proto::sasl;
+    use std::io::{BufReader, Write};
     // A false server: it plays SCRAM's messages but does not know bob's keys, so its
     // signature (v=) is wrong. RFC 5802 section 3: the client must catch that.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -525,7 +577,11 @@ fn a_server_that_cannot_prove_it_knows_the_password_is_caught_by_scram() {
         let mut sasl = SaslClient::new(Mechanism::ScramSha256, "bob", "builder", "cl1ent");
         c.authenticate(&mut sasl).await.unwrap_err()
     });
-    assert_eq!(server.join().unwrap(), "*", "the client cancelled the exchange");
+    assert_eq!(
+        server.join().unwrap(),
+        "*",
+        "the client cancelled the exchange"
+    );
     let text = error.to_string();
     assert!(
         text.contains("gave up the AUTH exchange") && text.contains("impostor"),

@@ -69,7 +69,9 @@ fn in_clear_the_password_is_in_the_packets_and_base64_hides_nothing() {
     assert!(t.keylog.is_empty());
     for (i, step) in t.steps.iter().enumerate() {
         for (k, e) in step.outcome.exchanges.iter().enumerate() {
-            let unit = t.unit(i, k).unwrap_or_else(|| panic!("step {} {}", i + 1, e.line));
+            let unit = t
+                .unit(i, k)
+                .unwrap_or_else(|| panic!("step {} {}", i + 1, e.line));
             assert_eq!(unit.text, e.line, "step {}", i + 1);
         }
     }
@@ -91,7 +93,11 @@ fn after_stls_only_tls_records_cross_the_wire_and_the_secrets_are_kept() {
         .expect("the +OK to STLS, in clear");
     assert!(all[..ok_at].iter().any(|(s, p)| !s && p == b"STLS\r\n"));
     let after = &all[ok_at + 1..];
-    assert!(after.len() >= 8, "the handshake and the session: {}", after.len());
+    assert!(
+        after.len() >= 8,
+        "the handshake and the session: {}",
+        after.len()
+    );
     for (from_server, p) in after {
         assert!(
             matches!(p.first(), Some(20..=23)) && p.get(1) == Some(&3),
@@ -104,7 +110,12 @@ fn after_stls_only_tls_records_cross_the_wire_and_the_secrets_are_kept() {
     }
     // The client's TLS 1.3 secrets are in the timeline, for the decryption of the view and
     // of an export.
-    let labels: Vec<&str> = t.keylog.entries().iter().map(|e| e.label.as_str()).collect();
+    let labels: Vec<&str> = t
+        .keylog
+        .entries()
+        .iter()
+        .map(|e| e.label.as_str())
+        .collect();
     for label in ["CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0"] {
         assert!(labels.contains(&label), "{labels:?}");
     }
@@ -113,7 +124,12 @@ fn after_stls_only_tls_records_cross_the_wire_and_the_secrets_are_kept() {
     let stls_step = t
         .steps
         .iter()
-        .position(|s| s.outcome.exchanges.first().is_some_and(|e| e.line == "STLS"))
+        .position(|s| {
+            s.outcome
+                .exchanges
+                .first()
+                .is_some_and(|e| e.line == "STLS")
+        })
         .unwrap();
     for (i, step) in t.steps.iter().enumerate() {
         for (k, e) in step.outcome.exchanges.iter().enumerate() {
@@ -141,7 +157,10 @@ fn scram_sends_a_proof_not_the_password_and_the_decoder_pairs_the_challenges() {
     common::assert_every_step_passed("login-with-scram", &t);
     let all = payloads(&t, &server_ports(&t));
     for (_, p) in &all {
-        assert!(!contains_bytes(p, b"builder"), "the password never crosses the wire");
+        assert!(
+            !contains_bytes(p, b"builder"),
+            "the password never crosses the wire"
+        );
     }
     let auth = t
         .steps
@@ -156,8 +175,14 @@ fn scram_sends_a_proof_not_the_password_and_the_decoder_pairs_the_challenges() {
     let exchanges = &t.steps[auth].outcome.exchanges;
     let lines: Vec<&str> = exchanges.iter().map(|e| e.line.as_str()).collect();
     assert_eq!(lines.len(), 6, "{lines:?}");
-    assert!(lines[1].starts_with("+ ") && lines[3].starts_with("+ "), "{lines:?}");
-    assert_eq!(lines[4], "", "the empty response after the server's signature");
+    assert!(
+        lines[1].starts_with("+ ") && lines[3].starts_with("+ "),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines[4], "",
+        "the empty response after the server's signature"
+    );
     assert!(lines[5].starts_with("+OK"));
     // What each base64 line says: the client's nonce, the server's salt and count, the
     // client's proof, the server's signature.
@@ -190,11 +215,21 @@ fn the_three_scenarios_run_in_memory_as_on_sockets() {
         let s = format::find(name).unwrap();
         let memory = scenario::run_in_memory(&s).unwrap();
         for o in &memory {
-            assert!(o.check.is_ok(), "{name} step {}: {:?}", o.index + 1, o.check);
+            assert!(
+                o.check.is_ok(),
+                "{name} step {}: {:?}",
+                o.index + 1,
+                o.check
+            );
         }
         let sockets = scenario::run_on_sockets(&s).unwrap();
         for o in &sockets {
-            assert!(o.check.is_ok(), "{name} step {}: {:?}", o.index + 1, o.check);
+            assert!(
+                o.check.is_ok(),
+                "{name} step {}: {:?}",
+                o.index + 1,
+                o.check
+            );
         }
         let count = |outcomes: &[mailwire::exchange::StepOutcome]| -> Vec<usize> {
             outcomes.iter().map(|o| o.exchanges.len()).collect()
@@ -284,13 +319,17 @@ expect = "221"
         // The STARTTLS step's exchanges are in clear; the EHLO after it lists no STARTTLS.
         let ehlo_again = &outcomes[6].exchanges;
         assert!(
-            ehlo_again.iter().all(|e| !e.line.contains("STARTTLS")
-                && e.more.iter().all(|l| !l.contains("STARTTLS"))),
+            ehlo_again
+                .iter()
+                .all(|e| !e.line.contains("STARTTLS")
+                    && e.more.iter().all(|l| !l.contains("STARTTLS"))),
             "{how}: {ehlo_again:?}"
         );
         let before = &outcomes[4].exchanges;
         assert!(
-            before.iter().any(|e| e.more.iter().any(|l| l.contains("STARTTLS"))),
+            before
+                .iter()
+                .any(|e| e.more.iter().any(|l| l.contains("STARTTLS"))),
             "{how}: {before:?}"
         );
     }
@@ -341,10 +380,19 @@ fn mailwire_run_prints_the_tls_steps_and_writes_the_capture() {
         Duration::from_secs(120),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     common::assert_in_order(
         &stdout,
-        &["C: STLS", "S: +OK Begin TLS negotiation", "C: PASS builder", "S: +OK 1 "],
+        &[
+            "C: STLS",
+            "S: +OK Begin TLS negotiation",
+            "C: PASS builder",
+            "S: +OK 1 ",
+        ],
     );
     if stdout.contains("packets") || pcap.exists() {
         assert!(pcap.exists(), "{stdout}");

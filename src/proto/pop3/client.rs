@@ -1143,7 +1143,10 @@ mod tests {
         c.receive(b"+ PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+\r\n");
         let challenge = events(&mut c).pop().unwrap().unwrap();
         assert!(challenge.continuation && challenge.positive);
-        assert_eq!(challenge.status_line(), "+ PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+");
+        assert_eq!(
+            challenge.status_line(),
+            "+ PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+"
+        );
         assert_eq!(challenge.command, Some(auth));
         assert!(c.sasl_challenged());
         // Nothing but the answer may go out now.
@@ -1153,13 +1156,17 @@ mod tests {
                 command: "STAT".into()
             })
         );
-        c.send_sasl_response(b"tim b913a602c7eda7a495b4e6e7334d3890").unwrap();
+        c.send_sasl_response(b"tim b913a602c7eda7a495b4e6e7334d3890")
+            .unwrap();
         assert_eq!(
             written(&mut c),
             "dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw\r\n"
         );
         assert!(!c.sasl_challenged());
-        assert_eq!(c.send_sasl_response(b"x"), Err(Pop3ClientError::NoChallenge));
+        assert_eq!(
+            c.send_sasl_response(b"x"),
+            Err(Pop3ClientError::NoChallenge)
+        );
         // A bare "+" is a continuation too; "*" cancels.
         c.receive(b"+\r\n");
         assert!(events(&mut c).pop().unwrap().unwrap().continuation);

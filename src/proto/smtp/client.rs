@@ -612,8 +612,7 @@ impl SmtpClient {
         let mechanism = self.sasl_open.take().ok_or(SmtpClientError::NoChallenge)?;
         self.outputs
             .push_back(Output::Write(format!("{line}\r\n").into_bytes()));
-        self.awaiting
-            .push_back(ReplyTo::SaslResponse { mechanism });
+        self.awaiting.push_back(ReplyTo::SaslResponse { mechanism });
         Ok(())
     }
 
@@ -1206,7 +1205,8 @@ mod tests {
     #[test]
     fn starttls_drops_plaintext_and_forgets_the_extensions() {
         let mut c = SmtpClient::new();
-        c.send(ClientCommand::Ehlo("client.example".into())).unwrap();
+        c.send(ClientCommand::Ehlo("client.example".into()))
+            .unwrap();
         c.receive(b"220 hi\r\n250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n");
         outputs(&mut c);
         assert!(c.supports("STARTTLS") && c.supports("AUTH"));
@@ -1224,7 +1224,8 @@ mod tests {
         c.tls_started();
         // RFC 3207 section 4.2: what the server said in clear is forgotten.
         assert!(c.extensions().is_empty() && !c.supports("AUTH"));
-        c.send(ClientCommand::Ehlo("client.example".into())).unwrap();
+        c.send(ClientCommand::Ehlo("client.example".into()))
+            .unwrap();
         c.receive(b"250-mx\r\n250 AUTH PLAIN LOGIN\r\n");
         let (written, events) = outputs(&mut c);
         assert_eq!(written, "EHLO client.example\r\n");
@@ -1260,7 +1261,10 @@ mod tests {
         ));
         c.send_sasl_response(b"bob").unwrap();
         assert_eq!(outputs(&mut c).0, "Ym9i\r\n");
-        assert_eq!(c.waiting_for().as_deref(), Some("the reply to the AUTH LOGIN response"));
+        assert_eq!(
+            c.waiting_for().as_deref(),
+            Some("the reply to the AUTH LOGIN response")
+        );
         c.receive(b"334 UGFzc3dvcmQ6\r\n");
         outputs(&mut c);
         c.send_sasl_response(b"builder").unwrap();
