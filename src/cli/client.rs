@@ -45,6 +45,13 @@ pub struct ClientArgs {
     /// RFC 5034; and SMTP AUTH before sending mail, RFC 4954), instead of USER/PASS.
     #[arg(long, value_parser = mechanism)]
     pub auth: Option<Mechanism>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+}
+
+/// Which server certificates a TLS client trusts (`mailwire client`, `mailwire telnet`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct TrustArgs {
     /// Trust the server certificate (or CA certificate) in this PEM file (repeatable).
     #[arg(long)]
     pub cafile: Vec<PathBuf>,
@@ -56,6 +63,20 @@ pub struct ClientArgs {
     /// authenticated (anyone in the middle could pose as it). For a test server only.
     #[arg(long, conflicts_with = "cafile")]
     pub insecure: bool,
+}
+
+impl TrustArgs {
+    /// The client's TLS configuration; with `--insecure`, a warning on stderr.
+    pub fn client_tls(&self) -> Result<ClientTls, String> {
+        let tls = ClientTls::new(&trust(self)?).map_err(|e| e.to_string())?;
+        if tls.is_insecure() {
+            eprintln!(
+                "warning: --insecure: server certificates are not checked; the connection is \
+                 encrypted, but the server may be anyone"
+            );
+        }
+        Ok(tls)
+    }
 }
 
 fn mechanism(name: &str) -> Result<Mechanism, String> {
@@ -70,7 +91,7 @@ fn mechanism(name: &str) -> Result<Mechanism, String> {
 
 /// The certificates to trust: `--insecure`, the `--cafile` files, or the data directory's
 /// self-signed certificate.
-fn trust(args: &ClientArgs) -> Result<Trust, String> {
+fn trust(args: &TrustArgs) -> Result<Trust, String> {
     if args.insecure {
         return Ok(Trust::Insecure);
     }
@@ -98,14 +119,7 @@ pub fn run_client(args: ClientArgs) -> Result<(), String> {
     let timeout = Duration::from_secs(args.timeout_secs);
     let wants_tls = args.stls || args.starttls || args.tls;
     let tls = if wants_tls {
-        let tls = ClientTls::new(&trust(&args)?).map_err(|e| e.to_string())?;
-        if tls.is_insecure() {
-            eprintln!(
-                "warning: --insecure: server certificates are not checked; the connection is \
-                 encrypted, but the server may be anyone"
-            );
-        }
-        Some(tls)
+        Some(args.trust.client_tls()?)
     } else {
         None
     };

@@ -141,18 +141,11 @@ impl fmt::Display for ClientError {
             Self::Closed { peer } => write!(f, "The connection to {peer} is already closed."),
             Self::Pop3(e) => e.fmt(f),
             Self::Smtp(e) => e.fmt(f),
-            Self::Tls { peer, error } => {
-                write!(f, "The TLS handshake with {peer} failed: {error}.")?;
-                if error.contains("certificate") {
-                    write!(
-                        f,
-                        " mailwire's servers use the self-signed certificate in their data \
-                         directory (mailwire-cert.pem): pass it with --cafile FILE, or \
-                         --insecure to skip the check."
-                    )?;
-                }
-                Ok(())
-            }
+            Self::Tls { peer, error } => write!(
+                f,
+                "The TLS handshake with {peer} failed: {error}.{}",
+                tls_hint(error)
+            ),
             Self::Sasl { peer, problem } => {
                 write!(
                     f,
@@ -193,6 +186,16 @@ impl From<Pop3ClientError> for ClientError {
 impl From<SmtpClientError> for ClientError {
     fn from(e: SmtpClientError) -> Self {
         Self::Smtp(e)
+    }
+}
+
+/// What to do about a failed handshake whose reason is the certificate ("" otherwise).
+pub(crate) fn tls_hint(error: &str) -> &'static str {
+    if error.contains("certificate") {
+        " mailwire's servers use the self-signed certificate in their data directory \
+         (mailwire-cert.pem): pass it with --cafile FILE, or --insecure to skip the check."
+    } else {
+        ""
     }
 }
 

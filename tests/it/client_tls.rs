@@ -588,3 +588,47 @@ fn a_server_that_cannot_prove_it_knows_the_password_is_caught_by_scram() {
         "{text}"
     );
 }
+
+#[test]
+fn telnet_tls_types_commands_inside_tls_like_openssl_s_client() {
+    let s = Serve::start("telnet");
+    let cert = s.cert();
+    let out = run_with_input(
+        Command::new(MAILWIRE).args([
+            "telnet",
+            &s.pop3s,
+            "--tls",
+            "--cafile",
+            cert.to_str().unwrap(),
+        ]),
+        "USER bob\nPASS builder\nSTAT\nQUIT\n",
+        LIMIT,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert_in_order(
+        &stdout,
+        &[
+            "TLS started (TLSv1_3)",
+            "+OK POP3 server ready",
+            "PASS builder",
+            "+OK bob's maildrop has",
+            "+OK 0 0",
+            "Connection closed by the server.",
+        ],
+    );
+    // A --cafile that holds no certificate is refused before anything is sent.
+    let out = run_with_input(
+        Command::new(MAILWIRE).args([
+            "telnet",
+            &s.pop3s,
+            "--tls",
+            "--cafile",
+            s.dir.path().join("users.txt").to_str().unwrap(),
+        ]),
+        "QUIT\n",
+        LIMIT,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no PEM certificate"));
+}
