@@ -151,15 +151,28 @@ where
         self.wire.is_tls()
     }
 
+    /// How many octets the server sent in clear after its go-ahead to STLS/STARTTLS: they
+    /// were thrown away unread (only what comes through TLS counts).
+    pub fn discarded_before_tls(&self) -> usize {
+        self.machine.discarded_before_tls()
+    }
+
     /// After a reply that accepted STLS or STARTTLS: makes the TLS handshake (the machine
     /// reads nothing until it is done). Nothing happens when no handshake is due (the
     /// server refused). A failed handshake leaves the connection unusable.
-    pub(super) async fn handshake_if_due(&mut self, tls: &ClientTls) -> Result<(), ClientError> {
+    /// `go_ahead_end`: where the server's go-ahead ended in its byte stream.
+    pub(super) async fn handshake_if_due(
+        &mut self,
+        tls: &ClientTls,
+        go_ahead_end: u64,
+    ) -> Result<(), ClientError> {
         if !self.machine.tls_requested() {
             return Ok(());
         }
         let discarded = self.machine.discarded_before_tls();
         if discarded > 0 {
+            self.wire
+                .drop_heard(go_ahead_end..go_ahead_end + discarded as u64);
             self.wire.note(format!(
                 "the server sent {discarded} octets in clear after its go-ahead; they were \
                  thrown away unread (only what comes through TLS counts)"

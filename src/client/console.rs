@@ -359,8 +359,25 @@ impl<R: BufRead, W: Write> Console<R, W> {
             let _ = self.net_quiet(conn.command(Command::Quit));
             return Ok(false);
         }
-        self.say_tls_on(&self.config.pop3.clone())?;
+        self.say_tls_started(conn, &self.config.pop3.clone())?;
         Ok(true)
+    }
+
+    /// Says that TLS is on and, if the server sent anything in clear after its go-ahead,
+    /// that it was thrown away.
+    fn say_tls_started<M>(&mut self, conn: &Connection<M>, server: &str) -> Result<(), Stop>
+    where
+        M: GiveUpReply<Error: Into<ClientError>> + Default,
+    {
+        self.say_tls_on(server)?;
+        let dropped = conn.discarded_before_tls();
+        if dropped > 0 {
+            self.say(format!(
+                "-- The server sent {dropped} octets in clear after its go-ahead: thrown away \
+                 unread, since only what comes through TLS can be trusted."
+            ))?;
+        }
+        Ok(())
     }
 
     fn say_tls_on(&mut self, server: &str) -> Result<(), Stop> {
@@ -712,7 +729,7 @@ impl<R: BufRead, W: Write> Console<R, W> {
                 )?;
                 return Ok(false);
             }
-            self.say_tls_on(&self.config.smtp.clone())?;
+            self.say_tls_started(conn, &self.config.smtp.clone())?;
             self.say(
                 "-- The client forgets what the server said in clear and greets it again \
                  (RFC 3207 section 4.2).",

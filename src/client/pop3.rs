@@ -42,7 +42,7 @@ impl Connection<Pop3Client> {
     /// at once and this returns after it. A `-ERR` is returned as it is (no TLS).
     pub async fn stls(&mut self, tls: &ClientTls) -> Result<Pop3Reply, ClientError> {
         let reply = self.command(Command::Stls).await?;
-        self.handshake_if_due(tls).await?;
+        self.handshake_if_due(tls, reply.stream.end).await?;
         Ok(reply)
     }
 

@@ -42,7 +42,7 @@ impl Connection<SmtpClient> {
     /// returned as it is (no TLS).
     pub async fn starttls(&mut self, tls: &ClientTls) -> Result<SmtpReply, ClientError> {
         let reply = self.command(ClientCommand::StartTls).await?;
-        self.handshake_if_due(tls).await?;
+        self.handshake_if_due(tls, reply.stream.end).await?;
         Ok(reply)
     }
 

@@ -183,6 +183,9 @@ pub(crate) struct Wire {
     heard: Option<Vec<u8>>,
     /// Where `heard` begins in the server's byte stream.
     heard_from: u64,
+    /// Server bytes [`Wire::take_heard`] leaves out: what the server sent in clear after its
+    /// go-ahead to STLS/STARTTLS, which the machine threw away unread.
+    heard_dropped: Option<std::ops::Range<u64>>,
     /// Whether TLS protects the connection.
     tls: bool,
 }
@@ -257,6 +260,7 @@ impl Wire {
             rest_of_reply: None,
             heard: None,
             heard_from: 0,
+            heard_dropped: None,
             tls: false,
         }
     }
@@ -361,8 +365,35 @@ impl Wire {
                 .unwrap_or(usize::MAX)
                 .min(heard.len())
         });
+        let from = self.heard_from;
         self.heard_from += count as u64;
-        heard.drain(..count).collect()
+        let mut taken: Vec<u8> = heard.drain(..count).collect();
+        if let Some(dropped) = self.heard_dropped.clone() {
+            // The part of `dropped` inside what is taken, as offsets into `taken`.
+            let start = dropped.start.max(from);
+            let end = dropped.end.min(self.heard_from);
+            if start < end {
+                let at = |p: u64| {
+                    usize::try_from(p - from)
+                        .unwrap_or(usize::MAX)
+                        .min(taken.len())
+                };
+                taken.drain(at(start)..at(end));
+            }
+            if dropped.end <= self.heard_from {
+                self.heard_dropped = None;
+            }
+        }
+        taken
+    }
+
+    /// The server bytes at `range` of its byte stream (sent in clear after a go-ahead to
+    /// STLS/STARTTLS, and thrown away by the machine) are left out of what
+    /// [`Wire::take_heard`] hands out.
+    pub(crate) fn drop_heard(&mut self, range: std::ops::Range<u64>) {
+        if !range.is_empty() {
+            self.heard_dropped = Some(range);
+        }
     }
 
     /// Whether a timeout or an I/O error left the byte stream in an unknown place.

@@ -632,3 +632,75 @@ fn telnet_tls_types_commands_inside_tls_like_openssl_s_client() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds no PEM certificate"));
 }
+
+#[test]
+fn plaintext_a_server_sends_after_its_stls_ok_is_dropped_not_shown() {
+    use rustls::pki_types::pem::PemObject;
+    use std::io::{BufReader, Read, Write};
+    // A server that puts a line after its +OK to STLS, in clear, then starts TLS. The
+    // client must not read that line as if TLS had protected it (the client side of
+    // CVE-2011-0411).
+    let dir = TempDir::new("client-tls-inject");
+    let settings = mailwire::servers::TlsSettings::load_or_create(dir.path(), "localhost").unwrap();
+    let cert = rustls::pki_types::CertificateDer::from_pem_file(settings.cert_path()).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(dir.path().join("mailwire-key.pem"))
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        tcp.write_all(b"+OK ready\r\n").unwrap();
+        let mut line = [0u8; 6];
+        tcp.read_exact(&mut line).unwrap();
+        assert_eq!(&line, b"STLS\r\n");
+        tcp.write_all(b"+OK go ahead\r\n+OK injected\r\n").unwrap();
+        let conn = rustls::ServerConnection::new(std::sync::Arc::new(config)).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let mut reader = BufReader::new(&mut tls);
+        let mut command = String::new();
+        reader.read_line(&mut command).unwrap();
+        tls.write_all(b"+OK noop inside TLS\r\n").unwrap();
+        tls.flush().unwrap();
+        command
+    });
+    let tls = ClientTls::new(&Trust::Certificates(vec![
+        settings.cert_path().to_path_buf(),
+    ]))
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let options = ClientOptions::default();
+        let mut c = Pop3Connection::connect_diagnosing(&addr, &options, Duration::from_secs(2))
+            .await
+            .unwrap();
+        let greeting_end = c.greeting().stream.end;
+        assert_eq!(c.take_heard(Some(greeting_end)), b"+OK ready\r\n");
+        let ok = c.stls(&tls).await.unwrap();
+        assert!(ok.positive && c.is_tls());
+        assert_eq!(c.discarded_before_tls(), "+OK injected\r\n".len());
+        assert_eq!(c.take_heard(Some(ok.stream.end)), b"+OK go ahead\r\n");
+        let noop = c.command(Pop3::Noop).await.unwrap();
+        assert_eq!(
+            noop.text, "noop inside TLS",
+            "the injected line answered nothing"
+        );
+        // What the console shows of the server: the reply inside TLS, not the injected line.
+        assert_eq!(
+            c.take_heard(Some(noop.stream.end)),
+            b"+OK noop inside TLS\r\n"
+        );
+    });
+    assert_eq!(server.join().unwrap(), "NOOP\r\n");
+}

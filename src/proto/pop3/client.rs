@@ -542,12 +542,7 @@ impl Pop3Client {
             stream: self.input.line_start..self.input.line_start,
             continuation: false,
         };
-        if starts_tls {
-            // RFC 2595 section 4: the handshake starts right after the +OK; anything the
-            // server sent after it, in clear, is dropped unread.
-            self.tls_requested = true;
-            self.discarded_before_tls = self.input.buf.discard_pending();
-        }
+
         if multiline {
             self.partial = Some(Partial {
                 reply,
@@ -556,6 +551,12 @@ impl Pop3Client {
             });
         } else {
             self.emit(reply);
+        }
+        if starts_tls {
+            // RFC 2595 section 4: the handshake starts right after the +OK (whose stream
+            // range ends there); anything the server sent after it, in clear, is dropped.
+            self.tls_requested = true;
+            self.discarded_before_tls = self.input.buf.discard_pending();
         }
     }
 
@@ -1206,6 +1207,8 @@ mod tests {
         c.receive(b"+OK Begin TLS\r\n+OK injected\r\n");
         let got = events(&mut c);
         assert_eq!(got.len(), 1, "{got:?}");
+        // The +OK's range ends at its own line end, not after the bytes dropped.
+        assert_eq!(got[0].as_ref().unwrap().stream, 11..26);
         assert!(c.tls_requested());
         assert_eq!(c.discarded_before_tls(), 14);
         assert!(matches!(
