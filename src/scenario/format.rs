@@ -891,6 +891,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/login-with-scram.toml"),
     ),
     (
+        "submission-tls",
+        include_str!("../../scenarios/submission-tls.toml"),
+    ),
+    (
         "retransmission",
         include_str!("../../scenarios/retransmission.toml"),
     ),

@@ -398,3 +398,123 @@ fn mailwire_run_prints_the_tls_steps_and_writes_the_capture() {
         assert!(pcap.exists(), "{stdout}");
     }
 }
+
+#[test]
+fn submission_inside_starttls_and_reading_over_pop3s_leave_nothing_readable() {
+    let Some(t) = common::record_with_capture("submission-tls", "the TLS submission") else {
+        return;
+    };
+    common::assert_every_step_passed("submission-tls", &t);
+    let all = payloads(&t, &server_ports(&t));
+    // In clear: only the SMTP greeting, the first EHLO and its reply, STARTTLS and its 220.
+    for secret in [
+        &b"AUTH PLAIN AG"[..],
+        b"AGFsaWNlAHdvbmRlcmxhbmQ=",
+        b"Nobody on the wire",
+        b"PASS builder",
+        b"POP3 server ready",
+    ] {
+        assert!(
+            all.iter().all(|(_, p)| !contains_bytes(p, secret)),
+            "{:?} crossed in clear",
+            String::from_utf8_lossy(secret)
+        );
+    }
+    assert!(all.iter().any(|(_, p)| p == b"STARTTLS\r\n"));
+    // Two TLS sessions (SMTP after STARTTLS, POP3S), both with their secrets in the timeline.
+    let randoms: std::collections::HashSet<&[u8]> = t
+        .keylog
+        .entries()
+        .iter()
+        .map(|e| e.client_random.as_slice())
+        .collect();
+    assert_eq!(randoms.len(), 2, "{:?}", t.keylog);
+    // The implicit-TLS connection's greeting has no place in the TCP stream to link.
+    let pop3s = t
+        .steps
+        .iter()
+        .position(|s| s.outcome.session == "pop3s")
+        .unwrap();
+    assert_eq!(t.steps[pop3s].outcome.exchanges[0].stream, None);
+    assert!(
+        !t.steps[pop3s].frames.is_empty(),
+        "its handshake was captured with it"
+    );
+}
+
+#[test]
+fn smtp_auth_in_clear_is_cut_into_334_challenges_and_answers() {
+    // The decoder reads SMTP AUTH LOGIN's 334 challenges and the client's base64 lines
+    // as units paired in order (RFC 4954 section 4), as the client logged them.
+    let toml = r#"
+title = "SMTP AUTH LOGIN in clear"
+description = "334 continuations."
+protocols = ["smtp"]
+[fixture]
+[[fixture.user]]
+name = "bob"
+password = "builder"
+
+[[step]]
+caption = "connect"
+connect = "smtp"
+expect = "220"
+
+[[step]]
+caption = "EHLO"
+send = "EHLO client.example"
+expect = "250"
+
+[[step]]
+caption = "AUTH LOGIN"
+auth = { mechanism = "LOGIN", user = "bob", password = "builder" }
+expect = "235"
+
+[[step]]
+caption = "QUIT"
+quit = true
+expect = "221"
+"#;
+    use mailwire::scenario::recorder::{Recorder, RecorderOptions};
+    let s = format::Scenario::parse(toml, "inline").unwrap();
+    let mut r = Recorder::start(&s, &RecorderOptions::default()).unwrap();
+    if !r.timeline().capture_status().is_capturing() {
+        eprintln!("SKIPPED the SMTP AUTH capture check: no capture rights");
+        return;
+    }
+    while r.step().is_some() {}
+    let t = r.finish();
+    common::assert_every_step_passed("inline", &t);
+    let lines: Vec<&str> = t.steps[2]
+        .outcome
+        .exchanges
+        .iter()
+        .map(|e| e.line.as_str())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "AUTH LOGIN",
+            "334 VXNlcm5hbWU6",
+            "Ym9i",
+            "334 UGFzc3dvcmQ6",
+            "YnVpbGRlcg==",
+            "235 2.7.0 Authentication successful"
+        ]
+    );
+    for (k, e) in t.steps[2].outcome.exchanges.iter().enumerate() {
+        let unit = t.unit(2, k).unwrap_or_else(|| panic!("{k}: {}", e.line));
+        assert_eq!(unit.text, e.line);
+        let client = e.kind == ExchangeKind::Command;
+        assert_eq!(
+            matches!(
+                unit.kind,
+                mailwire::decode::units::UnitKind::Command
+                    | mailwire::decode::units::UnitKind::AuthData
+            ),
+            client,
+            "{k}: {:?}",
+            unit.kind
+        );
+    }
+}
