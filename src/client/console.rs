@@ -305,7 +305,13 @@ impl<R: BufRead, W: Write> Console<R, W> {
             }
             let (user, password) = (self.user.clone(), self.password.clone());
             let result = match self.config.auth {
-                Some(mechanism) => self.pop3_auth(&mut conn, mechanism)?,
+                Some(mechanism) => match self.pop3_auth(&mut conn, mechanism)? {
+                    Some(reply) => Ok(reply),
+                    None => {
+                        let _ = self.net_quiet(conn.quit());
+                        return Ok(None);
+                    }
+                },
                 None => self.net_quiet(conn.login(&user, &password))?,
             };
             let show = if self.config.auth.is_some() {
@@ -395,12 +401,14 @@ impl<R: BufRead, W: Write> Console<R, W> {
     }
 
     /// A POP3 AUTH exchange shown line by line, each base64 line with what it decodes to.
-    /// Returns the final reply (or the error), not yet shown.
+    /// Returns the final reply, not yet shown; `None` when the exchange failed otherwise
+    /// (the console has said why: a broken connection, or a challenge the client gave up
+    /// with `*`).
     fn pop3_auth(
         &mut self,
         conn: &mut Pop3Connection,
         mechanism: Mechanism,
-    ) -> Result<Result<crate::proto::pop3::client::Pop3Reply, ClientError>, Stop> {
+    ) -> Result<Option<crate::proto::pop3::client::Pop3Reply>, Stop> {
         let mut client = SaslClient::new(mechanism, &self.user, &self.password, &fresh_nonce());
         let initial = client.initial_response();
         let shown_initial = initial.as_deref().map(sasl::encode);
@@ -418,13 +426,11 @@ impl<R: BufRead, W: Write> Console<R, W> {
         let mut result = self.net_quiet(conn.command(command))?;
         loop {
             let reply = match result {
-                Ok(reply) if reply.continuation => reply,
-                other => return Ok(other),
-            };
-            let Answer::Reply(reply) = self.answer(conn, Ok(reply), Show::Always)? else {
-                return Ok(Err(ClientError::Closed {
-                    peer: conn.peer_addr(),
-                }));
+                Ok(reply) if !reply.continuation => return Ok(Some(reply)),
+                other => match self.answer(conn, other, Show::Always)? {
+                    Answer::Reply(reply) => reply,
+                    Answer::Broken(_) | Answer::Lost => return Ok(None),
+                },
             };
             let response = match sasl::decode(&reply.text) {
                 Ok(challenge) => {
@@ -441,8 +447,11 @@ impl<R: BufRead, W: Write> Console<R, W> {
                     result = self.net_quiet(conn.sasl_respond(&bytes))?;
                 }
                 Err(why) => {
+                    // The server's answer to "*" ends the exchange, whatever it is.
                     self.say(format!("The client gives the exchange up: {why}.\nC: *"))?;
-                    result = self.net_quiet(conn.sasl_cancel())?;
+                    let result = self.net_quiet(conn.sasl_cancel())?;
+                    self.answer(conn, result, Show::Always)?;
+                    return Ok(None);
                 }
             }
         }
@@ -784,8 +793,11 @@ impl<R: BufRead, W: Write> Console<R, W> {
                     result = self.net_quiet(conn.sasl_respond(&bytes))?;
                 }
                 Err(why) => {
+                    // The server's answer to "*" ends the exchange, whatever it is.
                     self.say(format!("The client gives the exchange up: {why}.\nC: *"))?;
-                    result = self.net_quiet(conn.sasl_cancel())?;
+                    let result = self.net_quiet(conn.sasl_cancel())?;
+                    self.answer(conn, result, Show::Always)?;
+                    return Ok(false);
                 }
             }
         }

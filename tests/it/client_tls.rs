@@ -532,12 +532,11 @@ fn every_sasl_mechanism_against_dovecot_after_stls() {
     assert!(tls.keylog().entries().len() >= 5 * 2, "{:?}", tls.keylog());
 }
 
-#[test]
-fn a_server_that_cannot_prove_it_knows_the_password_is_caught_by_scram() {
+/// A false POP3 server: it plays SCRAM's messages but does not know bob's keys, so its
+/// signature (v=) is wrong. Its thread returns what the client answered to that signature.
+fn false_scram_server() -> (String, std::thread::JoinHandle<String>) {
     use mailwire::proto::sasl;
     use std::io::{BufReader, Write};
-    // A false server: it plays SCRAM's messages but does not know bob's keys, so its
-    // signature (v=) is wrong. RFC 5802 section 3: the client must catch that.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let server = std::thread::spawn(move || {
@@ -548,7 +547,7 @@ fn a_server_that_cannot_prove_it_knows_the_password_is_caught_by_scram() {
         let mut line = String::new();
         let mut next = |reader: &mut BufReader<std::net::TcpStream>| {
             line.clear();
-            reader.read_line(&mut line).unwrap();
+            let _ = reader.read_line(&mut line);
             line.trim_end().to_string()
         };
         out.write_all(b"+OK impostor ready\r\n").unwrap();
@@ -564,8 +563,18 @@ fn a_server_that_cannot_prove_it_knows_the_password_is_caught_by_scram() {
             .unwrap();
         let cancel = next(&mut reader);
         out.write_all(b"-ERR [AUTH] cancelled\r\n").unwrap();
+        if next(&mut reader) == "QUIT" {
+            let _ = out.write_all(b"+OK bye\r\n");
+        }
         cancel
     });
+    (addr, server)
+}
+
+#[test]
+fn a_server_that_cannot_prove_it_knows_the_password_is_caught_by_scram() {
+    // RFC 5802 section 3: the client checks the server's signature.
+    let (addr, server) = false_scram_server();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -575,7 +584,9 @@ fn a_server_that_cannot_prove_it_knows_the_password_is_caught_by_scram() {
             .await
             .unwrap();
         let mut sasl = SaslClient::new(Mechanism::ScramSha256, "bob", "builder", "cl1ent");
-        c.authenticate(&mut sasl).await.unwrap_err()
+        let error = c.authenticate(&mut sasl).await.unwrap_err();
+        let _ = c.quit().await;
+        error
     });
     assert_eq!(
         server.join().unwrap(),
@@ -587,6 +598,27 @@ fn a_server_that_cannot_prove_it_knows_the_password_is_caught_by_scram() {
         text.contains("gave up the AUTH exchange") && text.contains("impostor"),
         "{text}"
     );
+    // The console says so, shows the server's answer to "*", and does not log in.
+    let (addr, server) = false_scram_server();
+    let out = run_with_input(
+        Command::new(MAILWIRE).args(["client", "--pop3", &addr, "--auth", "SCRAM-SHA-256"]),
+        "bob\nbuilder\n1\n3\n",
+        LIMIT,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert_eq!(server.join().unwrap(), "*");
+    assert_in_order(
+        &stdout,
+        &[
+            "v= is the server's signature",
+            "The client gives the exchange up: the server's SCRAM signature is wrong",
+            "C: *",
+            "S: -ERR [AUTH] cancelled",
+            "1. Manage Mail",
+        ],
+    );
+    assert!(!stdout.contains("Logged in"), "{stdout}");
 }
 
 #[test]
