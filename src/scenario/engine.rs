@@ -420,6 +420,15 @@ impl<T: Transport> Engine<T> {
         let mut expected = 0;
         for text in &commands {
             match &mut session.client {
+                // A line typed in answer to an AUTH challenge (base64, or "*").
+                Client::Pop3(c) if c.sasl_challenged() => {
+                    c.send_sasl_line(text).map_err(protocol_error)?;
+                    take_writes(c);
+                }
+                Client::Smtp(c) if c.sasl_challenged() => {
+                    c.send_sasl_line(text).map_err(protocol_error)?;
+                    take_writes(c);
+                }
                 Client::Pop3(c) => {
                     // The client machine learns the reply's shape; the bytes are sent as
                     // typed (lower case, odd spacing and all).
@@ -464,7 +473,25 @@ impl<T: Transport> Engine<T> {
         } else {
             self.transport_write(name, &wire)?;
         }
-        Ok(self.collect(name, expected, log)?.into_iter().last())
+        let got = self.collect(name, expected, log)?.into_iter().last();
+        // STLS or STARTTLS typed as a raw line, and accepted: the handshake follows at once.
+        self.handshake_if_due(name)?;
+        Ok(got)
+    }
+
+    /// After a reply that accepted STLS or STARTTLS: the TLS handshake, and from here on the
+    /// session's exchanges travel inside TLS. Nothing when no handshake is due.
+    fn handshake_if_due(&mut self, name: &str) -> Result<(), StepError> {
+        let session = self.session(name)?;
+        if !session.client.tls_requested() {
+            return Ok(());
+        }
+        let conn = session.conn;
+        self.transport.start_tls(conn)?;
+        let session = self.session(name)?;
+        session.client.tls_started();
+        session.tls = true;
+        Ok(())
     }
 
     /// Where `len` bytes written from `start` lie in the client's TCP byte stream; `None`
@@ -487,15 +514,7 @@ impl<T: Transport> Engine<T> {
             Client::Pop3(_) => self.pop3_command(name, Command::Stls, log)?,
             Client::Smtp(_) => self.smtp_command(name, ClientCommand::StartTls, log)?,
         };
-        let session = self.session(name)?;
-        if !session.client.tls_requested() {
-            return Ok(got);
-        }
-        let conn = session.conn;
-        self.transport.start_tls(conn)?;
-        let session = self.session(name)?;
-        session.client.tls_started();
-        session.tls = true;
+        self.handshake_if_due(name)?;
         Ok(got)
     }
 
@@ -931,6 +950,14 @@ fn smtp_stand_in(line: &str) -> ClientCommand {
         "QUIT" => ClientCommand::Quit,
         "EHLO" => ClientCommand::Ehlo(arg),
         "HELO" => ClientCommand::Helo(arg),
+        "STARTTLS" => ClientCommand::StartTls,
+        "AUTH" => {
+            let mut words = arg.split_whitespace();
+            ClientCommand::Auth {
+                mechanism: words.next().unwrap_or_default().to_string(),
+                initial: words.next().map(str::to_string),
+            }
+        }
         _ => ClientCommand::Noop,
     }
 }

@@ -410,12 +410,20 @@ pub fn default_mail_date() -> String {
 }
 
 impl Scenario {
-    /// Whether a step starts TLS (implicit or STLS/STARTTLS): its servers then need a
-    /// certificate, and implicit-TLS ports.
+    /// Whether a step starts TLS (implicit, or STLS/STARTTLS as a step or a raw line): its
+    /// servers then need a certificate, and implicit-TLS ports.
     pub fn uses_tls(&self) -> bool {
-        self.steps
-            .iter()
-            .any(|s| matches!(s.action, Action::ConnectTls { .. } | Action::StartTls))
+        let starts_tls = |line: &String| {
+            let verb = line.split_whitespace().next().unwrap_or_default();
+            verb.eq_ignore_ascii_case("STLS") || verb.eq_ignore_ascii_case("STARTTLS")
+        };
+        self.steps.iter().any(|s| match &s.action {
+            Action::ConnectTls { .. } | Action::StartTls => true,
+            // STLS or STARTTLS typed as a raw line.
+            Action::Send(line) => starts_tls(line),
+            Action::Pipeline(lines) => lines.iter().any(starts_tls),
+            _ => false,
+        })
     }
 
     /// Reads and validates a scenario file.

@@ -391,6 +391,17 @@ impl Pop3Client {
         self.answer_challenge("*".to_string())
     }
 
+    /// Answers the server's last challenge with `line` as typed (base64, or `*` to cancel):
+    /// for a console where a person types the AUTH exchange by hand.
+    pub fn send_sasl_line(&mut self, line: &str) -> Result<(), Pop3ClientError> {
+        if line.contains(['\r', '\n']) {
+            return Err(Pop3ClientError::InvalidCommand {
+                command: "an AUTH response".into(),
+            });
+        }
+        self.answer_challenge(line.to_string())
+    }
+
     fn answer_challenge(&mut self, line: String) -> Result<(), Pop3ClientError> {
         if self.input.eof || self.input.ended {
             return Err(Pop3ClientError::SessionEnded {

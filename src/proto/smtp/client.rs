@@ -603,6 +603,17 @@ impl SmtpClient {
         self.answer_challenge("*".to_string())
     }
 
+    /// Answers the server's last challenge with `line` as typed (base64, or `*` to cancel):
+    /// for a console where a person types the AUTH exchange by hand.
+    pub fn send_sasl_line(&mut self, line: &str) -> Result<(), SmtpClientError> {
+        if line.contains(['\r', '\n']) {
+            return Err(SmtpClientError::InvalidArgument {
+                command: "an AUTH response".into(),
+            });
+        }
+        self.answer_challenge(line.to_string())
+    }
+
     fn answer_challenge(&mut self, line: String) -> Result<(), SmtpClientError> {
         if self.quit_sent || self.input.eof || self.input.ended {
             return Err(SmtpClientError::SessionEnded {
