@@ -122,6 +122,8 @@ pub enum TimelineUpdate {
         ends: Option<Ends>,
         frames: Range<usize>,
     },
+    /// TLS secrets of the run's own sessions (added to [`Timeline::keylog`]).
+    Secrets(crate::proto::keylog::KeyLog),
 }
 
 /// One step as the timeline keeps it.
@@ -174,6 +176,7 @@ impl Timeline {
                 ends,
                 frames,
             } => self.push_step(outcome, caption, rfc, ends, frames),
+            TimelineUpdate::Secrets(keys) => self.keylog.extend(&keys),
         }
     }
 

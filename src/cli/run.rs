@@ -418,10 +418,15 @@ fn print_step_body(t: &Timeline, index: usize) {
     };
     for (k, e) in record.outcome.exchanges.iter().enumerate() {
         let tag = e.direction().tag();
-        let frames = t
-            .unit(index, k)
-            .map(|u| format!("   [frame {}]", frame_list(&u.frames())))
-            .unwrap_or_default();
+        let frames = match t.unit(index, k) {
+            Some(u) => format!("   [frame {}]", frame_list(&u.frames())),
+            // In a run that used TLS, an exchange without a stream range travelled inside
+            // TLS records (no unit of the capture carries its text).
+            None if e.stream.is_none() && !t.keylog.is_empty() => {
+                "   [inside TLS: encrypted on the wire]".to_string()
+            }
+            None => String::new(),
+        };
         let extra = if e.more.is_empty() {
             String::new()
         } else {

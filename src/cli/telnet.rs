@@ -33,6 +33,12 @@ pub struct TelnetArgs {
     /// (a line of an SMTP message body gets no answer).
     #[arg(long, default_value_t = 1000)]
     pub reply_wait_ms: u64,
+    /// Speak TLS from the first byte (a POP3S or SMTPS port, RFC 8314), as `openssl
+    /// s_client` does: the lines typed and shown are what the TLS records carry.
+    #[arg(long)]
+    pub tls: bool,
+    #[command(flatten)]
+    pub trust: super::client::TrustArgs,
 }
 
 /// When `mailwire telnet` waits for the server's answer before sending the next line.
@@ -65,6 +71,11 @@ pub fn run_telnet(args: TelnetArgs) -> Result<(), String> {
             WaitForReply::Auto | WaitForReply::Never => None,
         },
         echo_input: !stdin.is_terminal(),
+        tls: if args.tls {
+            Some(args.trust.client_tls()?)
+        } else {
+            None
+        },
     };
     run_telnet_session(
         config,

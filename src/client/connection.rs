@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::ClientOptions;
 use super::error::ClientError;
+use super::tls::ClientTls;
 use super::wire::Wire;
 use crate::proto::ClientMachine;
 use crate::proto::pop3::client::{Pop3Client, Pop3Reply};
@@ -21,6 +22,12 @@ pub trait GiveUpReply: ClientMachine {
     /// A line that is not a reply line answers the command awaited (as an error) instead of
     /// ending the session.
     fn go_on_after_bad_lines(&mut self);
+    /// Whether the server accepted STLS/STARTTLS and the machine waits for the handshake.
+    fn tls_requested(&self) -> bool;
+    /// The handshake is done.
+    fn tls_started(&mut self);
+    /// Octets the server sent in clear after its go-ahead, thrown away unread.
+    fn discarded_before_tls(&self) -> usize;
 }
 
 impl GiveUpReply for Pop3Client {
@@ -31,6 +38,18 @@ impl GiveUpReply for Pop3Client {
     fn go_on_after_bad_lines(&mut self) {
         self.go_on_after_bad_status_lines();
     }
+
+    fn tls_requested(&self) -> bool {
+        Pop3Client::tls_requested(self)
+    }
+
+    fn tls_started(&mut self) {
+        Pop3Client::tls_started(self);
+    }
+
+    fn discarded_before_tls(&self) -> usize {
+        Pop3Client::discarded_before_tls(self)
+    }
 }
 
 impl GiveUpReply for SmtpClient {
@@ -40,6 +59,18 @@ impl GiveUpReply for SmtpClient {
 
     fn go_on_after_bad_lines(&mut self) {
         self.go_on_after_bad_reply_lines();
+    }
+
+    fn tls_requested(&self) -> bool {
+        SmtpClient::tls_requested(self)
+    }
+
+    fn tls_started(&mut self) {
+        SmtpClient::tls_started(self);
+    }
+
+    fn discarded_before_tls(&self) -> usize {
+        SmtpClient::discarded_before_tls(self)
     }
 }
 
@@ -85,6 +116,71 @@ where
         let mut machine = M::default();
         machine.go_on_after_bad_lines();
         Self::greeted(wire, machine).await
+    }
+
+    /// Like [`Connection::connect`] on an implicit-TLS port (POP3S 995, SMTP submission 465,
+    /// RFC 8314 section 3): the TLS handshake comes first, then the greeting, inside TLS.
+    pub async fn connect_tls(
+        addr: &str,
+        options: &ClientOptions,
+        tls: &ClientTls,
+    ) -> Result<Self, ClientError> {
+        let mut wire = Wire::connect(addr, options).await?;
+        wire.start_tls(tls).await?;
+        Self::greeted(wire, M::default()).await
+    }
+
+    /// [`Connection::connect_diagnosing`] on an implicit-TLS port (see
+    /// [`Connection::connect_tls`]).
+    pub async fn connect_tls_diagnosing(
+        addr: &str,
+        options: &ClientOptions,
+        tls: &ClientTls,
+        rest_of_reply: Duration,
+    ) -> Result<Self, ClientError> {
+        let mut wire = Wire::connect(addr, options).await?;
+        wire.start_tls(tls).await?;
+        wire.diagnose_framing(rest_of_reply);
+        let mut machine = M::default();
+        machine.go_on_after_bad_lines();
+        Self::greeted(wire, machine).await
+    }
+
+    /// Whether TLS protects the connection.
+    pub fn is_tls(&self) -> bool {
+        self.wire.is_tls()
+    }
+
+    /// How many octets the server sent in clear after its go-ahead to STLS/STARTTLS: they
+    /// were thrown away unread (only what comes through TLS counts).
+    pub fn discarded_before_tls(&self) -> usize {
+        self.machine.discarded_before_tls()
+    }
+
+    /// After a reply that accepted STLS or STARTTLS: makes the TLS handshake (the machine
+    /// reads nothing until it is done). Nothing happens when no handshake is due (the
+    /// server refused). A failed handshake leaves the connection unusable.
+    /// `go_ahead_end`: where the server's go-ahead ended in its byte stream.
+    pub(super) async fn handshake_if_due(
+        &mut self,
+        tls: &ClientTls,
+        go_ahead_end: u64,
+    ) -> Result<(), ClientError> {
+        if !self.machine.tls_requested() {
+            return Ok(());
+        }
+        let discarded = self.machine.discarded_before_tls();
+        if discarded > 0 {
+            self.wire
+                .drop_heard(go_ahead_end..go_ahead_end + discarded as u64);
+            self.wire.note(format!(
+                "the server sent {discarded} octets in clear after its go-ahead; they were \
+                 thrown away unread (only what comes through TLS counts)"
+            ));
+        }
+        self.wire.start_tls(tls).await?;
+        self.machine.tls_started();
+        Ok(())
     }
 
     async fn greeted(mut wire: Wire, mut machine: M) -> Result<Self, ClientError> {

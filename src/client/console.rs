@@ -5,6 +5,11 @@
 //! Mail (From, To, Subject, a body ended by a "." line; then HELO, MAIL, RCPT, DATA, QUIT)
 //! and 3. Quit. Every command sent and every reply is shown as `C:` and `S:` lines.
 //!
+//! With TLS (`--stls`, `--starttls`, `--tls`) the console says where TLS began; with
+//! `--auth MECH` it logs in with a SASL mechanism instead of USER/PASS (POP3, RFC 5034) and
+//! authenticates before sending mail (SMTP, RFC 4954), showing every base64 line it sends
+//! and receives and what it decodes to: base64 is an encoding, not encryption.
+//!
 //! The console reads any [`BufRead`] and writes any [`Write`], so a script (or a test) can
 //! drive it through stdin; the end of the input ends the program cleanly. Network calls run
 //! on a current-thread tokio runtime, one at a time, between reads of the keyboard.
@@ -16,11 +21,13 @@ use std::time::Duration;
 
 use super::reply_lines::{LineEnd, ReplyShape, marks, wire_lines};
 use super::summary::summarize;
+use super::tls::{ClientTls, fresh_nonce};
 use super::transcript::{Transcript, TranscriptEntry};
 use super::{ClientError, ClientOptions, Connection, GiveUpReply, Pop3Connection, SmtpConnection};
 use crate::proto::Protocol;
 use crate::proto::pop3::Command;
 use crate::proto::pop3::client::Pop3Reply;
+use crate::proto::sasl::{self, Mechanism, client::SaslClient};
 use crate::proto::smtp::client::{ClientCommand, SmtpReply};
 
 /// Once part of a reply is in, how long the console waits for the rest before it shows what
@@ -100,6 +107,28 @@ pub struct ConsoleConfig {
     pub echo_input: bool,
     /// Also print every line that crosses the wire, the mail list's TOP commands included.
     pub show_wire: bool,
+    /// TLS on the POP3 connection.
+    pub pop3_tls: TlsMode,
+    /// TLS on the SMTP connection.
+    pub smtp_tls: TlsMode,
+    /// Which certificates to trust; needed when either connection uses TLS.
+    pub tls: Option<ClientTls>,
+    /// Log in with this SASL mechanism (POP3 AUTH, and SMTP AUTH before sending) instead of
+    /// USER/PASS and no SMTP login.
+    pub auth: Option<Mechanism>,
+}
+
+/// Whether and how a connection uses TLS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain TCP: everything is readable on the wire.
+    #[default]
+    Off,
+    /// Plain TCP, then STLS (POP3, RFC 2595 section 4) or STARTTLS (SMTP, RFC 3207
+    /// section 4) before logging in.
+    Upgrade,
+    /// TLS from the first byte (a POP3S or submissions port, RFC 8314 section 3).
+    Implicit,
 }
 
 /// Why the console stops.
@@ -239,12 +268,31 @@ impl<R: BufRead, W: Write> Console<R, W> {
     fn log_in(&mut self) -> Result<Option<Pop3Connection>, Stop> {
         loop {
             let (addr, options) = (self.config.pop3.clone(), self.config.options.clone());
+            let mode = self.config.pop3_tls;
+            let tls = self.config.tls.clone();
             let connect = async move {
-                Pop3Connection::connect_diagnosing(&addr, &options, REST_OF_REPLY_WAIT).await
+                match (mode, tls) {
+                    (TlsMode::Implicit, Some(tls)) => {
+                        Pop3Connection::connect_tls_diagnosing(
+                            &addr,
+                            &options,
+                            &tls,
+                            REST_OF_REPLY_WAIT,
+                        )
+                        .await
+                    }
+                    _ => {
+                        Pop3Connection::connect_diagnosing(&addr, &options, REST_OF_REPLY_WAIT)
+                            .await
+                    }
+                }
             };
             let Some(mut conn) = self.net(connect)? else {
                 return Ok(None);
             };
+            if conn.is_tls() {
+                self.say_tls_on(&self.config.pop3.clone())?;
+            }
             let greeting = conn.greeting().clone();
             self.answer(&mut conn, Ok(greeting), Show::IfMarked)?;
             if !conn.greeting().positive {
@@ -252,9 +300,26 @@ impl<R: BufRead, W: Write> Console<R, W> {
                 self.say(format!("The POP3 server refused the session: {status}"))?;
                 return Ok(None);
             }
+            if self.config.pop3_tls == TlsMode::Upgrade && !self.pop3_stls(&mut conn)? {
+                return Ok(None);
+            }
             let (user, password) = (self.user.clone(), self.password.clone());
-            let result = self.net_quiet(conn.login(&user, &password))?;
-            let Answer::Reply(reply) = self.answer(&mut conn, result, Show::IfMarked)? else {
+            let result = match self.config.auth {
+                Some(mechanism) => match self.pop3_auth(&mut conn, mechanism)? {
+                    Some(reply) => Ok(reply),
+                    None => {
+                        let _ = self.net_quiet(conn.quit());
+                        return Ok(None);
+                    }
+                },
+                None => self.net_quiet(conn.login(&user, &password))?,
+            };
+            let show = if self.config.auth.is_some() {
+                Show::Always
+            } else {
+                Show::IfMarked
+            };
+            let Answer::Reply(reply) = self.answer(&mut conn, result, show)? else {
                 return Ok(None);
             };
             if reply.positive {
@@ -280,6 +345,155 @@ impl<R: BufRead, W: Write> Console<R, W> {
 
     /// Shows `Sl. No. <sender> <received> <subject>` for every mail. `false` if the
     /// connection failed (the reason is shown).
+    /// STLS and the handshake; `false` (after saying why) when the session cannot go on in
+    /// TLS. A client that asked for TLS never falls back to sending its password in clear.
+    fn pop3_stls(&mut self, conn: &mut Pop3Connection) -> Result<bool, Stop> {
+        let Some(tls) = self.config.tls.clone() else {
+            self.say("Error: STLS needs a certificate to trust (--cafile or --insecure).")?;
+            return Ok(false);
+        };
+        self.say("C: STLS")?;
+        let result = self.net_quiet(conn.stls(&tls))?;
+        let Answer::Reply(reply) = self.answer(conn, result, Show::Always)? else {
+            return Ok(false);
+        };
+        if !reply.positive {
+            self.say(
+                "The server refused STLS; the console does not log in without the TLS it was \
+                 asked for (the password would cross the wire in clear).",
+            )?;
+            let _ = self.net_quiet(conn.command(Command::Quit));
+            return Ok(false);
+        }
+        self.say_tls_started(conn, &self.config.pop3.clone())?;
+        Ok(true)
+    }
+
+    /// Says that TLS is on and, if the server sent anything in clear after its go-ahead,
+    /// that it was thrown away.
+    fn say_tls_started<M>(&mut self, conn: &Connection<M>, server: &str) -> Result<(), Stop>
+    where
+        M: GiveUpReply<Error: Into<ClientError>> + Default,
+    {
+        self.say_tls_on(server)?;
+        let dropped = conn.discarded_before_tls();
+        if dropped > 0 {
+            self.say(format!(
+                "-- The server sent {dropped} octets in clear after its go-ahead: thrown away \
+                 unread, since only what comes through TLS can be trusted."
+            ))?;
+        }
+        Ok(())
+    }
+
+    fn say_tls_on(&mut self, server: &str) -> Result<(), Stop> {
+        let insecure = self.config.tls.as_ref().is_some_and(ClientTls::is_insecure);
+        let checked = if insecure {
+            "WARNING: the server's certificate was not checked (--insecure): the \
+             connection is encrypted, but the server may be anyone."
+        } else {
+            "The server's certificate was checked."
+        };
+        self.say(format!(
+            "-- TLS is on with {server}: from here on the bytes on the wire are encrypted TLS \
+             records; the lines below are what they carry. {checked}"
+        ))
+    }
+
+    /// A POP3 AUTH exchange shown line by line, each base64 line with what it decodes to.
+    /// Returns the final reply, not yet shown; `None` when the exchange failed otherwise
+    /// (the console has said why: a broken connection, or a challenge the client gave up
+    /// with `*`).
+    fn pop3_auth(
+        &mut self,
+        conn: &mut Pop3Connection,
+        mechanism: Mechanism,
+    ) -> Result<Option<crate::proto::pop3::client::Pop3Reply>, Stop> {
+        let mut client = SaslClient::new(mechanism, &self.user, &self.password, &fresh_nonce());
+        let initial = client.initial_response();
+        let shown_initial = initial.as_deref().map(sasl::encode);
+        match &shown_initial {
+            Some(b64) => self.say(format!("C: AUTH {mechanism} {b64}"))?,
+            None => self.say(format!("C: AUTH {mechanism}"))?,
+        }
+        if let Some(bytes) = &initial {
+            self.say_decoded(bytes, mechanism, conn.is_tls())?;
+        }
+        let command = Command::Auth {
+            mechanism: mechanism.name().to_string(),
+            initial: shown_initial,
+        };
+        let mut result = self.net_quiet(conn.command(command))?;
+        loop {
+            let reply = match result {
+                Ok(reply) if !reply.continuation => return Ok(Some(reply)),
+                other => match self.answer(conn, other, Show::Always)? {
+                    Answer::Reply(reply) => reply,
+                    Answer::Broken(_) | Answer::Lost => return Ok(None),
+                },
+            };
+            let response = match sasl::decode(&reply.text) {
+                Ok(challenge) => {
+                    self.say_decoded(&challenge, mechanism, conn.is_tls())?;
+                    client.respond(&challenge).map_err(|e| e.to_string())
+                }
+                Err(_) => Err(format!("the challenge \"{}\" is not base64", reply.text)),
+            };
+            match response {
+                Ok(bytes) => {
+                    let line = sasl::encode(&bytes);
+                    self.say(format!("C: {line}"))?;
+                    self.say_decoded(&bytes, mechanism, conn.is_tls())?;
+                    result = self.net_quiet(conn.sasl_respond(&bytes))?;
+                }
+                Err(why) => {
+                    // The server's answer to "*" ends the exchange, whatever it is.
+                    self.say(format!("The client gives the exchange up: {why}.\nC: *"))?;
+                    let result = self.net_quiet(conn.sasl_cancel())?;
+                    self.answer(conn, result, Show::Always)?;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// What a base64 line decodes to, with a word on what it shows: whether anyone on the
+    /// wire could read it, and for SCRAM what the proof and the signature prove.
+    fn say_decoded(&mut self, bytes: &[u8], mechanism: Mechanism, tls: bool) -> Result<(), Stop> {
+        if bytes.is_empty() {
+            return self.say("   (an empty line: nothing more to say)");
+        }
+        let text: String = String::from_utf8_lossy(bytes)
+            .chars()
+            .flat_map(|c| match c {
+                '\0' => "\\0".chars().collect::<Vec<_>>(),
+                c if c.is_control() => c.escape_default().collect(),
+                c => vec![c],
+            })
+            .collect();
+        let seen = if tls {
+            "base64 is an encoding, not encryption; here TLS hides the line on the wire"
+        } else {
+            "base64 is an encoding, not encryption: anyone who captures this line can read it"
+        };
+        self.say(format!("   base64 of \"{text}\" ({seen})"))?;
+        let scram = mechanism == Mechanism::ScramSha256;
+        if scram && text.contains(",p=") {
+            self.say(
+                "   p= is the client's proof: it shows the password is known without sending \
+                 it, and is worth nothing in another exchange (RFC 5802 section 3)",
+            )?;
+        } else if scram && text.starts_with("v=") {
+            self.say(
+                "   v= is the server's signature, checked by the client: the server knows the \
+                 user's ServerKey, so it is not an impostor (RFC 5802 section 3)",
+            )?;
+        } else if mechanism == Mechanism::Plain && text.starts_with("\\0") {
+            self.say("   PLAIN is authzid NUL user NUL password (RFC 4616 section 2)")?;
+        }
+        Ok(())
+    }
+
     fn show_mail_list(&mut self, conn: &mut Pop3Connection) -> Result<bool, Stop> {
         let result = self.net_quiet(conn.command(Command::List(None)))?;
         let list = match self.answer(conn, result, Show::IfMarked)? {
@@ -426,12 +640,28 @@ impl<R: BufRead, W: Write> Console<R, W> {
     /// at the first refusal (then QUIT).
     fn deliver(&mut self, from: &str, recipients: &[String], content: &[u8]) -> Result<(), Stop> {
         let (addr, options) = (self.config.smtp.clone(), self.config.options.clone());
+        let mode = self.config.smtp_tls;
+        let tls = self.config.tls.clone();
         let connect = async move {
-            SmtpConnection::connect_diagnosing(&addr, &options, REST_OF_REPLY_WAIT).await
+            match (mode, tls) {
+                (TlsMode::Implicit, Some(tls)) => {
+                    SmtpConnection::connect_tls_diagnosing(
+                        &addr,
+                        &options,
+                        &tls,
+                        REST_OF_REPLY_WAIT,
+                    )
+                    .await
+                }
+                _ => SmtpConnection::connect_diagnosing(&addr, &options, REST_OF_REPLY_WAIT).await,
+            }
         };
         let Some(mut conn) = self.net(connect)? else {
             return Ok(());
         };
+        if conn.is_tls() {
+            self.say_tls_on(&self.config.smtp.clone())?;
+        }
         let greeting = conn.greeting().clone();
         self.answer(&mut conn, Ok(greeting), Show::Always)?;
         if !conn.greeting().is_positive() {
@@ -441,10 +671,10 @@ impl<R: BufRead, W: Write> Console<R, W> {
             .rsplit_once('@')
             .map_or("localhost", |(_, d)| d)
             .to_string();
-        let mut commands = vec![
-            ClientCommand::Helo(domain),
-            ClientCommand::MailFrom(from.to_string()),
-        ];
+        if !self.smtp_prelude(&mut conn, &domain)? {
+            return self.smtp_quit(conn);
+        }
+        let mut commands = vec![ClientCommand::MailFrom(from.to_string())];
         commands.extend(recipients.iter().cloned().map(ClientCommand::RcptTo));
         commands.push(ClientCommand::Data);
         for command in commands {
@@ -480,6 +710,99 @@ impl<R: BufRead, W: Write> Console<R, W> {
     }
 
     /// Sends one command and shows its reply; `false` if it was refused or failed.
+    /// The greeting's answer: HELO, or with TLS or AUTH asked for, EHLO (the extensions
+    /// say whether STARTTLS and AUTH are offered), STARTTLS and EHLO again (RFC 3207
+    /// section 4.2), then AUTH. `false` when the session cannot go on.
+    fn smtp_prelude(&mut self, conn: &mut SmtpConnection, domain: &str) -> Result<bool, Stop> {
+        let starttls = self.config.smtp_tls == TlsMode::Upgrade;
+        if !starttls && self.config.auth.is_none() {
+            return self.smtp_step(conn, ClientCommand::Helo(domain.to_string()));
+        }
+        if !self.smtp_step(conn, ClientCommand::Ehlo(domain.to_string()))? {
+            return Ok(false);
+        }
+        if starttls {
+            let Some(tls) = self.config.tls.clone() else {
+                self.say("Error: STARTTLS needs a certificate to trust (--cafile or --insecure).")?;
+                return Ok(false);
+            };
+            self.say("C: STARTTLS")?;
+            let result = self.net_quiet(conn.starttls(&tls))?;
+            let Answer::Reply(reply) = self.answer(conn, result, Show::Always)? else {
+                return Ok(false);
+            };
+            if reply.code() != 220 {
+                self.say(
+                    "The server refused STARTTLS; the console does not go on without the TLS \
+                     it was asked for.",
+                )?;
+                return Ok(false);
+            }
+            self.say_tls_started(conn, &self.config.smtp.clone())?;
+            self.say(
+                "-- The client forgets what the server said in clear and greets it again \
+                 (RFC 3207 section 4.2).",
+            )?;
+            if !self.smtp_step(conn, ClientCommand::Ehlo(domain.to_string()))? {
+                return Ok(false);
+            }
+        }
+        match self.config.auth {
+            Some(mechanism) => self.smtp_auth(conn, mechanism),
+            None => Ok(true),
+        }
+    }
+
+    /// An SMTP AUTH exchange shown line by line (see [`Console::pop3_auth`]); `true` on 235.
+    fn smtp_auth(&mut self, conn: &mut SmtpConnection, mechanism: Mechanism) -> Result<bool, Stop> {
+        let mut client = SaslClient::new(mechanism, &self.user, &self.password, &fresh_nonce());
+        let initial = client.initial_response();
+        let shown_initial = initial.as_deref().map(sasl::encode);
+        match &shown_initial {
+            Some(b64) => self.say(format!("C: AUTH {mechanism} {b64}"))?,
+            None => self.say(format!("C: AUTH {mechanism}"))?,
+        }
+        if let Some(bytes) = &initial {
+            self.say_decoded(bytes, mechanism, conn.is_tls())?;
+        }
+        let command = ClientCommand::Auth {
+            mechanism: mechanism.name().to_string(),
+            initial: shown_initial,
+        };
+        let mut result = self.net_quiet(conn.command(command))?;
+        loop {
+            let reply = match self.answer(conn, result, Show::Always)? {
+                Answer::Reply(reply) => reply,
+                Answer::Broken(_) | Answer::Lost => return Ok(false),
+            };
+            if reply.code() != 334 {
+                return Ok(reply.code() == 235);
+            }
+            let text = reply.reply.lines.first().cloned().unwrap_or_default();
+            let response = match sasl::decode(&text) {
+                Ok(challenge) => {
+                    self.say_decoded(&challenge, mechanism, conn.is_tls())?;
+                    client.respond(&challenge).map_err(|e| e.to_string())
+                }
+                Err(_) => Err(format!("the challenge \"{text}\" is not base64")),
+            };
+            match response {
+                Ok(bytes) => {
+                    self.say(format!("C: {}", sasl::encode(&bytes)))?;
+                    self.say_decoded(&bytes, mechanism, conn.is_tls())?;
+                    result = self.net_quiet(conn.sasl_respond(&bytes))?;
+                }
+                Err(why) => {
+                    // The server's answer to "*" ends the exchange, whatever it is.
+                    self.say(format!("The client gives the exchange up: {why}.\nC: *"))?;
+                    let result = self.net_quiet(conn.sasl_cancel())?;
+                    self.answer(conn, result, Show::Always)?;
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
     fn smtp_step(
         &mut self,
         conn: &mut SmtpConnection,
@@ -753,6 +1076,10 @@ mod tests {
             options: ClientOptions::default(),
             echo_input: true,
             show_wire: false,
+            pop3_tls: TlsMode::Off,
+            smtp_tls: TlsMode::Off,
+            tls: None,
+            auth: None,
         };
         let mut out = Vec::new();
         run_console(config, input.as_bytes(), &mut out).unwrap();

@@ -51,6 +51,24 @@ pub enum ClientError {
     Pop3(Pop3ClientError),
     /// The SMTP server broke the protocol, or a command could not be sent.
     Smtp(SmtpClientError),
+    /// The TLS handshake failed (rustls's reason: an untrusted certificate, a name that
+    /// does not match, a server that does not speak TLS...); the connection is unusable.
+    Tls { peer: SocketAddr, error: String },
+    /// The client gave an AUTH exchange up (and cancelled it with `*`).
+    Sasl {
+        peer: SocketAddr,
+        problem: SaslProblem,
+    },
+}
+
+/// Why the client gave an AUTH exchange up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaslProblem {
+    /// The server's challenge is not base64 (RFC 5034 section 4, RFC 4954 section 4).
+    NotBase64(String),
+    /// The mechanism cannot answer the challenge (SCRAM: the server did not prove that it
+    /// knows the ServerKey, RFC 5802 section 3).
+    Mechanism(crate::proto::sasl::client::SaslClientError),
 }
 
 impl fmt::Display for ClientError {
@@ -123,6 +141,25 @@ impl fmt::Display for ClientError {
             Self::Closed { peer } => write!(f, "The connection to {peer} is already closed."),
             Self::Pop3(e) => e.fmt(f),
             Self::Smtp(e) => e.fmt(f),
+            Self::Tls { peer, error } => write!(
+                f,
+                "The TLS handshake with {peer} failed: {error}.{}",
+                tls_hint(error)
+            ),
+            Self::Sasl { peer, problem } => {
+                write!(
+                    f,
+                    "The client gave up the AUTH exchange with {peer} (sent \"*\"): "
+                )?;
+                match problem {
+                    SaslProblem::NotBase64(text) => write!(
+                        f,
+                        "the challenge \"{}\" is not base64.",
+                        crate::proto::pop3::client::excerpt(text.as_bytes())
+                    ),
+                    SaslProblem::Mechanism(e) => write!(f, "{e}."),
+                }
+            }
         }
     }
 }
@@ -149,6 +186,16 @@ impl From<Pop3ClientError> for ClientError {
 impl From<SmtpClientError> for ClientError {
     fn from(e: SmtpClientError) -> Self {
         Self::Smtp(e)
+    }
+}
+
+/// What to do about a failed handshake whose reason is the certificate ("" otherwise).
+pub(crate) fn tls_hint(error: &str) -> &'static str {
+    if error.contains("certificate") {
+        " mailwire's servers use the self-signed certificate in their data directory \
+         (mailwire-cert.pem): pass it with --cafile FILE, or --insecure to skip the check."
+    } else {
+        ""
     }
 }
 

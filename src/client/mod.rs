@@ -22,6 +22,7 @@ pub mod reply_lines;
 mod smtp;
 pub mod summary;
 pub mod telnet;
+pub mod tls;
 mod transcript;
 mod tty;
 pub(crate) mod wire;
@@ -29,9 +30,10 @@ pub(crate) mod wire;
 use std::time::Duration;
 
 pub use connection::{Connection, GiveUpReply};
-pub use error::ClientError;
+pub use error::{ClientError, SaslProblem};
 pub use pop3::Pop3Connection;
 pub use smtp::SmtpConnection;
+pub use tls::{ClientTls, ClientTlsError, Trust};
 pub use transcript::{Origin, Transcript, TranscriptEntry};
 
 /// How a connection behaves.

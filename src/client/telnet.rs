@@ -54,6 +54,12 @@ pub enum TelnetError {
     },
     /// Writing to the terminal (the output) failed.
     Terminal(io::Error),
+    /// The TLS handshake failed (rustls's reason).
+    Tls {
+        /// The server's address.
+        peer: String,
+        error: String,
+    },
 }
 
 impl fmt::Display for TelnetError {
@@ -70,6 +76,11 @@ impl fmt::Display for TelnetError {
             TelnetError::Read { peer, source } => write!(f, "reading from {peer} failed: {source}"),
             TelnetError::Write { peer, source } => write!(f, "writing to {peer} failed: {source}"),
             TelnetError::Terminal(e) => write!(f, "cannot write to the terminal: {e}"),
+            TelnetError::Tls { peer, error } => write!(
+                f,
+                "The TLS handshake with {peer} failed: {error}.{}",
+                super::error::tls_hint(error)
+            ),
         }
     }
 }
@@ -83,6 +94,7 @@ impl std::error::Error for TelnetError {
             | TelnetError::Write { source, .. } => Some(source),
             TelnetError::Connect(e) => Some(e),
             TelnetError::Signals(e) => Some(e),
+            TelnetError::Tls { .. } => None,
         }
     }
 }
@@ -105,6 +117,8 @@ pub struct TelnetConfig {
     pub wait_for_reply: Option<ReplyWait>,
     /// Repeat each line sent on the output (for input that is not a terminal).
     pub echo_input: bool,
+    /// Implicit TLS (RFC 8314): the handshake first, then the session inside TLS.
+    pub tls: Option<super::ClientTls>,
 }
 
 /// How long to wait for the server's answer before sending the next line.
@@ -275,7 +289,46 @@ async fn session(
         output,
         format!("Connected to {peer}. Type commands; Ctrl-D ends.\n").as_bytes(),
     )?;
-    let (mut reader, mut writer) = stream.into_split();
+    type Reader = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+    type Writer = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+    let (mut reader, mut writer): (Reader, Writer) = match &config.tls {
+        None => {
+            let (r, w) = stream.into_split();
+            (Box::new(r), Box::new(w))
+        }
+        Some(tls) => {
+            let host = super::tls::host_of(&config.addr);
+            let name = super::tls::server_name(host).ok_or_else(|| TelnetError::Tls {
+                peer: peer.clone(),
+                error: format!("\"{host}\" is not a host name a certificate can carry"),
+            })?;
+            let handshake = tls.connector().connect(name, stream);
+            let tls_stream = tokio::time::timeout(config.connect_timeout, handshake)
+                .await
+                .map_err(|_| TelnetError::Tls {
+                    peer: peer.clone(),
+                    error: "the handshake did not finish in time".into(),
+                })?
+                .map_err(|e| TelnetError::Tls {
+                    peer: peer.clone(),
+                    error: e.to_string(),
+                })?;
+            let (_, session) = tls_stream.get_ref();
+            let version = session
+                .protocol_version()
+                .and_then(|v| v.as_str())
+                .unwrap_or("TLS");
+            show(
+                output,
+                format!(
+                    "TLS started ({version}): what you type and see travels inside TLS records.\n"
+                )
+                .as_bytes(),
+            )?;
+            let (r, w) = tokio::io::split(tls_stream);
+            (Box::new(r), Box::new(w))
+        }
+    };
     let mut lines = spawn_line_reader(input);
     let mut input_open = true;
     let mut pending: VecDeque<Vec<u8>> = VecDeque::new();

@@ -1,14 +1,19 @@
 //! The one owner of a client socket: connects with a timeout, writes what a machine asks,
-//! reads with a timeout, and publishes both directions to the transcript.
+//! reads with a timeout, and publishes both directions to the transcript. The socket carries
+//! plain TCP or TLS: a connection starts TLS at once (implicit TLS, RFC 8314 section 3) or
+//! after the server's go-ahead to STLS or STARTTLS ([`Wire::start_tls`]); the transcript
+//! always shows the plaintext, and notes where TLS began.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::client::TlsStream;
 
 use super::ClientOptions;
 use super::error::ClientError;
+use super::tls::{ClientTls, host_of, server_name};
 use super::transcript::{LineSplitter, Origin, Transcript};
 use crate::proto::{ClientMachine, Direction, Output};
 
@@ -59,11 +64,111 @@ pub(crate) async fn connect_tcp(addr: &str, timeout: Duration) -> Result<TcpStre
         })
 }
 
+/// A TCP stream that counts the bytes it carries each way (under TLS: the records, the
+/// handshake included), so a recorder can tell when the capture has seen all of them.
+#[derive(Debug)]
+struct Counted {
+    tcp: TcpStream,
+    sent: u64,
+    received: u64,
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = std::pin::Pin::new(&mut self.tcp).poll_read(cx, buf);
+        let read = buf.filled().len().saturating_sub(before);
+        self.received += read as u64;
+        poll
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let poll = std::pin::Pin::new(&mut self.tcp).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &poll {
+            self.sent += *n as u64;
+        }
+        poll
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+/// What the socket carries.
+#[derive(Debug)]
+enum Stream {
+    Plain(Counted),
+    Tls(Box<TlsStream<Counted>>),
+    /// A TLS handshake failed: the TCP stream was given to it and is gone.
+    Gone,
+}
+
+impl Stream {
+    fn counted(&self) -> Option<&Counted> {
+        match self {
+            Stream::Plain(s) => Some(s),
+            Stream::Tls(s) => Some(s.get_ref().0),
+            Stream::Gone => None,
+        }
+    }
+
+    fn tcp(&self) -> Option<&TcpStream> {
+        self.counted().map(|c| &c.tcp)
+    }
+
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf).await,
+            // A server that closes TCP without TLS's close_notify alert has still closed.
+            Stream::Tls(s) => match s.read(buf).await {
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+            Stream::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.write_all(bytes).await,
+            Stream::Tls(s) => {
+                s.write_all(bytes).await?;
+                // rustls holds the record until flushed.
+                s.flush().await
+            }
+            Stream::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
 /// A connected socket with its transcript.
 #[derive(Debug)]
 pub(crate) struct Wire {
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
+    /// The host the connection was made to, as given (the name a certificate must carry).
+    host: String,
     read_timeout: Duration,
     transcript: Transcript,
     sent: LineSplitter,
@@ -78,6 +183,11 @@ pub(crate) struct Wire {
     heard: Option<Vec<u8>>,
     /// Where `heard` begins in the server's byte stream.
     heard_from: u64,
+    /// Server bytes [`Wire::take_heard`] leaves out: what the server sent in clear after its
+    /// go-ahead to STLS/STARTTLS, which the machine threw away unread.
+    heard_dropped: Option<std::ops::Range<u64>>,
+    /// Whether TLS protects the connection.
+    tls: bool,
 }
 
 impl Wire {
@@ -92,7 +202,7 @@ impl Wire {
         options
             .transcript
             .publish(Origin::Note, format!("connected to {peer}"));
-        Ok(Self::over(stream, peer, options))
+        Ok(Self::over(stream, peer, host_of(addr), options))
     }
 
     /// Connects to `addr` with socket options set before the handshake (a small MSS, so
@@ -130,13 +240,18 @@ impl Wire {
         options
             .transcript
             .publish(Origin::Note, format!("connected to {addr}"));
-        Ok(Self::over(stream, addr, options))
+        Ok(Self::over(stream, addr, &addr.ip().to_string(), options))
     }
 
-    fn over(stream: TcpStream, peer: SocketAddr, options: &ClientOptions) -> Self {
+    fn over(stream: TcpStream, peer: SocketAddr, host: &str, options: &ClientOptions) -> Self {
         Self {
-            stream,
+            stream: Stream::Plain(Counted {
+                tcp: stream,
+                sent: 0,
+                received: 0,
+            }),
             peer,
+            host: host.to_string(),
             read_timeout: options.read_timeout,
             transcript: options.transcript.clone(),
             sent: LineSplitter::new(Direction::ClientToServer),
@@ -145,7 +260,89 @@ impl Wire {
             rest_of_reply: None,
             heard: None,
             heard_from: 0,
+            heard_dropped: None,
+            tls: false,
         }
+    }
+
+    /// Makes the TLS handshake over the connection (at once for implicit TLS, or after the
+    /// server's go-ahead to STLS or STARTTLS) within the read timeout; from here on every
+    /// byte on the wire is a TLS record. Notes the protocol version and cipher suite, or
+    /// why the handshake failed (the connection is then unusable).
+    pub(crate) async fn start_tls(&mut self, tls: &ClientTls) -> Result<(), ClientError> {
+        let peer = self.peer;
+        let Some(name) = server_name(&self.host) else {
+            return Err(ClientError::Tls {
+                peer,
+                error: format!(
+                    "\"{}\" is not a host name a certificate can carry",
+                    self.host
+                ),
+            });
+        };
+        if !matches!(self.stream, Stream::Plain(_)) {
+            return Err(ClientError::Tls {
+                peer,
+                error: "the connection is already protected by TLS, or gone".into(),
+            });
+        }
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
+            return Err(ClientError::Closed { peer });
+        };
+        self.received.flush(&self.transcript);
+        let handshake = tls.connector().connect(name, tcp);
+        let result = match tokio::time::timeout(self.read_timeout, handshake).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "the handshake did not finish within {:?}",
+                self.read_timeout
+            )),
+        };
+        match result {
+            Ok(stream) => {
+                let (_, session) = stream.get_ref();
+                let version = session
+                    .protocol_version()
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("TLS");
+                let suite = session
+                    .negotiated_cipher_suite()
+                    .and_then(|s| s.suite().as_str())
+                    .unwrap_or("an unknown cipher suite");
+                let trust = if tls.is_insecure() {
+                    "; the certificate was NOT checked (--insecure): encrypted, but the \
+                     server may be anyone"
+                } else {
+                    "; the server's certificate was checked"
+                };
+                self.note(format!(
+                    "TLS started ({version}, {suite}){trust}. From here on the bytes on the \
+                     wire are encrypted TLS records; the lines shown are what they carry."
+                ));
+                self.stream = Stream::Tls(Box::new(stream));
+                self.tls = true;
+                Ok(())
+            }
+            Err(error) => {
+                self.broken = true;
+                self.note(format!("TLS handshake failed: {error}"));
+                Err(ClientError::Tls { peer, error })
+            }
+        }
+    }
+
+    /// Whether TLS protects the connection.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The octets written to and read from the TCP connection so far (under TLS: records,
+    /// the handshake included), client to server first.
+    pub(crate) fn tcp_octets(&self) -> (u64, u64) {
+        self.stream
+            .counted()
+            .map_or((0, 0), |c| (c.sent, c.received))
     }
 
     /// Keeps the server's bytes for [`Wire::take_heard`], and gives a reply that has begun
@@ -168,8 +365,35 @@ impl Wire {
                 .unwrap_or(usize::MAX)
                 .min(heard.len())
         });
+        let from = self.heard_from;
         self.heard_from += count as u64;
-        heard.drain(..count).collect()
+        let mut taken: Vec<u8> = heard.drain(..count).collect();
+        if let Some(dropped) = self.heard_dropped.clone() {
+            // The part of `dropped` inside what is taken, as offsets into `taken`.
+            let start = dropped.start.max(from);
+            let end = dropped.end.min(self.heard_from);
+            if start < end {
+                let at = |p: u64| {
+                    usize::try_from(p - from)
+                        .unwrap_or(usize::MAX)
+                        .min(taken.len())
+                };
+                taken.drain(at(start)..at(end));
+            }
+            if dropped.end <= self.heard_from {
+                self.heard_dropped = None;
+            }
+        }
+        taken
+    }
+
+    /// The server bytes at `range` of its byte stream (sent in clear after a go-ahead to
+    /// STLS/STARTTLS, and thrown away by the machine) are left out of what
+    /// [`Wire::take_heard`] hands out.
+    pub(crate) fn drop_heard(&mut self, range: std::ops::Range<u64>) {
+        if !range.is_empty() {
+            self.heard_dropped = Some(range);
+        }
     }
 
     /// Whether a timeout or an I/O error left the byte stream in an unknown place.
@@ -184,13 +408,15 @@ impl Wire {
 
     /// This end's address.
     pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
-        self.stream.local_addr().ok()
+        self.stream.tcp()?.local_addr().ok()
     }
 
     /// Closes the connection at once with a reset: SO_LINGER 0 makes the close send an RST
     /// (and drop anything unsent) instead of a FIN.
     pub(crate) fn abort(self) {
-        let _ = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+        if let Some(tcp) = self.stream.tcp() {
+            let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
+        }
         self.note("connection aborted (RST)".into());
     }
 

@@ -9,6 +9,7 @@ use super::transport::Transport;
 use crate::exchange::{ConnId, Exchange, ExchangeKind, StepError, StepOutcome, TransportError};
 use crate::proto::pop3::Command;
 use crate::proto::pop3::client::{Pop3Client, Pop3Reply};
+use crate::proto::sasl::{self, Mechanism, client::SaslClient};
 use crate::proto::smtp::client::{ClientCommand, SmtpClient, SmtpReply};
 use crate::proto::smtp::compose::{Draft, compose};
 use crate::proto::{ClientMachine, Machine, Output, Protocol};
@@ -93,6 +94,21 @@ impl Client {
             Client::Smtp(c) => drain(c, log, got),
         }
     }
+
+    /// Whether the server agreed to STLS/STARTTLS and the handshake is due.
+    fn tls_requested(&self) -> bool {
+        match self {
+            Client::Pop3(c) => c.tls_requested(),
+            Client::Smtp(c) => c.tls_requested(),
+        }
+    }
+
+    fn tls_started(&mut self) {
+        match self {
+            Client::Pop3(c) => c.tls_started(),
+            Client::Smtp(c) => c.tls_started(),
+        }
+    }
 }
 
 struct Session {
@@ -101,12 +117,17 @@ struct Session {
     /// Bytes written to the server so far: where the next command begins in the
     /// client-to-server stream.
     sent: u64,
+    /// TLS protects the connection: what the exchanges say travels inside TLS records, so
+    /// they have no place in the TCP byte stream (`stream: None`) to link them to.
+    tls: bool,
 }
 
 /// A reply of either protocol, reduced to what expectations look at.
 struct Got {
     status: String,
     first_line: String,
+    /// The base64 challenge of an AUTH continuation (`+ ...`, `334 ...`).
+    challenge: Option<String>,
 }
 
 /// Runs a scenario step by step.
@@ -207,7 +228,12 @@ impl<T: Transport> Engine<T> {
     }
 
     fn perform(&mut self, step: &Step, log: &mut Vec<Exchange>) -> Result<Option<Got>, StepError> {
-        if let Action::Connect { protocol, mss, to } = &step.action {
+        let connect = match &step.action {
+            Action::Connect { protocol, mss, to } => Some((protocol, mss, to, false)),
+            Action::ConnectTls { protocol, mss, to } => Some((protocol, mss, to, true)),
+            _ => None,
+        };
+        if let Some((protocol, mss, to, tls)) = connect {
             if self.sessions.contains_key(&step.session) {
                 return Err(StepError::AlreadyConnected {
                     session: step.session.clone(),
@@ -215,9 +241,13 @@ impl<T: Transport> Engine<T> {
             }
             let fixture = &self.scenario.fixture;
             let (nagle, rcvbuf) = (fixture.client_nagle, fixture.client_rcvbuf);
-            let conn = self
-                .transport
-                .connect(*protocol, *mss, *to, nagle, rcvbuf)?;
+            let conn = if tls {
+                self.transport
+                    .connect_tls(*protocol, *mss, *to, nagle, rcvbuf)?
+            } else {
+                self.transport
+                    .connect(*protocol, *mss, *to, nagle, rcvbuf)?
+            };
             let client = match protocol {
                 Protocol::Pop3 => Client::Pop3(Pop3Client::new()),
                 Protocol::Smtp => {
@@ -230,6 +260,7 @@ impl<T: Transport> Engine<T> {
                 conn,
                 client,
                 sent: 0,
+                tls,
             };
             self.sessions.insert(step.session.clone(), session);
             self.last_conn.insert(step.session.clone(), conn);
@@ -243,7 +274,13 @@ impl<T: Transport> Engine<T> {
             });
         }
         match &step.action {
-            Action::Connect { .. } => Ok(None),
+            Action::Connect { .. } | Action::ConnectTls { .. } => Ok(None),
+            Action::StartTls => self.start_tls(&step.session, log),
+            Action::Auth {
+                mechanism,
+                user,
+                password,
+            } => self.auth(&step.session, *mechanism, user, password, log),
             Action::Drop => {
                 if let Some(s) = self.sessions.remove(&step.session) {
                     self.transport.close(s.conn);
@@ -383,6 +420,15 @@ impl<T: Transport> Engine<T> {
         let mut expected = 0;
         for text in &commands {
             match &mut session.client {
+                // A line typed in answer to an AUTH challenge (base64, or "*").
+                Client::Pop3(c) if c.sasl_challenged() => {
+                    c.send_sasl_line(text).map_err(protocol_error)?;
+                    take_writes(c);
+                }
+                Client::Smtp(c) if c.sasl_challenged() => {
+                    c.send_sasl_line(text).map_err(protocol_error)?;
+                    take_writes(c);
+                }
                 Client::Pop3(c) => {
                     // The client machine learns the reply's shape; the bytes are sent as
                     // typed (lower case, odd spacing and all).
@@ -409,7 +455,7 @@ impl<T: Transport> Engine<T> {
                 line: text.clone(),
                 more: Vec::new(),
                 octets: text.len() + 2,
-                stream: Some(start..session.sent + wire.len() as u64),
+                stream: (!session.tls).then(|| start..session.sent + wire.len() as u64),
             });
         }
         if let Some(pause) = split {
@@ -427,7 +473,120 @@ impl<T: Transport> Engine<T> {
         } else {
             self.transport_write(name, &wire)?;
         }
-        Ok(self.collect(name, expected, log)?.into_iter().last())
+        let got = self.collect(name, expected, log)?.into_iter().last();
+        // STLS or STARTTLS typed as a raw line, and accepted: the handshake follows at once.
+        self.handshake_if_due(name)?;
+        Ok(got)
+    }
+
+    /// After a reply that accepted STLS or STARTTLS: the TLS handshake, and from here on the
+    /// session's exchanges travel inside TLS. Nothing when no handshake is due.
+    fn handshake_if_due(&mut self, name: &str) -> Result<(), StepError> {
+        let session = self.session(name)?;
+        if !session.client.tls_requested() {
+            return Ok(());
+        }
+        let conn = session.conn;
+        self.transport.start_tls(conn)?;
+        let session = self.session(name)?;
+        session.client.tls_started();
+        session.tls = true;
+        Ok(())
+    }
+
+    /// Where `len` bytes written from `start` lie in the client's TCP byte stream; `None`
+    /// inside TLS (they are carried, encrypted, by TLS records).
+    fn place(
+        &mut self,
+        name: &str,
+        start: u64,
+        len: usize,
+    ) -> Result<Option<std::ops::Range<u64>>, StepError> {
+        let tls = self.session(name)?.tls;
+        Ok((!tls).then(|| start..start + len as u64))
+    }
+
+    /// STLS or STARTTLS; when the server agrees, the TLS handshake at once (RFC 2595
+    /// section 4, RFC 3207 section 4). What the server sent in clear after its go-ahead was
+    /// dropped by the client machine.
+    fn start_tls(&mut self, name: &str, log: &mut Vec<Exchange>) -> Result<Option<Got>, StepError> {
+        let got = match self.session(name)?.client {
+            Client::Pop3(_) => self.pop3_command(name, Command::Stls, log)?,
+            Client::Smtp(_) => self.smtp_command(name, ClientCommand::StartTls, log)?,
+        };
+        self.handshake_if_due(name)?;
+        Ok(got)
+    }
+
+    /// A whole SASL exchange (RFC 5034 section 4, RFC 4954 section 4): AUTH with the
+    /// initial response, then an answer to each challenge, up to the final reply. A
+    /// challenge the client cannot answer (SCRAM: a server that did not prove it knows the
+    /// password) is cancelled with `*`, and the step fails saying why.
+    fn auth(
+        &mut self,
+        name: &str,
+        mechanism: Mechanism,
+        user: &str,
+        password: &str,
+        log: &mut Vec<Exchange>,
+    ) -> Result<Option<Got>, StepError> {
+        let nonce = self.transport.client_nonce();
+        let mut sasl = SaslClient::new(mechanism, user, password, &nonce);
+        let initial = sasl.initial_response().map(|r| {
+            if r.is_empty() {
+                "=".to_string()
+            } else {
+                sasl::encode(&r)
+            }
+        });
+        let name_of = mechanism.name().to_string();
+        let mut got = match self.session(name)?.client {
+            Client::Pop3(_) => {
+                let command = Command::Auth {
+                    mechanism: name_of,
+                    initial,
+                };
+                self.pop3_command(name, command, log)?
+            }
+            Client::Smtp(_) => {
+                let command = ClientCommand::Auth {
+                    mechanism: name_of,
+                    initial,
+                };
+                self.smtp_command(name, command, log)?
+            }
+        };
+        while let Some(challenge) = got.as_ref().and_then(|g| g.challenge.clone()) {
+            let answer = sasl::decode(&challenge)
+                .map_err(|_| format!("the server's challenge \"{challenge}\" is not base64"))
+                .and_then(|c| sasl.respond(&c).map_err(|e| e.to_string()));
+            let session = self.session(name)?;
+            let written = match (&mut session.client, &answer) {
+                (Client::Pop3(c), Ok(response)) => c
+                    .send_sasl_response(response)
+                    .map(|()| take_writes(c))
+                    .map_err(protocol_error),
+                (Client::Pop3(c), Err(_)) => c
+                    .cancel_sasl()
+                    .map(|()| take_writes(c))
+                    .map_err(protocol_error),
+                (Client::Smtp(c), Ok(response)) => c
+                    .send_sasl_response(response)
+                    .map(|()| take_writes(c))
+                    .map_err(protocol_error),
+                (Client::Smtp(c), Err(_)) => c
+                    .cancel_sasl()
+                    .map(|()| take_writes(c))
+                    .map_err(protocol_error),
+            }?;
+            got = self.write_and_wait(name, ExchangeKind::Command, &written, log)?;
+            if let Err(why) = answer {
+                return Err(StepError::Protocol(format!(
+                    "the client gave the AUTH {mechanism} exchange up (it sent \"*\"): {why}"
+                )));
+            }
+        }
+        Ok(got)
     }
 
     /// Writes to the session's connection and counts what was written.
@@ -572,7 +731,7 @@ impl<T: Transport> Engine<T> {
             ExchangeKind::Content => content_exchange(bytes),
             _ => command_exchange(bytes),
         };
-        sent.stream = Some(start..start + bytes.len() as u64);
+        sent.stream = self.place(name, start, bytes.len())?;
         log.push(sent);
         self.transport_write(name, bytes)?;
         Ok(self.collect(name, 1, log)?.into_iter().last())
@@ -588,7 +747,14 @@ impl<T: Transport> Engine<T> {
         let mut got = Vec::new();
         loop {
             let session = self.session(name)?;
-            session.client.drain(log, &mut got)?;
+            let logged = log.len();
+            let drained = session.client.drain(log, &mut got);
+            if session.tls {
+                for e in log.iter_mut().skip(logged) {
+                    e.stream = None;
+                }
+            }
+            drained?;
             if got.len() >= count {
                 return Ok(got);
             }
@@ -666,9 +832,15 @@ impl Heard for Pop3Reply {
     }
 
     fn got(&self) -> Got {
+        let status = match (self.continuation, self.positive) {
+            (true, _) => "+",
+            (false, true) => "+OK",
+            (false, false) => "-ERR",
+        };
         Got {
-            status: if self.positive { "+OK" } else { "-ERR" }.to_string(),
+            status: status.to_string(),
             first_line: self.status_line(),
+            challenge: self.continuation.then(|| self.text.clone()),
         }
     }
 }
@@ -697,6 +869,8 @@ impl Heard for SmtpReply {
                 .next()
                 .unwrap_or_default()
                 .to_string(),
+            challenge: (self.code() == 334)
+                .then(|| self.reply.lines.first().cloned().unwrap_or_default()),
         }
     }
 }
@@ -776,6 +950,14 @@ fn smtp_stand_in(line: &str) -> ClientCommand {
         "QUIT" => ClientCommand::Quit,
         "EHLO" => ClientCommand::Ehlo(arg),
         "HELO" => ClientCommand::Helo(arg),
+        "STARTTLS" => ClientCommand::StartTls,
+        "AUTH" => {
+            let mut words = arg.split_whitespace();
+            ClientCommand::Auth {
+                mechanism: words.next().unwrap_or_default().to_string(),
+                initial: words.next().map(str::to_string),
+            }
+        }
         _ => ClientCommand::Noop,
     }
 }

@@ -37,9 +37,20 @@
 //! A `connect` step may name another server with `to = "127.0.0.1:8110"` (a student's own
 //! server, Dovecot...); without `to` it reaches mailwire's own server for that protocol.
 //!
-//! Each step has exactly one action: `connect`, `send`, `pipeline`, `split`, `login`, `list`,
-//! `read`, `delete`, `send_mail`, `quit`, `drop`, `abort`, `wait_ms` or `lose`. A broken file gets a
-//! [`ScenarioError`] naming the file, the line and what was expected.
+//! A `connect` step may set `tls = true`: the connection goes to the server's implicit-TLS
+//! port (POP3S, SMTPS; RFC 8314 section 3) and the TLS handshake comes before the greeting.
+//!
+//! TLS and SASL have steps of their own: `starttls = true` sends STLS (POP3, RFC 2595
+//! section 4) or STARTTLS (SMTP, RFC 3207 section 4) and, when the server agrees, makes the
+//! TLS handshake; every step after it on that session travels inside TLS. `auth = { mechanism
+//! = "SCRAM-SHA-256", user = "bob", password = "builder" }` runs a whole AUTH exchange
+//! (RFC 5034 for POP3, RFC 4954 for SMTP): the command with the initial response, an answer
+//! to each challenge, up to the final reply; `expect` checks that final reply.
+//!
+//! Each step has exactly one action: `connect`, `send`, `pipeline`, `split`, `login`, `auth`,
+//! `starttls`, `list`, `read`, `delete`, `send_mail`, `quit`, `drop`, `abort`, `wait_ms` or
+//! `lose`. A broken file gets a [`ScenarioError`] naming the file, the line and what was
+//! expected.
 //!
 //! A `split` step may set `pause_ms`: 0 writes the pieces back to back (so Nagle's algorithm,
 //! the fixture's `client_nagle`, may hold them back); 30 unless set.
@@ -51,6 +62,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::proto::Protocol;
+use crate::proto::sasl::Mechanism;
 use crate::servers::ReplyTexts;
 use serde::Deserialize;
 use toml::Spanned;
@@ -189,6 +201,21 @@ pub enum Action {
         pieces: Vec<String>,
         pause: Duration,
     },
+    /// Like `Connect`, to the server's implicit-TLS port (POP3S, SMTPS; RFC 8314 section
+    /// 3): the TLS handshake comes first, then the greeting inside TLS.
+    ConnectTls {
+        protocol: Protocol,
+        mss: Option<u16>,
+        to: Option<SocketAddr>,
+    },
+    /// STLS (POP3) or STARTTLS (SMTP), then, when the server agrees, the TLS handshake.
+    StartTls,
+    /// A whole SASL exchange: AUTH with the initial response, an answer to each challenge.
+    Auth {
+        mechanism: Mechanism,
+        user: String,
+        password: String,
+    },
     /// USER and PASS (or APOP) as a client does it.
     Login {
         user: String,
@@ -298,6 +325,9 @@ struct RawStep {
     connect: Option<Protocol>,
     mss: Option<u16>,
     to: Option<String>,
+    tls: Option<bool>,
+    starttls: Option<bool>,
+    auth: Option<RawAuth>,
     send: Option<String>,
     pipeline: Option<Vec<String>>,
     split: Option<Vec<String>>,
@@ -351,6 +381,14 @@ pub const DEFAULT_SPLIT_PAUSE_MS: u64 = 30;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawAuth {
+    mechanism: String,
+    user: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawLogin {
     user: String,
     password: String,
@@ -372,6 +410,22 @@ pub fn default_mail_date() -> String {
 }
 
 impl Scenario {
+    /// Whether a step starts TLS (implicit, or STLS/STARTTLS as a step or a raw line): its
+    /// servers then need a certificate, and implicit-TLS ports.
+    pub fn uses_tls(&self) -> bool {
+        let starts_tls = |line: &String| {
+            let verb = line.split_whitespace().next().unwrap_or_default();
+            verb.eq_ignore_ascii_case("STLS") || verb.eq_ignore_ascii_case("STARTTLS")
+        };
+        self.steps.iter().any(|s| match &s.action {
+            Action::ConnectTls { .. } | Action::StartTls => true,
+            // STLS or STARTTLS typed as a raw line.
+            Action::Send(line) => starts_tls(line),
+            Action::Pipeline(lines) => lines.iter().any(starts_tls),
+            _ => false,
+        })
+    }
+
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let source = path.display().to_string();
@@ -425,7 +479,10 @@ impl Scenario {
             if step.expect.as_ref().is_some_and(|e| e.status == "354") {
                 waiting_for_message.push(step.session.clone());
             }
-            if matches!(step.action, Action::Connect { .. }) {
+            if matches!(
+                step.action,
+                Action::Connect { .. } | Action::ConnectTls { .. }
+            ) {
                 connected.push(step.session.clone());
             } else if !connected.contains(&step.session) {
                 return Err(error(
@@ -563,15 +620,47 @@ fn validate_step(raw: RawStep, line: usize, text: &str) -> Result<Step, StepErro
             Some(text) => Some(server_address(text).map_err(|e| format!("to = {e}"))?),
             None => None,
         };
-        actions.push(Action::Connect {
-            protocol,
-            mss: raw.mss,
-            to,
-        });
+        if raw.tls == Some(true) {
+            actions.push(Action::ConnectTls {
+                protocol,
+                mss: raw.mss,
+                to,
+            });
+        } else {
+            actions.push(Action::Connect {
+                protocol,
+                mss: raw.mss,
+                to,
+            });
+        }
     } else if raw.mss.is_some() {
         return Err("mss is only meaningful with connect".into());
     } else if raw.to.is_some() {
         return Err("to is only meaningful with connect".into());
+    } else if raw.tls.is_some() {
+        return Err(
+            "tls is only meaningful with connect (implicit TLS); to start TLS on a connection \
+             use starttls = true"
+                .into(),
+        );
+    }
+    if raw.starttls == Some(true) {
+        actions.push(Action::StartTls);
+    }
+    if let Some(a) = raw.auth {
+        let mechanism = Mechanism::from_name(&a.mechanism).ok_or_else(|| {
+            let known: Vec<&str> = Mechanism::ALL.iter().map(|m| m.name()).collect();
+            format!(
+                "auth mechanism \"{}\": expected one of {}",
+                a.mechanism,
+                known.join(", ")
+            )
+        })?;
+        actions.push(Action::Auth {
+            mechanism,
+            user: a.user,
+            password: a.password,
+        });
     }
     if raw.pause_ms.is_some() && raw.split.is_none() {
         return Err("pause_ms is only meaningful with split".into());
@@ -653,8 +742,8 @@ fn validate_step(raw: RawStep, line: usize, text: &str) -> Result<Step, StepErro
         0 => {
             return Err(
                 "the step has no action; expected one of connect, send, pipeline, \
-                        split, login, list, read, delete, send_mail, quit, drop, abort, wait_ms, \
-                        lose, shutdown"
+                        split, login, auth, starttls, list, read, delete, send_mail, quit, drop, \
+                        abort, wait_ms, lose, shutdown"
                     .into(),
             );
         }
@@ -798,6 +887,22 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
     ("apop-only", include_str!("../../scenarios/apop-only.toml")),
     (
+        "login-in-clear",
+        include_str!("../../scenarios/login-in-clear.toml"),
+    ),
+    (
+        "login-after-stls",
+        include_str!("../../scenarios/login-after-stls.toml"),
+    ),
+    (
+        "login-with-scram",
+        include_str!("../../scenarios/login-with-scram.toml"),
+    ),
+    (
+        "submission-tls",
+        include_str!("../../scenarios/submission-tls.toml"),
+    ),
+    (
         "retransmission",
         include_str!("../../scenarios/retransmission.toml"),
     ),
@@ -895,6 +1000,47 @@ expect = "+OK"
             }
         );
         assert_eq!(s.fixture.hostname, "localhost");
+    }
+
+    #[test]
+    fn tls_and_auth_steps() {
+        let text = format!(
+            "{MINIMAL}[[step]]\ncaption = \"t\"\nstarttls = true\n\
+             [[step]]\ncaption = \"a\"\nauth = {{ mechanism = \"scram-sha-256\", user = \"u\", \
+             password = \"p\" }}\nexpect = \"+OK\"\n\
+             [[step]]\nsession = \"s\"\ncaption = \"c\"\nconnect = \"smtp\"\ntls = true\n"
+        );
+        let s = Scenario::parse(&text, "t.toml").unwrap();
+        assert!(s.uses_tls());
+        assert_eq!(s.steps[1].action, Action::StartTls);
+        assert_eq!(
+            s.steps[2].action,
+            Action::Auth {
+                mechanism: Mechanism::ScramSha256,
+                user: "u".into(),
+                password: "p".into()
+            }
+        );
+        assert_eq!(
+            s.steps[3].action,
+            Action::ConnectTls {
+                protocol: Protocol::Smtp,
+                mss: None,
+                to: None
+            }
+        );
+        assert!(!Scenario::parse(MINIMAL, "t.toml").unwrap().uses_tls());
+        let e = error_with(
+            "[[step]]\ncaption = \"x\"\nauth = { mechanism = \"DIGEST-MD5\", user = \"u\", password = \"p\" }\n",
+        );
+        assert!(
+            e.problem.contains("\"DIGEST-MD5\"") && e.problem.contains("SCRAM-SHA-256"),
+            "{e}"
+        );
+        let e = error_with("[[step]]\ncaption = \"x\"\nsend = \"NOOP\"\ntls = true\n");
+        assert!(e.problem.contains("starttls = true"), "{e}");
+        let e = error_with("[[step]]\ncaption = \"x\"\nstarttls = true\nquit = true\n");
+        assert!(e.problem.contains("2 actions"), "{e}");
     }
 
     #[test]

@@ -67,6 +67,9 @@ impl std::error::Error for ServersError {
 pub struct LiveServers {
     pop3: SocketAddr,
     smtp: SocketAddr,
+    /// The implicit-TLS ports (POP3S, SMTPS), when the config has a certificate.
+    pop3s: Option<SocketAddr>,
+    smtps: Option<SocketAddr>,
     events: Option<crossbeam_channel::Receiver<ServerEvent>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -111,12 +114,34 @@ impl LiveServers {
                         };
                         let p = listen(Protocol::Pop3, pop3).await?;
                         let s = listen(Protocol::Smtp, smtp).await?;
-                        servers::start(store, config, p, s, EventSink::new(tx))
+                        // With a certificate, implicit TLS too, on free ports beside them.
+                        let (ps, ss) = if config.tls.is_some() {
+                            let (mut p_any, mut s_any) = (pop3, smtp);
+                            p_any.set_port(0);
+                            s_any.set_port(0);
+                            let ps = listen(Protocol::Pop3, p_any).await?;
+                            let ss = listen(Protocol::Smtp, s_any).await?;
+                            (Some(ps), Some(ss))
+                        } else {
+                            (None, None)
+                        };
+                        let listeners = servers::Listeners {
+                            pop3: p,
+                            smtp: s,
+                            pop3s: ps,
+                            smtps: ss,
+                        };
+                        servers::start_listeners(store, config, listeners, EventSink::new(tx))
                             .map_err(ServersError::Start)
                     };
                     match bound.await {
                         Ok(running) => {
-                            let _ = ready_tx.send(Ok((running.pop3_addr(), running.smtp_addr())));
+                            let _ = ready_tx.send(Ok((
+                                running.pop3_addr(),
+                                running.smtp_addr(),
+                                running.pop3s_addr(),
+                                running.smtps_addr(),
+                            )));
                             let _ = stopped.await;
                             running.shutdown().await;
                         }
@@ -127,12 +152,14 @@ impl LiveServers {
                 });
             })
             .map_err(ServersError::Thread)?;
-        let (pop3, smtp) = ready_rx
+        let (pop3, smtp, pop3s, smtps) = ready_rx
             .recv_timeout(START_LIMIT)
             .map_err(|_| ServersError::Timeout)??;
         Ok(Self {
             pop3,
             smtp,
+            pop3s,
+            smtps,
             events: Some(rx),
             stop: Some(stop),
             thread: Some(thread),
@@ -147,6 +174,16 @@ impl LiveServers {
     /// Where SMTP listens.
     pub fn smtp_addr(&self) -> SocketAddr {
         self.smtp
+    }
+
+    /// The POP3S (implicit TLS) address, when the servers have a certificate.
+    pub fn pop3s_addr(&self) -> Option<SocketAddr> {
+        self.pop3s
+    }
+
+    /// The SMTPS (implicit TLS) address, when the servers have a certificate.
+    pub fn smtps_addr(&self) -> Option<SocketAddr> {
+        self.smtps
     }
 
     /// A handle that stops the servers when it is used or dropped (can be taken once; the

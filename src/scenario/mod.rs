@@ -32,6 +32,10 @@ pub enum StartError {
     EventsTaken,
     /// The client side could not be set up.
     Transport(TransportError),
+    /// The servers' certificate could not be made (a scenario that starts TLS).
+    Tls(crate::servers::TlsError),
+    /// The client's TLS configuration could not be made.
+    ClientTls(crate::client::ClientTlsError),
 }
 
 impl fmt::Display for StartError {
@@ -42,6 +46,8 @@ impl fmt::Display for StartError {
             StartError::Servers(e) => e.fmt(f),
             StartError::EventsTaken => f.write_str("the server events were already taken"),
             StartError::Transport(e) => e.fmt(f),
+            StartError::Tls(e) => e.fmt(f),
+            StartError::ClientTls(e) => e.fmt(f),
         }
     }
 }
@@ -53,6 +59,8 @@ impl std::error::Error for StartError {
             StartError::Fixture(e) => Some(e),
             StartError::Servers(e) => Some(e),
             StartError::Transport(e) => Some(e),
+            StartError::Tls(e) => Some(e),
+            StartError::ClientTls(e) => Some(e),
             StartError::EventsTaken => None,
         }
     }
@@ -138,10 +146,55 @@ pub fn fresh_fixture(
     Ok((dir, Arc::new(store)))
 }
 
+/// For a scenario that starts TLS: the servers' self-signed certificate, made in its work
+/// folder `dir`, and a client configuration that trusts exactly that certificate. `None`
+/// for a scenario without TLS (its servers offer no STLS/STARTTLS, as before).
+pub fn scenario_tls(
+    scenario: &Scenario,
+    dir: &Path,
+) -> Result<Option<(crate::servers::TlsSettings, crate::client::ClientTls)>, StartError> {
+    if !scenario.uses_tls() {
+        return Ok(None);
+    }
+    let settings = crate::servers::TlsSettings::load_or_create(dir, &scenario.fixture.hostname)
+        .map_err(StartError::Tls)?;
+    let trust = crate::client::Trust::Certificates(vec![settings.cert_path().to_path_buf()]);
+    let client = crate::client::ClientTls::new(&trust).map_err(StartError::ClientTls)?;
+    Ok(Some((settings, client)))
+}
+
+/// Starts a scenario's servers on real sockets (with TLS, and implicit-TLS ports, when it
+/// starts TLS) and a socket transport to them.
+pub(crate) fn socket_servers(
+    scenario: &Scenario,
+    dir: &Path,
+    store: Arc<crate::store::Store>,
+    pop3: std::net::SocketAddr,
+    smtp: std::net::SocketAddr,
+) -> Result<(live::LiveServers, transport::SocketTransport), StartError> {
+    let mut config = server_config(scenario);
+    let tls = scenario_tls(scenario, dir)?;
+    config.tls = tls.as_ref().map(|(settings, _)| settings.clone());
+    let mut servers = live::LiveServers::start(store, config, pop3, smtp)?;
+    let events = servers.take_events().ok_or(StartError::EventsTaken)?;
+    let mut transport =
+        transport::SocketTransport::new(servers.pop3_addr(), servers.smtp_addr(), events)?;
+    if let Some(stop) = servers.take_stopper() {
+        transport.set_stopper(stop);
+    }
+    if let Some((_, client)) = tls {
+        transport.set_tls(client, servers.pop3s_addr(), servers.smtps_addr());
+    }
+    Ok((servers, transport))
+}
+
 /// Runs the whole scenario through the sans-IO machines in memory: no sockets, no threads.
 pub fn run_in_memory(scenario: &Scenario) -> Result<Vec<StepOutcome>, StartError> {
     let (_dir, store) = fresh_fixture(scenario)?;
-    let transport = transport::MemoryTransport::new(store, server_config(scenario));
+    let mut transport = transport::MemoryTransport::new(store, server_config(scenario));
+    if scenario.uses_tls() {
+        transport.offer_tls();
+    }
     let mut engine = Engine::new(scenario.clone(), transport);
     Ok(engine.run_all())
 }
@@ -149,15 +202,9 @@ pub fn run_in_memory(scenario: &Scenario) -> Result<Vec<StepOutcome>, StartError
 /// Runs the whole scenario on real sockets: its own servers on 127.0.0.1 (free ports), the
 /// client over TCP. Returns the outcomes.
 pub fn run_on_sockets(scenario: &Scenario) -> Result<Vec<StepOutcome>, StartError> {
-    let (_dir, store) = fresh_fixture(scenario)?;
+    let (dir, store) = fresh_fixture(scenario)?;
     let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let mut servers = live::LiveServers::start(store, server_config(scenario), any, any)?;
-    let events = servers.take_events().ok_or(StartError::EventsTaken)?;
-    let mut transport =
-        transport::SocketTransport::new(servers.pop3_addr(), servers.smtp_addr(), events)?;
-    if let Some(stop) = servers.take_stopper() {
-        transport.set_stopper(stop);
-    }
+    let (_servers, transport) = socket_servers(scenario, dir.path(), store, any, any)?;
     let mut engine = Engine::new(scenario.clone(), transport);
     Ok(engine.run_all())
 }

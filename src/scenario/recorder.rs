@@ -11,7 +11,7 @@ use super::engine::Engine;
 use super::format::{Action, Scenario, Step};
 use super::live::LiveServers;
 use super::transport::{SocketTransport, Transport};
-use super::{StartError, WorkDir, fresh_fixture, server_config};
+use super::{StartError, WorkDir, fresh_fixture, socket_servers};
 use crate::capture::live::{self, CaptureError, CaptureMessage, LiveCapture, LiveConfig};
 use crate::exchange::StepOutcome;
 use crate::timeline::{CaptureStatus, Ends, Timeline, TimelineUpdate};
@@ -73,11 +73,17 @@ impl Recorder {
     /// start is no error: the timeline's capture status says why).
     pub fn start(scenario: &Scenario, options: &RecorderOptions) -> Result<Self, StartError> {
         let (dir, store) = fresh_fixture(scenario)?;
-        let mut servers =
-            LiveServers::start(store, server_config(scenario), options.pop3, options.smtp)?;
-        let events = servers.take_events().ok_or(StartError::EventsTaken)?;
+        let (servers, transport) =
+            socket_servers(scenario, dir.path(), store, options.pop3, options.smtp)?;
         let mut timeline = Timeline::new(scenario.title.clone());
-        let ports = vec![servers.pop3_addr().port(), servers.smtp_addr().port()];
+        let mut ports = vec![servers.pop3_addr().port(), servers.smtp_addr().port()];
+        // The implicit-TLS ports too, when the scenario starts TLS.
+        ports.extend(
+            [servers.pop3s_addr(), servers.smtps_addr()]
+                .into_iter()
+                .flatten()
+                .map(|a| a.port()),
+        );
         let (capture, packets) = if options.capture {
             match start_capture(&options.interface, &ports) {
                 Ok((capture, rx)) => {
@@ -100,10 +106,6 @@ impl Recorder {
             (None, None)
         };
         let (pop3, smtp) = (servers.pop3_addr(), servers.smtp_addr());
-        let mut transport = SocketTransport::new(pop3, smtp, events)?;
-        if let Some(stop) = servers.take_stopper() {
-            transport.set_stopper(stop);
-        }
         Ok(Self {
             engine: Engine::new(scenario.clone(), transport),
             capture,
@@ -129,6 +131,9 @@ impl Recorder {
         let _ = tx.send(TimelineUpdate::Capture(self.timeline.capture_status()));
         for p in &self.timeline.packets {
             let _ = tx.send(TimelineUpdate::Packet(p.clone()));
+        }
+        if !self.timeline.keylog.is_empty() {
+            let _ = tx.send(TimelineUpdate::Secrets(self.timeline.keylog.clone()));
         }
         self.mirror = Some(tx);
     }
@@ -245,11 +250,20 @@ impl Recorder {
         if let Some(ends) = ends {
             let closing = outcome.server_closed
                 || matches!(step.action, Action::Quit | Action::Drop | Action::Abort);
-            self.catch_up(ends, &outcome, closing);
+            let tls_octets = outcome
+                .conn
+                .and_then(|c| self.engine.transport_mut().tls_octets(c));
+            self.catch_up(ends, &outcome, closing, tls_octets);
         } else {
             self.drain_packets(Duration::ZERO);
         }
         let frames = first_frame..self.timeline.packets.len();
+        // The client's TLS secrets, so the run's own encrypted packets can be read.
+        let keys = self.engine.transport_mut().keylog();
+        let known = &self.timeline.keylog;
+        if keys.entries().iter().any(|e| !known.entries().contains(e)) {
+            self.update(TimelineUpdate::Secrets(keys));
+        }
         self.update(TimelineUpdate::Step {
             outcome,
             caption: step.caption.clone(),
@@ -265,8 +279,16 @@ impl Recorder {
     }
 
     /// Waits until the capture holds the unit of every exchange of the step (and, after
-    /// QUIT or a drop, the connection's FINs), or until [`CATCH_UP`] has passed.
-    fn catch_up(&mut self, ends: Ends, outcome: &StepOutcome, closing: bool) {
+    /// QUIT or a drop, the connection's FINs), or until [`CATCH_UP`] has passed. On a TLS
+    /// connection, whose exchanges travel inside records, it waits until the capture holds
+    /// as many octets each way as the client wrote and read (`tls_octets`).
+    fn catch_up(
+        &mut self,
+        ends: Ends,
+        outcome: &StepOutcome,
+        closing: bool,
+        tls_octets: Option<(u64, u64)>,
+    ) {
         if self.packets.is_none() {
             return;
         }
@@ -278,7 +300,14 @@ impl Recorder {
                 || t.connection_of(ends)
                     .and_then(|conn| t.analyzer.connections().get(conn))
                     .is_some_and(|c| c.is_closed());
-            if (closed && t.all_captured(ends, outcome)) || Instant::now() >= deadline {
+            let octets = tls_octets.is_none_or(|(sent, received)| {
+                t.connection_of(ends)
+                    .and_then(|conn| t.analyzer.connections().get(conn))
+                    .is_some_and(|c| {
+                        c.streams[0].delivered() >= sent && c.streams[1].delivered() >= received
+                    })
+            });
+            if (closed && octets && t.all_captured(ends, outcome)) || Instant::now() >= deadline {
                 return;
             }
             self.drain_packets(Duration::from_millis(10));

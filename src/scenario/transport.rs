@@ -1,5 +1,12 @@
 //! How the scenario runner reaches the servers: in memory (the server machines are fed the
 //! client's bytes directly, no sockets) or over real TCP sockets on loopback.
+//!
+//! TLS: on sockets the client's [`Wire`] makes a real handshake (rustls), trusting the
+//! certificate of the scenario's own servers, and keeps the session secrets
+//! ([`SocketTransport::keylog`]). In memory there is no wire, so nothing is encrypted: the
+//! server machine is only told that TLS started (its state changes as after a handshake,
+//! RFC 2595 section 4, RFC 3207 section 4.2), and SCRAM's client nonce is fixed, so a run in
+//! memory is the same every time.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -8,9 +15,12 @@ use std::time::{Duration, Instant};
 
 use crate::client::ClientError;
 use crate::client::ClientOptions;
+use crate::client::ClientTls;
 use crate::client::wire::{SocketSetup, Wire};
 use crate::exchange::{ConnId, TransportError};
+use crate::proto::keylog::KeyLog;
 use crate::proto::pop3::{Pop3Config, Pop3Server};
+use crate::proto::sasl::{Security, TlsState};
 use crate::proto::smtp::{SmtpConfig, SmtpServer};
 use crate::proto::{Goodbye, Output, Protocol, ServerMachine};
 use crate::servers::{Backend, EventKind, Pop3Backend, ServerConfig, ServerEvent, SmtpBackend};
@@ -68,7 +78,34 @@ pub trait Transport {
     fn ends(&self, _conn: ConnId) -> Option<Ends> {
         None
     }
+    /// Opens a connection to the server's implicit-TLS port (POP3S, SMTPS; RFC 8314
+    /// section 3) and makes the TLS handshake before anything is read; options as
+    /// [`Transport::connect`].
+    fn connect_tls(
+        &mut self,
+        protocol: Protocol,
+        mss: Option<u16>,
+        to: Option<SocketAddr>,
+        nagle: bool,
+        rcvbuf: Option<u32>,
+    ) -> Result<ConnId, TransportError>;
+    /// Makes the TLS handshake on `conn` now: the server has accepted STLS or STARTTLS.
+    fn start_tls(&mut self, conn: ConnId) -> Result<(), TransportError>;
+    /// A SCRAM client nonce: fresh and unpredictable on sockets, fixed in memory.
+    fn client_nonce(&mut self) -> String {
+        FIXED_CLIENT_NONCE.to_string()
+    }
+    /// For a connection protected by TLS (also after it closed): the octets the client wrote
+    /// to and read from TCP so far, records and handshake included. The exchanges of such a
+    /// connection have no place in the TCP stream, so a recorder waits for these counts.
+    fn tls_octets(&self, _conn: ConnId) -> Option<(u64, u64)> {
+        None
+    }
 }
+
+/// The SCRAM client nonce of runs in memory (a replayable run needs fixed values; a real
+/// client must never use one twice: RFC 5802 section 5.1).
+pub const FIXED_CLIENT_NONCE: &str = "fixed-client-nonce-for-replayable-runs";
 
 /// What a [`Transport::wait`] saw.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -84,6 +121,8 @@ struct Served<M, B> {
     machine: M,
     /// `None` once the connection is gone.
     backend: Option<B>,
+    /// The machine asked for the TLS handshake (after STLS or STARTTLS).
+    tls_requested: bool,
 }
 
 /// What the in-memory transport needs of a served session, whatever its protocol.
@@ -98,6 +137,9 @@ trait MemorySession {
     fn protocol(&self) -> Protocol;
     /// What the server says before closing on its own, if anything.
     fn goodbye(&self, why: Goodbye) -> Option<Vec<u8>>;
+    /// The client made the handshake (in memory: there is none): `false` when the machine
+    /// had not asked for it, unless `implicit` (a connection to an implicit-TLS port).
+    fn tls_started(&mut self, implicit: bool) -> bool;
 }
 
 impl<M, B> MemorySession for Served<M, B>
@@ -120,6 +162,8 @@ where
             match output {
                 Output::Write(bytes) => to_client.extend_from_slice(&bytes),
                 Output::Event(e) => events.push(e.into()),
+                // The handshake comes when the client makes it (`tls_started`).
+                Output::Request(r) if M::is_start_tls(&r) => self.tls_requested = true,
                 Output::Request(r) => {
                     if let Some(backend) = &mut self.backend {
                         backend.answer(&mut self.machine, r);
@@ -143,6 +187,14 @@ where
     fn goodbye(&self, why: Goodbye) -> Option<Vec<u8>> {
         self.machine.goodbye(why)
     }
+
+    fn tls_started(&mut self, implicit: bool) -> bool {
+        if !std::mem::take(&mut self.tls_requested) && !implicit {
+            return false;
+        }
+        self.machine.tls_started();
+        true
+    }
 }
 
 struct MemoryConn {
@@ -158,6 +210,8 @@ pub struct MemoryTransport {
     config: ServerConfig,
     conns: Vec<MemoryConn>,
     events: Vec<ServerEvent>,
+    /// The servers offer STLS and STARTTLS (see [`MemoryTransport::offer_tls`]).
+    tls: bool,
 }
 
 impl MemoryTransport {
@@ -168,7 +222,78 @@ impl MemoryTransport {
             config,
             conns: Vec::new(),
             events: Vec::new(),
+            tls: false,
         }
+    }
+
+    /// The servers offer STLS and STARTTLS (and so announce them in CAPA and EHLO), as
+    /// servers with a certificate do; for scenarios that start TLS.
+    pub fn offer_tls(&mut self) {
+        self.tls = true;
+    }
+
+    fn open(
+        &mut self,
+        protocol: Protocol,
+        to: Option<SocketAddr>,
+        tls: TlsState,
+    ) -> Result<ConnId, TransportError> {
+        if to.is_some() {
+            return Err(TransportError::NoOtherServersInMemory);
+        }
+        let security = Security {
+            tls,
+            ..Security::default()
+        };
+        let session = self.conns.len() as u64 + 1;
+        let mut served: Box<dyn MemorySession + Send> = match protocol {
+            Protocol::Pop3 => Box::new(Served {
+                machine: Pop3Server::with_replies(
+                    Pop3Config {
+                        hostname: self.config.hostname.clone(),
+                        timestamp: self.config.fixed_timestamp.clone().unwrap_or_else(|| {
+                            format!("<{session}.{}@{}>", 1000 + session, self.config.hostname)
+                        }),
+                        apop_only: self.config.apop_only,
+                    },
+                    self.config.replies.pop3.clone(),
+                )
+                .with_security(security),
+                backend: Some(Pop3Backend::new(self.store.clone())),
+                tls_requested: false,
+            }),
+            Protocol::Smtp => Box::new(Served {
+                machine: SmtpServer::with_replies(
+                    SmtpConfig {
+                        hostname: self.config.hostname.clone(),
+                        local_domains: self.config.local_domains.clone(),
+                        max_message_size: self.config.max_message_size,
+                    },
+                    self.config.replies.smtp.clone(),
+                )
+                .with_security(security),
+                backend: Some(SmtpBackend::new(
+                    self.store.clone(),
+                    &self.config,
+                    "[127.0.0.1]".to_string(),
+                    session,
+                )),
+                tls_requested: false,
+            }),
+        };
+        if tls == TlsState::Active {
+            // Implicit TLS: the "handshake" (none in memory) comes before the greeting.
+            served.tls_started(true);
+        }
+        self.conns.push(MemoryConn {
+            served,
+            session,
+            to_client: Vec::new(),
+            closed: false,
+        });
+        let id = self.conns.len() - 1;
+        self.pump(id);
+        Ok(id)
     }
 
     fn pump(&mut self, conn: ConnId) {
@@ -200,53 +325,35 @@ impl Transport for MemoryTransport {
         _nagle: bool,
         _rcvbuf: Option<u32>,
     ) -> Result<ConnId, TransportError> {
-        if to.is_some() {
-            return Err(TransportError::NoOtherServersInMemory);
-        }
-        let session = self.conns.len() as u64 + 1;
-        let served: Box<dyn MemorySession + Send> = match protocol {
-            Protocol::Pop3 => Box::new(Served {
-                machine: Pop3Server::with_replies(
-                    Pop3Config {
-                        hostname: self.config.hostname.clone(),
-                        // Without a clock or a process id, a run in memory still gives each
-                        // session its own timestamp (RFC 1939 section 7), the same every run so
-                        // that its snapshot does not change.
-                        timestamp: self.config.fixed_timestamp.clone().unwrap_or_else(|| {
-                            format!("<{session}.{}@{}>", 1000 + session, self.config.hostname)
-                        }),
-                        apop_only: self.config.apop_only,
-                    },
-                    self.config.replies.pop3.clone(),
-                ),
-                backend: Some(Pop3Backend::new(self.store.clone())),
-            }),
-            Protocol::Smtp => Box::new(Served {
-                machine: SmtpServer::with_replies(
-                    SmtpConfig {
-                        hostname: self.config.hostname.clone(),
-                        local_domains: self.config.local_domains.clone(),
-                        max_message_size: self.config.max_message_size,
-                    },
-                    self.config.replies.smtp.clone(),
-                ),
-                backend: Some(SmtpBackend::new(
-                    self.store.clone(),
-                    &self.config,
-                    "[127.0.0.1]".to_string(),
-                    session,
-                )),
-            }),
+        let tls = if self.tls {
+            TlsState::Offered
+        } else {
+            TlsState::Unavailable
         };
-        self.conns.push(MemoryConn {
-            served,
-            session,
-            to_client: Vec::new(),
-            closed: false,
-        });
-        let id = self.conns.len() - 1;
-        self.pump(id);
-        Ok(id)
+        self.open(protocol, to, tls)
+    }
+
+    fn connect_tls(
+        &mut self,
+        protocol: Protocol,
+        _mss: Option<u16>,
+        to: Option<SocketAddr>,
+        _nagle: bool,
+        _rcvbuf: Option<u32>,
+    ) -> Result<ConnId, TransportError> {
+        self.open(protocol, to, TlsState::Active)
+    }
+
+    fn start_tls(&mut self, conn: ConnId) -> Result<(), TransportError> {
+        let c = self.conns.get_mut(conn).ok_or(TransportError::Closed)?;
+        if !c.served.tls_started(false) {
+            return Err(TransportError::Setup {
+                what: "start TLS".into(),
+                detail: "the server did not agree to start TLS".into(),
+            });
+        }
+        self.pump(conn);
+        Ok(())
     }
 
     fn write(&mut self, conn: ConnId, bytes: &[u8]) -> Result<(), TransportError> {
@@ -345,6 +452,18 @@ pub struct SocketTransport {
     options: ClientOptions,
     /// Stops the servers when used (or dropped).
     stopper: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The client's TLS configuration (trusting the servers' certificate) and the
+    /// servers' implicit-TLS addresses, when the servers have TLS.
+    tls: Option<SocketTls>,
+    /// [`Transport::tls_octets`] of the TLS connections already closed.
+    closed_tls_octets: HashMap<ConnId, (u64, u64)>,
+}
+
+/// What a socket transport needs for TLS.
+struct SocketTls {
+    client: ClientTls,
+    pop3s: Option<SocketAddr>,
+    smtps: Option<SocketAddr>,
 }
 
 impl SocketTransport {
@@ -374,6 +493,8 @@ impl SocketTransport {
             ends: HashMap::new(),
             remote: HashSet::new(),
             stopper: None,
+            tls: None,
+            closed_tls_octets: HashMap::new(),
             options: ClientOptions {
                 connect_timeout: timeout,
                 // The engine's patience for each read is shorter and is what counts.
@@ -386,6 +507,40 @@ impl SocketTransport {
     /// The handle that stops the servers, for a `shutdown` step.
     pub fn set_stopper(&mut self, stopper: tokio::sync::oneshot::Sender<()>) {
         self.stopper = Some(stopper);
+    }
+
+    /// TLS with `client` (its trust: the servers' certificate); the servers' implicit-TLS
+    /// ports, if they have them.
+    pub fn set_tls(
+        &mut self,
+        client: ClientTls,
+        pop3s: Option<SocketAddr>,
+        smtps: Option<SocketAddr>,
+    ) {
+        self.tls = Some(SocketTls {
+            client,
+            pop3s,
+            smtps,
+        });
+    }
+
+    /// The secrets of every TLS session the client made so far (NSS key log entries).
+    pub fn keylog(&self) -> KeyLog {
+        self.tls
+            .as_ref()
+            .map_or_else(KeyLog::new, |t| t.client.keylog())
+    }
+
+    fn client_tls(&self) -> Result<ClientTls, TransportError> {
+        self.tls
+            .as_ref()
+            .map(|t| t.client.clone())
+            .ok_or_else(|| TransportError::Setup {
+                what: "start TLS".into(),
+                detail: "the client has no TLS configuration (the scenario's servers were \
+                         started without a certificate)"
+                    .into(),
+            })
     }
 
     /// Keeps an event, and which server session serves which client address.
@@ -575,6 +730,55 @@ impl Transport for SocketTransport {
         self.ends.get(&conn).copied()
     }
 
+    fn connect_tls(
+        &mut self,
+        protocol: Protocol,
+        mss: Option<u16>,
+        to: Option<SocketAddr>,
+        nagle: bool,
+        rcvbuf: Option<u32>,
+    ) -> Result<ConnId, TransportError> {
+        let implicit = self.tls.as_ref().and_then(|t| match protocol {
+            Protocol::Pop3 => t.pop3s,
+            Protocol::Smtp => t.smtps,
+        });
+        let addr = to.or(implicit).ok_or_else(|| TransportError::Setup {
+            what: format!("connect to the {protocol} server with implicit TLS"),
+            detail: "the servers have no implicit-TLS port".into(),
+        })?;
+        let conn = self.connect(protocol, mss, Some(addr), nagle, rcvbuf)?;
+        if to.is_none() {
+            // The servers' own port: their events come, so a close waits for them.
+            self.remote.remove(&conn);
+        }
+        self.start_tls(conn)?;
+        Ok(conn)
+    }
+
+    fn start_tls(&mut self, conn: ConnId) -> Result<(), TransportError> {
+        let tls = self.client_tls()?;
+        let runtime = &self.runtime;
+        let wire = self.conns.get_mut(&conn).ok_or(TransportError::Closed)?;
+        runtime.block_on(wire.start_tls(&tls)).map_err(|e| match e {
+            ClientError::Tls { peer, error } => TransportError::Setup {
+                what: format!("make the TLS handshake with {peer}"),
+                detail: error,
+            },
+            other => transport_error(other, false),
+        })
+    }
+
+    fn client_nonce(&mut self) -> String {
+        crate::client::tls::fresh_nonce()
+    }
+
+    fn tls_octets(&self, conn: ConnId) -> Option<(u64, u64)> {
+        match self.conns.get(&conn) {
+            Some(wire) => wire.is_tls().then(|| wire.tcp_octets()),
+            None => self.closed_tls_octets.get(&conn).copied(),
+        }
+    }
+
     fn take_events(&mut self) -> Vec<ServerEvent> {
         while let Ok(e) = self.events.try_recv() {
             self.note(e);
@@ -590,6 +794,9 @@ impl SocketTransport {
         let Some(wire) = self.conns.remove(&conn) else {
             return;
         };
+        if wire.is_tls() {
+            self.closed_tls_octets.insert(conn, wire.tcp_octets());
+        }
         let local = wire.local_addr();
         // Closed inside the runtime: the socket is closed at once.
         self.runtime.block_on(async move {

@@ -290,7 +290,7 @@ impl Watching {
                         }
                         TimelineUpdate::Packet(_) => drained.packets += 1,
                         TimelineUpdate::Step { .. } => drained.steps += 1,
-                        TimelineUpdate::Capture(_) => {}
+                        TimelineUpdate::Capture(_) | TimelineUpdate::Secrets(_) => {}
                     }
                     model.apply(update);
                 }

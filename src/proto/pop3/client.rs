@@ -45,11 +45,19 @@ pub struct Pop3Reply {
     /// Where the reply lies in the server's byte stream (0 is the first byte the server
     /// sent): its status line up to the line end of its last line.
     pub stream: Range<u64>,
+    /// A continuation of an AUTH exchange (`+ ` and a base64 challenge, RFC 5034 section 4)
+    /// rather than a reply: `text` is the challenge as sent, and the client must answer it
+    /// ([`Pop3Client::send_sasl_response`]) before anything else.
+    pub continuation: bool,
 }
 
 impl Pop3Reply {
-    /// The status line as sent, without its line end: `+OK 2 320`.
+    /// The status line as sent, without its line end: `+OK 2 320` (`+ PDE4OT...>` for an
+    /// AUTH continuation).
     pub fn status_line(&self) -> String {
+        if self.continuation {
+            return format!("+ {}", self.text);
+        }
         let status = if self.positive { "+OK" } else { "-ERR" };
         if self.text.is_empty() {
             status.to_string()
@@ -198,6 +206,14 @@ pub enum Pop3ClientError {
     InvalidCommand { command: String },
     /// APOP was asked for but the greeting carries no `<timestamp>`.
     NoApopTimestamp,
+    /// A command was given while the server waits for the answer to its AUTH challenge
+    /// (RFC 5034 section 4: the next line the client sends is that answer).
+    AuthInProgress { command: String },
+    /// An AUTH response was given although no challenge is waiting for one.
+    NoChallenge,
+    /// A command was given after the server accepted STLS and before the TLS handshake
+    /// (RFC 2595 section 4: the client starts the negotiation at once).
+    TlsPending { command: String },
 }
 
 impl fmt::Display for Pop3ClientError {
@@ -249,6 +265,20 @@ impl fmt::Display for Pop3ClientError {
                 f,
                 "The server's greeting has no <timestamp>, so it does not offer APOP."
             ),
+            Self::AuthInProgress { command } => write!(
+                f,
+                "Cannot send {command}: the server waits for the answer to its AUTH challenge \
+                 (RFC 5034 section 4); answer it, or send \"*\" to cancel."
+            ),
+            Self::NoChallenge => write!(
+                f,
+                "Cannot send an AUTH response: the server has sent no \"+ \" challenge."
+            ),
+            Self::TlsPending { command } => write!(
+                f,
+                "Cannot send {command}: the server accepted STLS, so the TLS handshake comes \
+                 first (RFC 2595 section 4)."
+            ),
         }
     }
 }
@@ -278,6 +308,12 @@ pub struct Pop3Client {
     quit_sent: bool,
     /// See [`Pop3Client::go_on_after_bad_status_lines`].
     go_on_after_bad_status: bool,
+    /// The mechanism of an AUTH exchange whose last challenge still needs an answer.
+    sasl_open: Option<String>,
+    /// The server accepted STLS: nothing more is read until [`Pop3Client::tls_started`].
+    tls_requested: bool,
+    /// Octets the server sent in clear after its `+OK` to STLS, thrown away unread.
+    discarded_before_tls: usize,
 }
 
 impl Default for Pop3Client {
@@ -304,6 +340,9 @@ impl Pop3Client {
             max_reply_octets,
             quit_sent: false,
             go_on_after_bad_status: false,
+            sasl_open: None,
+            tls_requested: false,
+            discarded_before_tls: 0,
         }
     }
 
@@ -312,6 +351,16 @@ impl Pop3Client {
     pub fn send(&mut self, command: Command) -> Result<(), Pop3ClientError> {
         if self.quit_sent || self.input.eof || self.input.ended {
             return Err(Pop3ClientError::SessionEnded {
+                command: describe_command(&command),
+            });
+        }
+        if self.sasl_open.is_some() {
+            return Err(Pop3ClientError::AuthInProgress {
+                command: describe_command(&command),
+            });
+        }
+        if self.tls_requested {
+            return Err(Pop3ClientError::TlsPending {
                 command: describe_command(&command),
             });
         }
@@ -326,6 +375,71 @@ impl Pop3Client {
         self.quit_sent = command == Command::Quit;
         self.awaiting.push_back(Some(command));
         Ok(())
+    }
+
+    /// Answers the server's last AUTH challenge with `response` (sent as one base64 line,
+    /// RFC 5034 section 4; an empty response is an empty line) and expects the next
+    /// challenge or the final `+OK`/`-ERR`.
+    pub fn send_sasl_response(&mut self, response: &[u8]) -> Result<(), Pop3ClientError> {
+        let line = crate::proto::sasl::encode(response);
+        self.answer_challenge(line)
+    }
+
+    /// Cancels the AUTH exchange: `*` instead of an answer (RFC 5034 section 4); the server
+    /// answers `-ERR`.
+    pub fn cancel_sasl(&mut self) -> Result<(), Pop3ClientError> {
+        self.answer_challenge("*".to_string())
+    }
+
+    /// Answers the server's last challenge with `line` as typed (base64, or `*` to cancel):
+    /// for a console where a person types the AUTH exchange by hand.
+    pub fn send_sasl_line(&mut self, line: &str) -> Result<(), Pop3ClientError> {
+        if line.contains(['\r', '\n']) {
+            return Err(Pop3ClientError::InvalidCommand {
+                command: "an AUTH response".into(),
+            });
+        }
+        self.answer_challenge(line.to_string())
+    }
+
+    fn answer_challenge(&mut self, line: String) -> Result<(), Pop3ClientError> {
+        if self.input.eof || self.input.ended {
+            return Err(Pop3ClientError::SessionEnded {
+                command: "an AUTH response".into(),
+            });
+        }
+        let mechanism = self.sasl_open.take().ok_or(Pop3ClientError::NoChallenge)?;
+        self.outputs
+            .push_back(Pop3ClientOutput::Write(format!("{line}\r\n").into_bytes()));
+        self.awaiting.push_back(Some(Command::Auth {
+            mechanism,
+            initial: None,
+        }));
+        Ok(())
+    }
+
+    /// Whether the server's last challenge waits for [`Pop3Client::send_sasl_response`].
+    pub fn sasl_challenged(&self) -> bool {
+        self.sasl_open.is_some()
+    }
+
+    /// Whether the server accepted STLS and the driver must make the TLS handshake now
+    /// (RFC 2595 section 4), then call [`Pop3Client::tls_started`]. Until then nothing more
+    /// is read, and whatever the server had sent in clear after its `+OK` was thrown away
+    /// ([`Pop3Client::discarded_before_tls`]): bytes from before the handshake must never
+    /// pass for protected ones.
+    pub fn tls_requested(&self) -> bool {
+        self.tls_requested
+    }
+
+    /// How many octets the server sent in clear after its `+OK` to STLS, thrown away.
+    pub fn discarded_before_tls(&self) -> usize {
+        self.discarded_before_tls
+    }
+
+    /// The TLS handshake is done: replies are read again (now from inside TLS).
+    pub fn tls_started(&mut self) {
+        self.tls_requested = false;
     }
 
     /// The APOP command for `name` and `secret` with this session's greeting timestamp.
@@ -365,6 +479,7 @@ impl Pop3Client {
             body: None,
             command,
             stream: end.saturating_sub(unended.len() as u64)..end,
+            continuation: false,
         };
         if reply.is_greeting() {
             self.greeting = Some(reply.clone());
@@ -399,6 +514,22 @@ impl Pop3Client {
     }
 
     fn status_line(&mut self, line: &[u8], command: Option<Command>) {
+        if let Some(Command::Auth { mechanism, .. }) = &command
+            && let Some(challenge) = parse_continuation(line)
+        {
+            // RFC 5034 section 4: "+" SP base64 asks the client for its next response.
+            self.sasl_open = Some(mechanism.clone());
+            let reply = Pop3Reply {
+                positive: true,
+                text: String::from_utf8_lossy(challenge).into_owned(),
+                resp_code: None,
+                body: None,
+                command,
+                stream: self.input.line_start..self.input.line_start,
+                continuation: true,
+            };
+            return self.emit(reply);
+        }
         let Some((positive, text)) = parse_status(line) else {
             let awaiting = describe_awaited(command.as_ref());
             let line = excerpt(line);
@@ -412,6 +543,7 @@ impl Pop3Client {
         };
         let text = String::from_utf8_lossy(text).into_owned();
         let multiline = positive && command.as_ref().is_some_and(Command::has_multiline_reply);
+        let starts_tls = positive && command == Some(Command::Stls);
         let reply = Pop3Reply {
             positive,
             resp_code: response_code(&text).map(str::to_string),
@@ -419,7 +551,9 @@ impl Pop3Client {
             body: None,
             command,
             stream: self.input.line_start..self.input.line_start,
+            continuation: false,
         };
+
         if multiline {
             self.partial = Some(Partial {
                 reply,
@@ -428,6 +562,12 @@ impl Pop3Client {
             });
         } else {
             self.emit(reply);
+        }
+        if starts_tls {
+            // RFC 2595 section 4: the handshake starts right after the +OK (whose stream
+            // range ends there); anything the server sent after it, in clear, is dropped.
+            self.tls_requested = true;
+            self.discarded_before_tls = self.input.buf.discard_pending();
         }
     }
 
@@ -481,6 +621,16 @@ fn parse_status(line: &[u8]) -> Option<(bool, &[u8])> {
     rest.strip_prefix(b" ").map(|text| (positive, text))
 }
 
+/// The challenge of an AUTH continuation line: `+` alone, or `+`, a space and base64
+/// (RFC 5034 section 4: `continue-req = "+" SP [base64] CRLF`; a bare `+` is accepted too).
+fn parse_continuation(line: &[u8]) -> Option<&[u8]> {
+    match line {
+        [b'+'] => Some(&[]),
+        [b'+', b' ', rest @ ..] => Some(rest),
+        _ => None,
+    }
+}
+
 fn is_lower_case_status(line: &str) -> bool {
     let upper = line.to_ascii_uppercase();
     parse_status(upper.as_bytes()).is_some()
@@ -513,10 +663,12 @@ pub fn find_apop_timestamp(text: &str) -> Option<&str> {
     None
 }
 
-/// A command as it may appear in messages: the password of PASS is not repeated.
+/// A command as it may appear in messages: the password of PASS, and AUTH's initial
+/// response (base64 is no protection), are not repeated.
 fn describe_command(command: &Command) -> String {
     match command {
         Command::Pass(_) => "PASS".to_string(),
+        Command::Auth { mechanism, .. } => format!("AUTH {mechanism}"),
         other => other.to_string(),
     }
 }
@@ -618,6 +770,7 @@ mod tests {
             body: None,
             command,
             stream: 0..0,
+            continuation: false,
         }
     }
 
@@ -974,5 +1127,117 @@ mod tests {
         ));
         assert!(matches!(got.get(2), Some(Ok(r)) if r.command == Some(Command::Noop)));
         assert!(!c.is_ended());
+    }
+
+    /// Everything the client writes now, as text.
+    fn written(c: &mut Pop3Client) -> String {
+        let mut out = String::new();
+        while let Some(o) = c.poll_output() {
+            if let Output::Write(b) = o {
+                out.push_str(&String::from_utf8_lossy(&b));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn auth_continuations_are_answered_in_base64_until_the_final_reply() {
+        // RFC 5034 section 4, with the CRAM-MD5 example of RFC 2195 section 2.
+        let mut c = Pop3Client::new();
+        c.receive(b"+OK ready\r\n");
+        assert_eq!(events(&mut c).len(), 1);
+        let auth = Command::Auth {
+            mechanism: "CRAM-MD5".into(),
+            initial: None,
+        };
+        c.send(auth.clone()).unwrap();
+        assert_eq!(written(&mut c), "AUTH CRAM-MD5\r\n");
+        c.receive(b"+ PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+\r\n");
+        let challenge = events(&mut c).pop().unwrap().unwrap();
+        assert!(challenge.continuation && challenge.positive);
+        assert_eq!(
+            challenge.status_line(),
+            "+ PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+"
+        );
+        assert_eq!(challenge.command, Some(auth));
+        assert!(c.sasl_challenged());
+        // Nothing but the answer may go out now.
+        assert_eq!(
+            c.send(Command::Stat),
+            Err(Pop3ClientError::AuthInProgress {
+                command: "STAT".into()
+            })
+        );
+        c.send_sasl_response(b"tim b913a602c7eda7a495b4e6e7334d3890")
+            .unwrap();
+        assert_eq!(
+            written(&mut c),
+            "dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw\r\n"
+        );
+        assert!(!c.sasl_challenged());
+        assert_eq!(
+            c.send_sasl_response(b"x"),
+            Err(Pop3ClientError::NoChallenge)
+        );
+        // A bare "+" is a continuation too; "*" cancels.
+        c.receive(b"+\r\n");
+        assert!(events(&mut c).pop().unwrap().unwrap().continuation);
+        c.cancel_sasl().unwrap();
+        assert_eq!(written(&mut c), "*\r\n");
+        c.receive(b"-ERR [AUTH] cancelled\r\n");
+        let end = events(&mut c).pop().unwrap().unwrap();
+        assert!(!end.continuation && !end.positive);
+        assert_eq!(end.status_line(), "-ERR [AUTH] cancelled");
+        // An error text never repeats AUTH's initial response (base64 of the password).
+        let plain = Command::Auth {
+            mechanism: "PLAIN".into(),
+            initial: Some("AGJvYgBidWlsZGVy".into()),
+        };
+        assert_eq!(describe_awaited(Some(&plain)), "the reply to AUTH PLAIN");
+    }
+
+    #[test]
+    fn a_plus_line_answers_only_auth() {
+        // "+ " where no AUTH waits is not a status line (RFC 1939 section 3).
+        let r = run_all_chunks(&[Command::Stat], b"+OK hi\r\n+ abc\r\n");
+        assert!(matches!(
+            r.errors.first(),
+            Some(Pop3ClientError::NotAStatusLine { .. })
+        ));
+    }
+
+    #[test]
+    fn after_stls_nothing_is_read_until_tls_and_plaintext_after_the_ok_is_dropped() {
+        let mut c = Pop3Client::new();
+        c.receive(b"+OK ready\r\n");
+        events(&mut c);
+        c.send(Command::Stls).unwrap();
+        written(&mut c);
+        // A server (or someone in the middle) puts a reply after the +OK, in clear: it must
+        // never pass for one that came through TLS.
+        c.receive(b"+OK Begin TLS\r\n+OK injected\r\n");
+        let got = events(&mut c);
+        assert_eq!(got.len(), 1, "{got:?}");
+        // The +OK's range ends at its own line end, not after the bytes dropped.
+        assert_eq!(got[0].as_ref().unwrap().stream, 11..26);
+        assert!(c.tls_requested());
+        assert_eq!(c.discarded_before_tls(), 14);
+        assert!(matches!(
+            c.send(Command::User("bob".into())),
+            Err(Pop3ClientError::TlsPending { .. })
+        ));
+        c.tls_started();
+        assert!(!c.tls_requested());
+        c.send(Command::Capa).unwrap();
+        assert_eq!(written(&mut c), "CAPA\r\n");
+        c.receive(b"+OK\r\nUSER\r\n.\r\n");
+        let capa = events(&mut c).pop().unwrap().unwrap();
+        assert_eq!(capa.command, Some(Command::Capa));
+        // A refused STLS starts nothing.
+        let mut c = Pop3Client::new();
+        c.send(Command::Stls).unwrap();
+        c.receive(b"+OK hi\r\n-ERR no TLS here\r\n");
+        assert_eq!(events(&mut c).len(), 2);
+        assert!(!c.tls_requested());
     }
 }

@@ -48,6 +48,14 @@ pub enum ClientCommand {
     Noop,
     /// `QUIT`
     Quit,
+    /// `STARTTLS` (RFC 3207 section 4).
+    StartTls,
+    /// `AUTH mechanism [initial-response]` (RFC 4954 section 4); the initial response is
+    /// base64 as sent (`=` for an empty one).
+    Auth {
+        mechanism: String,
+        initial: Option<String>,
+    },
 }
 
 impl fmt::Display for ClientCommand {
@@ -62,6 +70,15 @@ impl fmt::Display for ClientCommand {
             Self::Rset => f.write_str("RSET"),
             Self::Noop => f.write_str("NOOP"),
             Self::Quit => f.write_str("QUIT"),
+            Self::StartTls => f.write_str("STARTTLS"),
+            Self::Auth {
+                mechanism,
+                initial: Some(initial),
+            } => write!(f, "AUTH {mechanism} {initial}"),
+            Self::Auth {
+                mechanism,
+                initial: None,
+            } => write!(f, "AUTH {mechanism}"),
         }
     }
 }
@@ -77,6 +94,8 @@ pub enum ReplyTo {
     MessageContent,
     /// Nothing: a 421 the server sent on its own before closing (RFC 5321 section 3.8).
     Unsolicited,
+    /// The client's answer to a 334 challenge of AUTH `mechanism` (RFC 4954 section 4).
+    SaslResponse { mechanism: String },
 }
 
 impl fmt::Display for ReplyTo {
@@ -84,7 +103,14 @@ impl fmt::Display for ReplyTo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Greeting => f.write_str("the greeting"),
+            // AUTH's initial response is base64, which is no protection: not repeated.
+            Self::Command(ClientCommand::Auth { mechanism, .. }) => {
+                write!(f, "the reply to AUTH {mechanism}")
+            }
             Self::Command(c) => write!(f, "the reply to {c}"),
+            Self::SaslResponse { mechanism } => {
+                write!(f, "the reply to the AUTH {mechanism} response")
+            }
             Self::MessageContent => f.write_str("the reply to the message content"),
             Self::Unsolicited => f.write_str("a 421 the server sent on its own"),
         }
@@ -287,6 +313,14 @@ pub enum SmtpClientError {
     NotReadyForContent,
     /// A command was given while the server waits for the message content after 354.
     ContentExpected { command: String },
+    /// A command was given while the server waits for the answer to its 334 challenge
+    /// (RFC 4954 section 4: the next line the client sends is that answer).
+    AuthInProgress { command: String },
+    /// An AUTH response was given although no 334 challenge waits for one.
+    NoChallenge,
+    /// A command was given after the server's 220 to STARTTLS and before the TLS
+    /// handshake (RFC 3207 section 4: the negotiation starts at once).
+    TlsPending { command: String },
 }
 
 impl fmt::Display for SmtpClientError {
@@ -345,6 +379,20 @@ impl fmt::Display for SmtpClientError {
                 "Cannot send {command}: the server waits for the message content after its \
                  354 reply to DATA."
             ),
+            Self::AuthInProgress { command } => write!(
+                f,
+                "Cannot send {command}: the server waits for the answer to its 334 challenge \
+                 (RFC 4954 section 4); answer it, or send \"*\" to cancel."
+            ),
+            Self::NoChallenge => write!(
+                f,
+                "Cannot send an AUTH response: the server has sent no 334 challenge."
+            ),
+            Self::TlsPending { command } => write!(
+                f,
+                "Cannot send {command}: the server answered STARTTLS with 220, so the TLS \
+                 handshake comes first (RFC 3207 section 4)."
+            ),
         }
     }
 }
@@ -380,6 +428,13 @@ pub struct SmtpClient {
     quit_sent: bool,
     /// See [`SmtpClient::go_on_after_bad_reply_lines`].
     go_on_after_bad_lines: bool,
+    /// The mechanism of an AUTH exchange whose last 334 challenge still needs an answer.
+    sasl_open: Option<String>,
+    /// The server answered STARTTLS with 220: nothing more is read until
+    /// [`SmtpClient::tls_started`].
+    tls_requested: bool,
+    /// Octets the server sent in clear after its 220 to STARTTLS, thrown away unread.
+    discarded_before_tls: usize,
 }
 
 impl Default for SmtpClient {
@@ -409,6 +464,9 @@ impl SmtpClient {
             max_reply_octets,
             quit_sent: false,
             go_on_after_bad_lines: false,
+            sasl_open: None,
+            tls_requested: false,
+            discarded_before_tls: 0,
         }
     }
 
@@ -425,6 +483,16 @@ impl SmtpClient {
         }
         if self.content_expected {
             return Err(SmtpClientError::ContentExpected { command: line });
+        }
+        let shown = || match &command {
+            ClientCommand::Auth { mechanism, .. } => format!("AUTH {mechanism}"),
+            other => other.to_string(),
+        };
+        if self.sasl_open.is_some() {
+            return Err(SmtpClientError::AuthInProgress { command: shown() });
+        }
+        if self.tls_requested {
+            return Err(SmtpClientError::TlsPending { command: shown() });
         }
         if line.contains(['\r', '\n']) {
             return Err(SmtpClientError::InvalidArgument {
@@ -522,6 +590,69 @@ impl SmtpClient {
         !self.awaiting.is_empty()
     }
 
+    /// Answers the server's last 334 challenge with `response` (one base64 line, RFC 4954
+    /// section 4; an empty response is an empty line) and expects the next challenge or the
+    /// final reply (235, 535...).
+    pub fn send_sasl_response(&mut self, response: &[u8]) -> Result<(), SmtpClientError> {
+        self.answer_challenge(crate::proto::sasl::encode(response))
+    }
+
+    /// Cancels the AUTH exchange: `*` instead of an answer (RFC 4954 section 4); the server
+    /// answers 501.
+    pub fn cancel_sasl(&mut self) -> Result<(), SmtpClientError> {
+        self.answer_challenge("*".to_string())
+    }
+
+    /// Answers the server's last challenge with `line` as typed (base64, or `*` to cancel):
+    /// for a console where a person types the AUTH exchange by hand.
+    pub fn send_sasl_line(&mut self, line: &str) -> Result<(), SmtpClientError> {
+        if line.contains(['\r', '\n']) {
+            return Err(SmtpClientError::InvalidArgument {
+                command: "an AUTH response".into(),
+            });
+        }
+        self.answer_challenge(line.to_string())
+    }
+
+    fn answer_challenge(&mut self, line: String) -> Result<(), SmtpClientError> {
+        if self.quit_sent || self.input.eof || self.input.ended {
+            return Err(SmtpClientError::SessionEnded {
+                what: "an AUTH response".into(),
+            });
+        }
+        let mechanism = self.sasl_open.take().ok_or(SmtpClientError::NoChallenge)?;
+        self.outputs
+            .push_back(Output::Write(format!("{line}\r\n").into_bytes()));
+        self.awaiting.push_back(ReplyTo::SaslResponse { mechanism });
+        Ok(())
+    }
+
+    /// Whether the server's last 334 challenge waits for [`SmtpClient::send_sasl_response`].
+    pub fn sasl_challenged(&self) -> bool {
+        self.sasl_open.is_some()
+    }
+
+    /// Whether the server answered STARTTLS with 220 and the driver must make the TLS
+    /// handshake now (RFC 3207 section 4), then call [`SmtpClient::tls_started`]. Until then
+    /// nothing more is read; whatever the server had sent in clear after its 220 was thrown
+    /// away ([`SmtpClient::discarded_before_tls`]).
+    pub fn tls_requested(&self) -> bool {
+        self.tls_requested
+    }
+
+    /// How many octets the server sent in clear after its 220 to STARTTLS, thrown away.
+    pub fn discarded_before_tls(&self) -> usize {
+        self.discarded_before_tls
+    }
+
+    /// The TLS handshake is done: replies are read again, and what the server said in
+    /// clear is forgotten (RFC 3207 section 4.2: the client discards the EHLO extensions
+    /// and should send EHLO again).
+    pub fn tls_started(&mut self) {
+        self.tls_requested = false;
+        self.extensions.clear();
+    }
+
     fn write_command(&mut self, command: ClientCommand) {
         let bytes = format!("{command}\r\n").into_bytes();
         self.outputs.push_back(Output::Write(bytes));
@@ -551,6 +682,20 @@ impl SmtpClient {
             }
             ReplyTo::Command(ClientCommand::Data) => {
                 self.content_expected = code == 354;
+                None
+            }
+            ReplyTo::Command(ClientCommand::StartTls) if code == 220 => {
+                // RFC 3207 section 4: the handshake starts right after the 220; anything the
+                // server sent after it, in clear, is dropped unread.
+                self.tls_requested = true;
+                self.discarded_before_tls = self.input.buf.discard_pending();
+                None
+            }
+            ReplyTo::Command(ClientCommand::Auth { mechanism, .. })
+            | ReplyTo::SaslResponse { mechanism }
+                if code == 334 =>
+            {
+                self.sasl_open = Some(mechanism.clone());
                 None
             }
             _ => None,
@@ -1052,5 +1197,101 @@ mod tests {
         ));
         assert!(matches!(got.get(1), Some(Ok(r)) if r.code() == 251 && r.stream == (18..28)));
         assert!(!c.is_ended());
+    }
+
+    /// Everything the client writes now, and the replies and errors it hands out.
+    fn outputs(c: &mut SmtpClient) -> (String, Vec<Result<SmtpReply, SmtpClientError>>) {
+        let mut written = String::new();
+        let mut events = Vec::new();
+        while let Some(o) = c.poll_output() {
+            match o {
+                Output::Write(b) => written.push_str(&String::from_utf8_lossy(&b)),
+                Output::Event(e) => events.push(e),
+                _ => {}
+            }
+        }
+        (written, events)
+    }
+
+    #[test]
+    fn starttls_drops_plaintext_and_forgets_the_extensions() {
+        let mut c = SmtpClient::new();
+        c.send(ClientCommand::Ehlo("client.example".into()))
+            .unwrap();
+        c.receive(b"220 hi\r\n250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n");
+        outputs(&mut c);
+        assert!(c.supports("STARTTLS") && c.supports("AUTH"));
+        c.send(ClientCommand::StartTls).unwrap();
+        assert_eq!(outputs(&mut c).0, "STARTTLS\r\n");
+        c.receive(b"220 go ahead\r\n250 injected\r\n");
+        let (_, events) = outputs(&mut c);
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(c.tls_requested());
+        assert_eq!(c.discarded_before_tls(), 14);
+        assert!(matches!(
+            c.send(ClientCommand::Noop),
+            Err(SmtpClientError::TlsPending { .. })
+        ));
+        c.tls_started();
+        // RFC 3207 section 4.2: what the server said in clear is forgotten.
+        assert!(c.extensions().is_empty() && !c.supports("AUTH"));
+        c.send(ClientCommand::Ehlo("client.example".into()))
+            .unwrap();
+        c.receive(b"250-mx\r\n250 AUTH PLAIN LOGIN\r\n");
+        let (written, events) = outputs(&mut c);
+        assert_eq!(written, "EHLO client.example\r\n");
+        assert!(events[0].as_ref().is_ok_and(|r| r.code() == 250));
+        assert!(c.supports("AUTH"));
+        // A refused STARTTLS starts nothing.
+        let mut c = SmtpClient::new();
+        c.send(ClientCommand::StartTls).unwrap();
+        c.receive(b"220 hi\r\n454 4.7.0 TLS not available\r\n");
+        outputs(&mut c);
+        assert!(!c.tls_requested());
+    }
+
+    #[test]
+    fn auth_334_challenges_are_answered_until_235() {
+        // RFC 4954 section 4's LOGIN-like shape: 334, a base64 line, 334, a line, 235.
+        let mut c = SmtpClient::new();
+        c.receive(b"220 hi\r\n");
+        outputs(&mut c);
+        let auth = ClientCommand::Auth {
+            mechanism: "LOGIN".into(),
+            initial: None,
+        };
+        c.send(auth).unwrap();
+        assert_eq!(outputs(&mut c).0, "AUTH LOGIN\r\n");
+        c.receive(b"334 VXNlcm5hbWU6\r\n");
+        let (_, events) = outputs(&mut c);
+        assert!(events[0].as_ref().is_ok_and(|r| r.code() == 334));
+        assert!(c.sasl_challenged() && !c.is_waiting());
+        assert!(matches!(
+            c.send(ClientCommand::Noop),
+            Err(SmtpClientError::AuthInProgress { .. })
+        ));
+        c.send_sasl_response(b"bob").unwrap();
+        assert_eq!(outputs(&mut c).0, "Ym9i\r\n");
+        assert_eq!(
+            c.waiting_for().as_deref(),
+            Some("the reply to the AUTH LOGIN response")
+        );
+        c.receive(b"334 UGFzc3dvcmQ6\r\n");
+        outputs(&mut c);
+        c.send_sasl_response(b"builder").unwrap();
+        assert_eq!(outputs(&mut c).0, "YnVpbGRlcg==\r\n");
+        c.receive(b"235 2.7.0 Authentication successful\r\n");
+        let (_, events) = outputs(&mut c);
+        assert!(events[0].as_ref().is_ok_and(|r| r.code() == 235));
+        assert!(!c.sasl_challenged());
+        assert_eq!(c.send_sasl_response(b""), Err(SmtpClientError::NoChallenge));
+        // The initial response is never repeated in what the client waits for.
+        c.send(ClientCommand::Auth {
+            mechanism: "PLAIN".into(),
+            initial: Some("AGJvYgBidWlsZGVy".into()),
+        })
+        .unwrap();
+        assert_eq!(c.waiting_for().as_deref(), Some("the reply to AUTH PLAIN"));
+        assert_eq!(outputs(&mut c).0, "AUTH PLAIN AGJvYgBidWlsZGVy\r\n");
     }
 }
