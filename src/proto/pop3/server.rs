@@ -910,7 +910,7 @@ impl Pop3Server {
     }
 
     fn capa(&mut self) {
-        // RFC 2449 section 6.8: USER is announced only where USER/PASS is accepted.
+        // RFC 2449 section 6.2: USER is announced only where USER/PASS is accepted.
         let user = (!self.config.apop_only && self.security.passwords_allowed()).then_some("USER");
         // RFC 2595 section 4: STLS, only while TLS can still be started.
         let stls = (self.security.tls == TlsState::Offered).then_some("STLS");

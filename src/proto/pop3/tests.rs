@@ -440,7 +440,7 @@ fn events_tell_the_story_in_order() {
 #[test]
 fn apop_only_refuses_user_and_leaves_it_out_of_capa() {
     // RFC 1939 section 13: a user with an APOP secret should not also log in with USER/PASS;
-    // RFC 2449 section 6.8: USER is announced only where it is accepted.
+    // RFC 2449 section 6.2: USER is announced only where it is accepted.
     let mut server = Pop3Server::new(Pop3Config {
         apop_only: true,
         ..config()
