@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use mailwire::cli;
 
@@ -76,6 +76,48 @@ enum Cmd {
     Run(cli::run::RunArgs),
     /// Check your own POP3 and SMTP servers against the RFCs (exit 0: every must passed).
     Check(cli::check::CheckArgs),
+    /// Write the man pages or a shell's completion script, made from these very definitions
+    /// (the Debian package is built with it, so `man mailwire` always says what `--help` says).
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: Generate,
+    },
+}
+
+/// What `mailwire generate` writes.
+#[derive(Subcommand)]
+enum Generate {
+    /// One man page per command (mailwire.1, mailwire-serve.1, ...) into DIR.
+    Man {
+        /// The folder to write the pages in (made if missing).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// The completion script for SHELL, on standard output.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Runs `mailwire generate`.
+fn generate(what: Generate) -> Result<(), String> {
+    match what {
+        Generate::Man { dir } => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot make the folder {}: {e}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .map_err(|e| format!("cannot write the man pages into {}: {e}", dir.display()))
+        }
+        Generate::Completions { shell } => {
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "mailwire", &mut out);
+            std::io::Write::flush(&mut out)
+                .map_err(|e| format!("cannot write the {shell} completions: {e}"))
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -119,6 +161,7 @@ fn main() -> ExitCode {
         Some(Cmd::Telnet(a)) => cli::telnet::run_telnet(a),
         Some(Cmd::Run(a)) => cli::run::run_scenario(a),
         Some(Cmd::Check(a)) => return ExitCode::from(cli::check::run_check(a)),
+        Some(Cmd::Generate { what }) => generate(what),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
