@@ -153,10 +153,7 @@ mod tests {
         let text = "# made by curl\n\nCLIENT_TRAFFIC_SECRET_0 0a0B ff00\nSERVER_TRAFFIC_SECRET_0 0a0b 01\n";
         let log = KeyLog::parse(text).unwrap();
         assert_eq!(log.entries().len(), 2);
-        assert_eq!(
-            log.secret("CLIENT_TRAFFIC_SECRET_0", &[0x0a, 0x0b]),
-            Some(&[0xff, 0][..])
-        );
+        assert_eq!(log.secret("CLIENT_TRAFFIC_SECRET_0", &[0x0a, 0x0b]), Some(&[0xff, 0][..]));
         assert_eq!(log.secret("CLIENT_RANDOM", &[0x0a, 0x0b]), None);
         assert_eq!(
             log.to_nss_text(),

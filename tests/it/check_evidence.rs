@@ -137,9 +137,7 @@ fn every_exchange_of_a_captured_check_run_links_to_its_unit() {
 fn shared_clients(t: &mailwire::timeline::Timeline) -> String {
     let mut seen = std::collections::HashMap::new();
     for c in t.analyzer.connections() {
-        seen.entry(c.client)
-            .or_insert_with(Vec::new)
-            .push((c.index, c.server));
+        seen.entry(c.client).or_insert_with(Vec::new).push((c.index, c.server));
     }
     let shared: Vec<_> = seen.iter().filter(|(_, v)| v.len() > 1).collect();
     let mut wide: Vec<(usize, std::ops::Range<usize>)> = t
