@@ -39,13 +39,15 @@ struct Cli {
     presenter: bool,
     /// Without a command: run the window on this computer's real loopback instead of
     /// mailwire's private network, so it can reach other servers here (your own, Dovecot)
-    /// and outside programs can reach its servers. Capture then needs root or CAP_NET_RAW.
+    /// and outside programs can reach its servers. Capture then needs root, CAP_NET_RAW or
+    /// membership of the `mailwire` group (the Debian package's capture helper).
     #[arg(long)]
     no_sandbox: bool,
     /// Without a command: open the window watching these TCP ports live (your own client
     /// and server, Thunderbird, Dovecot), comma-separated, e.g. `--watch 2110,2525`. The
     /// window stays on this computer's real network (outside mailwire's private one, where
-    /// your programs could not be seen), so capture needs root or CAP_NET_RAW.
+    /// your programs could not be seen), so capture needs root, CAP_NET_RAW or membership of
+    /// the `mailwire` group (the Debian package's capture helper).
     #[arg(long, value_name = "PORTS", conflicts_with = "file")]
     watch: Option<String>,
     /// With --watch: the interface to capture on (`lo`, this computer's loopback, unless
@@ -65,8 +67,8 @@ enum Cmd {
     /// the frames that carried every command and reply.
     Open(cli::open::OpenArgs),
     /// Watch your own programs live (your client and server, Thunderbird): capture the TCP
-    /// ports you name and print every command and reply as it crosses the wire. Needs root
-    /// or CAP_NET_RAW.
+    /// ports you name and print every command and reply as it crosses the wire. Needs root,
+    /// CAP_NET_RAW or membership of the `mailwire` group (the Debian package's capture helper).
     Watch(cli::watch::WatchArgs),
     /// The assignment's console mail client: Manage Mail (POP3) and Send Mail (SMTP).
     Client(cli::client::ClientArgs),
@@ -169,5 +171,39 @@ fn main() -> ExitCode {
             eprintln!("mailwire: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own checks of the definitions the man pages and completions are made from.
+    #[test]
+    fn the_command_line_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// `generate man` writes a page per visible command, none for itself.
+    #[test]
+    fn man_pages_cover_every_visible_command() {
+        let dir = std::env::temp_dir().join(format!("mailwire-man-{}", std::process::id()));
+        generate(Generate::Man { dir: dir.clone() }).unwrap();
+        let mut pages: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        pages.sort();
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut expected = vec!["mailwire.1".to_string()];
+        for sub in Cli::command()
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set())
+        {
+            expected.push(format!("mailwire-{}.1", sub.get_name()));
+        }
+        expected.sort();
+        assert_eq!(pages, expected);
+        assert!(!pages.iter().any(|p| p.contains("generate")));
     }
 }

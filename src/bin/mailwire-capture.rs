@@ -214,7 +214,7 @@ fn capture(request: &Request) -> Result<(u32, u32), Failure> {
     let listed: Vec<String> = pcap::Device::list()
         .map(|devices| devices.into_iter().map(|d| d.name).collect())
         .unwrap_or_default();
-    if !listed.is_empty() && !listed.iter().any(|name| *name == request.interface) {
+    if !listed.is_empty() && !listed.contains(&request.interface) {
         return Err(Failure::new(
             "no-such-device",
             format!(

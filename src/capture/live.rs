@@ -391,7 +391,7 @@ pub fn start(config: LiveConfig, tx: Sender<CaptureMessage>) -> Result<LiveCaptu
                 Err(access) => access,
                 Ok(path) => match start_with_helper(config, &path, tx) {
                     Ok(capture) => return Ok(capture),
-                    Err(HelperError::Capture(error)) => return Err(error),
+                    Err(HelperError::Capture(error)) => return Err(*error),
                     Err(HelperError::Permission(message)) => HelperAccess::Failed { path, message },
                 },
             };
@@ -437,7 +437,7 @@ pub enum HelperError {
     /// The helper lacks the right too (what it said): the caller explains the permission.
     Permission(String),
     /// Any other failure, already in the words of a direct capture.
-    Capture(CaptureError),
+    Capture(Box<CaptureError>),
 }
 
 /// Starts a capture through the helper program at `helper` (see `src/bin/mailwire-capture.rs`):
@@ -455,10 +455,10 @@ pub fn start_with_helper(
     use std::os::fd::IntoRawFd;
     let interface = config.interface.clone();
     let failed = |message: String| {
-        HelperError::Capture(CaptureError::OpenFailed {
+        HelperError::Capture(Box::new(CaptureError::OpenFailed {
             interface: interface.clone(),
             message,
-        })
+        }))
     };
     let mut child = Command::new(helper)
         .arg("--interface")
@@ -501,7 +501,7 @@ pub fn start_with_helper(
         child,
         pid,
     };
-    spawn_reader(config, link_type, wake, source, tx).map_err(HelperError::Capture)
+    spawn_reader(config, link_type, wake, source, tx).map_err(|e| HelperError::Capture(Box::new(e)))
 }
 
 /// Waits for the helper (whose output has ended) and returns what it said on its standard
@@ -527,18 +527,18 @@ fn helper_failure(config: &LiveConfig, helper: &Path, said: &str) -> HelperError
     let interface = config.interface.clone();
     match kind {
         "permission" => HelperError::Permission(message),
-        "no-such-device" => HelperError::Capture(CaptureError::NoSuchDevice {
+        "no-such-device" => HelperError::Capture(Box::new(CaptureError::NoSuchDevice {
             interface,
             message,
             available: pcap::Device::list()
                 .map(|devices| devices.into_iter().map(|d| d.name).collect())
                 .unwrap_or_default(),
-        }),
-        "bad-filter" => HelperError::Capture(CaptureError::BadFilter {
+        })),
+        "bad-filter" => HelperError::Capture(Box::new(CaptureError::BadFilter {
             filter: config.filter.clone(),
             message,
-        }),
-        _ => HelperError::Capture(CaptureError::OpenFailed {
+        })),
+        _ => HelperError::Capture(Box::new(CaptureError::OpenFailed {
             interface,
             message: if line.is_empty() {
                 format!(
@@ -548,7 +548,7 @@ fn helper_failure(config: &LiveConfig, helper: &Path, said: &str) -> HelperError
             } else {
                 format!("the capture helper {} said \"{line}\"", helper.display())
             },
-        }),
+        })),
     }
 }
 

@@ -144,10 +144,13 @@ fn through_the_helper_a_capture_sees_loopback_traffic_and_stops() {
         ..LiveConfig::default()
     };
     match live::start_with_helper(config, Path::new(HELPER), tx) {
-        Err(HelperError::Capture(CaptureError::BadFilter { filter, message })) => {
-            assert_eq!(filter, "tcp port");
-            assert!(message.contains("syntax error"), "{message}");
-        }
+        Err(HelperError::Capture(error)) => match *error {
+            CaptureError::BadFilter { filter, message } => {
+                assert_eq!(filter, "tcp port");
+                assert!(message.contains("syntax error"), "{message}");
+            }
+            other => panic!("expected a bad filter, got {other:?}"),
+        },
         other => panic!("expected a bad filter, got {other:?}"),
     }
 }
