@@ -78,13 +78,21 @@ enum Cmd {
     Run(cli::run::RunArgs),
     /// Check your own POP3 and SMTP servers against the RFCs (exit 0: every must passed).
     Check(cli::check::CheckArgs),
-    /// Write the man pages or a shell's completion script, made from these very definitions
-    /// (the Debian package is built with it, so `man mailwire` always says what `--help` says).
-    #[command(hide = true)]
-    Generate {
-        #[command(subcommand)]
-        what: Generate,
-    },
+}
+
+// `mailwire generate ...`: writes the man pages or a shell's completion script, made from
+// `Cli`'s very definitions (the Debian package is built with it, so `man mailwire` always
+// says what `--help` says). Not one of `Cli`'s commands, so neither `--help`, the man pages
+// nor the completions offer it; `main` looks for it before parsing.
+#[derive(Parser)]
+#[command(
+    name = "mailwire generate",
+    bin_name = "mailwire generate",
+    about = "Write mailwire's man pages or a shell's completion script (for packaging)"
+)]
+struct GenerateCli {
+    #[command(subcommand)]
+    what: Generate,
 }
 
 /// What `mailwire generate` writes.
@@ -114,15 +122,29 @@ fn generate(what: Generate) -> Result<(), String> {
                 .map_err(|e| format!("cannot write the man pages into {}: {e}", dir.display()))
         }
         Generate::Completions { shell } => {
+            // Into memory first: clap_complete panics when its writer fails (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "mailwire", &mut script);
             let mut out = std::io::stdout().lock();
-            clap_complete::generate(shell, &mut Cli::command(), "mailwire", &mut out);
-            std::io::Write::flush(&mut out)
+            std::io::Write::write_all(&mut out, &script)
+                .and_then(|()| std::io::Write::flush(&mut out))
                 .map_err(|e| format!("cannot write the {shell} completions: {e}"))
         }
     }
 }
 
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "generate") {
+        // `generate` becomes the program name, so its own help reads `mailwire generate`.
+        let what = GenerateCli::parse_from(std::env::args_os().skip(1)).what;
+        return match generate(what) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("mailwire: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let args = Cli::parse();
     if args.command.is_some()
         && (args.screenshot.is_some()
@@ -163,7 +185,6 @@ fn main() -> ExitCode {
         Some(Cmd::Telnet(a)) => cli::telnet::run_telnet(a),
         Some(Cmd::Run(a)) => cli::run::run_scenario(a),
         Some(Cmd::Check(a)) => return ExitCode::from(cli::check::run_check(a)),
-        Some(Cmd::Generate { what }) => generate(what),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -182,6 +203,7 @@ mod tests {
     #[test]
     fn the_command_line_definitions_are_consistent() {
         Cli::command().debug_assert();
+        GenerateCli::command().debug_assert();
     }
 
     /// `generate man` writes a page per visible command, none for itself.
@@ -196,10 +218,7 @@ mod tests {
         pages.sort();
         let _ = std::fs::remove_dir_all(&dir);
         let mut expected = vec!["mailwire.1".to_string()];
-        for sub in Cli::command()
-            .get_subcommands()
-            .filter(|s| !s.is_hide_set())
-        {
+        for sub in Cli::command().get_subcommands() {
             expected.push(format!("mailwire-{}.1", sub.get_name()));
         }
         expected.sort();
