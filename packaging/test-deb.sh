@@ -58,6 +58,9 @@ if [ ! -s "$base" ]; then
     tar -C "$staging" -cf "$base.part" . && mv "$base.part" "$base"
     rm -rf "$staging"
 fi
+out=$PWD/target/deb-test
+rm -rf "$out"
+mkdir -p "$out"
 root=$(mktemp -d /var/tmp/mailwire-clean-root.XXXXXX)
 xvfb_pid=
 cleanup() {
@@ -86,7 +89,7 @@ fi
 # A mount namespace of its own; the new root becomes its root with pivot_root, the old one
 # is unmounted, so nothing of this machine's files is reachable in there.
 unshare --mount --propagation private --fork bash -euo pipefail -c '
-    root=$1 display=$2 deb=$3
+    root=$1 display=$2 deb=$3 out=$4
     mount --bind "$root" "$root"
     mount -t proc proc "$root/proc"
     mount --rbind /dev "$root/dev"
@@ -96,6 +99,8 @@ unshare --mount --propagation private --fork bash -euo pipefail -c '
         mkdir -p "$root/tmp/.X11-unix"
         mount --bind /tmp/.X11-unix "$root/tmp/.X11-unix"
     fi
+    # The screenshot of the window comes back here.
+    mount --bind "$out" "$root/mnt"
     cd "$root"
     mkdir -p .old-root
     pivot_root . .old-root
@@ -105,5 +110,7 @@ unshare --mount --propagation private --fork bash -euo pipefail -c '
     rmdir /.old-root 2>/dev/null || true
     export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
     apt-get update -q >/dev/null
-    MAILWIRE_CHECK_DISPLAY=${display:+:$display} exec bash /root/deb-checks.sh "/root/$deb"
-' _ "$root" "$display" "$(basename "$deb")"
+    MAILWIRE_CHECK_DISPLAY=${display:+:$display} MAILWIRE_CHECK_OUT=/mnt \
+        exec bash /root/deb-checks.sh "/root/$deb"
+' _ "$root" "$display" "$(basename "$deb")" "$out"
+[ -s "$out/window.png" ] && echo "test-deb: the window as drawn in the fresh root: $out/window.png"
