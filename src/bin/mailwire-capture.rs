@@ -10,9 +10,10 @@
 //! mailwire-capture --interface NAME [--filter EXPR] [--snaplen N] [--buffer-size N]
 //! ```
 //!
-//! It does one thing: it opens a libpcap live capture on interface NAME (immediate mode) with
-//! the BPF filter EXPR, then drops every capability (and sets `no_new_privs`), then writes the
-//! packets to standard output as a classic pcap stream (microsecond time stamps), flushed
+//! It does one thing: it opens a libpcap live capture on interface NAME (immediate mode; a
+//! kernel network interface or `any`, not libpcap's other sources such as netfilter queues or
+//! D-Bus), drops every capability (and sets `no_new_privs`), sets the BPF filter EXPR, then
+//! writes the packets to standard output as a classic pcap stream (microsecond time stamps), flushed
 //! after each packet, until SIGTERM, SIGINT or SIGHUP, or until the reader closes the pipe.
 //! It opens no file, no other socket, starts no program and reads no configuration. Its
 //! arguments are checked before anything is opened: an interface name as Linux allows it
@@ -211,16 +212,29 @@ fn capture(request: &Request) -> Result<(u32, u32), Failure> {
     // Signals are taken by the watcher thread (through a signalfd), never by a handler.
     let signals = block_stop_signals()?;
 
+    // Only the kernel's network interfaces (and libpcap's `any`), not the other things
+    // libpcap can open (netfilter queues and logs, D-Bus, USB and Bluetooth monitors).
+    let network_interface = request.interface == "any"
+        || std::path::Path::new("/sys/class/net")
+            .join(&request.interface)
+            .exists();
     let listed: Vec<String> = pcap::Device::list()
         .map(|devices| devices.into_iter().map(|d| d.name).collect())
         .unwrap_or_default();
-    if !listed.is_empty() && !listed.contains(&request.interface) {
+    if !network_interface || (!listed.is_empty() && !listed.contains(&request.interface)) {
         return Err(Failure::new(
             "no-such-device",
             format!(
-                "there is no interface \"{}\" (there are: {})",
+                "there is no network interface \"{}\" (there are: {})",
                 request.interface,
-                listed.join(", ")
+                listed
+                    .iter()
+                    .filter(|name| {
+                        *name == "any" || std::path::Path::new("/sys/class/net").join(name).exists()
+                    })
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
     }
@@ -244,13 +258,14 @@ fn capture(request: &Request) -> Result<(u32, u32), Failure> {
         .buffer_size(i32::try_from(request.buffer_size).unwrap_or(i32::MAX))
         .open()
         .map_err(open_failed)?;
+    // The packet socket is open: no right is needed from here on, not even to set the filter
+    // (SO_ATTACH_FILTER is unprivileged), so the filter is compiled without any.
+    drop_capabilities()?;
     if !request.filter.is_empty() {
         capture
             .filter(&request.filter, true)
             .map_err(|e| Failure::new("bad-filter", pcap_message(&e)))?;
     }
-    // The packet socket is open and filtered: no right is needed from here on.
-    drop_capabilities()?;
 
     // SAFETY: file descriptor 1 is this process's standard output; nothing else in this
     // program writes to it (Rust's `stdout()` is never used), so the savefile owns it.

@@ -49,15 +49,19 @@ fn the_helper_refuses_unexpected_arguments_and_writes_nothing() {
         );
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
-    // A name that passes the check but names no interface is refused before any capture.
-    let out = run_helper(&["--interface", "nosuch0"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(out.stdout.is_empty());
-    assert!(
-        stderr.starts_with("mailwire-capture: no-such-device: ") && stderr.contains("lo"),
-        "{stderr}"
-    );
+    // A name that passes the check but names no network interface is refused before any
+    // capture: a typo, or one of libpcap's other sources (netfilter, D-Bus).
+    for name in ["nosuch0", "nflog", "nfqueue", "dbus-system"] {
+        let out = run_helper(&["--interface", name]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(out.stdout.is_empty());
+        assert!(
+            stderr.starts_with("mailwire-capture: no-such-device: ") && stderr.contains("lo"),
+            "{name}: {stderr}"
+        );
+        assert!(!stderr.contains("nflog,"), "{name}: {stderr}");
+    }
 }
 
 /// Packets from `rx` until one holds `needle` (or 5 s pass); panics if none did.
