@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use mailwire::cli;
 
@@ -39,13 +39,15 @@ struct Cli {
     presenter: bool,
     /// Without a command: run the window on this computer's real loopback instead of
     /// mailwire's private network, so it can reach other servers here (your own, Dovecot)
-    /// and outside programs can reach its servers. Capture then needs root or CAP_NET_RAW.
+    /// and outside programs can reach its servers. Capture then needs root, CAP_NET_RAW or
+    /// membership of the `mailwire` group (the Debian package's capture helper).
     #[arg(long)]
     no_sandbox: bool,
     /// Without a command: open the window watching these TCP ports live (your own client
     /// and server, Thunderbird, Dovecot), comma-separated, e.g. `--watch 2110,2525`. The
     /// window stays on this computer's real network (outside mailwire's private one, where
-    /// your programs could not be seen), so capture needs root or CAP_NET_RAW.
+    /// your programs could not be seen), so capture needs root, CAP_NET_RAW or membership of
+    /// the `mailwire` group (the Debian package's capture helper).
     #[arg(long, value_name = "PORTS", conflicts_with = "file")]
     watch: Option<String>,
     /// With --watch: the interface to capture on (`lo`, this computer's loopback, unless
@@ -65,8 +67,8 @@ enum Cmd {
     /// the frames that carried every command and reply.
     Open(cli::open::OpenArgs),
     /// Watch your own programs live (your client and server, Thunderbird): capture the TCP
-    /// ports you name and print every command and reply as it crosses the wire. Needs root
-    /// or CAP_NET_RAW.
+    /// ports you name and print every command and reply as it crosses the wire. Needs root,
+    /// CAP_NET_RAW or membership of the `mailwire` group (the Debian package's capture helper).
     Watch(cli::watch::WatchArgs),
     /// The assignment's console mail client: Manage Mail (POP3) and Send Mail (SMTP).
     Client(cli::client::ClientArgs),
@@ -78,7 +80,71 @@ enum Cmd {
     Check(cli::check::CheckArgs),
 }
 
+// `mailwire generate ...`: writes the man pages or a shell's completion script, made from
+// `Cli`'s very definitions (the Debian package is built with it, so `man mailwire` always
+// says what `--help` says). Not one of `Cli`'s commands, so neither `--help`, the man pages
+// nor the completions offer it; `main` looks for it before parsing.
+#[derive(Parser)]
+#[command(
+    name = "mailwire generate",
+    bin_name = "mailwire generate",
+    about = "Write mailwire's man pages or a shell's completion script (for packaging)"
+)]
+struct GenerateCli {
+    #[command(subcommand)]
+    what: Generate,
+}
+
+/// What `mailwire generate` writes.
+#[derive(Subcommand)]
+enum Generate {
+    /// One man page per command (mailwire.1, mailwire-serve.1, ...) into DIR.
+    Man {
+        /// The folder to write the pages in (made if missing).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// The completion script for SHELL, on standard output.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Runs `mailwire generate`.
+fn generate(what: Generate) -> Result<(), String> {
+    match what {
+        Generate::Man { dir } => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot make the folder {}: {e}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .map_err(|e| format!("cannot write the man pages into {}: {e}", dir.display()))
+        }
+        Generate::Completions { shell } => {
+            // Into memory first: clap_complete panics when its writer fails (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "mailwire", &mut script);
+            let mut out = std::io::stdout().lock();
+            std::io::Write::write_all(&mut out, &script)
+                .and_then(|()| std::io::Write::flush(&mut out))
+                .map_err(|e| format!("cannot write the {shell} completions: {e}"))
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "generate") {
+        // `generate` becomes the program name, so its own help reads `mailwire generate`.
+        let what = GenerateCli::parse_from(std::env::args_os().skip(1)).what;
+        return match generate(what) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("mailwire: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let args = Cli::parse();
     if args.command.is_some()
         && (args.screenshot.is_some()
@@ -126,5 +192,37 @@ fn main() -> ExitCode {
             eprintln!("mailwire: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own checks of the definitions the man pages and completions are made from.
+    #[test]
+    fn the_command_line_definitions_are_consistent() {
+        Cli::command().debug_assert();
+        GenerateCli::command().debug_assert();
+    }
+
+    /// `generate man` writes a page per visible command, none for itself.
+    #[test]
+    fn man_pages_cover_every_visible_command() {
+        let dir = std::env::temp_dir().join(format!("mailwire-man-{}", std::process::id()));
+        generate(Generate::Man { dir: dir.clone() }).unwrap();
+        let mut pages: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        pages.sort();
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut expected = vec!["mailwire.1".to_string()];
+        for sub in Cli::command().get_subcommands() {
+            expected.push(format!("mailwire-{}.1", sub.get_name()));
+        }
+        expected.sort();
+        assert_eq!(pages, expected);
+        assert!(!pages.iter().any(|p| p.contains("generate")));
     }
 }

@@ -16,13 +16,22 @@
 //! before the stop is lost). Its last message is [`CaptureMessage::Stats`], libpcap's
 //! count of packets received and dropped, so a viewer can say whether anything is missing.
 //!
+//! Without the right to capture (no CAP_NET_RAW), [`start`] falls back to mailwire's capture
+//! helper, as Wireshark falls back to dumpcap: the Debian package installs
+//! `mailwire-capture` ([`HELPER_PATH`], or the program [`HELPER_ENV`] names) with the capture
+//! capabilities, runnable by the `mailwire` group only. It opens the capture and writes a pcap
+//! stream to a pipe, which the same capture thread reads; stopping sends it SIGTERM, and its
+//! counts come back on its standard error. The window itself never holds capture rights.
+//!
 //! Nothing here decodes, aggregates or stores packets, and nothing ever invents one: when
 //! capture is impossible, [`CaptureError`] says why, in a sentence that includes the fix.
 
 use std::fmt;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -90,6 +99,27 @@ pub fn port_filter(ports: &[u16]) -> String {
         .join(" or ")
 }
 
+/// Where the Debian package installs the capture helper (`src/bin/mailwire-capture.rs`).
+pub const HELPER_PATH: &str = "/usr/lib/mailwire/mailwire-capture";
+/// An environment variable naming another capture helper (a test's copy, another install).
+pub const HELPER_ENV: &str = "MAILWIRE_CAPTURE_HELPER";
+/// The group whose members may run the capture helper.
+pub const CAPTURE_GROUP: &str = "mailwire";
+
+/// Whether mailwire's capture helper could capture instead (see [`HELPER_PATH`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HelperAccess {
+    /// Not looked for: the process runs as root, where the helper gives no more rights.
+    NotTried,
+    /// No helper is installed.
+    NotInstalled,
+    /// The helper is there, but this user may not run it (not in the `mailwire` group, or
+    /// not since the last login).
+    NotAllowed { path: PathBuf },
+    /// The helper ran but could not capture either (`message` is what it said).
+    Failed { path: PathBuf, message: String },
+}
+
 /// What the capture thread sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaptureMessage {
@@ -119,6 +149,8 @@ pub enum CaptureError {
         exe: Option<PathBuf>,
         /// Whether the process already runs with user id 0 (then `setcap` is not the fix).
         running_as_root: bool,
+        /// Whether the capture helper was there to capture instead, and why it did not.
+        helper: HelperAccess,
     },
     /// There is no interface of that name.
     NoSuchDevice {
@@ -150,6 +182,7 @@ impl fmt::Display for CaptureError {
                 message,
                 exe,
                 running_as_root,
+                helper,
             } => {
                 let exe = exe.as_ref().map_or_else(
                     || "/path/to/mailwire".to_string(),
@@ -169,11 +202,36 @@ impl fmt::Display for CaptureError {
                          `docker run --cap-add NET_RAW ...`."
                     )?;
                 } else {
+                    write!(f, ", which normal users do not have. ")?;
+                    match helper {
+                        HelperAccess::NotTried | HelperAccess::NotInstalled => write!(
+                            f,
+                            "To watch programs outside mailwire, install mailwire's Debian \
+                             package and join its capture group: `sudo adduser $USER \
+                             {CAPTURE_GROUP}`, then log out and in again. Or"
+                        )?,
+                        HelperAccess::NotAllowed { path } => write!(
+                            f,
+                            "mailwire's capture helper ({}) has it, but only members of the \
+                             `{CAPTURE_GROUP}` group may run it: join with `sudo adduser $USER \
+                             {CAPTURE_GROUP}`, then log out and in again (or start a shell in \
+                             the group with `newgrp {CAPTURE_GROUP}`). Or",
+                            path.display()
+                        )?,
+                        HelperAccess::Failed { path, message } => write!(
+                            f,
+                            "mailwire's capture helper ({path}) could not capture either (it \
+                             said \"{message}\"); its capabilities may be gone: restore them \
+                             with `sudo dpkg-reconfigure mailwire` or `sudo setcap \
+                             cap_net_raw,cap_net_admin=eip {path}`. Or",
+                            path = path.display()
+                        )?,
+                    }
                     write!(
                         f,
-                        ", which normal users do not have. To watch programs outside mailwire, \
-                         grant it once with `sudo setcap cap_net_raw,cap_net_admin+eip {exe}` \
-                         (again after each rebuild), or run mailwire as root."
+                        " grant this program the capability once with `sudo setcap \
+                         cap_net_raw,cap_net_admin+eip {exe}` (again after each rebuild), or \
+                         run mailwire as root."
                     )?;
                 }
                 write!(
@@ -238,8 +296,35 @@ pub struct LiveCapture {
     interface: String,
     link_type: LinkType,
     stop_requested: Arc<AtomicBool>,
-    wake: pcap::BreakLoop,
+    wake: Wake,
     thread: Option<JoinHandle<()>>,
+}
+
+/// How [`LiveCapture::stop`] interrupts a read in progress.
+enum Wake {
+    /// `pcap_breakloop` on the capture this process opened.
+    Pcap(pcap::BreakLoop),
+    /// SIGTERM to the capture helper, while it has not been reaped (the capture thread sets
+    /// this to `None`, under the lock, before it waits for the helper, so the signal never
+    /// reaches a process that took over the number).
+    Helper(Arc<Mutex<Option<libc::pid_t>>>),
+}
+
+impl Wake {
+    fn wake(&self) {
+        match self {
+            Wake::Pcap(breakloop) => breakloop.breakloop(),
+            Wake::Helper(pid) => {
+                let pid = pid
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(pid) = *pid {
+                    // SAFETY: kill takes plain integers; `pid` is our unreaped child.
+                    unsafe { libc::kill(pid, libc::SIGTERM) };
+                }
+            }
+        }
+    }
 }
 
 impl fmt::Debug for LiveCapture {
@@ -277,8 +362,9 @@ impl LiveCapture {
     fn stop_and_join(&mut self) {
         self.stop_requested.store(true, Ordering::SeqCst);
         // Wakes a read blocked in libpcap; if none is in progress, the next read returns at
-        // once (libpcap remembers the request), and the flag ends the loop.
-        self.wake.breakloop();
+        // once (libpcap remembers the request), and the flag ends the loop. A helper stops on
+        // SIGTERM and closes its pipe, which ends the thread's read.
+        self.wake.wake();
         if let Some(thread) = self.thread.take() {
             // The thread does not panic; if it did, there is nothing left to clean up.
             let _ = thread.join();
@@ -295,13 +381,199 @@ impl Drop for LiveCapture {
 /// Opens `config.interface`, sets `config.filter`, and starts the capture thread, which sends
 /// on `tx` until stopped.
 ///
+/// Without the right to capture, the capture helper does it, if it is installed and this
+/// user may run it ([`HELPER_PATH`]); otherwise the [`CaptureError::PermissionDenied`] says
+/// how to get the right.
+///
 /// Returns only once the capture is ready: a packet sent on the interface after `start`
 /// returns (and matching the filter) is captured.
 pub fn start(config: LiveConfig, tx: Sender<CaptureMessage>) -> Result<LiveCapture, CaptureError> {
-    let mut capture = open(&config)?;
-    let link_type = link_type_from_dlt(capture.get_datalink().0);
-    let wake = capture.breakloop_handle();
+    match open(&config) {
+        Ok(mut capture) => {
+            let link_type = link_type_from_dlt(capture.get_datalink().0);
+            let wake = Wake::Pcap(capture.breakloop_handle());
+            spawn_reader(config, link_type, wake, Source::Device(capture), tx)
+        }
+        Err(CaptureError::PermissionDenied {
+            interface,
+            message,
+            exe,
+            running_as_root: false,
+            helper: _,
+        }) => {
+            let helper = match helper_path() {
+                Err(access) => access,
+                Ok(path) => match start_with_helper(config, &path, tx) {
+                    Ok(capture) => return Ok(capture),
+                    Err(HelperError::Capture(error)) => return Err(*error),
+                    Err(HelperError::Permission(message)) => HelperAccess::Failed { path, message },
+                },
+            };
+            Err(CaptureError::PermissionDenied {
+                interface,
+                message,
+                exe,
+                running_as_root: false,
+                helper,
+            })
+        }
+        Err(error) => Err(error),
+    }
+}
 
+/// The helper to use: [`HELPER_ENV`]'s, else [`HELPER_PATH`], if this user may run it.
+fn helper_path() -> Result<PathBuf, HelperAccess> {
+    let path = std::env::var_os(HELPER_ENV)
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| PathBuf::from(HELPER_PATH), PathBuf::from);
+    if !path.exists() {
+        return Err(HelperAccess::NotInstalled);
+    }
+    if !may_execute(&path) {
+        return Err(HelperAccess::NotAllowed { path });
+    }
+    Ok(path)
+}
+
+/// Whether this process's real user and groups may run `path` (access(2) with X_OK).
+fn may_execute(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c_path` is a valid NUL-terminated string for the whole call.
+    unsafe { libc::access(c_path.as_ptr(), libc::X_OK) == 0 }
+}
+
+/// Why the helper did not start a capture.
+#[derive(Debug)]
+pub enum HelperError {
+    /// The helper lacks the right too (what it said): the caller explains the permission.
+    Permission(String),
+    /// Any other failure, already in the words of a direct capture.
+    Capture(Box<CaptureError>),
+}
+
+/// Starts a capture through the helper program at `helper` (see `src/bin/mailwire-capture.rs`):
+/// it opens `config.interface` with `config.filter` and writes a pcap stream to a pipe, which
+/// the capture thread reads. [`start`] calls it when this process may not capture; tests call
+/// it with a copy of the helper.
+///
+/// Returns once the helper has written the stream's header, which it does only after its
+/// capture is open and filtered, so the same "ready" promise holds as for [`start`].
+pub fn start_with_helper(
+    config: LiveConfig,
+    helper: &Path,
+    tx: Sender<CaptureMessage>,
+) -> Result<LiveCapture, HelperError> {
+    use std::os::fd::IntoRawFd;
+    let interface = config.interface.clone();
+    let failed = |message: String| {
+        HelperError::Capture(Box::new(CaptureError::OpenFailed {
+            interface: interface.clone(),
+            message,
+        }))
+    };
+    let mut child = Command::new(helper)
+        .arg("--interface")
+        .arg(&config.interface)
+        .arg("--filter")
+        .arg(&config.filter)
+        .arg("--snaplen")
+        .arg(config.snaplen.to_string())
+        .arg("--buffer-size")
+        .arg(config.buffer_size_bytes.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            failed(format!(
+                "cannot start the capture helper {}: {e}",
+                helper.display()
+            ))
+        })?;
+    let Some(stdout) = child.stdout.take() else {
+        return Err(failed("the capture helper has no output pipe".to_string()));
+    };
+    // SAFETY: the descriptor comes from `into_raw_fd`, so the capture is its sole owner.
+    // This blocks until the helper wrote the pcap header (capture open) or exited.
+    let opened = unsafe { pcap::Capture::from_raw_fd(stdout.into_raw_fd()) };
+    let capture = match opened {
+        Ok(capture) => capture,
+        Err(_) => {
+            let _ = child.kill();
+            let said = helper_said(&mut child);
+            return Err(helper_failure(&config, helper, &said));
+        }
+    };
+    let link_type = link_type_from_dlt(capture.get_datalink().0);
+    let pid = Arc::new(Mutex::new(libc::pid_t::try_from(child.id()).ok()));
+    let wake = Wake::Helper(Arc::clone(&pid));
+    let source = Source::Helper {
+        capture,
+        child,
+        pid,
+    };
+    spawn_reader(config, link_type, wake, source, tx).map_err(|e| HelperError::Capture(Box::new(e)))
+}
+
+/// Waits for the helper (whose output has ended) and returns what it said on its standard
+/// error.
+fn helper_said(child: &mut Child) -> String {
+    let mut said = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        // The helper writes a line or two; it is waited for below, so this ends.
+        let _ = stderr.by_ref().take(64 * 1024).read_to_string(&mut said);
+    }
+    let _ = child.wait();
+    said
+}
+
+/// The helper's line `mailwire-capture: KIND: MESSAGE` as a [`HelperError`].
+fn helper_failure(config: &LiveConfig, helper: &Path, said: &str) -> HelperError {
+    let line = said
+        .lines()
+        .find_map(|l| l.strip_prefix("mailwire-capture: "))
+        .unwrap_or("");
+    let (kind, message) = line.split_once(": ").unwrap_or(("", line));
+    let message = message.to_string();
+    let interface = config.interface.clone();
+    match kind {
+        "permission" => HelperError::Permission(message),
+        "no-such-device" => HelperError::Capture(Box::new(CaptureError::NoSuchDevice {
+            interface,
+            message,
+            available: pcap::Device::list()
+                .map(|devices| devices.into_iter().map(|d| d.name).collect())
+                .unwrap_or_default(),
+        })),
+        "bad-filter" => HelperError::Capture(Box::new(CaptureError::BadFilter {
+            filter: config.filter.clone(),
+            message,
+        })),
+        _ => HelperError::Capture(Box::new(CaptureError::OpenFailed {
+            interface,
+            message: if line.is_empty() {
+                format!(
+                    "the capture helper {} ended without a capture and said nothing",
+                    helper.display()
+                )
+            } else {
+                format!("the capture helper {} said \"{line}\"", helper.display())
+            },
+        })),
+    }
+}
+
+/// Starts the thread named `capture-<interface>` on `source`.
+fn spawn_reader(
+    config: LiveConfig,
+    link_type: LinkType,
+    wake: Wake,
+    source: Source,
+    tx: Sender<CaptureMessage>,
+) -> Result<LiveCapture, CaptureError> {
     let stop_requested = Arc::new(AtomicBool::new(false));
     let reader = Reader {
         interface: config.interface.clone(),
@@ -315,7 +587,7 @@ pub fn start(config: LiveConfig, tx: Sender<CaptureMessage>) -> Result<LiveCaptu
         .name(format!("capture-{}", config.interface))
         .spawn(move || {
             let _ = running_tx.send(());
-            reader.run(capture)
+            reader.run(source)
         })
         .map_err(|e| CaptureError::ThreadFailed {
             interface: config.interface.clone(),
@@ -383,6 +655,7 @@ fn classify_open_error(interface: &str, error: pcap::Error) -> CaptureError {
             message,
             exe: std::env::current_exe().ok(),
             running_as_root: running_as_root(),
+            helper: HelperAccess::NotTried,
         }
     } else {
         CaptureError::OpenFailed {
@@ -437,6 +710,18 @@ fn micros_since_epoch(ts: &libc::timeval) -> i64 {
         .saturating_add(i64::from(ts.tv_usec))
 }
 
+/// Where the capture thread reads packets.
+enum Source {
+    /// A capture this process opened.
+    Device(pcap::Capture<pcap::Active>),
+    /// The helper's pcap stream (a pipe); `pid` is cleared before the helper is reaped.
+    Helper {
+        capture: pcap::Capture<pcap::Offline>,
+        child: Child,
+        pid: Arc<Mutex<Option<libc::pid_t>>>,
+    },
+}
+
 /// The capture thread's state: it reads and forwards, nothing else.
 struct Reader {
     interface: String,
@@ -446,19 +731,71 @@ struct Reader {
 }
 
 impl Reader {
-    fn run(self, mut capture: pcap::Capture<pcap::Active>) {
+    fn run(self, source: Source) {
+        match source {
+            Source::Device(mut capture) => {
+                if self.read(&mut capture, false) {
+                    self.send_stats(&mut capture);
+                } else if let Some(mut capture) = self.drain(capture) {
+                    self.send_stats(&mut capture);
+                }
+            }
+            Source::Helper {
+                mut capture,
+                mut child,
+                pid,
+            } => {
+                let failed = self.read(&mut capture, true);
+                drop(capture);
+                // The helper closed its output; from now on `stop` must not signal it.
+                *pid.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                let said = helper_said(&mut child);
+                if !failed && !self.stop_requested.load(Ordering::SeqCst) {
+                    let why = said
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("mailwire-capture: "))
+                        .find(|l| !l.starts_with("stats: "))
+                        .unwrap_or("the capture helper ended");
+                    let _ = self
+                        .tx
+                        .send(CaptureMessage::Failed(CaptureError::ReadFailed {
+                            interface: self.interface.clone(),
+                            message: why.to_string(),
+                        }));
+                }
+                if let Some((received, dropped)) = helper_stats(&said) {
+                    let _ = self.tx.send(CaptureMessage::Stats { received, dropped });
+                }
+            }
+        }
+    }
+
+    /// Forwards packets until stopped or the read fails (then says so, and returns true).
+    /// From the helper's stream, the end of the stream ends the read.
+    fn read<T: pcap::Activated + ?Sized>(
+        &self,
+        capture: &mut pcap::Capture<T>,
+        from_helper: bool,
+    ) -> bool {
         while !self.stop_requested.load(Ordering::SeqCst) {
             match capture.next_packet() {
                 Ok(packet) => {
                     if !self.forward(&packet) {
                         // Nobody is listening any more.
-                        return;
+                        return false;
                     }
                 }
+                // The helper's stream ended (it stopped, or it failed and says why).
+                Err(pcap::Error::NoMorePackets) if from_helper => return false,
                 // The read timeout passed (BPF systems), or `pcap_breakloop` interrupted the
                 // read (libpcap's PCAP_ERROR_BREAK, which the `pcap` crate reports as
                 // NoMorePackets): check the flag.
                 Err(pcap::Error::TimeoutExpired | pcap::Error::NoMorePackets) => {}
+                // A stream cut short by a stopped helper is no failure.
+                Err(_) if from_helper && self.stop_requested.load(Ordering::SeqCst) => {
+                    return false;
+                }
                 Err(error) => {
                     let failed = CaptureError::ReadFailed {
                         interface: self.interface.clone(),
@@ -466,14 +803,11 @@ impl Reader {
                     };
                     // If the receiver is gone there is no one to tell.
                     let _ = self.tx.send(CaptureMessage::Failed(failed));
-                    self.send_stats(&mut capture);
-                    return;
+                    return true;
                 }
             }
         }
-        if let Some(mut capture) = self.drain(capture) {
-            self.send_stats(&mut capture);
-        }
+        false
     }
 
     /// Sends one packet on; false when nobody listens any more.
@@ -524,6 +858,15 @@ impl Reader {
 /// thousand small ones).
 const MAX_DRAINED: usize = 100_000;
 
+/// The helper's last words `mailwire-capture: stats: received N dropped M`.
+fn helper_stats(said: &str) -> Option<(u32, u32)> {
+    let line = said
+        .lines()
+        .find_map(|l| l.strip_prefix("mailwire-capture: stats: received "))?;
+    let (received, dropped) = line.split_once(" dropped ")?;
+    Some((received.trim().parse().ok()?, dropped.trim().parse().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,6 +895,7 @@ mod tests {
             message: "socket: Operation not permitted".to_string(),
             exe: Some(PathBuf::from("/usr/local/bin/mailwire")),
             running_as_root: false,
+            helper: HelperAccess::NotInstalled,
         };
         let text = error.to_string();
         assert!(text.contains("CAP_NET_RAW"), "{text}");

@@ -15,6 +15,7 @@ mod common;
 mod decode_support;
 mod frames;
 
+mod capture_helper;
 mod capture_live;
 mod capture_sandbox;
 mod check;
