@@ -13,6 +13,7 @@
 mod children;
 mod common;
 mod decode_support;
+mod decode_tls;
 mod frames;
 
 mod capture_live;
