@@ -33,7 +33,8 @@ use common::{TempDir, run_program};
 
 /// A capture of real TLS sessions with their key log.
 pub struct TlsCapture {
-    pub dir: TempDir,
+    /// Holds the files (removed on drop).
+    pub _dir: TempDir,
     pub packets: Vec<CapturedPacket>,
     pub keylog_text: String,
     pub pcap: PathBuf,
@@ -169,7 +170,7 @@ fn capture_sessions() -> Option<TlsCapture> {
     Some(TlsCapture {
         pop3_port: running.pop3.port(),
         smtp_port: running.smtp.port(),
-        dir,
+        _dir: dir,
         packets,
         keylog_text,
         pcap,

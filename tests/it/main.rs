@@ -51,6 +51,7 @@ mod viz_file;
 mod viz_layout;
 mod viz_quiz;
 mod viz_support;
+mod viz_tls;
 mod viz_watch;
 mod viz_window;
 mod watch;
