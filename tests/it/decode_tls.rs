@@ -483,3 +483,41 @@ fn cut_frames_never_panic() {
         }
     }
 }
+
+/// `mailwire open`'s transcript with the key log: under each TLS record its fate, and the
+/// decrypted lines marked as such; without one, the transcript is as before (no plaintext).
+#[test]
+fn the_open_transcript_marks_decrypted_lines() {
+    let Some(cap) = sessions() else { return };
+    let analyzer = mailwire::decode::analyze(&cap.pcap).unwrap();
+    let link = mailwire::capture::LinkType(cap.packets[0].link_type.0);
+    let tls = mailwire::cli::open::decrypt_capture(&cap.pcap, &analyzer, &cap.keylog()).unwrap();
+    let out = mailwire::cli::open::render_decrypted("cap", link, &analyzer, false, Some(&tls));
+    common::assert_in_order(
+        &out,
+        &[
+            "C: STLS",
+            "S: +OK",
+            "tls: in clear: handshake: ClientHello",
+            "tls: in clear: handshake: ServerHello (TLS 1.3",
+            "C: [decrypted] USER alice",
+            "[command, decrypted from TLS, frames ",
+            "S: [decrypted] +OK",
+            "C: [decrypted] PASS wonderland",
+            "C: [decrypted] QUIT",
+        ],
+    );
+    // Every decrypted line says so: no plaintext command appears as a clear line.
+    for line in out.lines() {
+        if line.contains("USER alice") || line.contains("PASS wonderland") {
+            assert!(line.contains("[decrypted]"), "{line}");
+        }
+    }
+    let plain = mailwire::cli::open::render("cap", link, &analyzer, false);
+    assert!(!plain.contains("USER alice") && !plain.contains("decrypted"), "{plain}");
+    // A key log for no session of this capture: each record says why.
+    let none = mailwire::cli::open::decrypt_capture(&cap.pcap, &analyzer, &KeyLog::new()).unwrap();
+    let out = mailwire::cli::open::render_decrypted("cap", link, &analyzer, false, Some(&none));
+    assert!(out.contains("tls: not decrypted: no TLS key log"), "{out}");
+    assert!(!out.contains("USER alice"), "{out}");
+}
