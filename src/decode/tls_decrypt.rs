@@ -533,6 +533,7 @@ fn read_records<'a>(
     analyzer: &Analyzer,
     conn: &Connection,
     frame_data: &impl Fn(usize) -> Option<Cow<'a, [u8]>>,
+    with_keys: bool,
 ) -> Vec<Record> {
     let mut records = Vec::new();
     for &u in &conn.units {
@@ -544,7 +545,17 @@ fn read_records<'a>(
         }
         let mut bytes = Vec::with_capacity(usize::try_from(unit.len()).unwrap_or(0));
         let mut missing = unit.carriers.is_empty();
+        // Without keys, an application-data record's body is never read: only its header.
+        let header_only = !with_keys
+            && unit
+                .carriers
+                .first()
+                .and_then(|c| frame_data(c.frame)?.get(c.range.start).copied())
+                == Some(APPLICATION_DATA);
         for c in &unit.carriers {
+            if header_only && bytes.len() >= 5 {
+                break;
+            }
             match frame_data(c.frame)
                 .as_deref()
                 .and_then(|d| d.get(c.range.clone()))
@@ -558,7 +569,9 @@ fn read_records<'a>(
             *slot = *b;
         }
         let length = usize::from(u16::from_be_bytes([header[3], header[4]]));
-        let body = if missing || (bytes.len() as u64) < unit.len() {
+        let body = if header_only && bytes.len() >= 5 {
+            Err(NotDecrypted::NoKeyLog)
+        } else if missing || (bytes.len() as u64) < unit.len() {
             Err(NotDecrypted::NotCaptured)
         } else if bytes.len() < 5 + length {
             Err(NotDecrypted::Incomplete)
@@ -1085,7 +1098,7 @@ pub fn decrypt_connection<'a>(
             ..TlsConnection::default()
         };
     };
-    let records = read_records(analyzer, connection, frame_data);
+    let records = read_records(analyzer, connection, frame_data, !keylog.is_empty());
     // The hellos are in clear, before either side's encrypted records: read them first,
     // so that each side knows the session whatever order the records came in.
     let mut hellos = Hellos::default();

@@ -437,6 +437,41 @@ pub fn record_text(timeline: &Timeline, tls: &TlsDecryption, unit: usize) -> Str
     }
 }
 
+/// What fits on a record row's arrow: `TLS data 34 B: decrypted`, `TLS hs 517 B:
+/// ClientHello`, `TLS data 34 B: not decrypted (no TLS key log...)` (the label and the
+/// packet details say it all).
+fn record_short(timeline: &Timeline, tls: &TlsDecryption, unit: usize) -> String {
+    let Some(u) = timeline.analyzer.units().get(unit) else {
+        return String::new();
+    };
+    let Some(r) = tls.record(u.conn, unit) else {
+        return format!("TLS: {}", u.text);
+    };
+    let kind = match r.content_type {
+        20 => "ccs",
+        21 => "alert",
+        22 => "hs",
+        23 => "data",
+        _ => "?",
+    };
+    let head = format!("TLS {kind} {} B", u32::from(r.length) + 5);
+    match &r.outcome {
+        RecordOutcome::Clear(what) => {
+            let what = what.trim_start_matches("handshake: ");
+            format!("{head}: {what}")
+        }
+        RecordOutcome::Decrypted { content, .. } => {
+            let content = content.trim_start_matches("handshake: ");
+            if content.starts_with("application data") {
+                format!("{head}: decrypted")
+            } else {
+                format!("{head}: decrypted {content}")
+            }
+        }
+        RecordOutcome::NotDecrypted(why) => format!("{head}: not decrypted ({why})"),
+    }
+}
+
 /// The accessible label of a record row: `#12 C->S TLS application-data, ...`.
 pub fn record_label(timeline: &Timeline, tls: &TlsDecryption, unit: usize) -> String {
     let Some(u) = timeline.analyzer.units().get(unit) else {
@@ -499,8 +534,8 @@ fn record_row(
         let text_color = if failed { palette.negative } else { color };
         let galley = single_line(
             ui,
-            record_text(timeline, tls, unit),
-            FontId::monospace(12.5),
+            record_short(timeline, tls, unit),
+            FontId::proportional(13.0),
             text_color,
             max_w,
         );

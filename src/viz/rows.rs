@@ -76,10 +76,10 @@ impl DiagramRows {
         if self.key == Some(key) {
             return false;
         }
-        let tls_changed = self.key.is_none_or(|k| {
-            (k.generation, k.packets, k.units, k.keys)
-                != (key.generation, key.packets, key.units, key.keys)
-        });
+        // Records complete with units: new packets alone change nothing decrypted.
+        let tls_changed = self
+            .key
+            .is_none_or(|k| (k.generation, k.units, k.keys) != (key.generation, key.units, key.keys));
         if tls_changed {
             self.tls = timeline.tls_decryption();
         }
