@@ -281,7 +281,11 @@ impl Timeline {
     /// the session's secrets, and the commands and replies found inside. Computed on each
     /// call (the window caches it): keys may arrive after the packets.
     pub fn tls_decryption(&self) -> crate::decode::tls_decrypt::TlsDecryption {
-        crate::decode::tls_decrypt::decrypt_all(&self.analyzer, |f| self.packets.data(f), &self.keylog)
+        crate::decode::tls_decrypt::decrypt_all(
+            &self.analyzer,
+            |f| self.packets.data(f),
+            &self.keylog,
+        )
     }
 
     /// [`Timeline::tls_decryption`] of one analyzer connection.

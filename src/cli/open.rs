@@ -143,7 +143,11 @@ pub fn decrypt_capture(
     }
     Ok(crate::decode::tls_decrypt::decrypt_all(
         analyzer,
-        |f| frames.get(&f).map(|d| std::borrow::Cow::Borrowed(d.as_slice())),
+        |f| {
+            frames
+                .get(&f)
+                .map(|d| std::borrow::Cow::Borrowed(d.as_slice()))
+        },
         keylog,
     ))
 }
@@ -314,9 +318,15 @@ fn tls_lines(
     for (_, d) in c.units_ending_in(index) {
         let mut attrs = vec![d.kind.name().to_string()];
         if d.multi_line {
-            attrs.push(format!("multi-line, {}", plural(u64::from(d.lines), "line")));
+            attrs.push(format!(
+                "multi-line, {}",
+                plural(u64::from(d.lines), "line")
+            ));
         }
-        attrs.push(format!("decrypted from TLS, frames {}", frame_list(&d.frames)));
+        attrs.push(format!(
+            "decrypted from TLS, frames {}",
+            frame_list(&d.frames)
+        ));
         let _ = writeln!(
             out,
             "  {}: [decrypted] {:<22} [{}]",

@@ -54,9 +54,8 @@ const KEY_UPDATE: u8 = 24;
 
 /// The ServerHello random of a HelloRetryRequest (RFC 8446 section 4.1.3).
 const HRR_RANDOM: [u8; 32] = [
-    0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8,
-    0x91, 0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8,
-    0x33, 0x9C,
+    0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91,
+    0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
 ];
 
 /// Bytes of clear or decrypted handshake messages held while a message is incomplete.
@@ -119,16 +118,46 @@ fn suite(id: u16, version: u16) -> Option<Suite> {
         (TLS13, 0x1301) => s("TLS_AES_128_GCM_SHA256", gcm128, sha256, false),
         (TLS13, 0x1302) => s("TLS_AES_256_GCM_SHA384", gcm256, sha384, false),
         (TLS13, 0x1303) => s("TLS_CHACHA20_POLY1305_SHA256", chacha, sha256, false),
-        (TLS12, 0xC02B) => s("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", gcm128, sha256, true),
-        (TLS12, 0xC02C) => s("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", gcm256, sha384, true),
-        (TLS12, 0xC02F) => s("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", gcm128, sha256, true),
-        (TLS12, 0xC030) => s("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", gcm256, sha384, true),
+        (TLS12, 0xC02B) => s(
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            gcm128,
+            sha256,
+            true,
+        ),
+        (TLS12, 0xC02C) => s(
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+            gcm256,
+            sha384,
+            true,
+        ),
+        (TLS12, 0xC02F) => s(
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            gcm128,
+            sha256,
+            true,
+        ),
+        (TLS12, 0xC030) => s(
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+            gcm256,
+            sha384,
+            true,
+        ),
         (TLS12, 0x009C) => s("TLS_RSA_WITH_AES_128_GCM_SHA256", gcm128, sha256, true),
         (TLS12, 0x009D) => s("TLS_RSA_WITH_AES_256_GCM_SHA384", gcm256, sha384, true),
         (TLS12, 0x009E) => s("TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", gcm128, sha256, true),
         (TLS12, 0x009F) => s("TLS_DHE_RSA_WITH_AES_256_GCM_SHA384", gcm256, sha384, true),
-        (TLS12, 0xCCA8) => s("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", chacha, sha256, false),
-        (TLS12, 0xCCA9) => s("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", chacha, sha256, false),
+        (TLS12, 0xCCA8) => s(
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+            chacha,
+            sha256,
+            false,
+        ),
+        (TLS12, 0xCCA9) => s(
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+            chacha,
+            sha256,
+            false,
+        ),
         _ => None,
     }
 }
@@ -189,11 +218,7 @@ fn prf12(alg: hmac::Algorithm, secret: &[u8], label: &[u8], seed: &[u8], len: us
 }
 
 /// The write key and IV of a TLS 1.3 traffic secret (RFC 8446 section 7.3).
-pub fn traffic_key_iv(
-    alg: hmac::Algorithm,
-    key_len: usize,
-    secret: &[u8],
-) -> (Vec<u8>, Vec<u8>) {
+pub fn traffic_key_iv(alg: hmac::Algorithm, key_len: usize, secret: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let key_len = u16::try_from(key_len).unwrap_or(32);
     (
         hkdf_expand_label(alg, secret, "key", b"", key_len),
@@ -384,7 +409,10 @@ pub enum RecordOutcome {
     Clear(String),
     /// Decrypted: what it held (`application data, 12 bytes`, `handshake: Finished`)
     /// and with which keys.
-    Decrypted { content: String, keys: &'static str },
+    Decrypted {
+        content: String,
+        keys: &'static str,
+    },
     NotDecrypted(NotDecrypted),
 }
 
@@ -507,8 +535,12 @@ pub fn decrypt_all<'a>(
         });
         if has_tls {
             out.by_conn.insert(conn.index, out.conns.len());
-            out.conns
-                .push(decrypt_connection(analyzer, conn.index, &frame_data, keylog));
+            out.conns.push(decrypt_connection(
+                analyzer,
+                conn.index,
+                &frame_data,
+                keylog,
+            ));
         }
     }
     out
@@ -861,7 +893,13 @@ impl Side {
         let key_len = suite.aead.key_len();
         let iv_len = if suite.explicit_nonce { 4 } else { 12 };
         let seed = [session.server_random.as_slice(), &session.client_random].concat();
-        let block = prf12(suite.hmac, master, b"key expansion", &seed, 2 * (key_len + iv_len));
+        let block = prf12(
+            suite.hmac,
+            master,
+            b"key expansion",
+            &seed,
+            2 * (key_len + iv_len),
+        );
         let (key_at, iv_at) = match self.direction {
             Direction::ClientToServer => (0, 2 * key_len),
             Direction::ServerToClient => (key_len, 2 * key_len + iv_len),
@@ -905,8 +943,7 @@ impl Side {
                 if tls13 && self.epoch == Epoch::Handshake {
                     let mut next = Side::new(self.direction);
                     next.enter13(Epoch::Application, session, keylog);
-                    if let Some(Ok(ok)) = next.keys.as_mut().map(|k| k.open(record.header, body))
-                    {
+                    if let Some(Ok(ok)) = next.keys.as_mut().map(|k| k.open(record.header, body)) {
                         *self = next;
                         return self.opened(ok, "application traffic keys", session);
                     }
@@ -963,7 +1000,8 @@ impl Side {
             Some(Switch::KeyUpdate) => {
                 if let Ok(suite) = &session.suite {
                     let len = u16::try_from(suite.hash_len()).unwrap_or(32);
-                    self.secret = hkdf_expand_label(suite.hmac, &self.secret, "traffic upd", b"", len);
+                    self.secret =
+                        hkdf_expand_label(suite.hmac, &self.secret, "traffic upd", b"", len);
                     self.keys = RecordKeys::tls13(suite, &self.secret);
                     self.handshake.clear();
                 }
@@ -1046,7 +1084,10 @@ impl Side {
             );
         }
         let Some(session) = session else {
-            return (RecordOutcome::NotDecrypted(self.missing_hello(hellos)), None);
+            return (
+                RecordOutcome::NotDecrypted(self.missing_hello(hellos)),
+                None,
+            );
         };
         let out = self.protected(record, body, session, keylog);
         self.after_record(session, keylog);
@@ -1194,7 +1235,13 @@ fn cut_plaintext(
                 *at += bytes.len() as u64;
             }
             Plain::Lost(len) => {
-                dialog.on_event(*dir, StreamEvent::Gap { offset: start, len: *len });
+                dialog.on_event(
+                    *dir,
+                    StreamEvent::Gap {
+                        offset: start,
+                        len: *len,
+                    },
+                );
                 *at += len;
             }
         }
@@ -1219,7 +1266,10 @@ fn cut_plaintext(
     drafts
         .into_iter()
         .map(|d| {
-            let span = spans.get(d.direction.index()).map(Vec::as_slice).unwrap_or_default();
+            let span = spans
+                .get(d.direction.index())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             let records: Vec<usize> = span
                 .iter()
                 .filter(|(r, _)| {
@@ -1367,10 +1417,16 @@ mod tests {
         // Out of sequence (the third record sealed as the first): the tag does not match.
         let record = seal13(&secret, 0, b"QUIT\r\n", APPLICATION_DATA, 0);
         let header: [u8; 5] = record[..5].try_into().unwrap();
-        assert_eq!(keys.open(header, &record[5..]), Err(NotDecrypted::TagMismatch));
+        assert_eq!(
+            keys.open(header, &record[5..]),
+            Err(NotDecrypted::TagMismatch)
+        );
         // A wrong key: a tag mismatch, never a panic; nor on records too short.
         let mut wrong = RecordKeys::tls13(&suite, &[8u8; 32]).unwrap();
-        assert_eq!(wrong.open(header, &record[5..]), Err(NotDecrypted::TagMismatch));
+        assert_eq!(
+            wrong.open(header, &record[5..]),
+            Err(NotDecrypted::TagMismatch)
+        );
         assert_eq!(wrong.open(header, &[1, 2, 3]), Err(NotDecrypted::TooShort));
         assert_eq!(wrong.open(header, &[]), Err(NotDecrypted::TooShort));
     }
@@ -1400,7 +1456,10 @@ mod tests {
         let text = clear_handshake(&mut buf, &msg[..10], &mut hellos);
         assert_eq!(text, "handshake (part of a message)");
         let text = clear_handshake(&mut buf, &msg[10..], &mut hellos);
-        assert_eq!(text, "handshake: ServerHello (TLS 1.3, TLS_AES_256_GCM_SHA384)");
+        assert_eq!(
+            text,
+            "handshake: ServerHello (TLS 1.3, TLS_AES_256_GCM_SHA384)"
+        );
         assert!(hellos.server.is_some());
     }
 }

@@ -227,9 +227,11 @@ fn decrypted_ui(ui: &mut Ui, lines: &[DecryptedLine], palette: &Palette) {
         .stroke(egui::Stroke::new(1.5, color))
         .show(ui, |ui| {
             ui.label(
-                RichText::new("Decrypted from TLS (with the session's key log; not on the wire as text)")
-                    .strong()
-                    .color(color),
+                RichText::new(
+                    "Decrypted from TLS (with the session's key log; not on the wire as text)",
+                )
+                .strong()
+                .color(color),
             );
             for l in lines {
                 let frames: Vec<String> = l.frames.iter().map(|f| format!("#{}", f + 1)).collect();
@@ -241,14 +243,10 @@ fn decrypted_ui(ui: &mut Ui, lines: &[DecryptedLine], palette: &Palette) {
                 ui.horizontal_wrapped(|ui| {
                     ui.label(RichText::new("decrypted").small().strong().color(color));
                     ui.label(
-                        RichText::new(shown(&format!(
-                            "{} {}{more}",
-                            l.direction.tag(),
-                            l.text
-                        )))
-                        .monospace()
-                        .italics()
-                        .color(color),
+                        RichText::new(shown(&format!("{} {}{more}", l.direction.tag(), l.text)))
+                            .monospace()
+                            .italics()
+                            .color(color),
                     );
                     ui.label(
                         RichText::new(format!(

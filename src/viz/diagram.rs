@@ -208,8 +208,7 @@ pub fn diagram_ui(
             );
             let pair = lanes.pair(rows.lanes(timeline, *row));
             row_ui(
-                ui, i, *row, rect, &lanes, pair, timeline, rows, state, &related, palette,
-                actions,
+                ui, i, *row, rect, &lanes, pair, timeline, rows, state, &related, palette, actions,
             );
         }
     });
@@ -388,7 +387,9 @@ fn row_ui(
             exchange_row(ui, rect, lanes, pair, timeline, step, exchange, palette);
         }
         Row::Segment { frame } => segment_row(ui, rect, lanes, pair, timeline, frame, palette),
-        Row::Record { unit } => record_row(ui, rect, lanes, pair, timeline, &rows.tls, unit, palette),
+        Row::Record { unit } => {
+            record_row(ui, rect, lanes, pair, timeline, &rows.tls, unit, palette)
+        }
         Row::Decrypted { conn, index } => {
             decrypted_row(ui, rect, lanes, pair, &rows.tls, conn, index, palette);
         }
@@ -486,16 +487,16 @@ pub fn record_label(timeline: &Timeline, tls: &TlsDecryption, unit: usize) -> St
 }
 
 /// The accessible label of a decrypted row: `C: USER alice (decrypted from TLS, frame #12)`.
-pub fn decrypted_label(
-    tls: &TlsDecryption,
-    conn: usize,
-    index: usize,
-) -> String {
+pub fn decrypted_label(tls: &TlsDecryption, conn: usize, index: usize) -> String {
     let Some(d) = tls.connection(conn).and_then(|c| c.units.get(index)) else {
         return String::new();
     };
     let frames: Vec<String> = d.frames.iter().map(|f| format!("#{}", f + 1)).collect();
-    let what = if d.frames.len() == 1 { "frame" } else { "frames" };
+    let what = if d.frames.len() == 1 {
+        "frame"
+    } else {
+        "frames"
+    };
     format!(
         "{} {} (decrypted from TLS, {what} {})",
         d.direction.tag(),
@@ -529,7 +530,12 @@ fn record_row(
             Direction::ClientToServer => (client_x, server_x),
             Direction::ServerToClient => (server_x, client_x),
         };
-        arrow(painter, pos2(from, y - 2.0), pos2(to, y + 2.0), Stroke::new(1.6, color));
+        arrow(
+            painter,
+            pos2(from, y - 2.0),
+            pos2(to, y + 2.0),
+            Stroke::new(1.6, color),
+        );
         let max_w = ((server_x - client_x).abs() - 20.0).max(40.0);
         let text_color = if failed { palette.negative } else { color };
         let galley = single_line(
@@ -586,7 +592,12 @@ fn decrypted_row(
             8.0,
             5.0,
         ));
-        arrow(painter, end - dir * 2.0, pos2(to, y + 3.0), Stroke::new(2.5, color));
+        arrow(
+            painter,
+            end - dir * 2.0,
+            pos2(to, y + 3.0),
+            Stroke::new(2.5, color),
+        );
         let max_w = ((server_x - client_x).abs() - 20.0).max(40.0);
         let mut job = egui::text::LayoutJob::default();
         job.append(

@@ -77,20 +77,14 @@ impl DiagramRows {
             return false;
         }
         // Records complete with units: new packets alone change nothing decrypted.
-        let tls_changed = self
-            .key
-            .is_none_or(|k| (k.generation, k.units, k.keys) != (key.generation, key.units, key.keys));
+        let tls_changed = self.key.is_none_or(|k| {
+            (k.generation, k.units, k.keys) != (key.generation, key.units, key.keys)
+        });
         if tls_changed {
             self.tls = timeline.tls_decryption();
         }
         self.lifelines = Lifelines::of(timeline);
-        self.rows = build_rows_with(
-            timeline,
-            &self.lifelines.conn_of_step,
-            &self.tls,
-            upto,
-            tcp,
-        );
+        self.rows = build_rows_with(timeline, &self.lifelines.conn_of_step, &self.tls, upto, tcp);
         let mut used = vec![false; self.lifelines.lines.len()];
         for row in &self.rows {
             if let Some((c, s)) = self.lanes(timeline, *row) {
@@ -134,9 +128,13 @@ impl DiagramRows {
     pub fn frame_of(&self, timeline: &Timeline, row: Row) -> Option<usize> {
         let unit = match row {
             Row::Record { unit } => unit,
-            Row::Decrypted { conn, index } => {
-                *self.tls.connection(conn)?.units.get(index)?.records.first()?
-            }
+            Row::Decrypted { conn, index } => *self
+                .tls
+                .connection(conn)?
+                .units
+                .get(index)?
+                .records
+                .first()?,
             Row::Segment { frame } => return Some(frame),
             Row::Band { .. } | Row::Exchange { .. } => return None,
         };

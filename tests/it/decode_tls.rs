@@ -215,7 +215,9 @@ fn decrypted_commands_are_what_poplib_and_smtplib_sent() {
     assert_eq!(pop3.len(), 2, "two POP3 connections");
 
     // TLS 1.3 (the records after STLS): exactly poplib's commands and the server's replies.
-    let c13 = all.connection(pop3[0]).expect("TLS records on the first POP3 connection");
+    let c13 = all
+        .connection(pop3[0])
+        .expect("TLS records on the first POP3 connection");
     let session = c13.session.as_ref().unwrap();
     assert_eq!(session.version, 0x0304);
     assert!(session.suite_name.is_some(), "{session:?}");
@@ -236,7 +238,11 @@ fn decrypted_commands_are_what_poplib_and_smtplib_sent() {
         .trim_end_matches(')')
         .split_once(", ")
         .unwrap();
-    assert_eq!(replies[2].as_str(), format!("S: +OK {count} {size}"), "{l:#?}");
+    assert_eq!(
+        replies[2].as_str(),
+        format!("S: +OK {count} {size}"),
+        "{l:#?}"
+    );
     // Each reply answers its command; each unit names the records and frames that carried it.
     for (i, u) in c13.units.iter().enumerate() {
         if u.direction == Direction::ServerToClient {
@@ -301,7 +307,11 @@ fn decrypted_commands_are_what_poplib_and_smtplib_sent() {
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(list.lines as usize, listed + 1, "the +OK line and one per message");
+    assert_eq!(
+        list.lines as usize,
+        listed + 1,
+        "the +OK line and one per message"
+    );
 
     // SMTP after STARTTLS: EHLO again, AUTH (smtplib picks CRAM-MD5, the first it knows of
     // those offered), QUIT; smtplib writes its commands in lower case.
@@ -309,13 +319,21 @@ fn decrypted_commands_are_what_poplib_and_smtplib_sent() {
     let cs = all.connection(smtp[0]).unwrap();
     let l = lines(cs);
     let commands: Vec<&String> = l.iter().filter(|x| x.starts_with("C:")).collect();
-    assert_eq!(commands.first().map(|s| s.as_str()), Some("C: ehlo client.test"), "{l:#?}");
-    assert!(
-        commands.iter().any(|c| c.starts_with("C: AUTH ")),
+    assert_eq!(
+        commands.first().map(|s| s.as_str()),
+        Some("C: ehlo client.test"),
         "{l:#?}"
     );
-    assert_eq!(commands.last().map(|s| s.as_str()), Some("C: quit"), "{l:#?}");
-    assert!(l.iter().any(|x| x.starts_with("S: 235")), "login accepted: {l:#?}");
+    assert!(commands.iter().any(|c| c.starts_with("C: AUTH ")), "{l:#?}");
+    assert_eq!(
+        commands.last().map(|s| s.as_str()),
+        Some("C: quit"),
+        "{l:#?}"
+    );
+    assert!(
+        l.iter().any(|x| x.starts_with("S: 235")),
+        "login accepted: {l:#?}"
+    );
     // The clear part stayed as it was: the STARTTLS command is a clear unit.
     assert!(
         t.analyzer
@@ -374,7 +392,11 @@ fn tshark_agrees_on_the_decrypted_commands() {
                 .enumerate()
                 .map(|(i, c)| {
                     let p = params.get(i).copied().unwrap_or("");
-                    if p.is_empty() { c.to_string() } else { format!("{c} {p}") }
+                    if p.is_empty() {
+                        c.to_string()
+                    } else {
+                        format!("{c} {p}")
+                    }
                 })
                 .collect::<Vec<_>>()
         })
@@ -389,9 +411,7 @@ fn without_a_key_log_records_stay_records_and_say_why() {
     let t = cap.timeline(KeyLog::new());
     let all = t.tls_decryption();
     assert_eq!(all.decrypted_units(), 0, "no plaintext without keys");
-    let conn = all
-        .connection(conns_to(&t, cap.pop3_port)[0])
-        .unwrap();
+    let conn = all.connection(conns_to(&t, cap.pop3_port)[0]).unwrap();
     assert!(!conn.records.is_empty());
     let app: Vec<_> = conn
         .records
@@ -407,7 +427,9 @@ fn without_a_key_log_records_stay_records_and_say_why() {
         );
     }
     // The clear hellos are still described.
-    assert!(matches!(&conn.records[0].outcome, RecordOutcome::Clear(t) if t.contains("ClientHello")));
+    assert!(
+        matches!(&conn.records[0].outcome, RecordOutcome::Clear(t) if t.contains("ClientHello"))
+    );
 }
 
 #[test]
@@ -446,7 +468,10 @@ fn a_wrong_key_is_a_tag_mismatch_and_shows_nothing() {
     match &first.outcome {
         RecordOutcome::NotDecrypted(why @ NotDecrypted::NoKey { label, .. }) => {
             assert!(label.contains("HANDSHAKE_TRAFFIC_SECRET"), "{label}");
-            assert!(why.to_string().starts_with("no key for this session"), "{why}");
+            assert!(
+                why.to_string().starts_with("no key for this session"),
+                "{why}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -514,7 +539,10 @@ fn the_open_transcript_marks_decrypted_lines() {
         }
     }
     let plain = mailwire::cli::open::render("cap", link, &analyzer, false);
-    assert!(!plain.contains("USER alice") && !plain.contains("decrypted"), "{plain}");
+    assert!(
+        !plain.contains("USER alice") && !plain.contains("decrypted"),
+        "{plain}"
+    );
     // A key log for no session of this capture: each record says why.
     let none = mailwire::cli::open::decrypt_capture(&cap.pcap, &analyzer, &KeyLog::new()).unwrap();
     let out = mailwire::cli::open::render_decrypted("cap", link, &analyzer, false, Some(&none));

@@ -53,7 +53,10 @@ fn decrypted_commands_are_rows_and_details_marked_decrypted() {
         .filter(|r| matches!(r, Row::Decrypted { .. }))
         .count();
     assert!(records > 20, "every TLS record is a row: {records}");
-    assert!(decrypted >= 8 + 8 + 6, "the decrypted commands and replies: {decrypted}");
+    assert!(
+        decrypted >= 8 + 8 + 6,
+        "the decrypted commands and replies: {decrypted}"
+    );
     // Each decrypted row comes right after a record row of its connection (the record that
     // completed it) or another decrypted row.
     for (i, r) in rows.iter().enumerate() {

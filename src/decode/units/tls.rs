@@ -3,9 +3,9 @@
 //! (record boundaries are lost), are one undecoded unit to the end.
 
 use super::dialog::Dialog;
+use super::line::{Building, Mode};
 use super::{Detected, ProtocolSource, UnitKind};
 use crate::proto::Protocol;
-use super::line::{Building, Mode};
 
 /// Whether bytes start like a TLS handshake record (what a ClientHello/ServerHello begins
 /// with).
