@@ -296,11 +296,15 @@ fn tls_lines(
     if u.kind != UnitKind::Tls {
         return;
     }
-    let Some(index) = conn
-        .units
-        .iter()
-        .copied()
-        .find(|&i| analyzer.units().get(i).is_some_and(|x| std::ptr::eq(x, u)))
+    // The unit's index: units are kept in one list, so its place in it.
+    let Some(index) = analyzer
+        .units()
+        .as_ptr_range()
+        .contains(&std::ptr::from_ref(u))
+        .then(|| {
+            (std::ptr::from_ref(u) as usize - analyzer.units().as_ptr() as usize)
+                / std::mem::size_of::<Unit>().max(1)
+        })
     else {
         return;
     };

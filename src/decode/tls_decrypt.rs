@@ -436,6 +436,9 @@ pub struct DecryptedUnit {
     pub kind: UnitKind,
     /// The first line, as a clear unit's text.
     pub text: String,
+    /// Offsets in the direction's decrypted byte stream (0 is the first byte of
+    /// application data inside TLS).
+    pub stream: Range<u64>,
     pub lines: u32,
     pub multi_line: bool,
     /// The command it answers (index in [`TlsConnection::units`]).
@@ -465,32 +468,65 @@ pub struct TlsConnection {
     /// Its index in [`Analyzer::connections`].
     pub conn: usize,
     pub session: Option<SessionInfo>,
-    /// Every TLS record, in the order they were cut.
+    /// Every TLS record, in the order they were cut (ascending unit index).
     pub records: Vec<RecordView>,
     /// The commands and replies found in the decrypted application data.
     pub units: Vec<DecryptedUnit>,
+    /// Record unit -> the decrypted units it carries (in part) / that end in it.
+    carrying: HashMap<usize, Vec<usize>>,
+    ending: HashMap<usize, Vec<usize>>,
 }
 
 impl TlsConnection {
+    fn new(
+        conn: usize,
+        session: Option<SessionInfo>,
+        records: Vec<RecordView>,
+        units: Vec<DecryptedUnit>,
+    ) -> Self {
+        let mut carrying: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut ending: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, u) in units.iter().enumerate() {
+            for r in &u.records {
+                carrying.entry(*r).or_default().push(i);
+            }
+            if let Some(r) = u.records.last() {
+                ending.entry(*r).or_default().push(i);
+            }
+        }
+        TlsConnection {
+            conn,
+            session,
+            records,
+            units,
+            carrying,
+            ending,
+        }
+    }
+
     /// The record that is unit `unit`.
     pub fn record(&self, unit: usize) -> Option<&RecordView> {
-        self.records.iter().find(|r| r.unit == unit)
+        let at = self.records.binary_search_by_key(&unit, |r| r.unit).ok()?;
+        self.records.get(at)
     }
 
     /// The decrypted units carried (in part) by record `unit`.
     pub fn units_in(&self, unit: usize) -> impl Iterator<Item = (usize, &DecryptedUnit)> {
-        self.units
-            .iter()
-            .enumerate()
-            .filter(move |(_, d)| d.records.contains(&unit))
+        self.indexed(self.carrying.get(&unit))
     }
 
     /// The decrypted units whose last record is `unit` (where a transcript prints them).
     pub fn units_ending_in(&self, unit: usize) -> impl Iterator<Item = (usize, &DecryptedUnit)> {
-        self.units
-            .iter()
-            .enumerate()
-            .filter(move |(_, d)| d.records.last() == Some(&unit))
+        self.indexed(self.ending.get(&unit))
+    }
+
+    fn indexed<'s>(
+        &'s self,
+        list: Option<&'s Vec<usize>>,
+    ) -> impl Iterator<Item = (usize, &'s DecryptedUnit)> {
+        list.into_iter()
+            .flatten()
+            .filter_map(|&i| Some((i, self.units.get(i)?)))
     }
 }
 
@@ -1134,10 +1170,7 @@ pub fn decrypt_connection<'a>(
     keylog: &KeyLog,
 ) -> TlsConnection {
     let Some(connection) = analyzer.connections().get(conn) else {
-        return TlsConnection {
-            conn,
-            ..TlsConnection::default()
-        };
+        return TlsConnection::new(conn, None, Vec::new(), Vec::new());
     };
     let records = read_records(analyzer, connection, frame_data, !keylog.is_empty());
     // The hellos are in clear, before either side's encrypted records: read them first,
@@ -1180,17 +1213,13 @@ pub fn decrypt_connection<'a>(
         });
     }
     let units = cut_plaintext(analyzer, connection, &plain);
-    TlsConnection {
-        conn,
-        session: session.as_ref().map(|s| SessionInfo {
-            version: s.version,
-            suite: hellos.server.as_ref().map_or(0, |h| h.1),
-            suite_name: s.suite.as_ref().ok().map(|s| s.name),
-            client_random: s.client_random.clone(),
-        }),
-        records: views,
-        units,
-    }
+    let info = session.as_ref().map(|s| SessionInfo {
+        version: s.version,
+        suite: hellos.server.as_ref().map_or(0, |h| h.1),
+        suite_name: s.suite.as_ref().ok().map(|s| s.name),
+        client_random: s.client_random.clone(),
+    });
+    TlsConnection::new(conn, info, views, units)
 }
 
 /// Runs the POP3/SMTP cutter on the decrypted application data of both directions, in
@@ -1270,8 +1299,12 @@ fn cut_plaintext(
                 .get(d.direction.index())
                 .map(Vec::as_slice)
                 .unwrap_or_default();
+            // Spans are in stream order: skip those that end before the unit starts.
+            let first = span.partition_point(|(r, _)| r.end <= d.stream.start);
             let records: Vec<usize> = span
                 .iter()
+                .skip(first)
+                .take_while(|(r, _)| r.start < d.stream.end.max(d.stream.start + 1))
                 .filter(|(r, _)| {
                     if d.stream.is_empty() {
                         r.contains(&d.stream.start)
@@ -1292,6 +1325,7 @@ fn cut_plaintext(
                 direction: d.direction,
                 kind: d.kind,
                 text: d.text,
+                stream: d.stream,
                 lines: d.lines,
                 multi_line: d.multi_line,
                 reply_to: d.reply_to.and_then(|l| by_local.get(&l).copied()),
