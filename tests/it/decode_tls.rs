@@ -549,3 +549,39 @@ fn the_open_transcript_marks_decrypted_lines() {
     assert!(out.contains("tls: not decrypted: no TLS key log"), "{out}");
     assert!(!out.contains("USER alice"), "{out}");
 }
+
+/// One changed byte in the record that carried PASS: that record says tag mismatch and
+/// shows nothing; the records after it still decrypt (their sequence numbers go on).
+#[test]
+fn a_changed_record_fails_alone() {
+    let Some(cap) = sessions() else { return };
+    let t = cap.timeline(cap.keylog());
+    let conn = conns_to(&t, cap.pop3_port)[0];
+    let good = t.tls_connection(conn);
+    let pass = good
+        .units
+        .iter()
+        .find(|u| u.text == "PASS wonderland")
+        .unwrap();
+    let record = &t.analyzer.units()[pass.records[0]];
+    let carrier = record.carriers[0].clone();
+    let mut packets = cap.packets.clone();
+    // A byte of the ciphertext (after the 5-byte record header).
+    packets[carrier.frame].data[carrier.range.start + 8] ^= 0x40;
+    let mut changed = Timeline::new("changed");
+    for p in packets {
+        changed.push_packet(p);
+    }
+    changed.analyzer.finish();
+    changed.keylog = cap.keylog();
+    let c = changed.tls_connection(conn);
+    assert_eq!(
+        c.record(pass.records[0]).unwrap().outcome,
+        RecordOutcome::NotDecrypted(NotDecrypted::TagMismatch)
+    );
+    let l = lines(&c);
+    assert!(!l.iter().any(|x| x.contains("wonderland")), "{l:#?}");
+    assert!(l.contains(&"C: USER alice".to_string()), "{l:#?}");
+    assert!(l.contains(&"C: STAT".to_string()), "{l:#?}");
+    assert!(l.contains(&"C: QUIT".to_string()), "{l:#?}");
+}

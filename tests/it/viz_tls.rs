@@ -137,4 +137,36 @@ fn without_keys_records_say_why_and_nothing_is_decrypted() {
     h.run();
     assert!(!has_label(&h, "Decrypted from TLS"));
     assert!(!has_label(&h, "USER alice"), "no plaintext anywhere");
+
+    // The keys come later (a live run logs them after the packets): the rows and the
+    // details catch up.
+    std::sync::Arc::make_mut(&mut h.state_mut().timeline).keylog = cap.keylog();
+    h.run();
+    assert!(
+        h.state()
+            .diagram_rows()
+            .rows
+            .iter()
+            .any(|r| matches!(r, Row::Decrypted { .. }))
+    );
+    // The frame shown before (the server's encrypted handshake) now says it was decrypted,
+    // and USER's frame lists its command.
+    assert!(
+        has_label(&h, "decrypted with the handshake traffic keys"),
+        "the details are decoded again with the keys"
+    );
+    let user_frame = h
+        .state()
+        .diagram_rows()
+        .tls
+        .conns
+        .iter()
+        .flat_map(|c| &c.units)
+        .find(|u| u.text == "USER alice")
+        .map(|u| u.frames[0])
+        .unwrap();
+    h.state_mut().act(UiAction::SelectFrame(user_frame));
+    h.run();
+    assert!(has_label(&h, "Decrypted from TLS"));
+    assert!(has_label(&h, "C: USER alice"));
 }
