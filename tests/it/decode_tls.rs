@@ -41,6 +41,7 @@ pub struct TlsCapture {
     pub keylog_file: PathBuf,
     pub pop3_port: u16,
     pub smtp_port: u16,
+    pub pop3s_port: u16,
     /// What the Python script printed.
     pub client_out: String,
 }
@@ -64,7 +65,8 @@ impl TlsCapture {
 
 const CLIENTS: &str = r#"
 import poplib, smtplib, ssl, sys
-pop3, smtp, cert, keylog = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+pop3, smtp, pop3s = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+cert, keylog = sys.argv[4], sys.argv[5]
 def context(max12=False):
     ctx = ssl.create_default_context(cafile=cert)
     ctx.keylog_filename = keylog
@@ -94,6 +96,12 @@ print("starttls", s.starttls(context=context()))
 s.ehlo("client.test")
 print("login", s.login("alice", "wonderland"))
 print("smtp-quit", s.quit())
+# POP3 over implicit TLS (RFC 8314): the greeting comes inside TLS
+q = poplib.POP3_SSL("127.0.0.1", pop3s, context=context(), timeout=20)
+print("pop3s-welcome", q.getwelcome().decode())
+q.user("alice")
+q.pass_("wonderland")
+q.quit()
 "#;
 
 /// Writes a classic pcap file (microsecond times).
@@ -117,6 +125,73 @@ pub fn write_pcap(path: &Path, packets: &[CapturedPacket]) {
     std::fs::write(path, out).unwrap();
 }
 
+/// The servers on free ports, POP3 also over implicit TLS.
+struct Servers {
+    pop3: std::net::SocketAddr,
+    smtp: std::net::SocketAddr,
+    pop3s: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn start_servers(config: mailwire::servers::ServerConfig, dir: &Path) -> Servers {
+    let store = std::sync::Arc::new(store::create_demo(&dir.join("data")).unwrap());
+    let (tx, _rx) = crossbeam_channel::unbounded();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+            let listeners = mailwire::servers::Listeners {
+                pop3: bind().await.unwrap(),
+                smtp: bind().await.unwrap(),
+                pop3s: Some(bind().await.unwrap()),
+                smtps: None,
+            };
+            let running = mailwire::servers::start_listeners(
+                store,
+                config,
+                listeners,
+                mailwire::servers::EventSink::new(tx),
+            )
+            .unwrap();
+            addr_tx
+                .send([
+                    running.pop3_addr(),
+                    running.smtp_addr(),
+                    running.pop3s_addr().unwrap(),
+                ])
+                .unwrap();
+            let _ = stopped.await;
+            running.shutdown().await;
+        });
+    });
+    let [pop3, smtp, pop3s] = addr_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    Servers {
+        pop3,
+        smtp,
+        pop3s,
+        stop: Some(stop),
+        thread: Some(thread),
+    }
+}
+
 fn capture_sessions() -> Option<TlsCapture> {
     let dir = TempDir::new("tlsdec");
     let tls = TlsSettings::load_or_create(dir.path(), "localhost").unwrap();
@@ -124,10 +199,14 @@ fn capture_sessions() -> Option<TlsCapture> {
         tls: Some(tls),
         ..common::test_config()
     };
-    let running = common::start_with(config, |d| store::create_demo(d).unwrap());
+    let running = start_servers(config, dir.path());
     let (tx, rx) = crossbeam_channel::unbounded();
     let live_config = LiveConfig {
-        filter: port_filter(&[running.pop3.port(), running.smtp.port()]),
+        filter: port_filter(&[
+            running.pop3.port(),
+            running.smtp.port(),
+            running.pop3s.port(),
+        ]),
         ..LiveConfig::default()
     };
     let capture = match live::start(live_config, tx) {
@@ -147,6 +226,7 @@ fn capture_sessions() -> Option<TlsCapture> {
             CLIENTS,
             &running.pop3.port().to_string(),
             &running.smtp.port().to_string(),
+            &running.pop3s.port().to_string(),
             cert.to_str().unwrap(),
             keylog_file.to_str().unwrap(),
         ],
@@ -170,6 +250,7 @@ fn capture_sessions() -> Option<TlsCapture> {
     Some(TlsCapture {
         pop3_port: running.pop3.port(),
         smtp_port: running.smtp.port(),
+        pop3s_port: running.pop3s.port(),
         _dir: dir,
         packets,
         keylog_text,
@@ -584,4 +665,50 @@ fn a_changed_record_fails_alone() {
     assert!(l.contains(&"C: USER alice".to_string()), "{l:#?}");
     assert!(l.contains(&"C: STAT".to_string()), "{l:#?}");
     assert!(l.contains(&"C: QUIT".to_string()), "{l:#?}");
+}
+
+/// POP3 over implicit TLS (RFC 8314): on port 995 the analyzer takes the first bytes as TLS
+/// records, and the greeting is the first thing decrypted. (The capture's free port is
+/// rewritten to 995 in the frames: nothing here checks TCP checksums.)
+#[test]
+fn implicit_tls_on_port_995_decrypts_the_greeting_too() {
+    let Some(cap) = sessions() else { return };
+    let mut t = Timeline::new("pop3s");
+    for p in &cap.packets {
+        let mut p = p.clone();
+        // Ethernet, IPv4 (its header length), then the TCP ports.
+        let ihl = usize::from(p.data[14] & 0x0f) * 4;
+        for at in [14 + ihl, 14 + ihl + 2] {
+            if u16::from_be_bytes([p.data[at], p.data[at + 1]]) == cap.pop3s_port {
+                p.data[at..at + 2].copy_from_slice(&995u16.to_be_bytes());
+            }
+        }
+        t.push_packet(p);
+    }
+    t.analyzer.finish();
+    t.keylog = cap.keylog();
+    let conn = conns_to(&t, 995)[0];
+    let c = t.tls_connection(conn);
+    let welcome = cap
+        .client_out
+        .lines()
+        .find_map(|l| l.strip_prefix("pop3s-welcome "))
+        .unwrap();
+    let greeting = &c.units[0];
+    assert_eq!(greeting.kind, UnitKind::Greeting);
+    assert_eq!(greeting.text, welcome);
+    let l = lines(&c);
+    let commands: Vec<&String> = l.iter().filter(|x| x.starts_with("C:")).collect();
+    assert_eq!(
+        commands,
+        ["C: USER alice", "C: PASS wonderland", "C: QUIT"],
+        "{l:#?}"
+    );
+    // Nothing of it is a clear unit: every unit of the connection is a TLS record.
+    let units = &t.analyzer.connections()[conn].units;
+    assert!(
+        units
+            .iter()
+            .all(|&u| t.analyzer.units()[u].kind == UnitKind::Tls)
+    );
 }
