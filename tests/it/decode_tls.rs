@@ -67,11 +67,13 @@ const CLIENTS: &str = r#"
 import poplib, smtplib, ssl, sys
 pop3, smtp, pop3s = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 cert, keylog = sys.argv[4], sys.argv[5]
-def context(max12=False):
+def context(max12=False, ciphers=None):
     ctx = ssl.create_default_context(cafile=cert)
     ctx.keylog_filename = keylog
     if max12:
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    if ciphers:
+        ctx.set_ciphers(ciphers)
     return ctx
 # POP3, STLS, TLS 1.3 (RFC 2595)
 p = poplib.POP3("127.0.0.1", pop3, timeout=20)
@@ -88,6 +90,13 @@ print("version12", p.sock.version(), p.sock.cipher()[0])
 p.user("bob")
 p.pass_("builder")
 print("list", len(p.list()[1]))
+p.quit()
+# POP3, STLS, TLS 1.2 with ChaCha20-Poly1305 (RFC 7905)
+p = poplib.POP3("127.0.0.1", pop3, timeout=20)
+p.stls(context=context(max12=True, ciphers="ECDHE+CHACHA20"))
+print("version12chacha", p.sock.version(), p.sock.cipher()[0])
+p.user("alice")
+p.pass_("wonderland")
 p.quit()
 # SMTP, STARTTLS (RFC 3207), AUTH after TLS (RFC 4954)
 s = smtplib.SMTP("127.0.0.1", smtp, timeout=20)
@@ -293,7 +302,7 @@ fn decrypted_commands_are_what_poplib_and_smtplib_sent() {
     let t = cap.timeline(cap.keylog());
     let all = t.tls_decryption();
     let pop3 = conns_to(&t, cap.pop3_port);
-    assert_eq!(pop3.len(), 2, "two POP3 connections");
+    assert_eq!(pop3.len(), 3, "three POP3 connections");
 
     // TLS 1.3 (the records after STLS): exactly poplib's commands and the server's replies.
     let c13 = all
@@ -367,9 +376,11 @@ fn decrypted_commands_are_what_poplib_and_smtplib_sent() {
         "{outcomes:#?}"
     );
 
-    // TLS 1.2 (CLIENT_RANDOM master secret).
+    // TLS 1.2 (CLIENT_RANDOM master secret), AES-GCM: RFC 5288's explicit nonce.
     let c12 = all.connection(pop3[1]).unwrap();
-    assert_eq!(c12.session.as_ref().unwrap().version, 0x0303);
+    let session = c12.session.as_ref().unwrap();
+    assert_eq!(session.version, 0x0303);
+    assert!(session.suite_name.unwrap().contains("_GCM_"), "{session:?}");
     let l = lines(c12);
     let commands: Vec<&String> = l.iter().filter(|x| x.starts_with("C:")).collect();
     assert_eq!(
@@ -392,6 +403,22 @@ fn decrypted_commands_are_what_poplib_and_smtplib_sent() {
         list.lines as usize,
         listed + 1,
         "the +OK line and one per message"
+    );
+
+    // TLS 1.2 with ChaCha20-Poly1305: the IV XOR the sequence number (RFC 7905).
+    assert!(out.contains("version12chacha TLSv1.2 ECDHE-"), "{out}");
+    let cc = all.connection(pop3[2]).unwrap();
+    let session = cc.session.as_ref().unwrap();
+    assert!(
+        session.suite_name.unwrap().contains("CHACHA20"),
+        "{session:?}"
+    );
+    let l = lines(cc);
+    let commands: Vec<&String> = l.iter().filter(|x| x.starts_with("C:")).collect();
+    assert_eq!(
+        commands,
+        ["C: USER alice", "C: PASS wonderland", "C: QUIT"],
+        "{l:#?}"
     );
 
     // SMTP after STARTTLS: EHLO again, AUTH (smtplib picks CRAM-MD5, the first it knows of
