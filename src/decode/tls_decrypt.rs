@@ -1465,6 +1465,42 @@ mod tests {
         assert_eq!(wrong.open(header, &[]), Err(NotDecrypted::TooShort));
     }
 
+    /// Garbage where handshake messages, hellos, alerts and records should be: no panic,
+    /// and nothing decrypts.
+    #[test]
+    fn garbage_never_panics() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let suite13 = suite(0x1303, TLS13).unwrap();
+        let suite12 = suite(0xC030, TLS12).unwrap();
+        for round in 0..2000 {
+            let len = (next() % 300) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Sometimes a plausible start, so the parsers go deeper.
+            if round % 3 == 0 && len > 4 {
+                bytes[0] = [CLIENT_HELLO, SERVER_HELLO, FINISHED, KEY_UPDATE][round % 4];
+                bytes[1] = 0;
+                bytes[2] = 0;
+            }
+            let mut buf = bytes.clone();
+            let _ = take_messages(&mut buf);
+            let _ = parse_server_hello(&bytes);
+            let _ = alert_text(&bytes);
+            let mut hellos = Hellos::default();
+            let _ = clear_handshake(&mut Vec::new(), &bytes, &mut hellos);
+            let header = [23, 3, 3, (len >> 8) as u8, len as u8];
+            let mut k13 = RecordKeys::tls13(&suite13, &bytes).unwrap();
+            assert!(k13.open(header, &bytes).is_err());
+            let mut k12 = RecordKeys::new(&suite12, &[7; 32], &[1, 2, 3, 4], false).unwrap();
+            assert!(k12.open(header, &bytes).is_err());
+        }
+    }
+
     #[test]
     fn hellos_are_read_and_hrr_skipped() {
         // A ServerHello: version 3.3, random, empty session id, suite 0x1302, no
