@@ -1,6 +1,7 @@
 //! Decrypting captured TLS with a key log: mailwire's servers with TLS, Python's poplib
-//! (`stls()`, TLS 1.3 and TLS 1.2) and smtplib (`starttls()` + `login()`) with
-//! `SSLContext.keylog_filename` set, captured live on `lo`. The decrypted commands must be
+//! (`stls()`, TLS 1.3, TLS 1.2 with AES-GCM and with ChaCha20; `POP3_SSL` on the implicit-TLS
+//! port) and smtplib (`starttls()` + `login()`) with `SSLContext.keylog_filename` set, and
+//! `openssl s_client -starttls pop3 -keylogfile` sending a KeyUpdate, captured live on `lo`. The decrypted commands must be
 //! exactly what the clients sent (and tshark, given the same key log, must agree); without
 //! a key log, or with a wrong one, the records stay records and say why.
 //!
@@ -241,6 +242,10 @@ fn capture_sessions() -> Option<TlsCapture> {
         ],
         Duration::from_secs(60),
     );
+    // openssl s_client: STLS, then a KeyUpdate asking the server for one too ("K", RFC
+    // 8446 section 4.6.3) between USER and PASS.
+    let openssl_keys = dir.path().join("openssl-keys.log");
+    key_update_session(running.pop3.port(), &cert, &openssl_keys);
     // The last FINs and ACKs.
     std::thread::sleep(Duration::from_millis(300));
     capture.stop();
@@ -255,7 +260,11 @@ fn capture_sessions() -> Option<TlsCapture> {
     }
     let pcap = dir.path().join("tls.pcap");
     write_pcap(&pcap, &packets);
-    let keylog_text = std::fs::read_to_string(&keylog_file).unwrap();
+    // One key log for both clients.
+    let keylog_text = std::fs::read_to_string(&keylog_file).unwrap()
+        + &std::fs::read_to_string(&openssl_keys).unwrap();
+    let keylog_file = dir.path().join("all-keys.log");
+    std::fs::write(&keylog_file, &keylog_text).unwrap();
     Some(TlsCapture {
         pop3_port: running.pop3.port(),
         smtp_port: running.smtp.port(),
@@ -267,6 +276,46 @@ fn capture_sessions() -> Option<TlsCapture> {
         keylog_file,
         client_out,
     })
+}
+
+/// `openssl s_client -starttls pop3`, typing USER, then `K` (a KeyUpdate with
+/// update_requested), PASS, STAT and QUIT, a pause after each so each goes alone.
+fn key_update_session(port: u16, cert: &Path, keylog: &Path) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-starttls", "pop3", "-crlf", "-CAfile"])
+        .arg(cert)
+        .arg("-keylogfile")
+        .arg(keylog)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    for line in [
+        "USER alice\n",
+        "K\n",
+        "PASS wonderland\n",
+        "STAT\n",
+        "QUIT\n",
+    ] {
+        stdin.write_all(line.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("openssl s_client did not end");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The sessions, captured once for every test of this binary that needs them.
@@ -302,7 +351,11 @@ fn decrypted_commands_are_what_poplib_and_smtplib_sent() {
     let t = cap.timeline(cap.keylog());
     let all = t.tls_decryption();
     let pop3 = conns_to(&t, cap.pop3_port);
-    assert_eq!(pop3.len(), 3, "three POP3 connections");
+    assert_eq!(
+        pop3.len(),
+        4,
+        "three POP3 connections from poplib, one from openssl"
+    );
 
     // TLS 1.3 (the records after STLS): exactly poplib's commands and the server's replies.
     let c13 = all
@@ -737,5 +790,39 @@ fn implicit_tls_on_port_995_decrypts_the_greeting_too() {
         units
             .iter()
             .all(|&u| t.analyzer.units()[u].kind == UnitKind::Tls)
+    );
+}
+
+/// A KeyUpdate (RFC 8446 section 4.6.3) in each direction: the records after it are
+/// protected with the next traffic secret (section 7.2), and still decrypt.
+#[test]
+fn a_key_update_moves_to_the_next_secret() {
+    let Some(cap) = sessions() else { return };
+    let t = cap.timeline(cap.keylog());
+    let conn = *conns_to(&t, cap.pop3_port).last().unwrap();
+    let c = t.tls_connection(conn);
+    let l = lines(&c);
+    let commands: Vec<&String> = l.iter().filter(|x| x.starts_with("C:")).collect();
+    assert_eq!(
+        &commands[..3],
+        ["C: USER alice", "C: PASS wonderland", "C: STAT"],
+        "{l:#?}"
+    );
+    let updates: Vec<Direction> = c
+        .records
+        .iter()
+        .filter(|r| {
+            matches!(&r.outcome, RecordOutcome::Decrypted { content, .. } if content.contains("KeyUpdate"))
+        })
+        .map(|r| r.direction)
+        .collect();
+    assert!(updates.contains(&Direction::ClientToServer), "{updates:?}");
+    assert!(updates.contains(&Direction::ServerToClient), "{updates:?}");
+    assert!(
+        c.records
+            .iter()
+            .all(|r| !matches!(r.outcome, RecordOutcome::NotDecrypted(_))),
+        "{:#?}",
+        c.records
     );
 }
