@@ -942,6 +942,21 @@ mod tests {
     }
 
     #[test]
+    fn decrypted_text_keeps_4_5_to_1_on_every_row_background() {
+        use super::super::theme::contrast_ratio;
+        for dark in [false, true] {
+            let p = Palette::new(dark);
+            let c = decrypted_color(&p);
+            for bg in [p.background, p.selected, p.related, p.band] {
+                let ratio = contrast_ratio(c, bg);
+                assert!(ratio >= 4.5, "dark={dark}: {c:?} on {bg:?} is {ratio:.2}:1");
+            }
+            // And it is none of the colours of what crossed the wire in clear.
+            assert!(![p.client, p.positive, p.negative, p.segment, p.text].contains(&c));
+        }
+    }
+
+    #[test]
     fn lifelines_stay_in_place_only_while_they_have_room() {
         // The window's diagram at 1280 wide with every pane open: four in place.
         assert_eq!(lanes_that_fit(730.0), 4);
