@@ -790,7 +790,10 @@ fn clear_handshake(buf: &mut Vec<u8>, body: &[u8], hellos: &mut Hellos) -> Strin
                         "ServerHello ({}, {suite_text})",
                         version_name(version)
                     ));
-                    hellos.server = Some((version, suite_id, random));
+                    // The first ServerHello counts (not bytes read after it).
+                    if hellos.server.is_none() {
+                        hellos.server = Some((version, suite_id, random));
+                    }
                 }
                 None => names.push("HelloRetryRequest".into()),
             },
@@ -1179,8 +1182,13 @@ pub fn decrypt_connection<'a>(
     for dir in [Direction::ClientToServer, Direction::ServerToClient] {
         let mut buf = Vec::new();
         for r in records.iter().filter(|r| r.direction == dir) {
-            if r.content_type() != HANDSHAKE {
-                break;
+            match r.content_type() {
+                // TLS 1.3 sends a ChangeCipherSpec for middleboxes, also between a
+                // HelloRetryRequest and the ServerHello: read on. (In TLS 1.2 the records
+                // after it are encrypted: the first hellos, kept, came before.)
+                CHANGE_CIPHER_SPEC => continue,
+                HANDSHAKE => {}
+                _ => break,
             }
             if let Ok(body) = &r.body {
                 clear_handshake(&mut buf, body, &mut hellos);

@@ -278,13 +278,16 @@ fn capture_sessions() -> Option<TlsCapture> {
     })
 }
 
-/// `openssl s_client -starttls pop3`, typing USER, then `K` (a KeyUpdate with
-/// update_requested), PASS, STAT and QUIT, a pause after each so each goes alone.
+/// `openssl s_client -starttls pop3` (its first key share refused: a HelloRetryRequest),
+/// typing USER, then `K` (a KeyUpdate with update_requested), PASS, STAT and QUIT, a pause
+/// after each so each goes alone.
 fn key_update_session(port: u16, cert: &Path, keylog: &Path) {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let mut child = Command::new("openssl")
         .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        // Its first key share for a group rustls does not offer: a HelloRetryRequest first.
+        .args(["-groups", "ffdhe2048:X25519"])
         .args(["-starttls", "pop3", "-crlf", "-CAfile"])
         .arg(cert)
         .arg("-keylogfile")
@@ -793,14 +796,33 @@ fn implicit_tls_on_port_995_decrypts_the_greeting_too() {
     );
 }
 
-/// A KeyUpdate (RFC 8446 section 4.6.3) in each direction: the records after it are
+/// After a HelloRetryRequest (RFC 8446 section 4.1.4) the real ServerHello gives the
+/// session; a KeyUpdate (section 4.6.3) in each direction: the records after it are
 /// protected with the next traffic secret (section 7.2), and still decrypt.
 #[test]
-fn a_key_update_moves_to_the_next_secret() {
+fn a_retried_hello_and_a_key_update_are_followed() {
     let Some(cap) = sessions() else { return };
     let t = cap.timeline(cap.keylog());
     let conn = *conns_to(&t, cap.pop3_port).last().unwrap();
     let c = t.tls_connection(conn);
+    let clear: Vec<&str> = c
+        .records
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            RecordOutcome::Clear(what) => Some(what.as_str()),
+            _ => None,
+        })
+        .collect();
+    let hrr = clear
+        .iter()
+        .position(|w| *w == "handshake: HelloRetryRequest")
+        .expect("a HelloRetryRequest");
+    assert!(
+        clear[hrr..]
+            .iter()
+            .any(|w| w.starts_with("handshake: ServerHello (TLS 1.3")),
+        "{clear:#?}"
+    );
     let l = lines(&c);
     let commands: Vec<&String> = l.iter().filter(|x| x.starts_with("C:")).collect();
     assert_eq!(
