@@ -987,11 +987,18 @@ impl Side {
                         return self.opened(ok, "application traffic keys", session);
                     }
                 }
-                let plain = (self.epoch == Epoch::Application).then(lost);
+                let plain = self.may_carry_data(record, tls13).then(lost);
                 return (RecordOutcome::NotDecrypted(why), plain);
             }
         };
         self.opened((kind, plain), keys_name, session)
+    }
+
+    /// Whether a record that could not be read may have carried application data (its
+    /// loss is then a gap in the decrypted stream): in TLS 1.3 any record under the
+    /// application keys (the real type is inside), in TLS 1.2 an application-data record.
+    fn may_carry_data(&self, record: &Record, tls13: bool) -> bool {
+        self.epoch == Epoch::Application && (tls13 || record.content_type() == APPLICATION_DATA)
     }
 
     /// What a decrypted record held; moves to the next keys after a Finished or KeyUpdate.
@@ -1060,7 +1067,9 @@ impl Side {
         let body = match &record.body {
             Ok(b) => b.as_slice(),
             Err(why) => {
-                let plain = (self.epoch == Epoch::Application)
+                let tls13 = session.is_some_and(|s| s.version == TLS13);
+                let plain = self
+                    .may_carry_data(record, tls13)
                     .then(|| Plain::Lost(u64::from(record.length()).max(1)));
                 return (RecordOutcome::NotDecrypted(why.clone()), plain);
             }
