@@ -288,6 +288,15 @@ impl Timeline {
         )
     }
 
+    /// [`Timeline::tls_decryption`] after more packets, same key log: connections with no
+    /// new unit since `previous` are kept.
+    pub fn tls_decryption_update(
+        &self,
+        previous: &crate::decode::tls_decrypt::TlsDecryption,
+    ) -> crate::decode::tls_decrypt::TlsDecryption {
+        previous.update(&self.analyzer, |f| self.packets.data(f), &self.keylog)
+    }
+
     /// [`Timeline::tls_decryption`] of one analyzer connection.
     pub fn tls_connection(&self, conn: usize) -> crate::decode::tls_decrypt::TlsConnection {
         crate::decode::tls_decrypt::decrypt_connection(

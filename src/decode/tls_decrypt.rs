@@ -31,6 +31,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 
 use ring::{aead, hmac};
 
@@ -475,6 +476,9 @@ pub struct TlsConnection {
     /// Record unit -> the decrypted units it carries (in part) / that end in it.
     carrying: HashMap<usize, Vec<usize>>,
     ending: HashMap<usize, Vec<usize>>,
+    /// The connection's unit count and ended streams when this was computed (see
+    /// [`TlsDecryption::update`]): the end of a stream cuts its last line.
+    seen: (usize, [bool; 2]),
 }
 
 impl TlsConnection {
@@ -501,6 +505,7 @@ impl TlsConnection {
             units,
             carrying,
             ending,
+            seen: (0, [false; 2]),
         }
     }
 
@@ -533,13 +538,21 @@ impl TlsConnection {
 /// Every connection with TLS records.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TlsDecryption {
-    pub conns: Vec<TlsConnection>,
+    /// Shared: an update keeps the connections that did not change.
+    pub conns: Vec<Arc<TlsConnection>>,
     by_conn: HashMap<usize, usize>,
+    /// Per analyzer connection, how many of its units were looked at for TLS records (so
+    /// an update looks only at the new ones).
+    checked: Vec<usize>,
 }
 
 impl TlsDecryption {
     /// The TLS view of analyzer connection `conn`, when it has TLS records.
     pub fn connection(&self, conn: usize) -> Option<&TlsConnection> {
+        self.conns.get(*self.by_conn.get(&conn)?).map(|c| &**c)
+    }
+
+    fn shared(&self, conn: usize) -> Option<&Arc<TlsConnection>> {
         self.conns.get(*self.by_conn.get(&conn)?)
     }
 
@@ -552,6 +565,68 @@ impl TlsDecryption {
     pub fn decrypted_units(&self) -> usize {
         self.conns.iter().map(|c| c.units.len()).sum()
     }
+
+    /// [`decrypt_all`] after the analyzer took more frames, with the same key log: a
+    /// connection with no new unit since `self` was computed is kept, the others are
+    /// decrypted again (a live run adds units to a few connections at a time).
+    pub fn update<'a>(
+        &self,
+        analyzer: &Analyzer,
+        frame_data: impl Fn(usize) -> Option<Cow<'a, [u8]>>,
+        keylog: &KeyLog,
+    ) -> TlsDecryption {
+        let mut out = TlsDecryption::default();
+        for conn in analyzer.connections() {
+            out.checked.push(conn.units.len());
+            let previous = self.shared(conn.index);
+            let next = match previous {
+                Some(c) if c.seen == seen(conn) => Arc::clone(c),
+                Some(_) => Arc::new(decrypt_connection(
+                    analyzer,
+                    conn.index,
+                    &frame_data,
+                    keylog,
+                )),
+                None => {
+                    // The units looked at before held no TLS record: only the new ones.
+                    let from = self.checked.get(conn.index).copied().unwrap_or(0);
+                    if !has_tls(analyzer, conn, from) {
+                        continue;
+                    }
+                    Arc::new(decrypt_connection(
+                        analyzer,
+                        conn.index,
+                        &frame_data,
+                        keylog,
+                    ))
+                }
+            };
+            out.by_conn.insert(conn.index, out.conns.len());
+            out.conns.push(next);
+        }
+        out
+    }
+}
+
+/// What a connection's decryption depends on besides its frames and keys.
+fn seen(conn: &Connection) -> (usize, [bool; 2]) {
+    (
+        conn.units.len(),
+        [
+            conn.stream(Direction::ClientToServer).is_ended(),
+            conn.stream(Direction::ServerToClient).is_ended(),
+        ],
+    )
+}
+
+/// Whether a connection has TLS records among its units from the `from`-th on.
+fn has_tls(analyzer: &Analyzer, conn: &Connection, from: usize) -> bool {
+    conn.units.iter().skip(from).any(|&u| {
+        analyzer
+            .units()
+            .get(u)
+            .is_some_and(|unit| unit.kind == UnitKind::Tls)
+    })
 }
 
 /// Decrypts the TLS records of every connection that has some. `frame_data` gives a
@@ -563,20 +638,15 @@ pub fn decrypt_all<'a>(
 ) -> TlsDecryption {
     let mut out = TlsDecryption::default();
     for conn in analyzer.connections() {
-        let has_tls = conn.units.iter().any(|&u| {
-            analyzer
-                .units()
-                .get(u)
-                .is_some_and(|unit| unit.kind == UnitKind::Tls)
-        });
-        if has_tls {
+        out.checked.push(conn.units.len());
+        if has_tls(analyzer, conn, 0) {
             out.by_conn.insert(conn.index, out.conns.len());
-            out.conns.push(decrypt_connection(
+            out.conns.push(Arc::new(decrypt_connection(
                 analyzer,
                 conn.index,
                 &frame_data,
                 keylog,
-            ));
+            )));
         }
     }
     out
@@ -1236,7 +1306,9 @@ pub fn decrypt_connection<'a>(
         suite_name: s.suite.as_ref().ok().map(|s| s.name),
         client_random: s.client_random.clone(),
     });
-    TlsConnection::new(conn, info, views, units)
+    let mut out = TlsConnection::new(conn, info, views, units);
+    out.seen = seen(connection);
+    out
 }
 
 /// Runs the POP3/SMTP cutter on the decrypted application data of both directions, in

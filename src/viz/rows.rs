@@ -76,12 +76,16 @@ impl DiagramRows {
         if self.key == Some(key) {
             return false;
         }
-        // Records complete with units: new packets alone change nothing decrypted.
-        let tls_changed = self.key.is_none_or(|k| {
-            (k.generation, k.units, k.keys) != (key.generation, key.units, key.keys)
-        });
-        if tls_changed {
-            self.tls = timeline.tls_decryption();
+        // New units or packets change only their connections' decryption; new keys or
+        // another run, everything.
+        match self.key {
+            Some(k) if (k.generation, k.keys) == (key.generation, key.keys) => {
+                // (A FIN adds a packet, and may end a decrypted line.)
+                if (k.units, k.packets) != (key.units, key.packets) {
+                    self.tls = timeline.tls_decryption_update(&self.tls);
+                }
+            }
+            _ => self.tls = timeline.tls_decryption(),
         }
         self.lifelines = Lifelines::of(timeline);
         self.rows = build_rows_with(timeline, &self.lifelines.conn_of_step, &self.tls, upto, tcp);

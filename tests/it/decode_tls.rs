@@ -848,3 +848,23 @@ fn a_retried_hello_and_a_key_update_are_followed() {
         c.records
     );
 }
+
+/// A live run adds frames a few at a time: updating the decryption connection by
+/// connection gives what decrypting everything at the end gives.
+#[test]
+fn updating_as_frames_come_gives_the_same_as_at_the_end() {
+    let Some(cap) = sessions() else { return };
+    let mut t = Timeline::new("live");
+    t.keylog = cap.keylog();
+    let mut tls = t.tls_decryption();
+    for (i, p) in cap.packets.iter().enumerate() {
+        t.push_packet(p.clone());
+        if i % 7 == 0 {
+            tls = t.tls_decryption_update(&tls);
+        }
+    }
+    t.analyzer.finish();
+    tls = t.tls_decryption_update(&tls);
+    assert_eq!(tls, t.tls_decryption());
+    assert!(tls.decrypted_units() > 20);
+}
