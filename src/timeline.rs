@@ -277,4 +277,34 @@ impl Timeline {
     pub fn unit(&self, step: usize, exchange: usize) -> Option<&Unit> {
         self.analyzer.units().get(self.unit_index(step, exchange)?)
     }
+
+    /// Every connection's TLS records, decrypted with [`Timeline::keylog`] where it holds
+    /// the session's secrets, and the commands and replies found inside. Computed on each
+    /// call (the window caches it): keys may arrive after the packets.
+    pub fn tls_decryption(&self) -> crate::decode::tls_decrypt::TlsDecryption {
+        crate::decode::tls_decrypt::decrypt_all(
+            &self.analyzer,
+            |f| self.packets.data(f),
+            &self.keylog,
+        )
+    }
+
+    /// [`Timeline::tls_decryption`] after more packets, same key log: connections with no
+    /// new unit since `previous` are kept.
+    pub fn tls_decryption_update(
+        &self,
+        previous: &crate::decode::tls_decrypt::TlsDecryption,
+    ) -> crate::decode::tls_decrypt::TlsDecryption {
+        previous.update(&self.analyzer, |f| self.packets.data(f), &self.keylog)
+    }
+
+    /// [`Timeline::tls_decryption`] of one analyzer connection.
+    pub fn tls_connection(&self, conn: usize) -> crate::decode::tls_decrypt::TlsConnection {
+        crate::decode::tls_decrypt::decrypt_connection(
+            &self.analyzer,
+            conn,
+            &|f| self.packets.data(f),
+            &self.keylog,
+        )
+    }
 }

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use crate::capture::LinkType;
 use crate::capture::file::{CaptureFile, read_secrets};
+use crate::decode::tls_decrypt::{RecordOutcome, TlsDecryption};
 use crate::decode::{Analyzer, Connection, ProtocolSource, TcpFlags, Unit, UnitKind};
 use crate::proto::Direction;
 use crate::proto::keylog::KeyLog;
@@ -194,8 +195,14 @@ pub fn run_open(args: OpenArgs) -> Result<(), String> {
             analyzer.units().len(),
             secs
         );
-    } else {
+    } else if keylog.is_empty() {
         print!("{}", render(&name, link, &analyzer, args.packets));
+    } else {
+        let tls = decrypt_capture(&args.file, &analyzer, &keylog)?;
+        print!(
+            "{}",
+            render_decrypted(&name, link, &analyzer, args.packets, Some(&tls))
+        );
     }
     if !keylog.is_empty() {
         println!(
@@ -215,6 +222,51 @@ pub fn run_open(args: OpenArgs) -> Result<(), String> {
 
 /// The whole report for one analyzed capture, as `mailwire open` prints it.
 pub fn render(name: &str, link: LinkType, analyzer: &Analyzer, packets: bool) -> String {
+    render_decrypted(name, link, analyzer, packets, None)
+}
+
+/// Re-reads capture file `path` for the bytes of the frames that carried TLS records and
+/// decrypts them with `keylog` (see [`crate::decode::tls_decrypt`]).
+pub fn decrypt_capture(
+    path: &std::path::Path,
+    analyzer: &Analyzer,
+    keylog: &crate::proto::keylog::KeyLog,
+) -> Result<TlsDecryption, String> {
+    let wanted: std::collections::HashSet<usize> = analyzer
+        .units()
+        .iter()
+        .filter(|u| u.kind == UnitKind::Tls)
+        .flat_map(|u| u.carriers.iter().map(|c| c.frame))
+        .collect();
+    let mut frames: std::collections::HashMap<usize, Vec<u8>> = Default::default();
+    let mut file = CaptureFile::open(path).map_err(|e| e.to_string())?;
+    let mut index = 0usize;
+    while let Some(f) = file.next_frame().map_err(|e| e.to_string())? {
+        if wanted.contains(&index) {
+            frames.insert(index, f.data.to_vec());
+        }
+        index += 1;
+    }
+    Ok(crate::decode::tls_decrypt::decrypt_all(
+        analyzer,
+        |f| {
+            frames
+                .get(&f)
+                .map(|d| std::borrow::Cow::Borrowed(d.as_slice()))
+        },
+        keylog,
+    ))
+}
+
+/// [`render`], with what `tls` decrypted (a key log was given): under each TLS record what
+/// became of it, and the commands and replies decrypted from it, each marked "decrypted".
+pub fn render_decrypted(
+    name: &str,
+    link: LinkType,
+    analyzer: &Analyzer,
+    packets: bool,
+    tls: Option<&TlsDecryption>,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -225,7 +277,7 @@ pub fn render(name: &str, link: LinkType, analyzer: &Analyzer, packets: bool) ->
     );
     for conn in analyzer.connections() {
         out.push('\n');
-        render_connection(&mut out, analyzer, conn, packets);
+        render_connection(&mut out, analyzer, conn, packets, tls);
     }
     render_other_frames(&mut out, analyzer);
     out
@@ -251,7 +303,13 @@ pub fn frame_list(frames: &[usize]) -> String {
     crate::export::frame_numbers(frames).0
 }
 
-fn render_connection(out: &mut String, analyzer: &Analyzer, conn: &Connection, packets: bool) {
+fn render_connection(
+    out: &mut String,
+    analyzer: &Analyzer,
+    conn: &Connection,
+    packets: bool,
+    tls: Option<&TlsDecryption>,
+) {
     let protocol = match conn.protocol_source() {
         ProtocolSource::Port => format!("{} (port {})", conn.protocol().name(), conn.server.port()),
         ProtocolSource::Greeting => format!("{} (from the greeting)", conn.protocol().name()),
@@ -317,13 +375,78 @@ fn render_connection(out: &mut String, analyzer: &Analyzer, conn: &Connection, p
             packet_line(out, analyzer, f);
             for u in after_frame.remove(&f).unwrap_or_default() {
                 unit_line(out, analyzer, u, previous);
+                tls_lines(out, analyzer, conn, u, tls);
                 previous = Some(u);
             }
         }
     }
     for u in after_frame.into_values().flatten() {
         unit_line(out, analyzer, u, previous);
+        tls_lines(out, analyzer, conn, u, tls);
         previous = Some(u);
+    }
+}
+
+/// Under a TLS record (when a key log was given): what became of it, and each command or
+/// reply decrypted from data that ended in it, marked "decrypted".
+fn tls_lines(
+    out: &mut String,
+    analyzer: &Analyzer,
+    conn: &Connection,
+    u: &Unit,
+    tls: Option<&TlsDecryption>,
+) {
+    let Some(c) = tls.and_then(|t| t.connection(conn.index)) else {
+        return;
+    };
+    if u.kind != UnitKind::Tls {
+        return;
+    }
+    // The unit's index: units are kept in one list, so its place in it.
+    let Some(index) = analyzer
+        .units()
+        .as_ptr_range()
+        .contains(&std::ptr::from_ref(u))
+        .then(|| {
+            (std::ptr::from_ref(u) as usize - analyzer.units().as_ptr() as usize)
+                / std::mem::size_of::<Unit>().max(1)
+        })
+    else {
+        return;
+    };
+    let Some(record) = c.record(index) else {
+        return;
+    };
+    let fate = match &record.outcome {
+        RecordOutcome::Clear(what) => format!("in clear: {what}"),
+        RecordOutcome::Decrypted { content, keys } => {
+            format!("decrypted with the {keys}: {content}")
+        }
+        RecordOutcome::NotDecrypted(why) => format!("not decrypted: {why}"),
+    };
+    let _ = writeln!(out, "       tls: {fate}");
+    for (_, d) in c.units_ending_in(index) {
+        let mut attrs = vec![d.kind.name().to_string()];
+        if d.multi_line {
+            attrs.push(format!(
+                "multi-line, {}",
+                plural(u64::from(d.lines), "line")
+            ));
+        }
+        attrs.push(format!(
+            "decrypted from TLS, frames {}",
+            frame_list(&d.frames)
+        ));
+        let _ = writeln!(
+            out,
+            "  {}: [decrypted] {:<22} [{}]",
+            d.direction.speaker(),
+            d.text,
+            attrs.join(", ")
+        );
+        for n in &d.notes {
+            let _ = writeln!(out, "       note: {n}");
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub mod frame;
 mod layers;
 mod layout;
 pub mod stream;
+pub mod tls_decrypt;
 pub mod tree;
 pub mod units;
 

@@ -3,6 +3,12 @@
 //! selected field's bytes are highlighted; a click on a byte selects the field it belongs
 //! to. A command or reply carried by several segments lists them all.
 //!
+//! A TLS record in the frame shows its header (content type, version, length) and what
+//! became of it: in clear (a hello), decrypted with which keys, or why not. Commands and
+//! replies decrypted from it (the timeline's key log held the session's secrets) are listed
+//! apart, under "Decrypted from TLS", each marked decrypted in its own colour: they are
+//! not bytes of the frame, whose hex dump shows only ciphertext.
+//!
 //! Nothing is invented: without capture the pane says "not captured" and why.
 
 use std::ops::Range;
@@ -11,9 +17,13 @@ use eframe::egui;
 use eframe::egui::text::{LayoutJob, TextFormat};
 use eframe::egui::{CollapsingHeader, FontId, RichText, ScrollArea, Sense, Ui, vec2};
 
+use super::diagram::decrypted_color;
 use super::state::{FieldKey, SelectedField, UiAction, UiState};
 use super::theme::Palette;
+use crate::decode::UnitKind;
+use crate::decode::tls_decrypt::{RecordOutcome, TlsConnection, version_name};
 use crate::decode::tree::{Field, FrameTree, LAYER_PAYLOAD};
+use crate::proto::Direction;
 use crate::timeline::Timeline;
 
 /// Bytes per hex-dump line when the pane is wide enough (else half as many).
@@ -29,11 +39,25 @@ fn ascii_column(per_line: usize) -> usize {
     6 + per_line * 3 + usize::from(per_line > 8) + 1
 }
 
+/// A command or reply decrypted from a TLS record that the shown frame carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecryptedLine {
+    pub direction: Direction,
+    pub kind: UnitKind,
+    /// Its first line.
+    pub text: String,
+    pub lines: u32,
+    /// The frames of the records that carried it.
+    pub frames: Vec<usize>,
+}
+
 /// The decoded tree of the shown frame, kept until another frame is shown.
 #[derive(Debug, Default)]
 pub struct DetailsCache {
-    key: Option<(u64, usize)>,
+    /// Run, frame, key log entries (keys may come after the packets).
+    key: Option<(u64, usize, usize)>,
     tree: Option<FrameTree>,
+    decrypted: Vec<DecryptedLine>,
 }
 
 impl DetailsCache {
@@ -44,18 +68,34 @@ impl DetailsCache {
         generation: u64,
         frame: usize,
     ) -> Option<&FrameTree> {
-        if self.key != Some((generation, frame)) {
-            self.tree = frame_tree_with_units(timeline, frame);
-            self.key = Some((generation, frame));
-        }
+        self.refresh(timeline, generation, frame);
         self.tree.as_ref()
+    }
+
+    fn refresh(&mut self, timeline: &Timeline, generation: u64, frame: usize) {
+        let key = (generation, frame, timeline.keylog.entries().len());
+        if self.key != Some(key) {
+            let (tree, decrypted) = frame_details(timeline, frame);
+            self.tree = tree;
+            self.decrypted = decrypted;
+            self.key = Some(key);
+        }
     }
 }
 
 /// The frame's field tree, with the POP3/SMTP units it carries added under the payload.
 pub fn frame_tree_with_units(timeline: &Timeline, frame: usize) -> Option<FrameTree> {
-    let packet = timeline.packets.get(frame)?;
-    let mut tree = timeline.analyzer.frame_tree(frame, &packet.data)?;
+    frame_details(timeline, frame).0
+}
+
+/// The frame's field tree with its units, and what was decrypted from its TLS records.
+pub fn frame_details(timeline: &Timeline, frame: usize) -> (Option<FrameTree>, Vec<DecryptedLine>) {
+    let Some(packet) = timeline.packets.get(frame) else {
+        return (None, Vec::new());
+    };
+    let Some(mut tree) = timeline.analyzer.frame_tree(frame, &packet.data) else {
+        return (None, Vec::new());
+    };
     let conn = timeline
         .analyzer
         .frames()
@@ -63,9 +103,16 @@ pub fn frame_tree_with_units(timeline: &Timeline, frame: usize) -> Option<FrameT
         .and_then(|f| f.segment)
         .map(|s| s.conn as usize);
     let Some(connection) = conn.and_then(|c| timeline.analyzer.connections().get(c)) else {
-        return Some(tree);
+        return (Some(tree), Vec::new());
     };
     let protocol = connection.mail_protocol().map_or("", |p| p.name());
+    let carries_tls = connection.units.iter().any(|&u| {
+        timeline.analyzer.units().get(u).is_some_and(|unit| {
+            unit.kind == UnitKind::Tls && unit.carriers.iter().any(|c| c.frame == frame)
+        })
+    });
+    let tls = carries_tls.then(|| timeline.tls_connection(connection.index));
+    let mut decrypted: Vec<DecryptedLine> = Vec::new();
     let mut children = Vec::new();
     for &u in &connection.units {
         let Some(unit) = timeline.analyzer.units().get(u) else {
@@ -88,6 +135,23 @@ pub fn frame_tree_with_units(timeline: &Timeline, frame: usize) -> Option<FrameT
                     unit.kind.name()
                 ));
             }
+            if let Some(tls) = &tls
+                && unit.kind == UnitKind::Tls
+            {
+                tls_record_field(&mut field, tls, u, k == 0);
+                for (_, d) in tls.units_in(u) {
+                    let line = DecryptedLine {
+                        direction: d.direction,
+                        kind: d.kind,
+                        text: d.text.clone(),
+                        lines: d.lines,
+                        frames: d.frames.clone(),
+                    };
+                    if !decrypted.contains(&line) {
+                        decrypted.push(line);
+                    }
+                }
+            }
             children.push(field);
         }
     }
@@ -96,7 +160,106 @@ pub fn frame_tree_with_units(timeline: &Timeline, frame: usize) -> Option<FrameT
     {
         payload.children.extend(children);
     }
-    Some(tree)
+    (Some(tree), decrypted)
+}
+
+/// Adds a TLS record's header fields (when this carrier holds its start) and its fate.
+fn tls_record_field(field: &mut Field, tls: &TlsConnection, unit: usize, first: bool) {
+    let Some(r) = tls.record(unit) else {
+        return;
+    };
+    let at = field.range.start;
+    if first && field.range.len() >= 5 {
+        field.children.push(Field::new(
+            "Content type",
+            format!("{} ({})", r.content_type, content_type_name(r.content_type)),
+            at..at + 1,
+        ));
+        field.children.push(Field::new(
+            "Version",
+            format!("0x{:04x} ({})", r.version, version_name(r.version)),
+            at + 1..at + 3,
+        ));
+        field.children.push(Field::new(
+            "Length",
+            format!("{} bytes", r.length),
+            at + 3..at + 5,
+        ));
+    }
+    let fate = match &r.outcome {
+        RecordOutcome::Clear(what) => format!("in clear: {what}"),
+        RecordOutcome::Decrypted { content, keys } => {
+            let suite = tls
+                .session
+                .as_ref()
+                .and_then(|s| s.suite_name)
+                .map(|n| format!(", {n}"))
+                .unwrap_or_default();
+            format!("decrypted with the {keys}{suite}: {content}")
+        }
+        RecordOutcome::NotDecrypted(why) => format!("not decrypted: {why}"),
+    };
+    field.note = Some(match field.note.take() {
+        Some(n) => format!("{n}; {fate}"),
+        None => fate,
+    });
+}
+
+fn content_type_name(kind: u8) -> &'static str {
+    match kind {
+        20 => "change_cipher_spec",
+        21 => "alert",
+        22 => "handshake",
+        23 => "application_data",
+        24 => "heartbeat",
+        _ => "unknown",
+    }
+}
+
+/// The commands and replies decrypted from the frame's TLS records, apart from the
+/// frame's own fields and marked decrypted.
+fn decrypted_ui(ui: &mut Ui, lines: &[DecryptedLine], palette: &Palette) {
+    if lines.is_empty() {
+        return;
+    }
+    let color = decrypted_color(palette);
+    egui::Frame::group(ui.style())
+        .stroke(egui::Stroke::new(1.5, color))
+        .show(ui, |ui| {
+            ui.label(
+                RichText::new(
+                    "Decrypted from TLS (with the session's key log; not on the wire as text)",
+                )
+                .strong()
+                .color(color),
+            );
+            for l in lines {
+                let frames: Vec<String> = l.frames.iter().map(|f| format!("#{}", f + 1)).collect();
+                let more = if l.lines > 1 {
+                    format!(" (+{} lines)", l.lines - 1)
+                } else {
+                    String::new()
+                };
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(RichText::new("decrypted").small().strong().color(color));
+                    ui.label(
+                        RichText::new(shown(&format!("{} {}{more}", l.direction.tag(), l.text)))
+                            .monospace()
+                            .italics()
+                            .color(color),
+                    );
+                    ui.label(
+                        RichText::new(format!(
+                            "{} from TLS record, frames {}",
+                            l.kind.name(),
+                            frames.join(", ")
+                        ))
+                        .small()
+                        .color(palette.weak),
+                    );
+                });
+            }
+        });
 }
 
 /// Decoded text made drawable with the window's fonts (which lack "→"), control
@@ -198,7 +361,9 @@ pub fn details_ui(
         .strong()
         .size(15.0),
     );
-    let Some(tree) = cache.tree(timeline, generation, frame) else {
+    cache.refresh(timeline, generation, frame);
+    decrypted_ui(ui, &cache.decrypted, palette);
+    let Some(tree) = cache.tree.as_ref() else {
         return;
     };
     let highlight = sel.field.as_ref().map(|f| f.range.clone());

@@ -4,6 +4,9 @@
 //! rows on screen use), a band per step with its caption,
 //! one arrow per command or reply with its text, and in the TCP view every captured
 //! segment (flags, relative seq/ack, length), handshake and teardown included.
+//! TLS records are thin arrows with their type, length and fate (in clear, decrypted, or
+//! why not); a command or reply decrypted from them is a dashed arrow in its own colour,
+//! its text in italics after the word "decrypted": never drawn like clear text on the wire.
 //!
 //! Rows have one height, so only the rows on screen are laid out and painted (the list may
 //! hold hundreds of thousands of segments). A click on a row selects it everywhere.
@@ -18,6 +21,7 @@ use super::rows::{DiagramRows, Reveal, Row};
 use super::state::{UiAction, UiState};
 use super::theme::{Palette, is_negative_reply};
 use crate::decode::frame::TcpFlags;
+use crate::decode::tls_decrypt::{RecordOutcome, TlsDecryption};
 use crate::export::lifelines::Side;
 use crate::proto::Direction;
 use crate::timeline::Timeline;
@@ -204,7 +208,7 @@ pub fn diagram_ui(
             );
             let pair = lanes.pair(rows.lanes(timeline, *row));
             row_ui(
-                ui, i, *row, rect, &lanes, pair, timeline, state, &related, palette, actions,
+                ui, i, *row, rect, &lanes, pair, timeline, rows, state, &related, palette, actions,
             );
         }
     });
@@ -307,6 +311,7 @@ fn row_ui(
     lanes: &Lanes,
     pair: Option<(f32, f32)>,
     timeline: &Timeline,
+    rows: &DiagramRows,
     state: &UiState,
     related: &[usize],
     palette: &Palette,
@@ -319,21 +324,36 @@ fn row_ui(
         Row::Band { step } => (
             sel.step == Some(step) && sel.exchange.is_none() && sel.frame.is_none(),
             band_text(timeline, step),
-            UiAction::SelectStep(step),
+            Some(UiAction::SelectStep(step)),
         ),
         Row::Exchange { step, exchange } => (
             sel.step == Some(step) && sel.exchange == Some(exchange),
             exchange_label(timeline, step, exchange),
-            UiAction::SelectExchange { step, exchange },
+            Some(UiAction::SelectExchange { step, exchange }),
         ),
         Row::Segment { frame } => (
             sel.frame == Some(frame) && sel.exchange.is_none(),
             segment_label(timeline, frame),
-            UiAction::SelectFrame(frame),
+            Some(UiAction::SelectFrame(frame)),
         ),
+        Row::Record { .. } | Row::Decrypted { .. } => {
+            let frame = rows.frame_of(timeline, row);
+            let label = match row {
+                Row::Record { unit } => record_label(timeline, &rows.tls, unit),
+                Row::Decrypted { conn, index } => decrypted_label(&rows.tls, conn, index),
+                _ => String::new(),
+            };
+            (
+                frame.is_some() && sel.frame == frame && sel.exchange.is_none(),
+                label,
+                frame.map(UiAction::SelectFrame),
+            )
+        }
     };
     response.widget_info(|| WidgetInfo::selected(Role::Button, true, selected, &label));
-    if response.clicked() {
+    if response.clicked()
+        && let Some(action) = action
+    {
         actions.push(action);
     }
     let painter = ui.painter();
@@ -367,7 +387,255 @@ fn row_ui(
             exchange_row(ui, rect, lanes, pair, timeline, step, exchange, palette);
         }
         Row::Segment { frame } => segment_row(ui, rect, lanes, pair, timeline, frame, palette),
+        Row::Record { unit } => {
+            record_row(ui, rect, lanes, pair, timeline, &rows.tls, unit, palette)
+        }
+        Row::Decrypted { conn, index } => {
+            decrypted_row(ui, rect, lanes, pair, &rows.tls, conn, index, palette);
+        }
     }
+}
+
+/// The colour of decrypted text: unlike any colour of what crossed the wire in clear.
+pub fn decrypted_color(palette: &Palette) -> Color32 {
+    if palette.background == Color32::BLACK {
+        Color32::from_rgb(225, 165, 255)
+    } else {
+        Color32::from_rgb(115, 0, 160)
+    }
+}
+
+/// A TLS record's content type by name.
+fn record_type(kind: u8) -> &'static str {
+    match kind {
+        20 => "change-cipher-spec",
+        21 => "alert",
+        22 => "handshake",
+        23 => "application-data",
+        24 => "heartbeat",
+        _ => "unknown",
+    }
+}
+
+/// What a record row says: `TLS application-data, 34 bytes: decrypted (application data,
+/// 12 bytes)`, `...: not decrypted: no TLS key log...`.
+pub fn record_text(timeline: &Timeline, tls: &TlsDecryption, unit: usize) -> String {
+    let Some(u) = timeline.analyzer.units().get(unit) else {
+        return String::new();
+    };
+    let Some(r) = tls.record(u.conn, unit) else {
+        return format!("TLS: {}", u.text);
+    };
+    let head = format!(
+        "TLS {}, {} bytes",
+        record_type(r.content_type),
+        u32::from(r.length) + 5
+    );
+    match &r.outcome {
+        RecordOutcome::Clear(what) => format!("{head}: {what}"),
+        RecordOutcome::Decrypted { content, .. } => format!("{head}: decrypted ({content})"),
+        RecordOutcome::NotDecrypted(why) => format!("{head}: not decrypted: {why}"),
+    }
+}
+
+/// What fits on a record row's arrow: `TLS data 34 B: decrypted`, `TLS hs 517 B:
+/// ClientHello`, `TLS data 34 B: not decrypted (no TLS key log...)` (the label and the
+/// packet details say it all).
+fn record_short(timeline: &Timeline, tls: &TlsDecryption, unit: usize) -> String {
+    let Some(u) = timeline.analyzer.units().get(unit) else {
+        return String::new();
+    };
+    let Some(r) = tls.record(u.conn, unit) else {
+        return format!("TLS: {}", u.text);
+    };
+    let kind = match r.content_type {
+        20 => "ccs",
+        21 => "alert",
+        22 => "hs",
+        23 => "data",
+        _ => "?",
+    };
+    let head = format!("TLS {kind} {} B", u32::from(r.length) + 5);
+    match &r.outcome {
+        RecordOutcome::Clear(what) => {
+            let what = what.trim_start_matches("handshake: ");
+            format!("{head}: {what}")
+        }
+        RecordOutcome::Decrypted { content, .. } => {
+            let content = content.trim_start_matches("handshake: ");
+            if content.starts_with("application data") {
+                format!("{head}: decrypted")
+            } else {
+                format!("{head}: decrypted {content}")
+            }
+        }
+        RecordOutcome::NotDecrypted(why) => format!("{head}: not decrypted ({why})"),
+    }
+}
+
+/// The accessible label of a record row: `#12 C->S TLS application-data, ...`.
+pub fn record_label(timeline: &Timeline, tls: &TlsDecryption, unit: usize) -> String {
+    let Some(u) = timeline.analyzer.units().get(unit) else {
+        return String::new();
+    };
+    let frame = u.carriers.first().map_or(0, |c| c.frame + 1);
+    let dir = match u.direction {
+        Direction::ClientToServer => "C->S",
+        Direction::ServerToClient => "S->C",
+    };
+    format!("#{frame} {dir} {}", record_text(timeline, tls, unit))
+}
+
+/// The accessible label of a decrypted row: `C: USER alice (decrypted from TLS, frame #12)`.
+pub fn decrypted_label(tls: &TlsDecryption, conn: usize, index: usize) -> String {
+    let Some(d) = tls.connection(conn).and_then(|c| c.units.get(index)) else {
+        return String::new();
+    };
+    let frames: Vec<String> = d.frames.iter().map(|f| format!("#{}", f + 1)).collect();
+    let what = if d.frames.len() == 1 {
+        "frame"
+    } else {
+        "frames"
+    };
+    format!(
+        "{} {} (decrypted from TLS, {what} {})",
+        d.direction.tag(),
+        visible_text(&d.text),
+        frames.join(", ")
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_row(
+    ui: &Ui,
+    rect: Rect,
+    lanes: &Lanes,
+    pair: Option<(f32, f32)>,
+    timeline: &Timeline,
+    tls: &TlsDecryption,
+    unit: usize,
+    palette: &Palette,
+) {
+    let Some(u) = timeline.analyzer.units().get(unit) else {
+        return;
+    };
+    let painter = ui.painter();
+    let failed = tls
+        .record(u.conn, unit)
+        .is_some_and(|r| matches!(r.outcome, RecordOutcome::NotDecrypted(_)));
+    let color = palette.segment;
+    let y = rect.bottom() - 6.0;
+    if let Some((client_x, server_x)) = pair {
+        let (from, to) = match u.direction {
+            Direction::ClientToServer => (client_x, server_x),
+            Direction::ServerToClient => (server_x, client_x),
+        };
+        arrow(
+            painter,
+            pos2(from, y - 2.0),
+            pos2(to, y + 2.0),
+            Stroke::new(1.6, color),
+        );
+        let max_w = ((server_x - client_x).abs() - 20.0).max(40.0);
+        let text_color = if failed { palette.negative } else { color };
+        let galley = single_line(
+            ui,
+            record_short(timeline, tls, unit),
+            FontId::proportional(13.0),
+            text_color,
+            max_w,
+        );
+        let x = (client_x + server_x) / 2.0 - galley.size().x / 2.0;
+        painter.galley(pos2(x, y - 4.0 - galley.size().y), galley, text_color);
+    }
+    let left = match u.carriers.first() {
+        Some(c) => format!("#{:<5}{}", c.frame + 1, time_text(timeline, c.frame)),
+        None => String::new(),
+    };
+    painter.text(
+        pos2(lanes.left + 4.0, rect.center().y),
+        Align2::LEFT_CENTER,
+        left,
+        FontId::monospace(12.0),
+        palette.weak,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decrypted_row(
+    ui: &Ui,
+    rect: Rect,
+    lanes: &Lanes,
+    pair: Option<(f32, f32)>,
+    tls: &TlsDecryption,
+    conn: usize,
+    index: usize,
+    palette: &Palette,
+) {
+    let Some(d) = tls.connection(conn).and_then(|c| c.units.get(index)) else {
+        return;
+    };
+    let painter = ui.painter();
+    let color = decrypted_color(palette);
+    let y = rect.bottom() - 7.0;
+    if let Some((client_x, server_x)) = pair {
+        let (from, to) = match d.direction {
+            Direction::ClientToServer => (client_x, server_x),
+            Direction::ServerToClient => (server_x, client_x),
+        };
+        // Dashed: these bytes never crossed the wire as text.
+        let dir = (pos2(to, y + 3.0) - pos2(from, y - 3.0)).normalized();
+        let end = pos2(to, y + 3.0) - dir * 12.0;
+        painter.extend(Shape::dashed_line(
+            &[pos2(from, y - 3.0), end],
+            Stroke::new(2.5, color),
+            8.0,
+            5.0,
+        ));
+        arrow(
+            painter,
+            end - dir * 2.0,
+            pos2(to, y + 3.0),
+            Stroke::new(2.5, color),
+        );
+        let max_w = ((server_x - client_x).abs() - 20.0).max(40.0);
+        let mut job = egui::text::LayoutJob::default();
+        job.append(
+            "decrypted ",
+            0.0,
+            egui::text::TextFormat {
+                font_id: FontId::proportional(13.0),
+                color,
+                ..Default::default()
+            },
+        );
+        let more = if d.lines > 1 {
+            format!("  (+{} lines)", d.lines - 1)
+        } else {
+            String::new()
+        };
+        job.append(
+            &format!("{}{more}", visible_text(&d.text)),
+            0.0,
+            egui::text::TextFormat {
+                font_id: FontId::monospace(15.0),
+                color,
+                italics: true,
+                ..Default::default()
+            },
+        );
+        job.wrap = egui::text::TextWrapping::truncate_at_width(max_w);
+        let galley = ui.painter().layout_job(job);
+        let x = (client_x + server_x) / 2.0 - galley.size().x / 2.0;
+        painter.galley(pos2(x, y - 4.0 - galley.size().y), galley, color);
+    }
+    painter.text(
+        pos2(lanes.left + 4.0, rect.center().y),
+        Align2::LEFT_CENTER,
+        "decrypted",
+        FontId::proportional(12.0),
+        color,
+    );
 }
 
 fn band_text(timeline: &Timeline, step: usize) -> String {
@@ -671,6 +939,21 @@ mod tests {
         // Else the selected row in the middle.
         let off = reveal_offset(&step(10, 40, 30), 0.0, 10.0 * h);
         assert!(off < 30.0 * h && off + 10.0 * h > 31.0 * h, "{off}");
+    }
+
+    #[test]
+    fn decrypted_text_keeps_4_5_to_1_on_every_row_background() {
+        use super::super::theme::contrast_ratio;
+        for dark in [false, true] {
+            let p = Palette::new(dark);
+            let c = decrypted_color(&p);
+            for bg in [p.background, p.selected, p.related, p.band] {
+                let ratio = contrast_ratio(c, bg);
+                assert!(ratio >= 4.5, "dark={dark}: {c:?} on {bg:?} is {ratio:.2}:1");
+            }
+            // And it is none of the colours of what crossed the wire in clear.
+            assert!(![p.client, p.positive, p.negative, p.segment, p.text].contains(&c));
+        }
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! The rows of the sequence diagram, computed from the timeline (no painting): a band per
 //! step, an arrow per command or reply, and in the TCP view every captured segment, placed
-//! just before the exchange it carries.
+//! just before the exchange it carries. TLS records (after STLS/STARTTLS, or on an
+//! implicit-TLS port) are rows too, after the frame that completed them, each followed by
+//! the commands and replies decrypted from it when the timeline's key log holds the
+//! session's secrets ([`crate::decode::tls_decrypt`]).
 //!
 //! The list is rebuilt only when the timeline, the viewed step or the view changes
 //! ([`DiagramRows::refresh`]); drawing then lays out only the rows on screen.
 
+use crate::decode::tls_decrypt::TlsDecryption;
 use crate::export::lifelines::Lifelines;
 use crate::timeline::Timeline;
 
@@ -17,6 +21,11 @@ pub enum Row {
     Exchange { step: usize, exchange: usize },
     /// A captured frame (a TCP segment), by index in the timeline's packets.
     Segment { frame: usize },
+    /// A TLS record: the index of its unit in the analyzer.
+    Record { unit: usize },
+    /// A command or reply decrypted from TLS records: connection `conn`'s decrypted unit
+    /// `index` (in [`crate::decode::tls_decrypt::TlsConnection::units`]).
+    Decrypted { conn: usize, index: usize },
 }
 
 /// What the rows were built from; when it changes they are rebuilt.
@@ -27,6 +36,9 @@ struct RowsKey {
     packets: usize,
     upto: Option<usize>,
     tcp: bool,
+    units: usize,
+    /// Key log entries: keys may come after the packets.
+    keys: usize,
 }
 
 /// The diagram's rows, cached, with the timeline's lifelines.
@@ -37,6 +49,8 @@ pub struct DiagramRows {
     pub lifelines: Lifelines,
     /// The lifelines the rows use, in order (the diagram's columns when they are few).
     pub used: Vec<usize>,
+    /// The TLS records of the timeline, decrypted where its key log allows.
+    pub tls: TlsDecryption,
     key: Option<RowsKey>,
 }
 
@@ -56,12 +70,25 @@ impl DiagramRows {
             packets: timeline.packets.len(),
             upto,
             tcp,
+            units: timeline.analyzer.units().len(),
+            keys: timeline.keylog.entries().len(),
         };
         if self.key == Some(key) {
             return false;
         }
+        // New units or packets change only their connections' decryption; new keys or
+        // another run, everything.
+        match self.key {
+            Some(k) if (k.generation, k.keys) == (key.generation, key.keys) => {
+                // (A FIN adds a packet, and may end a decrypted line.)
+                if (k.units, k.packets) != (key.units, key.packets) {
+                    self.tls = timeline.tls_decryption_update(&self.tls);
+                }
+            }
+            _ => self.tls = timeline.tls_decryption(),
+        }
         self.lifelines = Lifelines::of(timeline);
-        self.rows = build_rows_with(timeline, &self.lifelines.conn_of_step, upto, tcp);
+        self.rows = build_rows_with(timeline, &self.lifelines.conn_of_step, &self.tls, upto, tcp);
         let mut used = vec![false; self.lifelines.lines.len()];
         for row in &self.rows {
             if let Some((c, s)) = self.lanes(timeline, *row) {
@@ -92,7 +119,30 @@ impl DiagramRows {
                     .get(usize::try_from(conn).ok()?)
                     .copied()
             }
+            Row::Record { unit } => {
+                let conn = timeline.analyzer.units().get(unit)?.conn;
+                self.lifelines.by_conn.get(conn).copied()
+            }
+            Row::Decrypted { conn, .. } => self.lifelines.by_conn.get(conn).copied(),
         }
+    }
+
+    /// The frame a TLS row selects: the first that carried its record (of a decrypted
+    /// command, its first record).
+    pub fn frame_of(&self, timeline: &Timeline, row: Row) -> Option<usize> {
+        let unit = match row {
+            Row::Record { unit } => unit,
+            Row::Decrypted { conn, index } => *self
+                .tls
+                .connection(conn)?
+                .units
+                .get(index)?
+                .records
+                .first()?,
+            Row::Segment { frame } => return Some(frame),
+            Row::Band { .. } | Row::Exchange { .. } => return None,
+        };
+        Some(timeline.analyzer.units().get(unit)?.carriers.first()?.frame)
     }
 
     /// The row that shows a selection best: the exchange, else the frame, else the step.
@@ -171,7 +221,43 @@ impl DiagramRows {
 /// the newest.
 pub fn build_rows(timeline: &Timeline, upto: Option<usize>, tcp: bool) -> Vec<Row> {
     let conn_of_step = Lifelines::of(timeline).conn_of_step;
-    build_rows_with(timeline, &conn_of_step, upto, tcp)
+    build_rows_with(
+        timeline,
+        &conn_of_step,
+        &timeline.tls_decryption(),
+        upto,
+        tcp,
+    )
+}
+
+/// The TLS rows, each with the frame that completed it, in that order: every record, and
+/// after each the units decrypted from data that ended in it.
+fn tls_rows(timeline: &Timeline, tls: &TlsDecryption) -> Vec<(usize, Row)> {
+    let units = timeline.analyzer.units();
+    let mut out = Vec::new();
+    for c in &tls.conns {
+        for r in &c.records {
+            let Some(done) = units
+                .get(r.unit)
+                .and_then(|u| u.carriers.iter().map(|c| c.frame).max())
+            else {
+                continue;
+            };
+            out.push((done, Row::Record { unit: r.unit }));
+            for (index, _) in c.units_ending_in(r.unit) {
+                out.push((
+                    done,
+                    Row::Decrypted {
+                        conn: c.conn,
+                        index,
+                    },
+                ));
+            }
+        }
+    }
+    // Stable: a record's decrypted rows stay right after it.
+    out.sort_by_key(|(frame, _)| *frame);
+    out
 }
 
 /// The first frame that carried an exchange, on the step's connection `conn` (as
@@ -201,6 +287,7 @@ fn first_carrier(
 fn build_rows_with(
     timeline: &Timeline,
     conn_of_step: &[Option<usize>],
+    tls: &TlsDecryption,
     upto: Option<usize>,
     tcp: bool,
 ) -> Vec<Row> {
@@ -212,10 +299,29 @@ fn build_rows_with(
     let last = upto.min(newest);
     let packets = timeline.packets.len();
     let mut next_frame = 0usize;
-    let segments_until = |rows: &mut Vec<Row>, next_frame: &mut usize, end: usize| {
+    let tls_rows = tls_rows(timeline, tls);
+    let mut next_tls = 0usize;
+    // The frames before `end` (in the TCP view), each followed by the TLS rows it
+    // completed.
+    let mut segments_until = |rows: &mut Vec<Row>, next_frame: &mut usize, end: usize| {
         let end = end.min(packets);
         if tcp {
-            rows.extend((*next_frame..end).map(|frame| Row::Segment { frame }));
+            for frame in *next_frame..end {
+                rows.push(Row::Segment { frame });
+                while let Some((f, row)) = tls_rows.get(next_tls)
+                    && *f <= frame
+                {
+                    rows.push(*row);
+                    next_tls += 1;
+                }
+            }
+        } else {
+            while let Some((f, row)) = tls_rows.get(next_tls)
+                && *f < end
+            {
+                rows.push(*row);
+                next_tls += 1;
+            }
         }
         *next_frame = (*next_frame).max(end);
     };

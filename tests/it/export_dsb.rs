@@ -300,6 +300,11 @@ with smtplib.SMTP("127.0.0.1", int(sys.argv[2]), timeout=20) as m:
         ),
         "{opened}"
     );
+    // With the secrets it carries, `open` decrypts the sessions: the password sent after STLS
+    // is printed, marked as decrypted (never as if it crossed the wire as text).
+    assert!(opened.contains("[decrypted] PASS"), "{opened}");
+    let stripped_open = common::run_program(MAILWIRE, &["open", stripped.to_str().unwrap()], T);
+    assert!(!stripped_open.contains("[decrypted]"), "{stripped_open}");
     assert!(mailwire::lesson::load(&stripped).unwrap().keylog.is_empty());
 
     // The client's own key log file, put into the stripped capture by mailwire open: only

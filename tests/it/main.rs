@@ -13,6 +13,7 @@
 mod children;
 mod common;
 mod decode_support;
+mod decode_tls;
 mod frames;
 
 mod capture_helper;
@@ -54,6 +55,7 @@ mod viz_file;
 mod viz_layout;
 mod viz_quiz;
 mod viz_support;
+mod viz_tls;
 mod viz_watch;
 mod viz_window;
 mod watch;

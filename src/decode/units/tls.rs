@@ -2,9 +2,10 @@
 //! and body) is one unit; bytes that are not a record header, or that follow a capture gap
 //! (record boundaries are lost), are one undecoded unit to the end.
 
-use super::UnitKind;
 use super::dialog::Dialog;
 use super::line::{Building, Mode};
+use super::{Detected, ProtocolSource, UnitKind};
+use crate::proto::Protocol;
 
 /// Whether bytes start like a TLS handshake record (what a ClientHello/ServerHello begins
 /// with).
@@ -24,6 +25,17 @@ fn tls_type(kind: u8) -> &'static str {
 }
 
 impl Dialog {
+    /// A cutter for the application data decrypted from a connection's TLS records
+    /// (`decode::tls_decrypt`): `protocol` is the connection's; `greeted` when the greeting
+    /// came in clear before TLS started (STLS/STARTTLS), not on an implicit-TLS port.
+    pub(crate) fn for_decrypted(protocol: Protocol, greeted: bool) -> Self {
+        let mut dialog = Dialog::new(0);
+        dialog.protocol = Detected::Mail(protocol);
+        dialog.source = ProtocolSource::Port;
+        dialog.greeted = greeted;
+        dialog
+    }
+
     /// Reads TLS record bytes; returns the bytes used.
     pub(super) fn feed_tls(&mut self, d: usize, at: u64, rest: &[u8]) -> usize {
         let Mode::Tls {
