@@ -409,16 +409,7 @@ impl<R: BufRead, W: Write> Console<R, W> {
         conn: &mut Pop3Connection,
         mechanism: Mechanism,
     ) -> Result<Option<crate::proto::pop3::client::Pop3Reply>, Stop> {
-        let mut client = SaslClient::new(mechanism, &self.user, &self.password, &fresh_nonce());
-        let initial = client.initial_response();
-        let shown_initial = initial.as_deref().map(sasl::encode);
-        match &shown_initial {
-            Some(b64) => self.say(format!("C: AUTH {mechanism} {b64}"))?,
-            None => self.say(format!("C: AUTH {mechanism}"))?,
-        }
-        if let Some(bytes) = &initial {
-            self.say_decoded(bytes, mechanism, conn.is_tls())?;
-        }
+        let (mut client, shown_initial) = self.auth_opening(mechanism, conn.is_tls())?;
         let command = Command::Auth {
             mechanism: mechanism.name().to_string(),
             initial: shown_initial,
@@ -753,8 +744,13 @@ impl<R: BufRead, W: Write> Console<R, W> {
         }
     }
 
-    /// An SMTP AUTH exchange shown line by line (see [`Console::pop3_auth`]); `true` on 235.
-    fn smtp_auth(&mut self, conn: &mut SmtpConnection, mechanism: Mechanism) -> Result<bool, Stop> {
+    /// Opens an AUTH exchange: the SASL client, and its initial response (base64) as the
+    /// command carries it, shown with what it decodes to.
+    fn auth_opening(
+        &mut self,
+        mechanism: Mechanism,
+        tls: bool,
+    ) -> Result<(SaslClient, Option<String>), Stop> {
         let mut client = SaslClient::new(mechanism, &self.user, &self.password, &fresh_nonce());
         let initial = client.initial_response();
         let shown_initial = initial.as_deref().map(sasl::encode);
@@ -763,8 +759,14 @@ impl<R: BufRead, W: Write> Console<R, W> {
             None => self.say(format!("C: AUTH {mechanism}"))?,
         }
         if let Some(bytes) = &initial {
-            self.say_decoded(bytes, mechanism, conn.is_tls())?;
+            self.say_decoded(bytes, mechanism, tls)?;
         }
+        Ok((client, shown_initial))
+    }
+
+    /// An SMTP AUTH exchange shown line by line (see [`Console::pop3_auth`]); `true` on 235.
+    fn smtp_auth(&mut self, conn: &mut SmtpConnection, mechanism: Mechanism) -> Result<bool, Stop> {
+        let (mut client, shown_initial) = self.auth_opening(mechanism, conn.is_tls())?;
         let command = ClientCommand::Auth {
             mechanism: mechanism.name().to_string(),
             initial: shown_initial,

@@ -405,18 +405,6 @@ pub fn decrypted_color(palette: &Palette) -> Color32 {
     }
 }
 
-/// A TLS record's content type by name.
-fn record_type(kind: u8) -> &'static str {
-    match kind {
-        20 => "change-cipher-spec",
-        21 => "alert",
-        22 => "handshake",
-        23 => "application-data",
-        24 => "heartbeat",
-        _ => "unknown",
-    }
-}
-
 /// What a record row says: `TLS application-data, 34 bytes: decrypted (application data,
 /// 12 bytes)`, `...: not decrypted: no TLS key log...`.
 pub fn record_text(timeline: &Timeline, tls: &TlsDecryption, unit: usize) -> String {
@@ -428,7 +416,7 @@ pub fn record_text(timeline: &Timeline, tls: &TlsDecryption, unit: usize) -> Str
     };
     let head = format!(
         "TLS {}, {} bytes",
-        record_type(r.content_type),
+        crate::decode::units::content_type_name(r.content_type),
         u32::from(r.length) + 5
     );
     match &r.outcome {

@@ -33,6 +33,7 @@ mod line;
 mod pop3;
 mod smtp;
 mod tls;
+pub use tls::content_type_name;
 
 #[cfg(test)]
 mod tests;

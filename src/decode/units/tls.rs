@@ -13,7 +13,8 @@ pub(super) fn looks_like_tls(bytes: &[u8]) -> bool {
     matches!(bytes, [0x16, 0x03, ..])
 }
 
-fn tls_type(kind: u8) -> &'static str {
+/// A TLS record's content type by name (RFC 8446 section 5.1, RFC 6520 for heartbeat).
+pub fn content_type_name(kind: u8) -> &'static str {
     match kind {
         20 => "change-cipher-spec",
         21 => "alert",
@@ -74,7 +75,7 @@ impl Dialog {
                 if let Some(u) = self.side(d).unit.as_mut() {
                     u.text = format!(
                         "TLS {} record, {} bytes (version 3.{minor})",
-                        tls_type(kind),
+                        content_type_name(kind),
                         remaining + 5
                     );
                 }
