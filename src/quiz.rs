@@ -201,6 +201,9 @@ impl Quiz {
                 .unwrap_or_default()
         };
         let about = |reply: usize| move |q: Question| Question { reply, ..q };
+        // Whether the last reply was an SMTP AUTH challenge (334): the client's next line is
+        // its answer, not a command.
+        let mut challenged = false;
         for (asked, reply) in pairs(&outcome.exchanges, outcome.protocol) {
             last_reply = Some(reply);
             let at = position(reply);
@@ -232,7 +235,7 @@ impl Quiz {
                     }
                     let after = next_pop3_state(before, command.as_deref(), ok);
                     if let Some(cmd) = command.as_deref()
-                        && matches!(cmd, "USER" | "PASS" | "APOP" | "QUIT")
+                        && matches!(cmd, "USER" | "PASS" | "APOP" | "AUTH" | "QUIT")
                     {
                         state_question = Some(about(at)(pop3_state_question(
                             index, cmd, ok, before, after,
@@ -240,7 +243,10 @@ impl Quiz {
                     }
                     self.pop3.insert(session.clone(), after);
                 }
-                Some(Protocol::Smtp) => out.extend(smtp_code(index, asked, reply).map(about(at))),
+                Some(Protocol::Smtp) => {
+                    out.extend(smtp_code(index, asked, reply, challenged).map(about(at)));
+                    challenged = reply.line.starts_with("334");
+                }
                 None => {}
             }
         }
@@ -319,15 +325,21 @@ fn pop3_status(step: usize, asked: Option<&Exchange>, reply: &Exchange) -> Optio
         ),
         Some(c) => {
             let has_argument = c.line.split_whitespace().nth(1).is_some();
-            let (if_ok, if_err) = pop3_meanings(&verb(&c.line), has_argument);
-            (
+            let verb = verb(&c.line);
+            let (if_ok, if_err) = pop3_meanings(&verb, has_argument);
+            let prompt = if verb == "AUTH" {
+                format!(
+                    "The client sends \"{}\"; the server's challenges (\"+ \" lines) and the \
+                     client's answers follow. Does the exchange end with +OK or -ERR?",
+                    short(&c.line)
+                )
+            } else {
                 format!(
                     "The client sends \"{}\". Does the server answer +OK or -ERR?",
                     short(&c.line)
-                ),
-                if_ok,
-                if_err,
-            )
+                )
+            };
+            (prompt, if_ok, if_err)
         }
     };
     let choices = vec![
@@ -410,6 +422,18 @@ fn pop3_meanings(verb: &str, has_argument: bool) -> (&'static str, &'static str)
             "the server lists its capabilities, multi-line (RFC 2449 section 5)",
             "the server does not know CAPA (it predates RFC 2449)",
         ),
+        "AUTH" => (
+            "the SASL exchange succeeded: the credentials the client proved are right and \
+             TRANSACTION begins (RFC 5034 section 4)",
+            "the mechanism is not offered, the client cancelled with \"*\", or the \
+             credentials are wrong; the session stays in AUTHORIZATION (RFC 5034 section 4)",
+        ),
+        "STLS" => (
+            "the server is ready: the next bytes on the connection are the TLS handshake \
+             (RFC 2595 section 4)",
+            "the server cannot start TLS here: not offered, already on, or not allowed in \
+             this state (RFC 2595 section 4)",
+        ),
         _ => (
             "the server knows the command and did it",
             "the server does not know the command, or does not allow it in this state \
@@ -469,7 +493,7 @@ fn stat_count_question(step: usize, reply: &Exchange, marked: usize) -> Option<Q
 
 fn next_pop3_state(before: Pop3State, command: Option<&str>, ok: bool) -> Pop3State {
     match (before, command, ok) {
-        (Pop3State::Authorization, Some("PASS" | "APOP"), true) => Pop3State::Transaction,
+        (Pop3State::Authorization, Some("PASS" | "APOP" | "AUTH"), true) => Pop3State::Transaction,
         (Pop3State::Transaction, Some("QUIT"), true) => Pop3State::Update,
         (Pop3State::Authorization, Some("QUIT"), _) => Pop3State::Closed,
         (state, _, _) => state,
@@ -493,6 +517,14 @@ fn pop3_state_question(
             (Pop3State::Authorization, "PASS" | "APOP") => {
                 "a failed login leaves the session in AUTHORIZATION, where the client may try \
                  again (RFC 1939 section 7)"
+            }
+            (Pop3State::Authorization, "AUTH") => {
+                "a failed AUTH leaves the session in AUTHORIZATION, where the client may try \
+                 again (RFC 5034 section 4)"
+            }
+            (Pop3State::Transaction, "AUTH") => {
+                "a successful AUTH moves the session to TRANSACTION, as PASS does (RFC 5034 \
+                 section 4)"
             }
             (Pop3State::Authorization, _) => {
                 "the session stays in AUTHORIZATION only while no login succeeded"
@@ -556,7 +588,12 @@ fn pop3_state_question(
     }
 }
 
-fn smtp_code(step: usize, asked: Option<&Exchange>, reply: &Exchange) -> Option<Question> {
+fn smtp_code(
+    step: usize,
+    asked: Option<&Exchange>,
+    reply: &Exchange,
+    challenged: bool,
+) -> Option<Question> {
     let code: String = reply.line.chars().take(3).collect();
     if code.len() != 3 || !code.chars().all(|c| c.is_ascii_digit()) {
         return None;
@@ -573,6 +610,14 @@ fn smtp_code(step: usize, asked: Option<&Exchange>, reply: &Exchange) -> Option<
              back?"
                 .to_string(),
             SMTP_END_OF_DATA,
+        ),
+        Some(c) if challenged => (
+            format!(
+                "The client answers the server's 334 challenge with \"{}\" (base64). Which \
+                 reply code comes back?",
+                short(&c.line)
+            ),
+            SMTP_AUTH_ANSWERED,
         ),
         Some(c) => (
             format!(
@@ -658,6 +703,25 @@ const SMTP_END_OF_DATA: Offered = &[
         "552",
         "the mail exceeds the storage the server allows (RFC 5321 section 4.2.3)",
     ),
+];
+
+/// After the client answered an AUTH challenge (RFC 4954 sections 4 and 6).
+const SMTP_AUTH_ANSWERED: Offered = &[
+    (
+        "235",
+        "authentication succeeded: the session now acts for that user (RFC 4954 section 6)",
+    ),
+    (
+        "334",
+        "another challenge: the mechanism needs one more round, answered in base64 again \
+         (RFC 4954 section 4)",
+    ),
+    (
+        "501",
+        "the client cancelled with \"*\", or its answer was not valid base64 (RFC 4954 \
+         section 4)",
+    ),
+    ("535", "the credentials are invalid (RFC 4954 section 6)"),
 ];
 
 /// Plausible codes for an SMTP command, each with what it would mean (RFC 5321).
@@ -788,6 +852,35 @@ fn smtp_meanings(verb: &str) -> Offered {
                  allows for privacy",
             ),
             ("550", "no such user here (RFC 5321 section 3.5)"),
+        ],
+        "STARTTLS" => &[
+            (
+                "220",
+                "ready to start TLS: the next bytes on the connection are the TLS handshake \
+                 (RFC 3207 section 4)",
+            ),
+            (
+                "454",
+                "TLS is not available for a temporary reason (RFC 3207 section 4)",
+            ),
+            (
+                "501",
+                "a syntax error: STARTTLS takes no parameters (RFC 3207 section 4)",
+            ),
+        ],
+        "AUTH" => &[
+            (
+                "334",
+                "a challenge: the server waits for the client's answer in base64 (RFC 4954 \
+                 section 4)",
+            ),
+            (
+                "235",
+                "authentication succeeded at once: the initial response was enough (RFC 4954 \
+                 sections 4 and 6)",
+            ),
+            ("504", "the mechanism is not supported (RFC 4954 section 4)"),
+            ("535", "the credentials are invalid (RFC 4954 section 6)"),
         ],
         "QUIT" => &[
             (
@@ -1063,12 +1156,138 @@ mod tests {
             octets: 0,
             stream: None,
         };
-        let q = smtp_code(3, Some(&data), &reply).unwrap();
+        let q = smtp_code(3, Some(&data), &reply, false).unwrap();
         assert_eq!(q.choices.iter().filter(|c| c.correct).count(), 1);
         let right = &q.choices[q.answer().unwrap()];
         assert_eq!(right.text, "452");
         assert!(right.why.contains("temporary"), "{}", right.why);
         assert!(q.choices.len() <= 4);
+    }
+
+    fn exchange(kind: ExchangeKind, line: &str) -> Exchange {
+        Exchange {
+            kind,
+            line: line.to_string(),
+            more: Vec::new(),
+            octets: 0,
+            stream: None,
+        }
+    }
+
+    fn timeline_of(protocol: Protocol, steps: &[&[(bool, &str)]]) -> Timeline {
+        let mut t = Timeline::new("auth");
+        for (i, lines) in steps.iter().enumerate() {
+            let exchanges = lines
+                .iter()
+                .map(|&(client, line)| {
+                    let kind = if client {
+                        ExchangeKind::Command
+                    } else {
+                        ExchangeKind::Reply
+                    };
+                    exchange(kind, line)
+                })
+                .collect();
+            let outcome = crate::exchange::StepOutcome {
+                index: i,
+                session: "main".into(),
+                protocol: Some(protocol),
+                conn: None,
+                exchanges,
+                check: Ok(()),
+                events: Vec::new(),
+                server_closed: false,
+            };
+            t.push_step(outcome, String::new(), None, None, 0..0);
+        }
+        t
+    }
+
+    fn right(q: &Question) -> &str {
+        q.answer()
+            .and_then(|a| q.choices.get(a))
+            .map_or("", |c| c.text.as_str())
+    }
+
+    /// After a successful AUTH the session is in TRANSACTION (RFC 5034 section 4), so its
+    /// QUIT leads to UPDATE, not to a close without one.
+    #[test]
+    fn a_pop3_auth_login_moves_to_transaction() {
+        let t = timeline_of(
+            Protocol::Pop3,
+            &[
+                &[(false, "+OK ready")],
+                &[
+                    (true, "AUTH SCRAM-SHA-256 biws"),
+                    (false, "+ cj1h"),
+                    (true, "Yz1i"),
+                    (false, "+ dj1U"),
+                    (true, ""),
+                    (false, "+OK logged in"),
+                ],
+                &[(true, "QUIT"), (false, "+OK bye")],
+            ],
+        );
+        let mut quiz = Quiz::new();
+        quiz.questions(&t, 0);
+        let auth = quiz.questions(&t, 1);
+        let status = auth
+            .iter()
+            .find(|q| q.kind == QuestionKind::Pop3Status)
+            .unwrap();
+        assert!(status.prompt.contains("challenges"), "{}", status.prompt);
+        assert_eq!(right(status), "+OK");
+        assert!(
+            status.choices[0].why.contains("RFC 5034"),
+            "{:?}",
+            status.choices
+        );
+        let state = auth
+            .iter()
+            .find(|q| q.kind == QuestionKind::Pop3State)
+            .unwrap();
+        assert_eq!(right(state), "TRANSACTION");
+        let quit = quiz.questions(&t, 2);
+        let state = quit
+            .iter()
+            .find(|q| q.kind == QuestionKind::Pop3State)
+            .unwrap();
+        assert_eq!(right(state), "UPDATE");
+    }
+
+    /// SMTP AUTH LOGIN: the client's base64 answers are asked about as answers to a 334
+    /// (RFC 4954), not as unknown commands.
+    #[test]
+    fn an_smtp_auth_answer_is_judged_as_an_answer() {
+        let t = timeline_of(
+            Protocol::Smtp,
+            &[&[
+                (true, "AUTH LOGIN"),
+                (false, "334 VXNlcm5hbWU6"),
+                (true, "Ym9i"),
+                (false, "334 UGFzc3dvcmQ6"),
+                (true, "YnVpbGRlcg=="),
+                (false, "235 2.7.0 Authentication successful"),
+            ]],
+        );
+        let questions = Quiz::new().questions(&t, 0);
+        let codes: Vec<&Question> = questions
+            .iter()
+            .filter(|q| q.kind == QuestionKind::SmtpCode)
+            .collect();
+        assert_eq!(codes.len(), 3);
+        assert_eq!(right(codes[0]), "334");
+        assert!(codes[0].choices.iter().any(|c| c.text == "504"));
+        for (q, code) in codes[1..].iter().zip(["334", "235"]) {
+            assert!(q.prompt.contains("334 challenge"), "{}", q.prompt);
+            assert_eq!(right(q), code);
+            assert!(q.choices.iter().any(|c| c.text == "535"), "{:?}", q.choices);
+            assert!(
+                q.choices.iter().all(|c| c.why.contains("RFC 4954")),
+                "{:?}",
+                q.choices
+            );
+        }
     }
 
     #[test]
