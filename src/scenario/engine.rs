@@ -542,15 +542,17 @@ impl<T: Transport> Engine<T> {
             command.stream = (!session.tls).then(|| start..start + wire.len() as u64);
             log.push(command);
             for line in inject {
-                let at = start + wire.len() as u64;
                 wire.extend_from_slice(line.as_bytes());
                 wire.extend_from_slice(b"\r\n");
+                // Not linked to a captured unit (`stream: None`): a decoder, like the
+                // server, reads no command after STARTTLS until TLS begins, so there is
+                // none; the octets are in the command's segment.
                 log.push(Exchange {
                     kind: ExchangeKind::Command,
                     line: line.clone(),
                     more: Vec::new(),
                     octets: line.len() + 2,
-                    stream: (!session.tls).then(|| at..start + wire.len() as u64),
+                    stream: None,
                 });
             }
             self.transport_write(name, &wire)?;

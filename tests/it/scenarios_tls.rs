@@ -713,3 +713,45 @@ fn injected_plaintext_travels_with_starttls_and_the_servers_discard_it() {
     assert!(last(4).starts_with("503 "), "{}", last(4));
     assert!(last(8).starts_with("-ERR"), "{}", last(8));
 }
+
+#[test]
+fn a_tls_session_ends_with_close_notify_and_fin_from_both_sides_and_no_reset() {
+    const TCP_FIN: u8 = 0x01;
+    const TCP_RST: u8 = 0x04;
+    let Some(t) = common::record_with_capture("login-after-stls", "the TLS close") else {
+        return;
+    };
+    common::assert_every_step_passed("login-after-stls", &t);
+    let ports = server_ports(&t);
+    let segments: Vec<(bool, u8, Vec<u8>)> = t
+        .packets
+        .iter()
+        .filter_map(|p| {
+            let s = tcp_segment(&p)?;
+            Some((ports.contains(&s.src_port), s.flags, s.payload.to_vec()))
+        })
+        .collect();
+    assert!(
+        segments.iter().all(|(_, flags, _)| flags & TCP_RST == 0),
+        "no segment is a reset"
+    );
+    for server in [true, false] {
+        let fin = segments
+            .iter()
+            .position(|(s, flags, _)| *s == server && flags & TCP_FIN != 0)
+            .unwrap_or_else(|| panic!("a FIN from the {}", if server { "server" } else { "client" }));
+        // Before its FIN each side sent a close_notify: an alert record (type 21) of 24
+        // octets (TLS 1.3: 5 of header, 2 of alert, 1 of content type, 16 of AEAD tag).
+        let alert = segments[..fin]
+            .iter()
+            .rposition(|(s, _, p)| *s == server && !p.is_empty())
+            .unwrap();
+        let payload = &segments[alert].2;
+        assert_eq!(
+            (payload.first(), payload.len()),
+            (Some(&23), 24),
+            "{}'s last record before its FIN: an encrypted alert (outer type 23 in TLS 1.3)",
+            if server { "server" } else { "client" }
+        );
+    }
+}
