@@ -739,7 +739,12 @@ fn a_tls_session_ends_with_close_notify_and_fin_from_both_sides_and_no_reset() {
         let fin = segments
             .iter()
             .position(|(s, flags, _)| *s == server && flags & TCP_FIN != 0)
-            .unwrap_or_else(|| panic!("a FIN from the {}", if server { "server" } else { "client" }));
+            .unwrap_or_else(|| {
+                panic!(
+                    "a FIN from the {}",
+                    if server { "server" } else { "client" }
+                )
+            });
         // Before its FIN each side sent a close_notify: an alert record (type 21) of 24
         // octets (TLS 1.3: 5 of header, 2 of alert, 1 of content type, 16 of AEAD tag).
         let alert = segments[..fin]

@@ -300,8 +300,7 @@ fn decrypted_texts(app: &MailwireApp) -> Vec<String> {
 fn keylog_secrets_decrypt_a_file_that_carries_none() {
     // `mailwire --keylog KEYS FILE`: the window's loader adds the key file's secrets to the
     // file's own (none here: the export is made from a timeline whose keys were taken out).
-    let Some(mut recorded) = common::record_with_capture("login-after-stls", "--keylog")
-    else {
+    let Some(mut recorded) = common::record_with_capture("login-after-stls", "--keylog") else {
         return;
     };
     let keys = std::mem::take(&mut recorded.keylog);
@@ -313,9 +312,14 @@ fn keylog_secrets_decrypt_a_file_that_carries_none() {
     std::fs::write(&key_file, keys.to_nss_text()).unwrap();
 
     let h = opened(&file);
-    assert!(h.state().timeline.keylog.is_empty(), "the file carries no secret");
     assert!(
-        !decrypted_texts(h.state()).iter().any(|t| t == "PASS builder"),
+        h.state().timeline.keylog.is_empty(),
+        "the file carries no secret"
+    );
+    assert!(
+        !decrypted_texts(h.state())
+            .iter()
+            .any(|t| t == "PASS builder"),
         "nothing is decrypted without the keys"
     );
 
@@ -344,7 +348,11 @@ fn a_bad_keylog_file_stops_mailwire_before_the_window_opens() {
     let keys = dir.path().join("keys.log");
     std::fs::write(
         &keys,
-        format!("CLIENT_RANDOM {} {}\nnonsense\n", "01".repeat(32), "02".repeat(48)),
+        format!(
+            "CLIENT_RANDOM {} {}\nnonsense\n",
+            "01".repeat(32),
+            "02".repeat(48)
+        ),
     )
     .unwrap();
     let out = crate::children::run_with_input(
@@ -379,7 +387,10 @@ fn a_bad_keylog_file_stops_mailwire_before_the_window_opens() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains(&format!("cannot read the TLS key log file {}", missing.display())),
+        stderr.contains(&format!(
+            "cannot read the TLS key log file {}",
+            missing.display()
+        )),
         "{stderr}"
     );
     let out = crate::children::run_with_input(
