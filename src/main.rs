@@ -54,6 +54,11 @@ struct Cli {
     /// given).
     #[arg(long, value_name = "NAME", requires = "watch")]
     interface: Option<String>,
+    /// With FILE: TLS secrets to decrypt its TLS sessions with, besides those the file
+    /// carries: an NSS key log (the format SSLKEYLOGFILE writes). A line that is not a key
+    /// log line stops mailwire before the window opens.
+    #[arg(long, value_name = "KEYS", requires = "file")]
+    keylog: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -151,12 +156,14 @@ fn main() -> ExitCode {
             || args.presenter
             || args.no_sandbox
             || args.watch.is_some()
-            || args.interface.is_some())
+            || args.interface.is_some()
+            || args.keylog.is_some())
     {
         eprintln!(
-            "mailwire: --screenshot, --presenter, --no-sandbox, --watch and --interface \
-             (before a command) are for the window; `mailwire run --no-sandbox` is the \
-             scenario runner's, `mailwire watch --port N` watches in the terminal"
+            "mailwire: --screenshot, --presenter, --no-sandbox, --watch, --interface and \
+             --keylog (before a command) are for the window; `mailwire run --no-sandbox` is \
+             the scenario runner's, `mailwire watch --port N` watches in the terminal, \
+             `mailwire open FILE --keylog KEYS` decrypts in the terminal"
         );
         return ExitCode::FAILURE;
     }
@@ -170,6 +177,7 @@ fn main() -> ExitCode {
             file: args.file,
             watch: args.watch,
             interface: args.interface,
+            keylog: args.keylog,
         }),
         #[cfg(not(feature = "window"))]
         None => Err(

@@ -28,6 +28,8 @@ pub struct WindowArgs {
     pub watch: Option<String>,
     /// The interface to watch on (`lo` when not given).
     pub interface: Option<String>,
+    /// With `file`: an NSS key log whose TLS secrets are added to the file's own.
+    pub keylog: Option<PathBuf>,
 }
 
 /// The commands a FILE argument could be mistaken for (clap reads these as commands).
@@ -76,6 +78,11 @@ pub fn run_window(args: WindowArgs) -> Result<(), String> {
     if let Some(file) = &args.file {
         check_file(file)?;
     }
+    // A bad key file is reported here, before any window opens (the file and the line).
+    let keylog = match &args.keylog {
+        Some(path) => super::open::load_keylog(path)?,
+        None => crate::proto::keylog::KeyLog::default(),
+    };
     let watch = match &args.watch {
         Some(ports) => Some(parse_ports(ports).map_err(|e| format!("--watch {ports}: {e}"))?),
         None => None,
@@ -99,6 +106,7 @@ pub fn run_window(args: WindowArgs) -> Result<(), String> {
         let options = AppOptions {
             presenter: args.presenter,
             file: Some(file.clone()),
+            keylog,
             ..AppOptions::default()
         };
         return match open_window(options, args.screenshot) {

@@ -411,6 +411,30 @@ impl Wire {
         self.stream.tcp()?.local_addr().ok()
     }
 
+    /// Ends TLS the textbook way before the socket is closed (RFC 8446 section 6.1): sends
+    /// close_notify and then TCP's FIN (the write side is closed), and reads, for at most
+    /// `patience`, until the server's close_notify or FIN; what arrives meanwhile is
+    /// dropped. Without this the socket would be closed with the server's close_notify
+    /// unread or still to come, and the kernel would answer it with an RST. Nothing on a
+    /// plain connection; errors only end the wait.
+    pub(crate) async fn close_tls(&mut self, patience: Duration) {
+        let Stream::Tls(s) = &mut self.stream else {
+            return;
+        };
+        let finish = async {
+            if s.shutdown().await.is_err() {
+                return;
+            }
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = s.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(patience, finish).await;
+    }
+
     /// Closes the connection at once with a reset: SO_LINGER 0 makes the close send an RST
     /// (and drop anything unsent) instead of a FIN.
     pub(crate) fn abort(self) {

@@ -275,7 +275,7 @@ impl<T: Transport> Engine<T> {
         }
         match &step.action {
             Action::Connect { .. } | Action::ConnectTls { .. } => Ok(None),
-            Action::StartTls => self.start_tls(&step.session, log),
+            Action::StartTls { inject } => self.start_tls(&step.session, inject, log),
             Action::Auth {
                 mechanism,
                 user,
@@ -509,10 +509,54 @@ impl<T: Transport> Engine<T> {
     /// STLS or STARTTLS; when the server agrees, the TLS handshake at once (RFC 2595
     /// section 4, RFC 3207 section 4). What the server sent in clear after its go-ahead was
     /// dropped by the client machine.
-    fn start_tls(&mut self, name: &str, log: &mut Vec<Exchange>) -> Result<Option<Got>, StepError> {
-        let got = match self.session(name)?.client {
-            Client::Pop3(_) => self.pop3_command(name, Command::Stls, log)?,
-            Client::Smtp(_) => self.smtp_command(name, ClientCommand::StartTls, log)?,
+    ///
+    /// `inject`: lines an attacker slips in after the command, in the same write (the
+    /// STARTTLS command-injection attack, CVE-2011-0411). The client machine knows only the
+    /// command and waits for its one reply; the server must discard the rest unread (RFC
+    /// 3207 section 6, RFC 2595 section 4).
+    fn start_tls(
+        &mut self,
+        name: &str,
+        inject: &[String],
+        log: &mut Vec<Exchange>,
+    ) -> Result<Option<Got>, StepError> {
+        let got = if inject.is_empty() {
+            match self.session(name)?.client {
+                Client::Pop3(_) => self.pop3_command(name, Command::Stls, log)?,
+                Client::Smtp(_) => self.smtp_command(name, ClientCommand::StartTls, log)?,
+            }
+        } else {
+            let session = self.session(name)?;
+            let mut wire = match &mut session.client {
+                Client::Pop3(c) => {
+                    c.send(Command::Stls).map_err(protocol_error)?;
+                    take_writes(c)
+                }
+                Client::Smtp(c) => {
+                    c.send(ClientCommand::StartTls).map_err(protocol_error)?;
+                    take_writes(c)
+                }
+            };
+            let start = session.sent;
+            let mut command = command_exchange(&wire);
+            command.stream = (!session.tls).then(|| start..start + wire.len() as u64);
+            log.push(command);
+            for line in inject {
+                wire.extend_from_slice(line.as_bytes());
+                wire.extend_from_slice(b"\r\n");
+                // Not linked to a captured unit (`stream: None`): a decoder, like the
+                // server, reads no command after STARTTLS until TLS begins, so there is
+                // none; the octets are in the command's segment.
+                log.push(Exchange {
+                    kind: ExchangeKind::Command,
+                    line: line.clone(),
+                    more: Vec::new(),
+                    octets: line.len() + 2,
+                    stream: None,
+                });
+            }
+            self.transport_write(name, &wire)?;
+            self.collect(name, 1, log)?.into_iter().last()
         };
         self.handshake_if_due(name)?;
         Ok(got)

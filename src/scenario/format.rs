@@ -47,6 +47,11 @@
 //! (RFC 5034 for POP3, RFC 4954 for SMTP): the command with the initial response, an answer
 //! to each challenge, up to the final reply; `expect` checks that final reply.
 //!
+//! A `starttls` step may add `inject = ["RSET", "MAIL FROM:<evil@example.com>"]`: lines a
+//! man in the middle slips in after the command, in the same write (so the same segment),
+//! to show that the server discards them unread (RFC 3207 section 6, RFC 2595 section 4;
+//! CVE-2011-0411). The client machine does not know them and waits for no reply to them.
+//!
 //! Each step has exactly one action: `connect`, `send`, `pipeline`, `split`, `login`, `auth`,
 //! `starttls`, `list`, `read`, `delete`, `send_mail`, `quit`, `drop`, `abort`, `wait_ms` or
 //! `lose`. A broken file gets a [`ScenarioError`] naming the file, the line and what was
@@ -209,7 +214,9 @@ pub enum Action {
         to: Option<SocketAddr>,
     },
     /// STLS (POP3) or STARTTLS (SMTP), then, when the server agrees, the TLS handshake.
-    StartTls,
+    /// `inject`: lines written right after the command in the same write, as an attacker
+    /// would (CVE-2011-0411); no reply is awaited for them (usually empty).
+    StartTls { inject: Vec<String> },
     /// A whole SASL exchange: AUTH with the initial response, an answer to each challenge.
     Auth {
         mechanism: Mechanism,
@@ -327,6 +334,7 @@ struct RawStep {
     to: Option<String>,
     tls: Option<bool>,
     starttls: Option<bool>,
+    inject: Option<Vec<String>>,
     auth: Option<RawAuth>,
     send: Option<String>,
     pipeline: Option<Vec<String>>,
@@ -418,7 +426,7 @@ impl Scenario {
             verb.eq_ignore_ascii_case("STLS") || verb.eq_ignore_ascii_case("STARTTLS")
         };
         self.steps.iter().any(|s| match &s.action {
-            Action::ConnectTls { .. } | Action::StartTls => true,
+            Action::ConnectTls { .. } | Action::StartTls { .. } => true,
             // STLS or STARTTLS typed as a raw line.
             Action::Send(line) => starts_tls(line),
             Action::Pipeline(lines) => lines.iter().any(starts_tls),
@@ -644,8 +652,21 @@ fn validate_step(raw: RawStep, line: usize, text: &str) -> Result<Step, StepErro
                 .into(),
         );
     }
+    if let Some(lines) = &raw.inject {
+        if raw.starttls != Some(true) {
+            return Err("inject is only meaningful with starttls = true".into());
+        }
+        if lines.is_empty() {
+            return Err("inject needs at least one line".into());
+        }
+        for l in lines {
+            one_line("inject", l)?;
+        }
+    }
     if raw.starttls == Some(true) {
-        actions.push(Action::StartTls);
+        actions.push(Action::StartTls {
+            inject: raw.inject.unwrap_or_default(),
+        });
     }
     if let Some(a) = raw.auth {
         let mechanism = Mechanism::from_name(&a.mechanism).ok_or_else(|| {
@@ -903,6 +924,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/submission-tls.toml"),
     ),
     (
+        "starttls-injection",
+        include_str!("../../scenarios/starttls-injection.toml"),
+    ),
+    (
         "retransmission",
         include_str!("../../scenarios/retransmission.toml"),
     ),
@@ -1012,7 +1037,7 @@ expect = "+OK"
         );
         let s = Scenario::parse(&text, "t.toml").unwrap();
         assert!(s.uses_tls());
-        assert_eq!(s.steps[1].action, Action::StartTls);
+        assert_eq!(s.steps[1].action, Action::StartTls { inject: vec![] });
         assert_eq!(
             s.steps[2].action,
             Action::Auth {
@@ -1041,6 +1066,27 @@ expect = "+OK"
         assert!(e.problem.contains("starttls = true"), "{e}");
         let e = error_with("[[step]]\ncaption = \"x\"\nstarttls = true\nquit = true\n");
         assert!(e.problem.contains("2 actions"), "{e}");
+    }
+
+    #[test]
+    fn starttls_may_carry_injected_lines() {
+        let text = format!(
+            "{MINIMAL}[[step]]\ncaption = \"t\"\nstarttls = true\n\
+             inject = [\"RSET\", \"MAIL FROM:<evil@example.com>\"]\nexpect = \"+OK\"\n"
+        );
+        let s = Scenario::parse(&text, "t.toml").unwrap();
+        assert_eq!(
+            s.steps[1].action,
+            Action::StartTls {
+                inject: vec!["RSET".into(), "MAIL FROM:<evil@example.com>".into()]
+            }
+        );
+        let e = error_with("[[step]]\ncaption = \"x\"\nsend = \"NOOP\"\ninject = [\"RSET\"]\n");
+        assert!(e.problem.contains("only meaningful with starttls"), "{e}");
+        let e = error_with("[[step]]\ncaption = \"x\"\nstarttls = true\ninject = []\n");
+        assert!(e.problem.contains("at least one line"), "{e}");
+        let e = error_with("[[step]]\ncaption = \"x\"\nstarttls = true\ninject = [\"A\\r\\nB\"]\n");
+        assert!(e.problem.contains("line end"), "{e}");
     }
 
     #[test]

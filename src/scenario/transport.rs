@@ -787,25 +787,34 @@ impl Transport for SocketTransport {
     }
 }
 
+/// How long a TLS close waits for the server's close_notify or FIN.
+const TLS_CLOSE_WAIT: Duration = Duration::from_secs(1);
+
 impl SocketTransport {
     /// Closes a connection (with an RST when `reset`) and waits (bounded) until the server
     /// has seen it and ended that session.
     fn end(&mut self, conn: ConnId, reset: bool) {
-        let Some(wire) = self.conns.remove(&conn) else {
+        let Some(mut wire) = self.conns.remove(&conn) else {
             return;
         };
-        if wire.is_tls() {
-            self.closed_tls_octets.insert(conn, wire.tcp_octets());
-        }
         let local = wire.local_addr();
-        // Closed inside the runtime: the socket is closed at once.
-        self.runtime.block_on(async move {
+        // Closed inside the runtime: the socket is closed at once. A TLS connection closed
+        // without a reset first sends close_notify and FIN and reads the server's (bounded).
+        let tls_octets = self.runtime.block_on(async move {
             if reset {
+                let octets = wire.is_tls().then(|| wire.tcp_octets());
                 wire.abort();
+                octets
             } else {
+                wire.close_tls(TLS_CLOSE_WAIT).await;
+                let octets = wire.is_tls().then(|| wire.tcp_octets());
                 drop(wire);
+                octets
             }
         });
+        if let Some(octets) = tls_octets {
+            self.closed_tls_octets.insert(conn, octets);
+        }
         if self.remote.contains(&conn) {
             return;
         }

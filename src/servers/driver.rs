@@ -175,6 +175,20 @@ pub(crate) async fn drive<M, R>(
     drop(responder);
     drop(machine);
     let _ = tokio::time::timeout(GOODBYE_LIMIT, stream.shutdown()).await;
+    if matches!(stream, Conn::Tls(_)) {
+        // close_notify and FIN are sent; the client answers with its own close_notify (RFC
+        // 8446 section 6.1). Read it (bounded) before the socket goes: data arriving at a
+        // closed socket is answered with an RST.
+        let linger = async {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = stream.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(TLS_CLOSE_LIMIT, linger).await;
+    }
     publish(EventKind::SessionClosed { reason });
 }
 
@@ -290,6 +304,9 @@ where
 
 /// The longest wait for a goodbye line to go out (the session ends either way).
 const GOODBYE_LIMIT: Duration = Duration::from_secs(5);
+
+/// How long a TLS session, once closed on this side, waits for the client's close_notify.
+const TLS_CLOSE_LIMIT: Duration = Duration::from_secs(1);
 
 /// Writes the server's last words, giving up after [`GOODBYE_LIMIT`].
 async fn say_goodbye(stream: &mut Conn, bye: &[u8]) {

@@ -32,6 +32,7 @@ use super::state::{DEFAULT_SCENARIO, Pane, UiAction, UiState};
 use super::theme::{self, Palette};
 use super::watch::{self, WatchForm, WatchRequest, Watching};
 use super::worker::{Worker, WorkerCommand, WorkerMessage, WorkerStatus};
+use crate::proto::keylog::KeyLog;
 use crate::scenario::recorder::RecorderOptions;
 use crate::timeline::{Timeline, TimelineUpdate};
 
@@ -52,6 +53,9 @@ pub struct AppOptions {
     /// Watch these ports live instead of running a scenario (`mailwire --watch`): no
     /// worker, no servers.
     pub watch: Option<WatchRequest>,
+    /// TLS secrets (`mailwire --keylog KEYS FILE`) added to those of every capture file the
+    /// window opens, to decrypt its TLS sessions.
+    pub keylog: KeyLog,
 }
 
 impl Default for AppOptions {
@@ -63,6 +67,7 @@ impl Default for AppOptions {
             presenter: false,
             file: None,
             watch: None,
+            keylog: KeyLog::default(),
         }
     }
 }
@@ -139,6 +144,8 @@ pub struct MailwireApp {
     follow: FollowCache,
     /// The "Check a server" panel (its form, run and results).
     pub check: CheckPanel,
+    /// TLS secrets added to every capture file opened ([`AppOptions::keylog`]).
+    file_keys: KeyLog,
 }
 
 impl MailwireApp {
@@ -189,6 +196,7 @@ impl MailwireApp {
         let mut app = Self::with_timeline(Timeline::new(""));
         app.wake = Arc::new(wake);
         app.note = options.note;
+        app.file_keys = options.keylog;
         if options.presenter {
             app.state.dark = true;
             app.state.zoom = 1.3;
@@ -262,7 +270,7 @@ impl MailwireApp {
     /// shows once decoded. A load still running is stopped.
     pub fn open(&mut self, path: &Path) {
         let wake = Arc::clone(&self.wake);
-        match Loading::start(path, move || wake()) {
+        match Loading::start(path, self.file_keys.clone(), move || wake()) {
             Ok(loading) => {
                 self.open_path = path.display().to_string();
                 self.loading = Some(loading);
@@ -393,6 +401,7 @@ impl MailwireApp {
             watch_form: WatchForm::default(),
             follow: FollowCache::default(),
             check: CheckPanel::default(),
+            file_keys: KeyLog::default(),
         }
     }
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 
 use crate::lesson::{self, LessonError};
+use crate::proto::keylog::KeyLog;
 use crate::timeline::Timeline;
 
 /// What the loader thread shares with the window while it runs.
@@ -51,8 +52,13 @@ pub struct Loaded {
 
 impl Loading {
     /// Starts loading `path` on a thread of its own; `wake` is called on each progress
-    /// report and when it ends (the window passes a repaint request).
-    pub fn start(path: &Path, wake: impl Fn() + Send + 'static) -> Result<Loading, String> {
+    /// report and when it ends (the window passes a repaint request). `keys` are added to
+    /// the TLS secrets the file carries (`mailwire --keylog KEYS FILE`).
+    pub fn start(
+        path: &Path,
+        keys: KeyLog,
+        wake: impl Fn() + Send + 'static,
+    ) -> Result<Loading, String> {
         let shared = Arc::new(Shared::default());
         let (tx, result) = crossbeam_channel::bounded(1);
         let size = std::fs::metadata(path).map_or(0, |m| m.len());
@@ -67,6 +73,10 @@ impl Loading {
                     thread_shared.decoded.store(p.decoded, Ordering::Relaxed);
                     wake();
                     !thread_shared.cancel.load(Ordering::Relaxed)
+                });
+                let loaded = loaded.map(|mut timeline| {
+                    timeline.keylog.extend(&keys);
+                    timeline
                 });
                 let _ = tx.send(loaded);
                 wake();

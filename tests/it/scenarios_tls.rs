@@ -639,3 +639,124 @@ expect = "221"
         }
     }
 }
+
+#[test]
+fn injected_plaintext_travels_with_starttls_and_the_servers_discard_it() {
+    use mailwire::proto::SecurityEvent;
+    use mailwire::proto::pop3::Pop3Event;
+    use mailwire::proto::smtp::SmtpEvent;
+    use mailwire::servers::EventKind;
+    let name = "starttls-injection";
+    let Some(t) = common::record_with_capture(name, "the STARTTLS injection") else {
+        return;
+    };
+    common::assert_every_step_passed(name, &t);
+    let all = payloads(&t, &server_ports(&t));
+    let smtp_injected = b"RSET\r\nMAIL FROM:<mallory@evil.example>\r\n";
+    let pop3_injected = b"USER mallory\r\n";
+    // The command and the attacker's lines crossed the wire in one segment, in clear.
+    for (command, injected) in [
+        (&b"STARTTLS\r\n"[..], &smtp_injected[..]),
+        (b"STLS\r\n", pop3_injected),
+    ] {
+        let whole = [command, injected].concat();
+        let at = all
+            .iter()
+            .position(|(s, p)| !s && *p == whole)
+            .unwrap_or_else(|| panic!("one segment {:?}", String::from_utf8_lossy(&whole)));
+        // The server's next segment is its one go-ahead; then only TLS records: no reply
+        // to RSET, MAIL or USER ever crossed the wire in clear.
+        let replies: Vec<&Vec<u8>> = all[at + 1..]
+            .iter()
+            .filter(|(s, _)| *s)
+            .map(|(_, p)| p)
+            .collect();
+        assert!(
+            replies[0].starts_with(b"220 ") || replies[0].starts_with(b"+OK "),
+            "{:?}",
+            String::from_utf8_lossy(replies[0])
+        );
+        assert_eq!(replies[0].iter().filter(|b| **b == b'\n').count(), 1);
+    }
+    // The servers said they discarded exactly those octets.
+    let discarded: Vec<(bool, usize)> = t
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Smtp(SmtpEvent::Security(SecurityEvent::TlsRequested { discarded })) => {
+                Some((true, *discarded))
+            }
+            EventKind::Pop3(Pop3Event::Security(SecurityEvent::TlsRequested { discarded })) => {
+                Some((false, *discarded))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        discarded,
+        vec![(true, smtp_injected.len()), (false, pop3_injected.len())]
+    );
+    // Neither server ever took an injected line as a command.
+    for e in &t.events {
+        match &e.kind {
+            EventKind::Smtp(SmtpEvent::CommandReceived { line }) => {
+                assert!(!line.contains("mallory") && line != "RSET", "{line}");
+            }
+            EventKind::Pop3(Pop3Event::CommandReceived { line, .. }) => {
+                assert!(!line.contains("mallory"), "{line}");
+            }
+            _ => {}
+        }
+    }
+    // Inside TLS the client sees no effect: RCPT without MAIL is 503, PASS without USER -ERR.
+    let last = |step: usize| t.steps[step].outcome.exchanges.last().unwrap().line.clone();
+    assert!(last(4).starts_with("503 "), "{}", last(4));
+    assert!(last(8).starts_with("-ERR"), "{}", last(8));
+}
+
+#[test]
+fn a_tls_session_ends_with_close_notify_and_fin_from_both_sides_and_no_reset() {
+    const TCP_FIN: u8 = 0x01;
+    const TCP_RST: u8 = 0x04;
+    let Some(t) = common::record_with_capture("login-after-stls", "the TLS close") else {
+        return;
+    };
+    common::assert_every_step_passed("login-after-stls", &t);
+    let ports = server_ports(&t);
+    let segments: Vec<(bool, u8, Vec<u8>)> = t
+        .packets
+        .iter()
+        .filter_map(|p| {
+            let s = tcp_segment(&p)?;
+            Some((ports.contains(&s.src_port), s.flags, s.payload.to_vec()))
+        })
+        .collect();
+    assert!(
+        segments.iter().all(|(_, flags, _)| flags & TCP_RST == 0),
+        "no segment is a reset"
+    );
+    for server in [true, false] {
+        let fin = segments
+            .iter()
+            .position(|(s, flags, _)| *s == server && flags & TCP_FIN != 0)
+            .unwrap_or_else(|| {
+                panic!(
+                    "a FIN from the {}",
+                    if server { "server" } else { "client" }
+                )
+            });
+        // Before its FIN each side sent a close_notify: an alert record (type 21) of 24
+        // octets (TLS 1.3: 5 of header, 2 of alert, 1 of content type, 16 of AEAD tag).
+        let alert = segments[..fin]
+            .iter()
+            .rposition(|(s, _, p)| *s == server && !p.is_empty())
+            .unwrap();
+        let payload = &segments[alert].2;
+        assert_eq!(
+            (payload.first(), payload.len()),
+            (Some(&23), 24),
+            "{}'s last record before its FIN: an encrypted alert (outer type 23 in TLS 1.3)",
+            if server { "server" } else { "client" }
+        );
+    }
+}

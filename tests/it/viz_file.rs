@@ -286,3 +286,122 @@ fn what_the_capture_shows_wrong_is_said_beside_the_step() {
             .collect::<Vec<_>>()
     );
 }
+
+/// The decrypted commands of every TLS connection of the window's timeline.
+fn decrypted_texts(app: &MailwireApp) -> Vec<String> {
+    let tls = app.timeline.tls_decryption();
+    (0..app.timeline.analyzer.connections().len())
+        .filter_map(|c| tls.connection(c))
+        .flat_map(|c| c.units.iter().map(|u| u.text.clone()))
+        .collect()
+}
+
+#[test]
+fn keylog_secrets_decrypt_a_file_that_carries_none() {
+    // `mailwire --keylog KEYS FILE`: the window's loader adds the key file's secrets to the
+    // file's own (none here: the export is made from a timeline whose keys were taken out).
+    let Some(mut recorded) = common::record_with_capture("login-after-stls", "--keylog") else {
+        return;
+    };
+    let keys = std::mem::take(&mut recorded.keylog);
+    assert!(keys.entries().len() >= 2, "the run kept its TLS secrets");
+    let dir = common::TempDir::new("viz-keylog");
+    let file = dir.path().join("stls-no-secrets.pcapng");
+    write_pcapng(&recorded, &file, &ExportHints::from_timeline(&recorded)).unwrap();
+    let key_file = dir.path().join("keys.log");
+    std::fs::write(&key_file, keys.to_nss_text()).unwrap();
+
+    let h = opened(&file);
+    assert!(
+        h.state().timeline.keylog.is_empty(),
+        "the file carries no secret"
+    );
+    assert!(
+        !decrypted_texts(h.state())
+            .iter()
+            .any(|t| t == "PASS builder"),
+        "nothing is decrypted without the keys"
+    );
+
+    let keylog = mailwire::cli::open::load_keylog(&key_file).unwrap();
+    let options = AppOptions {
+        keylog,
+        ..AppOptions::default()
+    };
+    let mut h = harness(MailwireApp::from_file(&file, options, || {}));
+    wait_loaded(&mut h);
+    let app = h.state();
+    assert_eq!(app.timeline.keylog, keys);
+    let texts = decrypted_texts(app);
+    assert!(
+        texts.iter().any(|t| t == "PASS builder"),
+        "decrypted with the key file's secrets: {texts:?}"
+    );
+}
+
+#[test]
+fn a_bad_keylog_file_stops_mailwire_before_the_window_opens() {
+    let dir = common::TempDir::new("viz-keylog-bad");
+    let capture = dir.path().join("c.pcapng");
+    // Any readable file will do: the key file is checked before the capture is read.
+    std::fs::write(&capture, b"not read").unwrap();
+    let keys = dir.path().join("keys.log");
+    std::fs::write(
+        &keys,
+        format!(
+            "CLIENT_RANDOM {} {}\nnonsense\n",
+            "01".repeat(32),
+            "02".repeat(48)
+        ),
+    )
+    .unwrap();
+    let out = crate::children::run_with_input(
+        std::process::Command::new(common::MAILWIRE)
+            .arg("--keylog")
+            .arg(&keys)
+            .arg(&capture)
+            // A display that cannot be reached: the error must come before any window.
+            .env("DISPLAY", ":987654")
+            .env_remove("WAYLAND_DISPLAY"),
+        "",
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}: key log line 2", keys.display())),
+        "names the file and the line: {stderr}"
+    );
+    assert!(!stderr.contains("window"), "no window was tried: {stderr}");
+    // A missing key file is named too; --keylog without a FILE is refused by the parser.
+    let missing = dir.path().join("missing.log");
+    let out = crate::children::run_with_input(
+        std::process::Command::new(common::MAILWIRE)
+            .arg("--keylog")
+            .arg(&missing)
+            .arg(&capture)
+            .env("DISPLAY", ":987654"),
+        "",
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "cannot read the TLS key log file {}",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+    let out = crate::children::run_with_input(
+        std::process::Command::new(common::MAILWIRE).args(["--keylog", keys.to_str().unwrap()]),
+        "",
+        Duration::from_secs(60),
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("FILE"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
