@@ -489,7 +489,7 @@ impl Dialog {
         match expect {
             Expect::StartTls if positive => {
                 self.server.mode = Mode::TLS_START;
-                self.unblock(Mode::TLS_START);
+                self.start_client_tls();
             }
             Expect::StartTls => self.unblock(Mode::Lines),
             Expect::Auth => self.auth = continuation,

@@ -3,8 +3,9 @@
 //! client waits after DATA or STARTTLS/STLS for the server's verdict on what its next bytes
 //! are. Both holds are bounded; past the bound the cutter reads on as the client meant.
 
+use super::UnitKind;
 use super::dialog::{CLIENT, Dialog, Expect};
-use super::line::Mode;
+use super::line::{Building, Mode};
 use super::tls::looks_like_tls;
 use crate::decode::stream::StreamEvent;
 
@@ -110,6 +111,67 @@ impl Dialog {
             _ => Mode::Lines,
         };
         self.unblock(mode);
+    }
+
+    /// The server accepted STARTTLS/STLS: the client's next bytes are its TLS handshake.
+    /// What the client sent before that go-ahead was pipelined behind the command in clear,
+    /// and the server must throw it away (RFC 3207 section 4.2, RFC 2595 section 4): the
+    /// STARTTLS command injection, CVE-2011-0411. Those bytes (up to a capture gap) become
+    /// one unit that says so, never commands, and TLS starts after them. A client that sent
+    /// its ClientHello without waiting is read as TLS at once.
+    pub(super) fn start_client_tls(&mut self) {
+        let first = self.held_prefix(CLIENT, 3);
+        if self.client.mode != Mode::Blocked || first.is_empty() || looks_like_tls(&first) {
+            self.unblock(Mode::TLS_START);
+            return;
+        }
+        let held = std::mem::take(&mut self.client.held);
+        self.client.held_bytes = 0;
+        let mut plain: Option<std::ops::Range<u64>> = None;
+        let mut text = Vec::new();
+        let mut rest = Vec::new();
+        for item in held {
+            match item {
+                HeldItem::Data(offset, bytes) if rest.is_empty() => {
+                    let end = offset + bytes.len() as u64;
+                    plain = Some(plain.map_or(offset..end, |p| p.start..end));
+                    text.extend(bytes.iter().take(200usize.saturating_sub(text.len())));
+                }
+                other => rest.push(other),
+            }
+        }
+        if let Some(plain) = plain {
+            let first_line = String::from_utf8_lossy(&text);
+            let first_line = first_line.lines().next().unwrap_or_default();
+            self.open_unit(
+                CLIENT,
+                plain.start,
+                UnitKind::Undecoded,
+                Building::Opaque,
+                format!(
+                    "{} bytes in clear after STARTTLS/STLS, before the server's go-ahead \
+                     (\"{first_line}\"...): the server discards them",
+                    plain.end - plain.start
+                ),
+                0,
+            );
+            self.close_unit(
+                CLIENT,
+                plain.end,
+                Some(
+                    "pipelined behind STARTTLS/STLS in clear: a server must not run them \
+                     inside TLS (RFC 3207 section 4.2, RFC 2595 section 4; the injection \
+                     CVE-2011-0411)"
+                        .into(),
+                ),
+            );
+            self.client.consumed = self.client.consumed.max(plain.end);
+        }
+        self.client.mode = Mode::TLS_START;
+        self.replay(CLIENT, rest);
+        if self.client.eof && self.client.mode != Mode::Blocked {
+            self.finish_side(CLIENT);
+        }
     }
 
     /// The client may read on, in `mode`: replays what it held.

@@ -245,3 +245,49 @@ fn smtp_gap_inside_a_multi_line_reply() {
     let ehlo = unit(&a, "250-mail.example");
     assert!(says_incomplete(ehlo), "{ehlo:?}");
 }
+
+/// STARTTLS with commands pipelined behind it in the same segment (the CVE-2011-0411
+/// injection): the server discards them, so the cutter shows them as one unit that says
+/// so, never as commands, and the client's TLS records after the 220 are records.
+#[test]
+fn plaintext_pipelined_behind_starttls_is_one_discarded_unit_then_tls() {
+    let mut t = Talk::new(25);
+    t.server(b"220 mail ESMTP\r\n");
+    t.client(b"EHLO c\r\n");
+    t.server(b"250-mail\r\n250 STARTTLS\r\n");
+    t.client(b"STARTTLS\r\nRSET\r\nMAIL FROM:<mallory@evil.example>\r\n");
+    t.server(b"220 go ahead\r\n");
+    t.client(&[0x16, 0x03, 0x01, 0x00, 0x02, 0x01, 0x00]);
+    t.server(&[0x16, 0x03, 0x03, 0x00, 0x02, 0x02, 0x00]);
+    t.client(&[0x17, 0x03, 0x03, 0x00, 0x01, 0xaa]);
+    let a = t.analyze();
+    let client: Vec<(crate::decode::UnitKind, &str)> = a
+        .units()
+        .iter()
+        .filter(|u| u.direction == Direction::ClientToServer)
+        .map(|u| (u.kind, u.text.as_str()))
+        .collect();
+    use crate::decode::UnitKind::{Command, Tls, Undecoded};
+    let kinds: Vec<_> = client.iter().map(|(k, _)| *k).collect();
+    assert_eq!(kinds, [Command, Command, Undecoded, Tls, Tls], "{client:?}");
+    let injected = a
+        .units()
+        .iter()
+        .find(|u| u.kind == Undecoded)
+        .unwrap_or_else(|| panic!("{client:?}"));
+    assert!(injected.text.contains("\"RSET\""), "{}", injected.text);
+    assert!(injected.text.contains("discards"), "{}", injected.text);
+    assert!(
+        injected.notes.iter().any(|n| n.contains("CVE-2011-0411")),
+        "{:?}",
+        injected.notes
+    );
+    // The injected bytes: RSET (6) and MAIL (34), after EHLO (8) and STARTTLS (10).
+    assert_eq!(injected.stream, 18..58);
+    assert!(
+        pairs(&a).contains(&"STARTTLS -> 220 go ahead".to_string()),
+        "{:?}",
+        pairs(&a)
+    );
+    assert!(a.units().iter().all(|u| u.text != "RSET"));
+}
