@@ -12,6 +12,11 @@ use crate::proto::ClientMachine;
 use crate::proto::pop3::client::{Pop3Client, Pop3Reply};
 use crate::proto::smtp::client::{SmtpClient, SmtpReply};
 
+/// How long a TLS connection's end waits, after QUIT's reply, for the server's close_notify
+/// after sending its own (see `Wire::close_tls`): the textbook close. A socket closed with
+/// the server's close_notify unread or still to come makes the kernel send a reset.
+pub(super) const TLS_CLOSE_PATIENCE: Duration = Duration::from_secs(1);
+
 /// A client machine that can give up a reply the server stopped in the middle of (the
 /// machines' own `give_up_reply`), so the replies after it pair with their own commands,
 /// and that can go on after a reply line that is not one.

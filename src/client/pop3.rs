@@ -19,8 +19,15 @@ impl Connection<Pop3Client> {
 
     /// Sends `command` and waits for its reply.
     pub async fn command(&mut self, command: Command) -> Result<Pop3Reply, ClientError> {
+        let quit = command == Command::Quit;
         self.machine.send(command)?;
-        self.next_reply().await
+        let reply = self.next_reply().await;
+        if quit {
+            self.wire
+                .close_tls(super::connection::TLS_CLOSE_PATIENCE)
+                .await;
+        }
+        reply
     }
 
     /// USER then PASS. Returns the reply that decided: USER's if it was `-ERR`, else PASS's.

@@ -20,8 +20,15 @@ impl Connection<SmtpClient> {
     /// Sends `command` and waits for its reply. For an EHLO refused with 5xx, the machine
     /// retries with HELO and this returns HELO's reply (both are in the transcript).
     pub async fn command(&mut self, command: ClientCommand) -> Result<SmtpReply, ClientError> {
+        let quit = command == ClientCommand::Quit;
         self.machine.send(command)?;
-        self.last_reply().await
+        let reply = self.last_reply().await;
+        if quit {
+            self.wire
+                .close_tls(super::connection::TLS_CLOSE_PATIENCE)
+                .await;
+        }
+        reply
     }
 
     /// EHLO `domain`, falling back to HELO if the server refuses EHLO.

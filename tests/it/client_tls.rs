@@ -736,3 +736,61 @@ fn plaintext_a_server_sends_after_its_stls_ok_is_dropped_not_shown() {
     });
     assert_eq!(server.join().unwrap(), "NOOP\r\n");
 }
+
+/// The console's QUIT inside TLS ends the textbook way: each side sends its close_notify
+/// and its FIN, and nobody resets the connection (a client that closed its socket with the
+/// server's close_notify unread or still to come made its kernel answer with an RST).
+#[test]
+fn the_console_ends_a_tls_session_with_fins_and_no_reset() {
+    use crate::frames::tcp_segment;
+    use mailwire::capture::live::{self, CaptureMessage, LiveConfig, port_filter};
+    const TCP_FIN: u8 = 0x01;
+    const TCP_RST: u8 = 0x04;
+    let s = Serve::start("close");
+    let port: u16 = s.pop3.rsplit(':').next().unwrap().parse().unwrap();
+    let data = s.dir.path().to_str().unwrap().to_string();
+    // Several sessions: the server's close_notify can come with its +OK or after it.
+    for round in 0..4 {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let config = LiveConfig {
+            filter: port_filter(&[port]),
+            ..LiveConfig::default()
+        };
+        let capture = match live::start(config, tx) {
+            Ok(c) => c,
+            Err(e) => {
+                println!("SKIPPED the_console_ends_a_tls_session_with_fins_and_no_reset: {e}");
+                return;
+            }
+        };
+        let (out, _) = s.client(&s.pop3, &s.smtp, &["--stls", "--data", &data], READ_MAIL);
+        assert_in_order(&out, &["C: STLS", "C: QUIT", "S: +OK"]);
+        // The last ACK may trail the client's exit a little.
+        std::thread::sleep(Duration::from_millis(300));
+        capture.stop();
+        let segments: Vec<(bool, u8)> = rx
+            .try_iter()
+            .filter_map(|m| match m {
+                CaptureMessage::Packet(p) => {
+                    let seg = tcp_segment(&p)?;
+                    Some((seg.src_port == port, seg.flags))
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(segments.len() > 10, "round {round}: {segments:?}");
+        assert!(
+            segments.iter().all(|(_, f)| f & TCP_RST == 0),
+            "round {round}, a reset: {segments:?}"
+        );
+        for server in [true, false] {
+            assert!(
+                segments
+                    .iter()
+                    .any(|&(s, f)| s == server && f & TCP_FIN != 0),
+                "round {round}, no FIN from the {}: {segments:?}",
+                if server { "server" } else { "client" }
+            );
+        }
+    }
+}
