@@ -13,7 +13,11 @@ fuzz_target!(|data: &[u8]| {
         Ok(log) => {
             let again = KeyLog::parse(&log.to_nss_text())
                 .unwrap_or_else(|e| panic!("to_nss_text of a parsed log does not parse: {e}"));
-            assert_eq!(again.entries(), log.entries(), "entries changed on a round trip");
+            assert_eq!(
+                again.entries(),
+                log.entries(),
+                "entries changed on a round trip"
+            );
             for e in log.entries() {
                 assert!(!e.label.is_empty() && !e.client_random.is_empty() && !e.secret.is_empty());
                 assert_eq!(log.secret(&e.label, &e.client_random).is_some(), true);
@@ -21,7 +25,11 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(e) => {
             let lines = text.lines().count();
-            assert!(e.line >= 1 && e.line <= lines, "error on line {} of {lines}", e.line);
+            assert!(
+                e.line >= 1 && e.line <= lines,
+                "error on line {} of {lines}",
+                e.line
+            );
             assert!(!e.problem.is_empty());
             let bad = text.lines().nth(e.line - 1).unwrap_or_default();
             assert!(

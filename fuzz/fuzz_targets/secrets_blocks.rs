@@ -21,7 +21,10 @@ fn path() -> &'static PathBuf {
         } else {
             std::env::temp_dir()
         };
-        dir.join(format!("mailwire-fuzz-secrets-{}.pcapng", std::process::id()))
+        dir.join(format!(
+            "mailwire-fuzz-secrets-{}.pcapng",
+            std::process::id()
+        ))
     })
 }
 
@@ -38,7 +41,11 @@ fuzz_target!(|data: &[u8]| {
             note.offset,
             data.len()
         );
-        assert_eq!(note.offset % 4, 0, "a block offset not on a 4-byte boundary: {note}");
+        assert_eq!(
+            note.offset % 4,
+            0,
+            "a block offset not on a 4-byte boundary: {note}"
+        );
         assert!(!note.to_string().is_empty());
     }
     if !secrets.keylog.is_empty() {

@@ -29,7 +29,11 @@ use mailwire::proto::keylog::KeyLog;
 const PORTS: [u16; 6] = [110, 995, 25, 465, 587, 2525];
 
 fn frame(from_client: bool, port: u16, seq: u32, ack: u32, control: u8, payload: &[u8]) -> Vec<u8> {
-    let (sport, dport) = if from_client { (40000, port) } else { (port, 40000) };
+    let (sport, dport) = if from_client {
+        (40000, port)
+    } else {
+        (port, 40000)
+    };
     let mut h = TcpHeader::new(sport, dport, seq, 65535);
     h.syn = control & 0x02 != 0;
     h.fin = control & 0x04 != 0;
@@ -54,14 +58,22 @@ fn show() -> bool {
 fn check(analyzer: &Analyzer, frames: usize, tls: &TlsDecryption) {
     let units = analyzer.units();
     for c in &tls.conns {
-        let conn = analyzer.connections().get(c.conn).expect("a TLS view of no connection");
+        let conn = analyzer
+            .connections()
+            .get(c.conn)
+            .expect("a TLS view of no connection");
         assert!(tls.connection(c.conn).is_some());
         for w in c.records.windows(2) {
             assert!(w[0].unit < w[1].unit, "record views out of order");
         }
         for r in &c.records {
             let u = units.get(r.unit).expect("a record view of no unit");
-            assert_eq!(u.kind, UnitKind::Tls, "a record view of a {:?} unit", u.kind);
+            assert_eq!(
+                u.kind,
+                UnitKind::Tls,
+                "a record view of a {:?} unit",
+                u.kind
+            );
             assert_eq!(u.conn, c.conn);
             assert_eq!(u.direction, r.direction);
             assert!(conn.units.contains(&r.unit));
@@ -69,31 +81,55 @@ fn check(analyzer: &Analyzer, frames: usize, tls: &TlsDecryption) {
         for dir in [Direction::ClientToServer, Direction::ServerToClient] {
             let mut last_end = 0;
             for d in c.units.iter().filter(|d| d.direction == dir) {
-                assert!(d.stream.start <= d.stream.end, "reversed range {:?}", d.stream);
-                assert!(d.stream.start >= last_end, "decrypted units overlap at {:?}", d.stream);
+                assert!(
+                    d.stream.start <= d.stream.end,
+                    "reversed range {:?}",
+                    d.stream
+                );
+                assert!(
+                    d.stream.start >= last_end,
+                    "decrypted units overlap at {:?}",
+                    d.stream
+                );
                 last_end = d.stream.end;
             }
         }
         for (i, d) in c.units.iter().enumerate() {
-            assert!(!d.records.is_empty(), "decrypted unit {i} carried by no record");
+            assert!(
+                !d.records.is_empty(),
+                "decrypted unit {i} carried by no record"
+            );
             for w in d.records.windows(2) {
-                assert!(w[0] < w[1], "records of unit {i} out of order: {:?}", d.records);
+                assert!(
+                    w[0] < w[1],
+                    "records of unit {i} out of order: {:?}",
+                    d.records
+                );
             }
             for &r in &d.records {
-                let view = c.record(r).unwrap_or_else(|| panic!("unit {i} names record {r}, not a record of conn {}", c.conn));
+                let view = c.record(r).unwrap_or_else(|| {
+                    panic!("unit {i} names record {r}, not a record of conn {}", c.conn)
+                });
                 assert_eq!(view.direction, d.direction);
                 let u = units.get(r).expect("a record that is no unit");
                 assert_eq!(u.kind, UnitKind::Tls);
                 assert!(c.units_in(r).any(|(j, _)| j == i));
                 for f in u.frames() {
-                    assert!(d.frames.contains(&f), "frame {f} of record {r} missing from unit {i}");
+                    assert!(
+                        d.frames.contains(&f),
+                        "frame {f} of record {r} missing from unit {i}"
+                    );
                 }
             }
             for &f in &d.frames {
                 assert!(f < frames, "unit {i} names frame {f} of {frames}");
             }
             if let Some(to) = d.reply_to {
-                assert!(to < c.units.len(), "reply to unit {to} of {}", c.units.len());
+                assert!(
+                    to < c.units.len(),
+                    "reply to unit {to} of {}",
+                    c.units.len()
+                );
             }
             if let Some(&last) = d.records.last() {
                 assert!(c.units_ending_in(last).any(|(j, _)| j == i));
@@ -133,9 +169,23 @@ fuzz_target!(|data: &[u8]| {
         };
         let syn = u32::from(control & 0x02 != 0);
         let fin = u32::from(control & 0x04 != 0);
-        next[side] = offset.wrapping_add(len as u32).wrapping_add(syn).wrapping_add(fin);
-        let (isn, peer) = if from_client { (client_isn, server_isn) } else { (server_isn, client_isn) };
-        let f = frame(from_client, port, isn.wrapping_add(offset), peer.wrapping_add(next[1 - side]), *control, payload);
+        next[side] = offset
+            .wrapping_add(len as u32)
+            .wrapping_add(syn)
+            .wrapping_add(fin);
+        let (isn, peer) = if from_client {
+            (client_isn, server_isn)
+        } else {
+            (server_isn, client_isn)
+        };
+        let f = frame(
+            from_client,
+            port,
+            isn.wrapping_add(offset),
+            peer.wrapping_add(next[1 - side]),
+            *control,
+            payload,
+        );
         analyzer.push_frame(frames.len() as i64, LinkType::ETHERNET, &f, f.len() as u32);
         frames.push(f);
         count += 1;
@@ -153,7 +203,11 @@ fuzz_target!(|data: &[u8]| {
     check(&analyzer, frames.len(), &tls);
     if show() {
         for c in &tls.conns {
-            let opened = c.records.iter().filter(|r| matches!(r.outcome, RecordOutcome::Decrypted { .. })).count();
+            let opened = c
+                .records
+                .iter()
+                .filter(|r| matches!(r.outcome, RecordOutcome::Decrypted { .. }))
+                .count();
             eprintln!(
                 "conn {}: {} records, {opened} decrypted, {} units in them: {:?}",
                 c.conn,

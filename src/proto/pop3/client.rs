@@ -107,7 +107,11 @@ impl LineReader for Pop3Client {
             let len = match line {
                 Line::TooLong { .. } => self.input.buf.discard_pending(),
                 Line::Complete { .. } => {
-                    let len = self.input.buf.position().saturating_sub(self.input.line_start);
+                    let len = self
+                        .input
+                        .buf
+                        .position()
+                        .saturating_sub(self.input.line_start);
                     usize::try_from(len).unwrap_or(usize::MAX)
                 }
             };
@@ -1241,7 +1245,11 @@ mod tests {
         assert_eq!(events(&mut c).len(), 1);
         assert!(c.tls_requested());
         c.receive(b"+OK\r\nSASL PLAIN\r\n.\r\n");
-        assert_eq!(events(&mut c), vec![], "a reply read in clear while the handshake was due");
+        assert_eq!(
+            events(&mut c),
+            vec![],
+            "a reply read in clear while the handshake was due"
+        );
         assert_eq!(c.discarded_before_tls(), 20);
         // An over-long line in clear is dropped too, and reading goes on (no endless loop).
         c.receive(&[b'x'; 3000]);

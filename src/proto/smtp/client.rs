@@ -171,7 +171,11 @@ impl LineReader for SmtpClient {
             let len = match line {
                 Line::TooLong { .. } => self.input.buf.discard_pending(),
                 Line::Complete { .. } => {
-                    let len = self.input.buf.position().saturating_sub(self.input.line_start);
+                    let len = self
+                        .input
+                        .buf
+                        .position()
+                        .saturating_sub(self.input.line_start);
                     usize::try_from(len).unwrap_or(usize::MAX)
                 }
             };
@@ -1285,7 +1289,11 @@ mod tests {
         assert_eq!(outputs(&mut c).1.len(), 1);
         assert!(c.tls_requested());
         c.receive(b"250 injected\r\n");
-        assert_eq!(outputs(&mut c).1, vec![], "a reply read in clear while the handshake was due");
+        assert_eq!(
+            outputs(&mut c).1,
+            vec![],
+            "a reply read in clear while the handshake was due"
+        );
         assert_eq!(c.discarded_before_tls(), 14);
         c.receive(&[b'x'; 3000]);
         assert_eq!(outputs(&mut c).1, vec![]);
