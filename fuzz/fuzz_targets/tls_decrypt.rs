@@ -97,7 +97,11 @@ fn check(analyzer: &Analyzer, frames: usize, tls: &TlsDecryption) {
         for (i, d) in c.units.iter().enumerate() {
             assert!(
                 !d.records.is_empty(),
-                "decrypted unit {i} carried by no record"
+                "decrypted unit {i} carried by no record: {d:?}; records {:?}",
+                c.records
+                    .iter()
+                    .map(|r| (r.unit, r.direction, &r.outcome))
+                    .collect::<Vec<_>>()
             );
             for w in d.records.windows(2) {
                 assert!(
