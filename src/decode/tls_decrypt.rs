@@ -1461,7 +1461,11 @@ mod tests {
             (112..118, 20),
         ];
         assert_eq!(records_under(&span, &(118..118)), vec![20]);
-        assert_eq!(records_under(&span, &(58..58)), vec![16], "inside: the record holding it");
+        assert_eq!(
+            records_under(&span, &(58..58)),
+            vec![16],
+            "inside: the record holding it"
+        );
         assert_eq!(records_under(&span, &(20..60)), vec![12, 14, 16]);
         assert_eq!(records_under(&span, &(118..120)), Vec::<usize>::new());
         assert_eq!(records_under(&[], &(0..0)), Vec::<usize>::new());
