@@ -6,7 +6,11 @@
 //! stay within a small multiple of the limits and the chunk size, however long the input.
 //!
 //! Input: `[flags][n][n chunk sizes][server bytes]` (see `support.rs`); flag bit 0: the
-//! server closes at the end (EOF).
+//! server closes at the end (EOF); bit 2: the session is CAPA, STLS, CAPA, AUTH PLAIN (with
+//! and without an initial response), USER, STAT, QUIT instead; a challenge is answered (or,
+//! with bit 4, cancelled) at the next chunk, and after an accepted STLS the handshake is
+//! done at the next chunk (never, with bit 3). Invariant for STLS: no reply comes out while
+//! the handshake is due (bytes sent in clear after the `+OK` are thrown away, RFC 2595 §4).
 #![no_main]
 
 #[path = "support.rs"]
@@ -41,10 +45,31 @@ fn commands() -> [Command; 12] {
     ]
 }
 
+fn tls_commands() -> [Command; 8] {
+    [
+        Command::Capa,
+        Command::Stls,
+        Command::Capa,
+        Command::Auth {
+            mechanism: "PLAIN".into(),
+            initial: None,
+        },
+        Command::Auth {
+            mechanism: "PLAIN".into(),
+            initial: Some("AHUAcA==".into()),
+        },
+        Command::User("u".into()),
+        Command::Stat,
+        Command::Quit,
+    ]
+}
+
 struct State {
     fed: u64,
     failed: bool,
     last_end: u64,
+    /// STLS/STARTTLS was accepted and the handshake is not done: no reply may come out.
+    tls_pending: bool,
 }
 
 fn drain(client: &mut Pop3Client, st: &mut State) {
@@ -55,6 +80,7 @@ fn drain(client: &mut Pop3Client, st: &mut State) {
                 assert!(!st.failed, "an event after the session's error: {event:?}");
                 match event {
                     Ok(reply) => {
+                        assert!(!st.tls_pending, "a reply read while the TLS handshake was due: {reply:?}");
                         let body = reply.body.as_ref().map_or(0, Vec::len);
                         assert!(body <= 2 * (MAX_REPLY + MAX_LINE), "a {body}-octet body");
                         assert!(reply.stream.start <= reply.stream.end);
@@ -83,21 +109,32 @@ fuzz_target!(|data: &[u8]| {
             fed: 0,
             failed: false,
             last_end: 0,
+            tls_pending: false,
         };
-        let mut next = commands().into_iter().cycle().take(64);
+        let list = if script.flags & 0x04 != 0 { tls_commands().to_vec() } else { commands().to_vec() };
+        let mut next = list.into_iter().cycle().take(64);
         drain(&mut client, &mut st);
         while let Some((chunk, size)) = script.next_chunk() {
-            if !client.is_waiting() || size & 0x80 != 0 {
+            if client.tls_requested() {
+                // The handshake is done now, unless flag bit 3 keeps it under way.
+                if script.flags & 0x08 == 0 {
+                    client.tls_started();
+                }
+            } else if client.sasl_challenged() {
+                let _ = if script.flags & 0x10 != 0 { client.cancel_sasl() } else { client.send_sasl_response(b"\0u\0p") };
+            } else if !client.is_waiting() || size & 0x80 != 0 {
                 if let Some(c) = next.next() {
                     let _ = client.send(c);
                 }
             }
             biggest_chunk = biggest_chunk.max(chunk.len());
+            st.tls_pending = client.tls_requested();
             client.receive(chunk);
             st.fed += chunk.len() as u64;
             drain(&mut client, &mut st);
         }
         if script.flags & 0x01 != 0 {
+            st.tls_pending = client.tls_requested();
             client.receive_eof();
             drain(&mut client, &mut st);
         }

@@ -16,7 +16,7 @@ use mailwire::proto::pop3::{
     LoginOutcome, MaildropError, MessageInfo, Pop3Config, Pop3Event, Pop3Output, Pop3Request,
     Pop3Server,
 };
-use mailwire::proto::Machine;
+use mailwire::proto::{Machine, ServerMachine};
 use support::{Script, assert_crlf_lines, crlf_lines};
 
 /// Messages with every awkward shape: lines starting ".", a lone ".", bare LF and CR, no
@@ -77,6 +77,8 @@ fn answer(server: &mut Pop3Server, request: Pop3Request, flags: u8) {
                 server.answer_update(Ok(()));
             }
         }
+        // Accepted STLS: the handshake is taken as done at once.
+        Pop3Request::StartTls => server.tls_started(),
     }
 }
 

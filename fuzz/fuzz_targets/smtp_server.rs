@@ -13,7 +13,7 @@
 mod support;
 
 use libfuzzer_sys::fuzz_target;
-use mailwire::proto::Machine;
+use mailwire::proto::{Machine, ServerMachine};
 use mailwire::proto::smtp::{DeliveryError, SmtpConfig, SmtpOutput, SmtpRequest, SmtpServer};
 use support::{Script, assert_crlf_lines, crlf_lines};
 
@@ -38,6 +38,12 @@ fn answer(server: &mut SmtpServer, request: SmtpRequest, flags: u8, limit: usize
                 server.answer_delivery(Ok(()));
             }
         }
+        SmtpRequest::Authenticate { user, credential } => {
+            let secret = (user == "u").then_some("p");
+            server.answer_auth(secret.and_then(|s| credential.verify(s)));
+        }
+        // Accepted STARTTLS: the handshake is taken as done at once.
+        SmtpRequest::StartTls => server.tls_started(),
     }
 }
 

@@ -1388,21 +1388,7 @@ fn cut_plaintext(
                 .get(d.direction.index())
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            // Spans are in stream order: skip those that end before the unit starts.
-            let first = span.partition_point(|(r, _)| r.end <= d.stream.start);
-            let records: Vec<usize> = span
-                .iter()
-                .skip(first)
-                .take_while(|(r, _)| r.start < d.stream.end.max(d.stream.start + 1))
-                .filter(|(r, _)| {
-                    if d.stream.is_empty() {
-                        r.contains(&d.stream.start)
-                    } else {
-                        r.start < d.stream.end && d.stream.start < r.end
-                    }
-                })
-                .map(|(_, u)| *u)
-                .collect();
+            let records = records_under(span, &d.stream);
             let mut frames: Vec<usize> = records
                 .iter()
                 .filter_map(|&u| units.get(u))
@@ -1426,9 +1412,64 @@ fn cut_plaintext(
         .collect()
 }
 
+/// The records (units) whose plaintext spans (in stream order) hold the stream range
+/// `stream` of a decrypted unit. An empty unit lies in the record holding its offset, or,
+/// at the very end of the plaintext (content cut short by the end of the stream), in the
+/// record that ended there: every unit has the record where a transcript shows it.
+fn records_under(span: &[(Range<u64>, usize)], stream: &Range<u64>) -> Vec<usize> {
+    // Spans are in stream order: skip those that end before the unit starts.
+    let first = span.partition_point(|(r, _)| r.end <= stream.start);
+    let records: Vec<usize> = span
+        .iter()
+        .skip(first)
+        .take_while(|(r, _)| r.start < stream.end.max(stream.start + 1))
+        .filter(|(r, _)| {
+            if stream.is_empty() {
+                r.contains(&stream.start)
+            } else {
+                r.start < stream.end && stream.start < r.end
+            }
+        })
+        .map(|(_, u)| *u)
+        .collect();
+    if records.is_empty() && stream.is_empty() {
+        return span
+            .iter()
+            .rev()
+            .find(|(r, _)| r.end <= stream.start)
+            .map(|(_, u)| vec![*u])
+            .unwrap_or_default();
+    }
+    records
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_unit_at_the_end_of_the_plaintext_lies_in_the_last_record() {
+        // Found by the tls_decrypt fuzz target: a client's decrypted DATA content cut short
+        // by the end of the stream became an empty MailContent unit at 118..118, just past
+        // the last record's plaintext (records 12, 14, 16, 18, 20 held 0..118); no record
+        // held it, so no transcript line showed it.
+        let span = [
+            (0..21, 12),
+            (21..58, 14),
+            (58..87, 16),
+            (87..112, 18),
+            (112..118, 20),
+        ];
+        assert_eq!(records_under(&span, &(118..118)), vec![20]);
+        assert_eq!(
+            records_under(&span, &(58..58)),
+            vec![16],
+            "inside: the record holding it"
+        );
+        assert_eq!(records_under(&span, &(20..60)), vec![12, 14, 16]);
+        assert_eq!(records_under(&span, &(118..120)), Vec::<usize>::new());
+        assert_eq!(records_under(&[], &(0..0)), Vec::<usize>::new());
+    }
 
     fn unhex(text: &str) -> Vec<u8> {
         let t: String = text.split_whitespace().collect();

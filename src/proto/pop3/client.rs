@@ -100,6 +100,24 @@ impl LineReader for Pop3Client {
     }
 
     fn handle_line(&mut self, line: Line) {
+        if self.tls_requested {
+            // RFC 2595 section 4: until the handshake is done nothing is read in clear; a driver that
+            // still hands bytes over gets them thrown away, never taken for a reply. (An
+            // over-long line is still held: dropping it is what moves the reading on.)
+            let len = match line {
+                Line::TooLong { .. } => self.input.buf.discard_pending(),
+                Line::Complete { .. } => {
+                    let len = self
+                        .input
+                        .buf
+                        .position()
+                        .saturating_sub(self.input.line_start);
+                    usize::try_from(len).unwrap_or(usize::MAX)
+                }
+            };
+            self.discarded_before_tls = self.discarded_before_tls.saturating_add(len);
+            return;
+        }
         let text = match line {
             Line::TooLong { len } => {
                 let awaiting = self.waiting_for().unwrap_or_else(|| "nothing".into());
@@ -439,6 +457,12 @@ impl Pop3Client {
 
     /// The TLS handshake is done: replies are read again (now from inside TLS).
     pub fn tls_started(&mut self) {
+        // The start of a line that came in clear must not be finished by protected bytes.
+        if self.tls_requested {
+            self.discarded_before_tls = self
+                .discarded_before_tls
+                .saturating_add(self.input.buf.discard_pending());
+        }
         self.tls_requested = false;
     }
 
@@ -1204,6 +1228,45 @@ mod tests {
             r.errors.first(),
             Some(Pop3ClientError::NotAStatusLine { .. })
         ));
+    }
+
+    #[test]
+    fn bytes_handed_over_while_the_handshake_is_due_are_dropped() {
+        // Found by the pop3_client fuzz target: a CAPA pipelined behind STLS, and clear bytes
+        // fed after the +OK (in a later receive, so not in the buffer the +OK emptied), came
+        // out as the CAPA's reply while the handshake was still due.
+        let mut c = Pop3Client::with_limits(200, 1000);
+        c.receive(b"+OK ready\r\n");
+        events(&mut c);
+        c.send(Command::Stls).unwrap();
+        c.send(Command::Capa).unwrap();
+        written(&mut c);
+        c.receive(b"+OK begin TLS\r\n");
+        assert_eq!(events(&mut c).len(), 1);
+        assert!(c.tls_requested());
+        c.receive(b"+OK\r\nSASL PLAIN\r\n.\r\n");
+        assert_eq!(
+            events(&mut c),
+            vec![],
+            "a reply read in clear while the handshake was due"
+        );
+        assert_eq!(c.discarded_before_tls(), 20);
+        // An over-long line in clear is dropped too, and reading goes on (no endless loop).
+        c.receive(&[b'x'; 3000]);
+        assert_eq!(events(&mut c), vec![]);
+        assert_eq!(c.discarded_before_tls(), 3020);
+        // Half a line in clear is not finished by the protected bytes after the handshake.
+        c.receive(b"+OK fa");
+        assert_eq!(events(&mut c), vec![]);
+        c.tls_started();
+        assert_eq!(c.discarded_before_tls(), 3026);
+        // "ke" alone is read (and is no status line for the CAPA still awaited).
+        c.receive(b"ke\r\n");
+        let got = events(&mut c);
+        assert!(
+            matches!(&got[..], [Err(Pop3ClientError::NotAStatusLine { line, .. })] if !line.contains("fa")),
+            "{got:?}"
+        );
     }
 
     #[test]

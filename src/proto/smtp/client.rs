@@ -164,6 +164,24 @@ impl LineReader for SmtpClient {
     }
 
     fn handle_line(&mut self, line: Line) {
+        if self.tls_requested {
+            // RFC 3207 section 4: until the handshake is done nothing is read in clear; a driver that
+            // still hands bytes over gets them thrown away, never taken for a reply. (An
+            // over-long line is still held: dropping it is what moves the reading on.)
+            let len = match line {
+                Line::TooLong { .. } => self.input.buf.discard_pending(),
+                Line::Complete { .. } => {
+                    let len = self
+                        .input
+                        .buf
+                        .position()
+                        .saturating_sub(self.input.line_start);
+                    usize::try_from(len).unwrap_or(usize::MAX)
+                }
+            };
+            self.discarded_before_tls = self.discarded_before_tls.saturating_add(len);
+            return;
+        }
         let text = match line {
             Line::TooLong { len } => {
                 let (awaiting, max) = (self.awaiting_text(), self.max_line);
@@ -649,6 +667,12 @@ impl SmtpClient {
     /// clear is forgotten (RFC 3207 section 4.2: the client discards the EHLO extensions
     /// and should send EHLO again).
     pub fn tls_started(&mut self) {
+        // The start of a line that came in clear must not be finished by protected bytes.
+        if self.tls_requested {
+            self.discarded_before_tls = self
+                .discarded_before_tls
+                .saturating_add(self.input.buf.discard_pending());
+        }
         self.tls_requested = false;
         self.extensions.clear();
     }
@@ -1248,6 +1272,42 @@ mod tests {
         c.receive(b"220 hi\r\n454 4.7.0 TLS not available\r\n");
         outputs(&mut c);
         assert!(!c.tls_requested());
+    }
+
+    #[test]
+    fn bytes_handed_over_while_the_handshake_is_due_are_dropped() {
+        // As the pop3_client fuzz target found for POP3: a NOOP pipelined behind STARTTLS,
+        // and clear bytes fed after the 220 in a later receive, must not come out as its
+        // reply while the handshake is due, nor half a clear line be finished after it.
+        let mut c = SmtpClient::with_limits(200, 1000);
+        c.receive(b"220 hi\r\n");
+        outputs(&mut c);
+        c.send(ClientCommand::StartTls).unwrap();
+        c.send(ClientCommand::Noop).unwrap();
+        outputs(&mut c);
+        c.receive(b"220 go ahead\r\n");
+        assert_eq!(outputs(&mut c).1.len(), 1);
+        assert!(c.tls_requested());
+        c.receive(b"250 injected\r\n");
+        assert_eq!(
+            outputs(&mut c).1,
+            vec![],
+            "a reply read in clear while the handshake was due"
+        );
+        assert_eq!(c.discarded_before_tls(), 14);
+        c.receive(&[b'x'; 3000]);
+        assert_eq!(outputs(&mut c).1, vec![]);
+        assert_eq!(c.discarded_before_tls(), 3014);
+        c.receive(b"250 fa");
+        assert_eq!(outputs(&mut c).1, vec![]);
+        c.tls_started();
+        assert_eq!(c.discarded_before_tls(), 3020);
+        c.receive(b"ke\r\n");
+        let (_, got) = outputs(&mut c);
+        assert!(
+            matches!(&got[..], [Err(SmtpClientError::NotAReplyLine { line, .. })] if !line.contains("fa")),
+            "{got:?}"
+        );
     }
 
     #[test]
