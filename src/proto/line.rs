@@ -203,6 +203,19 @@ pub struct ClientInput {
 }
 
 impl ClientInput {
+    /// Throws away the line being handled (an over-long one: what is held of it) and
+    /// returns its length in bytes: what a client does with bytes it must not read, such as
+    /// those sent in clear after an accepted STLS/STARTTLS.
+    pub fn drop_line(&mut self, line: &Line) -> usize {
+        match line {
+            Line::TooLong { .. } => self.buf.discard_pending(),
+            Line::Complete { .. } => {
+                let len = self.buf.position().saturating_sub(self.line_start);
+                usize::try_from(len).unwrap_or(usize::MAX)
+            }
+        }
+    }
+
     /// Input cut by `buf`.
     pub fn new(buf: LineBuffer) -> Self {
         Self {

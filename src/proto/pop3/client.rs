@@ -104,17 +104,7 @@ impl LineReader for Pop3Client {
             // RFC 2595 section 4: until the handshake is done nothing is read in clear; a driver that
             // still hands bytes over gets them thrown away, never taken for a reply. (An
             // over-long line is still held: dropping it is what moves the reading on.)
-            let len = match line {
-                Line::TooLong { .. } => self.input.buf.discard_pending(),
-                Line::Complete { .. } => {
-                    let len = self
-                        .input
-                        .buf
-                        .position()
-                        .saturating_sub(self.input.line_start);
-                    usize::try_from(len).unwrap_or(usize::MAX)
-                }
-            };
+            let len = self.input.drop_line(&line);
             self.discarded_before_tls = self.discarded_before_tls.saturating_add(len);
             return;
         }
