@@ -200,20 +200,59 @@ pub struct ClientInput {
     pub ended: bool,
     /// Where the line being handled began in the server's byte stream.
     pub line_start: u64,
+    /// The server accepted STLS/STARTTLS: nothing more is read in clear until the driver
+    /// says the handshake is done ([`ClientInput::tls_started`]).
+    tls_pending: bool,
+    /// Octets the server sent in clear after its go-ahead, thrown away unread.
+    discarded_before_tls: usize,
 }
 
 impl ClientInput {
-    /// Throws away the line being handled (an over-long one: what is held of it) and
-    /// returns its length in bytes: what a client does with bytes it must not read, such as
-    /// those sent in clear after an accepted STLS/STARTTLS.
-    pub fn drop_line(&mut self, line: &Line) -> usize {
-        match line {
+    /// The server accepted STLS (RFC 2595 section 4) or STARTTLS (RFC 3207 section 4): the
+    /// handshake starts right after the go-ahead, and whatever the server sent after it in
+    /// clear is dropped unread; so is anything handed over before [`ClientInput::tls_started`].
+    pub fn await_tls(&mut self) {
+        self.tls_pending = true;
+        self.discarded_before_tls = self.buf.discard_pending();
+    }
+
+    /// Whether the TLS handshake is due (see [`ClientInput::await_tls`]).
+    pub fn tls_pending(&self) -> bool {
+        self.tls_pending
+    }
+
+    /// How many octets the server sent in clear after its go-ahead, thrown away.
+    pub fn discarded_before_tls(&self) -> usize {
+        self.discarded_before_tls
+    }
+
+    /// The handshake is done: lines are read again (now from inside TLS). The start of a
+    /// line that came in clear must not be finished by protected bytes: it is dropped.
+    pub fn tls_started(&mut self) {
+        if self.tls_pending {
+            self.discarded_before_tls = self
+                .discarded_before_tls
+                .saturating_add(self.buf.discard_pending());
+        }
+        self.tls_pending = false;
+    }
+
+    /// While the handshake is due: throws away the line being handled (an over-long one:
+    /// what is held of it; dropping it is what moves the reading on) and counts it, so it
+    /// is never taken for a reply. Returns whether it did.
+    pub fn drop_line_before_tls(&mut self, line: &Line) -> bool {
+        if !self.tls_pending {
+            return false;
+        }
+        let len = match line {
             Line::TooLong { .. } => self.buf.discard_pending(),
             Line::Complete { .. } => {
                 let len = self.buf.position().saturating_sub(self.line_start);
                 usize::try_from(len).unwrap_or(usize::MAX)
             }
-        }
+        };
+        self.discarded_before_tls = self.discarded_before_tls.saturating_add(len);
+        true
     }
 
     /// Input cut by `buf`.
@@ -223,6 +262,8 @@ impl ClientInput {
             eof: false,
             ended: false,
             line_start: 0,
+            tls_pending: false,
+            discarded_before_tls: 0,
         }
     }
 

@@ -100,12 +100,8 @@ impl LineReader for Pop3Client {
     }
 
     fn handle_line(&mut self, line: Line) {
-        if self.tls_requested {
-            // RFC 2595 section 4: until the handshake is done nothing is read in clear; a driver that
-            // still hands bytes over gets them thrown away, never taken for a reply. (An
-            // over-long line is still held: dropping it is what moves the reading on.)
-            let len = self.input.drop_line(&line);
-            self.discarded_before_tls = self.discarded_before_tls.saturating_add(len);
+        // RFC 2595 section 4: until the handshake is done nothing is read in clear.
+        if self.input.drop_line_before_tls(&line) {
             return;
         }
         let text = match line {
@@ -318,10 +314,6 @@ pub struct Pop3Client {
     go_on_after_bad_status: bool,
     /// The mechanism of an AUTH exchange whose last challenge still needs an answer.
     sasl_open: Option<String>,
-    /// The server accepted STLS: nothing more is read until [`Pop3Client::tls_started`].
-    tls_requested: bool,
-    /// Octets the server sent in clear after its `+OK` to STLS, thrown away unread.
-    discarded_before_tls: usize,
 }
 
 impl Default for Pop3Client {
@@ -349,8 +341,6 @@ impl Pop3Client {
             quit_sent: false,
             go_on_after_bad_status: false,
             sasl_open: None,
-            tls_requested: false,
-            discarded_before_tls: 0,
         }
     }
 
@@ -367,7 +357,7 @@ impl Pop3Client {
                 command: describe_command(&command),
             });
         }
-        if self.tls_requested {
+        if self.input.tls_pending() {
             return Err(Pop3ClientError::TlsPending {
                 command: describe_command(&command),
             });
@@ -437,23 +427,17 @@ impl Pop3Client {
     /// ([`Pop3Client::discarded_before_tls`]): bytes from before the handshake must never
     /// pass for protected ones.
     pub fn tls_requested(&self) -> bool {
-        self.tls_requested
+        self.input.tls_pending()
     }
 
     /// How many octets the server sent in clear after its `+OK` to STLS, thrown away.
     pub fn discarded_before_tls(&self) -> usize {
-        self.discarded_before_tls
+        self.input.discarded_before_tls()
     }
 
     /// The TLS handshake is done: replies are read again (now from inside TLS).
     pub fn tls_started(&mut self) {
-        // The start of a line that came in clear must not be finished by protected bytes.
-        if self.tls_requested {
-            self.discarded_before_tls = self
-                .discarded_before_tls
-                .saturating_add(self.input.buf.discard_pending());
-        }
-        self.tls_requested = false;
+        self.input.tls_started();
     }
 
     /// The APOP command for `name` and `secret` with this session's greeting timestamp.
@@ -580,8 +564,7 @@ impl Pop3Client {
         if starts_tls {
             // RFC 2595 section 4: the handshake starts right after the +OK (whose stream
             // range ends there); anything the server sent after it, in clear, is dropped.
-            self.tls_requested = true;
-            self.discarded_before_tls = self.input.buf.discard_pending();
+            self.input.await_tls();
         }
     }
 

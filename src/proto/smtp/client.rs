@@ -164,12 +164,8 @@ impl LineReader for SmtpClient {
     }
 
     fn handle_line(&mut self, line: Line) {
-        if self.tls_requested {
-            // RFC 3207 section 4: until the handshake is done nothing is read in clear; a driver that
-            // still hands bytes over gets them thrown away, never taken for a reply. (An
-            // over-long line is still held: dropping it is what moves the reading on.)
-            let len = self.input.drop_line(&line);
-            self.discarded_before_tls = self.discarded_before_tls.saturating_add(len);
+        // RFC 3207 section 4: until the handshake is done nothing is read in clear.
+        if self.input.drop_line_before_tls(&line) {
             return;
         }
         let text = match line {
@@ -438,11 +434,6 @@ pub struct SmtpClient {
     go_on_after_bad_lines: bool,
     /// The mechanism of an AUTH exchange whose last 334 challenge still needs an answer.
     sasl_open: Option<String>,
-    /// The server answered STARTTLS with 220: nothing more is read until
-    /// [`SmtpClient::tls_started`].
-    tls_requested: bool,
-    /// Octets the server sent in clear after its 220 to STARTTLS, thrown away unread.
-    discarded_before_tls: usize,
 }
 
 impl Default for SmtpClient {
@@ -473,8 +464,6 @@ impl SmtpClient {
             quit_sent: false,
             go_on_after_bad_lines: false,
             sasl_open: None,
-            tls_requested: false,
-            discarded_before_tls: 0,
         }
     }
 
@@ -499,7 +488,7 @@ impl SmtpClient {
         if self.sasl_open.is_some() {
             return Err(SmtpClientError::AuthInProgress { command: shown() });
         }
-        if self.tls_requested {
+        if self.input.tls_pending() {
             return Err(SmtpClientError::TlsPending { command: shown() });
         }
         if line.contains(['\r', '\n']) {
@@ -645,25 +634,19 @@ impl SmtpClient {
     /// nothing more is read; whatever the server had sent in clear after its 220 was thrown
     /// away ([`SmtpClient::discarded_before_tls`]).
     pub fn tls_requested(&self) -> bool {
-        self.tls_requested
+        self.input.tls_pending()
     }
 
     /// How many octets the server sent in clear after its 220 to STARTTLS, thrown away.
     pub fn discarded_before_tls(&self) -> usize {
-        self.discarded_before_tls
+        self.input.discarded_before_tls()
     }
 
     /// The TLS handshake is done: replies are read again, and what the server said in
     /// clear is forgotten (RFC 3207 section 4.2: the client discards the EHLO extensions
     /// and should send EHLO again).
     pub fn tls_started(&mut self) {
-        // The start of a line that came in clear must not be finished by protected bytes.
-        if self.tls_requested {
-            self.discarded_before_tls = self
-                .discarded_before_tls
-                .saturating_add(self.input.buf.discard_pending());
-        }
-        self.tls_requested = false;
+        self.input.tls_started();
         self.extensions.clear();
     }
 
@@ -701,8 +684,7 @@ impl SmtpClient {
             ReplyTo::Command(ClientCommand::StartTls) if code == 220 => {
                 // RFC 3207 section 4: the handshake starts right after the 220; anything the
                 // server sent after it, in clear, is dropped unread.
-                self.tls_requested = true;
-                self.discarded_before_tls = self.input.buf.discard_pending();
+                self.input.await_tls();
                 None
             }
             ReplyTo::Command(ClientCommand::Auth { mechanism, .. })
