@@ -14,8 +14,9 @@
 //! kernel network interface or `any`, not libpcap's other sources such as netfilter queues or
 //! D-Bus), drops every capability (and sets `no_new_privs`), sets the BPF filter EXPR, then
 //! writes the packets to standard output as a classic pcap stream (microsecond time stamps), flushed
-//! after each packet, until SIGTERM, SIGINT or SIGHUP, or until the reader closes the pipe.
-//! It opens no file, no other socket, starts no program and reads no configuration. Its
+//! after each packet, until SIGTERM, SIGINT or SIGHUP (then it writes what libpcap still
+//! holds, without waiting for more, and closes the stream), or until the reader closes the
+//! pipe. It opens no file, no other socket, starts no program and reads no configuration. Its
 //! arguments are checked before anything is opened: an interface name as Linux allows it
 //! (1 to 15 characters of `A-Z a-z 0-9 . _ -`), a filter of at most 1024 printable ASCII
 //! characters (libpcap's compiler checks the rest), and numbers in a range.
@@ -292,12 +293,14 @@ fn capture(request: &Request) -> Result<(u32, u32), Failure> {
         })
         .map_err(|e| Failure::new("open-failed", format!("cannot start a thread: {e}")))?;
 
+    let mut reader_gone = false;
     while !stop.load(Ordering::SeqCst) {
         match capture.next_packet() {
             Ok(packet) => {
                 out.write(&packet);
                 if out.flush().is_err() {
                     // The reader went away: nothing more to do.
+                    reader_gone = true;
                     break;
                 }
             }
@@ -305,12 +308,49 @@ fn capture(request: &Request) -> Result<(u32, u32), Failure> {
             Err(e) => return Err(Failure::new("read-failed", pcap_message(&e))),
         }
     }
+    // Told to stop: what the kernel captured before the signal is still in libpcap's buffer
+    // (the last ACKs of a session mailwire just watched close); it goes out too, without
+    // waiting for more, before the pipe closes (mailwire reads to its end).
+    let capture = if reader_gone {
+        Some(capture)
+    } else {
+        drain(capture, &mut out)
+    };
     drop(out);
     let _ = std::io::stderr().flush();
     Ok(capture
-        .stats()
+        .and_then(|mut c| c.stats().ok())
         .map(|s| (s.received, s.dropped))
         .unwrap_or((0, 0)))
+}
+
+/// At most this many packets are written after a stop (libpcap's buffer holds a few thousand
+/// small ones), so a busy interface never holds the stop up.
+const MAX_DRAINED: usize = 100_000;
+
+/// Writes what libpcap holds already, without blocking; returns the capture for its counts
+/// (`None` if it could not be made non-blocking: then nothing is drained).
+fn drain(
+    capture: pcap::Capture<pcap::Active>,
+    out: &mut pcap::Savefile,
+) -> Option<pcap::Capture<pcap::Active>> {
+    let mut capture = capture.setnonblock().ok()?;
+    // The stop's own `pcap_breakloop` may still be pending: it ends one read.
+    let mut interrupted = false;
+    for _ in 0..MAX_DRAINED {
+        match capture.next_packet() {
+            Ok(packet) => {
+                out.write(&packet);
+                if out.flush().is_err() {
+                    break;
+                }
+            }
+            Err(pcap::Error::NoMorePackets) if !interrupted => interrupted = true,
+            // Nothing left (a non-blocking read that finds nothing), or a failure: done.
+            Err(_) => break,
+        }
+    }
+    Some(capture)
 }
 
 /// libpcap's own message, without the `pcap` crate's prefix.

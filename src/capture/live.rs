@@ -363,7 +363,8 @@ impl LiveCapture {
         self.stop_requested.store(true, Ordering::SeqCst);
         // Wakes a read blocked in libpcap; if none is in progress, the next read returns at
         // once (libpcap remembers the request), and the flag ends the loop. A helper stops on
-        // SIGTERM and closes its pipe, which ends the thread's read.
+        // SIGTERM, writes what libpcap still held and closes its pipe, which ends the
+        // thread's read.
         self.wake.wake();
         if let Some(thread) = self.thread.take() {
             // The thread does not panic; if it did, there is nothing left to clean up.
@@ -772,13 +773,16 @@ impl Reader {
     }
 
     /// Forwards packets until stopped or the read fails (then says so, and returns true).
-    /// From the helper's stream, the end of the stream ends the read.
+    /// From the helper's stream, only the end of the stream ends the read (the helper ends it
+    /// once stopped, after the packets it still held).
     fn read<T: pcap::Activated + ?Sized>(
         &self,
         capture: &mut pcap::Capture<T>,
         from_helper: bool,
     ) -> bool {
-        while !self.stop_requested.load(Ordering::SeqCst) {
+        // The helper's stream is read to its end, after a stop too: on SIGTERM the helper
+        // writes what libpcap still held, then closes the pipe.
+        while from_helper || !self.stop_requested.load(Ordering::SeqCst) {
             match capture.next_packet() {
                 Ok(packet) => {
                     if !self.forward(&packet) {

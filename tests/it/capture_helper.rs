@@ -159,6 +159,73 @@ fn through_the_helper_a_capture_sees_loopback_traffic_and_stops() {
     }
 }
 
+/// A stop right after a burst, through the helper: every packet the kernel captured before
+/// the stop comes out (the helper writes what libpcap still holds before it closes the
+/// stream, and the capture thread reads the stream to its end).
+#[test]
+fn through_the_helper_packets_buffered_at_the_stop_still_come_out() {
+    if !running_as_root() {
+        println!(
+            "SKIPPED through_the_helper_packets_buffered: the helper built here has no \
+             capabilities and this process is not root, so it cannot capture"
+        );
+        return;
+    }
+    const BURST: usize = 400;
+    let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = receiver.local_addr().unwrap().port();
+    let config = LiveConfig {
+        filter: format!("udp port {port}"),
+        buffer_size_bytes: live::RUN_BUFFER_BYTES,
+        ..LiveConfig::default()
+    };
+    let (tx, rx) = unbounded();
+    let capture = live::start_with_helper(config, Path::new(HELPER), tx).unwrap();
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // Each datagram is read before the next is sent: once read, it crossed the loopback.
+    let mut buf = [0u8; 64];
+    for i in 0..BURST {
+        sender
+            .send_to(format!("datagram {i:05}").as_bytes(), ("127.0.0.1", port))
+            .unwrap();
+        receiver.recv(&mut buf).unwrap();
+    }
+    let stopping = Instant::now();
+    capture.stop();
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(2), "stopping took {took:?}");
+    let mut numbers = Vec::new();
+    let mut dropped = None;
+    for message in rx.try_iter() {
+        match message {
+            CaptureMessage::Packet(p) => {
+                let at = p
+                    .data
+                    .windows(9)
+                    .position(|w| w == b"datagram ")
+                    .unwrap_or_else(|| panic!("not a datagram: {:?}", p.data));
+                numbers.push(String::from_utf8_lossy(&p.data[at + 9..]).into_owned());
+            }
+            CaptureMessage::Stats { dropped: d, .. } => dropped = Some(d),
+            CaptureMessage::Failed(e) => panic!("{e}"),
+        }
+    }
+    let expected: Vec<String> = (0..BURST).map(|i| format!("{i:05}")).collect();
+    assert!(
+        numbers == expected,
+        "{} of {BURST} datagrams handed out; the first missing or out of place: {:?}",
+        numbers.len(),
+        expected.iter().zip(&numbers).find(|(e, n)| e != n).map_or_else(
+            || expected.get(numbers.len()).cloned(),
+            |(e, _)| Some(e.clone())
+        )
+    );
+    assert_eq!(dropped, Some(0), "libpcap's dropped count, the helper's last word");
+}
+
 /// Child half of `a_user_in_the_group_captures_through_the_helper`: does nothing unless the
 /// parent set the environment variable; runs as `nobody`, with or without the group.
 #[test]
