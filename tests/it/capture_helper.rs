@@ -172,27 +172,10 @@ fn through_the_helper_packets_buffered_at_the_stop_still_come_out() {
         return;
     }
     const BURST: usize = 400;
-    let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = receiver.local_addr().unwrap().port();
-    let config = LiveConfig {
-        filter: format!("udp port {port}"),
-        buffer_size_bytes: live::RUN_BUFFER_BYTES,
-        ..LiveConfig::default()
-    };
+    let (receiver, config) = common::udp_receiver_and_its_capture();
     let (tx, rx) = unbounded();
     let capture = live::start_with_helper(config, Path::new(HELPER), tx).unwrap();
-    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    receiver
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    // Each datagram is read before the next is sent: once read, it crossed the loopback.
-    let mut buf = [0u8; 64];
-    for i in 0..BURST {
-        sender
-            .send_to(format!("datagram {i:05}").as_bytes(), ("127.0.0.1", port))
-            .unwrap();
-        receiver.recv(&mut buf).unwrap();
-    }
+    common::send_datagrams_one_by_one(&receiver, BURST);
     let stopping = Instant::now();
     capture.stop();
     let took = stopping.elapsed();
@@ -218,12 +201,20 @@ fn through_the_helper_packets_buffered_at_the_stop_still_come_out() {
         numbers == expected,
         "{} of {BURST} datagrams handed out; the first missing or out of place: {:?}",
         numbers.len(),
-        expected.iter().zip(&numbers).find(|(e, n)| e != n).map_or_else(
-            || expected.get(numbers.len()).cloned(),
-            |(e, _)| Some(e.clone())
-        )
+        expected
+            .iter()
+            .zip(&numbers)
+            .find(|(e, n)| e != n)
+            .map_or_else(
+                || expected.get(numbers.len()).cloned(),
+                |(e, _)| Some(e.clone())
+            )
     );
-    assert_eq!(dropped, Some(0), "libpcap's dropped count, the helper's last word");
+    assert_eq!(
+        dropped,
+        Some(0),
+        "libpcap's dropped count, the helper's last word"
+    );
 }
 
 /// Child half of `a_user_in_the_group_captures_through_the_helper`: does nothing unless the

@@ -194,29 +194,11 @@ fn stop_without_traffic_is_prompt_and_drop_stops_too() {
 #[test]
 fn packets_buffered_when_stop_is_called_are_still_handed_out() {
     const BURST: usize = 400;
-    let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = receiver.local_addr().unwrap().port();
-    let config = LiveConfig {
-        filter: format!("udp port {port}"),
-        buffer_size_bytes: live::RUN_BUFFER_BYTES,
-        ..LiveConfig::default()
-    };
+    let (receiver, config) = common::udp_receiver_and_its_capture();
     let Some((capture, rx)) = start_or_skip("packets_buffered_when_stop_is_called", config) else {
         return;
     };
-    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    receiver
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    // Each datagram is read before the next is sent (a burst would overflow the
-    // receiver's socket buffer): once read, it has crossed the loopback, so it was captured.
-    let mut buf = [0u8; 64];
-    for i in 0..BURST {
-        sender
-            .send_to(format!("datagram {i:05}").as_bytes(), ("127.0.0.1", port))
-            .unwrap();
-        receiver.recv(&mut buf).unwrap();
-    }
+    common::send_datagrams_one_by_one(&receiver, BURST);
     capture.stop();
     let mut packets = 0usize;
     let mut dropped = None;

@@ -317,3 +317,35 @@ pub fn assert_every_step_passed(name: &str, t: &mailwire::timeline::Timeline) {
         );
     }
 }
+
+/// A UDP socket on the loopback, and a capture configuration that sees only its datagrams,
+/// with the buffer the runs use (`live::RUN_BUFFER_BYTES`).
+pub fn udp_receiver_and_its_capture() -> (std::net::UdpSocket, mailwire::capture::live::LiveConfig)
+{
+    let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = receiver.local_addr().unwrap().port();
+    let config = mailwire::capture::live::LiveConfig {
+        filter: format!("udp port {port}"),
+        buffer_size_bytes: mailwire::capture::live::RUN_BUFFER_BYTES,
+        ..mailwire::capture::live::LiveConfig::default()
+    };
+    (receiver, config)
+}
+
+/// Sends `count` UDP datagrams "datagram 00000", "datagram 00001", ... to `receiver` on the
+/// loopback, each read by `receiver` before the next is sent (a burst would overflow its
+/// socket buffer): once read, a datagram has crossed the loopback, so a capture on it saw it.
+pub fn send_datagrams_one_by_one(receiver: &std::net::UdpSocket, count: usize) {
+    let to = receiver.local_addr().unwrap();
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    for i in 0..count {
+        sender
+            .send_to(format!("datagram {i:05}").as_bytes(), to)
+            .unwrap();
+        receiver.recv(&mut buf).unwrap();
+    }
+}
