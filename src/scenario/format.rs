@@ -452,8 +452,19 @@ impl Scenario {
             line: span.map(|s| line_of(text, s.start)),
             problem,
         };
-        let raw: RawScenario =
-            toml::from_str(text).map_err(|e| error(e.span(), e.message().trim().to_string()))?;
+        let raw: RawScenario = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim();
+            match e.span() {
+                Some(span) => error(Some(span), message.to_string()),
+                // The TOML reader names no place for some errors (its recursion limit on
+                // dotted keys): the line is found by reading ever longer starts of the text.
+                None => ScenarioError {
+                    source: source.to_string(),
+                    line: line_of_spanless_error(text, message),
+                    problem: explain_toml_message(message),
+                },
+            }
+        })?;
         if raw.steps.is_empty() {
             return Err(error(None, "a scenario needs at least one [[step]]".into()));
         }
@@ -864,6 +875,50 @@ pub fn server_address(text: &str) -> Result<SocketAddr, AddressError> {
 }
 
 /// The 1-based line of byte `offset` in `text`.
+/// The line where a TOML error that came without a place (`message`) begins: the first
+/// line `k` such that the text up to and including line `k` already gives the same error,
+/// found by bisection (about log2(lines) more readings of the text). `None` if the whole
+/// text does not give it, or the bisection lands on a line whose start does not.
+fn line_of_spanless_error(text: &str, message: &str) -> Option<usize> {
+    let same_error = |end: usize| {
+        let prefix = text.get(..end).unwrap_or(text);
+        toml::from_str::<toml::Table>(prefix)
+            .err()
+            .is_some_and(|e| e.span().is_none() && e.message().trim() == message)
+    };
+    // Where each line ends (after its newline), and the text's end for the last one.
+    let mut ends: Vec<usize> = text.match_indices('\n').map(|(i, _)| i + 1).collect();
+    if ends.last() != Some(&text.len()) {
+        ends.push(text.len());
+    }
+    if !ends.last().is_some_and(|&end| same_error(end)) {
+        return None;
+    }
+    // Invariant: the first `hi` lines give the error; the first `lo` lines do not (lo = 0:
+    // the empty text parses).
+    let (mut lo, mut hi) = (0usize, ends.len());
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if ends.get(mid - 1).is_some_and(|&end| same_error(end)) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some(hi)
+}
+
+/// The TOML reader's message in words a scenario author can act on.
+fn explain_toml_message(message: &str) -> String {
+    if message == "recursion limit" {
+        "recursion limit: the keys, tables or arrays here nest more deeply than the TOML \
+         reader follows (a dotted key of dozens of parts?); a scenario needs only a few levels"
+            .to_string()
+    } else {
+        message.to_string()
+    }
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()
         .iter()
@@ -1008,6 +1063,34 @@ expect = "+OK"
                 "{name}: {}",
                 s.err().map(|e| e.to_string()).unwrap_or_default()
             );
+        }
+    }
+
+    /// The TOML reader reports its recursion limit on a dotted key without a place; the
+    /// error still names the line (found by the fuzzer: `fuzz/README.md`).
+    #[test]
+    fn a_too_deep_dotted_key_is_named_by_its_line() {
+        let key = vec!["a"; 100].join(".");
+        for (text, line) in [
+            (format!("title = \"t\"\n\n{key} = 1\n[[step]]\n"), 3),
+            (format!("{key} = 1"), 1),
+            (format!("x = 1\n{key}=1\ny = 2\n\n\n"), 2),
+        ] {
+            let e = Scenario::parse(&text, "deep.toml").unwrap_err();
+            assert_eq!(e.line, Some(line), "{e}");
+            assert!(e.problem.contains("nest more deeply"), "{e}");
+            assert!(
+                e.to_string().contains(&format!("deep.toml, line {line}: ")),
+                "{e}"
+            );
+        }
+        // Deeply nested arrays and inline tables: the reader gives those a place itself.
+        for text in [
+            format!("a = {}1{}", "[".repeat(200), "]".repeat(200)),
+            format!("a = {}1{}", "{b = ".repeat(200), "}".repeat(200)),
+        ] {
+            let e = Scenario::parse(&text, "deep.toml").unwrap_err();
+            assert_eq!(e.line, Some(1), "{e}");
         }
     }
 
