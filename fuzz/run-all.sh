@@ -19,6 +19,17 @@ shift
 ALL=(decode_frame reassembly pop3_server smtp_server pop3_client smtp_client line_splitter scenario_loader capture_file keylog_parse secrets_blocks tls_decrypt)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
+# `nice` alone does not make the fuzzers yield: with the kernel's autogroups (Debian's
+# default), nice counts only within a session, and every terminal or desktop session gets an
+# equal share of the processors. So this script puts itself in a session of its own and
+# lowers that session's weight too (anyone may lower it): builds and tests in other
+# sessions go first. MAILWIRE_FUZZ_SESSION guards against doing it twice.
+if [ -z "${MAILWIRE_FUZZ_SESSION:-}" ] && command -v setsid >/dev/null; then
+  export MAILWIRE_FUZZ_SESSION=1
+  exec setsid -w "$0" "$SECONDS_EACH" "${TARGETS[@]}"
+fi
+echo 19 >/proc/self/autogroup 2>/dev/null || true
+
 export RUSTC_BOOTSTRAP=1 CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1}
 cd "$HERE"
 mkdir -p artifacts/logs
