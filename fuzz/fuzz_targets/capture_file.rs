@@ -4,27 +4,14 @@
 //! after an error the reader hands out nothing more; the packet count is the packets read.
 #![no_main]
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
 use libfuzzer_sys::fuzz_target;
 use mailwire::capture::file::CaptureFile;
 
-/// One file per fuzzing process, in memory when /dev/shm exists.
-fn path() -> &'static PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let dir = if std::path::Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        dir.join(format!("mailwire-fuzz-{}.pcapng", std::process::id()))
-    })
-}
+#[path = "scratch.rs"]
+mod scratch;
 
 fuzz_target!(|data: &[u8]| {
-    let path = path();
+    let path = scratch::path("capture");
     if std::fs::write(path, data).is_err() {
         return;
     }

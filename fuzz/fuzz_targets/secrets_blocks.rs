@@ -5,31 +5,15 @@
 //! were found.
 #![no_main]
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
 use libfuzzer_sys::fuzz_target;
 use mailwire::capture::file::read_secrets;
 use mailwire::proto::keylog::KeyLog;
 
-/// One file per fuzzing process, in memory when /dev/shm exists.
-fn path() -> &'static PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let dir = if std::path::Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        dir.join(format!(
-            "mailwire-fuzz-secrets-{}.pcapng",
-            std::process::id()
-        ))
-    })
-}
+#[path = "scratch.rs"]
+mod scratch;
 
 fuzz_target!(|data: &[u8]| {
-    let path = path();
+    let path = scratch::path("secrets");
     if std::fs::write(path, data).is_err() {
         return;
     }
